@@ -1,0 +1,467 @@
+//! The catalog: which event types exist, the typed fields each requires and
+//! the message template of each. Validation happens here, before anything is
+//! written, so a queue never holds an event its worker cannot render.
+
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::event::{Event, Payload};
+use crate::template::{RenderError, Style, Template, TemplateError};
+
+/// The type of a field's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FieldType {
+    String,
+    /// A whole number; non-negative unless `signed`.
+    Integer {
+        signed: bool,
+    },
+    Number,
+    Boolean,
+}
+
+impl FieldType {
+    /// Parses a config file's type name: `string`, `integer`, `signed`
+    /// (a signed integer), `number`, `boolean`.
+    pub fn parse(name: &str) -> Option<FieldType> {
+        Some(match name {
+            "string" => FieldType::String,
+            "integer" => FieldType::Integer { signed: false },
+            "signed" | "signed integer" => FieldType::Integer { signed: true },
+            "number" => FieldType::Number,
+            "boolean" | "bool" => FieldType::Boolean,
+            _ => return None,
+        })
+    }
+
+    /// Whether `value` is of this type.
+    pub fn accepts(self, value: &Value) -> bool {
+        match self {
+            FieldType::String => value.is_string(),
+            FieldType::Integer { signed: false } => value.is_u64(),
+            FieldType::Integer { signed: true } => value.is_i64() || value.is_u64(),
+            FieldType::Number => value.is_number(),
+            FieldType::Boolean => value.is_boolean(),
+        }
+    }
+
+    /// Converts a command-line value (`--field k=v`) to this type.
+    pub fn from_text(self, text: &str) -> Option<Value> {
+        match self {
+            FieldType::String => Some(Value::String(text.to_owned())),
+            FieldType::Integer { .. } => {
+                let clean = text.replace(['_', ','], "");
+                let value = clean
+                    .parse::<u64>()
+                    .map(Value::from)
+                    .or_else(|_| clean.parse::<i64>().map(Value::from))
+                    .ok()?;
+                self.accepts(&value).then_some(value)
+            }
+            FieldType::Number => text
+                .parse::<f64>()
+                .ok()
+                .filter(|f| f.is_finite())
+                .and_then(|f| {
+                    text.parse::<i64>()
+                        .map(Value::from)
+                        .ok()
+                        .or_else(|| serde_json::Number::from_f64(f).map(Value::Number))
+                }),
+            FieldType::Boolean => match text {
+                "true" => Some(Value::Bool(true)),
+                "false" => Some(Value::Bool(false)),
+                _ => None,
+            },
+        }
+    }
+
+    /// A sample value for `templates --preview`.
+    fn sample(self) -> Value {
+        match self {
+            FieldType::String => "example".into(),
+            FieldType::Integer { .. } => 42.into(),
+            FieldType::Number => 3.5.into(),
+            FieldType::Boolean => true.into(),
+        }
+    }
+}
+
+impl fmt::Display for FieldType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FieldType::String => "a string",
+            FieldType::Integer { signed: false } => "a non-negative integer",
+            FieldType::Integer { signed: true } => "an integer",
+            FieldType::Number => "a number",
+            FieldType::Boolean => "true or false",
+        })
+    }
+}
+
+/// One event type: its name, required fields and message template.
+#[derive(Debug, Clone)]
+pub struct EventSpec {
+    pub name: String,
+    pub fields: Vec<(String, FieldType)>,
+    pub template: Template,
+    /// Whether it comes from the config file rather than the built-in catalog.
+    pub custom: bool,
+}
+
+impl EventSpec {
+    /// A spec whose template is checked against its fields.
+    pub fn new(
+        name: &str,
+        fields: Vec<(String, FieldType)>,
+        template: &str,
+    ) -> Result<EventSpec, TemplateError> {
+        let template = Template::parse(template)?;
+        let names: Vec<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
+        template.check_fields(&names)?;
+        Ok(EventSpec {
+            name: name.to_owned(),
+            fields,
+            template,
+            custom: false,
+        })
+    }
+
+    /// The declared type of `field`.
+    pub fn field(&self, field: &str) -> Option<FieldType> {
+        self.fields.iter().find(|(n, _)| n == field).map(|(_, t)| *t)
+    }
+
+    /// Sample values for every field: realistic ones for the catalog's usual
+    /// field names, overridden by `overrides`.
+    pub fn sample_payload(&self, overrides: &Payload) -> Payload {
+        let mut payload = Payload::new();
+        for (name, kind) in &self.fields {
+            let value = match name.as_str() {
+                "email" => "ada@example.com".into(),
+                "importer_name" => "CRM contacts".into(),
+                "plan" => "pro".into(),
+                "row_count" => 1_234_567.into(),
+                "error" => "row 12: invalid date".into(),
+                _ => kind.sample(),
+            };
+            payload.insert(name.clone(), value);
+        }
+        payload.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
+        payload
+    }
+}
+
+/// Input that does not fit the catalog. Exit status 2.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ValidationError {
+    #[error("unknown event type '{given}'{}", suggestion.as_ref().map(|s| format!("; did you mean '{s}'?")).unwrap_or_default())]
+    UnknownType {
+        given: String,
+        suggestion: Option<String>,
+    },
+    #[error("event type '{kind}' requires field '{field}' ({expected})")]
+    MissingField {
+        kind: String,
+        field: String,
+        expected: String,
+    },
+    #[error("field '{field}' of '{kind}' must be {expected}, not {got}")]
+    BadField {
+        kind: String,
+        field: String,
+        expected: String,
+        got: String,
+    },
+    #[error("field '{field}' of '{kind}' cannot be rendered: {reason}")]
+    Render {
+        kind: String,
+        field: String,
+        reason: String,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The built-in event types, for the library's typed API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    UserSignup,
+    UserFirstImport,
+    SubscriptionStarted,
+    SubscriptionCancelled,
+    SubscriptionPaymentFailed,
+    ImporterCreated,
+    ImportCompleted,
+    ImportFailed,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 8] = [
+        EventType::UserSignup,
+        EventType::UserFirstImport,
+        EventType::SubscriptionStarted,
+        EventType::SubscriptionCancelled,
+        EventType::SubscriptionPaymentFailed,
+        EventType::ImporterCreated,
+        EventType::ImportCompleted,
+        EventType::ImportFailed,
+    ];
+
+    /// The type's name on the wire, e.g. `user.signup`.
+    pub fn as_str(self) -> &'static str {
+        self.spec().0
+    }
+
+    fn spec(self) -> (&'static str, &'static [(&'static str, FieldType)], &'static str) {
+        const S: FieldType = FieldType::String;
+        const N: FieldType = FieldType::Integer { signed: false };
+        match self {
+            EventType::UserSignup => ("user.signup", &[("email", S)], "New signup: {email}"),
+            EventType::UserFirstImport => (
+                "user.first_import",
+                &[("email", S), ("importer_name", S)],
+                "First import: {email} via {importer_name}",
+            ),
+            EventType::SubscriptionStarted => (
+                "subscription.started",
+                &[("email", S), ("plan", S)],
+                "New subscriber: {email} ({plan})",
+            ),
+            EventType::SubscriptionCancelled => (
+                "subscription.cancelled",
+                &[("email", S), ("plan", S)],
+                "Churned: {email} ({plan})",
+            ),
+            EventType::SubscriptionPaymentFailed => (
+                "subscription.payment_failed",
+                &[("email", S)],
+                "Payment failed: {email}",
+            ),
+            EventType::ImporterCreated => (
+                "importer.created",
+                &[("email", S), ("importer_name", S)],
+                "New importer: {importer_name} by {email}",
+            ),
+            EventType::ImportCompleted => (
+                "import.completed",
+                &[("email", S), ("importer_name", S), ("row_count", N)],
+                "Import: {row_count:,} rows by {email}",
+            ),
+            EventType::ImportFailed => (
+                "import.failed",
+                &[("email", S), ("importer_name", S), ("error", S)],
+                "Import failed: {email} - {error}",
+            ),
+        }
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<EventType> for String {
+    fn from(t: EventType) -> String {
+        t.as_str().to_owned()
+    }
+}
+
+/// Every event type known to this process: the built-ins, then the config
+/// file's additions, in that order.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    specs: Vec<EventSpec>,
+}
+
+impl Default for Catalog {
+    fn default() -> Self {
+        Catalog::builtin()
+    }
+}
+
+impl Catalog {
+    /// The built-in catalog.
+    pub fn builtin() -> Catalog {
+        let specs = EventType::ALL
+            .iter()
+            .map(|t| {
+                let (name, fields, template) = t.spec();
+                let fields = fields.iter().map(|(n, k)| ((*n).to_owned(), *k)).collect();
+                EventSpec::new(name, fields, template).expect("built-in templates are valid")
+            })
+            .collect();
+        Catalog { specs }
+    }
+
+    /// Adds a type, or replaces the one of the same name.
+    pub fn insert(&mut self, spec: EventSpec) {
+        match self.specs.iter_mut().find(|s| s.name == spec.name) {
+            Some(slot) => *slot = spec,
+            None => self.specs.push(spec),
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &EventSpec> {
+        self.specs.iter()
+    }
+
+    pub fn get(&self, name: &str) -> Option<&EventSpec> {
+        self.specs.iter().find(|s| s.name == name)
+    }
+
+    /// The spec of `name`, or an error suggesting the nearest known type.
+    pub fn lookup(&self, name: &str) -> Result<&EventSpec, ValidationError> {
+        self.get(name).ok_or_else(|| ValidationError::UnknownType {
+            given: name.to_owned(),
+            suggestion: self.nearest(name),
+        })
+    }
+
+    fn nearest(&self, name: &str) -> Option<String> {
+        self.specs
+            .iter()
+            .map(|s| (strsim::damerau_levenshtein(name, &s.name), &s.name))
+            .filter(|(d, n)| *d <= 3.max(n.len() / 4))
+            .min_by_key(|(d, _)| *d)
+            .map(|(_, n)| n.clone())
+    }
+
+    /// Checks that `payload` has every field `kind` requires, each of the
+    /// declared type, and that its message renders. Fields beyond the
+    /// declared ones are allowed: they travel with the event (Segment
+    /// properties, webhook bodies).
+    pub fn validate(&self, kind: &str, payload: &Payload) -> Result<(), ValidationError> {
+        let spec = self.lookup(kind)?;
+        for (field, expected) in &spec.fields {
+            match payload.get(field) {
+                None | Some(Value::Null) => {
+                    return Err(ValidationError::MissingField {
+                        kind: kind.to_owned(),
+                        field: field.clone(),
+                        expected: expected.to_string(),
+                    });
+                }
+                Some(value) if !expected.accepts(value) => {
+                    return Err(ValidationError::BadField {
+                        kind: kind.to_owned(),
+                        field: field.clone(),
+                        expected: expected.to_string(),
+                        got: describe_value(value),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Validates `event` and renders its message in `style`.
+    pub fn render(&self, event: &Event, style: Style) -> Result<String, ValidationError> {
+        self.validate(&event.kind, &event.payload)?;
+        let spec = self.lookup(&event.kind)?;
+        spec.template
+            .render(&event.payload, style)
+            .map_err(|e| render_error(&event.kind, e))
+    }
+}
+
+fn render_error(kind: &str, error: RenderError) -> ValidationError {
+    ValidationError::Render {
+        kind: kind.to_owned(),
+        field: String::new(),
+        reason: error.to_string(),
+    }
+}
+
+/// A short description of a JSON value for error messages.
+fn describe_value(value: &Value) -> String {
+    let text = value.to_string();
+    let shown: String = text.chars().take(40).collect();
+    let kind = match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(n) if n.is_f64() => "a number",
+        Value::Number(n) if n.is_i64() && !n.is_u64() => "a negative integer",
+        Value::Number(_) => "an integer",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    };
+    if shown.len() < text.len() {
+        format!("{kind} ({shown}…)")
+    } else {
+        format!("{kind} ({shown})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn payload(v: Value) -> Payload {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn unknown_type_suggests_the_nearest() {
+        let err = Catalog::builtin()
+            .validate("user.sigup", &Payload::new())
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown event type 'user.sigup'; did you mean 'user.signup'?"
+        );
+        let err = Catalog::builtin()
+            .validate("zzz", &Payload::new())
+            .unwrap_err();
+        assert_eq!(err.to_string(), "unknown event type 'zzz'");
+    }
+
+    #[test]
+    fn missing_and_ill_typed_fields_are_named() {
+        let c = Catalog::builtin();
+        let err = c
+            .validate("import.completed", &payload(json!({"email": "a@b", "importer_name": "x"})))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "event type 'import.completed' requires field 'row_count' (a non-negative integer)"
+        );
+        let err = c
+            .validate(
+                "import.completed",
+                &payload(json!({"email": "a@b", "importer_name": "x", "row_count": -3})),
+            )
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "field 'row_count' of 'import.completed' must be a non-negative integer, not a negative integer (-3)"
+        );
+    }
+
+    #[test]
+    fn every_builtin_renders_its_sample() {
+        let c = Catalog::builtin();
+        for spec in c.iter() {
+            let event = Event::new(spec.name.clone(), spec.sample_payload(&Payload::new()));
+            assert!(!c.render(&event, Style::Slack).unwrap().is_empty());
+        }
+    }
+
+    #[test]
+    fn field_types_parse_command_line_text() {
+        let n = FieldType::Integer { signed: false };
+        assert_eq!(n.from_text("1_234"), Some(json!(1234)));
+        assert_eq!(n.from_text("-1"), None);
+        assert_eq!(FieldType::Integer { signed: true }.from_text("-1"), Some(json!(-1)));
+        assert_eq!(FieldType::Number.from_text("2.5"), Some(json!(2.5)));
+        assert_eq!(FieldType::Boolean.from_text("yes"), None);
+    }
+}

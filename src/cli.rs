@@ -1,0 +1,210 @@
+//! The command line, and nothing else: clap definitions whose doc comments
+//! are the help text. Conventions: data goes to stdout and diagnostics to
+//! stderr; every table has `--format json`; global options may come from the
+//! environment (shown as `[env: …]`); exit status 0 success, 1 runtime
+//! failure, 2 invalid input, 130 interrupted.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Emit product events, deliver them to Slack, Segment and webhooks, replay
+/// what failed.
+#[derive(Debug, Parser)]
+#[command(name = "events", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Say more on stderr (every retry and claim).
+    #[arg(short, long, global = true, conflicts_with = "quiet")]
+    pub verbose: bool,
+    /// Say less on stderr (only failures).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store.
+    #[arg(long, global = true, env = "REDIS_URL", value_name = "URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// The embedded store's file [default: $XDG_STATE_HOME/events/events.db].
+    #[arg(long, global = true, env = "EVENTS_DB", value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// A TOML file adding event types and destinations [default: ./events.toml when present].
+    #[arg(long, global = true, env = "EVENTS_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Emit(EmitArgs),
+    Work(WorkArgs),
+    Replay(ReplayArgs),
+    Templates(TemplatesArgs),
+    Status(StatusArgs),
+    Completions(CompletionsArgs),
+    Man(ManArgs),
+}
+
+/// Validate an event and put it on the queue; prints its id.
+///
+/// Fields come from the per-field flags, `--field KEY=VALUE` (typed by the
+/// catalog) and `--json OBJECT`, later ones winning. With `--stdin`, events
+/// are read as JSON Lines (`{"type":…,"payload":{…}}`, `id` and `ts`
+/// optional); a bad line is reported with its number and the rest still go
+/// in. `EVENTS_DISABLED=1` validates and writes nothing.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  events emit user.signup --email ada@example.com\n  events emit import.completed --email ada@example.com --importer-name CRM --row-count 1234\n  events emit user.signup --email ada@example.com --idempotency-key signup-ada\n  some-export | events emit --stdin")]
+pub struct EmitArgs {
+    /// The event type, e.g. user.signup (see `events templates`).
+    #[arg(required_unless_present = "stdin", conflicts_with = "stdin")]
+    pub event_type: Option<String>,
+    /// The `email` field.
+    #[arg(long, value_name = "E")]
+    pub email: Option<String>,
+    /// The `importer_name` field.
+    #[arg(long, value_name = "N")]
+    pub importer_name: Option<String>,
+    /// The `plan` field.
+    #[arg(long, value_name = "P")]
+    pub plan: Option<String>,
+    /// The `row_count` field (a non-negative integer).
+    #[arg(long, value_name = "N")]
+    pub row_count: Option<String>,
+    /// The `error` field.
+    #[arg(long, value_name = "TEXT")]
+    pub error: Option<String>,
+    /// Any field, typed by the catalog; repeatable.
+    #[arg(short, long = "field", value_name = "KEY=VALUE")]
+    pub fields: Vec<String>,
+    /// Fields as a JSON object.
+    #[arg(long, value_name = "OBJECT")]
+    pub json: Option<String>,
+    /// A re-run with the same key within 24 h writes nothing and prints the first event's id.
+    #[arg(long, value_name = "KEY", conflicts_with = "stdin")]
+    pub idempotency_key: Option<String>,
+    /// Validate and print the event and its message; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Read events as JSON Lines from stdin.
+    #[arg(long, conflicts_with_all = ["email", "importer_name", "plan", "row_count", "error", "fields", "json"])]
+    pub stdin: bool,
+}
+
+/// Deliver queued events to every destination, until SIGINT/SIGTERM.
+///
+/// Destinations come from the environment (SLACK_WEBHOOK_URL,
+/// SEGMENT_WRITE_KEY, EVENTS_WEBHOOK_URL with EVENTS_WEBHOOK_SECRET,
+/// EVENTS_CONSOLE=1) or the config file; with none, messages go to stdout.
+/// One stderr line per outcome: delivered, retry in …, dead.
+#[derive(Debug, Args)]
+pub struct WorkArgs {
+    /// Exit 0 once nothing is new, pending or scheduled for retry.
+    #[arg(long)]
+    pub burst: bool,
+    /// The most deliveries in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrency: u16,
+    /// This worker's name in the consumer group [default: host name and pid].
+    #[arg(long, value_name = "NAME")]
+    pub consumer: Option<String>,
+    /// Deliver only to these destinations (by name); repeatable.
+    #[arg(long, value_name = "DEST")]
+    pub only: Vec<String>,
+}
+
+/// Put dead letters, history or a file of events back into delivery.
+///
+/// Replayed events keep their ids, so receivers can drop duplicates. Replaying
+/// to Slack repeats messages people have seen: it asks first on a terminal and
+/// needs `--yes` otherwise. The worker delivers what is replayed.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("source").required(true).args(["dead", "since", "file"]))]
+pub struct ReplayArgs {
+    /// Dead letters, each to the destination that failed (unless --to).
+    #[arg(long)]
+    pub dead: bool,
+    /// History from WHEN: RFC 3339 or a duration ago such as 90m, 2h, 7d.
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    /// History until WHEN (exclusive) [default: now].
+    #[arg(long, value_name = "WHEN", requires = "since")]
+    pub until: Option<String>,
+    /// Events from a JSON Lines file, or - for stdin.
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    /// Only event types matching this glob; repeatable.
+    #[arg(long = "type", value_name = "GLOB")]
+    pub types: Vec<String>,
+    /// Only to this destination (by name).
+    #[arg(long, value_name = "DEST")]
+    pub to: Option<String>,
+    /// Replay at most N events.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Print what would be replayed as JSON Lines (an export); change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
+}
+
+/// List the event catalog, or preview every message.
+#[derive(Debug, Args)]
+pub struct TemplatesArgs {
+    /// Only these event types.
+    #[arg(value_name = "TYPE")]
+    pub types: Vec<String>,
+    /// Render each message with sample values.
+    #[arg(long)]
+    pub preview: bool,
+    /// Override a sample value; repeatable.
+    #[arg(short, long = "field", value_name = "KEY=VALUE")]
+    pub fields: Vec<String>,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// Show the health of the pipeline: backlog, workers, retries, dead letters.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// Print a shell completion script.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// Write man pages (one per subcommand).
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write the pages into this directory instead of printing `events(1)`.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+/// How tables are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,132 @@
+//! `events emit`: validate, then write one event (or JSON Lines from stdin,
+//! in pipelined batches), then print the id.
+
+use std::io::BufRead;
+
+use anyhow::Context as _;
+use serde_json::Value;
+
+use super::{Context, key_values, print};
+use crate::catalog::ValidationError;
+use crate::cli::EmitArgs;
+use crate::emitter::{Emitter, typed_fields};
+use crate::event::{Event, EventLine};
+use crate::template::Style;
+
+/// Events written per pipelined batch with `--stdin`.
+const BATCH: usize = 1000;
+
+pub fn run(ctx: &Context, args: EmitArgs) -> anyhow::Result<()> {
+    let config = ctx.config()?;
+    let mut emitter = Emitter::new(config.clone())?;
+    if args.stdin {
+        return emit_stdin(ctx, &mut emitter, args.dry_run);
+    }
+    let kind = args.event_type.clone().expect("clap requires a type without --stdin");
+    let event = Event::new(kind.clone(), payload(&emitter, &kind, &args)?);
+    emitter.catalog().validate(&event.kind, &event.payload)?;
+    if args.dry_run {
+        let message = emitter.catalog().render(&event, Style::Plain)?;
+        return print(&format!("{}\n{message}\n", event.to_json_line()));
+    }
+    if config.disabled {
+        log::debug!("EVENTS_DISABLED is set: the event is valid and was not written");
+        return Ok(());
+    }
+    let id = match &args.idempotency_key {
+        Some(key) => emitter.emit_idempotent(key, event)?,
+        None => emitter.emit_event(event)?,
+    };
+    print(&format!("{id}\n"))
+}
+
+/// The payload from `--json`, then the per-field flags, then `--field`.
+fn payload(emitter: &Emitter, kind: &str, args: &EmitArgs) -> anyhow::Result<crate::event::Payload> {
+    let catalog = emitter.catalog();
+    catalog.lookup(kind)?;
+    let mut payload = match &args.json {
+        Some(text) => match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(map)) => map,
+            Ok(_) => return Err(ValidationError::Invalid("--json must be a JSON object".into()).into()),
+            Err(e) => return Err(ValidationError::Invalid(format!("--json is not valid JSON: {e}")).into()),
+        },
+        None => Default::default(),
+    };
+    let flags = [
+        ("email", &args.email),
+        ("importer_name", &args.importer_name),
+        ("plan", &args.plan),
+        ("row_count", &args.row_count),
+        ("error", &args.error),
+    ];
+    let mut pairs: Vec<(String, String)> = flags
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| ((*k).to_owned(), v.clone())))
+        .collect();
+    pairs.extend(key_values(&args.fields, "--field")?);
+    payload.extend(typed_fields(catalog, kind, &pairs)?);
+    Ok(payload)
+}
+
+/// Reads JSON Lines; every bad line is reported with its number and the
+/// good ones still go in. Fails (exit 2) when any line was bad.
+fn emit_stdin(ctx: &Context, emitter: &mut Emitter, dry_run: bool) -> anyhow::Result<()> {
+    let stdin = std::io::stdin().lock();
+    let mut batch = Vec::with_capacity(BATCH);
+    let (mut written, mut bad) = (0usize, 0usize);
+    let mut out = String::new();
+    for (index, line) in stdin.lines().enumerate() {
+        let line = line.context("cannot read stdin")?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match parse_line(emitter, &line) {
+            Ok(event) if dry_run => {
+                out.push_str(&event.to_json_line());
+                out.push('\n');
+            }
+            Ok(event) => batch.push(event),
+            Err(e) => {
+                bad += 1;
+                log::error!("line {}: {e}", index + 1);
+            }
+        }
+        if batch.len() == BATCH {
+            flush(emitter, &mut batch, &mut written)?;
+        }
+        if out.len() > 1 << 16 {
+            print(&std::mem::take(&mut out))?;
+        }
+    }
+    flush(emitter, &mut batch, &mut written)?;
+    print(&out)?;
+    if !ctx.quiet && !dry_run {
+        log::info!("wrote {written} events{}", if bad > 0 { format!(", rejected {bad} lines") } else { String::new() });
+    }
+    if bad > 0 {
+        return Err(ValidationError::Invalid(format!("{bad} input lines were rejected (see above); the others were written")).into());
+    }
+    Ok(())
+}
+
+fn parse_line(emitter: &Emitter, line: &str) -> Result<Event, String> {
+    let parsed: EventLine = serde_json::from_str(line).map_err(|e| format!("not a valid event: {e}"))?;
+    let event = parsed.into_event()?;
+    emitter
+        .catalog()
+        .validate(&event.kind, &event.payload)
+        .map_err(|e| e.to_string())?;
+    Ok(event)
+}
+
+fn flush(emitter: &mut Emitter, batch: &mut Vec<Event>, written: &mut usize) -> anyhow::Result<()> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    emitter
+        .emit_batch(batch)
+        .with_context(|| format!("{written} events were written before this failure"))?;
+    *written += batch.len();
+    batch.clear();
+    Ok(())
+}

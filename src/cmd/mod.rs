@@ -1,0 +1,118 @@
+//! The subcommands: one file each, an args struct (in `cli.rs`) plus the
+//! function that runs it, dispatched from `run`.
+
+mod emit;
+mod generate;
+mod replay;
+mod status;
+mod table;
+mod templates;
+mod work;
+
+use std::cell::OnceCell;
+
+use anyhow::Context as _;
+
+use crate::cli::{Cli, Command, GlobalArgs};
+use crate::config::{Config, Global};
+use crate::error::UsageError;
+
+/// What every subcommand may need: the global options and the configuration,
+/// loaded once on first use (`completions` and `man` never load it).
+pub struct Context {
+    pub global: Global,
+    pub verbose: bool,
+    pub quiet: bool,
+    config: OnceCell<Config>,
+}
+
+impl Context {
+    fn new(args: GlobalArgs) -> Context {
+        Context {
+            global: Global {
+                redis_url: args.redis_url,
+                db: args.db,
+                config: args.config,
+            },
+            verbose: args.verbose,
+            quiet: args.quiet,
+            config: OnceCell::new(),
+        }
+    }
+
+    pub fn config(&self) -> anyhow::Result<&Config> {
+        if let Some(config) = self.config.get() {
+            return Ok(config);
+        }
+        let config = Config::load(&self.global)?;
+        Ok(self.config.get_or_init(|| config))
+    }
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let ctx = Context::new(cli.global);
+    init_logging(&ctx);
+    match cli.command {
+        Command::Emit(args) => emit::run(&ctx, args),
+        Command::Work(args) => work::run(&ctx, args),
+        Command::Replay(args) => replay::run(&ctx, args),
+        Command::Templates(args) => templates::run(&ctx, args),
+        Command::Status(args) => status::run(&ctx, args),
+        Command::Completions(args) => generate::completions(args),
+        Command::Man(args) => generate::man(args),
+    }
+}
+
+/// Loads `.env` from the working directory (only there: never a parent's),
+/// without overriding variables already set.
+pub fn load_dotenv() -> anyhow::Result<()> {
+    match dotenvy::from_path(".env") {
+        Ok(()) => Ok(()),
+        Err(dotenvy::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(UsageError(format!("cannot read .env in the working directory: {e}")).into()),
+    }
+}
+
+/// Diagnostics on stderr: `-q` only warnings and errors, `-v` debug; an
+/// explicit `RUST_LOG` wins.
+fn init_logging(ctx: &Context) {
+    let level = if ctx.quiet {
+        "warn"
+    } else if ctx.verbose {
+        "debug"
+    } else {
+        "info"
+    };
+    let env = env_logger::Env::new().default_filter_or(format!("events={level},warn"));
+    let _ = env_logger::Builder::from_env(env)
+        .format(|out, record| {
+            use std::io::Write;
+            match record.level() {
+                log::Level::Error => writeln!(out, "events: error: {}", record.args()),
+                log::Level::Warn => writeln!(out, "events: warning: {}", record.args()),
+                _ => writeln!(out, "events: {}", record.args()),
+            }
+        })
+        .try_init();
+}
+
+/// Splits `KEY=VALUE` arguments.
+pub fn key_values(args: &[String], flag: &str) -> anyhow::Result<Vec<(String, String)>> {
+    args.iter()
+        .map(|arg| match arg.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+            _ => Err(UsageError(format!("{flag} expects KEY=VALUE, not {arg:?}")).into()),
+        })
+        .collect()
+}
+
+/// Writes `text` to stdout; a closed pipe is reported as such so `main` can
+/// exit quietly.
+pub fn print(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .context("cannot write to stdout")
+}

@@ -1,0 +1,45 @@
+//! `events work`: run a worker until SIGINT/SIGTERM (or, with `--burst`,
+//! until nothing is left). The first signal stops it cleanly; a second one
+//! exits 130 at once.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use signal_hook::consts::{SIGINT, SIGTERM};
+
+use super::Context;
+use crate::cli::WorkArgs;
+use crate::worker::{Options, Worker};
+
+pub fn run(ctx: &Context, args: WorkArgs) -> anyhow::Result<()> {
+    let config = ctx.config()?;
+    let consumer = args.consumer.unwrap_or_else(default_consumer);
+    let worker = Worker::new(
+        config,
+        Options {
+            consumer: consumer.clone(),
+            concurrency: usize::from(args.concurrency),
+            burst: args.burst,
+            only: args.only,
+        },
+    )?;
+    if config.console_fallback {
+        log::info!("no destination is configured (SLACK_WEBHOOK_URL, SEGMENT_WRITE_KEY, EVENTS_WEBHOOK_URL or a config file): messages go to stdout");
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [SIGINT, SIGTERM] {
+        // The first signal sets the flag; a second one, with it set, exits 130.
+        signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(&stop))?;
+        signal_hook::flag::register(signal, Arc::clone(&stop))?;
+    }
+    log::debug!("worker {consumer} on {}", config.backend);
+    worker.run(stop)?;
+    Ok(())
+}
+
+/// `host-pid`: unique per process, so a restarted worker's old entries are
+/// reclaimed by lease rather than mistaken for its own.
+fn default_consumer() -> String {
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    format!("{host}-{}", std::process::id())
+}

@@ -1,0 +1,562 @@
+//! Configuration: flags, then the environment (with `.env` already loaded by
+//! `main`), then the optional TOML file, then defaults, checked once into a
+//! `Config` so the rest of the code never re-reads or re-checks a setting.
+//!
+//! Secrets (webhook URLs, write keys, signing secrets, Redis passwords) live
+//! only in the environment and only ever leave this module wrapped in
+//! `Secret`, whose `Debug` and `Display` never show them.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::catalog::{Catalog, EventSpec, FieldType};
+
+/// A bad setting or config file. Exit status 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+fn err<T>(message: impl Into<String>) -> Result<T, ConfigError> {
+    Err(ConfigError(message.into()))
+}
+
+/// The global options every subcommand shares, as parsed from the command
+/// line and environment.
+#[derive(Debug, Clone, Default)]
+pub struct Global {
+    pub redis_url: Option<String>,
+    pub db: Option<PathBuf>,
+    pub config: Option<PathBuf>,
+}
+
+/// A secret value: shown as `***` in any output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+    /// The secret itself, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Where the queue lives.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Redis { url: Secret },
+    Sqlite { path: PathBuf },
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Backend::Redis { url } => write!(f, "redis {}", redact_url(url.expose())),
+            Backend::Sqlite { path } => write!(f, "sqlite {}", path.display()),
+        }
+    }
+}
+
+/// A URL with its credentials and path hidden: `scheme://host:port`, plus
+/// `/***` when there was a path (a Slack webhook's path is its secret).
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let creds = if authority.contains('@') { "***@" } else { "" };
+    let path = if path.trim_matches('/').is_empty() { "" } else { "/***" };
+    if scheme.is_empty() {
+        format!("{creds}{host}{path}")
+    } else {
+        format!("{scheme}://{creds}{host}{path}")
+    }
+}
+
+/// The kinds of destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DestKind {
+    Console,
+    Slack,
+    Segment,
+    Webhook,
+}
+
+impl DestKind {
+    fn parse(name: &str) -> Option<DestKind> {
+        Some(match name {
+            "console" => DestKind::Console,
+            "slack" => DestKind::Slack,
+            "segment" => DestKind::Segment,
+            "webhook" => DestKind::Webhook,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DestKind::Console => "console",
+            DestKind::Slack => "slack",
+            DestKind::Segment => "segment",
+            DestKind::Webhook => "webhook",
+        }
+    }
+}
+
+/// What a destination needs to send.
+#[derive(Debug, Clone)]
+pub enum DestSettings {
+    Console,
+    Slack { url: Secret },
+    Segment { write_key: Secret, endpoint: String },
+    Webhook { url: Secret, secret: Secret },
+}
+
+/// One configured destination.
+#[derive(Debug, Clone)]
+pub struct DestConfig {
+    pub name: String,
+    pub settings: DestSettings,
+    /// Globs over event types; the destination gets the events matching any.
+    pub events: Vec<String>,
+}
+
+impl DestConfig {
+    pub fn kind(&self) -> DestKind {
+        match self.settings {
+            DestSettings::Console => DestKind::Console,
+            DestSettings::Slack { .. } => DestKind::Slack,
+            DestSettings::Segment { .. } => DestKind::Segment,
+            DestSettings::Webhook { .. } => DestKind::Webhook,
+        }
+    }
+
+    /// Whether events of type `kind` go to this destination.
+    pub fn routes(&self, kind: &str) -> bool {
+        self.events
+            .iter()
+            .any(|glob| wildmatch::WildMatch::new(glob).matches(kind))
+    }
+
+    /// Where it sends, safe to print.
+    pub fn target(&self) -> String {
+        match &self.settings {
+            DestSettings::Console => "stdout".into(),
+            DestSettings::Slack { url } | DestSettings::Webhook { url, .. } => {
+                redact_url(url.expose())
+            }
+            DestSettings::Segment { endpoint, .. } => redact_url(endpoint),
+        }
+    }
+}
+
+/// The public Segment API.
+pub const SEGMENT_DEFAULT_ENDPOINT: &str = "https://api.segment.io";
+
+/// Delivery tuning, from the environment.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// Overrides every destination's attempt budget when set.
+    pub max_attempts: Option<u32>,
+    /// The first retry's delay; each next one doubles, with jitter.
+    pub retry_base: Duration,
+    /// The timeout of one HTTP request.
+    pub http_timeout: Duration,
+    /// How long history is kept for replay.
+    pub retention: Duration,
+    /// How long a claimed entry stays with its worker before another may
+    /// take it over (`EVENTS_CLAIM_LEASE_MS`); at least three HTTP timeouts.
+    pub claim_lease: Duration,
+}
+
+/// Everything a subcommand needs, checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub backend: Backend,
+    /// The prefix of every Redis key, `{events}` by default.
+    pub prefix: String,
+    pub catalog: Catalog,
+    /// `EVENTS_DISABLED=1`: `emit` validates and writes nothing.
+    pub disabled: bool,
+    pub delivery: Delivery,
+    /// The config file read, if any.
+    pub file: Option<PathBuf>,
+    /// Destinations, resolved lazily: `emit` must work in a cron job whose
+    /// environment lacks the worker's secrets.
+    destinations: Result<Vec<DestConfig>, String>,
+    /// Whether console was chosen only because nothing else is configured.
+    pub console_fallback: bool,
+}
+
+impl Config {
+    /// Reads the configuration from `global` and the process environment.
+    pub fn load(global: &Global) -> Result<Config, ConfigError> {
+        Config::load_with(global, &|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration with `env` as the environment.
+    pub fn load_with(
+        global: &Global,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let env = |name: &str| env(name).filter(|v| !v.is_empty());
+        let backend = match &global.redis_url {
+            Some(url) => redis_backend(url)?,
+            None => match env("REDIS_URL") {
+                Some(url) => redis_backend(&url)?,
+                None => Backend::Sqlite {
+                    path: match global.db.clone().or_else(|| env("EVENTS_DB").map(Into::into)) {
+                        Some(path) => path,
+                        None => default_db_path(&env)?,
+                    },
+                },
+            },
+        };
+        let delivery = Delivery {
+            max_attempts: parse_env(&env, "EVENTS_MAX_ATTEMPTS", |v| {
+                v.parse::<u32>().ok().filter(|n| *n >= 1)
+            }, "a whole number of at least 1")?,
+            retry_base: parse_env(&env, "EVENTS_RETRY_BASE_MS", parse_ms, "milliseconds, e.g. 1000")?
+                .unwrap_or(Duration::from_secs(1)),
+            http_timeout: parse_env(&env, "EVENTS_HTTP_TIMEOUT_MS", parse_ms, "milliseconds, e.g. 10000")?
+                .unwrap_or(Duration::from_secs(10)),
+            retention: parse_env(&env, "EVENTS_RETENTION", |v| humantime::parse_duration(v).ok(), "a duration such as 30d or 12h")?
+                .unwrap_or(Duration::from_secs(30 * 24 * 3600)),
+            claim_lease: Duration::ZERO,
+        };
+        let claim_lease = parse_env(&env, "EVENTS_CLAIM_LEASE_MS", parse_ms, "milliseconds, e.g. 60000")?;
+        let delivery = Delivery {
+            claim_lease: claim_lease.unwrap_or((delivery.http_timeout * 3).max(Duration::from_secs(60))),
+            ..delivery
+        };
+        let disabled = parse_env(&env, "EVENTS_DISABLED", parse_bool, "1 or 0")?.unwrap_or(false);
+        let file_path = global
+            .config
+            .clone()
+            .or_else(|| env("EVENTS_CONFIG").map(PathBuf::from))
+            .or_else(|| Path::new("events.toml").exists().then(|| "events.toml".into()));
+        let mut catalog = Catalog::builtin();
+        let mut declared = None;
+        if let Some(path) = &file_path {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError(format!("cannot read the config file {}: {e}", path.display()))
+            })?;
+            let file = ConfigFile::parse(path, &text)?;
+            file.apply_events(&mut catalog)?;
+            declared = Some(file);
+        }
+        let console_env = parse_env(&env, "EVENTS_CONSOLE", parse_bool, "1 or 0")?.unwrap_or(false);
+        let (destinations, console_fallback) = match &declared {
+            Some(file) if !file.destination.is_empty() => (file.destinations(&env), false),
+            _ => env_destinations(&env, console_env),
+        };
+        Ok(Config {
+            backend,
+            prefix: env("EVENTS_PREFIX").unwrap_or_else(|| "{events}".into()),
+            catalog,
+            disabled,
+            delivery,
+            file: file_path,
+            destinations,
+            console_fallback,
+        })
+    }
+
+    /// The configured destinations, or the reason they cannot be used.
+    pub fn destinations(&self) -> Result<&[DestConfig], ConfigError> {
+        self.destinations
+            .as_deref()
+            .map_err(|e| ConfigError(e.clone()))
+    }
+}
+
+fn redis_backend(url: &str) -> Result<Backend, ConfigError> {
+    if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("redis+unix://") || url.starts_with("unix://")) {
+        return err(format!(
+            "the Redis URL {} must start with redis:// or rediss://",
+            redact_url(url)
+        ));
+    }
+    Ok(Backend::Redis { url: Secret::new(url) })
+}
+
+fn default_db_path(env: &dyn Fn(&str) -> Option<String>) -> Result<PathBuf, ConfigError> {
+    let state = env("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env("HOME").map(|h| Path::new(&h).join(".local/state")));
+    match state {
+        Some(dir) => Ok(dir.join("events").join("events.db")),
+        None => err("cannot choose where to keep the event store: set --db or EVENTS_DB (neither XDG_STATE_HOME nor HOME is set)"),
+    }
+}
+
+fn parse_env<T>(
+    env: &dyn Fn(&str) -> Option<String>,
+    name: &str,
+    parse: impl Fn(&str) -> Option<T>,
+    expected: &str,
+) -> Result<Option<T>, ConfigError> {
+    match env(name) {
+        None => Ok(None),
+        Some(value) => match parse(value.trim()) {
+            Some(v) => Ok(Some(v)),
+            None => err(format!("{name} must be {expected}, not {value:?}")),
+        },
+    }
+}
+
+fn parse_ms(v: &str) -> Option<Duration> {
+    v.parse::<u64>().ok().map(Duration::from_millis)
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// Destinations from the environment variables alone (no config file, or one
+/// that declares none). Console is used when nothing else is set.
+fn env_destinations(
+    env: &dyn Fn(&str) -> Option<String>,
+    console: bool,
+) -> (Result<Vec<DestConfig>, String>, bool) {
+    let all = || vec!["*".to_owned()];
+    let mut dests = Vec::new();
+    if let Some(url) = env("SLACK_WEBHOOK_URL") {
+        dests.push(DestConfig {
+            name: "slack".into(),
+            settings: DestSettings::Slack { url: Secret::new(url) },
+            events: all(),
+        });
+    }
+    if let Some(key) = env("SEGMENT_WRITE_KEY") {
+        dests.push(DestConfig {
+            name: "segment".into(),
+            settings: DestSettings::Segment {
+                write_key: Secret::new(key),
+                endpoint: env("SEGMENT_ENDPOINT").unwrap_or_else(|| SEGMENT_DEFAULT_ENDPOINT.into()),
+            },
+            events: all(),
+        });
+    }
+    if let Some(url) = env("EVENTS_WEBHOOK_URL") {
+        let Some(secret) = env("EVENTS_WEBHOOK_SECRET") else {
+            return (
+                Err("EVENTS_WEBHOOK_URL is set but EVENTS_WEBHOOK_SECRET is not: webhooks are always signed (set it to a whsec_… secret)".into()),
+                false,
+            );
+        };
+        if let Err(e) = crate::dest::webhook::check_secret(&secret) {
+            return (Err(format!("EVENTS_WEBHOOK_SECRET {e}")), false);
+        }
+        dests.push(DestConfig {
+            name: "webhook".into(),
+            settings: DestSettings::Webhook { url: Secret::new(url), secret: Secret::new(secret) },
+            events: all(),
+        });
+    }
+    let fallback = dests.is_empty() && !console;
+    if console || dests.is_empty() {
+        dests.push(DestConfig {
+            name: "console".into(),
+            settings: DestSettings::Console,
+            events: all(),
+        });
+    }
+    (Ok(dests), fallback)
+}
+
+/// The TOML config file, as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(skip)]
+    path: PathBuf,
+    #[serde(skip)]
+    text: String,
+    #[serde(default)]
+    event: Vec<EventEntry>,
+    #[serde(default)]
+    destination: Vec<DestEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventEntry {
+    #[serde(rename = "type")]
+    kind: Spanned<String>,
+    fields: Option<Spanned<toml::Table>>,
+    template: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DestEntry {
+    name: Spanned<String>,
+    kind: Spanned<String>,
+    url_env: Option<Spanned<String>>,
+    write_key_env: Option<Spanned<String>>,
+    secret_env: Option<Spanned<String>>,
+    endpoint: Option<Spanned<String>>,
+    events: Option<Spanned<Vec<String>>>,
+}
+
+impl ConfigFile {
+    fn parse(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
+        let mut file: ConfigFile = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(1);
+            ConfigError(format!(
+                "{}:{line}: {}",
+                path.display(),
+                e.message().trim_end()
+            ))
+        })?;
+        file.path = path.to_owned();
+        file.text = text.to_owned();
+        Ok(file)
+    }
+
+    /// An error naming the file, the line of `span` and the key.
+    fn at(&self, span: std::ops::Range<usize>, key: &str, message: impl fmt::Display) -> ConfigError {
+        ConfigError(format!(
+            "{}:{}: {key}: {message}",
+            self.path.display(),
+            line_of(&self.text, span.start)
+        ))
+    }
+
+    fn apply_events(&self, catalog: &mut Catalog) -> Result<(), ConfigError> {
+        for entry in &self.event {
+            let name = entry.kind.get_ref();
+            if !valid_type_name(name) {
+                return Err(self.at(entry.kind.span(), "type", format!("{name:?} is not a valid event type name (letters, digits, '_', '-' and '.')")));
+            }
+            let fields = match &entry.fields {
+                Some(table) => {
+                    let mut fields = Vec::new();
+                    for (field, kind) in table.get_ref() {
+                        let parsed = kind.as_str().and_then(FieldType::parse).ok_or_else(|| {
+                            self.at(
+                                table.span(),
+                                &format!("fields.{field}"),
+                                format!("unknown field type {kind} (expected \"string\", \"integer\", \"signed\", \"number\" or \"boolean\")"),
+                            )
+                        })?;
+                        fields.push((field.clone(), parsed));
+                    }
+                    fields
+                }
+                None => catalog.get(name).map(|s| s.fields.clone()).unwrap_or_default(),
+            };
+            let mut spec = EventSpec::new(name, fields, entry.template.get_ref())
+                .map_err(|e| self.at(entry.template.span(), "template", e))?;
+            spec.custom = catalog.get(name).is_none_or(|s| s.custom);
+            catalog.insert(spec);
+        }
+        Ok(())
+    }
+
+    fn destinations(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<DestConfig>, String> {
+        let mut out: Vec<DestConfig> = Vec::new();
+        for entry in &self.destination {
+            let name = entry.name.get_ref().clone();
+            if out.iter().any(|d| d.name == name) {
+                return Err(self.at(entry.name.span(), "name", format!("destination {name:?} is declared twice")).0);
+            }
+            let kind = DestKind::parse(entry.kind.get_ref()).ok_or_else(|| {
+                self.at(entry.kind.span(), "kind", format!("unknown destination kind {:?} (expected slack, segment, webhook or console)", entry.kind.get_ref())).0
+            })?;
+            let secret = |key: &Option<Spanned<String>>, key_name: &str, default: &str| -> Result<Secret, String> {
+                let var = key.as_ref().map_or(default, |v| v.get_ref().as_str());
+                let span = key.as_ref().map_or(entry.kind.span(), Spanned::span);
+                env(var).map(Secret::new).ok_or_else(|| {
+                    self.at(span, key_name, format!("destination {name:?} reads its secret from the environment variable {var}, which is not set")).0
+                })
+            };
+            let settings = match kind {
+                DestKind::Console => DestSettings::Console,
+                DestKind::Slack => DestSettings::Slack { url: secret(&entry.url_env, "url_env", "SLACK_WEBHOOK_URL")? },
+                DestKind::Segment => DestSettings::Segment {
+                    write_key: secret(&entry.write_key_env, "write_key_env", "SEGMENT_WRITE_KEY")?,
+                    endpoint: entry
+                        .endpoint
+                        .as_ref()
+                        .map(|e| e.get_ref().clone())
+                        .or_else(|| env("SEGMENT_ENDPOINT"))
+                        .unwrap_or_else(|| SEGMENT_DEFAULT_ENDPOINT.into()),
+                },
+                DestKind::Webhook => {
+                    let signing = secret(&entry.secret_env, "secret_env", "EVENTS_WEBHOOK_SECRET")?;
+                    if let Err(e) = crate::dest::webhook::check_secret(signing.expose()) {
+                        let span = entry.secret_env.as_ref().map_or(entry.kind.span(), Spanned::span);
+                        return Err(self.at(span, "secret_env", format!("the signing secret {e}")).0);
+                    }
+                    DestSettings::Webhook { url: secret(&entry.url_env, "url_env", "EVENTS_WEBHOOK_URL")?, secret: signing }
+                }
+            };
+            let events = match &entry.events {
+                Some(globs) if globs.get_ref().is_empty() => {
+                    return Err(self.at(globs.span(), "events", "an empty list routes nothing; remove the key to route every event").0);
+                }
+                Some(globs) => globs.get_ref().clone(),
+                None => vec!["*".to_owned()],
+            };
+            out.push(DestConfig { name, settings, events });
+        }
+        Ok(out)
+    }
+}
+
+fn valid_type_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// The 1-based line of byte `offset` in `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(redact_url("redis://:hunter2@cache:6379/0"), "redis://***@cache:6379/***");
+        assert_eq!(redact_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(
+            redact_url("https://hooks.slack.com/services/T0/B0/XXXX"),
+            "https://hooks.slack.com/***"
+        );
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let s = Secret::new("whsec_abc");
+        assert_eq!(format!("{s} {s:?}"), "*** ***");
+    }
+}

@@ -1,0 +1,47 @@
+//! The console destination: each message as one line on stdout, for a
+//! terminal, a log, or a machine with nothing else configured.
+
+use std::io::Write;
+
+use super::{Attempt, BatchLimit, Destination, Item};
+use crate::catalog::Catalog;
+use crate::event::Event;
+use crate::template::Style;
+
+pub struct Console {
+    name: String,
+    catalog: Catalog,
+}
+
+impl Console {
+    pub fn new(name: String, catalog: Catalog) -> Console {
+        Console { name, catalog }
+    }
+}
+
+impl Destination for Console {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn prepare(&self, event: &Event) -> Result<String, String> {
+        self.catalog.render(event, Style::Plain).map_err(|e| e.to_string())
+    }
+
+    fn batch_limit(&self) -> BatchLimit {
+        BatchLimit { items: 1000, bytes: 1 << 20 }
+    }
+
+    fn send(&self, items: &[Item]) -> Attempt {
+        let mut text = String::new();
+        for item in items {
+            text.push_str(&item.body);
+            text.push('\n');
+        }
+        let mut out = std::io::stdout().lock();
+        match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+            Ok(()) => Attempt::Delivered,
+            Err(e) => Attempt::Transient(format!("cannot write to stdout: {e}")),
+        }
+    }
+}

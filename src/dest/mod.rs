@@ -1,0 +1,98 @@
+//! Destinations: where a delivered event goes. One trait, four kinds
+//! (console, Slack, Segment, signed webhooks); the worker drives them all the
+//! same way and never knows which is which.
+
+pub mod console;
+pub mod http;
+pub mod segment;
+pub mod slack;
+pub mod webhook;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::catalog::Catalog;
+use crate::config::{DestConfig, DestKind, DestSettings};
+use crate::event::Event;
+
+/// The result of one send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    Delivered,
+    /// Worth retrying with backoff (connection errors, timeouts, 408, 5xx).
+    Transient(String),
+    /// Rate limited: try again after the wait, without spending an attempt.
+    RetryAfter(Duration, String),
+    /// Will never succeed as sent (other 4xx): dead-letter at once.
+    Permanent(String),
+}
+
+/// One delivery ready to send: the event and the body piece this
+/// destination made of it (a message line, a JSON document).
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub event: Arc<Event>,
+    pub body: String,
+}
+
+/// How many items one send may carry.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchLimit {
+    pub items: usize,
+    /// The sum of the items' body lengths, in bytes.
+    pub bytes: usize,
+}
+
+pub trait Destination: Send + Sync {
+    /// Its configured name (`slack`, `billing`, …): what `--to` and `--only`
+    /// name, and what retries and dead letters record.
+    fn name(&self) -> &str;
+
+    /// Makes the body piece for `event`, or says why this destination can
+    /// never take it (a permanent failure).
+    fn prepare(&self, event: &Event) -> Result<String, String>;
+
+    /// How many items one send may join.
+    fn batch_limit(&self) -> BatchLimit {
+        BatchLimit { items: 1, bytes: usize::MAX }
+    }
+
+    /// The least time between two sends (Slack's one message per second).
+    fn pacing(&self) -> Option<Duration> {
+        None
+    }
+
+    /// The attempt budget unless `EVENTS_MAX_ATTEMPTS` sets one.
+    fn default_max_attempts(&self) -> u32 {
+        10
+    }
+
+    /// Sends a batch; one outcome for all of it.
+    fn send(&self, items: &[Item]) -> Attempt;
+}
+
+/// Builds the destination `config` describes.
+pub fn build(config: &DestConfig, catalog: &Catalog, timeout: Duration) -> Arc<dyn Destination> {
+    let name = config.name.clone();
+    match &config.settings {
+        DestSettings::Console => Arc::new(console::Console::new(name, catalog.clone())),
+        DestSettings::Slack { url } => {
+            Arc::new(slack::Slack::new(name, url.clone(), catalog.clone(), timeout))
+        }
+        DestSettings::Segment { write_key, endpoint } => Arc::new(segment::Segment::new(
+            name,
+            write_key.clone(),
+            endpoint,
+            timeout,
+        )),
+        DestSettings::Webhook { url, secret } => Arc::new(
+            webhook::Webhook::new(name, url.clone(), secret, timeout)
+                .expect("the signing secret was checked when the config loaded"),
+        ),
+    }
+}
+
+/// The default attempt budget of a kind, for `status`.
+pub fn kind_name(kind: DestKind) -> &'static str {
+    kind.as_str()
+}

@@ -1,0 +1,86 @@
+//! Segment's HTTP tracking API: events batched to `/v1/batch` as `track`
+//! calls, within Segment's limits (32 KB per call, 500 KB per batch), with
+//! the event id as `messageId` so Segment drops duplicates of a retry.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::json;
+
+use super::{Attempt, BatchLimit, Destination, Item, http};
+use crate::config::Secret;
+use crate::event::Event;
+
+/// Segment rejects a call over 32 KB and a batch over 500 KB.
+const MAX_CALL_BYTES: usize = 32 * 1024;
+/// Room under 500 KB for the batch envelope and separators.
+const MAX_BATCH_BYTES: usize = 500 * 1024 - 4 * 1024;
+const MAX_BATCH_ITEMS: usize = 1000;
+
+pub struct Segment {
+    name: String,
+    authorization: Secret,
+    url: String,
+    agent: ureq::Agent,
+}
+
+impl Segment {
+    pub fn new(name: String, write_key: Secret, endpoint: &str, timeout: Duration) -> Segment {
+        // Basic auth: the write key as user name, an empty password.
+        let authorization = Secret::new(format!("Basic {}", STANDARD.encode(format!("{}:", write_key.expose()))));
+        Segment {
+            name,
+            authorization,
+            url: format!("{}/v1/batch", endpoint.trim_end_matches('/')),
+            agent: http::agent(timeout),
+        }
+    }
+}
+
+/// The `track` call for `event`: `userId` is the email when there is one,
+/// otherwise the event id serves as `anonymousId` (Segment needs one of them).
+pub fn track(event: &Event) -> serde_json::Value {
+    let mut call = json!({
+        "type": "track",
+        "event": event.kind,
+        "properties": event.payload,
+        "timestamp": event.ts,
+        "messageId": event.id,
+    });
+    match event.field_str("email") {
+        Some(email) => call["userId"] = json!(email),
+        None => call["anonymousId"] = json!(event.id),
+    }
+    call
+}
+
+impl Destination for Segment {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn prepare(&self, event: &Event) -> Result<String, String> {
+        let call = track(event).to_string();
+        if call.len() > MAX_CALL_BYTES {
+            return Err(format!("the event is {} bytes as a Segment call; Segment accepts at most 32 KB", call.len()));
+        }
+        Ok(call)
+    }
+
+    fn batch_limit(&self) -> BatchLimit {
+        BatchLimit { items: MAX_BATCH_ITEMS, bytes: MAX_BATCH_BYTES }
+    }
+
+    fn send(&self, items: &[Item]) -> Attempt {
+        let calls = items.iter().map(|i| i.body.as_str()).collect::<Vec<_>>().join(",");
+        let body = format!("{{\"batch\":[{calls}]}}");
+        http::classify(
+            self.agent
+                .post(&self.url)
+                .header("Content-Type", "application/json")
+                .header("Authorization", self.authorization.expose())
+                .send(&body),
+        )
+    }
+}

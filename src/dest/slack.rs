@@ -1,0 +1,66 @@
+//! Slack through an incoming webhook: `{"text": …}` with the message escaped
+//! so no field can page a channel. Paced to about one message per second
+//! per webhook (Slack's limit); messages that wait meanwhile are joined into
+//! one, one line each and in order, so a burst arrives in seconds instead of
+//! queueing for hours.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::{Attempt, BatchLimit, Destination, Item, http};
+use crate::catalog::Catalog;
+use crate::config::Secret;
+use crate::event::Event;
+use crate::template::Style;
+
+/// Slack truncates long messages on display; stay well under its limit.
+const MAX_MESSAGE_BYTES: usize = 3500;
+const MAX_LINES: usize = 40;
+
+pub struct Slack {
+    name: String,
+    url: Secret,
+    catalog: Catalog,
+    agent: ureq::Agent,
+}
+
+impl Slack {
+    pub fn new(name: String, url: Secret, catalog: Catalog, timeout: Duration) -> Slack {
+        Slack { name, url, catalog, agent: http::agent(timeout) }
+    }
+}
+
+impl Destination for Slack {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn prepare(&self, event: &Event) -> Result<String, String> {
+        self.catalog.render(event, Style::Slack).map_err(|e| e.to_string())
+    }
+
+    fn batch_limit(&self) -> BatchLimit {
+        BatchLimit { items: MAX_LINES, bytes: MAX_MESSAGE_BYTES }
+    }
+
+    fn pacing(&self) -> Option<Duration> {
+        Some(Duration::from_secs(1))
+    }
+
+    /// A stale notification loses its value: give up sooner than the others.
+    fn default_max_attempts(&self) -> u32 {
+        5
+    }
+
+    fn send(&self, items: &[Item]) -> Attempt {
+        let text = items.iter().map(|i| i.body.as_str()).collect::<Vec<_>>().join("\n");
+        let body = json!({ "text": text }).to_string();
+        http::classify(
+            self.agent
+                .post(self.url.expose())
+                .header("Content-Type", "application/json")
+                .send(&body),
+        )
+    }
+}

@@ -1,0 +1,119 @@
+//! `Emitter`: validate an event against the catalog, then put it on the
+//! queue. `events emit` and any Rust program share it.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::catalog::{Catalog, ValidationError};
+use crate::config::{Config, Global};
+use crate::error::Error;
+use crate::event::{Event, Payload};
+use crate::queue::{self, Queue};
+
+/// How long an idempotency key is remembered.
+pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// Emits events onto the configured queue.
+pub struct Emitter {
+    queue: Option<Box<dyn Queue>>,
+    catalog: Catalog,
+    config: Config,
+}
+
+impl Emitter {
+    /// An emitter configured from the environment (`REDIS_URL`, `EVENTS_DB`,
+    /// `EVENTS_CONFIG`, …), as the `events` command is.
+    pub fn from_env() -> Result<Emitter, Error> {
+        Emitter::new(Config::load(&Global::default())?)
+    }
+
+    /// An emitter for `config`. The queue is opened on the first emit;
+    /// with `EVENTS_DISABLED` it is never opened.
+    pub fn new(config: Config) -> Result<Emitter, Error> {
+        Ok(Emitter {
+            queue: None,
+            catalog: config.catalog.clone(),
+            config,
+        })
+    }
+
+    /// The catalog events are validated against.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    fn queue(&mut self) -> Result<&mut Box<dyn Queue>, Error> {
+        if self.queue.is_none() {
+            self.queue = Some(queue::open(&self.config)?);
+        }
+        Ok(self.queue.as_mut().expect("opened above"))
+    }
+
+    /// Validates and emits an event of type `kind` with `payload` (a JSON
+    /// object); returns its id.
+    pub fn emit(&mut self, kind: impl AsRef<str>, payload: Value) -> Result<String, Error> {
+        let Value::Object(payload) = payload else {
+            return Err(ValidationError::Invalid("the payload must be a JSON object".into()).into());
+        };
+        self.emit_event(Event::new(kind.as_ref(), payload))
+    }
+
+    /// Validates and emits a complete event; returns its id.
+    pub fn emit_event(&mut self, event: Event) -> Result<String, Error> {
+        self.catalog.validate(&event.kind, &event.payload)?;
+        if !self.config.disabled {
+            self.queue()?.append(std::slice::from_ref(&event))?;
+        }
+        Ok(event.id)
+    }
+
+    /// Like `emit_event`, but a second call with the same `key` within 24 h
+    /// writes nothing and returns the first event's id.
+    pub fn emit_idempotent(&mut self, key: &str, event: Event) -> Result<String, Error> {
+        self.catalog.validate(&event.kind, &event.payload)?;
+        if key.is_empty() {
+            return Err(ValidationError::Invalid("the idempotency key is empty".into()).into());
+        }
+        if self.config.disabled {
+            return Ok(event.id);
+        }
+        let first = self.queue()?.append_idempotent(key, &event, IDEMPOTENCY_TTL)?;
+        Ok(first.unwrap_or(event.id))
+    }
+
+    /// Validates every event, then appends them in one batch.
+    pub fn emit_batch(&mut self, events: &[Event]) -> Result<(), Error> {
+        for event in events {
+            self.catalog.validate(&event.kind, &event.payload)?;
+        }
+        if !self.config.disabled && !events.is_empty() {
+            self.queue()?.append(events)?;
+        }
+        Ok(())
+    }
+}
+
+/// Builds a payload from `key=value` pairs, typed by the fields `kind`
+/// declares (undeclared keys are strings).
+pub fn typed_fields(
+    catalog: &Catalog,
+    kind: &str,
+    pairs: &[(String, String)],
+) -> Result<Payload, ValidationError> {
+    let spec = catalog.lookup(kind)?;
+    let mut payload = Payload::new();
+    for (key, text) in pairs {
+        let value = match spec.field(key) {
+            Some(field_type) => field_type.from_text(text).ok_or_else(|| ValidationError::BadField {
+                kind: kind.to_owned(),
+                field: key.clone(),
+                expected: field_type.to_string(),
+                got: format!("{text:?}"),
+            })?,
+            None => Value::String(text.clone()),
+        };
+        payload.insert(key.clone(), value);
+    }
+    Ok(payload)
+}

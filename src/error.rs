@@ -1,0 +1,48 @@
+//! The library's error, and the exit status each kind of error means, so
+//! callers can tell invalid input (2) from an unavailable queue (1).
+
+use crate::catalog::ValidationError;
+use crate::config::ConfigError;
+use crate::queue::QueueError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The event does not fit the catalog.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// A setting or the config file is wrong.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The queue failed.
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
+/// Invalid command-line input found after parsing (exit status 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// The run was interrupted by a second signal (exit status 130).
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted")]
+pub struct Interrupted;
+
+/// The exit status for `err`: 2 for invalid input, 130 when interrupted,
+/// 0 for a closed stdout (`events templates | head`), 1 otherwise.
+pub fn exit_code(err: &anyhow::Error) -> i32 {
+    for cause in err.chain() {
+        if cause.is::<ValidationError>() || cause.is::<ConfigError>() || cause.is::<UsageError>() {
+            return 2;
+        }
+        if cause.is::<Interrupted>() {
+            return 130;
+        }
+        if let Some(io) = cause.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::BrokenPipe
+        {
+            return 0;
+        }
+    }
+    1
+}

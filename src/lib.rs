@@ -1,0 +1,44 @@
+//! `events`: emit product events onto a queue (Redis Streams or an embedded
+//! SQLite file) and deliver them, reliably, to Slack, Segment and signed
+//! webhooks.
+//!
+//! The library is the same core the `events` command uses:
+//!
+//! ```no_run
+//! use events::{Emitter, EventType};
+//! use serde_json::json;
+//!
+//! # fn main() -> Result<(), events::Error> {
+//! // Reads REDIS_URL (or EVENTS_DB) and the config file like the command does.
+//! let mut emitter = Emitter::from_env()?;
+//! let id = emitter.emit(EventType::UserSignup, json!({"email": "ada@example.com"}))?;
+//! println!("emitted {id}");
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod catalog;
+#[doc(hidden)]
+pub mod cli;
+#[doc(hidden)]
+pub mod cmd;
+pub mod config;
+pub mod dest;
+pub mod emitter;
+pub mod error;
+pub mod event;
+pub mod queue;
+pub mod template;
+pub mod worker;
+
+pub use catalog::{Catalog, EventType};
+pub use emitter::Emitter;
+pub use error::Error;
+pub use event::Event;
+pub use template::{Style, Template};
+
+/// Renders `event`'s message with `catalog`'s template, escaped for Slack or
+/// plain for a console.
+pub fn render(catalog: &Catalog, event: &Event, style: Style) -> Result<String, Error> {
+    Ok(catalog.render(event, style)?)
+}

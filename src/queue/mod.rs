@@ -1,0 +1,255 @@
+//! The queue: where events wait between `emit` and delivery, and where
+//! retries, dead letters and idempotency keys live. One trait, two backends
+//! (Redis Streams and an embedded SQLite file) with the same semantics, so the
+//! worker, `emit`, `replay` and `status` never know which one they talk to.
+//!
+//! The delivery model both backends implement:
+//! - the **stream** is the history of events; a worker *claims* entries,
+//!   delivers each to every destination routed to it, and *settles* them;
+//! - a claimed entry that is never settled (the worker died) comes back to any
+//!   worker once it has been idle longer than the claim lease;
+//! - a delivery that must be tried again goes to the **retry set** (one
+//!   delivery = one event and one destination), due at a time; claiming a due
+//!   retry leases it the same way, so a crash never loses it;
+//! - a delivery that gave up goes to the **dead letters**;
+//! - every settlement (acknowledgements, finished retries, new retries, dead
+//!   letters) is written atomically, all or nothing.
+
+pub mod redis;
+// TEMP pub mod sqlite;
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::Event;
+
+/// Why a queue operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// The queue cannot be reached or used right now (connection refused,
+    /// timed out, lost, read-only or locked file). Worth retrying.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Anything else the backend reported: a corrupt file, an unexpected reply.
+    #[error("{0}")]
+    Backend(String),
+}
+
+pub type Result<T, E = QueueError> = std::result::Result<T, E>;
+
+/// One entry claimed from the stream. `event` is `Err` with the reason when
+/// the entry cannot be decoded (poison): it is dead-lettered, never retried.
+#[derive(Debug, Clone)]
+pub struct StreamEntry {
+    /// The backend's position of the entry (a Redis entry id, a SQLite row).
+    pub key: String,
+    pub event: std::result::Result<Event, Poison>,
+}
+
+/// An entry that cannot be delivered: its raw content and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Poison {
+    pub raw: String,
+    pub reason: String,
+}
+
+/// One delivery: an event to one destination, with the attempts spent so far.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub event: Event,
+    pub dest: String,
+    pub attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// A due retry claimed under a lease: `token` identifies it when settling.
+#[derive(Debug, Clone)]
+pub struct RetryClaim {
+    pub token: String,
+    pub delivery: Delivery,
+}
+
+/// A delivery that gave up, as stored in the dead letters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// The event, or for poison the raw entry as text.
+    pub event: std::result::Result<Event, String>,
+    pub dest: String,
+    pub attempts: u32,
+    pub error: String,
+    /// When it was dead-lettered, ms since the Unix epoch.
+    pub at_ms: i64,
+}
+
+/// A dead letter as listed, with the backend's key for requeueing it.
+#[derive(Debug, Clone)]
+pub struct StoredDeadLetter {
+    pub key: String,
+    pub letter: DeadLetter,
+}
+
+/// Everything one settle call writes, atomically.
+#[derive(Debug, Default, Clone)]
+pub struct Settlement {
+    /// Stream entries finished with: acknowledged.
+    pub acks: Vec<String>,
+    /// Retry claims finished with (delivered, rescheduled or dead): removed.
+    pub done_retries: Vec<String>,
+    /// Deliveries to try again, each with its due time (ms since epoch).
+    pub retries: Vec<(Delivery, i64)>,
+    /// Deliveries that gave up.
+    pub dead: Vec<DeadLetter>,
+}
+
+impl Settlement {
+    pub fn is_empty(&self) -> bool {
+        self.acks.is_empty()
+            && self.done_retries.is_empty()
+            && self.retries.is_empty()
+            && self.dead.is_empty()
+    }
+}
+
+/// What is left to do, for `work --burst` to know when it is finished.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Backlog {
+    /// Entries no worker has claimed yet.
+    pub unread: u64,
+    /// Entries claimed but not settled, by any worker.
+    pub pending: u64,
+    /// Deliveries in the retry set.
+    pub retries: u64,
+    /// When the earliest retry is due, ms since epoch.
+    pub next_retry_ms: Option<i64>,
+}
+
+/// A consumer (worker) holding entries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConsumerStats {
+    pub name: String,
+    pub pending: u64,
+    /// How long since the consumer last claimed or settled, ms.
+    pub idle_ms: u64,
+}
+
+/// The health of the pipeline, for `status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    /// Entries in the stream (history included).
+    pub length: u64,
+    /// Oldest and newest event in the stream: (id, ts).
+    pub oldest: Option<(String, String)>,
+    pub newest: Option<(String, String)>,
+    /// Entries no worker has claimed yet.
+    pub lag: u64,
+    pub consumers: Vec<ConsumerStats>,
+    pub retries: u64,
+    pub next_retry_ms: Option<i64>,
+    /// Dead letters counted by (destination, error), most first.
+    pub dead: Vec<(String, String, u64)>,
+}
+
+/// The operations every backend provides. Each call is one round trip or one
+/// transaction where the backend allows it.
+pub trait Queue: Send {
+    /// Where this queue lives, safe to print (no password).
+    fn describe(&self) -> String;
+
+    /// Appends events to the stream, in order, in one batch.
+    fn append(&mut self, events: &[Event]) -> Result<()>;
+
+    /// Appends `event` unless `key` was used within `ttl`; returns the id of
+    /// the event first appended under the key when it was (and appends nothing).
+    fn append_idempotent(&mut self, key: &str, event: &Event, ttl: Duration)
+    -> Result<Option<String>>;
+
+    /// Entries claimed earlier by `consumer` and never settled: a restarted
+    /// worker finishes these first.
+    fn recover(&mut self, consumer: &str) -> Result<Vec<StreamEntry>>;
+
+    /// Claims up to `count` entries for `consumer`: entries of any consumer
+    /// idle longer than the claim lease first, then new ones, waiting up to
+    /// `block` for new ones when there are none.
+    fn claim(&mut self, consumer: &str, count: usize, block: Duration) -> Result<Vec<StreamEntry>>;
+
+    /// Claims up to `count` retries due at `now_ms`, leasing each for the
+    /// claim lease (it comes back if never settled). When `only` is not
+    /// empty, only deliveries to those destinations are claimed.
+    fn claim_retries(&mut self, now_ms: i64, count: usize, only: &[String]) -> Result<Vec<RetryClaim>>;
+
+    /// Writes a settlement, all or nothing.
+    fn settle(&mut self, consumer: &str, settlement: &Settlement) -> Result<()>;
+
+    /// What is left to do.
+    fn backlog(&mut self) -> Result<Backlog>;
+
+    /// Events of the stream with `from_ms <= ts < until_ms`, oldest first,
+    /// passed to `visit` in batches; stops early when `visit` returns false.
+    fn history(
+        &mut self,
+        from_ms: i64,
+        until_ms: i64,
+        visit: &mut dyn FnMut(Vec<Event>) -> bool,
+    ) -> Result<()>;
+
+    /// Adds deliveries to the retry set, due at `due_ms` (replay).
+    fn enqueue(&mut self, deliveries: &[Delivery], due_ms: i64) -> Result<()>;
+
+    /// Every dead letter, oldest first.
+    fn dead_letters(&mut self) -> Result<Vec<StoredDeadLetter>>;
+
+    /// Moves dead letters back into the retry set, due at `due_ms`: each
+    /// `(key, delivery)` removes the dead letter `key` and adds `delivery`,
+    /// atomically.
+    fn requeue_dead(&mut self, letters: &[(String, Delivery)], due_ms: i64) -> Result<()>;
+
+    /// The health of the pipeline.
+    fn stats(&mut self) -> Result<Stats>;
+
+    /// Removes stream history older than `before_ms`, never an entry that is
+    /// unread or pending. Returns how many entries were removed.
+    fn trim(&mut self, before_ms: i64) -> Result<u64>;
+}
+
+/// The backends' shared tuning.
+#[derive(Debug, Clone)]
+pub struct QueueOptions {
+    /// How long a claimed entry or retry stays with its worker before any
+    /// worker may take it over. Longer than the HTTP timeout.
+    pub claim_lease: Duration,
+}
+
+impl Default for QueueOptions {
+    fn default() -> Self {
+        QueueOptions {
+            claim_lease: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Dead letters counted by (destination, error), most first: the shape
+/// `status` shows.
+pub fn count_dead<'a>(letters: impl Iterator<Item = &'a DeadLetter>) -> Vec<(String, String, u64)> {
+    let mut counts: std::collections::BTreeMap<(String, String), u64> = Default::default();
+    for letter in letters {
+        *counts.entry((letter.dest.clone(), letter.error.clone())).or_default() += 1;
+    }
+    let mut out: Vec<_> = counts.into_iter().map(|((d, e), n)| (d, e, n)).collect();
+    out.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| (&a.0, &a.1).cmp(&(&b.0, &b.1))));
+    out
+}
+
+/// Opens the queue the configuration names.
+pub fn open(config: &crate::config::Config) -> Result<Box<dyn Queue>> {
+    let options = QueueOptions {
+        claim_lease: config.delivery.claim_lease,
+    };
+    Ok(match &config.backend {
+        crate::config::Backend::Redis { url } => {
+            Box::new(redis::RedisQueue::open(url.expose(), &config.prefix, options)?)
+        }
+        crate::config::Backend::Sqlite { path } => return Err(QueueError::Backend(format!("TEMP {}", path.display()))),
+    })
+}

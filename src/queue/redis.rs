@@ -1,0 +1,646 @@
+//! The Redis Streams backend, with the wire format of the README (stable, so
+//! any language can emit with one `XADD`):
+//!
+//! - `{events}:stream`: one entry per event, fields `type`, `payload` (JSON
+//!   object text), and optionally `id`, `ts`; read by the consumer group
+//!   `workers`, acknowledged but never deleted on delivery (history is what
+//!   `replay` reads), trimmed by age only behind every undelivered entry;
+//! - `{events}:retry`: sorted set of deliveries (JSON) scored by due time;
+//!   a claimed retry is leased by moving its score forward;
+//! - `{events}:dead`: stream of dead letters;
+//! - `{events}:idem:<key>`: idempotency keys.
+//!
+//! Every key shares the `{events}` hash tag, so the MULTI/EXEC blocks and
+//! scripts below also run on a Redis Cluster.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use redis::{Connection, Value};
+
+use super::{
+    Backlog, ConsumerStats, DeadLetter, Delivery, Poison, Queue, QueueError, QueueOptions,
+    Result, RetryClaim, Settlement, Stats, StoredDeadLetter, StreamEntry,
+};
+use crate::config::redact_url;
+use crate::event::{Event, EventLine, derived_id, format_ts_ms, now_ms};
+
+/// The consumer group every worker joins.
+pub const GROUP: &str = "workers";
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How far before `--since` the history scan starts, for events whose `ts`
+/// runs slightly ahead of the time they were written.
+const HISTORY_MARGIN_MS: i64 = 5 * 60 * 1000;
+
+/// Leases due retries by moving their score to the end of the lease; with
+/// destination names after the third argument, only deliveries to those.
+const CLAIM_RETRIES: &str = r"
+local want = tonumber(ARGV[2])
+local only = {}
+local filtered = #ARGV > 3
+for i = 4, #ARGV do only[ARGV[i]] = true end
+local claimed = {}
+local offset = 0
+while #claimed < want do
+  local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', offset, want)
+  if #due == 0 then break end
+  offset = offset + #due
+  for _, member in ipairs(due) do
+    local take = true
+    if filtered then
+      local ok, delivery = pcall(cjson.decode, member)
+      take = ok and only[delivery.dest] == true
+    end
+    if take and #claimed < want then
+      redis.call('ZADD', KEYS[1], 'XX', ARGV[3], member)
+      claimed[#claimed + 1] = member
+      offset = offset - 1
+    end
+  end
+  if not filtered then break end
+end
+return claimed";
+
+const APPEND_IDEMPOTENT: &str = r"
+local first = redis.call('GET', KEYS[1])
+if first then return first end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('XADD', KEYS[2], '*', 'type', ARGV[3], 'payload', ARGV[4], 'id', ARGV[1], 'ts', ARGV[5])
+return false";
+
+pub struct RedisQueue {
+    client: redis::Client,
+    /// Where, for messages: the URL without its password.
+    shown: String,
+    conn: Option<Connection>,
+    stream: String,
+    retry: String,
+    dead: String,
+    prefix: String,
+    options: QueueOptions,
+    group_ready: bool,
+    autoclaim_cursor: String,
+    last_autoclaim: Option<Instant>,
+}
+
+impl RedisQueue {
+    /// A queue on the Redis at `url` with keys under `prefix`. Connects
+    /// lazily: the first operation reports an unreachable server.
+    pub fn open(url: &str, prefix: &str, options: QueueOptions) -> Result<RedisQueue> {
+        let shown = redact_url(url);
+        let client = redis::Client::open(url)
+            .map_err(|e| QueueError::Backend(format!("the Redis URL {shown} is not valid: {e}")))?;
+        Ok(RedisQueue {
+            client,
+            shown,
+            conn: None,
+            stream: format!("{prefix}:stream"),
+            retry: format!("{prefix}:retry"),
+            dead: format!("{prefix}:dead"),
+            prefix: prefix.to_owned(),
+            options,
+            group_ready: false,
+            autoclaim_cursor: "0-0".into(),
+            last_autoclaim: None,
+        })
+    }
+
+    fn conn(&mut self) -> Result<&mut Connection> {
+        if self.conn.is_none() {
+            let conn = self
+                .client
+                .get_connection_with_timeout(CONNECT_TIMEOUT)
+                .map_err(|e| self.error(e))?;
+            conn.set_read_timeout(Some(RESPONSE_TIMEOUT))
+                .map_err(|e| self.error(e))?;
+            self.conn = Some(conn);
+            self.group_ready = false;
+        }
+        Ok(self.conn.as_mut().expect("connected above"))
+    }
+
+    /// Runs `f` on the connection; a connection-level failure drops the
+    /// connection so the next call reconnects.
+    fn with<T>(&mut self, f: impl FnOnce(&mut Connection) -> redis::RedisResult<T>) -> Result<T> {
+        let result = f(self.conn()?);
+        result.map_err(|e| {
+            if is_connection_error(&e) {
+                self.conn = None;
+            }
+            self.error(e)
+        })
+    }
+
+    fn error(&self, e: redis::RedisError) -> QueueError {
+        if is_connection_error(&e) {
+            QueueError::Unavailable(format!("cannot reach Redis at {}: {}", self.shown, e))
+        } else {
+            QueueError::Backend(format!("Redis at {} answered with an error: {e}", self.shown))
+        }
+    }
+
+    /// Creates the consumer group at the start of the stream when missing.
+    fn ensure_group(&mut self) -> Result<()> {
+        if self.group_ready {
+            return Ok(());
+        }
+        let stream = self.stream.clone();
+        let created = self.with(|c| {
+            redis::cmd("XGROUP")
+                .arg("CREATE")
+                .arg(&stream)
+                .arg(GROUP)
+                .arg("0")
+                .arg("MKSTREAM")
+                .exec(c)
+        });
+        match created {
+            Err(QueueError::Backend(e)) if e.contains("BUSYGROUP") => {}
+            other => other?,
+        }
+        self.group_ready = true;
+        Ok(())
+    }
+
+    /// Runs a group command, recreating the group once if Redis lost it
+    /// (a restart without persistence).
+    fn group_cmd(&mut self, cmd: &redis::Cmd) -> Result<Value> {
+        self.ensure_group()?;
+        match self.with(|c| cmd.query::<Value>(c)) {
+            Err(QueueError::Backend(e)) if e.contains("NOGROUP") => {
+                self.group_ready = false;
+                self.ensure_group()?;
+                self.with(|c| cmd.query::<Value>(c))
+            }
+            other => other,
+        }
+    }
+
+    fn read_own(&mut self, consumer: &str, from: &str, count: usize) -> Result<Vec<StreamEntry>> {
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP").arg(GROUP).arg(consumer).arg("COUNT").arg(count);
+        cmd.arg("STREAMS").arg(&self.stream).arg(from);
+        let reply = self.group_cmd(&cmd)?;
+        Ok(read_reply_entries(reply))
+    }
+
+    fn group_info(&mut self) -> Result<Option<HashMap<String, Value>>> {
+        let stream = self.stream.clone();
+        let groups: Value = match self.with(|c| redis::cmd("XINFO").arg("GROUPS").arg(&stream).query(c)) {
+            Err(QueueError::Backend(e)) if e.contains("no such key") => return Ok(None),
+            other => other?,
+        };
+        Ok(array(groups)
+            .into_iter()
+            .map(map)
+            .find(|g| g.get("name").map(text).as_deref() == Some(GROUP)))
+    }
+
+    /// Entries not yet delivered to the group: Redis's `lag`, or a count of
+    /// the entries after the last delivered id when Redis cannot tell.
+    fn unread(&mut self, group: &HashMap<String, Value>) -> Result<u64> {
+        if let Some(Value::Int(lag)) = group.get("lag") {
+            return Ok(u64::try_from(*lag).unwrap_or(0));
+        }
+        let last = group.get("last-delivered-id").map(text).unwrap_or_else(|| "0-0".into());
+        let stream = self.stream.clone();
+        let ids: Value = self.with(|c| {
+            redis::cmd("XRANGE").arg(&stream).arg(format!("({last}")).arg("+").arg("COUNT").arg(100_000).query(c)
+        })?;
+        Ok(array(ids).len() as u64)
+    }
+
+    fn retry_summary(&mut self) -> Result<(u64, Option<i64>)> {
+        let retry = self.retry.clone();
+        let (count, first): (u64, Vec<(String, f64)>) = self.with(|c| {
+            redis::pipe()
+                .cmd("ZCARD").arg(&retry)
+                .cmd("ZRANGE").arg(&retry).arg(0).arg(0).arg("WITHSCORES")
+                .query(c)
+        })?;
+        Ok((count, first.first().map(|(_, score)| *score as i64)))
+    }
+}
+
+fn is_connection_error(e: &redis::RedisError) -> bool {
+    e.is_io_error() || e.is_connection_refusal() || e.is_timeout() || e.is_connection_dropped()
+}
+
+impl Queue for RedisQueue {
+    fn describe(&self) -> String {
+        format!("redis {} (keys {}:*)", self.shown, self.prefix)
+    }
+
+    fn append(&mut self, events: &[Event]) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for event in events {
+            let payload = serde_json::to_string(&event.payload).expect("a map serialises");
+            pipe.cmd("XADD").arg(&self.stream).arg("*")
+                .arg("type").arg(&event.kind)
+                .arg("payload").arg(payload)
+                .arg("id").arg(&event.id)
+                .arg("ts").arg(&event.ts)
+                .ignore();
+        }
+        self.with(|c| pipe.exec(c))
+    }
+
+    fn append_idempotent(&mut self, key: &str, event: &Event, ttl: Duration) -> Result<Option<String>> {
+        let script = redis::Script::new(APPEND_IDEMPOTENT);
+        let payload = serde_json::to_string(&event.payload).expect("a map serialises");
+        let idem = format!("{}:idem:{key}", self.prefix);
+        let stream = self.stream.clone();
+        let ttl_ms = ttl.as_millis().max(1) as u64;
+        self.with(|c| {
+            script
+                .key(&idem)
+                .key(&stream)
+                .arg(&event.id)
+                .arg(ttl_ms)
+                .arg(&event.kind)
+                .arg(&payload)
+                .arg(&event.ts)
+                .invoke::<Option<String>>(c)
+        })
+    }
+
+    fn recover(&mut self, consumer: &str) -> Result<Vec<StreamEntry>> {
+        let mut all = Vec::new();
+        let mut from = "0".to_owned();
+        loop {
+            let batch = self.read_own(consumer, &from, 500)?;
+            let Some(last) = batch.last() else { break };
+            from = last.key.clone();
+            all.extend(batch);
+        }
+        Ok(all)
+    }
+
+    fn claim(&mut self, consumer: &str, count: usize, block: Duration) -> Result<Vec<StreamEntry>> {
+        let lease = self.options.claim_lease;
+        let due = self.last_autoclaim.is_none_or(|t| t.elapsed() >= lease / 4);
+        if due || self.autoclaim_cursor != "0-0" {
+            let mut cmd = redis::cmd("XAUTOCLAIM");
+            cmd.arg(&self.stream).arg(GROUP).arg(consumer).arg(lease.as_millis() as u64);
+            cmd.arg(&self.autoclaim_cursor).arg("COUNT").arg(count);
+            let reply = array(self.group_cmd(&cmd)?);
+            let mut parts = reply.into_iter();
+            self.autoclaim_cursor = parts.next().map(|v| text(&v)).unwrap_or_else(|| "0-0".into());
+            self.last_autoclaim = Some(Instant::now());
+            let claimed = parts.next().map(entries).unwrap_or_default();
+            if !claimed.is_empty() {
+                return Ok(claimed);
+            }
+        }
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP").arg(GROUP).arg(consumer).arg("COUNT").arg(count);
+        let block_ms = block.as_millis() as u64;
+        if block_ms > 0 {
+            cmd.arg("BLOCK").arg(block_ms);
+        }
+        cmd.arg("STREAMS").arg(&self.stream).arg(">");
+        // A blocking read must be allowed to outlast its BLOCK time.
+        let timeout = RESPONSE_TIMEOUT + block;
+        if let Some(c) = self.conn.as_mut() {
+            let _ = c.set_read_timeout(Some(timeout));
+        }
+        let reply = self.group_cmd(&cmd);
+        if let Some(c) = self.conn.as_mut() {
+            let _ = c.set_read_timeout(Some(RESPONSE_TIMEOUT));
+        }
+        Ok(read_reply_entries(reply?))
+    }
+
+    fn claim_retries(&mut self, now_ms: i64, count: usize, only: &[String]) -> Result<Vec<RetryClaim>> {
+        let script = redis::Script::new(CLAIM_RETRIES);
+        let retry = self.retry.clone();
+        let lease_until = now_ms + self.options.claim_lease.as_millis() as i64;
+        let members: Vec<String> = self.with(|c| {
+            script.key(&retry).arg(now_ms).arg(count).arg(lease_until).arg(only).invoke(c)
+        })?;
+        Ok(members
+            .into_iter()
+            .filter_map(|token| {
+                let delivery = serde_json::from_str::<Delivery>(&token).ok()?;
+                Some(RetryClaim { token, delivery })
+            })
+            .collect())
+    }
+
+    fn settle(&mut self, _consumer: &str, s: &Settlement) -> Result<()> {
+        if s.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for token in &s.done_retries {
+            pipe.cmd("ZREM").arg(&self.retry).arg(token).ignore();
+        }
+        for (delivery, due) in &s.retries {
+            let member = serde_json::to_string(delivery).expect("a delivery serialises");
+            pipe.cmd("ZADD").arg(&self.retry).arg(*due).arg(member).ignore();
+        }
+        for letter in &s.dead {
+            let event = match &letter.event {
+                Ok(event) => event.to_json_line(),
+                Err(raw) => raw.clone(),
+            };
+            pipe.cmd("XADD").arg(&self.dead).arg("*")
+                .arg("event").arg(event)
+                .arg("poison").arg(u8::from(letter.event.is_err()))
+                .arg("dest").arg(&letter.dest)
+                .arg("attempts").arg(letter.attempts)
+                .arg("error").arg(&letter.error)
+                .arg("at").arg(letter.at_ms)
+                .ignore();
+        }
+        if !s.acks.is_empty() {
+            pipe.cmd("XACK").arg(&self.stream).arg(GROUP).arg(&s.acks).ignore();
+        }
+        self.with(|c| pipe.exec(c))
+    }
+
+    fn backlog(&mut self) -> Result<Backlog> {
+        let (retries, next_retry_ms) = self.retry_summary()?;
+        let (unread, pending) = match self.group_info()? {
+            Some(group) => {
+                let pending = group.get("pending").map(int).unwrap_or(0);
+                (self.unread(&group)?, pending)
+            }
+            None => {
+                let stream = self.stream.clone();
+                (self.with(|c| redis::cmd("XLEN").arg(&stream).query::<u64>(c))?, 0)
+            }
+        };
+        Ok(Backlog { unread, pending, retries, next_retry_ms })
+    }
+
+    fn history(&mut self, from_ms: i64, until_ms: i64, visit: &mut dyn FnMut(Vec<Event>) -> bool) -> Result<()> {
+        let mut start = format!("{}-0", (from_ms - HISTORY_MARGIN_MS).max(0));
+        let stream = self.stream.clone();
+        loop {
+            let reply: Value = self.with(|c| {
+                redis::cmd("XRANGE").arg(&stream).arg(&start).arg("+").arg("COUNT").arg(1000).query(c)
+            })?;
+            let batch = entries(reply);
+            let Some(last) = batch.last() else { return Ok(()) };
+            start = format!("({}", last.key);
+            let events: Vec<Event> = batch
+                .into_iter()
+                .filter_map(|e| e.event.ok())
+                .filter(|e| e.ts_ms().is_some_and(|t| from_ms <= t && t < until_ms))
+                .collect();
+            if !events.is_empty() && !visit(events) {
+                return Ok(());
+            }
+        }
+    }
+
+    fn enqueue(&mut self, deliveries: &[Delivery], due_ms: i64) -> Result<()> {
+        for chunk in deliveries.chunks(1000) {
+            let mut cmd = redis::cmd("ZADD");
+            cmd.arg(&self.retry);
+            for delivery in chunk {
+                cmd.arg(due_ms).arg(serde_json::to_string(delivery).expect("a delivery serialises"));
+            }
+            self.with(|c| cmd.exec(c))?;
+        }
+        Ok(())
+    }
+
+    fn dead_letters(&mut self) -> Result<Vec<StoredDeadLetter>> {
+        let dead = self.dead.clone();
+        let mut out = Vec::new();
+        let mut start = "-".to_owned();
+        loop {
+            let reply: Value = self.with(|c| {
+                redis::cmd("XRANGE").arg(&dead).arg(&start).arg("+").arg("COUNT").arg(1000).query(c)
+            })?;
+            let raw = raw_entries(reply);
+            let Some((last, _)) = raw.last() else { return Ok(out) };
+            start = format!("({last}");
+            out.extend(raw.into_iter().filter_map(|(key, fields)| {
+                Some(StoredDeadLetter { key, letter: dead_letter(&fields?) })
+            }));
+        }
+    }
+
+    fn requeue_dead(&mut self, letters: &[(String, Delivery)], due_ms: i64) -> Result<()> {
+        for chunk in letters.chunks(500) {
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            for (key, delivery) in chunk {
+                let member = serde_json::to_string(delivery).expect("a delivery serialises");
+                pipe.cmd("ZADD").arg(&self.retry).arg(due_ms).arg(member).ignore();
+                pipe.cmd("XDEL").arg(&self.dead).arg(key).ignore();
+            }
+            self.with(|c| pipe.exec(c))?;
+        }
+        Ok(())
+    }
+
+    fn stats(&mut self) -> Result<Stats> {
+        let stream = self.stream.clone();
+        let (length, first, last): (u64, Value, Value) = self.with(|c| {
+            redis::pipe()
+                .cmd("XLEN").arg(&stream)
+                .cmd("XRANGE").arg(&stream).arg("-").arg("+").arg("COUNT").arg(1)
+                .cmd("XREVRANGE").arg(&stream).arg("+").arg("-").arg("COUNT").arg(1)
+                .query(c)
+        })?;
+        let ends = |v: Value| {
+            entries(v).into_iter().next().map(|e| match e.event {
+                Ok(ev) => (ev.id, ev.ts),
+                Err(_) => (e.key.clone(), format_ts_ms(entry_ms(&e.key) as i64)),
+            })
+        };
+        let mut stats = Stats { length, oldest: ends(first), newest: ends(last), ..Stats::default() };
+        if let Some(group) = self.group_info()? {
+            stats.lag = self.unread(&group)?;
+            let consumers: Value = self.with(|c| {
+                redis::cmd("XINFO").arg("CONSUMERS").arg(&stream).arg(GROUP).query(c)
+            })?;
+            stats.consumers = array(consumers)
+                .into_iter()
+                .map(map)
+                .map(|c| ConsumerStats {
+                    name: c.get("name").map(text).unwrap_or_default(),
+                    pending: c.get("pending").map(int).unwrap_or(0),
+                    idle_ms: c.get("idle").map(int).unwrap_or(0),
+                })
+                .collect();
+        } else {
+            stats.lag = length;
+        }
+        (stats.retries, stats.next_retry_ms) = self.retry_summary()?;
+        stats.dead = super::count_dead(self.dead_letters()?.iter().map(|d| &d.letter));
+        Ok(stats)
+    }
+
+    fn trim(&mut self, before_ms: i64) -> Result<u64> {
+        let Some(group) = self.group_info()? else { return Ok(0) };
+        let mut floor = format!("{before_ms}-0");
+        let last = group.get("last-delivered-id").map(text).unwrap_or_else(|| "0-0".into());
+        if id_lt(&last, &floor) {
+            // Entries after the last delivered one are unread: keep them.
+            floor = next_id(&last);
+        }
+        let stream = self.stream.clone();
+        let pending: Value = self.with(|c| redis::cmd("XPENDING").arg(&stream).arg(GROUP).query(c))?;
+        if let Some(Value::BulkString(first)) = array(pending).get(1) {
+            let first = String::from_utf8_lossy(first).into_owned();
+            if id_lt(&first, &floor) {
+                floor = first;
+            }
+        }
+        self.with(|c| redis::cmd("XTRIM").arg(&stream).arg("MINID").arg(&floor).query(c))
+    }
+}
+
+/// Compares two stream ids `ms-seq`.
+fn id_lt(a: &str, b: &str) -> bool {
+    parse_id(a) < parse_id(b)
+}
+
+fn parse_id(id: &str) -> (u64, u64) {
+    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+    (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
+}
+
+fn next_id(id: &str) -> String {
+    let (ms, seq) = parse_id(id);
+    format!("{ms}-{}", seq + 1)
+}
+
+fn entry_ms(id: &str) -> u64 {
+    parse_id(id).0
+}
+
+fn array(v: Value) -> Vec<Value> {
+    match v {
+        Value::Array(items) | Value::Set(items) => items,
+        Value::Map(pairs) => pairs.into_iter().flat_map(|(k, v)| [k, v]).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn map(v: Value) -> HashMap<String, Value> {
+    let mut items = array(v).into_iter();
+    let mut out = HashMap::new();
+    while let (Some(k), Some(v)) = (items.next(), items.next()) {
+        out.insert(text(&k), v);
+    }
+    out
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+        Value::SimpleString(s) => s.clone(),
+        Value::Int(i) => i.to_string(),
+        Value::VerbatimString { text, .. } => text.clone(),
+        _ => String::new(),
+    }
+}
+
+fn int(v: &Value) -> u64 {
+    match v {
+        Value::Int(i) => u64::try_from(*i).unwrap_or(0),
+        other => text(other).parse().unwrap_or(0),
+    }
+}
+
+/// Entries of an `XREADGROUP` reply (one stream), or none on a timeout.
+fn read_reply_entries(reply: Value) -> Vec<StreamEntry> {
+    array(reply)
+        .into_iter()
+        .flat_map(|stream| array(stream).into_iter().nth(1).map(entries).unwrap_or_default())
+        .collect()
+}
+
+/// `[[id, [field, value, ...]], ...]` as (id, fields); fields are `None`
+/// for an entry deleted while pending.
+fn raw_entries(v: Value) -> Vec<(String, Option<Vec<(String, String)>>)> {
+    array(v)
+        .into_iter()
+        .filter_map(|entry| {
+            let mut parts = array(entry).into_iter();
+            let id = text(&parts.next()?);
+            let fields = match parts.next() {
+                Some(Value::Nil) | None => None,
+                Some(f) => {
+                    let mut flat = array(f).into_iter();
+                    let mut pairs = Vec::new();
+                    while let (Some(k), Some(v)) = (flat.next(), flat.next()) {
+                        pairs.push((text(&k), text(&v)));
+                    }
+                    Some(pairs)
+                }
+            };
+            Some((id, fields))
+        })
+        .collect()
+}
+
+fn entries(v: Value) -> Vec<StreamEntry> {
+    raw_entries(v)
+        .into_iter()
+        .map(|(key, fields)| {
+            let event = match fields {
+                Some(fields) => decode(&key, &fields),
+                None => Err(Poison {
+                    raw: format!("{{\"entry\":\"{key}\"}}"),
+                    reason: "the entry was deleted from the stream before it was delivered".into(),
+                }),
+            };
+            StreamEntry { key, event }
+        })
+        .collect()
+}
+
+/// Decodes a stream entry into an event; the worker derives `id` and `ts`
+/// from the entry id when the producer left them out.
+fn decode(key: &str, fields: &[(String, String)]) -> std::result::Result<Event, Poison> {
+    let get = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let poison = |reason: String| {
+        let raw: serde_json::Map<String, serde_json::Value> =
+            fields.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
+        Poison { raw: serde_json::Value::Object(raw).to_string(), reason }
+    };
+    let kind = get("type").ok_or_else(|| poison("the entry has no 'type' field".into()))?;
+    let payload_text = get("payload").ok_or_else(|| poison("the entry has no 'payload' field".into()))?;
+    let payload = match serde_json::from_str::<serde_json::Value>(payload_text) {
+        Ok(serde_json::Value::Object(map)) => map,
+        Ok(_) => return Err(poison("'payload' is JSON but not an object".into())),
+        Err(e) => return Err(poison(format!("'payload' is not valid JSON: {e}"))),
+    };
+    let (ms, seq) = parse_id(key);
+    let line = EventLine {
+        id: Some(get("id").map_or_else(|| derived_id(ms, seq), str::to_owned)),
+        kind: kind.to_owned(),
+        ts: Some(get("ts").map_or_else(|| format_ts_ms(ms as i64), str::to_owned)),
+        payload,
+    };
+    line.into_event().map_err(poison)
+}
+
+fn dead_letter(fields: &[(String, String)]) -> DeadLetter {
+    let get = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).unwrap_or("");
+    let raw = get("event").to_owned();
+    let event = if get("poison") == "1" {
+        Err(raw)
+    } else {
+        serde_json::from_str::<Event>(&raw).map_err(|_| raw)
+    };
+    DeadLetter {
+        event,
+        dest: get("dest").to_owned(),
+        attempts: get("attempts").parse().unwrap_or(0),
+        error: get("error").to_owned(),
+        at_ms: get("at").parse().unwrap_or_else(|_| now_ms()),
+    }
+}

@@ -1,0 +1,110 @@
+//! A lane sends one destination's deliveries, one request at a time: it
+//! joins waiting deliveries into one request up to the destination's batch
+//! limit (Slack lines into one message, Segment calls into one batch), keeps
+//! a paced destination to its rate, and waits out a short `Retry-After`
+//! itself. Slow lanes never hold up other destinations' lanes.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+use super::{Job, Report};
+use crate::dest::{Attempt, Destination, Item};
+
+/// A `Retry-After` up to this long is waited out in the lane; a longer one
+/// goes back to the retry set.
+const INLINE_WAIT: Duration = Duration::from_secs(10);
+const POLL: Duration = Duration::from_millis(50);
+
+pub struct Lane {
+    pub dest: Arc<dyn Destination>,
+    pub index: usize,
+    pub jobs: Receiver<Job>,
+    pub reports: Sender<Report>,
+    pub stop: Arc<AtomicBool>,
+}
+
+impl Lane {
+    /// Runs until the job channel closes.
+    pub fn run(self) {
+        let limit = self.dest.batch_limit();
+        let mut carry: Option<Job> = None;
+        let mut last_send: Option<Instant> = None;
+        loop {
+            if let (Some(pace), Some(last)) = (self.dest.pacing(), last_send) {
+                self.sleep_until(last + pace);
+            }
+            let first = match carry.take() {
+                Some(job) => job,
+                None => match self.jobs.recv_timeout(POLL) {
+                    Ok(job) => job,
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => return,
+                },
+            };
+            if self.stopping() {
+                self.defer(vec![first]);
+                continue;
+            }
+            let mut bytes = first.item.body.len();
+            let mut batch = vec![first];
+            while batch.len() < limit.items {
+                let Ok(job) = self.jobs.try_recv() else { break };
+                if bytes + job.item.body.len() > limit.bytes {
+                    carry = Some(job);
+                    break;
+                }
+                bytes += job.item.body.len();
+                batch.push(job);
+            }
+            let items: Vec<Item> = batch.iter().map(|j| j.item.clone()).collect();
+            let started = Instant::now();
+            let mut attempt = self.dest.send(&items);
+            while let Attempt::RetryAfter(wait, _) = &attempt {
+                if *wait > INLINE_WAIT || self.stopping() {
+                    break;
+                }
+                log::debug!("{} is rate limited: waiting {} before sending again", self.dest.name(), humantime::format_duration(*wait));
+                self.sleep_until(Instant::now() + *wait);
+                if self.stopping() {
+                    break;
+                }
+                attempt = self.dest.send(&items);
+            }
+            last_send = Some(Instant::now());
+            let _ = self.reports.send(Report::Sent {
+                dest: self.index,
+                jobs: batch,
+                attempt,
+                elapsed: started.elapsed(),
+            });
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Deliveries not started when the worker stops go back to the retry set,
+    /// due now and without spending an attempt: the next worker sends them.
+    fn defer(&self, jobs: Vec<Job>) {
+        let _ = self.reports.send(Report::Sent {
+            dest: self.index,
+            jobs,
+            attempt: Attempt::RetryAfter(Duration::ZERO, "the worker stopped before sending".into()),
+            elapsed: Duration::ZERO,
+        });
+    }
+
+    fn sleep_until(&self, deadline: Instant) {
+        while !self.stopping() {
+            let now = Instant::now();
+            if now >= deadline {
+                return;
+            }
+            std::thread::sleep((deadline - now).min(POLL));
+        }
+    }
+}

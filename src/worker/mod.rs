@@ -1,0 +1,398 @@
+//! The worker: claims events from the queue, hands each to the lanes of the
+//! destinations it is routed to, and lets the settler record every outcome.
+//!
+//! Three kinds of threads, so that no destination waits for another:
+//! - the **reader** (this module) claims stream entries and due retries,
+//!   dead-letters poison, and dispatches deliveries, keeping at most a
+//!   window of claimed work in flight;
+//! - one or more **lanes** per destination send ([`lane`]);
+//! - the **settler** writes acknowledgements, retries and dead letters
+//!   atomically ([`settler`]).
+//!
+//! Stopping (SIGINT/SIGTERM) stops the reader; lanes finish what they are
+//! sending and hand back what they had not started; the settler writes it
+//! all; then `run` returns.
+
+pub mod lane;
+pub mod retry;
+pub mod settler;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+
+use crate::catalog::Catalog;
+use crate::config::{Config, DestConfig};
+use crate::dest::{self, Attempt, Destination, Item};
+use crate::event::{Event, now_ms};
+use crate::queue::{self, DeadLetter, Queue, QueueError, RetryClaim, StreamEntry};
+use crate::template::Style;
+use retry::RetryPolicy;
+use settler::{DestPolicy, Settler};
+
+/// Where a delivery came from, to settle it there.
+#[derive(Debug, Clone)]
+pub enum Origin {
+    /// A stream entry (its key); acknowledged once all its deliveries are.
+    Entry(String),
+    /// A claimed retry (its token).
+    Retry(String),
+}
+
+/// One delivery on its way to a lane.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub origin: Origin,
+    pub item: Item,
+    /// Attempts already spent on this delivery.
+    pub attempts: u32,
+}
+
+/// What the reader and the lanes tell the settler.
+pub enum Report {
+    /// An entry was claimed and has this many deliveries to make.
+    Entry { key: String, deliveries: usize },
+    /// An entry (or a retry) that cannot be delivered anywhere.
+    Poison { origin: Origin, letter: DeadLetter },
+    /// A lane sent (or gave up on) these jobs.
+    Sent { dest: usize, jobs: Vec<Job>, attempt: Attempt, elapsed: Duration },
+}
+
+/// How a worker runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub consumer: String,
+    pub concurrency: usize,
+    /// Exit once nothing is new, pending or scheduled for retry.
+    pub burst: bool,
+    /// Deliver only to these destinations (all when empty).
+    pub only: Vec<String>,
+}
+
+/// Claimed entries and retries in flight at most.
+const WINDOW: usize = 2000;
+/// Entries claimed per read at most.
+const CLAIM_BATCH: usize = 500;
+/// How often history is trimmed to the retention.
+const TRIM_EVERY: Duration = Duration::from_secs(600);
+
+pub struct Worker {
+    config: Config,
+    options: Options,
+    catalog: Catalog,
+    dests: Vec<Arc<dyn Destination>>,
+    routes: Vec<DestConfig>,
+}
+
+impl Worker {
+    /// A worker for `config`'s destinations (or those `options.only` names).
+    pub fn new(config: &Config, options: Options) -> Result<Worker, crate::Error> {
+        let all = config.destinations()?;
+        for name in &options.only {
+            if !all.iter().any(|d| &d.name == name) {
+                let names: Vec<&str> = all.iter().map(|d| d.name.as_str()).collect();
+                return Err(crate::config::ConfigError(format!(
+                    "--only {name}: no such destination (configured: {})",
+                    names.join(", ")
+                ))
+                .into());
+            }
+        }
+        let routes: Vec<DestConfig> = all
+            .iter()
+            .filter(|d| options.only.is_empty() || options.only.contains(&d.name))
+            .cloned()
+            .collect();
+        let dests = routes
+            .iter()
+            .map(|d| dest::build(d, &config.catalog, config.delivery.http_timeout))
+            .collect();
+        Ok(Worker {
+            catalog: config.catalog.clone(),
+            config: config.clone(),
+            options,
+            dests,
+            routes,
+        })
+    }
+
+    /// Runs until `stop` is set (or, with `burst`, until there is nothing
+    /// left to do).
+    pub fn run(self, stop: Arc<AtomicBool>) -> Result<(), crate::Error> {
+        let mut reader = queue::open(&self.config)?;
+        let settler_queue = queue::open(&self.config)?;
+        let inflight = Arc::new(AtomicUsize::new(0));
+        let (report_tx, report_rx) = crossbeam_channel::unbounded();
+        let settler = Settler {
+            queue: settler_queue,
+            consumer: self.options.consumer.clone(),
+            reports: report_rx,
+            dests: self
+                .dests
+                .iter()
+                .map(|d| DestPolicy {
+                    name: d.name().to_owned(),
+                    policy: RetryPolicy {
+                        max_attempts: self.config.delivery.max_attempts.unwrap_or_else(|| d.default_max_attempts()),
+                        base: self.config.delivery.retry_base,
+                    },
+                })
+                .collect(),
+            inflight: Arc::clone(&inflight),
+        };
+        let settler = std::thread::Builder::new()
+            .name("settler".into())
+            .spawn(move || settler.run())
+            .expect("threads can be spawned");
+        let (job_txs, lanes) = self.start_lanes(&report_tx, &stop);
+        let reader_loop = Reader {
+            worker: &self,
+            queue: reader.as_mut(),
+            reports: report_tx,
+            jobs: job_txs,
+            inflight,
+            stop: &stop,
+            unavailable_since: None,
+        };
+        let result = reader_loop.run();
+        // Lanes drain and exit once the job senders (owned by the reader) are
+        // gone; the settler exits once every report sender is gone.
+        for lane in lanes {
+            let _ = lane.join();
+        }
+        let _ = settler.join();
+        result
+    }
+
+    fn start_lanes(
+        &self,
+        reports: &Sender<Report>,
+        stop: &Arc<AtomicBool>,
+    ) -> (Vec<Sender<Job>>, Vec<std::thread::JoinHandle<()>>) {
+        let mut senders = Vec::new();
+        let mut handles = Vec::new();
+        for (index, dest) in self.dests.iter().enumerate() {
+            let (tx, rx) = crossbeam_channel::unbounded();
+            // A destination that joins deliveries (or is paced) sends from one
+            // lane, in order; the others from `concurrency` lanes.
+            let lanes = if dest.pacing().is_some() || dest.batch_limit().items > 1 {
+                1
+            } else {
+                self.options.concurrency
+            };
+            for n in 0..lanes {
+                let lane = lane::Lane {
+                    dest: Arc::clone(dest),
+                    index,
+                    jobs: rx.clone(),
+                    reports: reports.clone(),
+                    stop: Arc::clone(stop),
+                };
+                handles.push(
+                    std::thread::Builder::new()
+                        .name(format!("{}-{n}", dest.name()))
+                        .spawn(move || lane.run())
+                        .expect("threads can be spawned"),
+                );
+            }
+            senders.push(tx);
+        }
+        (senders, handles)
+    }
+}
+
+struct Reader<'a> {
+    worker: &'a Worker,
+    queue: &'a mut dyn Queue,
+    reports: Sender<Report>,
+    jobs: Vec<Sender<Job>>,
+    inflight: Arc<AtomicUsize>,
+    stop: &'a AtomicBool,
+    unavailable_since: Option<Instant>,
+}
+
+impl Reader<'_> {
+    fn run(mut self) -> Result<(), crate::Error> {
+        let consumer = self.worker.options.consumer.clone();
+        let recovered = self.until_available(|q| q.recover(&consumer))?;
+        if let Some(entries) = recovered {
+            if !entries.is_empty() {
+                log::info!("finishing {} entries this consumer claimed before it stopped", entries.len());
+            }
+            self.dispatch_entries(entries);
+        }
+        let mut next_trim = Instant::now();
+        let mut next_retry_poll = Instant::now();
+        while !self.stopping() {
+            if Instant::now() >= next_trim {
+                self.trim();
+                next_trim = Instant::now() + TRIM_EVERY;
+            }
+            let mut got_retries = 0;
+            if Instant::now() >= next_retry_poll {
+                let room = self.room();
+                if room > 0 {
+                    let only = self.worker.options.only.clone();
+                    let claims = self.until_available(|q| q.claim_retries(now_ms(), room.min(CLAIM_BATCH), &only))?;
+                    got_retries = claims.as_ref().map_or(0, Vec::len);
+                    self.dispatch_retries(claims.unwrap_or_default());
+                }
+                if got_retries == 0 {
+                    next_retry_poll = Instant::now() + Duration::from_millis(200);
+                }
+            }
+            let room = self.room();
+            if room == 0 {
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            }
+            let busy = self.inflight.load(Ordering::SeqCst) > 0;
+            let block = Duration::from_millis(if busy || got_retries > 0 { 20 } else { 500 });
+            let entries = self.until_available(|q| q.claim(&consumer, room.min(CLAIM_BATCH), block))?;
+            let Some(entries) = entries else { continue };
+            let claimed = entries.len();
+            self.dispatch_entries(entries);
+            if self.worker.options.burst && claimed == 0 && got_retries == 0 && !busy && self.finished()? {
+                log::debug!("nothing new, pending or scheduled for retry: stopping (--burst)");
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    fn room(&self) -> usize {
+        WINDOW.saturating_sub(self.inflight.load(Ordering::SeqCst))
+    }
+
+    /// Runs a queue operation; while the queue is unreachable, logs once,
+    /// backs off and returns `None`, so the loop can notice a stop request.
+    fn until_available<T>(
+        &mut self,
+        op: impl Fn(&mut dyn Queue) -> Result<T, QueueError>,
+    ) -> Result<Option<T>, crate::Error> {
+        match op(self.queue) {
+            Ok(value) => {
+                if let Some(since) = self.unavailable_since.take() {
+                    log::info!("the queue is reachable again after {}s: resuming", since.elapsed().as_secs());
+                }
+                Ok(Some(value))
+            }
+            Err(QueueError::Unavailable(e)) => {
+                let since = *self.unavailable_since.get_or_insert_with(|| {
+                    log::warn!("{e}; retrying until it is back");
+                    Instant::now()
+                });
+                let wait = (since.elapsed() / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+                let deadline = Instant::now() + wait;
+                while Instant::now() < deadline && !self.stopping() {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// With `--burst`: nothing unread, nothing pending anywhere, and no
+    /// retry scheduled. Waits a little for a retry that is due soon.
+    fn finished(&mut self) -> Result<bool, crate::Error> {
+        let Some(backlog) = self.until_available(|q| q.backlog())? else { return Ok(false) };
+        if backlog.unread > 0 || backlog.pending > 0 {
+            return Ok(false);
+        }
+        if let Some(due) = backlog.next_retry_ms {
+            let wait = (due - now_ms()).clamp(0, 1000) as u64;
+            std::thread::sleep(Duration::from_millis(wait));
+            return Ok(false);
+        }
+        Ok(backlog.retries == 0)
+    }
+
+    fn trim(&mut self) {
+        let before = now_ms() - self.worker.config.delivery.retention.as_millis() as i64;
+        match self.queue.trim(before) {
+            Ok(0) => {}
+            Ok(n) => log::info!("trimmed {n} delivered events older than the retention"),
+            Err(e) => log::warn!("cannot trim history: {e}"),
+        }
+    }
+
+    fn report(&self, report: Report) {
+        let _ = self.reports.send(report);
+    }
+
+    fn dispatch_entries(&mut self, entries: Vec<StreamEntry>) {
+        self.inflight.fetch_add(entries.len(), Ordering::SeqCst);
+        for entry in entries {
+            let key = entry.key;
+            let event = match entry.event {
+                Ok(event) => event,
+                Err(poison) => {
+                    self.report(Report::Poison { origin: Origin::Entry(key), letter: poison_letter(Err(poison.raw), poison.reason) });
+                    continue;
+                }
+            };
+            if let Err(e) = self.worker.catalog.render(&event, Style::Plain) {
+                self.report(Report::Poison { origin: Origin::Entry(key), letter: poison_letter(Ok(event), e.to_string()) });
+                continue;
+            }
+            let targets: Vec<usize> = (0..self.worker.dests.len())
+                .filter(|&i| self.worker.routes[i].routes(&event.kind))
+                .collect();
+            self.report(Report::Entry { key: key.clone(), deliveries: targets.len() });
+            let event = Arc::new(event);
+            for index in targets {
+                self.send_job(index, Origin::Entry(key.clone()), Arc::clone(&event), 0);
+            }
+        }
+    }
+
+    fn dispatch_retries(&mut self, claims: Vec<RetryClaim>) {
+        self.inflight.fetch_add(claims.len(), Ordering::SeqCst);
+        for RetryClaim { token, delivery } in claims {
+            let origin = Origin::Retry(token);
+            let event = Arc::new(delivery.event);
+            match self.worker.dests.iter().position(|d| d.name() == delivery.dest) {
+                Some(index) => self.send_job(index, origin, event, delivery.attempts),
+                None => {
+                    // Claimed without --only, so no destination of this
+                    // name is configured any more.
+                    let letter = DeadLetter {
+                        event: Ok((*event).clone()),
+                        dest: delivery.dest.clone(),
+                        attempts: delivery.attempts,
+                        error: format!("destination '{}' is not configured", delivery.dest),
+                        at_ms: now_ms(),
+                    };
+                    self.report(Report::Poison { origin, letter });
+                }
+            }
+        }
+    }
+
+    fn send_job(&self, index: usize, origin: Origin, event: Arc<Event>, attempts: u32) {
+        let dest = &self.worker.dests[index];
+        match dest.prepare(&event) {
+            Ok(body) => {
+                let job = Job { origin, item: Item { event, body }, attempts };
+                let _ = self.jobs[index].send(job);
+            }
+            Err(e) => self.report(Report::Sent {
+                dest: index,
+                jobs: vec![Job { origin, item: Item { event, body: String::new() }, attempts }],
+                attempt: Attempt::Permanent(e),
+                elapsed: Duration::ZERO,
+            }),
+        }
+    }
+}
+
+fn poison_letter(event: Result<Event, String>, reason: String) -> DeadLetter {
+    DeadLetter { event, dest: "*".into(), attempts: 0, error: reason, at_ms: now_ms() }
+}

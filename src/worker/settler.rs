@@ -1,0 +1,209 @@
+//! The settler turns send results into queue writes: it holds each entry's
+//! outcomes until every destination of the entry is resolved, then writes
+//! the acknowledgement together with the entry's retries and dead letters in
+//! one atomic settle, batching many entries per call. A settle that fails
+//! (the queue went away) is kept and tried again: nothing is dropped.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+
+use super::retry::RetryPolicy;
+use super::{Job, Origin, Report};
+use crate::dest::Attempt;
+use crate::event::now_ms;
+use crate::queue::{DeadLetter, Delivery, Queue, QueueError, Settlement};
+
+/// Per destination: its name and retry policy.
+pub struct DestPolicy {
+    pub name: String,
+    pub policy: RetryPolicy,
+}
+
+#[derive(Default)]
+struct EntryState {
+    remaining: usize,
+    retries: Vec<(Delivery, i64)>,
+    dead: Vec<DeadLetter>,
+}
+
+pub struct Settler {
+    pub queue: Box<dyn Queue>,
+    pub consumer: String,
+    pub reports: Receiver<Report>,
+    pub dests: Vec<DestPolicy>,
+    /// Entries and retries claimed but not yet settled; the reader stops
+    /// claiming when it is full.
+    pub inflight: Arc<AtomicUsize>,
+}
+
+impl Settler {
+    /// Runs until every report sender is gone and everything is settled.
+    pub fn run(mut self) {
+        let mut entries: HashMap<String, EntryState> = HashMap::new();
+        let mut pending = Settlement::default();
+        let mut settled_units = 0usize;
+        let mut closed = false;
+        let mut backoff = Duration::from_millis(100);
+        while !closed || !pending.is_empty() {
+            if !closed {
+                match self.reports.recv_timeout(Duration::from_millis(20)) {
+                    Ok(report) => {
+                        settled_units += self.apply(report, &mut entries, &mut pending);
+                        for report in self.reports.try_iter().take(5000) {
+                            settled_units += self.apply(report, &mut entries, &mut pending);
+                        }
+                    }
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => closed = true,
+                }
+            }
+            if pending.is_empty() {
+                continue;
+            }
+            match self.queue.settle(&self.consumer, &pending) {
+                Ok(()) => {
+                    if backoff > Duration::from_millis(100) {
+                        log::info!("the queue is back: settled what was waiting");
+                    }
+                    backoff = Duration::from_millis(100);
+                    pending = Settlement::default();
+                    self.inflight.fetch_sub(settled_units, Ordering::SeqCst);
+                    settled_units = 0;
+                }
+                Err(e) => {
+                    log::warn!("cannot record delivery outcomes, retrying in {}: {e}", humantime::format_duration(backoff));
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    /// Folds one report into the pending settlement; returns how many claimed
+    /// units (entries or retries) it finished.
+    fn apply(&self, report: Report, entries: &mut HashMap<String, EntryState>, pending: &mut Settlement) -> usize {
+        match report {
+            Report::Entry { key, deliveries: 0 } => {
+                pending.acks.push(key);
+                1
+            }
+            Report::Entry { key, deliveries } => {
+                entries.insert(key, EntryState { remaining: deliveries, ..Default::default() });
+                0
+            }
+            Report::Poison { origin, letter } => {
+                match origin {
+                    Origin::Entry(key) => {
+                        log::warn!("dead: entry {key} cannot be delivered: {}", letter.error);
+                        pending.acks.push(key);
+                    }
+                    Origin::Retry(token) => {
+                        log::warn!("dead: a retry to {} cannot be delivered: {}", letter.dest, letter.error);
+                        pending.done_retries.push(token);
+                    }
+                }
+                pending.dead.push(letter);
+                1
+            }
+            Report::Sent { dest, jobs, attempt, elapsed } => {
+                let mut finished = 0;
+                for job in jobs {
+                    finished += self.resolve(dest, job, &attempt, elapsed, entries, pending);
+                }
+                finished
+            }
+        }
+    }
+
+    fn resolve(
+        &self,
+        dest: usize,
+        job: Job,
+        attempt: &Attempt,
+        elapsed: Duration,
+        entries: &mut HashMap<String, EntryState>,
+        pending: &mut Settlement,
+    ) -> usize {
+        let DestPolicy { name, policy } = &self.dests[dest];
+        let event = &job.item.event;
+        let what = format!("{} {} to {name}", event.kind, event.id);
+        let delivery = |attempts: u32, error: &str| Delivery {
+            event: (**event).clone(),
+            dest: name.clone(),
+            attempts,
+            last_error: Some(error.to_owned()),
+        };
+        let dead = |attempts: u32, error: &str| DeadLetter {
+            event: Ok((**event).clone()),
+            dest: name.clone(),
+            attempts,
+            error: error.to_owned(),
+            at_ms: now_ms(),
+        };
+        let (retry, letter) = match attempt {
+            Attempt::Delivered => {
+                log::info!("delivered {what} ({} ms)", elapsed.as_millis());
+                (None, None)
+            }
+            Attempt::RetryAfter(wait, error) => {
+                log::info!("retry in {}: {what}: {error} (no attempt spent)", short(*wait));
+                (Some((delivery(job.attempts, error), now_ms() + wait.as_millis() as i64)), None)
+            }
+            Attempt::Transient(error) if !policy.exhausted(job.attempts + 1) => {
+                let attempts = job.attempts + 1;
+                let wait = policy.delay(attempts);
+                log::info!("retry in {}: {what}: {error} (attempt {attempts} of {})", short(wait), policy.max_attempts);
+                (Some((delivery(attempts, error), now_ms() + wait.as_millis() as i64)), None)
+            }
+            Attempt::Transient(error) | Attempt::Permanent(error) => {
+                let attempts = job.attempts + 1;
+                log::warn!("dead: {what}: {error} (after {attempts} attempt{})", if attempts == 1 { "" } else { "s" });
+                (None, Some(dead(attempts, error)))
+            }
+        };
+        match job.origin {
+            Origin::Retry(token) => {
+                pending.done_retries.push(token);
+                pending.retries.extend(retry);
+                pending.dead.extend(letter);
+                1
+            }
+            Origin::Entry(key) => {
+                let Some(state) = entries.get_mut(&key) else {
+                    return 0;
+                };
+                state.retries.extend(retry);
+                state.dead.extend(letter);
+                state.remaining -= 1;
+                if state.remaining > 0 {
+                    return 0;
+                }
+                let state = entries.remove(&key).expect("present above");
+                pending.retries.extend(state.retries);
+                pending.dead.extend(state.dead);
+                pending.acks.push(key);
+                1
+            }
+        }
+    }
+}
+
+/// `1.5s`, `30s`, `2m`: a wait, short enough for a log line.
+fn short(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else if d < Duration::from_secs(60) {
+        format!("{:.1}s", d.as_secs_f64()).replace(".0s", "s")
+    } else {
+        humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
+    }
+}
+
+/// Whether an error means the queue is unreachable for now.
+pub fn is_unavailable(e: &QueueError) -> bool {
+    matches!(e, QueueError::Unavailable(_))
+}

@@ -1,0 +1,17 @@
+//! The integration tests: one binary (linking happens once), one module per
+//! feature. Tests that need Redis start their own `redis-server`; HTTP
+//! destinations are tested against in-process servers that record requests.
+
+mod support;
+
+mod conformance;
+mod config_file;
+mod emit;
+mod generated;
+mod replay;
+mod segment;
+mod sqlite_store;
+mod status;
+mod templates;
+mod webhook;
+mod work;

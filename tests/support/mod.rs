@@ -1,0 +1,20 @@
+//! Shared helpers for the integration tests: a fluent builder that runs the `events` binary
+//! (`cmd`), a throw-away real Redis per test (`redis`), and an in-process HTTP server standing in
+//! for Slack, Segment and webhook receivers (`http`).
+
+// Every feature module picks the helpers it needs, so some are unused in any given build; one
+// allow here keeps `-D warnings` green without sprinkling attributes over every helper.
+#![allow(dead_code)]
+
+pub mod cmd;
+pub mod http;
+pub mod redis;
+
+// Re-exported so tests can write `support::Events`; like the helpers, not all are used by every
+// build. `self::` because the `redis` crate is in scope too and a bare `redis::` is ambiguous.
+#[allow(unused_imports)]
+pub use self::{
+    cmd::{Events, Outcome, Running, bin},
+    http::{Reply, Request, Sink},
+    redis::RedisServer,
+};
