@@ -35,6 +35,11 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
         if cause.is::<ValidationError>() || cause.is::<ConfigError>() || cause.is::<UsageError>() {
             return 2;
         }
+        match cause.downcast_ref::<Error>() {
+            Some(Error::Invalid(_) | Error::Config(_)) => return 2,
+            Some(Error::Queue(_)) => return 1,
+            None => {}
+        }
         if cause.is::<Interrupted>() {
             return 130;
         }

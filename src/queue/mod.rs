@@ -182,8 +182,9 @@ pub trait Queue: Send {
     /// Writes a settlement, all or nothing.
     fn settle(&mut self, consumer: &str, settlement: &Settlement) -> Result<()>;
 
-    /// What is left to do.
-    fn backlog(&mut self) -> Result<Backlog>;
+    /// What is left to do. When `only` is not empty, retries count only
+    /// those to the named destinations.
+    fn backlog(&mut self, only: &[String]) -> Result<Backlog>;
 
     /// Events of the stream with `from_ms <= ts < until_ms`, oldest first,
     /// passed to `visit` in batches; stops early when `visit` returns false.

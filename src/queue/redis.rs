@@ -211,8 +211,31 @@ impl RedisQueue {
         Ok(array(ids).len() as u64)
     }
 
-    fn retry_summary(&mut self) -> Result<(u64, Option<i64>)> {
+    fn retry_summary(&mut self, only: &[String]) -> Result<(u64, Option<i64>)> {
         let retry = self.retry.clone();
+        if !only.is_empty() {
+            // Deliveries are JSON members: count those to `only` by reading
+            // them all (a filtered backlog is only asked for by --only workers).
+            let mut count = 0;
+            let mut first: Option<i64> = None;
+            let mut offset = 0;
+            loop {
+                let page: Vec<(String, f64)> = self.with(|c| {
+                    redis::cmd("ZRANGE").arg(&retry).arg(offset).arg(offset + 999).arg("WITHSCORES").query(c)
+                })?;
+                if page.is_empty() {
+                    return Ok((count, first));
+                }
+                offset += page.len();
+                for (member, score) in page {
+                    let dest = serde_json::from_str::<Delivery>(&member).map(|d| d.dest).unwrap_or_default();
+                    if only.contains(&dest) {
+                        count += 1;
+                        first = Some(first.map_or(score as i64, |f| f.min(score as i64)));
+                    }
+                }
+            }
+        }
         let (count, first): (u64, Vec<(String, f64)>) = self.with(|c| {
             redis::pipe()
                 .cmd("ZCARD").arg(&retry)
@@ -364,8 +387,8 @@ impl Queue for RedisQueue {
         self.with(|c| pipe.exec(c))
     }
 
-    fn backlog(&mut self) -> Result<Backlog> {
-        let (retries, next_retry_ms) = self.retry_summary()?;
+    fn backlog(&mut self, only: &[String]) -> Result<Backlog> {
+        let (retries, next_retry_ms) = self.retry_summary(only)?;
         let (unread, pending) = match self.group_info()? {
             Some(group) => {
                 let pending = group.get("pending").map(int).unwrap_or(0);
@@ -476,7 +499,7 @@ impl Queue for RedisQueue {
         } else {
             stats.lag = length;
         }
-        (stats.retries, stats.next_retry_ms) = self.retry_summary()?;
+        (stats.retries, stats.next_retry_ms) = self.retry_summary(&[])?;
         stats.dead = super::count_dead(self.dead_letters()?.iter().map(|d| &d.letter));
         Ok(stats)
     }

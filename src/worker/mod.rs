@@ -17,7 +17,8 @@ pub mod lane;
 pub mod retry;
 pub mod settler;
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -82,8 +83,10 @@ pub struct Worker {
     config: Config,
     options: Options,
     catalog: Catalog,
-    dests: Vec<Arc<dyn Destination>>,
+    /// Every configured destination, and its sender when this worker
+    /// delivers there (`--only` leaves the others to other workers).
     routes: Vec<DestConfig>,
+    dests: Vec<Option<Arc<dyn Destination>>>,
 }
 
 impl Worker {
@@ -100,14 +103,13 @@ impl Worker {
                 .into());
             }
         }
-        let routes: Vec<DestConfig> = all
-            .iter()
-            .filter(|d| options.only.is_empty() || options.only.contains(&d.name))
-            .cloned()
-            .collect();
+        let routes: Vec<DestConfig> = all.to_vec();
         let dests = routes
             .iter()
-            .map(|d| dest::build(d, &config.catalog, config.delivery.http_timeout))
+            .map(|d| {
+                (options.only.is_empty() || options.only.contains(&d.name))
+                    .then(|| dest::build(d, &config.catalog, config.delivery.http_timeout))
+            })
             .collect();
         Ok(Worker {
             catalog: config.catalog.clone(),
@@ -124,23 +126,28 @@ impl Worker {
         let mut reader = queue::open(&self.config)?;
         let settler_queue = queue::open(&self.config)?;
         let inflight = Arc::new(AtomicUsize::new(0));
+        let held = Arc::new(Mutex::new(HashSet::new()));
         let (report_tx, report_rx) = crossbeam_channel::unbounded();
         let settler = Settler {
             queue: settler_queue,
             consumer: self.options.consumer.clone(),
             reports: report_rx,
             dests: self
-                .dests
+                .routes
                 .iter()
-                .map(|d| DestPolicy {
-                    name: d.name().to_owned(),
+                .zip(&self.dests)
+                .map(|(route, d)| DestPolicy {
+                    name: route.name.clone(),
                     policy: RetryPolicy {
-                        max_attempts: self.config.delivery.max_attempts.unwrap_or_else(|| d.default_max_attempts()),
+                        max_attempts: self.config.delivery.max_attempts.unwrap_or_else(|| {
+                            d.as_ref().map_or(10, |d| d.default_max_attempts())
+                        }),
                         base: self.config.delivery.retry_base,
                     },
                 })
                 .collect(),
             inflight: Arc::clone(&inflight),
+            held: Arc::clone(&held),
         };
         let settler = std::thread::Builder::new()
             .name("settler".into())
@@ -153,6 +160,7 @@ impl Worker {
             reports: report_tx,
             jobs: job_txs,
             inflight,
+            held,
             stop: &stop,
             unavailable_since: None,
         };
@@ -175,6 +183,8 @@ impl Worker {
         let mut handles = Vec::new();
         for (index, dest) in self.dests.iter().enumerate() {
             let (tx, rx) = crossbeam_channel::unbounded();
+            senders.push(tx);
+            let Some(dest) = dest else { continue };
             // A destination that joins deliveries (or is paced) sends from one
             // lane, in order; the others from `concurrency` lanes.
             let lanes = if dest.pacing().is_some() || dest.batch_limit().items > 1 {
@@ -197,7 +207,6 @@ impl Worker {
                         .expect("threads can be spawned"),
                 );
             }
-            senders.push(tx);
         }
         (senders, handles)
     }
@@ -209,6 +218,9 @@ struct Reader<'a> {
     reports: Sender<Report>,
     jobs: Vec<Sender<Job>>,
     inflight: Arc<AtomicUsize>,
+    /// Entry keys this worker holds: an entry it reclaims from itself (held
+    /// past the lease) is not dispatched twice.
+    held: Arc<Mutex<HashSet<String>>>,
     stop: &'a AtomicBool,
     unavailable_since: Option<Instant>,
 }
@@ -302,7 +314,8 @@ impl Reader<'_> {
     /// With `--burst`: nothing unread, nothing pending anywhere, and no
     /// retry scheduled. Waits a little for a retry that is due soon.
     fn finished(&mut self) -> Result<bool, crate::Error> {
-        let Some(backlog) = self.until_available(|q| q.backlog())? else { return Ok(false) };
+        let only = self.worker.options.only.clone();
+        let Some(backlog) = self.until_available(|q| q.backlog(&only))? else { return Ok(false) };
         if backlog.unread > 0 || backlog.pending > 0 {
             return Ok(false);
         }
@@ -327,7 +340,11 @@ impl Reader<'_> {
         let _ = self.reports.send(report);
     }
 
-    fn dispatch_entries(&mut self, entries: Vec<StreamEntry>) {
+    fn dispatch_entries(&mut self, mut entries: Vec<StreamEntry>) {
+        {
+            let mut held = self.held.lock().expect("never poisoned");
+            entries.retain(|e| held.insert(e.key.clone()));
+        }
         self.inflight.fetch_add(entries.len(), Ordering::SeqCst);
         for entry in entries {
             let key = entry.key;
@@ -342,7 +359,7 @@ impl Reader<'_> {
                 self.report(Report::Poison { origin: Origin::Entry(key), letter: poison_letter(Ok(event), e.to_string()) });
                 continue;
             }
-            let targets: Vec<usize> = (0..self.worker.dests.len())
+            let targets: Vec<usize> = (0..self.worker.routes.len())
                 .filter(|&i| self.worker.routes[i].routes(&event.kind))
                 .collect();
             self.report(Report::Entry { key: key.clone(), deliveries: targets.len() });
@@ -358,7 +375,7 @@ impl Reader<'_> {
         for RetryClaim { token, delivery } in claims {
             let origin = Origin::Retry(token);
             let event = Arc::new(delivery.event);
-            match self.worker.dests.iter().position(|d| d.name() == delivery.dest) {
+            match self.worker.routes.iter().position(|d| d.name == delivery.dest) {
                 Some(index) => self.send_job(index, origin, event, delivery.attempts),
                 None => {
                     // Claimed without --only, so no destination of this
@@ -377,7 +394,16 @@ impl Reader<'_> {
     }
 
     fn send_job(&self, index: usize, origin: Origin, event: Arc<Event>, attempts: u32) {
-        let dest = &self.worker.dests[index];
+        let Some(dest) = &self.worker.dests[index] else {
+            // Another worker delivers there: leave it in the retry set, due now.
+            self.report(Report::Sent {
+                dest: index,
+                jobs: vec![Job { origin, item: Item { event, body: String::new() }, attempts }],
+                attempt: Attempt::RetryAfter(Duration::ZERO, "left for a worker that delivers there (--only)".into()),
+                elapsed: Duration::ZERO,
+            });
+            return;
+        };
         match dest.prepare(&event) {
             Ok(body) => {
                 let job = Job { origin, item: Item { event, body }, attempts };

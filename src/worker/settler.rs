@@ -5,7 +5,8 @@
 //! (the queue went away) is kept and tried again: nothing is dropped.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -38,6 +39,8 @@ pub struct Settler {
     /// Entries and retries claimed but not yet settled; the reader stops
     /// claiming when it is full.
     pub inflight: Arc<AtomicUsize>,
+    /// The reader's set of held entry keys; settled ones leave it.
+    pub held: Arc<Mutex<HashSet<String>>>,
 }
 
 impl Settler {
@@ -70,6 +73,11 @@ impl Settler {
                         log::info!("the queue is back: settled what was waiting");
                     }
                     backoff = Duration::from_millis(100);
+                    let mut held = self.held.lock().expect("never poisoned");
+                    for key in &pending.acks {
+                        held.remove(key);
+                    }
+                    drop(held);
                     pending = Settlement::default();
                     self.inflight.fetch_sub(settled_units, Ordering::SeqCst);
                     settled_units = 0;
@@ -150,7 +158,11 @@ impl Settler {
                 (None, None)
             }
             Attempt::RetryAfter(wait, error) => {
-                log::info!("retry in {}: {what}: {error} (no attempt spent)", short(*wait));
+                if wait.is_zero() {
+                    log::debug!("deferred {what}: {error}");
+                } else {
+                    log::info!("retry in {}: {what}: {error} (no attempt spent)", short(*wait));
+                }
                 (Some((delivery(job.attempts, error), now_ms() + wait.as_millis() as i64)), None)
             }
             Attempt::Transient(error) if !policy.exhausted(job.attempts + 1) => {
