@@ -132,7 +132,10 @@ impl EventSpec {
 
     /// The declared type of `field`.
     pub fn field(&self, field: &str) -> Option<FieldType> {
-        self.fields.iter().find(|(n, _)| n == field).map(|(_, t)| *t)
+        self.fields
+            .iter()
+            .find(|(n, _)| n == field)
+            .map(|(_, t)| *t)
     }
 
     /// Sample values for every field: realistic ones for the catalog's usual
@@ -216,7 +219,13 @@ impl EventType {
         self.spec().0
     }
 
-    fn spec(self) -> (&'static str, &'static [(&'static str, FieldType)], &'static str) {
+    fn spec(
+        self,
+    ) -> (
+        &'static str,
+        &'static [(&'static str, FieldType)],
+        &'static str,
+    ) {
         const S: FieldType = FieldType::String;
         const N: FieldType = FieldType::Integer { signed: false };
         match self {
@@ -263,6 +272,12 @@ impl EventType {
 impl fmt::Display for EventType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+impl AsRef<str> for EventType {
+    fn as_ref(&self) -> &str {
+        self.as_str()
     }
 }
 
@@ -428,7 +443,10 @@ mod tests {
     fn missing_and_ill_typed_fields_are_named() {
         let c = Catalog::builtin();
         let err = c
-            .validate("import.completed", &payload(json!({"email": "a@b", "importer_name": "x"})))
+            .validate(
+                "import.completed",
+                &payload(json!({"email": "a@b", "importer_name": "x"})),
+            )
             .unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -460,7 +478,10 @@ mod tests {
         let n = FieldType::Integer { signed: false };
         assert_eq!(n.from_text("1_234"), Some(json!(1234)));
         assert_eq!(n.from_text("-1"), None);
-        assert_eq!(FieldType::Integer { signed: true }.from_text("-1"), Some(json!(-1)));
+        assert_eq!(
+            FieldType::Integer { signed: true }.from_text("-1"),
+            Some(json!(-1))
+        );
         assert_eq!(FieldType::Number.from_text("2.5"), Some(json!(2.5)));
         assert_eq!(FieldType::Boolean.from_text("yes"), None);
     }

@@ -11,7 +11,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// Emit product events, deliver them to Slack, Segment and webhooks, replay
 /// what failed.
 #[derive(Debug, Parser)]
-#[command(name = "events", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "events",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -28,7 +33,13 @@ pub struct GlobalArgs {
     #[arg(short, long, global = true)]
     pub quiet: bool,
     /// Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store.
-    #[arg(long, global = true, env = "REDIS_URL", value_name = "URL", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "REDIS_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     pub redis_url: Option<String>,
     /// The embedded store's file [default: $XDG_STATE_HOME/events/events.db].
     #[arg(long, global = true, env = "EVENTS_DB", value_name = "PATH")]
@@ -51,13 +62,15 @@ pub enum Command {
 
 /// Validate an event and put it on the queue; prints its id.
 ///
-/// Fields come from the per-field flags, `--field KEY=VALUE` (typed by the
-/// catalog) and `--json OBJECT`, later ones winning. With `--stdin`, events
+/// Fields come from `--json OBJECT`, then the per-field flags, then
+/// `--field KEY=VALUE` (typed by the catalog), later ones winning. With `--stdin`, events
 /// are read as JSON Lines (`{"type":…,"payload":{…}}`, `id` and `ts`
 /// optional); a bad line is reported with its number and the rest still go
 /// in. `EVENTS_DISABLED=1` validates and writes nothing.
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  events emit user.signup --email ada@example.com\n  events emit import.completed --email ada@example.com --importer-name CRM --row-count 1234\n  events emit user.signup --email ada@example.com --idempotency-key signup-ada\n  some-export | events emit --stdin")]
+#[command(
+    after_help = "Examples:\n  events emit user.signup --email ada@example.com\n  events emit import.completed --email ada@example.com --importer-name CRM --row-count 1234\n  events emit user.signup --email ada@example.com --idempotency-key signup-ada\n  some-export | events emit --stdin"
+)]
 pub struct EmitArgs {
     /// The event type, e.g. user.signup (see `events templates`).
     #[arg(required_unless_present = "stdin", conflicts_with = "stdin")]
@@ -72,10 +85,10 @@ pub struct EmitArgs {
     #[arg(long, value_name = "P")]
     pub plan: Option<String>,
     /// The `row_count` field (a non-negative integer).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub row_count: Option<String>,
     /// The `error` field.
-    #[arg(long, value_name = "TEXT")]
+    #[arg(long, value_name = "TEXT", allow_hyphen_values = true)]
     pub error: Option<String>,
     /// Any field, typed by the catalog; repeatable.
     #[arg(short, long = "field", value_name = "KEY=VALUE")]

@@ -83,7 +83,11 @@ pub fn redact_url(url: &str) -> String {
     let (authority, path) = rest.split_at(authority_end);
     let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
     let creds = if authority.contains('@') { "***@" } else { "" };
-    let path = if path.trim_matches('/').is_empty() { "" } else { "/***" };
+    let path = if path.trim_matches('/').is_empty() {
+        ""
+    } else {
+        "/***"
+    };
     if scheme.is_empty() {
         format!("{creds}{host}{path}")
     } else {
@@ -223,7 +227,11 @@ impl Config {
             None => match env("REDIS_URL") {
                 Some(url) => redis_backend(&url)?,
                 None => Backend::Sqlite {
-                    path: match global.db.clone().or_else(|| env("EVENTS_DB").map(Into::into)) {
+                    path: match global
+                        .db
+                        .clone()
+                        .or_else(|| env("EVENTS_DB").map(Into::into))
+                    {
                         Some(path) => path,
                         None => default_db_path(&env)?,
                     },
@@ -231,20 +239,44 @@ impl Config {
             },
         };
         let delivery = Delivery {
-            max_attempts: parse_env(&env, "EVENTS_MAX_ATTEMPTS", |v| {
-                v.parse::<u32>().ok().filter(|n| *n >= 1)
-            }, "a whole number of at least 1")?,
-            retry_base: parse_env(&env, "EVENTS_RETRY_BASE_MS", parse_ms, "milliseconds, e.g. 1000")?
-                .unwrap_or(Duration::from_secs(1)),
-            http_timeout: parse_env(&env, "EVENTS_HTTP_TIMEOUT_MS", parse_ms, "milliseconds, e.g. 10000")?
-                .unwrap_or(Duration::from_secs(10)),
-            retention: parse_env(&env, "EVENTS_RETENTION", |v| humantime::parse_duration(v).ok(), "a duration such as 30d or 12h")?
-                .unwrap_or(Duration::from_secs(30 * 24 * 3600)),
+            max_attempts: parse_env(
+                &env,
+                "EVENTS_MAX_ATTEMPTS",
+                |v| v.parse::<u32>().ok().filter(|n| *n >= 1),
+                "a whole number of at least 1",
+            )?,
+            retry_base: parse_env(
+                &env,
+                "EVENTS_RETRY_BASE_MS",
+                parse_ms,
+                "milliseconds, e.g. 1000",
+            )?
+            .unwrap_or(Duration::from_secs(1)),
+            http_timeout: parse_env(
+                &env,
+                "EVENTS_HTTP_TIMEOUT_MS",
+                parse_ms,
+                "milliseconds, e.g. 10000",
+            )?
+            .unwrap_or(Duration::from_secs(10)),
+            retention: parse_env(
+                &env,
+                "EVENTS_RETENTION",
+                |v| humantime::parse_duration(v).ok(),
+                "a duration such as 30d or 12h",
+            )?
+            .unwrap_or(Duration::from_secs(30 * 24 * 3600)),
             claim_lease: Duration::ZERO,
         };
-        let claim_lease = parse_env(&env, "EVENTS_CLAIM_LEASE_MS", parse_ms, "milliseconds, e.g. 60000")?;
+        let claim_lease = parse_env(
+            &env,
+            "EVENTS_CLAIM_LEASE_MS",
+            parse_ms,
+            "milliseconds, e.g. 60000",
+        )?;
         let delivery = Delivery {
-            claim_lease: claim_lease.unwrap_or((delivery.http_timeout * 3).max(Duration::from_secs(60))),
+            claim_lease: claim_lease
+                .unwrap_or((delivery.http_timeout * 3).max(Duration::from_secs(60))),
             ..delivery
         };
         let disabled = parse_env(&env, "EVENTS_DISABLED", parse_bool, "1 or 0")?.unwrap_or(false);
@@ -252,12 +284,19 @@ impl Config {
             .config
             .clone()
             .or_else(|| env("EVENTS_CONFIG").map(PathBuf::from))
-            .or_else(|| Path::new("events.toml").exists().then(|| "events.toml".into()));
+            .or_else(|| {
+                Path::new("events.toml")
+                    .exists()
+                    .then(|| "events.toml".into())
+            });
         let mut catalog = Catalog::builtin();
         let mut declared = None;
         if let Some(path) = &file_path {
             let text = std::fs::read_to_string(path).map_err(|e| {
-                ConfigError(format!("cannot read the config file {}: {e}", path.display()))
+                ConfigError(format!(
+                    "cannot read the config file {}: {e}",
+                    path.display()
+                ))
             })?;
             let file = ConfigFile::parse(path, &text)?;
             file.apply_events(&mut catalog)?;
@@ -289,13 +328,19 @@ impl Config {
 }
 
 fn redis_backend(url: &str) -> Result<Backend, ConfigError> {
-    if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("redis+unix://") || url.starts_with("unix://")) {
+    if !(url.starts_with("redis://")
+        || url.starts_with("rediss://")
+        || url.starts_with("redis+unix://")
+        || url.starts_with("unix://"))
+    {
         return err(format!(
             "the Redis URL {} must start with redis:// or rediss://",
             redact_url(url)
         ));
     }
-    Ok(Backend::Redis { url: Secret::new(url) })
+    Ok(Backend::Redis {
+        url: Secret::new(url),
+    })
 }
 
 fn default_db_path(env: &dyn Fn(&str) -> Option<String>) -> Result<PathBuf, ConfigError> {
@@ -304,7 +349,9 @@ fn default_db_path(env: &dyn Fn(&str) -> Option<String>) -> Result<PathBuf, Conf
         .or_else(|| env("HOME").map(|h| Path::new(&h).join(".local/state")));
     match state {
         Some(dir) => Ok(dir.join("events").join("events.db")),
-        None => err("cannot choose where to keep the event store: set --db or EVENTS_DB (neither XDG_STATE_HOME nor HOME is set)"),
+        None => err(
+            "cannot choose where to keep the event store: set --db or EVENTS_DB (neither XDG_STATE_HOME nor HOME is set)",
+        ),
     }
 }
 
@@ -346,7 +393,9 @@ fn env_destinations(
     if let Some(url) = env("SLACK_WEBHOOK_URL") {
         dests.push(DestConfig {
             name: "slack".into(),
-            settings: DestSettings::Slack { url: Secret::new(url) },
+            settings: DestSettings::Slack {
+                url: Secret::new(url),
+            },
             events: all(),
         });
     }
@@ -355,7 +404,8 @@ fn env_destinations(
             name: "segment".into(),
             settings: DestSettings::Segment {
                 write_key: Secret::new(key),
-                endpoint: env("SEGMENT_ENDPOINT").unwrap_or_else(|| SEGMENT_DEFAULT_ENDPOINT.into()),
+                endpoint: env("SEGMENT_ENDPOINT")
+                    .unwrap_or_else(|| SEGMENT_DEFAULT_ENDPOINT.into()),
             },
             events: all(),
         });
@@ -372,7 +422,10 @@ fn env_destinations(
         }
         dests.push(DestConfig {
             name: "webhook".into(),
-            settings: DestSettings::Webhook { url: Secret::new(url), secret: Secret::new(secret) },
+            settings: DestSettings::Webhook {
+                url: Secret::new(url),
+                secret: Secret::new(secret),
+            },
             events: all(),
         });
     }
@@ -438,7 +491,12 @@ impl ConfigFile {
     }
 
     /// An error naming the file, the line of `span` and the key.
-    fn at(&self, span: std::ops::Range<usize>, key: &str, message: impl fmt::Display) -> ConfigError {
+    fn at(
+        &self,
+        span: std::ops::Range<usize>,
+        key: &str,
+        message: impl fmt::Display,
+    ) -> ConfigError {
         ConfigError(format!(
             "{}:{}: {key}: {message}",
             self.path.display(),
@@ -467,7 +525,10 @@ impl ConfigFile {
                     }
                     fields
                 }
-                None => catalog.get(name).map(|s| s.fields.clone()).unwrap_or_default(),
+                None => catalog
+                    .get(name)
+                    .map(|s| s.fields.clone())
+                    .unwrap_or_default(),
             };
             let mut spec = EventSpec::new(name, fields, entry.template.get_ref())
                 .map_err(|e| self.at(entry.template.span(), "template", e))?;
@@ -477,17 +538,29 @@ impl ConfigFile {
         Ok(())
     }
 
-    fn destinations(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<DestConfig>, String> {
+    fn destinations(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Vec<DestConfig>, String> {
         let mut out: Vec<DestConfig> = Vec::new();
         for entry in &self.destination {
             let name = entry.name.get_ref().clone();
             if out.iter().any(|d| d.name == name) {
-                return Err(self.at(entry.name.span(), "name", format!("destination {name:?} is declared twice")).0);
+                return Err(self
+                    .at(
+                        entry.name.span(),
+                        "name",
+                        format!("destination {name:?} is declared twice"),
+                    )
+                    .0);
             }
             let kind = DestKind::parse(entry.kind.get_ref()).ok_or_else(|| {
                 self.at(entry.kind.span(), "kind", format!("unknown destination kind {:?} (expected slack, segment, webhook or console)", entry.kind.get_ref())).0
             })?;
-            let secret = |key: &Option<Spanned<String>>, key_name: &str, default: &str| -> Result<Secret, String> {
+            let secret = |key: &Option<Spanned<String>>,
+                          key_name: &str,
+                          default: &str|
+             -> Result<Secret, String> {
                 let var = key.as_ref().map_or(default, |v| v.get_ref().as_str());
                 let span = key.as_ref().map_or(entry.kind.span(), Spanned::span);
                 env(var).map(Secret::new).ok_or_else(|| {
@@ -496,7 +569,9 @@ impl ConfigFile {
             };
             let settings = match kind {
                 DestKind::Console => DestSettings::Console,
-                DestKind::Slack => DestSettings::Slack { url: secret(&entry.url_env, "url_env", "SLACK_WEBHOOK_URL")? },
+                DestKind::Slack => DestSettings::Slack {
+                    url: secret(&entry.url_env, "url_env", "SLACK_WEBHOOK_URL")?,
+                },
                 DestKind::Segment => DestSettings::Segment {
                     write_key: secret(&entry.write_key_env, "write_key_env", "SEGMENT_WRITE_KEY")?,
                     endpoint: entry
@@ -509,20 +584,38 @@ impl ConfigFile {
                 DestKind::Webhook => {
                     let signing = secret(&entry.secret_env, "secret_env", "EVENTS_WEBHOOK_SECRET")?;
                     if let Err(e) = crate::dest::webhook::check_secret(signing.expose()) {
-                        let span = entry.secret_env.as_ref().map_or(entry.kind.span(), Spanned::span);
-                        return Err(self.at(span, "secret_env", format!("the signing secret {e}")).0);
+                        let span = entry
+                            .secret_env
+                            .as_ref()
+                            .map_or(entry.kind.span(), Spanned::span);
+                        return Err(self
+                            .at(span, "secret_env", format!("the signing secret {e}"))
+                            .0);
                     }
-                    DestSettings::Webhook { url: secret(&entry.url_env, "url_env", "EVENTS_WEBHOOK_URL")?, secret: signing }
+                    DestSettings::Webhook {
+                        url: secret(&entry.url_env, "url_env", "EVENTS_WEBHOOK_URL")?,
+                        secret: signing,
+                    }
                 }
             };
             let events = match &entry.events {
                 Some(globs) if globs.get_ref().is_empty() => {
-                    return Err(self.at(globs.span(), "events", "an empty list routes nothing; remove the key to route every event").0);
+                    return Err(self
+                        .at(
+                            globs.span(),
+                            "events",
+                            "an empty list routes nothing; remove the key to route every event",
+                        )
+                        .0);
                 }
                 Some(globs) => globs.get_ref().clone(),
                 None => vec!["*".to_owned()],
             };
-            out.push(DestConfig { name, settings, events });
+            out.push(DestConfig {
+                name,
+                settings,
+                events,
+            });
         }
         Ok(out)
     }
@@ -546,8 +639,14 @@ mod tests {
 
     #[test]
     fn urls_are_redacted() {
-        assert_eq!(redact_url("redis://:hunter2@cache:6379/0"), "redis://***@cache:6379/***");
-        assert_eq!(redact_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(
+            redact_url("redis://:hunter2@cache:6379/0"),
+            "redis://***@cache:6379/***"
+        );
+        assert_eq!(
+            redact_url("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
         assert_eq!(
             redact_url("https://hooks.slack.com/services/T0/B0/XXXX"),
             "https://hooks.slack.com/***"

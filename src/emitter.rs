@@ -54,7 +54,9 @@ impl Emitter {
     /// object); returns its id.
     pub fn emit(&mut self, kind: impl AsRef<str>, payload: Value) -> Result<String, Error> {
         let Value::Object(payload) = payload else {
-            return Err(ValidationError::Invalid("the payload must be a JSON object".into()).into());
+            return Err(
+                ValidationError::Invalid("the payload must be a JSON object".into()).into(),
+            );
         };
         self.emit_event(Event::new(kind.as_ref(), payload))
     }
@@ -78,7 +80,9 @@ impl Emitter {
         if self.config.disabled {
             return Ok(event.id);
         }
-        let first = self.queue()?.append_idempotent(key, &event, IDEMPOTENCY_TTL)?;
+        let first = self
+            .queue()?
+            .append_idempotent(key, &event, IDEMPOTENCY_TTL)?;
         Ok(first.unwrap_or(event.id))
     }
 
@@ -105,12 +109,16 @@ pub fn typed_fields(
     let mut payload = Payload::new();
     for (key, text) in pairs {
         let value = match spec.field(key) {
-            Some(field_type) => field_type.from_text(text).ok_or_else(|| ValidationError::BadField {
-                kind: kind.to_owned(),
-                field: key.clone(),
-                expected: field_type.to_string(),
-                got: format!("{text:?}"),
-            })?,
+            Some(field_type) => {
+                field_type
+                    .from_text(text)
+                    .ok_or_else(|| ValidationError::BadField {
+                        kind: kind.to_owned(),
+                        field: key.clone(),
+                        expected: field_type.to_string(),
+                        got: format!("{text:?}"),
+                    })?
+            }
             None => Value::String(text.clone()),
         };
         payload.insert(key.clone(), value);

@@ -154,8 +154,14 @@ mod tests {
 
     #[test]
     fn derived_ids_are_stable_and_distinct() {
-        assert_eq!(derived_id(1_700_000_000_000, 0), derived_id(1_700_000_000_000, 0));
-        assert_ne!(derived_id(1_700_000_000_000, 0), derived_id(1_700_000_000_000, 1));
+        assert_eq!(
+            derived_id(1_700_000_000_000, 0),
+            derived_id(1_700_000_000_000, 0)
+        );
+        assert_ne!(
+            derived_id(1_700_000_000_000, 0),
+            derived_id(1_700_000_000_000, 1)
+        );
         let id = ulid::Ulid::from_string(&derived_id(1_700_000_000_000, 3)).unwrap();
         assert_eq!(id.timestamp_ms(), 1_700_000_000_000);
     }

@@ -1,1 +1,317 @@
-//! Tests of `config_file`.
+//! The TOML config file: custom event types, overridden templates, several
+//! destinations of one kind with routing globs, and a clear exit-2 error
+//! naming file, line and key for every kind of mistake.
+
+use std::path::Path;
+
+use crate::support::{Events, RedisServer, Reply, Sink};
+
+const ROUTED: &str = r#"
+[[event]]
+type = "team.invited"
+fields = { email = "string", team = "string", seats = "integer" }
+template = "Invite: {email} joined {team} ({seats:,} seats)"
+
+[[event]]
+type = "user.signup"
+template = "Welcome aboard, {email}!"
+
+[[destination]]
+name = "billing"
+kind = "slack"
+url_env = "SLACK_BILLING_URL"
+events = ["subscription.*"]
+
+[[destination]]
+name = "growth"
+kind = "slack"
+url_env = "SLACK_GROWTH_URL"
+events = ["user.*", "team.*"]
+"#;
+
+fn with_config(home: &Path, redis: &RedisServer, toml: &str) -> Events {
+    std::fs::write(home.join("events.toml"), toml).unwrap();
+    Events::new().home(home).env("REDIS_URL", redis.url())
+}
+
+fn lines(sink: &Sink) -> Vec<String> {
+    sink.accepted()
+        .iter()
+        .map(|r| r.json()["text"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn billing_events_reach_only_the_billing_channel() {
+    let redis = RedisServer::start();
+    let home = tempfile::tempdir().unwrap();
+    let (billing, growth) = (Sink::start(), Sink::start());
+    let run = || {
+        with_config(home.path(), &redis, ROUTED)
+            .env("SLACK_BILLING_URL", billing.url())
+            .env("SLACK_GROWTH_URL", growth.url())
+    };
+    run()
+        .args([
+            "emit",
+            "subscription.started",
+            "--email",
+            "ada@example.com",
+            "--plan",
+            "pro",
+        ])
+        .run()
+        .success();
+    run()
+        .args(["emit", "user.signup", "--email", "bob@example.com"])
+        .run()
+        .success();
+    run()
+        .args([
+            "emit",
+            "import.failed",
+            "--email",
+            "c@example.com",
+            "--importer-name",
+            "x",
+            "--error",
+            "y",
+        ])
+        .run()
+        .success();
+    run().args(["work", "--burst"]).run().success();
+    assert_eq!(lines(&billing), ["New subscriber: ada@example.com (pro)"]);
+    assert_eq!(lines(&growth), ["Welcome aboard, bob@example.com!"]);
+    // Routed nowhere: acknowledged, not dead.
+    assert_eq!(redis.cli(&["XLEN", "{events}:dead"]), "0");
+    assert_eq!(
+        redis
+            .cli(&["XPENDING", "{events}:stream", "workers"])
+            .lines()
+            .next(),
+        Some("0")
+    );
+}
+
+#[test]
+fn a_custom_event_type_is_emitted_previewed_and_delivered() {
+    let redis = RedisServer::start();
+    let home = tempfile::tempdir().unwrap();
+    let growth = Sink::start();
+    let run = || {
+        with_config(home.path(), &redis, ROUTED)
+            .env("SLACK_BILLING_URL", "http://127.0.0.1:9/unused")
+            .env("SLACK_GROWTH_URL", growth.url())
+    };
+    run()
+        .args([
+            "templates",
+            "team.invited",
+            "--preview",
+            "--field",
+            "seats=1200",
+        ])
+        .run()
+        .success()
+        .stdout_has("Invite: ada@example.com joined example (1,200 seats)");
+    run()
+        .args([
+            "emit",
+            "team.invited",
+            "--email",
+            "ada@example.com",
+            "-f",
+            "team=Core",
+            "-f",
+            "seats=12",
+        ])
+        .run()
+        .success();
+    run()
+        .args([
+            "emit",
+            "team.invited",
+            "--email",
+            "ada@example.com",
+            "-f",
+            "team=Core",
+            "-f",
+            "seats=many",
+        ])
+        .run()
+        .code(2)
+        .stderr_has("field 'seats' of 'team.invited' must be a non-negative integer");
+    run().args(["work", "--burst"]).run().success();
+    assert_eq!(
+        lines(&growth),
+        ["Invite: ada@example.com joined Core (12 seats)"]
+    );
+}
+
+#[test]
+fn one_failing_destination_does_not_resend_to_the_others() {
+    let redis = RedisServer::start();
+    let home = tempfile::tempdir().unwrap();
+    let (ok, flaky) = (Sink::start(), Sink::start());
+    flaky.script(vec![Reply::status(500, "down"), Reply::status(500, "down")]);
+    let toml = "[[destination]]\nname = \"ok\"\nkind = \"slack\"\nurl_env = \"OK_URL\"\n\n[[destination]]\nname = \"flaky\"\nkind = \"webhook\"\nurl_env = \"FLAKY_URL\"\nsecret_env = \"FLAKY_SECRET\"\n";
+    let run = || {
+        with_config(home.path(), &redis, toml)
+            .env("OK_URL", ok.url())
+            .env("FLAKY_URL", flaky.url())
+            .env("FLAKY_SECRET", "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD")
+            .env("EVENTS_RETRY_BASE_MS", "10")
+    };
+    for i in 0..3 {
+        run()
+            .args([
+                "emit",
+                "user.signup",
+                "--email",
+                &format!("u{i}@example.com"),
+            ])
+            .run()
+            .success();
+    }
+    run().args(["work", "--burst"]).run().success();
+    assert_eq!(
+        lines(&ok).join("\n").lines().count(),
+        3,
+        "each event reached the healthy destination once"
+    );
+    assert_eq!(flaky.accepted_count(), 3);
+    assert_eq!(flaky.request_count(), 5);
+}
+
+#[test]
+fn the_environment_defines_destinations_when_the_file_declares_none() {
+    let redis = RedisServer::start();
+    let home = tempfile::tempdir().unwrap();
+    let sink = Sink::start();
+    let toml = "[[event]]\ntype = \"user.signup\"\ntemplate = \"Hello {email}\"\n";
+    with_config(home.path(), &redis, toml)
+        .args(["emit", "user.signup", "--email", "a@b.c"])
+        .run()
+        .success();
+    with_config(home.path(), &redis, toml)
+        .env("SLACK_WEBHOOK_URL", sink.url())
+        .args(["work", "--burst"])
+        .run()
+        .success();
+    assert_eq!(lines(&sink), ["Hello a@b.c"]);
+}
+
+/// Each mistake, and the start of the one-line error it must give.
+const MISTAKES: &[(&str, &str)] = &[
+    (
+        "[[event]]\ntype = \"a.b\"\ntemplate = \"x\"\ncolour = \"red\"\n",
+        "events.toml:4: unknown field `colour`",
+    ),
+    (
+        "[[event]]\ntype = \"a.b\"\ntemplate = \"x\n",
+        "events.toml:3: ",
+    ),
+    (
+        "[[event]]\ntype = \"a.b\"\nfields = { n = \"int\" }\ntemplate = \"{n}\"\n",
+        "events.toml:3: fields.n: unknown field type \"int\"",
+    ),
+    (
+        "[[event]]\ntype = \"a.b\"\nfields = { n = \"integer\" }\ntemplate = \"{count}\"\n",
+        "events.toml:4: template: template \"{count}\" uses the undeclared field 'count' at column 1",
+    ),
+    (
+        "[[event]]\ntype = \"a.b\"\nfields = { n = \"integer\" }\ntemplate = \"{n:>5}\"\n",
+        "events.toml:4: template: ",
+    ),
+    (
+        "[[event]]\ntype = \"has space\"\ntemplate = \"x\"\n",
+        "events.toml:2: type: \"has space\" is not a valid event type name",
+    ),
+    (
+        "[[event]]\ntemplate = \"x\"\n",
+        "events.toml:1: missing field `type`",
+    ),
+];
+
+#[test]
+fn every_config_mistake_is_exit_2_naming_file_line_and_key() {
+    let redis = RedisServer::start();
+    for (toml, expected) in MISTAKES {
+        let home = tempfile::tempdir().unwrap();
+        let out = with_config(home.path(), &redis, toml)
+            .args(["templates"])
+            .run()
+            .code(2);
+        assert!(
+            out.stderr.starts_with("events: error: "),
+            "{toml}: {}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains(expected),
+            "{toml}\nexpected {expected:?} in:\n{}",
+            out.stderr
+        );
+        assert_eq!(out.stdout, "");
+    }
+}
+
+const DESTINATION_MISTAKES: &[(&str, &str)] = &[
+    (
+        "[[destination]]\nname = \"a\"\nkind = \"teams\"\n",
+        "events.toml:3: kind: unknown destination kind \"teams\"",
+    ),
+    (
+        "[[destination]]\nname = \"a\"\nkind = \"slack\"\nurl_env = \"NOT_SET_ANYWHERE\"\n",
+        "events.toml:4: url_env: destination \"a\" reads its secret from the environment variable NOT_SET_ANYWHERE, which is not set",
+    ),
+    (
+        "[[destination]]\nname = \"a\"\nkind = \"console\"\n[[destination]]\nname = \"a\"\nkind = \"console\"\n",
+        "events.toml:5: name: destination \"a\" is declared twice",
+    ),
+    (
+        "[[destination]]\nname = \"a\"\nkind = \"console\"\nevents = []\n",
+        "events.toml:4: events: an empty list routes nothing",
+    ),
+    (
+        "[[destination]]\nname = \"a\"\nkind = \"webhook\"\nurl_env = \"HOOK\"\nsecret_env = \"HOOK_SECRET\"\n",
+        "events.toml:5: secret_env: the signing secret is not a valid signing secret",
+    ),
+];
+
+#[test]
+fn destination_mistakes_fail_the_worker_but_not_emit() {
+    let redis = RedisServer::start();
+    for (toml, expected) in DESTINATION_MISTAKES {
+        let home = tempfile::tempdir().unwrap();
+        let run = || {
+            with_config(home.path(), &redis, toml)
+                .env("HOOK", "http://127.0.0.1:9/")
+                .env("HOOK_SECRET", "whsec_***not-base64")
+        };
+        run()
+            .args(["emit", "user.signup", "--email", "a@b.c"])
+            .run()
+            .success();
+        let out = run().args(["work", "--burst"]).run().code(2);
+        assert!(
+            out.stderr.contains(expected),
+            "{toml}\nexpected {expected:?} in:\n{}",
+            out.stderr
+        );
+        assert!(
+            !out.stderr.contains("not-base64"),
+            "a secret leaked: {}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
+fn an_explicit_config_path_that_does_not_exist_is_exit_2() {
+    Events::new()
+        .args(["--config", "/nonexistent/events.toml", "templates"])
+        .run()
+        .code(2)
+        .stderr_has("cannot read the config file /nonexistent/events.toml");
+}

@@ -1,1 +1,1060 @@
-//! The queue conformance suite (being written).
+//! One behavioural suite for every queue backend. The worker, `emit`,
+//! `replay` and `status` are written against the `Queue` trait alone, so the
+//! backends must agree on every observable detail; writing the checks once
+//! and running them against each backend is what keeps Redis and SQLite from
+//! drifting apart.
+//!
+//! A backend joins by implementing [`Backend`] and invoking
+//! `conformance_tests!(name, BackendValue)` here, which generates one
+//! `#[test]` per check so a failure names the check and the backend.
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use events::event::{Event, Payload, format_ts_ms, now_ms};
+use events::queue::{
+    Backlog, ConsumerStats, DeadLetter, Delivery, Queue, RetryClaim, Settlement, StreamEntry,
+};
+
+/// Room for any check to finish without a lease running out.
+const LONG: Duration = Duration::from_secs(60);
+
+/// A lease short enough to watch expire.
+const SHORT: Duration = Duration::from_millis(200);
+
+/// A queue implementation under test.
+pub trait Backend {
+    /// Opens a fresh, empty queue with the given claim lease.
+    fn open(&self, lease: Duration) -> Box<dyn Queue>;
+
+    /// Appends an entry that cannot be decoded into an event to the end of
+    /// the stream of the queue opened last, by backend-specific means, with
+    /// an entry time of now.
+    fn write_garbage(&self);
+}
+
+/// Generates one `#[test]` per check for a backend.
+///
+/// `conformance_tests!(redis, RedisBackend::new());` at the top level of this
+/// file makes a module `redis`; `conformance_tests!(SqliteBackend::new());`
+/// inside a module that is a direct child of this file puts the tests in that
+/// module, next to the backend's own tests. The expression is evaluated once
+/// per test, so each test gets its own backend.
+macro_rules! conformance_tests {
+    (@checks $backend:expr; $($check:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $check() {
+                super::$check(&$backend);
+            }
+        )*
+    };
+    ($module:ident, $backend:expr $(,)?) => {
+        mod $module {
+            #[allow(unused_imports)]
+            use super::*;
+            conformance_tests!($backend);
+        }
+    };
+    ($backend:expr $(,)?) => {
+        conformance_tests!(@checks $backend;
+            append_and_claim_in_order,
+            claim_respects_count,
+            claim_waits_then_returns_nothing,
+            expired_lease_passes_to_another_consumer,
+            recover_returns_own_unsettled_entries,
+            settle_acks_and_writes_retries_and_dead_letters,
+            claim_retries_only_due_and_leases_them,
+            rescheduled_retry_keeps_its_attempts,
+            retries_can_be_limited_to_destinations,
+            idempotent_append_returns_the_first_id,
+            expired_idempotency_key_can_be_reused,
+            history_returns_the_exact_time_window,
+            history_stops_when_visit_says_so,
+            enqueued_deliveries_are_claimed_as_retries,
+            requeue_dead_moves_letters_to_retries,
+            backlog_counts_each_stage,
+            stats_describe_the_pipeline,
+            trim_removes_only_acked_history,
+            poison_comes_out_of_claim,
+        );
+    };
+}
+
+fn event(n: i64) -> Event {
+    let mut payload = Payload::new();
+    payload.insert("n".into(), n.into());
+    payload.insert("email".into(), format!("user{n}@example.com").into());
+    Event::new("user.signup", payload)
+}
+
+fn event_at(ts_ms: i64, n: i64) -> Event {
+    Event {
+        ts: format_ts_ms(ts_ms),
+        ..event(n)
+    }
+}
+
+fn delivery(event: &Event, dest: &str, attempts: u32) -> Delivery {
+    Delivery {
+        event: event.clone(),
+        dest: dest.into(),
+        attempts,
+        last_error: None,
+    }
+}
+
+fn letter(event: &Event, dest: &str, error: &str, at_ms: i64) -> DeadLetter {
+    DeadLetter {
+        event: Ok(event.clone()),
+        dest: dest.into(),
+        attempts: 5,
+        error: error.into(),
+        at_ms,
+    }
+}
+
+fn events_of(entries: &[StreamEntry]) -> Vec<Event> {
+    entries
+        .iter()
+        .map(|entry| match &entry.event {
+            Ok(event) => event.clone(),
+            Err(poison) => panic!("entry {} is poison: {poison:?}", entry.key),
+        })
+        .collect()
+}
+
+fn keys_of(entries: &[StreamEntry]) -> Vec<String> {
+    entries.iter().map(|entry| entry.key.clone()).collect()
+}
+
+fn deliveries_of(claims: &[RetryClaim]) -> Vec<Delivery> {
+    claims.iter().map(|claim| claim.delivery.clone()).collect()
+}
+
+fn acks(entries: &[StreamEntry]) -> Settlement {
+    Settlement {
+        acks: keys_of(entries),
+        ..Settlement::default()
+    }
+}
+
+pub fn append_and_claim_in_order(b: &dyn Backend) {
+    let mut q = b.open(LONG);
+    let all = [event(0), event(1), event(2), event(3)];
+    q.append(&all[..1]).unwrap();
+    q.append(&all[1..]).unwrap();
+    q.append(&[]).unwrap();
+
+    let entries = q.claim("w1", 10, Duration::ZERO).unwrap();
+    assert_eq!(events_of(&entries), all);
+    let mut keys = keys_of(&entries);
+    keys.dedup();
+    assert_eq!(keys.len(), 4, "keys must be distinct: {keys:?}");
+    assert!(q.claim("w1", 10, Duration::ZERO).unwrap().is_empty());
+    assert!(q.claim("w2", 10, Duration::ZERO).unwrap().is_empty());
+}
+
+pub fn claim_respects_count(b: &dyn Backend) {
+    let mut q = b.open(LONG);
+    let all: Vec<Event> = (0..5).map(event).collect();
+    q.append(&all).unwrap();
+    assert!(q.claim("w", 0, Duration::ZERO).unwrap().is_empty());
+    assert_eq!(
+        events_of(&q.claim("w", 2, Duration::ZERO).unwrap()),
+        all[..2]
+    );
+    assert_eq!(
+        events_of(&q.claim("w", 10, Duration::ZERO).unwrap()),
+        all[2..]
+    );
+}
+
+pub fn claim_waits_then_returns_nothing(b: &dyn Backend) {
+    let mut q = b.open(LONG);
+    let started = Instant::now();
+    let entries = q.claim("w", 10, Duration::from_millis(300)).unwrap();
+    let waited = started.elapsed();
+    assert!(entries.is_empty());
+    assert!(
+        waited >= Duration::from_millis(250),
+        "returned after {waited:?}"
+    );
+    assert!(waited < Duration::from_secs(3), "returned after {waited:?}");
+}
+
+pub fn expired_lease_passes_to_another_consumer(b: &dyn Backend) {
+    let mut q = b.open(SHORT);
+    let e = event(1);
+    q.append(std::slice::from_ref(&e)).unwrap();
+    let started = Instant::now();
+    let first = q.claim("a", 10, Duration::ZERO).unwrap();
+    assert_eq!(events_of(&first), std::slice::from_ref(&e));
+
+    let early = q.claim("b", 10, Duration::ZERO).unwrap();
+    // Only meaningful while the lease certainly still runs; a starved test
+    // machine may have taken longer than the lease to get here.
+    if started.elapsed() < SHORT - Duration::from_millis(20) {
+        assert!(early.is_empty(), "taken over before the lease expired");
+    }
+
+    thread::sleep((SHORT * 2).saturating_sub(started.elapsed()));
+    let taken = q.claim("b", 10, Duration::ZERO).unwrap();
+    assert_eq!(events_of(&taken), std::slice::from_ref(&e));
+    assert_eq!(taken[0].key, first[0].key);
+    assert!(q.recover("a").unwrap().is_empty(), "b owns it now");
+    assert_eq!(events_of(&q.recover("b").unwrap()), [e]);
+}
+
+pub fn recover_returns_own_unsettled_entries(b: &dyn Backend) {
+    let mut q = b.open(LONG);
+    let all: Vec<Event> = (0..3).map(event).collect();
+    q.append(&all).unwrap();
+    let of_a = q.claim("a", 2, Duration::ZERO).unwrap();
+    let of_b = q.claim("b", 10, Duration::ZERO).unwrap();
+    assert_eq!(events_of(&of_b), all[2..]);
+
+    let recovered = q.recover("a").unwrap();
+    assert_eq!(events_of(&recovered), all[..2]);
+    assert_eq!(keys_of(&recovered), keys_of(&of_a));
+    assert_eq!(events_of(&q.recover("b").unwrap()), all[2..]);
+    assert!(q.recover("c").unwrap().is_empty());
+
+    q.settle("a", &acks(&of_a[..1])).unwrap();
+    assert_eq!(events_of(&q.recover("a").unwrap()), all[1..2]);
+    assert!(
+        q.claim("c", 10, Duration::ZERO).unwrap().is_empty(),
+        "held entries are not claimable before their lease expires"
+    );
+}
+
+pub fn settle_acks_and_writes_retries_and_dead_letters(b: &dyn Backend) {
+    let mut q = b.open(SHORT);
+    let (e1, e2) = (event(1), event(2));
+    q.append(&[e1.clone(), e2.clone()]).unwrap();
+    let entries = q.claim("w", 10, Duration::ZERO).unwrap();
+    let due = now_ms() + 3_600_000;
+    let retry = Delivery {
+        last_error: Some("HTTP 503".into()),
+        ..delivery(&e1, "slack", 1)
+    };
+    let dead = letter(&e2, "webhook", "HTTP 410 Gone", now_ms());
+    q.settle(
+        "w",
+        &Settlement {
+            acks: keys_of(&entries),
+            done_retries: vec![],
+            retries: vec![(retry.clone(), due)],
+            dead: vec![dead.clone()],
+        },
+    )
+    .unwrap();
+    q.settle("w", &Settlement::default()).unwrap();
+
+    assert_eq!(
+        q.backlog(&[]).unwrap(),
+        Backlog {
+            unread: 0,
+            pending: 0,
+            retries: 1,
+            next_retry_ms: Some(due),
+        }
+    );
+    let letters = q.dead_letters().unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].letter, dead);
+    assert_eq!(
+        deliveries_of(&q.claim_retries(due, 10, &[]).unwrap()),
+        [retry]
+    );
+
+    // Acknowledged entries never come back, not even after the lease.
+    thread::sleep(SHORT + Duration::from_millis(100));
+    assert!(q.claim("other", 10, Duration::ZERO).unwrap().is_empty());
+    assert!(q.recover("w").unwrap().is_empty());
+}
+
+pub fn claim_retries_only_due_and_leases_them(b: &dyn Backend) {
+    let mut q = b.open(SHORT);
+    let (e1, e2) = (event(1), event(2));
+    let now = now_ms();
+    let due = delivery(&e1, "slack", 1);
+    let later = delivery(&e2, "slack", 1);
+    q.enqueue(std::slice::from_ref(&due), now - 1000).unwrap();
+    q.enqueue(std::slice::from_ref(&later), now + 3_600_000)
+        .unwrap();
+
+    let started = Instant::now();
+    let claims = q.claim_retries(now_ms(), 10, &[]).unwrap();
+    assert_eq!(deliveries_of(&claims), std::slice::from_ref(&due));
+    let again = q.claim_retries(now_ms(), 10, &[]).unwrap();
+    if started.elapsed() < SHORT - Duration::from_millis(20) {
+        assert!(again.is_empty(), "a leased retry was handed out twice");
+    }
+    assert_eq!(
+        q.backlog(&[]).unwrap().retries,
+        2,
+        "leased retries still count"
+    );
+
+    thread::sleep((SHORT * 2).saturating_sub(started.elapsed()));
+    let reclaimed = q.claim_retries(now_ms(), 10, &[]).unwrap();
+    assert_eq!(deliveries_of(&reclaimed), [due]);
+    assert_eq!(reclaimed[0].token, claims[0].token);
+
+    q.settle(
+        "w",
+        &Settlement {
+            done_retries: vec![reclaimed[0].token.clone()],
+            ..Settlement::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(q.backlog(&[]).unwrap().retries, 1);
+    assert_eq!(
+        deliveries_of(&q.claim_retries(now + 7_200_000, 10, &[]).unwrap()),
+        [later]
+    );
+}
+
+pub fn rescheduled_retry_keeps_its_attempts(b: &dyn Backend) {
+    let mut q = b.open(LONG);
+    let e = event(1);
+    q.enqueue(&[delivery(&e, "segment", 2)], now_ms() - 1)
+        .unwrap();
+    let claims = q.claim_retries(now_ms(), 10, &[]).unwrap();
+    assert_eq!(claims.len(), 1);
+    assert_eq!(claims[0].delivery.attempts, 2);
+
+    // The worker finishes the claim and reschedules the same delivery, in one
+    // settlement: the new retry must survive the removal of the old claim.
+    let next = Delivery {
+        attempts: 3,
+        last_error: Some("HTTP 503".into()),
+        ..claims[0].delivery.clone()
+    };
+    q.settle(
+        "w",
+        &Settlement {
+            done_retries: vec![claims[0].token.clone()],
+            retries: vec![(next.clone(), now_ms() - 1)],
+            ..Settlement::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(q.backlog(&[]).unwrap().retries, 1);
+    assert_eq!(
+        deliveries_of(&q.claim_retries(now_ms(), 10, &[]).unwrap()),
+        [next]
+    );
+}
+
+pub fn retries_can_be_limited_to_destinations(b: &dyn Backend) {
+    let mut q = b.open(LONG);
+    let (e1, e2) = (event(1), event(2));
+    let now = now_ms();
+    let slack = [delivery(&e1, "slack", 0), delivery(&e2, "slack", 0)];
+    let segment = delivery(&e1, "segment", 0);
+    q.enqueue(&slack[..1], now - 3000).unwrap();
+    q.enqueue(std::slice::from_ref(&segment), now - 2000)
+        .unwrap();
+    q.enqueue(&slack[1..], now - 1000).unwrap();
+    q.append(&[event(3)]).unwrap();
+    let only = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+
+    assert_eq!(
+        q.backlog(&only(&["segment"])).unwrap(),
+        Backlog {
+            unread: 1,
+            pending: 0,
+            retries: 1,
+            next_retry_ms: Some(now - 2000),
+        }
+    );
+    assert_eq!(
+        q.backlog(&only(&["nowhere"])).unwrap(),
+        Backlog {
+            unread: 1,
+            ..Backlog::default()
+        },
+        "the filter applies to retries only"
+    );
+    assert_eq!(q.backlog(&[]).unwrap().retries, 3);
+    assert_eq!(q.backlog(&only(&["slack", "segment"])).unwrap().retries, 3);
+
+    // Filtered before counting: the older slack retry does not use the room.
+    let claims = q.claim_retries(now, 1, &only(&["segment"])).unwrap();
+    assert_eq!(deliveries_of(&claims), [segment]);
+    assert!(
+        q.claim_retries(now, 10, &only(&["nowhere"]))
+            .unwrap()
+            .is_empty()
+    );
+    let mut rest = deliveries_of(&q.claim_retries(now, 10, &[]).unwrap());
+    rest.sort_by(|a, b| a.event.id.cmp(&b.event.id));
+    let mut expected = slack.to_vec();
+    expected.sort_by(|a, b| a.event.id.cmp(&b.event.id));
+    assert_eq!(rest, expected);
+}
+
+pub fn idempotent_append_returns_the_first_id(b: &dyn Backend) {
+    let mut q = b.open(LONG);
+    let (e1, e2) = (event(1), event(2));
+    assert_eq!(q.append_idempotent("order-1", &e1, LONG).unwrap(), None);
+    assert_eq!(
+        q.append_idempotent("order-1", &e2, LONG).unwrap(),
+        Some(e1.id.clone())
+    );
+    assert_eq!(q.append_idempotent("order-2", &e2, LONG).unwrap(), None);
+    assert_eq!(
+        events_of(&q.claim("w", 10, Duration::ZERO).unwrap()),
+        [e1, e2]
+    );
+}
+
+pub fn expired_idempotency_key_can_be_reused(b: &dyn Backend) {
+    let mut q = b.open(LONG);
+    let (e1, e2, e3) = (event(1), event(2), event(3));
+    assert_eq!(
+        q.append_idempotent("k", &e1, Duration::from_millis(1))
+            .unwrap(),
+        None
+    );
+    thread::sleep(Duration::from_millis(50));
+    assert_eq!(q.append_idempotent("k", &e2, LONG).unwrap(), None);
+    assert_eq!(
+        q.append_idempotent("k", &e3, LONG).unwrap(),
+        Some(e2.id.clone())
+    );
+    assert_eq!(
+        events_of(&q.claim("w", 10, Duration::ZERO).unwrap()),
+        [e1, e2]
+    );
+}
+
+pub fn history_returns_the_exact_time_window(b: &dyn Backend) {
+    let mut q = b.open(LONG);
+    let t = 1_700_000_000_000;
+    let all: Vec<Event> = (0..5).map(|i| event_at(t + i * 1000, i)).collect();
+    q.append(&all).unwrap();
+
+    let mut seen = Vec::new();
+    q.history(t + 1000, t + 3000, &mut |batch| {
+        seen.extend(batch);
+        true
+    })
+    .unwrap();
+    assert_eq!(seen, all[1..3], "from is inclusive, until exclusive");
+
+    let mut none = Vec::new();
+    q.history(t + 1001, t + 1002, &mut |batch| {
+        none.extend(batch);
+        true
+    })
+    .unwrap();
+    assert!(none.is_empty());
+}
+
+pub fn history_stops_when_visit_says_so(b: &dyn Backend) {
+    let mut q = b.open(LONG);
+    let all: Vec<Event> = (0..1500).map(event).collect();
+    q.append(&all).unwrap();
+    let window = (now_ms() - 3_600_000, now_ms() + 3_600_000);
+
+    let mut seen = Vec::new();
+    q.history(window.0, window.1, &mut |batch| {
+        assert!(!batch.is_empty(), "batches are never empty");
+        seen.extend(batch);
+        true
+    })
+    .unwrap();
+    assert_eq!(seen, all);
+
+    let mut calls = 0;
+    q.history(window.0, window.1, &mut |_| {
+        calls += 1;
+        false
+    })
+    .unwrap();
+    assert_eq!(calls, 1);
+}
+
+pub fn enqueued_deliveries_are_claimed_as_retries(b: &dyn Backend) {
+    let mut q = b.open(LONG);
+    let (e1, e2) = (event(1), event(2));
+    let now = now_ms();
+    let now_due = [delivery(&e1, "slack", 0), delivery(&e1, "segment", 0)];
+    q.enqueue(&now_due, now - 1).unwrap();
+    q.enqueue(&[delivery(&e2, "slack", 0)], now + 3_600_000)
+        .unwrap();
+    q.enqueue(&[], now).unwrap();
+
+    let claims = q.claim_retries(now, 10, &[]).unwrap();
+    let mut got = deliveries_of(&claims);
+    got.sort_by(|a, b| a.dest.cmp(&b.dest));
+    assert_eq!(got, [now_due[1].clone(), now_due[0].clone()]);
+    assert_ne!(claims[0].token, claims[1].token);
+    assert!(q.claim_retries(now, 10, &[]).unwrap().is_empty());
+    let backlog = q.backlog(&[]).unwrap();
+    assert_eq!((backlog.unread, backlog.retries), (0, 3));
+}
+
+pub fn requeue_dead_moves_letters_to_retries(b: &dyn Backend) {
+    let mut q = b.open(LONG);
+    let (e1, e2) = (event(1), event(2));
+    let now = now_ms();
+    let (l1, l2) = (
+        letter(&e1, "slack", "HTTP 404", now - 10),
+        letter(&e2, "webhook", "timeout", now),
+    );
+    q.settle(
+        "w",
+        &Settlement {
+            dead: vec![l1.clone(), l2.clone()],
+            ..Settlement::default()
+        },
+    )
+    .unwrap();
+    let stored = q.dead_letters().unwrap();
+    let letters: Vec<DeadLetter> = stored.iter().map(|s| s.letter.clone()).collect();
+    assert_eq!(letters, [l1, l2.clone()], "oldest first");
+    assert_ne!(stored[0].key, stored[1].key);
+
+    let d1 = delivery(&e1, "slack", 0);
+    q.requeue_dead(&[(stored[0].key.clone(), d1.clone())], now - 1)
+        .unwrap();
+    let left = q.dead_letters().unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].letter, l2);
+    assert_eq!(q.backlog(&[]).unwrap().retries, 1);
+    assert_eq!(deliveries_of(&q.claim_retries(now, 10, &[]).unwrap()), [d1]);
+
+    let d2 = delivery(&e2, "webhook", 0);
+    q.requeue_dead(&[(stored[1].key.clone(), d2)], now + 1000)
+        .unwrap();
+    assert!(q.dead_letters().unwrap().is_empty());
+    assert_eq!(q.backlog(&[]).unwrap().retries, 2);
+    assert!(q.stats().unwrap().dead.is_empty());
+}
+
+pub fn backlog_counts_each_stage(b: &dyn Backend) {
+    let mut q = b.open(LONG);
+    assert_eq!(q.backlog(&[]).unwrap(), Backlog::default());
+
+    let all: Vec<Event> = (0..3).map(event).collect();
+    q.append(&all).unwrap();
+    assert_eq!(
+        q.backlog(&[]).unwrap(),
+        Backlog {
+            unread: 3,
+            ..Backlog::default()
+        }
+    );
+
+    let entries = q.claim("w", 2, Duration::ZERO).unwrap();
+    assert_eq!(
+        q.backlog(&[]).unwrap(),
+        Backlog {
+            unread: 1,
+            pending: 2,
+            ..Backlog::default()
+        }
+    );
+
+    let later = now_ms() + 3_600_000;
+    q.settle(
+        "w",
+        &Settlement {
+            acks: keys_of(&entries[..1]),
+            retries: vec![(delivery(&all[0], "slack", 1), later)],
+            ..Settlement::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        q.backlog(&[]).unwrap(),
+        Backlog {
+            unread: 1,
+            pending: 1,
+            retries: 1,
+            next_retry_ms: Some(later),
+        }
+    );
+
+    let sooner = later - 1_800_000;
+    q.enqueue(&[delivery(&all[1], "slack", 0)], sooner).unwrap();
+    let rest = q.claim("w", 10, Duration::ZERO).unwrap();
+    q.settle("w", &acks(&entries[1..])).unwrap();
+    q.settle("w", &acks(&rest)).unwrap();
+    assert_eq!(
+        q.backlog(&[]).unwrap(),
+        Backlog {
+            unread: 0,
+            pending: 0,
+            retries: 2,
+            next_retry_ms: Some(sooner),
+        }
+    );
+}
+
+pub fn stats_describe_the_pipeline(b: &dyn Backend) {
+    let mut q = b.open(LONG);
+    assert!(!q.describe().is_empty());
+    assert_eq!(q.stats().unwrap(), Default::default());
+
+    let all: Vec<Event> = (0..3).map(event).collect();
+    q.append(&all).unwrap();
+    let entries = q.claim("w1", 2, Duration::ZERO).unwrap();
+    let due = now_ms() + 3_600_000;
+    let now = now_ms();
+    q.settle(
+        "w1",
+        &Settlement {
+            acks: keys_of(&entries[..1]),
+            retries: vec![(delivery(&all[0], "slack", 1), due)],
+            dead: vec![
+                letter(&all[0], "segment", "HTTP 500", now),
+                letter(&all[0], "webhook", "timeout", now),
+                letter(&all[1], "segment", "HTTP 500", now),
+            ],
+            ..Settlement::default()
+        },
+    )
+    .unwrap();
+
+    let stats = q.stats().unwrap();
+    assert_eq!(stats.length, 3);
+    assert_eq!(stats.oldest, Some((all[0].id.clone(), all[0].ts.clone())));
+    assert_eq!(stats.newest, Some((all[2].id.clone(), all[2].ts.clone())));
+    assert_eq!(stats.lag, 1);
+    assert_eq!(stats.retries, 1);
+    assert_eq!(stats.next_retry_ms, Some(due));
+    assert_eq!(
+        stats.dead,
+        [
+            ("segment".into(), "HTTP 500".into(), 2),
+            ("webhook".into(), "timeout".into(), 1),
+        ]
+    );
+    assert_eq!(stats.consumers.len(), 1, "{:?}", stats.consumers);
+    let ConsumerStats {
+        name,
+        pending,
+        idle_ms,
+    } = &stats.consumers[0];
+    assert_eq!((name.as_str(), *pending), ("w1", 1));
+    assert!(*idle_ms < 10_000, "idle {idle_ms} ms right after settling");
+}
+
+pub fn trim_removes_only_acked_history(b: &dyn Backend) {
+    let mut q = b.open(LONG);
+    let all: Vec<Event> = (0..4).map(event).collect();
+    q.append(&all).unwrap();
+    let claimed = q.claim("w", 3, Duration::ZERO).unwrap();
+    q.settle("w", &acks(&claimed[..2])).unwrap();
+
+    assert_eq!(q.trim(1).unwrap(), 0, "nothing is older than 1970");
+    assert_eq!(q.stats().unwrap().length, 4);
+    assert_eq!(q.trim(now_ms() + 60_000).unwrap(), 2);
+    assert_eq!(q.trim(now_ms() + 60_000).unwrap(), 0);
+
+    assert_eq!(q.stats().unwrap().length, 2);
+    assert_eq!(events_of(&q.recover("w").unwrap()), all[2..3]);
+    assert_eq!(
+        events_of(&q.claim("w", 10, Duration::ZERO).unwrap()),
+        all[3..]
+    );
+    let mut seen = Vec::new();
+    q.history(0, now_ms() + 3_600_000, &mut |batch| {
+        seen.extend(batch);
+        true
+    })
+    .unwrap();
+    assert_eq!(seen, all[2..]);
+}
+
+pub fn poison_comes_out_of_claim(b: &dyn Backend) {
+    let mut q = b.open(LONG);
+    let (good1, good2) = (event(1), event(2));
+    q.append(std::slice::from_ref(&good1)).unwrap();
+    b.write_garbage();
+    q.append(std::slice::from_ref(&good2)).unwrap();
+
+    let entries = q.claim("w", 10, Duration::ZERO).unwrap();
+    assert_eq!(entries.len(), 3);
+    assert_eq!(entries[0].event.as_ref().ok(), Some(&good1));
+    assert_eq!(entries[2].event.as_ref().ok(), Some(&good2));
+    let poison = entries[1]
+        .event
+        .clone()
+        .expect_err("garbage must be poison");
+    assert!(!poison.reason.trim().is_empty());
+    assert!(!poison.raw.trim().is_empty());
+
+    // History cannot replay poison and leaves it out.
+    let mut seen = Vec::new();
+    q.history(now_ms() - 3_600_000, now_ms() + 3_600_000, &mut |batch| {
+        seen.extend(batch);
+        true
+    })
+    .unwrap();
+    assert_eq!(seen, [good1, good2]);
+
+    let dead = DeadLetter {
+        event: Err(poison.raw.clone()),
+        dest: String::new(),
+        attempts: 0,
+        error: poison.reason.clone(),
+        at_ms: now_ms(),
+    };
+    q.settle(
+        "w",
+        &Settlement {
+            acks: keys_of(&entries),
+            dead: vec![dead.clone()],
+            ..Settlement::default()
+        },
+    )
+    .unwrap();
+    let letters = q.dead_letters().unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].letter, dead);
+    assert_eq!(
+        q.backlog(&[]).unwrap(),
+        Backlog::default(),
+        "poison is settled like any entry"
+    );
+}
+
+mod sqlite {
+    use std::cell::Cell;
+    use std::collections::HashMap;
+    use std::fs;
+    use std::path::{Path, PathBuf};
+    use std::sync::{Arc, Barrier};
+
+    use events::queue::sqlite::SqliteQueue;
+    use events::queue::{QueueError, QueueOptions};
+
+    use super::*;
+
+    /// Each queue is a new file in one temporary directory.
+    pub struct SqliteBackend {
+        dir: tempfile::TempDir,
+        opened: Cell<u32>,
+    }
+
+    impl SqliteBackend {
+        pub fn new() -> SqliteBackend {
+            SqliteBackend {
+                dir: tempfile::tempdir().unwrap(),
+                opened: Cell::new(0),
+            }
+        }
+
+        fn path(&self) -> PathBuf {
+            self.dir
+                .path()
+                .join(format!("events-{}.db", self.opened.get()))
+        }
+    }
+
+    impl Backend for SqliteBackend {
+        fn open(&self, lease: Duration) -> Box<dyn Queue> {
+            self.opened.set(self.opened.get() + 1);
+            Box::new(SqliteQueue::open(&self.path(), options(lease)).unwrap())
+        }
+
+        fn write_garbage(&self) {
+            let conn = rusqlite::Connection::open(self.path()).unwrap();
+            conn.busy_timeout(Duration::from_secs(5)).unwrap();
+            let now = now_ms();
+            conn.execute(
+                "INSERT INTO stream (id, type, ts, ts_ms, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
+                rusqlite::params![
+                    "01JDX3M7Q7G5N8W4K2B9C1T6ZR",
+                    "user.signup",
+                    format_ts_ms(now),
+                    now,
+                    "{not json"
+                ],
+            )
+            .unwrap();
+        }
+    }
+
+    conformance_tests!(SqliteBackend::new());
+
+    fn options(lease: Duration) -> QueueOptions {
+        QueueOptions { claim_lease: lease }
+    }
+
+    fn open_err(path: &Path) -> QueueError {
+        match SqliteQueue::open(path, QueueOptions::default()) {
+            Ok(_) => panic!("{} opened", path.display()),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn reopening_keeps_everything_and_creates_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a/b/events.db");
+        let e = event(1);
+        {
+            let mut q = SqliteQueue::open(&path, options(LONG)).unwrap();
+            assert_eq!(q.describe(), format!("sqlite {}", path.display()));
+            q.append(&[e.clone(), event(2)]).unwrap();
+            q.enqueue(&[delivery(&e, "slack", 1)], 5).unwrap();
+            let first = q.claim("w", 1, Duration::ZERO).unwrap();
+            q.settle("w", &acks(&first)).unwrap();
+        }
+        let mut q = SqliteQueue::open(&path, options(LONG)).unwrap();
+        assert_eq!(
+            q.backlog(&[]).unwrap(),
+            Backlog {
+                unread: 1,
+                pending: 0,
+                retries: 1,
+                next_retry_ms: Some(5),
+            }
+        );
+        assert_eq!(q.stats().unwrap().length, 2);
+    }
+
+    #[test]
+    fn read_only_directory_is_named() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let locked = tmp.path().join("locked");
+        fs::create_dir(&locked).unwrap();
+        fs::set_permissions(&locked, fs::Permissions::from_mode(0o555)).unwrap();
+        // Root ignores directory permissions; a regular file in the way of
+        // the directory stops everyone.
+        let path = if fs::write(locked.join("probe"), b"").is_err() {
+            locked.join("events.db")
+        } else {
+            let file = tmp.path().join("a-file");
+            fs::write(&file, b"").unwrap();
+            file.join("events.db")
+        };
+        let err = open_err(&path);
+        fs::set_permissions(&locked, fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(matches!(err, QueueError::Unavailable(_)), "{err:?}");
+        let text = err.to_string();
+        assert!(text.contains(&path.display().to_string()), "{text}");
+        assert!(text.contains("cannot open the event store"), "{text}");
+    }
+
+    #[test]
+    fn corrupt_file_is_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("events.db");
+        let junk: Vec<u8> = (0..8192u32).map(|i| (i * 7919 % 251) as u8).collect();
+        fs::write(&path, junk).unwrap();
+        let err = open_err(&path);
+        assert!(matches!(err, QueueError::Backend(_)), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!(
+                "{} is not an events database or is corrupt",
+                path.display()
+            )),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn another_programs_database_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("app.db");
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .execute_batch("CREATE TABLE users (id INTEGER PRIMARY KEY)")
+            .unwrap();
+        let text = open_err(&path).to_string();
+        assert!(text.contains("is not an events database"), "{text}");
+        assert!(text.contains(&path.display().to_string()), "{text}");
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("events.db");
+        drop(SqliteQueue::open(&path, QueueOptions::default()).unwrap());
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
+        let text = open_err(&path).to_string();
+        assert!(text.contains("newer version"), "{text}");
+        assert!(text.contains(&path.display().to_string()), "{text}");
+    }
+
+    #[test]
+    fn lock_held_past_the_timeout_is_reported() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("events.db");
+        let mut q = SqliteQueue::open(&path, QueueOptions::default()).unwrap();
+        let holder = rusqlite::Connection::open(&path).unwrap();
+        holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        let started = Instant::now();
+        let err = q.append(&[event(1)]).unwrap_err();
+        assert!(started.elapsed() >= Duration::from_secs(4));
+        assert!(matches!(err, QueueError::Unavailable(_)), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{} stayed locked by another process for more than 5 s",
+                path.display()
+            )
+        );
+        holder.execute_batch("ROLLBACK").unwrap();
+        q.append(&[event(1)]).unwrap();
+    }
+
+    #[test]
+    fn history_is_in_event_time_order() {
+        let backend = SqliteBackend::new();
+        let mut q = backend.open(LONG);
+        let t = 1_700_000_000_000;
+        let late = event_at(t + 2000, 2);
+        let early = event_at(t, 0);
+        let middle = event_at(t + 1000, 1);
+        q.append(&[late.clone(), early.clone(), middle.clone()])
+            .unwrap();
+        let mut seen = Vec::new();
+        q.history(t, t + 3000, &mut |batch| {
+            seen.extend(batch);
+            true
+        })
+        .unwrap();
+        assert_eq!(seen, [early, middle, late]);
+    }
+
+    #[test]
+    fn row_inserted_without_an_id_gets_a_stable_one() {
+        let backend = SqliteBackend::new();
+        let mut q = backend.open(SHORT);
+        rusqlite::Connection::open(backend.path())
+            .unwrap()
+            .execute(
+                "INSERT INTO stream (type, payload) VALUES ('user.signup', '{\"n\": 1}')",
+                [],
+            )
+            .unwrap();
+        let first = events_of(&q.claim("a", 10, Duration::ZERO).unwrap());
+        thread::sleep(SHORT + Duration::from_millis(100));
+        let again = events_of(&q.claim("b", 10, Duration::ZERO).unwrap());
+        assert_eq!(first, again);
+        assert_eq!(first[0].id.len(), 26);
+        assert!(first[0].ts.ends_with('Z'), "{}", first[0].ts);
+    }
+
+    #[test]
+    fn concurrent_appenders_and_a_worker() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("events.db");
+        // Everyone opens at once, so creating the file is raced too.
+        let start = Arc::new(Barrier::new(5));
+        let writers: Vec<_> = (0..4)
+            .map(|writer| {
+                let (path, start) = (path.clone(), start.clone());
+                thread::spawn(move || -> Result<(), QueueError> {
+                    start.wait();
+                    let mut q = SqliteQueue::open(&path, options(LONG))?;
+                    for n in 0..250 {
+                        // Half read before writing: the pattern that
+                        // deadlocks unless writes take the lock up front.
+                        if n % 2 == 0 {
+                            q.append(&[event(n)])?;
+                        } else {
+                            let key = format!("{writer}-{n}");
+                            assert_eq!(q.append_idempotent(&key, &event(n), LONG)?, None);
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        let worker = {
+            let (path, start) = (path.clone(), start.clone());
+            thread::spawn(move || -> Result<HashMap<String, u32>, QueueError> {
+                start.wait();
+                let mut q = SqliteQueue::open(&path, options(LONG))?;
+                let mut seen = HashMap::new();
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while seen.len() < 1000 && Instant::now() < deadline {
+                    let entries = q.claim("w", 50, Duration::from_millis(100))?;
+                    for event in events_of(&entries) {
+                        *seen.entry(event.id).or_insert(0) += 1;
+                    }
+                    q.settle("w", &acks(&entries))?;
+                }
+                Ok(seen)
+            })
+        };
+        for writer in writers {
+            writer.join().unwrap().unwrap();
+        }
+        let seen = worker.join().unwrap().unwrap();
+        assert_eq!(seen.len(), 1000);
+        assert!(seen.values().all(|&n| n == 1), "an event was claimed twice");
+        let mut q = SqliteQueue::open(&path, options(LONG)).unwrap();
+        assert_eq!(q.backlog(&[]).unwrap(), Backlog::default());
+        assert_eq!(q.stats().unwrap().length, 1000);
+    }
+}
+
+/// Redis: one server per test; each queue opened is a fresh key prefix on it.
+mod redis_backend {
+    use std::cell::Cell;
+    use std::time::Duration;
+
+    use events::queue::redis::RedisQueue;
+    use events::queue::{Queue, QueueOptions};
+
+    use super::Backend;
+    use crate::support::RedisServer;
+
+    pub struct RedisBackend {
+        server: RedisServer,
+        opened: Cell<u32>,
+    }
+
+    impl RedisBackend {
+        pub fn new() -> RedisBackend {
+            RedisBackend {
+                server: RedisServer::start(),
+                opened: Cell::new(0),
+            }
+        }
+
+        fn prefix(&self) -> String {
+            format!("{{events-{}}}", self.opened.get())
+        }
+    }
+
+    impl Backend for RedisBackend {
+        fn open(&self, lease: Duration) -> Box<dyn Queue> {
+            self.opened.set(self.opened.get() + 1);
+            let options = QueueOptions { claim_lease: lease };
+            Box::new(RedisQueue::open(&self.server.url(), &self.prefix(), options).unwrap())
+        }
+
+        fn write_garbage(&self) {
+            let stream = format!("{}:stream", self.prefix());
+            self.server.cli(&[
+                "XADD",
+                &stream,
+                "*",
+                "type",
+                "user.signup",
+                "payload",
+                "{not json",
+            ]);
+        }
+    }
+
+    conformance_tests!(RedisBackend::new());
+}

@@ -4,8 +4,8 @@
 
 mod support;
 
-mod conformance;
 mod config_file;
+mod conformance;
 mod emit;
 mod generated;
 mod replay;

@@ -1,1 +1,194 @@
-//! Tests of `sqlite_store`.
+//! The embedded default: with no `REDIS_URL`, `emit` and `work` do the whole
+//! job on a SQLite file, with several processes sharing it safely.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::support::{Events, Reply, Sink};
+
+const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+const LONG: Duration = Duration::from_secs(60);
+
+fn at(home: &Path) -> Events {
+    Events::new().home(home).env("EVENTS_RETRY_BASE_MS", "10")
+}
+
+fn webhook(home: &Path, sink: &Sink) -> Events {
+    at(home)
+        .env("EVENTS_WEBHOOK_URL", sink.url())
+        .env("EVENTS_WEBHOOK_SECRET", SECRET)
+}
+
+fn webhook_ids(sink: &Sink) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for request in sink.accepted() {
+        *counts
+            .entry(request.json()["id"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    counts
+}
+
+#[test]
+fn the_main_job_runs_on_a_fresh_machine() {
+    let home = tempfile::tempdir().unwrap();
+    let id = at(home.path())
+        .args(["emit", "user.signup", "--email", "ada@example.com"])
+        .run()
+        .success()
+        .stdout;
+    assert_eq!(id.trim().len(), 26);
+    at(home.path())
+        .args(["work", "--burst"])
+        .run()
+        .success()
+        .stdout_is("New signup: ada@example.com\n");
+    // The default place: $XDG_STATE_HOME/events/events.db, directories created.
+    assert!(home.path().join("state/events/events.db").exists());
+    // Nothing left to do: a second run delivers nothing again.
+    at(home.path())
+        .args(["work", "--burst"])
+        .run()
+        .success()
+        .stdout_is("");
+}
+
+#[test]
+fn db_flag_and_env_choose_the_file() {
+    let home = tempfile::tempdir().unwrap();
+    let file = home.path().join("custom/place.db");
+    at(home.path())
+        .args([
+            "--db",
+            file.to_str().unwrap(),
+            "emit",
+            "user.signup",
+            "--email",
+            "a@b.c",
+        ])
+        .run()
+        .success();
+    assert!(file.exists());
+    at(home.path())
+        .env("EVENTS_DB", &file)
+        .args(["work", "--burst"])
+        .run()
+        .success()
+        .stdout_is("New signup: a@b.c\n");
+}
+
+#[test]
+fn parallel_emitters_and_a_worker_share_one_file_without_lock_errors() {
+    let home = tempfile::tempdir().unwrap();
+    let sink = Sink::start();
+    // Create the file first so every process opens an existing store.
+    at(home.path())
+        .args(["emit", "user.signup", "--email", "first@example.com"])
+        .run()
+        .success();
+    let worker = webhook(home.path(), &sink).arg("work").spawn();
+    let emitters: Vec<std::thread::JoinHandle<()>> = (0..4)
+        .map(|n| {
+            let home = home.path().to_owned();
+            std::thread::spawn(move || {
+                for i in 0..25 {
+                    at(&home)
+                        .args([
+                            "emit",
+                            "user.signup",
+                            "--email",
+                            &format!("p{n}-{i}@example.com"),
+                        ])
+                        .run()
+                        .success()
+                        .stderr_lacks("locked");
+                }
+            })
+        })
+        .collect();
+    for emitter in emitters {
+        emitter.join().unwrap();
+    }
+    assert_eq!(
+        sink.wait_accepted(101, LONG).len(),
+        101,
+        "{}",
+        worker.stderr_so_far()
+    );
+    worker.signal("TERM");
+    let out = worker.wait(LONG).success();
+    assert!(!out.stderr.contains("locked"), "{}", out.stderr);
+    let ids = webhook_ids(&sink);
+    assert_eq!(ids.len(), 101);
+    assert!(ids.values().all(|&n| n == 1), "each event delivered once");
+}
+
+#[test]
+fn a_worker_killed_mid_burst_on_sqlite_loses_nothing() {
+    let home = tempfile::tempdir().unwrap();
+    let sink = Sink::start();
+    sink.set_default(Reply::ok().delay(Duration::from_millis(40)));
+    let lines: String = (0..150)
+        .map(|i| {
+            format!("{{\"type\":\"user.signup\",\"payload\":{{\"email\":\"u{i}@example.com\"}}}}\n")
+        })
+        .collect();
+    at(home.path())
+        .args(["emit", "--stdin"])
+        .stdin(lines)
+        .run()
+        .success();
+    let mut first = webhook(home.path(), &sink)
+        .args(["work", "--concurrency", "4", "--consumer", "w1"])
+        .spawn();
+    sink.wait_accepted(15, LONG);
+    first.kill();
+    assert!(sink.accepted_count() < 150);
+    // The same consumer restarted finishes its own claims first.
+    webhook(home.path(), &sink)
+        .args(["work", "--burst", "--consumer", "w1"])
+        .run()
+        .success();
+    assert_eq!(webhook_ids(&sink).len(), 150);
+}
+
+#[test]
+fn a_corrupt_database_is_a_clear_exit_1_naming_the_file() {
+    let home = tempfile::tempdir().unwrap();
+    let file = home.path().join("events.db");
+    std::fs::write(&file, vec![0x5a; 8192]).unwrap();
+    let out = at(home.path())
+        .env("EVENTS_DB", &file)
+        .args(["emit", "user.signup", "--email", "a@b.c"])
+        .run()
+        .code(1);
+    assert!(
+        out.stderr.contains(file.to_str().unwrap()),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        out.stderr
+            .lines()
+            .next()
+            .map(|l| l.starts_with("events: error: ")),
+        Some(true)
+    );
+    assert!(!out.stderr.contains("panicked"));
+}
+
+#[test]
+fn an_unwritable_place_is_a_clear_exit_1_naming_the_file() {
+    let home = tempfile::tempdir().unwrap();
+    // A path under a regular file cannot be created, even by root.
+    let blocker = home.path().join("not-a-dir");
+    std::fs::write(&blocker, "").unwrap();
+    let file = blocker.join("events.db");
+    let out = at(home.path())
+        .env("EVENTS_DB", &file)
+        .args(["emit", "user.signup", "--email", "a@b.c"])
+        .run()
+        .code(1);
+    assert!(out.stderr.contains("not-a-dir"), "{}", out.stderr);
+}

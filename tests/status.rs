@@ -1,1 +1,306 @@
-//! Tests of `status`.
+//! Tests of `status`: a queue with known contents (delivered, dead, retrying,
+//! claimed by a worker that died, unread) shown as a table and as JSON, both
+//! snapshotted; secrets never shown; an unreachable queue is one line and
+//! exit 1. Every test but the last runs on both backends, against the same
+//! snapshots: the backends promise the same semantics.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::replay::{Backend, WEBHOOK_SECRET, on_both_backends, status};
+use crate::support::{Events, Reply, Sink};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Destinations with routing globs, every secret in the environment.
+const CONFIG: &str = r#"
+[[destination]]
+name = "growth"
+kind = "slack"
+url_env = "SLACK_GROWTH_URL"
+events = ["user.*"]
+
+[[destination]]
+name = "segment"
+kind = "segment"
+
+[[destination]]
+name = "hooks"
+kind = "webhook"
+url_env = "HOOK_URL"
+secret_env = "HOOK_SECRET"
+events = ["user.*", "subscription.*", "import*"]
+"#;
+
+const SLACK_PATH: &str = "/services/T000/B000/SECRETPATH";
+const WRITE_KEY: &str = "wk_SECRET";
+const PASSWORD: &str = "sekrit";
+
+on_both_backends!(
+    status_shows_a_queue_with_known_contents,
+    status_shows_why_destinations_cannot_be_used,
+);
+
+/// Three sinks, a config file, and a queue.
+struct Pipeline {
+    backend: Backend,
+    slack: Sink,
+    segment: Sink,
+    hooks: Sink,
+    config: tempfile::NamedTempFile,
+}
+
+impl Pipeline {
+    fn new(mut backend: Backend) -> Pipeline {
+        backend.require_password(PASSWORD);
+        let config = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(config.path(), CONFIG).unwrap();
+        Pipeline {
+            backend,
+            slack: Sink::start(),
+            segment: Sink::start(),
+            hooks: Sink::start(),
+            config,
+        }
+    }
+
+    fn events(&self) -> Events {
+        self.backend
+            .events()
+            .env("EVENTS_CONFIG", self.config.path())
+            .env(
+                "SLACK_GROWTH_URL",
+                format!("{}{SLACK_PATH}", self.slack.base_url()),
+            )
+            .env("SEGMENT_WRITE_KEY", WRITE_KEY)
+            .env("SEGMENT_ENDPOINT", self.segment.base_url())
+            .env("HOOK_URL", self.hooks.url())
+            .env("HOOK_SECRET", WEBHOOK_SECRET)
+    }
+
+    fn emit(&self, id: &str, kind: &str, payload: Value) {
+        let line = json!({"id": id, "type": kind, "ts": format!("2026-11-27T09:00:0{}.000Z", &id[id.len() - 1..]), "payload": payload});
+        self.events()
+            .args(["emit", "--stdin"])
+            .stdin(format!("{line}\n"))
+            .run()
+            .success();
+    }
+
+    fn burst(&self) {
+        self.events()
+            .args(["work", "--burst", "--consumer", "w1"])
+            .run()
+            .success();
+    }
+
+    /// Replaces what changes from run to run: ports, durations, the
+    /// backend's location (checked apart).
+    fn redact(&self, text: &str) -> String {
+        let mut text = text.to_owned();
+        for sink in [&self.slack, &self.segment, &self.hooks] {
+            text = text.replace(&format!("127.0.0.1:{}", sink.port()), "127.0.0.1:[port]");
+        }
+        text.lines()
+            .map(|line| {
+                if line.starts_with("Queue: ") {
+                    return "Queue: [backend]\n".to_owned();
+                }
+                let mut out = String::new();
+                for (n, word) in line.split(' ').enumerate() {
+                    if n > 0 {
+                        out.push(' ');
+                    }
+                    let number = word.trim_end_matches(['s', 'm', 'h', 'd']);
+                    let is_duration = number.len() < word.len()
+                        && !number.is_empty()
+                        && number.bytes().all(|b| b.is_ascii_digit());
+                    out.push_str(if is_duration { "[dur]" } else { word });
+                }
+                out + "\n"
+            })
+            .collect()
+    }
+
+    /// The location the backend should show.
+    fn assert_location(&self, shown: &str) {
+        match self.backend.db_path() {
+            None => assert!(shown.starts_with("redis redis://***@127.0.0.1:"), "{shown}"),
+            Some(path) => assert!(shown.contains(&path.display().to_string()), "{shown}"),
+        }
+    }
+}
+
+fn status_shows_a_queue_with_known_contents(backend: Backend) {
+    let p = Pipeline::new(backend);
+    let email = |e: &str| json!({"email": e});
+    // Delivered everywhere.
+    p.emit("evt-1", "user.signup", email("ada@example.com"));
+    p.emit(
+        "evt-2",
+        "import.completed",
+        json!({"email": "ada@example.com", "importer_name": "CRM", "row_count": 1234}),
+    );
+    p.burst();
+    // Dead for the webhook (a permanent 404), delivered to Segment.
+    p.hooks.set_default(Reply::status(404, "not_found"));
+    p.emit(
+        "evt-3",
+        "subscription.started",
+        json!({"email": "bob@example.com", "plan": "pro"}),
+    );
+    p.emit(
+        "evt-4",
+        "subscription.cancelled",
+        json!({"email": "cy@example.com", "plan": "pro"}),
+    );
+    p.burst();
+    // A webhook retry scheduled far ahead: the worker stops cleanly after it.
+    p.hooks.set_default(Reply::status(503, "unavailable"));
+    p.emit(
+        "evt-5",
+        "user.first_import",
+        json!({"email": "dee@example.com", "importer_name": "CRM"}),
+    );
+    let worker = p
+        .events()
+        .env("EVENTS_RETRY_BASE_MS", "600000")
+        .args(["work", "--consumer", "w1"])
+        .spawn();
+    assert!(
+        worker.wait_for_stderr("retry in", WAIT),
+        "{}",
+        worker.stderr_so_far()
+    );
+    worker.signal("TERM");
+    worker.wait(WAIT).success();
+    // Claimed by a worker that dies while the webhook hangs: pending.
+    p.hooks
+        .set_default(Reply::ok().delay(Duration::from_secs(20)));
+    let before = p.hooks.request_count();
+    p.emit(
+        "evt-6",
+        "importer.created",
+        json!({"email": "eve@example.com", "importer_name": "CRM"}),
+    );
+    let mut stuck = p.events().args(["work", "--consumer", "stuck"]).spawn();
+    assert!(
+        p.hooks.wait_requests(before + 1, WAIT).len() > before,
+        "the webhook got evt-6"
+    );
+    stuck.kill();
+    // Unread.
+    p.emit(
+        "evt-7",
+        "import.failed",
+        json!({"email": "fay@example.com", "importer_name": "CRM", "error": "bad row"}),
+    );
+
+    let table = p.events().arg("status").run().success();
+    let json_out = p
+        .events()
+        .args(["status", "--format", "json"])
+        .run()
+        .success();
+    for out in [&table, &json_out] {
+        for secret in ["SECRETPATH", WRITE_KEY, PASSWORD, WEBHOOK_SECRET, "/hook"] {
+            assert!(
+                !out.stdout.contains(secret) && !out.stderr.contains(secret),
+                "{secret} shown:\n{}",
+                out.stdout
+            );
+        }
+        assert_eq!(out.stderr, "");
+    }
+
+    let mut v = json_out.stdout_json();
+    assert_eq!(
+        v["stream"],
+        json!({
+            "length": 7,
+            "lag": 1,
+            "oldest": {"id": "evt-1", "ts": "2026-11-27T09:00:01.000Z"},
+            "newest": {"id": "evt-7", "ts": "2026-11-27T09:00:07.000Z"},
+        })
+    );
+    assert_eq!(v["pending"], 1);
+    assert_eq!(v["retries"]["scheduled"], 1);
+    let due_in = v["retries"]["next_due_in_ms"].as_i64().unwrap();
+    assert!(
+        due_in > 60_000,
+        "the retry is due in about 10 minutes, not {due_in} ms"
+    );
+    let kind = if p.backend.db_path().is_some() {
+        "sqlite"
+    } else {
+        "redis"
+    };
+    assert_eq!(v["backend"]["kind"], kind);
+    p.assert_location(v["backend"]["where"].as_str().unwrap());
+    v["backend"] = json!("[backend]");
+    for consumer in v["consumers"].as_array_mut().unwrap() {
+        assert!(consumer["idle_ms"].as_u64().unwrap() < 60_000);
+        consumer["idle_ms"] = json!("[ms]");
+    }
+    v["retries"]["next_due"] = json!("[ts]");
+    v["retries"]["next_due_in_ms"] = json!("[ms]");
+    let json_text = serde_json::to_string_pretty(&v).unwrap();
+    insta::assert_snapshot!("status_json", p.redact(&json_text));
+
+    let location = table
+        .stdout
+        .lines()
+        .next()
+        .unwrap()
+        .strip_prefix("Queue: ")
+        .unwrap();
+    p.assert_location(location);
+    insta::assert_snapshot!("status_table", p.redact(&table.stdout));
+}
+
+fn status_shows_why_destinations_cannot_be_used(backend: Backend) {
+    let events = || {
+        backend
+            .events()
+            .env("EVENTS_WEBHOOK_URL", "https://example.com/hook/SECRETPATH")
+    };
+    let why = "EVENTS_WEBHOOK_URL is set but EVENTS_WEBHOOK_SECRET is not";
+    let out = events().arg("status").run().success();
+    out.stdout_lacks("SECRETPATH")
+        .stdout_has("Stream: empty")
+        .stdout_has(&format!("Destinations: cannot be used: {why}"));
+    let v = status(events());
+    assert!(
+        v["destinations_error"].as_str().unwrap().starts_with(why),
+        "{v:#}"
+    );
+    assert_eq!(v["destinations"], json!([]));
+    assert_eq!(v["stream"]["length"], 0);
+    assert_eq!(v["stream"]["oldest"], Value::Null);
+    assert_eq!(
+        v["retries"],
+        json!({"scheduled": 0, "next_due": null, "next_due_in_ms": null})
+    );
+    assert_eq!(v["dead"], json!({"total": 0, "by_destination": []}));
+}
+
+#[test]
+fn status_with_redis_unreachable_is_one_line_and_exit_1() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = Events::new()
+        .env("REDIS_URL", format!("redis://:{PASSWORD}@127.0.0.1:{port}"))
+        .arg("status")
+        .run()
+        .code(1)
+        .stderr_has(&format!(
+            "events: error: cannot reach Redis at redis://***@127.0.0.1:{port}"
+        ))
+        .stderr_lacks(PASSWORD);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert_eq!(out.stdout, "");
+}

@@ -33,9 +33,18 @@ fn webhook(redis: &RedisServer, sink: &Sink) -> Events {
 /// Emits `n` signups (`user{i}@example.com`) in one `emit --stdin`.
 fn emit_signups(redis: &RedisServer, range: std::ops::Range<usize>) {
     let lines: String = range
-        .map(|i| format!("{{\"type\":\"user.signup\",\"payload\":{{\"email\":\"user{i}@example.com\"}}}}\n"))
+        .map(|i| {
+            format!(
+                "{{\"type\":\"user.signup\",\"payload\":{{\"email\":\"user{i}@example.com\"}}}}\n"
+            )
+        })
         .collect();
-    events(redis).arg("emit").arg("--stdin").stdin(lines).run().success();
+    events(redis)
+        .arg("emit")
+        .arg("--stdin")
+        .stdin(lines)
+        .run()
+        .success();
 }
 
 /// Every line of every message Slack accepted, in order.
@@ -53,7 +62,9 @@ fn slack_lines(sink: &Sink) -> Vec<String> {
 fn webhook_ids(sink: &Sink) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
     for request in sink.accepted() {
-        *counts.entry(request.json()["id"].as_str().unwrap().to_owned()).or_default() += 1;
+        *counts
+            .entry(request.json()["id"].as_str().unwrap().to_owned())
+            .or_default() += 1;
     }
     counts
 }
@@ -63,7 +74,11 @@ fn xlen(redis: &RedisServer, key: &str) -> usize {
 }
 
 fn dead_fields(redis: &RedisServer) -> Vec<String> {
-    redis.cli(&["XRANGE", "{events}:dead", "-", "+"]).lines().map(str::to_owned).collect()
+    redis
+        .cli(&["XRANGE", "{events}:dead", "-", "+"])
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 #[test]
@@ -72,20 +87,72 @@ fn every_catalog_type_reaches_slack_with_its_exact_text() {
     let sink = Sink::start();
     let emits: [&[&str]; 8] = [
         &["user.signup", "--email", "ada@example.com"],
-        &["user.first_import", "--email", "ada@example.com", "--importer-name", "CRM contacts"],
-        &["subscription.started", "--email", "ada@example.com", "--plan", "pro"],
-        &["subscription.cancelled", "--email", "ada@example.com", "--plan", "team"],
+        &[
+            "user.first_import",
+            "--email",
+            "ada@example.com",
+            "--importer-name",
+            "CRM contacts",
+        ],
+        &[
+            "subscription.started",
+            "--email",
+            "ada@example.com",
+            "--plan",
+            "pro",
+        ],
+        &[
+            "subscription.cancelled",
+            "--email",
+            "ada@example.com",
+            "--plan",
+            "team",
+        ],
         &["subscription.payment_failed", "--email", "ada@example.com"],
-        &["importer.created", "--email", "ada@example.com", "--importer-name", "Leads"],
-        &["import.completed", "--email", "ada@example.com", "--importer-name", "CRM", "--row-count", "1234567"],
-        &["import.failed", "--email", "ada@example.com", "--importer-name", "CRM", "--error", "bad header"],
+        &[
+            "importer.created",
+            "--email",
+            "ada@example.com",
+            "--importer-name",
+            "Leads",
+        ],
+        &[
+            "import.completed",
+            "--email",
+            "ada@example.com",
+            "--importer-name",
+            "CRM",
+            "--row-count",
+            "1234567",
+        ],
+        &[
+            "import.failed",
+            "--email",
+            "ada@example.com",
+            "--importer-name",
+            "CRM",
+            "--error",
+            "bad header",
+        ],
     ];
     for args in emits {
         events(&redis).arg("emit").args(args.iter()).run().success();
     }
     // A producer in another language: one plain XADD, no id and no ts.
-    redis.cli(&["XADD", "{events}:stream", "*", "type", "user.signup", "payload", r#"{"email":"py@example.com"}"#]);
-    slack(&redis, &sink).args(["work", "--burst"]).run().success().stderr_has("delivered user.signup");
+    redis.cli(&[
+        "XADD",
+        "{events}:stream",
+        "*",
+        "type",
+        "user.signup",
+        "payload",
+        r#"{"email":"py@example.com"}"#,
+    ]);
+    slack(&redis, &sink)
+        .args(["work", "--burst"])
+        .run()
+        .success()
+        .stderr_has("delivered user.signup");
     assert_eq!(
         slack_lines(&sink),
         [
@@ -100,7 +167,13 @@ fn every_catalog_type_reaches_slack_with_its_exact_text() {
             "New signup: py@example.com",
         ]
     );
-    assert_eq!(redis.cli(&["XPENDING", "{events}:stream", "workers"]).lines().next(), Some("0"));
+    assert_eq!(
+        redis
+            .cli(&["XPENDING", "{events}:stream", "workers"])
+            .lines()
+            .next(),
+        Some("0")
+    );
     assert_eq!(xlen(&redis, "{events}:dead"), 0);
 }
 
@@ -108,8 +181,19 @@ fn every_catalog_type_reaches_slack_with_its_exact_text() {
 fn a_plain_xadd_gets_a_stable_id_and_ts_derived_from_the_entry() {
     let redis = RedisServer::start();
     let sink = Sink::start();
-    let entry = redis.cli(&["XADD", "{events}:stream", "*", "type", "user.signup", "payload", r#"{"email":"py@example.com"}"#]);
-    webhook(&redis, &sink).args(["work", "--burst"]).run().success();
+    let entry = redis.cli(&[
+        "XADD",
+        "{events}:stream",
+        "*",
+        "type",
+        "user.signup",
+        "payload",
+        r#"{"email":"py@example.com"}"#,
+    ]);
+    webhook(&redis, &sink)
+        .args(["work", "--burst"])
+        .run()
+        .success();
     let body = sink.accepted()[0].json();
     let ms: i64 = entry.split('-').next().unwrap().parse().unwrap();
     let id = body["id"].as_str().unwrap();
@@ -123,14 +207,29 @@ fn injected_markup_in_any_field_arrives_escaped() {
     let redis = RedisServer::start();
     let sink = Sink::start();
     events(&redis)
-        .args(["emit", "import.failed", "--email", "<!channel>", "--importer-name", "x"])
-        .args(["--error", "<@U1> & <http://evil.example|click>\nsecond line"])
+        .args([
+            "emit",
+            "import.failed",
+            "--email",
+            "<!channel>",
+            "--importer-name",
+            "x",
+        ])
+        .args([
+            "--error",
+            "<@U1> & <http://evil.example|click>\nsecond line",
+        ])
         .run()
         .success();
-    slack(&redis, &sink).args(["work", "--burst"]).run().success();
+    slack(&redis, &sink)
+        .args(["work", "--burst"])
+        .run()
+        .success();
     assert_eq!(
         slack_lines(&sink),
-        ["Import failed: &lt;!channel&gt; - &lt;@U1&gt; &amp; &lt;http://evil.example|click&gt; second line"]
+        [
+            "Import failed: &lt;!channel&gt; - &lt;@U1&gt; &amp; &lt;http://evil.example|click&gt; second line"
+        ]
     );
 }
 
@@ -138,8 +237,14 @@ fn injected_markup_in_any_field_arrives_escaped() {
 fn a_destination_failing_twice_then_recovering_gets_the_event_once() {
     let redis = RedisServer::start();
     let sink = Sink::start();
-    sink.script(vec![Reply::status(500, "internal_error"), Reply::status(503, "service_unavailable")]);
-    events(&redis).args(["emit", "user.signup", "--email", "ada@example.com"]).run().success();
+    sink.script(vec![
+        Reply::status(500, "internal_error"),
+        Reply::status(503, "service_unavailable"),
+    ]);
+    events(&redis)
+        .args(["emit", "user.signup", "--email", "ada@example.com"])
+        .run()
+        .success();
     slack(&redis, &sink)
         .args(["work", "--burst"])
         .run()
@@ -157,7 +262,10 @@ fn a_404_is_dead_lettered_at_once_with_slacks_error_code() {
     let redis = RedisServer::start();
     let sink = Sink::start();
     sink.set_default(Reply::status(404, "channel_not_found"));
-    events(&redis).args(["emit", "user.signup", "--email", "ada@example.com"]).run().success();
+    events(&redis)
+        .args(["emit", "user.signup", "--email", "ada@example.com"])
+        .run()
+        .success();
     slack(&redis, &sink)
         .args(["work", "--burst"])
         .run()
@@ -178,10 +286,19 @@ fn a_404_is_dead_lettered_at_once_with_slacks_error_code() {
 fn a_429_waits_for_retry_after_without_spending_an_attempt() {
     let redis = RedisServer::start();
     let sink = Sink::start();
-    sink.script(vec![Reply::status(429, "rate_limited").header("Retry-After", "1")]);
-    events(&redis).args(["emit", "user.signup", "--email", "ada@example.com"]).run().success();
+    sink.script(vec![
+        Reply::status(429, "rate_limited").header("Retry-After", "1"),
+    ]);
+    events(&redis)
+        .args(["emit", "user.signup", "--email", "ada@example.com"])
+        .run()
+        .success();
     // One attempt in all: had the 429 spent it, the event would be dead.
-    slack(&redis, &sink).env("EVENTS_MAX_ATTEMPTS", "1").args(["work", "--burst"]).run().success();
+    slack(&redis, &sink)
+        .env("EVENTS_MAX_ATTEMPTS", "1")
+        .args(["work", "--burst"])
+        .run()
+        .success();
     let requests = sink.requests();
     assert_eq!(requests.len(), 2);
     assert!(requests[1].at.duration_since(requests[0].at) >= Duration::from_millis(950));
@@ -193,10 +310,22 @@ fn a_429_waits_for_retry_after_without_spending_an_attempt() {
 fn a_long_retry_after_goes_to_the_retry_set_without_spending_an_attempt() {
     let redis = RedisServer::start();
     let sink = Sink::start();
-    sink.script(vec![Reply::status(429, "rate_limited").header("Retry-After", "30")]);
-    events(&redis).args(["emit", "user.signup", "--email", "ada@example.com"]).run().success();
-    let mut worker = slack(&redis, &sink).env("EVENTS_MAX_ATTEMPTS", "1").arg("work").spawn();
-    assert!(worker.wait_for_stderr("retry in 30s", LONG), "{}", worker.stderr_so_far());
+    sink.script(vec![
+        Reply::status(429, "rate_limited").header("Retry-After", "30"),
+    ]);
+    events(&redis)
+        .args(["emit", "user.signup", "--email", "ada@example.com"])
+        .run()
+        .success();
+    let mut worker = slack(&redis, &sink)
+        .env("EVENTS_MAX_ATTEMPTS", "1")
+        .arg("work")
+        .spawn();
+    assert!(
+        worker.wait_for_stderr("retry in 30s", LONG),
+        "{}",
+        worker.stderr_so_far()
+    );
     let member = redis.cli(&["ZRANGE", "{events}:retry", "0", "-1"]);
     let delivery: Value = serde_json::from_str(&member).unwrap();
     assert_eq!(delivery["attempts"], 0);
@@ -208,19 +337,57 @@ fn a_long_retry_after_goes_to_the_retry_set_without_spending_an_attempt() {
 fn a_poison_entry_is_dead_lettered_and_its_neighbours_delivered() {
     let redis = RedisServer::start();
     let sink = Sink::start();
-    events(&redis).args(["emit", "user.signup", "--email", "before@example.com"]).run().success();
-    redis.cli(&["XADD", "{events}:stream", "*", "type", "user.signup", "payload", "{not json"]);
-    redis.cli(&["XADD", "{events}:stream", "*", "type", "user.unknown", "payload", "{}"]);
+    events(&redis)
+        .args(["emit", "user.signup", "--email", "before@example.com"])
+        .run()
+        .success();
+    redis.cli(&[
+        "XADD",
+        "{events}:stream",
+        "*",
+        "type",
+        "user.signup",
+        "payload",
+        "{not json",
+    ]);
+    redis.cli(&[
+        "XADD",
+        "{events}:stream",
+        "*",
+        "type",
+        "user.unknown",
+        "payload",
+        "{}",
+    ]);
     redis.cli(&["XADD", "{events}:stream", "*", "payload", "{}"]);
-    events(&redis).args(["emit", "user.signup", "--email", "after@example.com"]).run().success();
-    slack(&redis, &sink).args(["work", "--burst"]).run().success().stderr_has("cannot be delivered");
-    assert_eq!(slack_lines(&sink), ["New signup: before@example.com", "New signup: after@example.com"]);
+    events(&redis)
+        .args(["emit", "user.signup", "--email", "after@example.com"])
+        .run()
+        .success();
+    slack(&redis, &sink)
+        .args(["work", "--burst"])
+        .run()
+        .success()
+        .stderr_has("cannot be delivered");
+    assert_eq!(
+        slack_lines(&sink),
+        [
+            "New signup: before@example.com",
+            "New signup: after@example.com"
+        ]
+    );
     let dead = redis.cli(&["XRANGE", "{events}:dead", "-", "+"]);
     assert_eq!(xlen(&redis, "{events}:dead"), 3);
     assert!(dead.contains("'payload' is not valid JSON"), "{dead}");
     assert!(dead.contains("unknown event type 'user.unknown'"), "{dead}");
     assert!(dead.contains("the entry has no 'type' field"), "{dead}");
-    assert_eq!(redis.cli(&["XPENDING", "{events}:stream", "workers"]).lines().next(), Some("0"));
+    assert_eq!(
+        redis
+            .cli(&["XPENDING", "{events}:stream", "workers"])
+            .lines()
+            .next(),
+        Some("0")
+    );
 }
 
 #[test]
@@ -229,11 +396,17 @@ fn a_worker_killed_mid_burst_loses_nothing() {
     let sink = Sink::start();
     sink.set_default(Reply::ok().delay(Duration::from_millis(40)));
     emit_signups(&redis, 0..200);
-    let mut first = webhook(&redis, &sink).env("EVENTS_CLAIM_LEASE_MS", "1000").args(["work", "--concurrency", "4"]).spawn();
+    let mut first = webhook(&redis, &sink)
+        .env("EVENTS_CLAIM_LEASE_MS", "1000")
+        .args(["work", "--concurrency", "4"])
+        .spawn();
     sink.wait_accepted(20, LONG);
     first.kill();
     let delivered_before = sink.accepted_count();
-    assert!(delivered_before < 200, "the worker finished before it was killed");
+    assert!(
+        delivered_before < 200,
+        "the worker finished before it was killed"
+    );
     // A new worker (another consumer name) reclaims the dead one's entries
     // once they have been idle longer than the lease.
     webhook(&redis, &sink)
@@ -243,7 +416,13 @@ fn a_worker_killed_mid_burst_loses_nothing() {
         .success();
     let ids = webhook_ids(&sink);
     assert_eq!(ids.len(), 200, "every event delivered");
-    assert_eq!(redis.cli(&["XPENDING", "{events}:stream", "workers"]).lines().next(), Some("0"));
+    assert_eq!(
+        redis
+            .cli(&["XPENDING", "{events}:stream", "workers"])
+            .lines()
+            .next(),
+        Some("0")
+    );
 }
 
 #[test]
@@ -252,7 +431,11 @@ fn three_workers_deliver_each_event_exactly_once() {
     let sink = Sink::start();
     sink.set_default(Reply::ok().delay(Duration::from_millis(5)));
     let workers: Vec<_> = (0..3)
-        .map(|i| webhook(&redis, &sink).args(["work", "--consumer", &format!("w{i}")]).spawn())
+        .map(|i| {
+            webhook(&redis, &sink)
+                .args(["work", "--consumer", &format!("w{i}")])
+                .spawn()
+        })
         .collect();
     // Events arrive while all three are waiting for them.
     for batch in 0..30 {
@@ -267,7 +450,11 @@ fn three_workers_deliver_each_event_exactly_once() {
     }
     let ids = webhook_ids(&sink);
     assert_eq!(ids.len(), 300);
-    assert!(ids.values().all(|&n| n == 1), "duplicates: {:?}", ids.iter().filter(|(_, n)| **n > 1).collect::<Vec<_>>());
+    assert!(
+        ids.values().all(|&n| n == 1),
+        "duplicates: {:?}",
+        ids.iter().filter(|(_, n)| **n > 1).collect::<Vec<_>>()
+    );
     assert!(delivering >= 2, "the work was shared");
 }
 
@@ -277,14 +464,27 @@ fn a_rate_limited_slack_gets_a_burst_joined_and_every_line_once() {
     let sink = Sink::start();
     sink.rate_limit(1, 2);
     emit_signups(&redis, 0..300);
-    slack(&redis, &sink).args(["work", "--burst"]).timeout(Duration::from_secs(120)).run().success();
+    slack(&redis, &sink)
+        .args(["work", "--burst"])
+        .timeout(Duration::from_secs(120))
+        .run()
+        .success();
     let lines = slack_lines(&sink);
-    let expected: Vec<String> = (0..300).map(|i| format!("New signup: user{i}@example.com")).collect();
+    let expected: Vec<String> = (0..300)
+        .map(|i| format!("New signup: user{i}@example.com"))
+        .collect();
     assert_eq!(lines, expected, "every line once, in order");
     let accepted = sink.accepted();
-    assert!(accepted.len() < 20, "{} messages: lines were not joined", accepted.len());
+    assert!(
+        accepted.len() < 20,
+        "{} messages: lines were not joined",
+        accepted.len()
+    );
     for pair in accepted.windows(2) {
-        assert!(pair[1].at.duration_since(pair[0].at) >= Duration::from_millis(900), "paced");
+        assert!(
+            pair[1].at.duration_since(pair[0].at) >= Duration::from_millis(900),
+            "paced"
+        );
     }
 }
 
@@ -296,11 +496,24 @@ fn the_worker_survives_a_redis_restart_and_delivers_what_came_after() {
     emit_signups(&redis, 0..5);
     assert_eq!(sink.wait_accepted(5, LONG).len(), 5);
     redis.stop();
-    assert!(worker.wait_for_stderr("cannot reach Redis", LONG), "{}", worker.stderr_so_far());
+    assert!(
+        worker.wait_for_stderr("cannot reach Redis", LONG),
+        "{}",
+        worker.stderr_so_far()
+    );
     redis.restart();
     emit_signups(&redis, 5..10);
-    assert_eq!(sink.wait_accepted(10, LONG).len(), 10, "{}", worker.stderr_so_far());
-    assert!(worker.wait_for_stderr("reachable again", LONG), "{}", worker.stderr_so_far());
+    assert_eq!(
+        sink.wait_accepted(10, LONG).len(),
+        10,
+        "{}",
+        worker.stderr_so_far()
+    );
+    assert!(
+        worker.wait_for_stderr("reachable again", LONG),
+        "{}",
+        worker.stderr_so_far()
+    );
     worker.signal("TERM");
     worker.wait(LONG).success();
     assert_eq!(webhook_ids(&sink).len(), 10);
@@ -312,15 +525,26 @@ fn sigterm_during_delivery_exits_0_and_loses_nothing() {
     let sink = Sink::start();
     sink.set_default(Reply::ok().delay(Duration::from_millis(300)));
     emit_signups(&redis, 0..30);
-    let worker = webhook(&redis, &sink).args(["work", "--concurrency", "2"]).spawn();
+    let worker = webhook(&redis, &sink)
+        .args(["work", "--concurrency", "2"])
+        .spawn();
     sink.wait_requests(1, LONG);
     worker.signal("TERM");
     worker.wait(LONG).success();
     assert!(sink.accepted_count() < 30, "stopped before the end");
     // Not one entry is left claimed: what was not sent waits in the retry set.
-    assert_eq!(redis.cli(&["XPENDING", "{events}:stream", "workers"]).lines().next(), Some("0"));
+    assert_eq!(
+        redis
+            .cli(&["XPENDING", "{events}:stream", "workers"])
+            .lines()
+            .next(),
+        Some("0")
+    );
     sink.set_default(Reply::ok());
-    webhook(&redis, &sink).args(["work", "--burst"]).run().success();
+    webhook(&redis, &sink)
+        .args(["work", "--burst"])
+        .run()
+        .success();
     assert_eq!(webhook_ids(&sink).len(), 30);
 }
 
@@ -343,10 +567,24 @@ fn only_limits_the_worker_to_the_named_destinations() {
     let redis = RedisServer::start();
     let hook = Sink::start();
     let chat = Sink::start();
-    events(&redis).args(["emit", "user.signup", "--email", "ada@example.com"]).run().success();
-    let both = |e: Events| e.env("SLACK_WEBHOOK_URL", chat.url()).env("EVENTS_WEBHOOK_URL", hook.url()).env("EVENTS_WEBHOOK_SECRET", SECRET);
-    both(events(&redis)).args(["work", "--burst", "--only", "nope"]).run().code(2).stderr_has("--only nope: no such destination (configured: slack, webhook)");
-    both(events(&redis)).args(["work", "--burst", "--only", "webhook"]).run().success();
+    events(&redis)
+        .args(["emit", "user.signup", "--email", "ada@example.com"])
+        .run()
+        .success();
+    let both = |e: Events| {
+        e.env("SLACK_WEBHOOK_URL", chat.url())
+            .env("EVENTS_WEBHOOK_URL", hook.url())
+            .env("EVENTS_WEBHOOK_SECRET", SECRET)
+    };
+    both(events(&redis))
+        .args(["work", "--burst", "--only", "nope"])
+        .run()
+        .code(2)
+        .stderr_has("--only nope: no such destination (configured: slack, webhook)");
+    both(events(&redis))
+        .args(["work", "--burst", "--only", "webhook"])
+        .run()
+        .success();
     assert_eq!(hook.accepted_count(), 1);
     assert_eq!(chat.request_count(), 0);
 }
@@ -354,7 +592,10 @@ fn only_limits_the_worker_to_the_named_destinations() {
 #[test]
 fn without_destinations_messages_go_to_stdout_with_a_note() {
     let redis = RedisServer::start();
-    events(&redis).args(["emit", "user.signup", "--email", "ada@example.com"]).run().success();
+    events(&redis)
+        .args(["emit", "user.signup", "--email", "ada@example.com"])
+        .run()
+        .success();
     events(&redis)
         .args(["work", "--burst"])
         .run()
@@ -368,7 +609,10 @@ fn quiet_workers_print_only_failures() {
     let redis = RedisServer::start();
     let sink = Sink::start();
     emit_signups(&redis, 0..2);
-    let out = slack(&redis, &sink).args(["-q", "work", "--burst"]).run().success();
+    let out = slack(&redis, &sink)
+        .args(["-q", "work", "--burst"])
+        .run()
+        .success();
     assert_eq!(out.stderr, "");
 }
 
@@ -378,10 +622,29 @@ fn history_is_trimmed_to_the_retention_but_never_past_undelivered_entries() {
     let sink = Sink::start();
     // Three old entries: two delivered, then one left unread behind them.
     for (ms, email) in [(1000, "a"), (2000, "b")] {
-        redis.cli(&["XADD", "{events}:stream", &format!("{ms}-0"), "type", "user.signup", "payload", &format!(r#"{{"email":"{email}@x"}}"#)]);
+        redis.cli(&[
+            "XADD",
+            "{events}:stream",
+            &format!("{ms}-0"),
+            "type",
+            "user.signup",
+            "payload",
+            &format!(r#"{{"email":"{email}@x"}}"#),
+        ]);
     }
-    webhook(&redis, &sink).args(["work", "--burst"]).run().success();
-    redis.cli(&["XADD", "{events}:stream", "3000-0", "type", "user.signup", "payload", r#"{"email":"c@x"}"#]);
+    webhook(&redis, &sink)
+        .args(["work", "--burst"])
+        .run()
+        .success();
+    redis.cli(&[
+        "XADD",
+        "{events}:stream",
+        "3000-0",
+        "type",
+        "user.signup",
+        "payload",
+        r#"{"email":"c@x"}"#,
+    ]);
     // A worker that is not allowed to deliver trims: only the delivered go.
     events(&redis)
         .env("EVENTS_RETENTION", "1h")

@@ -22,7 +22,10 @@ pub fn run(ctx: &Context, args: EmitArgs) -> anyhow::Result<()> {
     if args.stdin {
         return emit_stdin(ctx, &mut emitter, args.dry_run);
     }
-    let kind = args.event_type.clone().expect("clap requires a type without --stdin");
+    let kind = args
+        .event_type
+        .clone()
+        .expect("clap requires a type without --stdin");
     let event = Event::new(kind.clone(), payload(&emitter, &kind, &args)?);
     emitter.catalog().validate(&event.kind, &event.payload)?;
     if args.dry_run {
@@ -41,14 +44,24 @@ pub fn run(ctx: &Context, args: EmitArgs) -> anyhow::Result<()> {
 }
 
 /// The payload from `--json`, then the per-field flags, then `--field`.
-fn payload(emitter: &Emitter, kind: &str, args: &EmitArgs) -> anyhow::Result<crate::event::Payload> {
+fn payload(
+    emitter: &Emitter,
+    kind: &str,
+    args: &EmitArgs,
+) -> anyhow::Result<crate::event::Payload> {
     let catalog = emitter.catalog();
     catalog.lookup(kind)?;
     let mut payload = match &args.json {
         Some(text) => match serde_json::from_str::<Value>(text) {
             Ok(Value::Object(map)) => map,
-            Ok(_) => return Err(ValidationError::Invalid("--json must be a JSON object".into()).into()),
-            Err(e) => return Err(ValidationError::Invalid(format!("--json is not valid JSON: {e}")).into()),
+            Ok(_) => {
+                return Err(ValidationError::Invalid("--json must be a JSON object".into()).into());
+            }
+            Err(e) => {
+                return Err(
+                    ValidationError::Invalid(format!("--json is not valid JSON: {e}")).into(),
+                );
+            }
         },
         None => Default::default(),
     };
@@ -101,16 +114,27 @@ fn emit_stdin(ctx: &Context, emitter: &mut Emitter, dry_run: bool) -> anyhow::Re
     flush(emitter, &mut batch, &mut written)?;
     print(&out)?;
     if !ctx.quiet && !dry_run {
-        log::info!("wrote {written} events{}", if bad > 0 { format!(", rejected {bad} lines") } else { String::new() });
+        log::info!(
+            "wrote {written} events{}",
+            if bad > 0 {
+                format!(", rejected {bad} lines")
+            } else {
+                String::new()
+            }
+        );
     }
     if bad > 0 {
-        return Err(ValidationError::Invalid(format!("{bad} input lines were rejected (see above); the others were written")).into());
+        return Err(ValidationError::Invalid(format!(
+            "{bad} input lines were rejected (see above); the others were written"
+        ))
+        .into());
     }
     Ok(())
 }
 
 fn parse_line(emitter: &Emitter, line: &str) -> Result<Event, String> {
-    let parsed: EventLine = serde_json::from_str(line).map_err(|e| format!("not a valid event: {e}"))?;
+    let parsed: EventLine =
+        serde_json::from_str(line).map_err(|e| format!("not a valid event: {e}"))?;
     let event = parsed.into_event()?;
     emitter
         .catalog()

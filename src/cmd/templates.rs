@@ -16,7 +16,10 @@ pub fn run(ctx: &Context, args: TemplatesArgs) -> anyhow::Result<()> {
     let specs: Vec<&EventSpec> = if args.types.is_empty() {
         catalog.iter().collect()
     } else {
-        args.types.iter().map(|t| catalog.lookup(t)).collect::<Result<_, _>>()?
+        args.types
+            .iter()
+            .map(|t| catalog.lookup(t))
+            .collect::<Result<_, _>>()?
     };
     let overrides = key_values(&args.fields, "--field")?;
     let mut rows = Vec::new();
@@ -66,7 +69,11 @@ pub fn run(ctx: &Context, args: TemplatesArgs) -> anyhow::Result<()> {
                     Some(message) => t.add_row(vec![spec.name.clone(), message.clone()]),
                     None => t.add_row(vec![
                         spec.name.clone(),
-                        spec.fields.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "),
+                        spec.fields
+                            .iter()
+                            .map(|(n, _)| n.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
                         spec.template.source().to_owned(),
                     ]),
                 };

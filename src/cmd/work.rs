@@ -24,7 +24,9 @@ pub fn run(ctx: &Context, args: WorkArgs) -> anyhow::Result<()> {
         },
     )?;
     if config.console_fallback {
-        log::info!("no destination is configured (SLACK_WEBHOOK_URL, SEGMENT_WRITE_KEY, EVENTS_WEBHOOK_URL or a config file): messages go to stdout");
+        log::info!(
+            "no destination is configured (SLACK_WEBHOOK_URL, SEGMENT_WRITE_KEY, EVENTS_WEBHOOK_URL or a config file): messages go to stdout"
+        );
     }
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [SIGINT, SIGTERM] {

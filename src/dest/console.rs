@@ -25,11 +25,16 @@ impl Destination for Console {
     }
 
     fn prepare(&self, event: &Event) -> Result<String, String> {
-        self.catalog.render(event, Style::Plain).map_err(|e| e.to_string())
+        self.catalog
+            .render(event, Style::Plain)
+            .map_err(|e| e.to_string())
     }
 
     fn batch_limit(&self) -> BatchLimit {
-        BatchLimit { items: 1000, bytes: 1 << 20 }
+        BatchLimit {
+            items: 1000,
+            bytes: 1 << 20,
+        }
     }
 
     fn send(&self, items: &[Item]) -> Attempt {

@@ -44,7 +44,12 @@ pub fn classify(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -
         .unwrap_or_default();
     let error = error_text(status, &body);
     match status {
-        429 => Attempt::RetryAfter(retry_after.unwrap_or(Duration::from_secs(1)).min(MAX_RETRY_AFTER), error),
+        429 => Attempt::RetryAfter(
+            retry_after
+                .unwrap_or(Duration::from_secs(1))
+                .min(MAX_RETRY_AFTER),
+            error,
+        ),
         408 | 500..=599 => Attempt::Transient(error),
         _ => Attempt::Permanent(error),
     }
@@ -52,7 +57,11 @@ pub fn classify(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -
 
 /// `HTTP 404 channel_not_found`: the status and the body's first line, short.
 pub fn error_text(status: u16, body: &str) -> String {
-    let first = body.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
+    let first = body
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("");
     let short: String = first.chars().take(200).collect();
     if short.is_empty() {
         format!("HTTP {status}")
@@ -63,7 +72,12 @@ pub fn error_text(status: u16, body: &str) -> String {
 
 /// `Retry-After` as seconds (the form Slack and Segment send).
 fn parse_retry_after(value: &str) -> Option<Duration> {
-    value.trim().parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64)
+    value
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
 }
 
 /// A transport error in words, without the URL.
@@ -87,7 +101,10 @@ mod tests {
 
     #[test]
     fn error_text_is_status_and_first_line() {
-        assert_eq!(error_text(404, "channel_not_found\n"), "HTTP 404 channel_not_found");
+        assert_eq!(
+            error_text(404, "channel_not_found\n"),
+            "HTTP 404 channel_not_found"
+        );
         assert_eq!(error_text(500, ""), "HTTP 500");
     }
 

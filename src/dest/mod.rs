@@ -54,7 +54,10 @@ pub trait Destination: Send + Sync {
 
     /// How many items one send may join.
     fn batch_limit(&self) -> BatchLimit {
-        BatchLimit { items: 1, bytes: usize::MAX }
+        BatchLimit {
+            items: 1,
+            bytes: usize::MAX,
+        }
     }
 
     /// The least time between two sends (Slack's one message per second).
@@ -76,10 +79,16 @@ pub fn build(config: &DestConfig, catalog: &Catalog, timeout: Duration) -> Arc<d
     let name = config.name.clone();
     match &config.settings {
         DestSettings::Console => Arc::new(console::Console::new(name, catalog.clone())),
-        DestSettings::Slack { url } => {
-            Arc::new(slack::Slack::new(name, url.clone(), catalog.clone(), timeout))
-        }
-        DestSettings::Segment { write_key, endpoint } => Arc::new(segment::Segment::new(
+        DestSettings::Slack { url } => Arc::new(slack::Slack::new(
+            name,
+            url.clone(),
+            catalog.clone(),
+            timeout,
+        )),
+        DestSettings::Segment {
+            write_key,
+            endpoint,
+        } => Arc::new(segment::Segment::new(
             name,
             write_key.clone(),
             endpoint,

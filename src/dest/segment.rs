@@ -28,7 +28,10 @@ pub struct Segment {
 impl Segment {
     pub fn new(name: String, write_key: Secret, endpoint: &str, timeout: Duration) -> Segment {
         // Basic auth: the write key as user name, an empty password.
-        let authorization = Secret::new(format!("Basic {}", STANDARD.encode(format!("{}:", write_key.expose()))));
+        let authorization = Secret::new(format!(
+            "Basic {}",
+            STANDARD.encode(format!("{}:", write_key.expose()))
+        ));
         Segment {
             name,
             authorization,
@@ -63,17 +66,27 @@ impl Destination for Segment {
     fn prepare(&self, event: &Event) -> Result<String, String> {
         let call = track(event).to_string();
         if call.len() > MAX_CALL_BYTES {
-            return Err(format!("the event is {} bytes as a Segment call; Segment accepts at most 32 KB", call.len()));
+            return Err(format!(
+                "the event is {} bytes as a Segment call; Segment accepts at most 32 KB",
+                call.len()
+            ));
         }
         Ok(call)
     }
 
     fn batch_limit(&self) -> BatchLimit {
-        BatchLimit { items: MAX_BATCH_ITEMS, bytes: MAX_BATCH_BYTES }
+        BatchLimit {
+            items: MAX_BATCH_ITEMS,
+            bytes: MAX_BATCH_BYTES,
+        }
     }
 
     fn send(&self, items: &[Item]) -> Attempt {
-        let calls = items.iter().map(|i| i.body.as_str()).collect::<Vec<_>>().join(",");
+        let calls = items
+            .iter()
+            .map(|i| i.body.as_str())
+            .collect::<Vec<_>>()
+            .join(",");
         let body = format!("{{\"batch\":[{calls}]}}");
         http::classify(
             self.agent

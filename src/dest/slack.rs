@@ -27,7 +27,12 @@ pub struct Slack {
 
 impl Slack {
     pub fn new(name: String, url: Secret, catalog: Catalog, timeout: Duration) -> Slack {
-        Slack { name, url, catalog, agent: http::agent(timeout) }
+        Slack {
+            name,
+            url,
+            catalog,
+            agent: http::agent(timeout),
+        }
     }
 }
 
@@ -37,11 +42,16 @@ impl Destination for Slack {
     }
 
     fn prepare(&self, event: &Event) -> Result<String, String> {
-        self.catalog.render(event, Style::Slack).map_err(|e| e.to_string())
+        self.catalog
+            .render(event, Style::Slack)
+            .map_err(|e| e.to_string())
     }
 
     fn batch_limit(&self) -> BatchLimit {
-        BatchLimit { items: MAX_LINES, bytes: MAX_MESSAGE_BYTES }
+        BatchLimit {
+            items: MAX_LINES,
+            bytes: MAX_MESSAGE_BYTES,
+        }
     }
 
     fn pacing(&self) -> Option<Duration> {
@@ -54,7 +64,11 @@ impl Destination for Slack {
     }
 
     fn send(&self, items: &[Item]) -> Attempt {
-        let text = items.iter().map(|i| i.body.as_str()).collect::<Vec<_>>().join("\n");
+        let text = items
+            .iter()
+            .map(|i| i.body.as_str())
+            .collect::<Vec<_>>()
+            .join("\n");
         let body = json!({ "text": text }).to_string();
         http::classify(
             self.agent

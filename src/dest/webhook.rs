@@ -43,8 +43,18 @@ pub fn sign(key: &[u8], id: &str, timestamp: i64, body: &str) -> String {
 }
 
 impl Webhook {
-    pub fn new(name: String, url: Secret, secret: &Secret, timeout: Duration) -> Result<Webhook, String> {
-        Ok(Webhook { name, url, key: decode_secret(secret.expose())?, agent: http::agent(timeout) })
+    pub fn new(
+        name: String,
+        url: Secret,
+        secret: &Secret,
+        timeout: Duration,
+    ) -> Result<Webhook, String> {
+        Ok(Webhook {
+            name,
+            url,
+            key: decode_secret(secret.expose())?,
+            agent: http::agent(timeout),
+        })
     }
 }
 
@@ -58,7 +68,9 @@ impl Destination for Webhook {
     }
 
     fn send(&self, items: &[Item]) -> Attempt {
-        let Some(item) = items.first() else { return Attempt::Delivered };
+        let Some(item) = items.first() else {
+            return Attempt::Delivered;
+        };
         let timestamp = chrono::Utc::now().timestamp();
         let signature = sign(&self.key, &item.event.id, timestamp, &item.body);
         let attempt = http::classify(
@@ -72,7 +84,10 @@ impl Destination for Webhook {
         );
         match attempt {
             Attempt::Permanent(e) if e.starts_with("HTTP 410") => {
-                log::warn!("the webhook endpoint of destination '{}' answered 410 Gone: it no longer accepts events; update or remove it", self.name);
+                log::warn!(
+                    "the webhook endpoint of destination '{}' answered 410 Gone: it no longer accepts events; update or remove it",
+                    self.name
+                );
                 Attempt::Permanent(e)
             }
             other => other,

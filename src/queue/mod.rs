@@ -16,7 +16,7 @@
 //!   letters) is written atomically, all or nothing.
 
 pub mod redis;
-// TEMP pub mod sqlite;
+pub mod sqlite;
 
 use std::time::Duration;
 
@@ -162,8 +162,12 @@ pub trait Queue: Send {
 
     /// Appends `event` unless `key` was used within `ttl`; returns the id of
     /// the event first appended under the key when it was (and appends nothing).
-    fn append_idempotent(&mut self, key: &str, event: &Event, ttl: Duration)
-    -> Result<Option<String>>;
+    fn append_idempotent(
+        &mut self,
+        key: &str,
+        event: &Event,
+        ttl: Duration,
+    ) -> Result<Option<String>>;
 
     /// Entries claimed earlier by `consumer` and never settled: a restarted
     /// worker finishes these first.
@@ -177,7 +181,12 @@ pub trait Queue: Send {
     /// Claims up to `count` retries due at `now_ms`, leasing each for the
     /// claim lease (it comes back if never settled). When `only` is not
     /// empty, only deliveries to those destinations are claimed.
-    fn claim_retries(&mut self, now_ms: i64, count: usize, only: &[String]) -> Result<Vec<RetryClaim>>;
+    fn claim_retries(
+        &mut self,
+        now_ms: i64,
+        count: usize,
+        only: &[String],
+    ) -> Result<Vec<RetryClaim>>;
 
     /// Writes a settlement, all or nothing.
     fn settle(&mut self, consumer: &str, settlement: &Settlement) -> Result<()>;
@@ -235,7 +244,9 @@ impl Default for QueueOptions {
 pub fn count_dead<'a>(letters: impl Iterator<Item = &'a DeadLetter>) -> Vec<(String, String, u64)> {
     let mut counts: std::collections::BTreeMap<(String, String), u64> = Default::default();
     for letter in letters {
-        *counts.entry((letter.dest.clone(), letter.error.clone())).or_default() += 1;
+        *counts
+            .entry((letter.dest.clone(), letter.error.clone()))
+            .or_default() += 1;
     }
     let mut out: Vec<_> = counts.into_iter().map(|((d, e), n)| (d, e, n)).collect();
     out.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| (&a.0, &a.1).cmp(&(&b.0, &b.1))));
@@ -248,9 +259,13 @@ pub fn open(config: &crate::config::Config) -> Result<Box<dyn Queue>> {
         claim_lease: config.delivery.claim_lease,
     };
     Ok(match &config.backend {
-        crate::config::Backend::Redis { url } => {
-            Box::new(redis::RedisQueue::open(url.expose(), &config.prefix, options)?)
+        crate::config::Backend::Redis { url } => Box::new(redis::RedisQueue::open(
+            url.expose(),
+            &config.prefix,
+            options,
+        )?),
+        crate::config::Backend::Sqlite { path } => {
+            Box::new(sqlite::SqliteQueue::open(path, options)?)
         }
-        crate::config::Backend::Sqlite { path } => return Err(QueueError::Backend(format!("TEMP {}", path.display()))),
     })
 }

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 use redis::{Connection, Value};
 
 use super::{
-    Backlog, ConsumerStats, DeadLetter, Delivery, Poison, Queue, QueueError, QueueOptions,
-    Result, RetryClaim, Settlement, Stats, StoredDeadLetter, StreamEntry,
+    Backlog, ConsumerStats, DeadLetter, Delivery, Poison, Queue, QueueError, QueueOptions, Result,
+    RetryClaim, Settlement, Stats, StoredDeadLetter, StreamEntry,
 };
 use crate::config::redact_url;
 use crate::event::{Event, EventLine, derived_id, format_ts_ms, now_ms};
@@ -136,7 +136,10 @@ impl RedisQueue {
         if is_connection_error(&e) {
             QueueError::Unavailable(format!("cannot reach Redis at {}: {}", self.shown, e))
         } else {
-            QueueError::Backend(format!("Redis at {} answered with an error: {e}", self.shown))
+            QueueError::Backend(format!(
+                "Redis at {} answered with an error: {e}",
+                self.shown
+            ))
         }
     }
 
@@ -179,7 +182,11 @@ impl RedisQueue {
 
     fn read_own(&mut self, consumer: &str, from: &str, count: usize) -> Result<Vec<StreamEntry>> {
         let mut cmd = redis::cmd("XREADGROUP");
-        cmd.arg("GROUP").arg(GROUP).arg(consumer).arg("COUNT").arg(count);
+        cmd.arg("GROUP")
+            .arg(GROUP)
+            .arg(consumer)
+            .arg("COUNT")
+            .arg(count);
         cmd.arg("STREAMS").arg(&self.stream).arg(from);
         let reply = self.group_cmd(&cmd)?;
         Ok(read_reply_entries(reply))
@@ -187,10 +194,11 @@ impl RedisQueue {
 
     fn group_info(&mut self) -> Result<Option<HashMap<String, Value>>> {
         let stream = self.stream.clone();
-        let groups: Value = match self.with(|c| redis::cmd("XINFO").arg("GROUPS").arg(&stream).query(c)) {
-            Err(QueueError::Backend(e)) if e.contains("no such key") => return Ok(None),
-            other => other?,
-        };
+        let groups: Value =
+            match self.with(|c| redis::cmd("XINFO").arg("GROUPS").arg(&stream).query(c)) {
+                Err(QueueError::Backend(e)) if e.contains("no such key") => return Ok(None),
+                other => other?,
+            };
         Ok(array(groups)
             .into_iter()
             .map(map)
@@ -203,10 +211,19 @@ impl RedisQueue {
         if let Some(Value::Int(lag)) = group.get("lag") {
             return Ok(u64::try_from(*lag).unwrap_or(0));
         }
-        let last = group.get("last-delivered-id").map(text).unwrap_or_else(|| "0-0".into());
+        let last = group
+            .get("last-delivered-id")
+            .map(text)
+            .unwrap_or_else(|| "0-0".into());
         let stream = self.stream.clone();
         let ids: Value = self.with(|c| {
-            redis::cmd("XRANGE").arg(&stream).arg(format!("({last}")).arg("+").arg("COUNT").arg(100_000).query(c)
+            redis::cmd("XRANGE")
+                .arg(&stream)
+                .arg(format!("({last}"))
+                .arg("+")
+                .arg("COUNT")
+                .arg(100_000)
+                .query(c)
         })?;
         Ok(array(ids).len() as u64)
     }
@@ -221,14 +238,21 @@ impl RedisQueue {
             let mut offset = 0;
             loop {
                 let page: Vec<(String, f64)> = self.with(|c| {
-                    redis::cmd("ZRANGE").arg(&retry).arg(offset).arg(offset + 999).arg("WITHSCORES").query(c)
+                    redis::cmd("ZRANGE")
+                        .arg(&retry)
+                        .arg(offset)
+                        .arg(offset + 999)
+                        .arg("WITHSCORES")
+                        .query(c)
                 })?;
                 if page.is_empty() {
                     return Ok((count, first));
                 }
                 offset += page.len();
                 for (member, score) in page {
-                    let dest = serde_json::from_str::<Delivery>(&member).map(|d| d.dest).unwrap_or_default();
+                    let dest = serde_json::from_str::<Delivery>(&member)
+                        .map(|d| d.dest)
+                        .unwrap_or_default();
                     if only.contains(&dest) {
                         count += 1;
                         first = Some(first.map_or(score as i64, |f| f.min(score as i64)));
@@ -238,8 +262,13 @@ impl RedisQueue {
         }
         let (count, first): (u64, Vec<(String, f64)>) = self.with(|c| {
             redis::pipe()
-                .cmd("ZCARD").arg(&retry)
-                .cmd("ZRANGE").arg(&retry).arg(0).arg(0).arg("WITHSCORES")
+                .cmd("ZCARD")
+                .arg(&retry)
+                .cmd("ZRANGE")
+                .arg(&retry)
+                .arg(0)
+                .arg(0)
+                .arg("WITHSCORES")
                 .query(c)
         })?;
         Ok((count, first.first().map(|(_, score)| *score as i64)))
@@ -262,17 +291,28 @@ impl Queue for RedisQueue {
         let mut pipe = redis::pipe();
         for event in events {
             let payload = serde_json::to_string(&event.payload).expect("a map serialises");
-            pipe.cmd("XADD").arg(&self.stream).arg("*")
-                .arg("type").arg(&event.kind)
-                .arg("payload").arg(payload)
-                .arg("id").arg(&event.id)
-                .arg("ts").arg(&event.ts)
+            pipe.cmd("XADD")
+                .arg(&self.stream)
+                .arg("*")
+                .arg("type")
+                .arg(&event.kind)
+                .arg("payload")
+                .arg(payload)
+                .arg("id")
+                .arg(&event.id)
+                .arg("ts")
+                .arg(&event.ts)
                 .ignore();
         }
         self.with(|c| pipe.exec(c))
     }
 
-    fn append_idempotent(&mut self, key: &str, event: &Event, ttl: Duration) -> Result<Option<String>> {
+    fn append_idempotent(
+        &mut self,
+        key: &str,
+        event: &Event,
+        ttl: Duration,
+    ) -> Result<Option<String>> {
         let script = redis::Script::new(APPEND_IDEMPOTENT);
         let payload = serde_json::to_string(&event.payload).expect("a map serialises");
         let idem = format!("{}:idem:{key}", self.prefix);
@@ -304,15 +344,24 @@ impl Queue for RedisQueue {
     }
 
     fn claim(&mut self, consumer: &str, count: usize, block: Duration) -> Result<Vec<StreamEntry>> {
+        if count == 0 {
+            return Ok(Vec::new());
+        }
         let lease = self.options.claim_lease;
         let due = self.last_autoclaim.is_none_or(|t| t.elapsed() >= lease / 4);
         if due || self.autoclaim_cursor != "0-0" {
             let mut cmd = redis::cmd("XAUTOCLAIM");
-            cmd.arg(&self.stream).arg(GROUP).arg(consumer).arg(lease.as_millis() as u64);
+            cmd.arg(&self.stream)
+                .arg(GROUP)
+                .arg(consumer)
+                .arg(lease.as_millis() as u64);
             cmd.arg(&self.autoclaim_cursor).arg("COUNT").arg(count);
             let reply = array(self.group_cmd(&cmd)?);
             let mut parts = reply.into_iter();
-            self.autoclaim_cursor = parts.next().map(|v| text(&v)).unwrap_or_else(|| "0-0".into());
+            self.autoclaim_cursor = parts
+                .next()
+                .map(|v| text(&v))
+                .unwrap_or_else(|| "0-0".into());
             self.last_autoclaim = Some(Instant::now());
             let claimed = parts.next().map(entries).unwrap_or_default();
             if !claimed.is_empty() {
@@ -320,7 +369,11 @@ impl Queue for RedisQueue {
             }
         }
         let mut cmd = redis::cmd("XREADGROUP");
-        cmd.arg("GROUP").arg(GROUP).arg(consumer).arg("COUNT").arg(count);
+        cmd.arg("GROUP")
+            .arg(GROUP)
+            .arg(consumer)
+            .arg("COUNT")
+            .arg(count);
         let block_ms = block.as_millis() as u64;
         if block_ms > 0 {
             cmd.arg("BLOCK").arg(block_ms);
@@ -338,12 +391,23 @@ impl Queue for RedisQueue {
         Ok(read_reply_entries(reply?))
     }
 
-    fn claim_retries(&mut self, now_ms: i64, count: usize, only: &[String]) -> Result<Vec<RetryClaim>> {
+    fn claim_retries(
+        &mut self,
+        now_ms: i64,
+        count: usize,
+        only: &[String],
+    ) -> Result<Vec<RetryClaim>> {
         let script = redis::Script::new(CLAIM_RETRIES);
         let retry = self.retry.clone();
         let lease_until = now_ms + self.options.claim_lease.as_millis() as i64;
         let members: Vec<String> = self.with(|c| {
-            script.key(&retry).arg(now_ms).arg(count).arg(lease_until).arg(only).invoke(c)
+            script
+                .key(&retry)
+                .arg(now_ms)
+                .arg(count)
+                .arg(lease_until)
+                .arg(only)
+                .invoke(c)
         })?;
         Ok(members
             .into_iter()
@@ -365,24 +429,40 @@ impl Queue for RedisQueue {
         }
         for (delivery, due) in &s.retries {
             let member = serde_json::to_string(delivery).expect("a delivery serialises");
-            pipe.cmd("ZADD").arg(&self.retry).arg(*due).arg(member).ignore();
+            pipe.cmd("ZADD")
+                .arg(&self.retry)
+                .arg(*due)
+                .arg(member)
+                .ignore();
         }
         for letter in &s.dead {
             let event = match &letter.event {
                 Ok(event) => event.to_json_line(),
                 Err(raw) => raw.clone(),
             };
-            pipe.cmd("XADD").arg(&self.dead).arg("*")
-                .arg("event").arg(event)
-                .arg("poison").arg(u8::from(letter.event.is_err()))
-                .arg("dest").arg(&letter.dest)
-                .arg("attempts").arg(letter.attempts)
-                .arg("error").arg(&letter.error)
-                .arg("at").arg(letter.at_ms)
+            pipe.cmd("XADD")
+                .arg(&self.dead)
+                .arg("*")
+                .arg("event")
+                .arg(event)
+                .arg("poison")
+                .arg(u8::from(letter.event.is_err()))
+                .arg("dest")
+                .arg(&letter.dest)
+                .arg("attempts")
+                .arg(letter.attempts)
+                .arg("error")
+                .arg(&letter.error)
+                .arg("at")
+                .arg(letter.at_ms)
                 .ignore();
         }
         if !s.acks.is_empty() {
-            pipe.cmd("XACK").arg(&self.stream).arg(GROUP).arg(&s.acks).ignore();
+            pipe.cmd("XACK")
+                .arg(&self.stream)
+                .arg(GROUP)
+                .arg(&s.acks)
+                .ignore();
         }
         self.with(|c| pipe.exec(c))
     }
@@ -396,21 +476,42 @@ impl Queue for RedisQueue {
             }
             None => {
                 let stream = self.stream.clone();
-                (self.with(|c| redis::cmd("XLEN").arg(&stream).query::<u64>(c))?, 0)
+                (
+                    self.with(|c| redis::cmd("XLEN").arg(&stream).query::<u64>(c))?,
+                    0,
+                )
             }
         };
-        Ok(Backlog { unread, pending, retries, next_retry_ms })
+        Ok(Backlog {
+            unread,
+            pending,
+            retries,
+            next_retry_ms,
+        })
     }
 
-    fn history(&mut self, from_ms: i64, until_ms: i64, visit: &mut dyn FnMut(Vec<Event>) -> bool) -> Result<()> {
+    fn history(
+        &mut self,
+        from_ms: i64,
+        until_ms: i64,
+        visit: &mut dyn FnMut(Vec<Event>) -> bool,
+    ) -> Result<()> {
         let mut start = format!("{}-0", (from_ms - HISTORY_MARGIN_MS).max(0));
         let stream = self.stream.clone();
         loop {
             let reply: Value = self.with(|c| {
-                redis::cmd("XRANGE").arg(&stream).arg(&start).arg("+").arg("COUNT").arg(1000).query(c)
+                redis::cmd("XRANGE")
+                    .arg(&stream)
+                    .arg(&start)
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query(c)
             })?;
             let batch = entries(reply);
-            let Some(last) = batch.last() else { return Ok(()) };
+            let Some(last) = batch.last() else {
+                return Ok(());
+            };
             start = format!("({}", last.key);
             let events: Vec<Event> = batch
                 .into_iter()
@@ -428,7 +529,8 @@ impl Queue for RedisQueue {
             let mut cmd = redis::cmd("ZADD");
             cmd.arg(&self.retry);
             for delivery in chunk {
-                cmd.arg(due_ms).arg(serde_json::to_string(delivery).expect("a delivery serialises"));
+                cmd.arg(due_ms)
+                    .arg(serde_json::to_string(delivery).expect("a delivery serialises"));
             }
             self.with(|c| cmd.exec(c))?;
         }
@@ -441,13 +543,24 @@ impl Queue for RedisQueue {
         let mut start = "-".to_owned();
         loop {
             let reply: Value = self.with(|c| {
-                redis::cmd("XRANGE").arg(&dead).arg(&start).arg("+").arg("COUNT").arg(1000).query(c)
+                redis::cmd("XRANGE")
+                    .arg(&dead)
+                    .arg(&start)
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query(c)
             })?;
             let raw = raw_entries(reply);
-            let Some((last, _)) = raw.last() else { return Ok(out) };
+            let Some((last, _)) = raw.last() else {
+                return Ok(out);
+            };
             start = format!("({last}");
             out.extend(raw.into_iter().filter_map(|(key, fields)| {
-                Some(StoredDeadLetter { key, letter: dead_letter(&fields?) })
+                Some(StoredDeadLetter {
+                    key,
+                    letter: dead_letter(&fields?),
+                })
             }));
         }
     }
@@ -458,7 +571,11 @@ impl Queue for RedisQueue {
             pipe.atomic();
             for (key, delivery) in chunk {
                 let member = serde_json::to_string(delivery).expect("a delivery serialises");
-                pipe.cmd("ZADD").arg(&self.retry).arg(due_ms).arg(member).ignore();
+                pipe.cmd("ZADD")
+                    .arg(&self.retry)
+                    .arg(due_ms)
+                    .arg(member)
+                    .ignore();
                 pipe.cmd("XDEL").arg(&self.dead).arg(key).ignore();
             }
             self.with(|c| pipe.exec(c))?;
@@ -470,9 +587,20 @@ impl Queue for RedisQueue {
         let stream = self.stream.clone();
         let (length, first, last): (u64, Value, Value) = self.with(|c| {
             redis::pipe()
-                .cmd("XLEN").arg(&stream)
-                .cmd("XRANGE").arg(&stream).arg("-").arg("+").arg("COUNT").arg(1)
-                .cmd("XREVRANGE").arg(&stream).arg("+").arg("-").arg("COUNT").arg(1)
+                .cmd("XLEN")
+                .arg(&stream)
+                .cmd("XRANGE")
+                .arg(&stream)
+                .arg("-")
+                .arg("+")
+                .arg("COUNT")
+                .arg(1)
+                .cmd("XREVRANGE")
+                .arg(&stream)
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(1)
                 .query(c)
         })?;
         let ends = |v: Value| {
@@ -481,11 +609,20 @@ impl Queue for RedisQueue {
                 Err(_) => (e.key.clone(), format_ts_ms(entry_ms(&e.key) as i64)),
             })
         };
-        let mut stats = Stats { length, oldest: ends(first), newest: ends(last), ..Stats::default() };
+        let mut stats = Stats {
+            length,
+            oldest: ends(first),
+            newest: ends(last),
+            ..Stats::default()
+        };
         if let Some(group) = self.group_info()? {
             stats.lag = self.unread(&group)?;
             let consumers: Value = self.with(|c| {
-                redis::cmd("XINFO").arg("CONSUMERS").arg(&stream).arg(GROUP).query(c)
+                redis::cmd("XINFO")
+                    .arg("CONSUMERS")
+                    .arg(&stream)
+                    .arg(GROUP)
+                    .query(c)
             })?;
             stats.consumers = array(consumers)
                 .into_iter()
@@ -505,22 +642,34 @@ impl Queue for RedisQueue {
     }
 
     fn trim(&mut self, before_ms: i64) -> Result<u64> {
-        let Some(group) = self.group_info()? else { return Ok(0) };
+        let Some(group) = self.group_info()? else {
+            return Ok(0);
+        };
         let mut floor = format!("{before_ms}-0");
-        let last = group.get("last-delivered-id").map(text).unwrap_or_else(|| "0-0".into());
+        let last = group
+            .get("last-delivered-id")
+            .map(text)
+            .unwrap_or_else(|| "0-0".into());
         if id_lt(&last, &floor) {
             // Entries after the last delivered one are unread: keep them.
             floor = next_id(&last);
         }
         let stream = self.stream.clone();
-        let pending: Value = self.with(|c| redis::cmd("XPENDING").arg(&stream).arg(GROUP).query(c))?;
+        let pending: Value =
+            self.with(|c| redis::cmd("XPENDING").arg(&stream).arg(GROUP).query(c))?;
         if let Some(Value::BulkString(first)) = array(pending).get(1) {
             let first = String::from_utf8_lossy(first).into_owned();
             if id_lt(&first, &floor) {
                 floor = first;
             }
         }
-        self.with(|c| redis::cmd("XTRIM").arg(&stream).arg("MINID").arg(&floor).query(c))
+        self.with(|c| {
+            redis::cmd("XTRIM")
+                .arg(&stream)
+                .arg("MINID")
+                .arg(&floor)
+                .query(c)
+        })
     }
 }
 
@@ -581,13 +730,22 @@ fn int(v: &Value) -> u64 {
 fn read_reply_entries(reply: Value) -> Vec<StreamEntry> {
     array(reply)
         .into_iter()
-        .flat_map(|stream| array(stream).into_iter().nth(1).map(entries).unwrap_or_default())
+        .flat_map(|stream| {
+            array(stream)
+                .into_iter()
+                .nth(1)
+                .map(entries)
+                .unwrap_or_default()
+        })
         .collect()
 }
 
+/// An entry's fields, in order.
+type Fields = Vec<(String, String)>;
+
 /// `[[id, [field, value, ...]], ...]` as (id, fields); fields are `None`
 /// for an entry deleted while pending.
-fn raw_entries(v: Value) -> Vec<(String, Option<Vec<(String, String)>>)> {
+fn raw_entries(v: Value) -> Vec<(String, Option<Fields>)> {
     array(v)
         .into_iter()
         .filter_map(|entry| {
@@ -628,14 +786,25 @@ fn entries(v: Value) -> Vec<StreamEntry> {
 /// Decodes a stream entry into an event; the worker derives `id` and `ts`
 /// from the entry id when the producer left them out.
 fn decode(key: &str, fields: &[(String, String)]) -> std::result::Result<Event, Poison> {
-    let get = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let get = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
     let poison = |reason: String| {
-        let raw: serde_json::Map<String, serde_json::Value> =
-            fields.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
-        Poison { raw: serde_json::Value::Object(raw).to_string(), reason }
+        let raw: serde_json::Map<String, serde_json::Value> = fields
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone().into()))
+            .collect();
+        Poison {
+            raw: serde_json::Value::Object(raw).to_string(),
+            reason,
+        }
     };
     let kind = get("type").ok_or_else(|| poison("the entry has no 'type' field".into()))?;
-    let payload_text = get("payload").ok_or_else(|| poison("the entry has no 'payload' field".into()))?;
+    let payload_text =
+        get("payload").ok_or_else(|| poison("the entry has no 'payload' field".into()))?;
     let payload = match serde_json::from_str::<serde_json::Value>(payload_text) {
         Ok(serde_json::Value::Object(map)) => map,
         Ok(_) => return Err(poison("'payload' is JSON but not an object".into())),
@@ -652,7 +821,13 @@ fn decode(key: &str, fields: &[(String, String)]) -> std::result::Result<Event, 
 }
 
 fn dead_letter(fields: &[(String, String)]) -> DeadLetter {
-    let get = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).unwrap_or("");
+    let get = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    };
     let raw = get("event").to_owned();
     let event = if get("poison") == "1" {
         Err(raw)

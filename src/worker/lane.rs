@@ -66,7 +66,11 @@ impl Lane {
                 if *wait > INLINE_WAIT || self.stopping() {
                     break;
                 }
-                log::debug!("{} is rate limited: waiting {} before sending again", self.dest.name(), humantime::format_duration(*wait));
+                log::debug!(
+                    "{} is rate limited: waiting {} before sending again",
+                    self.dest.name(),
+                    humantime::format_duration(*wait)
+                );
                 self.sleep_until(Instant::now() + *wait);
                 if self.stopping() {
                     break;
@@ -93,7 +97,10 @@ impl Lane {
         let _ = self.reports.send(Report::Sent {
             dest: self.index,
             jobs,
-            attempt: Attempt::RetryAfter(Duration::ZERO, "the worker stopped before sending".into()),
+            attempt: Attempt::RetryAfter(
+                Duration::ZERO,
+                "the worker stopped before sending".into(),
+            ),
             elapsed: Duration::ZERO,
         });
     }

@@ -18,8 +18,8 @@ pub mod retry;
 pub mod settler;
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
@@ -58,7 +58,12 @@ pub enum Report {
     /// An entry (or a retry) that cannot be delivered anywhere.
     Poison { origin: Origin, letter: DeadLetter },
     /// A lane sent (or gave up on) these jobs.
-    Sent { dest: usize, jobs: Vec<Job>, attempt: Attempt, elapsed: Duration },
+    Sent {
+        dest: usize,
+        jobs: Vec<Job>,
+        attempt: Attempt,
+        elapsed: Duration,
+    },
 }
 
 /// How a worker runs.
@@ -128,27 +133,28 @@ impl Worker {
         let inflight = Arc::new(AtomicUsize::new(0));
         let held = Arc::new(Mutex::new(HashSet::new()));
         let (report_tx, report_rx) = crossbeam_channel::unbounded();
-        let settler = Settler {
-            queue: settler_queue,
-            consumer: self.options.consumer.clone(),
-            reports: report_rx,
-            dests: self
-                .routes
-                .iter()
-                .zip(&self.dests)
-                .map(|(route, d)| DestPolicy {
-                    name: route.name.clone(),
-                    policy: RetryPolicy {
-                        max_attempts: self.config.delivery.max_attempts.unwrap_or_else(|| {
-                            d.as_ref().map_or(10, |d| d.default_max_attempts())
-                        }),
-                        base: self.config.delivery.retry_base,
-                    },
-                })
-                .collect(),
-            inflight: Arc::clone(&inflight),
-            held: Arc::clone(&held),
-        };
+        let settler =
+            Settler {
+                queue: settler_queue,
+                consumer: self.options.consumer.clone(),
+                reports: report_rx,
+                dests: self
+                    .routes
+                    .iter()
+                    .zip(&self.dests)
+                    .map(|(route, d)| DestPolicy {
+                        name: route.name.clone(),
+                        policy: RetryPolicy {
+                            max_attempts: self.config.delivery.max_attempts.unwrap_or_else(|| {
+                                d.as_ref().map_or(10, |d| d.default_max_attempts())
+                            }),
+                            base: self.config.delivery.retry_base,
+                        },
+                    })
+                    .collect(),
+                inflight: Arc::clone(&inflight),
+                held: Arc::clone(&held),
+            };
         let settler = std::thread::Builder::new()
             .name("settler".into())
             .spawn(move || settler.run())
@@ -231,7 +237,10 @@ impl Reader<'_> {
         let recovered = self.until_available(|q| q.recover(&consumer))?;
         if let Some(entries) = recovered {
             if !entries.is_empty() {
-                log::info!("finishing {} entries this consumer claimed before it stopped", entries.len());
+                log::info!(
+                    "finishing {} entries this consumer claimed before it stopped",
+                    entries.len()
+                );
             }
             self.dispatch_entries(entries);
         }
@@ -247,7 +256,9 @@ impl Reader<'_> {
                 let room = self.room();
                 if room > 0 {
                     let only = self.worker.options.only.clone();
-                    let claims = self.until_available(|q| q.claim_retries(now_ms(), room.min(CLAIM_BATCH), &only))?;
+                    let claims = self.until_available(|q| {
+                        q.claim_retries(now_ms(), room.min(CLAIM_BATCH), &only)
+                    })?;
                     got_retries = claims.as_ref().map_or(0, Vec::len);
                     self.dispatch_retries(claims.unwrap_or_default());
                 }
@@ -262,11 +273,17 @@ impl Reader<'_> {
             }
             let busy = self.inflight.load(Ordering::SeqCst) > 0;
             let block = Duration::from_millis(if busy || got_retries > 0 { 20 } else { 500 });
-            let entries = self.until_available(|q| q.claim(&consumer, room.min(CLAIM_BATCH), block))?;
+            let entries =
+                self.until_available(|q| q.claim(&consumer, room.min(CLAIM_BATCH), block))?;
             let Some(entries) = entries else { continue };
             let claimed = entries.len();
             self.dispatch_entries(entries);
-            if self.worker.options.burst && claimed == 0 && got_retries == 0 && !busy && self.finished()? {
+            if self.worker.options.burst
+                && claimed == 0
+                && got_retries == 0
+                && !busy
+                && self.finished()?
+            {
                 log::debug!("nothing new, pending or scheduled for retry: stopping (--burst)");
                 break;
             }
@@ -291,7 +308,10 @@ impl Reader<'_> {
         match op(self.queue) {
             Ok(value) => {
                 if let Some(since) = self.unavailable_since.take() {
-                    log::info!("the queue is reachable again after {}s: resuming", since.elapsed().as_secs());
+                    log::info!(
+                        "the queue is reachable again after {}s: resuming",
+                        since.elapsed().as_secs()
+                    );
                 }
                 Ok(Some(value))
             }
@@ -300,7 +320,8 @@ impl Reader<'_> {
                     log::warn!("{e}; retrying until it is back");
                     Instant::now()
                 });
-                let wait = (since.elapsed() / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+                let wait =
+                    (since.elapsed() / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
                 let deadline = Instant::now() + wait;
                 while Instant::now() < deadline && !self.stopping() {
                     std::thread::sleep(Duration::from_millis(50));
@@ -315,7 +336,9 @@ impl Reader<'_> {
     /// retry scheduled. Waits a little for a retry that is due soon.
     fn finished(&mut self) -> Result<bool, crate::Error> {
         let only = self.worker.options.only.clone();
-        let Some(backlog) = self.until_available(|q| q.backlog(&only))? else { return Ok(false) };
+        let Some(backlog) = self.until_available(|q| q.backlog(&only))? else {
+            return Ok(false);
+        };
         if backlog.unread > 0 || backlog.pending > 0 {
             return Ok(false);
         }
@@ -351,18 +374,27 @@ impl Reader<'_> {
             let event = match entry.event {
                 Ok(event) => event,
                 Err(poison) => {
-                    self.report(Report::Poison { origin: Origin::Entry(key), letter: poison_letter(Err(poison.raw), poison.reason) });
+                    self.report(Report::Poison {
+                        origin: Origin::Entry(key),
+                        letter: poison_letter(Err(poison.raw), poison.reason),
+                    });
                     continue;
                 }
             };
             if let Err(e) = self.worker.catalog.render(&event, Style::Plain) {
-                self.report(Report::Poison { origin: Origin::Entry(key), letter: poison_letter(Ok(event), e.to_string()) });
+                self.report(Report::Poison {
+                    origin: Origin::Entry(key),
+                    letter: poison_letter(Ok(event), e.to_string()),
+                });
                 continue;
             }
             let targets: Vec<usize> = (0..self.worker.routes.len())
                 .filter(|&i| self.worker.routes[i].routes(&event.kind))
                 .collect();
-            self.report(Report::Entry { key: key.clone(), deliveries: targets.len() });
+            self.report(Report::Entry {
+                key: key.clone(),
+                deliveries: targets.len(),
+            });
             let event = Arc::new(event);
             for index in targets {
                 self.send_job(index, Origin::Entry(key.clone()), Arc::clone(&event), 0);
@@ -375,7 +407,12 @@ impl Reader<'_> {
         for RetryClaim { token, delivery } in claims {
             let origin = Origin::Retry(token);
             let event = Arc::new(delivery.event);
-            match self.worker.routes.iter().position(|d| d.name == delivery.dest) {
+            match self
+                .worker
+                .routes
+                .iter()
+                .position(|d| d.name == delivery.dest)
+            {
                 Some(index) => self.send_job(index, origin, event, delivery.attempts),
                 None => {
                     // Claimed without --only, so no destination of this
@@ -398,20 +435,41 @@ impl Reader<'_> {
             // Another worker delivers there: leave it in the retry set, due now.
             self.report(Report::Sent {
                 dest: index,
-                jobs: vec![Job { origin, item: Item { event, body: String::new() }, attempts }],
-                attempt: Attempt::RetryAfter(Duration::ZERO, "left for a worker that delivers there (--only)".into()),
+                jobs: vec![Job {
+                    origin,
+                    item: Item {
+                        event,
+                        body: String::new(),
+                    },
+                    attempts,
+                }],
+                attempt: Attempt::RetryAfter(
+                    Duration::ZERO,
+                    "left for a worker that delivers there (--only)".into(),
+                ),
                 elapsed: Duration::ZERO,
             });
             return;
         };
         match dest.prepare(&event) {
             Ok(body) => {
-                let job = Job { origin, item: Item { event, body }, attempts };
+                let job = Job {
+                    origin,
+                    item: Item { event, body },
+                    attempts,
+                };
                 let _ = self.jobs[index].send(job);
             }
             Err(e) => self.report(Report::Sent {
                 dest: index,
-                jobs: vec![Job { origin, item: Item { event, body: String::new() }, attempts }],
+                jobs: vec![Job {
+                    origin,
+                    item: Item {
+                        event,
+                        body: String::new(),
+                    },
+                    attempts,
+                }],
                 attempt: Attempt::Permanent(e),
                 elapsed: Duration::ZERO,
             }),
@@ -420,5 +478,11 @@ impl Reader<'_> {
 }
 
 fn poison_letter(event: Result<Event, String>, reason: String) -> DeadLetter {
-    DeadLetter { event, dest: "*".into(), attempts: 0, error: reason, at_ms: now_ms() }
+    DeadLetter {
+        event,
+        dest: "*".into(),
+        attempts: 0,
+        error: reason,
+        at_ms: now_ms(),
+    }
 }

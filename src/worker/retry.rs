@@ -36,7 +36,10 @@ mod tests {
 
     #[test]
     fn delays_double_within_jitter_and_cap() {
-        let policy = RetryPolicy { max_attempts: 5, base: Duration::from_millis(100) };
+        let policy = RetryPolicy {
+            max_attempts: 5,
+            base: Duration::from_millis(100),
+        };
         for attempts in 1..=4u32 {
             let full = Duration::from_millis(100 * (1 << (attempts - 1)));
             let d = policy.delay(attempts);

@@ -6,8 +6,8 @@
 
 use std::collections::HashMap;
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
@@ -83,7 +83,10 @@ impl Settler {
                     settled_units = 0;
                 }
                 Err(e) => {
-                    log::warn!("cannot record delivery outcomes, retrying in {}: {e}", humantime::format_duration(backoff));
+                    log::warn!(
+                        "cannot record delivery outcomes, retrying in {}: {e}",
+                        humantime::format_duration(backoff)
+                    );
                     std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
@@ -93,14 +96,25 @@ impl Settler {
 
     /// Folds one report into the pending settlement; returns how many claimed
     /// units (entries or retries) it finished.
-    fn apply(&self, report: Report, entries: &mut HashMap<String, EntryState>, pending: &mut Settlement) -> usize {
+    fn apply(
+        &self,
+        report: Report,
+        entries: &mut HashMap<String, EntryState>,
+        pending: &mut Settlement,
+    ) -> usize {
         match report {
             Report::Entry { key, deliveries: 0 } => {
                 pending.acks.push(key);
                 1
             }
             Report::Entry { key, deliveries } => {
-                entries.insert(key, EntryState { remaining: deliveries, ..Default::default() });
+                entries.insert(
+                    key,
+                    EntryState {
+                        remaining: deliveries,
+                        ..Default::default()
+                    },
+                );
                 0
             }
             Report::Poison { origin, letter } => {
@@ -110,14 +124,23 @@ impl Settler {
                         pending.acks.push(key);
                     }
                     Origin::Retry(token) => {
-                        log::warn!("dead: a retry to {} cannot be delivered: {}", letter.dest, letter.error);
+                        log::warn!(
+                            "dead: a retry to {} cannot be delivered: {}",
+                            letter.dest,
+                            letter.error
+                        );
                         pending.done_retries.push(token);
                     }
                 }
                 pending.dead.push(letter);
                 1
             }
-            Report::Sent { dest, jobs, attempt, elapsed } => {
+            Report::Sent {
+                dest,
+                jobs,
+                attempt,
+                elapsed,
+            } => {
                 let mut finished = 0;
                 for job in jobs {
                     finished += self.resolve(dest, job, &attempt, elapsed, entries, pending);
@@ -161,19 +184,41 @@ impl Settler {
                 if wait.is_zero() {
                     log::debug!("deferred {what}: {error}");
                 } else {
-                    log::info!("retry in {}: {what}: {error} (no attempt spent)", short(*wait));
+                    log::info!(
+                        "retry in {}: {what}: {error} (no attempt spent)",
+                        short(*wait)
+                    );
                 }
-                (Some((delivery(job.attempts, error), now_ms() + wait.as_millis() as i64)), None)
+                (
+                    Some((
+                        delivery(job.attempts, error),
+                        now_ms() + wait.as_millis() as i64,
+                    )),
+                    None,
+                )
             }
             Attempt::Transient(error) if !policy.exhausted(job.attempts + 1) => {
                 let attempts = job.attempts + 1;
                 let wait = policy.delay(attempts);
-                log::info!("retry in {}: {what}: {error} (attempt {attempts} of {})", short(wait), policy.max_attempts);
-                (Some((delivery(attempts, error), now_ms() + wait.as_millis() as i64)), None)
+                log::info!(
+                    "retry in {}: {what}: {error} (attempt {attempts} of {})",
+                    short(wait),
+                    policy.max_attempts
+                );
+                (
+                    Some((
+                        delivery(attempts, error),
+                        now_ms() + wait.as_millis() as i64,
+                    )),
+                    None,
+                )
             }
             Attempt::Transient(error) | Attempt::Permanent(error) => {
                 let attempts = job.attempts + 1;
-                log::warn!("dead: {what}: {error} (after {attempts} attempt{})", if attempts == 1 { "" } else { "s" });
+                log::warn!(
+                    "dead: {what}: {error} (after {attempts} attempt{})",
+                    if attempts == 1 { "" } else { "s" }
+                );
                 (None, Some(dead(attempts, error)))
             }
         };

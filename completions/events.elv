@@ -1,0 +1,191 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[events] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'events'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'events'= {
+            cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store'
+            cand --db 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]'
+            cand --config 'A TOML file adding event types and destinations [default: ./events.toml when present]'
+            cand -v 'Say more on stderr (every retry and claim)'
+            cand --verbose 'Say more on stderr (every retry and claim)'
+            cand -q 'Say less on stderr (only failures)'
+            cand --quiet 'Say less on stderr (only failures)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand emit 'Validate an event and put it on the queue; prints its id'
+            cand work 'Deliver queued events to every destination, until SIGINT/SIGTERM'
+            cand replay 'Put dead letters, history or a file of events back into delivery'
+            cand templates 'List the event catalog, or preview every message'
+            cand status 'Show the health of the pipeline: backlog, workers, retries, dead letters'
+            cand completions 'Print a shell completion script'
+            cand man 'Write man pages (one per subcommand)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'events;emit'= {
+            cand --email 'The `email` field'
+            cand --importer-name 'The `importer_name` field'
+            cand --plan 'The `plan` field'
+            cand --row-count 'The `row_count` field (a non-negative integer)'
+            cand --error 'The `error` field'
+            cand -f 'Any field, typed by the catalog; repeatable'
+            cand --field 'Any field, typed by the catalog; repeatable'
+            cand --json 'Fields as a JSON object'
+            cand --idempotency-key 'A re-run with the same key within 24 h writes nothing and prints the first event''s id'
+            cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store'
+            cand --db 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]'
+            cand --config 'A TOML file adding event types and destinations [default: ./events.toml when present]'
+            cand --dry-run 'Validate and print the event and its message; write nothing'
+            cand --stdin 'Read events as JSON Lines from stdin'
+            cand -v 'Say more on stderr (every retry and claim)'
+            cand --verbose 'Say more on stderr (every retry and claim)'
+            cand -q 'Say less on stderr (only failures)'
+            cand --quiet 'Say less on stderr (only failures)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'events;work'= {
+            cand --concurrency 'The most deliveries in flight at once'
+            cand --consumer 'This worker''s name in the consumer group [default: host name and pid]'
+            cand --only 'Deliver only to these destinations (by name); repeatable'
+            cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store'
+            cand --db 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]'
+            cand --config 'A TOML file adding event types and destinations [default: ./events.toml when present]'
+            cand --burst 'Exit 0 once nothing is new, pending or scheduled for retry'
+            cand -v 'Say more on stderr (every retry and claim)'
+            cand --verbose 'Say more on stderr (every retry and claim)'
+            cand -q 'Say less on stderr (only failures)'
+            cand --quiet 'Say less on stderr (only failures)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'events;replay'= {
+            cand --since 'History from WHEN: RFC 3339 or a duration ago such as 90m, 2h, 7d'
+            cand --until 'History until WHEN (exclusive) [default: now]'
+            cand --file 'Events from a JSON Lines file, or - for stdin'
+            cand --type 'Only event types matching this glob; repeatable'
+            cand --to 'Only to this destination (by name)'
+            cand --limit 'Replay at most N events'
+            cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store'
+            cand --db 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]'
+            cand --config 'A TOML file adding event types and destinations [default: ./events.toml when present]'
+            cand --dead 'Dead letters, each to the destination that failed (unless --to)'
+            cand --dry-run 'Print what would be replayed as JSON Lines (an export); change nothing'
+            cand -y 'Do not ask for confirmation'
+            cand --yes 'Do not ask for confirmation'
+            cand -v 'Say more on stderr (every retry and claim)'
+            cand --verbose 'Say more on stderr (every retry and claim)'
+            cand -q 'Say less on stderr (only failures)'
+            cand --quiet 'Say less on stderr (only failures)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'events;templates'= {
+            cand -f 'Override a sample value; repeatable'
+            cand --field 'Override a sample value; repeatable'
+            cand --format 'format'
+            cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store'
+            cand --db 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]'
+            cand --config 'A TOML file adding event types and destinations [default: ./events.toml when present]'
+            cand --preview 'Render each message with sample values'
+            cand -v 'Say more on stderr (every retry and claim)'
+            cand --verbose 'Say more on stderr (every retry and claim)'
+            cand -q 'Say less on stderr (only failures)'
+            cand --quiet 'Say less on stderr (only failures)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'events;status'= {
+            cand --format 'format'
+            cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store'
+            cand --db 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]'
+            cand --config 'A TOML file adding event types and destinations [default: ./events.toml when present]'
+            cand -v 'Say more on stderr (every retry and claim)'
+            cand --verbose 'Say more on stderr (every retry and claim)'
+            cand -q 'Say less on stderr (only failures)'
+            cand --quiet 'Say less on stderr (only failures)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'events;completions'= {
+            cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store'
+            cand --db 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]'
+            cand --config 'A TOML file adding event types and destinations [default: ./events.toml when present]'
+            cand -v 'Say more on stderr (every retry and claim)'
+            cand --verbose 'Say more on stderr (every retry and claim)'
+            cand -q 'Say less on stderr (only failures)'
+            cand --quiet 'Say less on stderr (only failures)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'events;man'= {
+            cand --dir 'Write the pages into this directory instead of printing `events(1)`'
+            cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store'
+            cand --db 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]'
+            cand --config 'A TOML file adding event types and destinations [default: ./events.toml when present]'
+            cand -v 'Say more on stderr (every retry and claim)'
+            cand --verbose 'Say more on stderr (every retry and claim)'
+            cand -q 'Say less on stderr (only failures)'
+            cand --quiet 'Say less on stderr (only failures)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'events;help'= {
+            cand emit 'Validate an event and put it on the queue; prints its id'
+            cand work 'Deliver queued events to every destination, until SIGINT/SIGTERM'
+            cand replay 'Put dead letters, history or a file of events back into delivery'
+            cand templates 'List the event catalog, or preview every message'
+            cand status 'Show the health of the pipeline: backlog, workers, retries, dead letters'
+            cand completions 'Print a shell completion script'
+            cand man 'Write man pages (one per subcommand)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'events;help;emit'= {
+        }
+        &'events;help;work'= {
+        }
+        &'events;help;replay'= {
+        }
+        &'events;help;templates'= {
+        }
+        &'events;help;status'= {
+        }
+        &'events;help;completions'= {
+        }
+        &'events;help;man'= {
+        }
+        &'events;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

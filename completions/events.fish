@@ -1,0 +1,128 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_events_global_optspecs
+    string join \n v/verbose q/quiet redis-url= db= config= h/help V/version
+end
+
+function __fish_events_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_events_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_events_using_subcommand
+    set -l cmd (__fish_events_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c events -n "__fish_events_needs_command" -l redis-url -d 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store' -r
+complete -c events -n "__fish_events_needs_command" -l db -d 'The embedded store\'s file [default: $XDG_STATE_HOME/events/events.db]' -r -F
+complete -c events -n "__fish_events_needs_command" -l config -d 'A TOML file adding event types and destinations [default: ./events.toml when present]' -r -F
+complete -c events -n "__fish_events_needs_command" -s v -l verbose -d 'Say more on stderr (every retry and claim)'
+complete -c events -n "__fish_events_needs_command" -s q -l quiet -d 'Say less on stderr (only failures)'
+complete -c events -n "__fish_events_needs_command" -s h -l help -d 'Print help'
+complete -c events -n "__fish_events_needs_command" -s V -l version -d 'Print version'
+complete -c events -n "__fish_events_needs_command" -f -a "emit" -d 'Validate an event and put it on the queue; prints its id'
+complete -c events -n "__fish_events_needs_command" -f -a "work" -d 'Deliver queued events to every destination, until SIGINT/SIGTERM'
+complete -c events -n "__fish_events_needs_command" -f -a "replay" -d 'Put dead letters, history or a file of events back into delivery'
+complete -c events -n "__fish_events_needs_command" -f -a "templates" -d 'List the event catalog, or preview every message'
+complete -c events -n "__fish_events_needs_command" -f -a "status" -d 'Show the health of the pipeline: backlog, workers, retries, dead letters'
+complete -c events -n "__fish_events_needs_command" -f -a "completions" -d 'Print a shell completion script'
+complete -c events -n "__fish_events_needs_command" -f -a "man" -d 'Write man pages (one per subcommand)'
+complete -c events -n "__fish_events_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c events -n "__fish_events_using_subcommand emit" -l email -d 'The `email` field' -r
+complete -c events -n "__fish_events_using_subcommand emit" -l importer-name -d 'The `importer_name` field' -r
+complete -c events -n "__fish_events_using_subcommand emit" -l plan -d 'The `plan` field' -r
+complete -c events -n "__fish_events_using_subcommand emit" -l row-count -d 'The `row_count` field (a non-negative integer)' -r
+complete -c events -n "__fish_events_using_subcommand emit" -l error -d 'The `error` field' -r
+complete -c events -n "__fish_events_using_subcommand emit" -s f -l field -d 'Any field, typed by the catalog; repeatable' -r
+complete -c events -n "__fish_events_using_subcommand emit" -l json -d 'Fields as a JSON object' -r
+complete -c events -n "__fish_events_using_subcommand emit" -l idempotency-key -d 'A re-run with the same key within 24 h writes nothing and prints the first event\'s id' -r
+complete -c events -n "__fish_events_using_subcommand emit" -l redis-url -d 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store' -r
+complete -c events -n "__fish_events_using_subcommand emit" -l db -d 'The embedded store\'s file [default: $XDG_STATE_HOME/events/events.db]' -r -F
+complete -c events -n "__fish_events_using_subcommand emit" -l config -d 'A TOML file adding event types and destinations [default: ./events.toml when present]' -r -F
+complete -c events -n "__fish_events_using_subcommand emit" -l dry-run -d 'Validate and print the event and its message; write nothing'
+complete -c events -n "__fish_events_using_subcommand emit" -l stdin -d 'Read events as JSON Lines from stdin'
+complete -c events -n "__fish_events_using_subcommand emit" -s v -l verbose -d 'Say more on stderr (every retry and claim)'
+complete -c events -n "__fish_events_using_subcommand emit" -s q -l quiet -d 'Say less on stderr (only failures)'
+complete -c events -n "__fish_events_using_subcommand emit" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c events -n "__fish_events_using_subcommand emit" -s V -l version -d 'Print version'
+complete -c events -n "__fish_events_using_subcommand work" -l concurrency -d 'The most deliveries in flight at once' -r
+complete -c events -n "__fish_events_using_subcommand work" -l consumer -d 'This worker\'s name in the consumer group [default: host name and pid]' -r
+complete -c events -n "__fish_events_using_subcommand work" -l only -d 'Deliver only to these destinations (by name); repeatable' -r
+complete -c events -n "__fish_events_using_subcommand work" -l redis-url -d 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store' -r
+complete -c events -n "__fish_events_using_subcommand work" -l db -d 'The embedded store\'s file [default: $XDG_STATE_HOME/events/events.db]' -r -F
+complete -c events -n "__fish_events_using_subcommand work" -l config -d 'A TOML file adding event types and destinations [default: ./events.toml when present]' -r -F
+complete -c events -n "__fish_events_using_subcommand work" -l burst -d 'Exit 0 once nothing is new, pending or scheduled for retry'
+complete -c events -n "__fish_events_using_subcommand work" -s v -l verbose -d 'Say more on stderr (every retry and claim)'
+complete -c events -n "__fish_events_using_subcommand work" -s q -l quiet -d 'Say less on stderr (only failures)'
+complete -c events -n "__fish_events_using_subcommand work" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c events -n "__fish_events_using_subcommand work" -s V -l version -d 'Print version'
+complete -c events -n "__fish_events_using_subcommand replay" -l since -d 'History from WHEN: RFC 3339 or a duration ago such as 90m, 2h, 7d' -r
+complete -c events -n "__fish_events_using_subcommand replay" -l until -d 'History until WHEN (exclusive) [default: now]' -r
+complete -c events -n "__fish_events_using_subcommand replay" -l file -d 'Events from a JSON Lines file, or - for stdin' -r -F
+complete -c events -n "__fish_events_using_subcommand replay" -l type -d 'Only event types matching this glob; repeatable' -r
+complete -c events -n "__fish_events_using_subcommand replay" -l to -d 'Only to this destination (by name)' -r
+complete -c events -n "__fish_events_using_subcommand replay" -l limit -d 'Replay at most N events' -r
+complete -c events -n "__fish_events_using_subcommand replay" -l redis-url -d 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store' -r
+complete -c events -n "__fish_events_using_subcommand replay" -l db -d 'The embedded store\'s file [default: $XDG_STATE_HOME/events/events.db]' -r -F
+complete -c events -n "__fish_events_using_subcommand replay" -l config -d 'A TOML file adding event types and destinations [default: ./events.toml when present]' -r -F
+complete -c events -n "__fish_events_using_subcommand replay" -l dead -d 'Dead letters, each to the destination that failed (unless --to)'
+complete -c events -n "__fish_events_using_subcommand replay" -l dry-run -d 'Print what would be replayed as JSON Lines (an export); change nothing'
+complete -c events -n "__fish_events_using_subcommand replay" -s y -l yes -d 'Do not ask for confirmation'
+complete -c events -n "__fish_events_using_subcommand replay" -s v -l verbose -d 'Say more on stderr (every retry and claim)'
+complete -c events -n "__fish_events_using_subcommand replay" -s q -l quiet -d 'Say less on stderr (only failures)'
+complete -c events -n "__fish_events_using_subcommand replay" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c events -n "__fish_events_using_subcommand replay" -s V -l version -d 'Print version'
+complete -c events -n "__fish_events_using_subcommand templates" -s f -l field -d 'Override a sample value; repeatable' -r
+complete -c events -n "__fish_events_using_subcommand templates" -l format -r -f -a "table\t''
+json\t''"
+complete -c events -n "__fish_events_using_subcommand templates" -l redis-url -d 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store' -r
+complete -c events -n "__fish_events_using_subcommand templates" -l db -d 'The embedded store\'s file [default: $XDG_STATE_HOME/events/events.db]' -r -F
+complete -c events -n "__fish_events_using_subcommand templates" -l config -d 'A TOML file adding event types and destinations [default: ./events.toml when present]' -r -F
+complete -c events -n "__fish_events_using_subcommand templates" -l preview -d 'Render each message with sample values'
+complete -c events -n "__fish_events_using_subcommand templates" -s v -l verbose -d 'Say more on stderr (every retry and claim)'
+complete -c events -n "__fish_events_using_subcommand templates" -s q -l quiet -d 'Say less on stderr (only failures)'
+complete -c events -n "__fish_events_using_subcommand templates" -s h -l help -d 'Print help'
+complete -c events -n "__fish_events_using_subcommand templates" -s V -l version -d 'Print version'
+complete -c events -n "__fish_events_using_subcommand status" -l format -r -f -a "table\t''
+json\t''"
+complete -c events -n "__fish_events_using_subcommand status" -l redis-url -d 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store' -r
+complete -c events -n "__fish_events_using_subcommand status" -l db -d 'The embedded store\'s file [default: $XDG_STATE_HOME/events/events.db]' -r -F
+complete -c events -n "__fish_events_using_subcommand status" -l config -d 'A TOML file adding event types and destinations [default: ./events.toml when present]' -r -F
+complete -c events -n "__fish_events_using_subcommand status" -s v -l verbose -d 'Say more on stderr (every retry and claim)'
+complete -c events -n "__fish_events_using_subcommand status" -s q -l quiet -d 'Say less on stderr (only failures)'
+complete -c events -n "__fish_events_using_subcommand status" -s h -l help -d 'Print help'
+complete -c events -n "__fish_events_using_subcommand status" -s V -l version -d 'Print version'
+complete -c events -n "__fish_events_using_subcommand completions" -l redis-url -d 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store' -r
+complete -c events -n "__fish_events_using_subcommand completions" -l db -d 'The embedded store\'s file [default: $XDG_STATE_HOME/events/events.db]' -r -F
+complete -c events -n "__fish_events_using_subcommand completions" -l config -d 'A TOML file adding event types and destinations [default: ./events.toml when present]' -r -F
+complete -c events -n "__fish_events_using_subcommand completions" -s v -l verbose -d 'Say more on stderr (every retry and claim)'
+complete -c events -n "__fish_events_using_subcommand completions" -s q -l quiet -d 'Say less on stderr (only failures)'
+complete -c events -n "__fish_events_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c events -n "__fish_events_using_subcommand completions" -s V -l version -d 'Print version'
+complete -c events -n "__fish_events_using_subcommand man" -l dir -d 'Write the pages into this directory instead of printing `events(1)`' -r -F
+complete -c events -n "__fish_events_using_subcommand man" -l redis-url -d 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store' -r
+complete -c events -n "__fish_events_using_subcommand man" -l db -d 'The embedded store\'s file [default: $XDG_STATE_HOME/events/events.db]' -r -F
+complete -c events -n "__fish_events_using_subcommand man" -l config -d 'A TOML file adding event types and destinations [default: ./events.toml when present]' -r -F
+complete -c events -n "__fish_events_using_subcommand man" -s v -l verbose -d 'Say more on stderr (every retry and claim)'
+complete -c events -n "__fish_events_using_subcommand man" -s q -l quiet -d 'Say less on stderr (only failures)'
+complete -c events -n "__fish_events_using_subcommand man" -s h -l help -d 'Print help'
+complete -c events -n "__fish_events_using_subcommand man" -s V -l version -d 'Print version'
+complete -c events -n "__fish_events_using_subcommand help; and not __fish_seen_subcommand_from emit work replay templates status completions man help" -f -a "emit" -d 'Validate an event and put it on the queue; prints its id'
+complete -c events -n "__fish_events_using_subcommand help; and not __fish_seen_subcommand_from emit work replay templates status completions man help" -f -a "work" -d 'Deliver queued events to every destination, until SIGINT/SIGTERM'
+complete -c events -n "__fish_events_using_subcommand help; and not __fish_seen_subcommand_from emit work replay templates status completions man help" -f -a "replay" -d 'Put dead letters, history or a file of events back into delivery'
+complete -c events -n "__fish_events_using_subcommand help; and not __fish_seen_subcommand_from emit work replay templates status completions man help" -f -a "templates" -d 'List the event catalog, or preview every message'
+complete -c events -n "__fish_events_using_subcommand help; and not __fish_seen_subcommand_from emit work replay templates status completions man help" -f -a "status" -d 'Show the health of the pipeline: backlog, workers, retries, dead letters'
+complete -c events -n "__fish_events_using_subcommand help; and not __fish_seen_subcommand_from emit work replay templates status completions man help" -f -a "completions" -d 'Print a shell completion script'
+complete -c events -n "__fish_events_using_subcommand help; and not __fish_seen_subcommand_from emit work replay templates status completions man help" -f -a "man" -d 'Write man pages (one per subcommand)'
+complete -c events -n "__fish_events_using_subcommand help; and not __fish_seen_subcommand_from emit work replay templates status completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -1,0 +1,973 @@
+//! The embedded backend: the whole queue in one SQLite file, for a single
+//! machine where running Redis would be overkill. `emit` processes (cron jobs,
+//! scripts) write into the same file a long-running worker claims from, so
+//! everything here is shaped by many short-lived writers sharing one file:
+//! WAL mode so readers never block the writer, a busy timeout instead of
+//! "database is locked", and `BEGIN IMMEDIATE` for every write so two
+//! connections never both hold a read lock and then deadlock upgrading it.
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rusqlite::types::Value;
+use rusqlite::{
+    Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior, params,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{
+    Backlog, ConsumerStats, DeadLetter, Delivery, Poison, Queue, QueueError, QueueOptions, Result,
+    RetryClaim, Settlement, Stats, StoredDeadLetter, StreamEntry,
+};
+use crate::event::{Event, derived_id, now_ms};
+
+/// How long a statement waits for another process's write to finish. Long
+/// enough for any real transaction here (they take microseconds to
+/// milliseconds), short enough that a wedged process is reported.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often `claim` looks again while blocking: SQLite cannot wake us when
+/// another process appends, and a poll is one indexed lookup.
+const POLL_STEP: Duration = Duration::from_millis(25);
+
+/// `history` reads in pages and lets go of the file between them, so a slow
+/// visitor (replay sending HTTP requests) never pins an old WAL snapshot.
+const HISTORY_BATCH: i64 = 1000;
+
+/// `trim` deletes in chunks, each its own transaction, so a large cleanup
+/// never holds the write lock long enough to make an `emit` time out.
+const TRIM_CHUNK: i64 = 5000;
+
+/// Schema migrations, applied in order; `PRAGMA user_version` is how many ran.
+/// Append only: a released migration is never edited.
+const MIGRATIONS: &[&str] = &[
+    // 1: the initial schema.
+    "CREATE TABLE stream (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT,
+        type TEXT NOT NULL,
+        ts TEXT DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        ts_ms INTEGER,
+        payload TEXT NOT NULL,
+        -- 0 unread, 1 claimed (by consumer until lease_until), 2 acked.
+        state INTEGER NOT NULL DEFAULT 0,
+        consumer TEXT,
+        lease_until INTEGER
+    );
+    -- Only unread and claimed rows are ever looked for by state; the acked
+    -- history, by far the largest part, stays out of this index. Ordered by
+    -- seq so a claim reads the oldest few and stops, whatever the backlog.
+    CREATE INDEX stream_unsettled ON stream (seq, state, lease_until) WHERE state < 2;
+    CREATE INDEX stream_ts ON stream (ts_ms);
+    CREATE TABLE retry (
+        token TEXT PRIMARY KEY,
+        due_ms INTEGER NOT NULL,
+        -- Copied out of the delivery so `--only` workers filter without
+        -- decoding every retry.
+        dest TEXT NOT NULL,
+        delivery TEXT NOT NULL
+    );
+    CREATE INDEX retry_due ON retry (due_ms);
+    CREATE TABLE dead (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        letter TEXT NOT NULL,
+        dest TEXT NOT NULL,
+        error TEXT NOT NULL,
+        at_ms INTEGER NOT NULL
+    );
+    CREATE TABLE idem (
+        key TEXT PRIMARY KEY,
+        event_id TEXT NOT NULL,
+        expires_ms INTEGER NOT NULL
+    );
+    CREATE TABLE consumers (
+        name TEXT PRIMARY KEY,
+        seen_ms INTEGER NOT NULL
+    );",
+];
+
+/// The queue in a SQLite file.
+pub struct SqliteQueue {
+    conn: Connection,
+    path: PathBuf,
+    lease_ms: i64,
+}
+
+impl SqliteQueue {
+    /// Opens the queue at `path`, creating the file, its parent directories
+    /// and the schema when missing. Cheap when the schema is current: `emit`
+    /// opens one per process.
+    pub fn open(path: &Path, options: QueueOptions) -> Result<SqliteQueue> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                QueueError::Unavailable(format!(
+                    "cannot open the event store {}: cannot create {}: {e} (is the directory writable?)",
+                    path.display(),
+                    parent.display()
+                ))
+            })?;
+        }
+        let mut conn = Connection::open(path).map_err(|e| classify(path, e))?;
+        configure(&mut conn).map_err(|e| classify(path, e))?;
+        migrate(&mut conn, path)?;
+        conn.set_prepared_statement_cache_capacity(32);
+        Ok(SqliteQueue {
+            conn,
+            path: path.to_path_buf(),
+            lease_ms: duration_ms(options.claim_lease),
+        })
+    }
+
+    /// Runs `f` in a write transaction taken up front, so it waits for other
+    /// writers at `BEGIN` rather than failing halfway on a lock upgrade.
+    fn write<T>(&mut self, f: impl FnOnce(&Transaction) -> rusqlite::Result<T>) -> Result<T> {
+        let run = || {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let value = f(&tx)?;
+            tx.commit()?;
+            Ok(value)
+        };
+        run().map_err(|e| classify(&self.path, e))
+    }
+
+    /// Runs `f` in a read transaction: one consistent snapshot, no lock on
+    /// writers.
+    fn read<T>(&mut self, f: impl FnOnce(&Transaction) -> rusqlite::Result<T>) -> Result<T> {
+        let run = || {
+            let tx = self.conn.transaction()?;
+            let value = f(&tx)?;
+            tx.commit()?;
+            Ok(value)
+        };
+        run().map_err(|e| classify(&self.path, e))
+    }
+
+    /// Whether `claim` would find anything now.
+    fn claimable(&mut self) -> Result<bool> {
+        self.read(|tx| {
+            tx.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM stream
+                 WHERE state < 2 AND (state = 0 OR lease_until < ?1))",
+            )?
+            .query_row([now_ms()], |row| row.get(0))
+        })
+    }
+
+    /// Claims up to `count` claimable entries for `consumer`, or with
+    /// `recovering` re-leases every entry it already holds; oldest first.
+    fn take(&mut self, consumer: &str, count: usize, recovering: bool) -> Result<Vec<StreamEntry>> {
+        let lease_ms = self.lease_ms;
+        self.write(|tx| {
+            let now = now_ms();
+            let until = now.saturating_add(lease_ms);
+            // Entries are claimed oldest first, so an expired claim is always
+            // older than every unread entry: ordering by seq alone puts
+            // taken-over entries first, as the contract asks.
+            let sql = if recovering {
+                "UPDATE stream SET lease_until = ?2
+                 WHERE state < 2 AND state = 1 AND consumer = ?1
+                 RETURNING seq, id, type, ts, ts_ms, payload"
+            } else {
+                "UPDATE stream SET state = 1, consumer = ?1, lease_until = ?2
+                 WHERE seq IN (
+                     SELECT seq FROM stream
+                     WHERE state < 2 AND (state = 0 OR lease_until < ?3)
+                     ORDER BY seq LIMIT ?4)
+                 RETURNING seq, id, type, ts, ts_ms, payload"
+            };
+            let mut stmt = tx.prepare_cached(sql)?;
+            let mut rows = if recovering {
+                stmt.query(params![consumer, until])?
+            } else {
+                stmt.query(params![consumer, until, now, clamp(count)])?
+            };
+            let mut taken = Vec::new();
+            while let Some(row) = rows.next()? {
+                taken.push(RawEntry::from_row(row)?);
+            }
+            drop(rows);
+            touch(tx, consumer, now)?;
+            // RETURNING gives rows in no promised order.
+            taken.sort_by_key(|raw| raw.seq);
+            Ok(taken.into_iter().map(RawEntry::into_entry).collect())
+        })
+    }
+}
+
+/// Per-connection settings, and WAL once per file (it is stored in the file).
+fn configure(conn: &mut Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let deadline = Instant::now() + BUSY_TIMEOUT;
+    loop {
+        // Switching a new file to WAL takes an exclusive lock without
+        // consulting the busy handler, so when several processes create the
+        // file at once the losers get BUSY at once and must try again.
+        match conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))
+        {
+            // Any mode is accepted: a file we may only read keeps its own,
+            // and writes to it then report it as read-only.
+            Ok(_) => break,
+            Err(e) if is_busy(&e) && Instant::now() < deadline => thread::sleep(POLL_STEP),
+            Err(e) => return Err(e),
+        }
+    }
+    conn.pragma_update(None, "synchronous", "NORMAL")
+}
+
+/// Brings the schema up to date. When it already is, this is a single read of
+/// the file header.
+fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
+    let latest = MIGRATIONS.len() as i64;
+    let fail = |e| classify(path, e);
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(fail)?;
+    if version == latest {
+        return Ok(());
+    }
+    if version > latest {
+        return Err(newer_schema(path, version, latest));
+    }
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(fail)?;
+    // Another process may have migrated while we waited for the lock.
+    let version: i64 = tx
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(fail)?;
+    if version > latest {
+        return Err(newer_schema(path, version, latest));
+    }
+    if version == 0 {
+        let tables: i64 = tx
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%'",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(fail)?;
+        if tables > 0 {
+            return Err(QueueError::Backend(format!(
+                "{} is not an events database or is corrupt: it already holds \
+                 {tables} other tables (is the path pointing at another program's database?)",
+                path.display()
+            )));
+        }
+    }
+    for migration in &MIGRATIONS[version as usize..] {
+        tx.execute_batch(migration).map_err(fail)?;
+    }
+    tx.pragma_update(None, "user_version", latest)
+        .map_err(fail)?;
+    tx.commit().map_err(fail)
+}
+
+fn newer_schema(path: &Path, version: i64, latest: i64) -> QueueError {
+    QueueError::Backend(format!(
+        "{} was written by a newer version of events (schema version {version}, \
+         this one knows up to {latest}); upgrade events to use it",
+        path.display()
+    ))
+}
+
+/// Records that `consumer` was active, for the idle time in `stats`.
+fn touch(tx: &Transaction, consumer: &str, now: i64) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO consumers (name, seen_ms) VALUES (?1, ?2)
+         ON CONFLICT (name) DO UPDATE SET seen_ms = excluded.seen_ms",
+    )?
+    .execute(params![consumer, now])?;
+    Ok(())
+}
+
+fn insert_event(tx: &Transaction, event: &Event) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO stream (id, type, ts, ts_ms, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        event.id,
+        event.kind,
+        event.ts,
+        event.ts_ms(),
+        to_json(&event.payload)?
+    ])?;
+    Ok(())
+}
+
+/// Adds or replaces a retry: one delivery (event and destination) is in the
+/// retry set at most once, whoever scheduled it.
+fn upsert_retry(tx: &Transaction, delivery: &Delivery, due_ms: i64) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO retry (token, due_ms, dest, delivery) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (token) DO UPDATE SET due_ms = excluded.due_ms, delivery = excluded.delivery",
+    )?
+    .execute(params![
+        retry_token(delivery),
+        due_ms,
+        delivery.dest,
+        to_json(delivery)?
+    ])?;
+    Ok(())
+}
+
+fn insert_dead(tx: &Transaction, letter: &DeadLetter) -> rusqlite::Result<()> {
+    tx.prepare_cached("INSERT INTO dead (letter, dest, error, at_ms) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![
+            to_json(letter)?,
+            letter.dest,
+            letter.error,
+            letter.at_ms
+        ])?;
+    Ok(())
+}
+
+/// The `only` filter on retries, true for every row when the parameter
+/// `param` (a JSON array of destination names) is NULL.
+fn only_dest(param: &str) -> String {
+    format!("({param} IS NULL OR dest IN (SELECT value FROM json_each({param})))")
+}
+
+/// Binds `only` for [`only_dest`]: no names means no filter.
+fn only_param(only: &[String]) -> Option<String> {
+    (!only.is_empty()).then(|| serde_json::Value::from(only.to_vec()).to_string())
+}
+
+fn retry_token(delivery: &Delivery) -> String {
+    format!("{}|{}", delivery.event.id, delivery.dest)
+}
+
+/// A stream entry as stored: every column kept as whatever SQLite holds, so
+/// a row written by other means decodes into poison instead of failing the
+/// whole claim.
+struct RawEntry {
+    seq: i64,
+    id: Value,
+    kind: Value,
+    ts: Value,
+    ts_ms: Value,
+    payload: Value,
+}
+
+impl RawEntry {
+    /// Reads the columns `seq, id, type, ts, ts_ms, payload`.
+    fn from_row(row: &rusqlite::Row) -> rusqlite::Result<RawEntry> {
+        Ok(RawEntry {
+            seq: row.get(0)?,
+            id: row.get(1)?,
+            kind: row.get(2)?,
+            ts: row.get(3)?,
+            ts_ms: row.get(4)?,
+            payload: row.get(5)?,
+        })
+    }
+
+    fn into_entry(self) -> StreamEntry {
+        StreamEntry {
+            key: self.seq.to_string(),
+            event: self.decode(),
+        }
+    }
+
+    fn decode(self) -> std::result::Result<Event, Poison> {
+        let poison = |reason: String| Poison {
+            raw: self.raw(),
+            reason,
+        };
+        let Some(kind) = text(&self.kind) else {
+            return Err(poison("the entry has no text 'type'".into()));
+        };
+        let Some(ts) = text(&self.ts) else {
+            return Err(poison("the entry has no text 'ts'".into()));
+        };
+        let Some(payload_text) = text(&self.payload) else {
+            return Err(poison("the entry has no text 'payload'".into()));
+        };
+        let payload = match serde_json::from_str::<serde_json::Value>(&payload_text) {
+            Ok(serde_json::Value::Object(payload)) => payload,
+            Ok(_) => return Err(poison("the payload is not a JSON object".into())),
+            Err(e) => return Err(poison(format!("the payload is not JSON: {e}"))),
+        };
+        // An entry inserted without an id gets one derived from its position,
+        // so every retry and replay of it carries the same id.
+        let id = match text(&self.id) {
+            Some(id) => id.into_owned(),
+            None => {
+                let ms = match self.ts_ms {
+                    Value::Integer(ms) => ms.max(0) as u64,
+                    _ => 0,
+                };
+                derived_id(ms, self.seq.max(0) as u64)
+            }
+        };
+        Ok(Event {
+            id,
+            kind: kind.into_owned(),
+            ts: ts.into_owned(),
+            payload,
+        })
+    }
+
+    /// The row as JSON text, for the dead letter of a poison entry.
+    fn raw(&self) -> String {
+        serde_json::json!({
+            "seq": self.seq,
+            "id": json_value(&self.id),
+            "type": json_value(&self.kind),
+            "ts": json_value(&self.ts),
+            "ts_ms": json_value(&self.ts_ms),
+            "payload": json_value(&self.payload),
+        })
+        .to_string()
+    }
+}
+
+/// A column as text when it has any text form at all.
+fn text(value: &Value) -> Option<Cow<'_, str>> {
+    match value {
+        Value::Text(s) => Some(Cow::Borrowed(s)),
+        Value::Integer(i) => Some(Cow::Owned(i.to_string())),
+        Value::Real(f) => Some(Cow::Owned(f.to_string())),
+        Value::Blob(b) => std::str::from_utf8(b).ok().map(Cow::Borrowed),
+        Value::Null => None,
+    }
+}
+
+fn json_value(value: &Value) -> serde_json::Value {
+    match value {
+        Value::Null => serde_json::Value::Null,
+        Value::Integer(i) => (*i).into(),
+        Value::Real(f) => (*f).into(),
+        Value::Text(s) => s.clone().into(),
+        Value::Blob(b) => String::from_utf8_lossy(b).into_owned().into(),
+    }
+}
+
+fn to_json<T: Serialize + ?Sized>(value: &T) -> rusqlite::Result<String> {
+    serde_json::to_string(value).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+}
+
+fn from_json<T: DeserializeOwned>(text: &str) -> std::result::Result<T, String> {
+    serde_json::from_str(text).map_err(|e| e.to_string())
+}
+
+/// Parses a key this backend handed out (a row number).
+fn parse_key(path: &Path, what: &str, key: &str) -> Result<i64> {
+    key.parse().map_err(|_| {
+        QueueError::Backend(format!(
+            "{key:?} is not a {what} key of the event store {}",
+            path.display()
+        ))
+    })
+}
+
+fn duration_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn clamp(count: usize) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
+/// Turns a SQLite error into a sentence naming the file, sorted by whether
+/// trying again later can help.
+fn classify(path: &Path, e: rusqlite::Error) -> QueueError {
+    let path = path.display();
+    let secs = BUSY_TIMEOUT.as_secs();
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => QueueError::Unavailable(
+            format!("{path} stayed locked by another process for more than {secs} s"),
+        ),
+        Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => QueueError::Unavailable(
+            format!("cannot open the event store {path}: {e} (is the directory writable?)"),
+        ),
+        Some(ErrorCode::ReadOnly) => QueueError::Unavailable(format!(
+            "cannot write to the event store {path}: {e} (are the file and its directory writable?)"
+        )),
+        Some(ErrorCode::DiskFull) => {
+            QueueError::Unavailable(format!("cannot write to the event store {path}: {e}"))
+        }
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => QueueError::Backend(format!(
+            "{path} is not an events database or is corrupt: {e}"
+        )),
+        _ => QueueError::Backend(format!("the event store {path} failed: {e}")),
+    }
+}
+
+impl Queue for SqliteQueue {
+    fn describe(&self) -> String {
+        format!("sqlite {}", self.path.display())
+    }
+
+    fn append(&mut self, events: &[Event]) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.write(|tx| events.iter().try_for_each(|event| insert_event(tx, event)))
+    }
+
+    fn append_idempotent(
+        &mut self,
+        key: &str,
+        event: &Event,
+        ttl: Duration,
+    ) -> Result<Option<String>> {
+        self.write(|tx| {
+            let now = now_ms();
+            let existing: Option<String> = tx
+                .prepare_cached("SELECT event_id FROM idem WHERE key = ?1 AND expires_ms > ?2")?
+                .query_row(params![key, now], |row| row.get(0))
+                .optional()?;
+            if existing.is_some() {
+                return Ok(existing);
+            }
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO idem (key, event_id, expires_ms) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![key, event.id, now.saturating_add(duration_ms(ttl))])?;
+            insert_event(tx, event)?;
+            Ok(None)
+        })
+    }
+
+    fn recover(&mut self, consumer: &str) -> Result<Vec<StreamEntry>> {
+        self.take(consumer, usize::MAX, true)
+    }
+
+    fn claim(&mut self, consumer: &str, count: usize, block: Duration) -> Result<Vec<StreamEntry>> {
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let deadline = Instant::now() + block;
+        loop {
+            let entries = self.take(consumer, count, false)?;
+            if !entries.is_empty() {
+                return Ok(entries);
+            }
+            // Polls only read: an idle worker must not write to the file (and
+            // take the write lock from `emit`) forty times a second.
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Ok(Vec::new());
+                }
+                thread::sleep(left.min(POLL_STEP));
+                if self.claimable()? {
+                    break;
+                }
+            }
+        }
+    }
+
+    fn claim_retries(
+        &mut self,
+        now_ms: i64,
+        count: usize,
+        only: &[String],
+    ) -> Result<Vec<RetryClaim>> {
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let lease_ms = self.lease_ms;
+        let only = only_param(only);
+        self.write(|tx| {
+            let due: Vec<(String, String, String)> = tx
+                .prepare_cached(&format!(
+                    "SELECT token, dest, delivery FROM retry WHERE due_ms <= ?1 AND {}
+                     ORDER BY due_ms LIMIT ?2",
+                    only_dest("?3")
+                ))?
+                .query_map(params![now_ms, clamp(count), only], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut claims = Vec::with_capacity(due.len());
+            for (token, dest, json) in due {
+                match from_json::<Delivery>(&json) {
+                    Ok(delivery) => {
+                        // The lease is the due time: if this claim is never
+                        // settled the retry simply falls due again.
+                        tx.prepare_cached("UPDATE retry SET due_ms = ?2 WHERE token = ?1")?
+                            .execute(params![token, now_ms.saturating_add(lease_ms)])?;
+                        claims.push(RetryClaim { token, delivery });
+                    }
+                    Err(reason) => {
+                        // A retry nobody can decode would otherwise come back
+                        // forever; it goes where undeliverable things go.
+                        insert_dead(
+                            tx,
+                            &DeadLetter {
+                                event: Err(json.clone()),
+                                dest,
+                                attempts: 0,
+                                error: format!("the retry {token:?} cannot be decoded: {reason}"),
+                                at_ms: now_ms,
+                            },
+                        )?;
+                        tx.prepare_cached("DELETE FROM retry WHERE token = ?1")?
+                            .execute([&token])?;
+                    }
+                }
+            }
+            Ok(claims)
+        })
+    }
+
+    fn settle(&mut self, consumer: &str, settlement: &Settlement) -> Result<()> {
+        let acks = settlement
+            .acks
+            .iter()
+            .map(|key| parse_key(&self.path, "stream entry", key))
+            .collect::<Result<Vec<_>>>()?;
+        self.write(|tx| {
+            for seq in acks {
+                tx.prepare_cached(
+                    "UPDATE stream SET state = 2, lease_until = NULL WHERE seq = ?1",
+                )?
+                .execute([seq])?;
+            }
+            // Removed before the new retries go in: a rescheduled retry has
+            // the same token as the claim it replaces.
+            for token in &settlement.done_retries {
+                tx.prepare_cached("DELETE FROM retry WHERE token = ?1")?
+                    .execute([token])?;
+            }
+            for (delivery, due_ms) in &settlement.retries {
+                upsert_retry(tx, delivery, *due_ms)?;
+            }
+            for letter in &settlement.dead {
+                insert_dead(tx, letter)?;
+            }
+            touch(tx, consumer, now_ms())
+        })
+    }
+
+    fn backlog(&mut self, only: &[String]) -> Result<Backlog> {
+        let only = only_param(only);
+        self.read(|tx| {
+            let (unread, pending): (i64, i64) = tx
+                .prepare_cached(
+                    "SELECT count(*) FILTER (WHERE state = 0), count(*) FILTER (WHERE state = 1)
+                     FROM stream WHERE state < 2",
+                )?
+                .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            let (retries, next_retry_ms): (i64, Option<i64>) = tx
+                .prepare_cached(&format!(
+                    "SELECT count(*), min(due_ms) FROM retry WHERE {}",
+                    only_dest("?1")
+                ))?
+                .query_row([only], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            Ok(Backlog {
+                unread: unread as u64,
+                pending: pending as u64,
+                retries: retries as u64,
+                next_retry_ms,
+            })
+        })
+    }
+
+    fn history(
+        &mut self,
+        from_ms: i64,
+        until_ms: i64,
+        visit: &mut dyn FnMut(Vec<Event>) -> bool,
+    ) -> Result<()> {
+        // The position after the last row seen, as stored: a hand-written
+        // REAL time compares exactly and the pages still always advance.
+        let mut after = (Value::Integer(i64::MIN), i64::MIN);
+        loop {
+            let rows = self.read(|tx| {
+                tx.prepare_cached(
+                    "SELECT seq, id, type, ts, ts_ms, payload FROM stream
+                     WHERE ts_ms >= ?1 AND ts_ms < ?2 AND (ts_ms, seq) > (?3, ?4)
+                     ORDER BY ts_ms, seq LIMIT ?5",
+                )?
+                .query_map(
+                    params![from_ms, until_ms, &after.0, after.1, HISTORY_BATCH],
+                    RawEntry::from_row,
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()
+            })?;
+            let Some(last) = rows.last() else {
+                return Ok(());
+            };
+            let full = rows.len() as i64 == HISTORY_BATCH;
+            after = (last.ts_ms.clone(), last.seq);
+            // Poison cannot be replayed; claim already dead-lettered it.
+            let events: Vec<Event> = rows
+                .into_iter()
+                .filter_map(|raw| raw.decode().ok())
+                .collect();
+            if !events.is_empty() && !visit(events) {
+                return Ok(());
+            }
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
+    fn enqueue(&mut self, deliveries: &[Delivery], due_ms: i64) -> Result<()> {
+        if deliveries.is_empty() {
+            return Ok(());
+        }
+        self.write(|tx| {
+            deliveries
+                .iter()
+                .try_for_each(|delivery| upsert_retry(tx, delivery, due_ms))
+        })
+    }
+
+    fn dead_letters(&mut self) -> Result<Vec<StoredDeadLetter>> {
+        self.read(|tx| {
+            tx.prepare_cached("SELECT seq, letter, dest, error, at_ms FROM dead ORDER BY seq")?
+                .query_map([], |row| {
+                    let seq: i64 = row.get(0)?;
+                    let json: String = row.get(1)?;
+                    // A letter that no longer decodes is still listed, with
+                    // its text as the event, so it can be inspected and purged.
+                    let letter = from_json::<DeadLetter>(&json).unwrap_or_else(|_| DeadLetter {
+                        event: Err(json.clone()),
+                        dest: row.get(2).unwrap_or_default(),
+                        attempts: 0,
+                        error: row.get(3).unwrap_or_default(),
+                        at_ms: row.get(4).unwrap_or_default(),
+                    });
+                    Ok(StoredDeadLetter {
+                        key: seq.to_string(),
+                        letter,
+                    })
+                })?
+                .collect()
+        })
+    }
+
+    fn requeue_dead(&mut self, letters: &[(String, Delivery)], due_ms: i64) -> Result<()> {
+        let letters = letters
+            .iter()
+            .map(|(key, delivery)| Ok((parse_key(&self.path, "dead letter", key)?, delivery)))
+            .collect::<Result<Vec<_>>>()?;
+        if letters.is_empty() {
+            return Ok(());
+        }
+        self.write(|tx| {
+            for (seq, delivery) in letters {
+                tx.prepare_cached("DELETE FROM dead WHERE seq = ?1")?
+                    .execute([seq])?;
+                upsert_retry(tx, delivery, due_ms)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn stats(&mut self) -> Result<Stats> {
+        self.read(|tx| {
+            let now = now_ms();
+            let length: i64 = tx.query_row("SELECT count(*) FROM stream", [], |row| row.get(0))?;
+            let end = |order: &str| {
+                tx.query_row(
+                    &format!("SELECT seq, id, ts, ts_ms FROM stream ORDER BY seq {order} LIMIT 1"),
+                    [],
+                    |row| {
+                        let seq: i64 = row.get(0)?;
+                        let id: Value = row.get(1)?;
+                        let ts: Value = row.get(2)?;
+                        let ms = match row.get(3)? {
+                            Value::Integer(ms) => ms.max(0) as u64,
+                            _ => 0,
+                        };
+                        let id = text(&id)
+                            .map_or_else(|| derived_id(ms, seq.max(0) as u64), Cow::into_owned);
+                        Ok((id, text(&ts).map(Cow::into_owned).unwrap_or_default()))
+                    },
+                )
+                .optional()
+            };
+            let oldest = end("ASC")?;
+            let newest = end("DESC")?;
+            let lag: i64 = tx.query_row(
+                "SELECT count(*) FROM stream WHERE state < 2 AND state = 0",
+                [],
+                |row| row.get(0),
+            )?;
+            // Consumers that hold entries are listed even if they never
+            // touched the consumers table (rows claimed by other means).
+            let consumers = tx
+                .prepare(
+                    "WITH held AS (
+                         SELECT consumer AS name, count(*) AS pending FROM stream
+                         WHERE state < 2 AND state = 1 AND consumer IS NOT NULL
+                         GROUP BY consumer)
+                     SELECT c.name, coalesce(h.pending, 0), c.seen_ms
+                     FROM consumers c LEFT JOIN held h ON h.name = c.name
+                     UNION ALL
+                     SELECT h.name, h.pending, NULL FROM held h
+                     WHERE h.name NOT IN (SELECT name FROM consumers)
+                     ORDER BY 1",
+                )?
+                .query_map([], |row| {
+                    let seen: Option<i64> = row.get(2)?;
+                    Ok(ConsumerStats {
+                        name: row.get(0)?,
+                        pending: row.get::<_, i64>(1)? as u64,
+                        idle_ms: seen.map_or(0, |seen| now.saturating_sub(seen).max(0) as u64),
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let (retries, next_retry_ms): (i64, Option<i64>) =
+                tx.query_row("SELECT count(*), min(due_ms) FROM retry", [], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })?;
+            let dead = tx
+                .prepare(
+                    "SELECT dest, error, count(*) AS n FROM dead
+                     GROUP BY dest, error ORDER BY n DESC, dest, error",
+                )?
+                .query_map([], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get::<_, i64>(2)? as u64))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(Stats {
+                length: length as u64,
+                oldest,
+                newest,
+                lag: lag as u64,
+                consumers,
+                retries: retries as u64,
+                next_retry_ms,
+                dead,
+            })
+        })
+    }
+
+    fn trim(&mut self, before_ms: i64) -> Result<u64> {
+        let mut removed = 0;
+        loop {
+            // An acked row without a time (written by other means) has no
+            // place in any time window and is removed with the old history.
+            let n = self.write(|tx| {
+                tx.prepare_cached(
+                    "DELETE FROM stream WHERE seq IN (
+                         SELECT seq FROM stream
+                         WHERE state = 2 AND (ts_ms < ?1 OR ts_ms IS NULL) LIMIT ?2)",
+                )?
+                .execute(params![before_ms, TRIM_CHUNK])
+            })?;
+            removed += n as u64;
+            if (n as i64) < TRIM_CHUNK {
+                break;
+            }
+        }
+        // Housekeeping nobody else does: expired idempotency keys, and
+        // workers gone since before the window that hold nothing.
+        self.write(|tx| {
+            tx.execute("DELETE FROM idem WHERE expires_ms <= ?1", [now_ms()])?;
+            tx.execute(
+                "DELETE FROM consumers WHERE seen_ms < ?1 AND name NOT IN (
+                     SELECT consumer FROM stream
+                     WHERE state < 2 AND state = 1 AND consumer IS NOT NULL)",
+                [before_ms],
+            )?;
+            Ok(())
+        })?;
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A claim that fell back to scanning or sorting the whole table would
+    /// still pass every behavioural test, just slower with each event kept.
+    #[test]
+    fn claims_read_only_what_they_need() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = SqliteQueue::open(&dir.path().join("q.db"), QueueOptions::default()).unwrap();
+        let plan = |sql: &str| {
+            let mut stmt = queue
+                .conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap();
+            let rows = stmt
+                .query_map([], |row| row.get::<_, String>(3))
+                .unwrap()
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .unwrap();
+            rows.join("\n")
+        };
+        let claim = plan(
+            "SELECT seq FROM stream WHERE state < 2 AND (state = 0 OR lease_until < 5)
+             ORDER BY seq LIMIT 10",
+        );
+        assert!(claim.contains("stream_unsettled"), "{claim}");
+        assert!(!claim.contains("TEMP B-TREE"), "{claim}");
+        let lag = plan("SELECT count(*) FROM stream WHERE state < 2 AND state = 0");
+        assert!(lag.contains("stream_unsettled"), "{lag}");
+        let retries = plan(&format!(
+            "SELECT token FROM retry WHERE due_ms <= 5 AND {} ORDER BY due_ms LIMIT 10",
+            only_dest("'[\"slack\"]'")
+        ));
+        assert!(retries.contains("retry_due"), "{retries}");
+        assert!(!retries.contains("TEMP B-TREE"), "{retries}");
+    }
+
+    #[test]
+    fn read_only_store_is_unavailable_and_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db");
+        let mut queue = SqliteQueue::open(&path, QueueOptions::default()).unwrap();
+        // Root ignores file modes; SQLite's own switch fails for everyone.
+        queue.conn.pragma_update(None, "query_only", true).unwrap();
+        let err = queue
+            .append(&[Event::new("user.signup", Default::default())])
+            .unwrap_err();
+        assert!(matches!(err, QueueError::Unavailable(_)), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.starts_with(&format!(
+                "cannot write to the event store {}",
+                path.display()
+            )),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn history_pages_past_rows_with_a_real_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut queue =
+            SqliteQueue::open(&dir.path().join("q.db"), QueueOptions::default()).unwrap();
+        let mut stmt = queue
+            .conn
+            .prepare(
+                "INSERT INTO stream (id, type, ts, ts_ms, payload) VALUES (?1, 'x', '', ?2, '{}')",
+            )
+            .unwrap();
+        for n in 0..HISTORY_BATCH + 5 {
+            stmt.execute(params![n.to_string(), 10.5 + n as f64])
+                .unwrap();
+        }
+        drop(stmt);
+        let mut seen = 0;
+        queue
+            .history(0, i64::MAX, &mut |batch| {
+                seen += batch.len();
+                true
+            })
+            .unwrap();
+        assert_eq!(seen as i64, HISTORY_BATCH + 5);
+    }
+}
