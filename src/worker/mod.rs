@@ -176,8 +176,15 @@ impl Worker {
         for lane in lanes {
             let _ = lane.join();
         }
-        let _ = settler.join();
-        result
+        let settled = settler.join().unwrap_or(false);
+        result?;
+        if !settled {
+            return Err(QueueError::Unavailable(
+                "the queue stayed unreachable while the worker stopped; unrecorded deliveries will be made again".into(),
+            )
+            .into());
+        }
+        Ok(())
     }
 
     fn start_lanes(
@@ -234,15 +241,18 @@ struct Reader<'a> {
 impl Reader<'_> {
     fn run(mut self) -> Result<(), crate::Error> {
         let consumer = self.worker.options.consumer.clone();
-        let recovered = self.until_available(|q| q.recover(&consumer))?;
-        if let Some(entries) = recovered {
-            if !entries.is_empty() {
-                log::info!(
-                    "finishing {} entries this consumer claimed before it stopped",
-                    entries.len()
-                );
+        // A restarted worker first finishes what it had claimed.
+        while !self.stopping() {
+            if let Some(entries) = self.until_available(|q| q.recover(&consumer))? {
+                if !entries.is_empty() {
+                    log::info!(
+                        "finishing {} entries this consumer claimed before it stopped",
+                        entries.len()
+                    );
+                }
+                self.dispatch_entries(entries);
+                break;
             }
-            self.dispatch_entries(entries);
         }
         let mut next_trim = Instant::now();
         let mut next_retry_poll = Instant::now();

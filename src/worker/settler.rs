@@ -8,7 +8,11 @@ use std::collections::HashMap;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// How long a stopping worker keeps trying to record outcomes in a queue
+/// that went away.
+const GIVE_UP_AFTER: Duration = Duration::from_secs(30);
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
@@ -16,7 +20,7 @@ use super::retry::RetryPolicy;
 use super::{Job, Origin, Report};
 use crate::dest::Attempt;
 use crate::event::now_ms;
-use crate::queue::{DeadLetter, Delivery, Queue, QueueError, Settlement};
+use crate::queue::{DeadLetter, Delivery, Queue, Settlement};
 
 /// Per destination: its name and retry policy.
 pub struct DestPolicy {
@@ -45,11 +49,15 @@ pub struct Settler {
 
 impl Settler {
     /// Runs until every report sender is gone and everything is settled.
-    pub fn run(mut self) {
+    /// Returns false when, after the reader stopped, the queue stayed
+    /// unreachable past `GIVE_UP_AFTER`: the unsettled entries stay claimed
+    /// and come back to the next worker.
+    pub fn run(mut self) -> bool {
         let mut entries: HashMap<String, EntryState> = HashMap::new();
         let mut pending = Settlement::default();
         let mut settled_units = 0usize;
         let mut closed = false;
+        let mut failing_since: Option<Instant> = None;
         let mut backoff = Duration::from_millis(100);
         while !closed || !pending.is_empty() {
             if !closed {
@@ -69,8 +77,11 @@ impl Settler {
             }
             match self.queue.settle(&self.consumer, &pending) {
                 Ok(()) => {
-                    if backoff > Duration::from_millis(100) {
-                        log::info!("the queue is back: settled what was waiting");
+                    if let Some(since) = failing_since.take() {
+                        log::info!(
+                            "recorded the delivery outcomes that waited {}s for the queue",
+                            since.elapsed().as_secs()
+                        );
                     }
                     backoff = Duration::from_millis(100);
                     let mut held = self.held.lock().expect("never poisoned");
@@ -83,15 +94,25 @@ impl Settler {
                     settled_units = 0;
                 }
                 Err(e) => {
-                    log::warn!(
-                        "cannot record delivery outcomes, retrying in {}: {e}",
-                        humantime::format_duration(backoff)
-                    );
+                    let since = *failing_since.get_or_insert_with(|| {
+                        log::warn!(
+                            "cannot record delivery outcomes, retrying until the queue is back: {e}"
+                        );
+                        Instant::now()
+                    });
+                    if closed && since.elapsed() > GIVE_UP_AFTER {
+                        log::error!(
+                            "gave up recording {} delivery outcomes: their entries stay claimed and will be delivered again by the next worker",
+                            pending.acks.len() + pending.done_retries.len()
+                        );
+                        return false;
+                    }
                     std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }
         }
+        true
     }
 
     /// Folds one report into the pending settlement; returns how many claimed
@@ -258,9 +279,4 @@ fn short(d: Duration) -> String {
     } else {
         humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
     }
-}
-
-/// Whether an error means the queue is unreachable for now.
-pub fn is_unavailable(e: &QueueError) -> bool {
-    matches!(e, QueueError::Unavailable(_))
 }
