@@ -1,14 +1,10 @@
 //! The embedded default: with no `REDIS_URL`, `emit` and `work` do the whole
 //! job on a SQLite file, with several processes sharing it safely.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::support::{Events, Reply, Sink};
-
-const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
-const LONG: Duration = Duration::from_secs(60);
+use crate::support::{Events, LONG, Reply, Sink, WEBHOOK_SECRET as SECRET, signups, webhook_ids};
 
 fn at(home: &Path) -> Events {
     Events::new().home(home).env("EVENTS_RETRY_BASE_MS", "10")
@@ -18,16 +14,6 @@ fn webhook(home: &Path, sink: &Sink) -> Events {
     at(home)
         .env("EVENTS_WEBHOOK_URL", sink.url())
         .env("EVENTS_WEBHOOK_SECRET", SECRET)
-}
-
-fn webhook_ids(sink: &Sink) -> BTreeMap<String, usize> {
-    let mut counts = BTreeMap::new();
-    for request in sink.accepted() {
-        *counts
-            .entry(request.json()["id"].as_str().unwrap().to_owned())
-            .or_default() += 1;
-    }
-    counts
 }
 
 #[test]
@@ -129,14 +115,9 @@ fn a_worker_killed_mid_burst_on_sqlite_loses_nothing() {
     let home = tempfile::tempdir().unwrap();
     let sink = Sink::start();
     sink.set_default(Reply::ok().delay(Duration::from_millis(40)));
-    let lines: String = (0..150)
-        .map(|i| {
-            format!("{{\"type\":\"user.signup\",\"payload\":{{\"email\":\"u{i}@example.com\"}}}}\n")
-        })
-        .collect();
     at(home.path())
         .args(["emit", "--stdin"])
-        .stdin(lines)
+        .stdin(signups(0..150))
         .run()
         .success();
     let mut first = webhook(home.path(), &sink)

@@ -6,9 +6,7 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-use crate::support::{Events, RedisServer, Reply, Request, Sink};
-
-const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+use crate::support::{Events, RedisServer, Reply, Request, Sink, WEBHOOK_SECRET as SECRET};
 
 /// Verifies a request as a Standard Webhooks receiver does.
 fn verify(secret: &str, request: &Request) -> bool {

@@ -2,15 +2,15 @@
 //! a real `redis-server` and in-process HTTP servers that behave like Slack
 //! and webhook receivers.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{Events, RedisServer, Reply, Sink};
-
-const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
-const LONG: Duration = Duration::from_secs(60);
+use crate::support::{
+    Events, LONG, RedisServer, Reply, Sink, WEBHOOK_SECRET as SECRET, signups, slack_lines,
+    webhook_ids,
+};
 
 /// The binary on `redis`, with fast retries.
 fn events(redis: &RedisServer) -> Events {
@@ -32,41 +32,12 @@ fn webhook(redis: &RedisServer, sink: &Sink) -> Events {
 
 /// Emits `n` signups (`user{i}@example.com`) in one `emit --stdin`.
 fn emit_signups(redis: &RedisServer, range: std::ops::Range<usize>) {
-    let lines: String = range
-        .map(|i| {
-            format!(
-                "{{\"type\":\"user.signup\",\"payload\":{{\"email\":\"user{i}@example.com\"}}}}\n"
-            )
-        })
-        .collect();
     events(redis)
         .arg("emit")
         .arg("--stdin")
-        .stdin(lines)
+        .stdin(signups(range))
         .run()
         .success();
-}
-
-/// Every line of every message Slack accepted, in order.
-fn slack_lines(sink: &Sink) -> Vec<String> {
-    sink.accepted()
-        .iter()
-        .flat_map(|r| {
-            let text = r.json()["text"].as_str().expect("a text field").to_owned();
-            text.lines().map(str::to_owned).collect::<Vec<_>>()
-        })
-        .collect()
-}
-
-/// How many times the webhook receiver accepted each event id.
-fn webhook_ids(sink: &Sink) -> BTreeMap<String, usize> {
-    let mut counts = BTreeMap::new();
-    for request in sink.accepted() {
-        *counts
-            .entry(request.json()["id"].as_str().unwrap().to_owned())
-            .or_default() += 1;
-    }
-    counts
 }
 
 fn xlen(redis: &RedisServer, key: &str) -> usize {

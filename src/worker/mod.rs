@@ -443,23 +443,14 @@ impl Reader<'_> {
     fn send_job(&self, index: usize, origin: Origin, event: Arc<Event>, attempts: u32) {
         let Some(dest) = &self.worker.dests[index] else {
             // Another worker delivers there: leave it in the retry set, due now.
-            self.report(Report::Sent {
-                dest: index,
-                jobs: vec![Job {
-                    origin,
-                    item: Item {
-                        event,
-                        body: String::new(),
-                    },
-                    attempts,
-                }],
-                attempt: Attempt::RetryAfter(
-                    Duration::ZERO,
-                    "left for a worker that delivers there (--only)".into(),
-                ),
-                elapsed: Duration::ZERO,
-            });
-            return;
+            let reason = "left for a worker that delivers there (--only)".into();
+            return self.unsent(
+                index,
+                origin,
+                event,
+                attempts,
+                Attempt::RetryAfter(Duration::ZERO, reason),
+            );
         };
         match dest.prepare(&event) {
             Ok(body) => {
@@ -470,20 +461,33 @@ impl Reader<'_> {
                 };
                 let _ = self.jobs[index].send(job);
             }
-            Err(e) => self.report(Report::Sent {
-                dest: index,
-                jobs: vec![Job {
-                    origin,
-                    item: Item {
-                        event,
-                        body: String::new(),
-                    },
-                    attempts,
-                }],
-                attempt: Attempt::Permanent(e),
-                elapsed: Duration::ZERO,
-            }),
+            Err(e) => self.unsent(index, origin, event, attempts, Attempt::Permanent(e)),
         }
+    }
+
+    /// Settles a delivery that was never sent, with `attempt` as its outcome.
+    fn unsent(
+        &self,
+        dest: usize,
+        origin: Origin,
+        event: Arc<Event>,
+        attempts: u32,
+        attempt: Attempt,
+    ) {
+        let item = Item {
+            event,
+            body: String::new(),
+        };
+        self.report(Report::Sent {
+            dest,
+            jobs: vec![Job {
+                origin,
+                item,
+                attempts,
+            }],
+            attempt,
+            elapsed: Duration::ZERO,
+        });
     }
 }
 

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod cmd;
+pub mod deliveries;
 pub mod http;
 pub mod redis;
 
@@ -15,6 +16,7 @@ pub mod redis;
 #[allow(unused_imports)]
 pub use self::{
     cmd::{Events, Outcome, Running, bin},
+    deliveries::{LONG, WEBHOOK_SECRET, signups, slack_lines, webhook_ids},
     http::{Reply, Request, Sink},
     redis::RedisServer,
 };
