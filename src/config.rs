@@ -653,6 +653,19 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_config_text_gives_a_config_or_an_error(text in "\\PC{0,200}") {
+            let _ = ConfigFile::parse(Path::new("events.toml"), &text);
+        }
+
+        #[test]
+        fn redacting_any_url_never_panics_nor_keeps_the_password(user in "[a-z]{0,5}", password in "[A-Za-z0-9]{8,12}", rest in "\\PC{0,30}") {
+            let url = format!("redis://{user}:{password}@host:6379/{rest}");
+            proptest::prop_assert!(!redact_url(&url).contains(&password));
+        }
+    }
+
     #[test]
     fn secrets_never_print() {
         let s = Secret::new("whsec_abc");

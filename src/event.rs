@@ -36,7 +36,7 @@ impl Event {
     pub fn new(kind: impl Into<String>, payload: Payload) -> Event {
         let now = Utc::now();
         Event {
-            id: ulid::Ulid::from_datetime(now.into()).to_string(),
+            id: next_id(now.into()),
             kind: kind.into(),
             ts: format_ts(now),
             payload,
@@ -72,7 +72,7 @@ impl EventLine {
         let id = match self.id {
             Some(id) if id.trim().is_empty() => return Err("'id' is empty".into()),
             Some(id) => id,
-            None => ulid::Ulid::generate().to_string(),
+            None => next_id(std::time::SystemTime::now()),
         };
         Ok(Event {
             id,
@@ -81,6 +81,22 @@ impl EventLine {
             payload: self.payload,
         })
     }
+}
+
+/// A new ULID for `at`, strictly greater than any this process made before,
+/// so events emitted in one millisecond keep their order.
+fn next_id(at: std::time::SystemTime) -> String {
+    static GENERATOR: std::sync::Mutex<ulid::Generator> =
+        std::sync::Mutex::new(ulid::Generator::new());
+    let mut generator = GENERATOR
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    match generator.generate_from_datetime(at) {
+        Ok(id) => id,
+        // 2^80 ids in one millisecond: fall back to a fresh random one.
+        Err(_) => ulid::Ulid::from_datetime(at),
+    }
+    .to_string()
 }
 
 /// RFC 3339, UTC, millisecond precision: `2026-11-27T09:00:00.123Z`.
@@ -150,6 +166,34 @@ mod tests {
             serde_json::from_str(r#"{"type":"user.signup","ts":"yesterday","payload":{}}"#)
                 .unwrap();
         assert!(line.into_event().unwrap_err().contains("yesterday"));
+    }
+
+    #[test]
+    fn ids_made_in_one_process_are_strictly_increasing() {
+        let ids: Vec<String> = (0..1000)
+            .map(|_| Event::new("x", Payload::new()).id)
+            .collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parsing_any_line_never_panics(line in "\\PC*") {
+            if let Ok(parsed) = serde_json::from_str::<EventLine>(&line) {
+                let _ = parsed.into_event();
+            }
+        }
+
+        #[test]
+        fn parsing_any_json_shaped_line_never_panics(
+            kind in "[a-z.]{0,12}",
+            ts in "\\PC{0,30}",
+            id in "\\PC{0,30}",
+        ) {
+            let line = serde_json::json!({"id": id, "type": kind, "ts": ts, "payload": {}}).to_string();
+            let parsed: EventLine = serde_json::from_str(&line).unwrap();
+            let _ = parsed.into_event();
+        }
     }
 
     #[test]

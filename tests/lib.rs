@@ -8,6 +8,7 @@ mod config_file;
 mod conformance;
 mod emit;
 mod generated;
+mod readme;
 mod replay;
 mod segment;
 mod sqlite_store;

@@ -311,7 +311,7 @@ fn parse_line(catalog: &Catalog, line: &str) -> Result<Event, String> {
 /// What a replay did (or would do).
 #[derive(Debug, Default)]
 struct Tally {
-    /// Events (or dead letters) replayed.
+    /// Events replayed (an event with several dead letters counts once).
     events: u64,
     deliveries: u64,
     /// Selected but not replayable: poison, routed nowhere, destination gone.

@@ -566,7 +566,18 @@ impl Queue for RedisQueue {
     }
 
     fn requeue_dead(&mut self, letters: &[(String, Delivery)], due_ms: i64) -> Result<()> {
-        for chunk in letters.chunks(500) {
+        // Atomic per chunk of about 500, never splitting one letter's
+        // deliveries (a letter for every destination has several).
+        for chunk in letters.chunk_by(|a, b| a.0 == b.0).fold(
+            Vec::<Vec<&(String, Delivery)>>::new(),
+            |mut chunks, group| {
+                match chunks.last_mut() {
+                    Some(last) if last.len() + group.len() <= 500 => last.extend(group),
+                    _ => chunks.push(group.iter().collect()),
+                }
+                chunks
+            },
+        ) {
             let mut pipe = redis::pipe();
             pipe.atomic();
             for (key, delivery) in chunk {
