@@ -77,6 +77,7 @@ macro_rules! conformance_tests {
             stats_describe_the_pipeline,
             trim_removes_only_acked_history,
             poison_comes_out_of_claim,
+            leave_forgets_only_consumers_that_hold_nothing,
         );
     };
 }
@@ -595,6 +596,33 @@ pub fn backlog_counts_each_stage(b: &dyn Backend) {
             next_retry_ms: Some(sooner),
         }
     );
+}
+
+pub fn leave_forgets_only_consumers_that_hold_nothing(b: &dyn Backend) {
+    let mut q = b.open(LONG);
+    q.append(&[event(1), event(2)]).unwrap();
+    let held = q.claim("holder", 1, Duration::ZERO).unwrap();
+    let done = q.claim("done", 1, Duration::ZERO).unwrap();
+    q.settle(
+        "done",
+        &Settlement {
+            acks: keys_of(&done),
+            ..Settlement::default()
+        },
+    )
+    .unwrap();
+    q.leave("holder").unwrap();
+    q.leave("done").unwrap();
+    q.leave("never-seen").unwrap();
+    let names: Vec<String> = q
+        .stats()
+        .unwrap()
+        .consumers
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(names, ["holder"]);
+    assert_eq!(held.len(), 1);
 }
 
 pub fn stats_describe_the_pipeline(b: &dyn Backend) {

@@ -126,7 +126,7 @@ impl Pipeline {
     /// The location the backend should show.
     fn assert_location(&self, shown: &str) {
         match self.backend.db_path() {
-            None => assert!(shown.starts_with("redis redis://***@127.0.0.1:"), "{shown}"),
+            None => assert!(shown.starts_with("redis://***@127.0.0.1:"), "{shown}"),
             Some(path) => assert!(shown.contains(&path.display().to_string()), "{shown}"),
         }
     }

@@ -218,6 +218,10 @@ pub trait Queue: Send {
     /// The health of the pipeline.
     fn stats(&mut self) -> Result<Stats>;
 
+    /// Forgets `consumer` (a worker that stopped) if it holds nothing, so
+    /// `status` lists only workers that matter.
+    fn leave(&mut self, consumer: &str) -> Result<()>;
+
     /// Removes stream history older than `before_ms`, never an entry that is
     /// unread or pending. Returns how many entries were removed.
     fn trim(&mut self, before_ms: i64) -> Result<u64>;

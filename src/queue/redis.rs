@@ -69,6 +69,13 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('XADD', KEYS[2], '*', 'type', ARGV[3], 'payload', ARGV[4], 'id', ARGV[1], 'ts', ARGV[5])
 return false";
 
+/// Deletes a consumer from the group unless it still holds entries.
+const LEAVE: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local ok, held = pcall(redis.call, 'XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
+if not ok or #held > 0 then return 0 end
+return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])";
+
 pub struct RedisQueue {
     client: redis::Client,
     /// Where, for messages: the URL without its password.
@@ -281,7 +288,7 @@ fn is_connection_error(e: &redis::RedisError) -> bool {
 
 impl Queue for RedisQueue {
     fn describe(&self) -> String {
-        format!("redis {} (keys {}:*)", self.shown, self.prefix)
+        format!("{} (keys {}:*)", self.shown, self.prefix)
     }
 
     fn append(&mut self, events: &[Event]) -> Result<()> {
@@ -650,6 +657,19 @@ impl Queue for RedisQueue {
         (stats.retries, stats.next_retry_ms) = self.retry_summary(&[])?;
         stats.dead = super::count_dead(self.dead_letters()?.iter().map(|d| &d.letter));
         Ok(stats)
+    }
+
+    fn leave(&mut self, consumer: &str) -> Result<()> {
+        let script = redis::Script::new(LEAVE);
+        let stream = self.stream.clone();
+        self.with(|c| {
+            script
+                .key(&stream)
+                .arg(GROUP)
+                .arg(consumer)
+                .invoke::<i64>(c)
+        })?;
+        Ok(())
     }
 
     fn trim(&mut self, before_ms: i64) -> Result<u64> {

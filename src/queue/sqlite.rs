@@ -654,6 +654,17 @@ impl Queue for SqliteQueue {
         })
     }
 
+    fn leave(&mut self, consumer: &str) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "DELETE FROM consumers WHERE name = ?1
+                 AND NOT EXISTS (SELECT 1 FROM stream WHERE state = 1 AND consumer = ?1)",
+                [consumer],
+            )
+            .map(|_| ())
+        })
+    }
+
     fn backlog(&mut self, only: &[String]) -> Result<Backlog> {
         let only = only_param(only);
         self.read(|tx| {

@@ -171,6 +171,7 @@ impl Worker {
             unavailable_since: None,
         };
         let result = reader_loop.run();
+        let consumer = self.options.consumer.clone();
         // Lanes drain and exit once the job senders (owned by the reader) are
         // gone; the settler exits once every report sender is gone.
         for lane in lanes {
@@ -178,6 +179,9 @@ impl Worker {
         }
         let settled = settler.join().unwrap_or(false);
         result?;
+        if settled && let Err(e) = reader.leave(&consumer) {
+            log::debug!("cannot remove consumer {consumer} from the group: {e}");
+        }
         if !settled {
             return Err(QueueError::Unavailable(
                 "the queue stayed unreachable while the worker stopped; unrecorded deliveries will be made again".into(),
