@@ -78,6 +78,7 @@ macro_rules! conformance_tests {
             trim_removes_only_acked_history,
             poison_comes_out_of_claim,
             leave_forgets_only_consumers_that_hold_nothing,
+            renewed_claims_outlive_their_first_lease,
         );
     };
 }
@@ -596,6 +597,32 @@ pub fn backlog_counts_each_stage(b: &dyn Backend) {
             next_retry_ms: Some(sooner),
         }
     );
+}
+
+pub fn renewed_claims_outlive_their_first_lease(b: &dyn Backend) {
+    let mut q = b.open(SHORT);
+    q.append(&[event(1)]).unwrap();
+    let entries = q.claim("slow", 1, Duration::ZERO).unwrap();
+    q.enqueue(&[delivery(&event(2), "slack", 0)], now_ms())
+        .unwrap();
+    let retries = q.claim_retries(now_ms(), 10, &[]).unwrap();
+    assert_eq!(retries.len(), 1);
+    let tokens: Vec<String> = retries.iter().map(|r| r.token.clone()).collect();
+    // Renewed twice, each time before the lease ran out: never taken over.
+    for _ in 0..2 {
+        thread::sleep(SHORT / 2);
+        q.renew("slow", &keys_of(&entries), &tokens).unwrap();
+    }
+    thread::sleep(SHORT / 2);
+    assert!(q.claim("other", 1, Duration::ZERO).unwrap().is_empty());
+    assert!(q.claim_retries(now_ms(), 10, &[]).unwrap().is_empty());
+    // Left alone, the lease runs out and the claims pass on.
+    thread::sleep(SHORT * 2);
+    assert_eq!(
+        keys_of(&q.claim("other", 1, Duration::ZERO).unwrap()),
+        keys_of(&entries)
+    );
+    assert_eq!(q.claim_retries(now_ms(), 10, &[]).unwrap().len(), 1);
 }
 
 pub fn leave_forgets_only_consumers_that_hold_nothing(b: &dyn Backend) {

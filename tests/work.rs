@@ -397,6 +397,33 @@ fn a_worker_killed_mid_burst_loses_nothing() {
 }
 
 #[test]
+fn a_slow_delivery_keeps_its_claim_and_is_not_sent_twice() {
+    let redis = RedisServer::start();
+    let sink = Sink::start();
+    // Each request takes three leases: without renewal another worker would
+    // take the entry over and send it again.
+    sink.set_default(Reply::ok().delay(Duration::from_millis(1800)));
+    emit_signups(&redis, 0..1);
+    let slow = |name: &str| {
+        webhook(&redis, &sink)
+            .env("EVENTS_CLAIM_LEASE_MS", "600")
+            .args(["work", "--consumer", name])
+            .spawn()
+    };
+    let first = slow("first");
+    sink.wait_requests(1, LONG);
+    // Rivals that would reclaim an entry idle longer than its lease.
+    let rivals: Vec<_> = ["second", "third", "fourth"].map(slow).into();
+    sink.wait_accepted(1, LONG);
+    std::thread::sleep(Duration::from_millis(1200));
+    for worker in std::iter::once(first).chain(rivals) {
+        worker.signal("TERM");
+        worker.wait(LONG).success();
+    }
+    assert_eq!(sink.request_count(), 1, "sent once");
+}
+
+#[test]
 fn three_workers_deliver_each_event_exactly_once() {
     let redis = RedisServer::start();
     let sink = Sink::start();

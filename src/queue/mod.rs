@@ -191,6 +191,10 @@ pub trait Queue: Send {
     /// Writes a settlement, all or nothing.
     fn settle(&mut self, consumer: &str, settlement: &Settlement) -> Result<()>;
 
+    /// Extends, by a full claim lease from now, the claims `consumer` still
+    /// holds on these entries and retries (a slow delivery keeps them).
+    fn renew(&mut self, consumer: &str, entries: &[String], retries: &[String]) -> Result<()>;
+
     /// What is left to do. When `only` is not empty, retries count only
     /// those to the named destinations.
     fn backlog(&mut self, only: &[String]) -> Result<Backlog>;

@@ -474,6 +474,31 @@ impl Queue for RedisQueue {
         self.with(|c| pipe.exec(c))
     }
 
+    fn renew(&mut self, consumer: &str, entries: &[String], retries: &[String]) -> Result<()> {
+        let mut pipe = redis::pipe();
+        for chunk in entries.chunks(500) {
+            // Claiming its own entries again resets their idle time.
+            pipe.cmd("XCLAIM")
+                .arg(&self.stream)
+                .arg(GROUP)
+                .arg(consumer)
+                .arg(0)
+                .arg(chunk)
+                .arg("JUSTID")
+                .ignore();
+        }
+        let lease_until = now_ms() + self.options.claim_lease.as_millis() as i64;
+        for token in retries {
+            pipe.cmd("ZADD")
+                .arg(&self.retry)
+                .arg("XX")
+                .arg(lease_until)
+                .arg(token)
+                .ignore();
+        }
+        self.with(|c| pipe.exec(c))
+    }
+
     fn backlog(&mut self, only: &[String]) -> Result<Backlog> {
         let (retries, next_retry_ms) = self.retry_summary(only)?;
         let (unread, pending) = match self.group_info()? {

@@ -654,6 +654,27 @@ impl Queue for SqliteQueue {
         })
     }
 
+    fn renew(&mut self, consumer: &str, entries: &[String], retries: &[String]) -> Result<()> {
+        let seqs = entries
+            .iter()
+            .map(|key| parse_key(&self.path, "stream entry", key))
+            .collect::<Result<Vec<_>>>()?;
+        let lease_until = now_ms() + self.lease_ms;
+        self.write(|tx| {
+            for seq in seqs {
+                tx.prepare_cached(
+                    "UPDATE stream SET lease_until = ?1 WHERE seq = ?2 AND state = 1 AND consumer = ?3",
+                )?
+                .execute(rusqlite::params![lease_until, seq, consumer])?;
+            }
+            for token in retries {
+                tx.prepare_cached("UPDATE retry SET due_ms = ?1 WHERE token = ?2")?
+                    .execute(rusqlite::params![lease_until, token])?;
+            }
+            touch(tx, consumer, now_ms())
+        })
+    }
+
     fn leave(&mut self, consumer: &str) -> Result<()> {
         self.write(|tx| {
             tx.execute(

@@ -13,13 +13,13 @@
 //! sending and hand back what they had not started; the settler writes it
 //! all; then `run` returns.
 
+pub mod held;
 pub mod lane;
 pub mod retry;
 pub mod settler;
 
-use std::collections::HashSet;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
@@ -131,7 +131,7 @@ impl Worker {
         let mut reader = queue::open(&self.config)?;
         let settler_queue = queue::open(&self.config)?;
         let inflight = Arc::new(AtomicUsize::new(0));
-        let held = Arc::new(Mutex::new(HashSet::new()));
+        let held = Arc::new(held::Held::default());
         let (report_tx, report_rx) = crossbeam_channel::unbounded();
         let settler =
             Settler {
@@ -235,9 +235,8 @@ struct Reader<'a> {
     reports: Sender<Report>,
     jobs: Vec<Sender<Job>>,
     inflight: Arc<AtomicUsize>,
-    /// Entry keys this worker holds: an entry it reclaims from itself (held
-    /// past the lease) is not dispatched twice.
-    held: Arc<Mutex<HashSet<String>>>,
+    /// What this worker holds, to renew and never dispatch twice.
+    held: Arc<held::Held>,
     stop: &'a AtomicBool,
     unavailable_since: Option<Instant>,
 }
@@ -259,8 +258,13 @@ impl Reader<'_> {
             }
         }
         let mut next_trim = Instant::now();
+        let mut next_renewal = Instant::now() + self.renew_every();
         let mut next_retry_poll = Instant::now();
         while !self.stopping() {
+            if Instant::now() >= next_renewal {
+                self.renew();
+                next_renewal = Instant::now() + self.renew_every();
+            }
             if Instant::now() >= next_trim {
                 self.trim();
                 next_trim = Instant::now() + TRIM_EVERY;
@@ -364,6 +368,28 @@ impl Reader<'_> {
         Ok(backlog.retries == 0)
     }
 
+    /// Claims are renewed when a third of the lease has passed, so a slow
+    /// delivery never lets its lease run out.
+    fn renew_every(&self) -> Duration {
+        self.worker.config.delivery.claim_lease / 3
+    }
+
+    fn renew(&mut self) {
+        let (entries, retries) = self.held.to_renew(self.renew_every());
+        if entries.is_empty() && retries.is_empty() {
+            return;
+        }
+        let consumer = &self.worker.options.consumer;
+        match self.queue.renew(consumer, &entries, &retries) {
+            Ok(()) => log::debug!(
+                "renewed the claims on {} entries and {} retries still in flight",
+                entries.len(),
+                retries.len()
+            ),
+            Err(e) => log::warn!("cannot renew the claims still in flight: {e}"),
+        }
+    }
+
     fn trim(&mut self) {
         let before = now_ms() - self.worker.config.delivery.retention.as_millis() as i64;
         match self.queue.trim(before) {
@@ -378,10 +404,7 @@ impl Reader<'_> {
     }
 
     fn dispatch_entries(&mut self, mut entries: Vec<StreamEntry>) {
-        {
-            let mut held = self.held.lock().expect("never poisoned");
-            entries.retain(|e| held.insert(e.key.clone()));
-        }
+        entries.retain(|e| self.held.claim_entry(&e.key));
         self.inflight.fetch_add(entries.len(), Ordering::SeqCst);
         for entry in entries {
             let key = entry.key;
@@ -419,6 +442,7 @@ impl Reader<'_> {
     fn dispatch_retries(&mut self, claims: Vec<RetryClaim>) {
         self.inflight.fetch_add(claims.len(), Ordering::SeqCst);
         for RetryClaim { token, delivery } in claims {
+            self.held.claim_retry(&token);
             let origin = Origin::Retry(token);
             let event = Arc::new(delivery.event);
             match self

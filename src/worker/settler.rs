@@ -5,9 +5,8 @@
 //! (the queue went away) is kept and tried again: nothing is dropped.
 
 use std::collections::HashMap;
-use std::collections::HashSet;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long a stopping worker keeps trying to record outcomes in a queue
@@ -43,8 +42,8 @@ pub struct Settler {
     /// Entries and retries claimed but not yet settled; the reader stops
     /// claiming when it is full.
     pub inflight: Arc<AtomicUsize>,
-    /// The reader's set of held entry keys; settled ones leave it.
-    pub held: Arc<Mutex<HashSet<String>>>,
+    /// What the worker holds; settled claims leave it.
+    pub held: Arc<super::held::Held>,
 }
 
 impl Settler {
@@ -84,11 +83,7 @@ impl Settler {
                         );
                     }
                     backoff = Duration::from_millis(100);
-                    let mut held = self.held.lock().expect("never poisoned");
-                    for key in &pending.acks {
-                        held.remove(key);
-                    }
-                    drop(held);
+                    self.held.release(&pending);
                     pending = Settlement::default();
                     self.inflight.fetch_sub(settled_units, Ordering::SeqCst);
                     settled_units = 0;
