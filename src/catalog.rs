@@ -179,12 +179,8 @@ pub enum ValidationError {
         expected: String,
         got: String,
     },
-    #[error("field '{field}' of '{kind}' cannot be rendered: {reason}")]
-    Render {
-        kind: String,
-        field: String,
-        reason: String,
-    },
+    #[error("the message of '{kind}' cannot be rendered: {reason}")]
+    Render { kind: String, reason: String },
     #[error("{0}")]
     Invalid(String),
 }
@@ -389,7 +385,6 @@ impl Catalog {
 fn render_error(kind: &str, error: RenderError) -> ValidationError {
     ValidationError::Render {
         kind: kind.to_owned(),
-        field: String::new(),
         reason: error.to_string(),
     }
 }

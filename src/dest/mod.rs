@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::catalog::Catalog;
-use crate::config::{DestConfig, DestKind, DestSettings};
+use crate::config::{DestConfig, DestSettings};
 use crate::event::Event;
 
 /// The result of one send.
@@ -99,9 +99,4 @@ pub fn build(config: &DestConfig, catalog: &Catalog, timeout: Duration) -> Arc<d
                 .expect("the signing secret was checked when the config loaded"),
         ),
     }
-}
-
-/// The default attempt budget of a kind, for `status`.
-pub fn kind_name(kind: DestKind) -> &'static str {
-    kind.as_str()
 }
