@@ -372,6 +372,17 @@ impl Catalog {
         Ok(())
     }
 
+    /// Reads one line of JSON Lines input (`emit --stdin`, `replay --file`)
+    /// into a validated event; the error says what is wrong with the line.
+    pub fn parse_line(&self, line: &str) -> Result<Event, String> {
+        let parsed: crate::event::EventLine =
+            serde_json::from_str(line).map_err(|e| format!("not a valid event: {e}"))?;
+        let event = parsed.into_event()?;
+        self.validate(&event.kind, &event.payload)
+            .map_err(|e| e.to_string())?;
+        Ok(event)
+    }
+
     /// Validates `event` and renders its message in `style`.
     pub fn render(&self, event: &Event, style: Style) -> Result<String, ValidationError> {
         self.validate(&event.kind, &event.payload)?;

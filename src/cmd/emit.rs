@@ -10,7 +10,7 @@ use super::{Context, key_values, print};
 use crate::catalog::ValidationError;
 use crate::cli::EmitArgs;
 use crate::emitter::{Emitter, typed_fields};
-use crate::event::{Event, EventLine};
+use crate::event::Event;
 use crate::template::Style;
 
 /// Events written per pipelined batch with `--stdin`.
@@ -93,7 +93,7 @@ fn emit_stdin(ctx: &Context, emitter: &mut Emitter, dry_run: bool) -> anyhow::Re
         if line.trim().is_empty() {
             continue;
         }
-        match parse_line(emitter, &line) {
+        match emitter.catalog().parse_line(&line) {
             Ok(event) if dry_run => {
                 out.push_str(&event.to_json_line());
                 out.push('\n');
@@ -130,17 +130,6 @@ fn emit_stdin(ctx: &Context, emitter: &mut Emitter, dry_run: bool) -> anyhow::Re
         .into());
     }
     Ok(())
-}
-
-fn parse_line(emitter: &Emitter, line: &str) -> Result<Event, String> {
-    let parsed: EventLine =
-        serde_json::from_str(line).map_err(|e| format!("not a valid event: {e}"))?;
-    let event = parsed.into_event()?;
-    emitter
-        .catalog()
-        .validate(&event.kind, &event.payload)
-        .map_err(|e| e.to_string())?;
-    Ok(event)
 }
 
 fn flush(emitter: &mut Emitter, batch: &mut Vec<Event>, written: &mut usize) -> anyhow::Result<()> {

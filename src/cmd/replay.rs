@@ -30,7 +30,7 @@ use crate::catalog::{Catalog, ValidationError};
 use crate::cli::ReplayArgs;
 use crate::config::{Config, DestConfig, DestKind};
 use crate::error::UsageError;
-use crate::event::{Event, EventLine, now_ms, parse_ts};
+use crate::event::{Event, now_ms, parse_ts};
 use crate::queue::{self, Delivery, Queue};
 
 /// Deliveries written per queue call.
@@ -280,7 +280,7 @@ fn feed_lines(
         if line.trim().is_empty() {
             continue;
         }
-        match parse_line(catalog, &line) {
+        match catalog.parse_line(&line) {
             Ok(event) => {
                 if !replay.event(event)? {
                     break;
@@ -296,16 +296,6 @@ fn feed_lines(
         }
     }
     Ok(())
-}
-
-fn parse_line(catalog: &Catalog, line: &str) -> Result<Event, String> {
-    let parsed: EventLine =
-        serde_json::from_str(line).map_err(|e| format!("not a valid event: {e}"))?;
-    let event = parsed.into_event()?;
-    catalog
-        .validate(&event.kind, &event.payload)
-        .map_err(|e| e.to_string())?;
-    Ok(event)
 }
 
 /// What a replay did (or would do).
