@@ -7,57 +7,144 @@
 //! array; any other request counts as one event.
 //!
 //! ```text
-//! cargo run --release --example sink -- --port 8099 [--threads 4]
+//! cargo run --release --example sink -- --port 8099
 //! curl -s http://127.0.0.1:8099/count     # the count so far, as the body
 //! ```
 //!
 //! On SIGTERM or SIGINT it prints the event count to stdout (and the request
 //! count to stderr) and exits.
+//!
+//! Why not `tiny_http`: its thread pool (0.12) can leave a new keep-alive
+//! connection queued behind busy ones when several connect at once (a
+//! notified idle thread still counts as idle, so a second connection is
+//! queued instead of getting a thread), and a client with 16 connections then
+//! hangs until its timeout. So this is plain `std::net`, one thread per
+//! connection, HTTP/1.1 keep-alive, `Content-Length` or chunked bodies.
+//! `--threads N` is accepted for compatibility and ignored.
 
-use std::sync::Arc;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
-use tiny_http::{Method, Response, Server};
 
 static EVENTS: AtomicU64 = AtomicU64::new(0);
 static REQUESTS: AtomicU64 = AtomicU64::new(0);
 
 fn main() {
-    let (port, threads) = parse_args();
-    let server =
-        Arc::new(Server::http(("127.0.0.1", port)).unwrap_or_else(|e| fail(&e.to_string())));
+    let port = parse_args();
+    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap_or_else(|e| fail(&e.to_string()));
     eprintln!(
-        "sink: listening on {} with {threads} threads",
-        server.server_addr()
+        "sink: listening on {}",
+        listener.local_addr().expect("bound")
     );
-
-    for _ in 0..threads {
-        let server = Arc::clone(&server);
-        std::thread::spawn(move || {
-            for request in server.incoming_requests() {
-                serve(request);
-            }
-        });
-    }
-
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || serve(stream));
+        }
+    });
     let mut signals = Signals::new([SIGTERM, SIGINT]).unwrap_or_else(|e| fail(&e.to_string()));
     signals.forever().next();
     println!("{}", EVENTS.load(Relaxed));
     eprintln!("sink: {} requests", REQUESTS.load(Relaxed));
 }
 
-fn serve(mut request: tiny_http::Request) {
-    if *request.method() == Method::Get && request.url() == "/count" {
-        let _ = request.respond(Response::from_string(EVENTS.load(Relaxed).to_string()));
-        return;
+/// Serves one connection until the client closes it (or asks to).
+fn serve(stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let mut out = stream.try_clone().expect("a socket can be cloned");
+    let mut input = BufReader::new(stream);
+    while let Ok(Some(request)) = read_request(&mut input, &mut out) {
+        let body = if request.count_only {
+            EVENTS.load(Relaxed).to_string()
+        } else {
+            EVENTS.fetch_add(events_in(&request.body), Relaxed);
+            REQUESTS.fetch_add(1, Relaxed);
+            "ok".to_owned()
+        };
+        let response = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        if out.write_all(response.as_bytes()).is_err() || request.close {
+            return;
+        }
+    }
+}
+
+struct Request {
+    /// `GET /count`: answer with the count.
+    count_only: bool,
+    /// The client asked to close the connection after this request.
+    close: bool,
+    body: Vec<u8>,
+}
+
+/// Reads one request; `None` when the client closed the connection.
+fn read_request(
+    input: &mut BufReader<TcpStream>,
+    out: &mut TcpStream,
+) -> std::io::Result<Option<Request>> {
+    let mut line = String::new();
+    if input.read_line(&mut line)? == 0 {
+        return Ok(None);
+    }
+    let count_only = line.starts_with("GET /count ");
+    let mut close = line.trim_end().ends_with("HTTP/1.0");
+    let (mut length, mut chunked) = (0, false);
+    loop {
+        line.clear();
+        if input.read_line(&mut line)? == 0 {
+            return Ok(None);
+        }
+        let header = line.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        let Some((name, value)) = header.split_once(':') else {
+            continue;
+        };
+        let (name, value) = (
+            name.trim().to_ascii_lowercase(),
+            value.trim().to_ascii_lowercase(),
+        );
+        match name.as_str() {
+            "content-length" => length = value.parse().unwrap_or(0),
+            "transfer-encoding" => chunked = value.contains("chunked"),
+            "connection" => close = value == "close",
+            "expect" if value == "100-continue" => {
+                out.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?
+            }
+            _ => {}
+        }
     }
     let mut body = Vec::new();
-    let _ = request.as_reader().read_to_end(&mut body);
-    EVENTS.fetch_add(events_in(&body), Relaxed);
-    REQUESTS.fetch_add(1, Relaxed);
-    let _ = request.respond(Response::from_string("ok"));
+    if chunked {
+        loop {
+            line.clear();
+            input.read_line(&mut line)?;
+            let size =
+                usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16).unwrap_or(0);
+            if size == 0 {
+                // Trailers, if any, then the empty line.
+                while input.read_line(&mut line)? > 2 {}
+                break;
+            }
+            let start = body.len();
+            body.resize(start + size, 0);
+            input.read_exact(&mut body[start..])?;
+            input.read_line(&mut line)?; // the CRLF after the chunk
+        }
+    } else {
+        body.resize(length, 0);
+        input.read_exact(&mut body)?;
+    }
+    Ok(Some(Request {
+        count_only,
+        close,
+        body,
+    }))
 }
 
 /// A Segment batch counts as its calls; anything else as one event.
@@ -71,27 +158,26 @@ fn events_in(body: &[u8]) -> u64 {
         .unwrap_or(1)
 }
 
-fn parse_args() -> (u16, usize) {
-    let (mut port, mut threads) = (None, 4);
+fn parse_args() -> u16 {
+    let mut port = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let value = args
             .next()
             .unwrap_or_else(|| fail(&format!("{arg} needs a value")));
         match arg.as_str() {
-            "--port" => port = value.parse().ok(),
-            "--threads" => {
-                threads = value
-                    .parse()
-                    .unwrap_or_else(|_| fail("--threads needs a number"))
+            "--port" => {
+                port = Some(
+                    value
+                        .parse()
+                        .unwrap_or_else(|_| fail("--port needs a number")),
+                )
             }
+            "--threads" => {} // see the module comment
             _ => fail(&format!("unknown argument {arg}")),
         }
     }
-    (
-        port.unwrap_or_else(|| fail("usage: sink --port N [--threads 4]")),
-        threads.max(1),
-    )
+    port.unwrap_or_else(|| fail("usage: sink --port N"))
 }
 
 fn fail(message: &str) -> ! {

@@ -6,10 +6,18 @@ use std::time::Duration;
 
 use super::Attempt;
 
-/// An agent that returns 4xx/5xx responses instead of errors.
+/// An agent that returns 4xx/5xx responses instead of errors, keeps a
+/// connection open for every lane, and times out each phase of a request
+/// (a global timeout would make every request resolve the host on a new
+/// thread).
 pub fn agent(timeout: Duration) -> ureq::Agent {
     ureq::Agent::config_builder()
-        .timeout_global(Some(timeout))
+        .timeout_connect(Some(timeout))
+        .timeout_send_request(Some(timeout))
+        .timeout_send_body(Some(timeout))
+        .timeout_recv_response(Some(timeout))
+        .timeout_recv_body(Some(timeout))
+        .max_idle_connections_per_host(64)
         .http_status_as_error(false)
         .user_agent(concat!("events/", env!("CARGO_PKG_VERSION")))
         .build()
@@ -29,6 +37,12 @@ pub fn classify(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -
     };
     let status = response.status().as_u16();
     if (200..300).contains(&status) {
+        // Read to the end: only then is the connection reused.
+        let _ = response
+            .body_mut()
+            .with_config()
+            .limit(64 * 1024)
+            .read_to_vec();
         return Attempt::Delivered;
     }
     let retry_after = response

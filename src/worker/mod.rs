@@ -290,7 +290,10 @@ impl Reader<'_> {
                 continue;
             }
             let busy = self.inflight.load(Ordering::SeqCst) > 0;
-            let block = Duration::from_millis(if busy || got_retries > 0 { 20 } else { 500 });
+            // Idle, wait a while for new events; busy (or about to check
+            // whether a burst is finished), only a moment.
+            let quick = busy || got_retries > 0 || self.worker.options.burst;
+            let block = Duration::from_millis(if quick { 20 } else { 500 });
             let entries =
                 self.until_available(|q| q.claim(&consumer, room.min(CLAIM_BATCH), block))?;
             let Some(entries) = entries else { continue };

@@ -2,9 +2,17 @@
 //! every request and answers as the test programs it (scripted replies, a default reply, a
 //! Slack-like rate limit, delays), so delivery, retry and back-off behaviour can be asserted
 //! without the network.
+//!
+//! Served with `std::net`, one thread per connection, HTTP/1.1 keep-alive (the
+//! worker reuses connections), `httparse` reading the request head: a pooled
+//! server can leave a new keep-alive connection waiting behind a busy one,
+//! which would turn into client timeouts and retries the tests would then
+//! count as duplicates.
 
 use std::collections::VecDeque;
-use std::io::Cursor;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -70,8 +78,10 @@ impl Reply {
     /// Adds a response header (`Content-Type` defaults to `text/plain; charset=utf-8`).
     pub fn header(mut self, name: &str, value: &str) -> Reply {
         // Checked here so a bad header fails the test, not the server thread.
-        tiny_http::Header::from_bytes(name, value)
-            .unwrap_or_else(|()| panic!("invalid HTTP header {name:?}: {value:?}"));
+        assert!(
+            !name.is_empty() && !name.contains([':', '\r', '\n']) && !value.contains(['\r', '\n']),
+            "invalid HTTP header {name:?}: {value:?}"
+        );
         self.headers.push((name.to_owned(), value.to_owned()));
         self
     }
@@ -81,30 +91,29 @@ impl Reply {
         self
     }
 
-    fn response(&self) -> tiny_http::Response<Cursor<Vec<u8>>> {
-        let mut headers = Vec::new();
+    /// The reply as HTTP/1.1 bytes.
+    fn to_bytes(&self) -> Vec<u8> {
+        let mut head = format!(
+            "HTTP/1.1 {} {}\r\nContent-Length: {}\r\n",
+            self.status,
+            if self.status < 400 { "OK" } else { "Error" },
+            self.body.len()
+        );
         if !self
             .headers
             .iter()
             .any(|(name, _)| name.eq_ignore_ascii_case("content-type"))
         {
-            headers.push(header("Content-Type", "text/plain; charset=utf-8"));
+            head.push_str("Content-Type: text/plain; charset=utf-8\r\n");
         }
-        headers.extend(self.headers.iter().map(|(name, value)| header(name, value)));
-        let body = self.body.clone().into_bytes();
-        let length = body.len();
-        tiny_http::Response::new(
-            tiny_http::StatusCode(self.status),
-            headers,
-            Cursor::new(body),
-            Some(length),
-            None,
-        )
+        for (name, value) in &self.headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        let mut bytes = head.into_bytes();
+        bytes.extend_from_slice(self.body.as_bytes());
+        bytes
     }
-}
-
-fn header(name: &str, value: &str) -> tiny_http::Header {
-    tiny_http::Header::from_bytes(name, value).expect("header checked by Reply::header")
 }
 
 /// A token bucket: `burst` tokens at most, refilled at `per_second`.
@@ -165,40 +174,35 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn handle(&self, mut incoming: tiny_http::Request) {
-        let mut body = Vec::new();
-        let _ = incoming.as_reader().read_to_end(&mut body);
-        let headers = incoming
-            .headers()
-            .iter()
-            .map(|h| {
-                (
-                    h.field.as_str().as_str().to_owned(),
-                    h.value.as_str().to_owned(),
-                )
-            })
-            .collect();
-        let (index, reply) = {
-            let mut state = self.lock();
-            let at = Instant::now();
-            let reply = state.decide(at);
-            state.requests.push(Request {
-                method: incoming.method().as_str().to_owned(),
-                path: incoming.url().to_owned(),
-                headers,
-                body: String::from_utf8_lossy(&body).into_owned(),
-                at,
-            });
-            (state.requests.len() - 1, reply)
+    /// Serves one connection until the client closes it.
+    fn serve(&self, stream: TcpStream) {
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
+        let Ok(mut writer) = stream.try_clone() else {
+            return;
         };
-        self.changed.notify_all();
-        if !reply.delay.is_zero() {
-            thread::sleep(reply.delay);
-        }
-        let written = incoming.respond(reply.response()).is_ok();
-        if written && (200..300).contains(&reply.status) {
-            self.lock().accepted.push(index);
+        let mut reader = BufReader::new(stream);
+        while let Some((request, close)) = read_request(&mut reader) {
+            let (index, reply) = {
+                let mut state = self.lock();
+                let reply = state.decide(request.at);
+                state.requests.push(request);
+                (state.requests.len() - 1, reply)
+            };
             self.changed.notify_all();
+            if !reply.delay.is_zero() {
+                thread::sleep(reply.delay);
+            }
+            let written = writer
+                .write_all(&reply.to_bytes())
+                .and_then(|()| writer.flush())
+                .is_ok();
+            if written && (200..300).contains(&reply.status) {
+                self.lock().accepted.push(index);
+                self.changed.notify_all();
+            }
+            if !written || close {
+                return;
+            }
         }
     }
 
@@ -224,6 +228,53 @@ impl Shared {
     }
 }
 
+/// Reads one request (head through `httparse`, body by `Content-Length`);
+/// `None` when the connection closed. The flag says the client asked to
+/// close it after this request.
+fn read_request(reader: &mut BufReader<TcpStream>) -> Option<(Request, bool)> {
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let before = head.len();
+        reader.read_until(b'\n', &mut head).ok()?;
+        if head.len() == before {
+            return None;
+        }
+    }
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut parsed = httparse::Request::new(&mut headers);
+    parsed.parse(&head).ok()?;
+    let headers: Vec<(String, String)> = parsed
+        .headers
+        .iter()
+        .map(|h| {
+            (
+                h.name.to_owned(),
+                String::from_utf8_lossy(h.value).into_owned(),
+            )
+        })
+        .collect();
+    let value = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim().to_owned())
+    };
+    let length: usize = value("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    let close = value("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
+    let request = Request {
+        method: parsed.method?.to_owned(),
+        path: parsed.path?.to_owned(),
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+        at: Instant::now(),
+    };
+    Some((request, close))
+}
+
 fn accepted_of(state: &State) -> Vec<Request> {
     let mut indices = state.accepted.clone();
     indices.sort_unstable();
@@ -236,7 +287,7 @@ fn accepted_of(state: &State) -> Vec<Request> {
 /// The in-process HTTP server; dropping it shuts the server down.
 pub struct Sink {
     shared: Arc<Shared>,
-    server: Arc<tiny_http::Server>,
+    stop: Arc<AtomicBool>,
     port: u16,
     acceptor: Option<JoinHandle<()>>,
 }
@@ -244,15 +295,13 @@ pub struct Sink {
 impl Sink {
     /// Listens on a free port of 127.0.0.1 and answers every request 200 `ok`, like Slack.
     pub fn start() -> Sink {
-        let server = Arc::new(
-            tiny_http::Server::http("127.0.0.1:0")
-                .unwrap_or_else(|err| panic!("start the HTTP sink: {err}")),
-        );
-        let port = server
-            .server_addr()
-            .to_ip()
-            .expect("the sink listens on TCP")
-            .port();
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .unwrap_or_else(|err| panic!("start the HTTP sink: {err}"));
+        let port = listener.local_addr().expect("a bound socket").port();
+        // Non-blocking accepts, so the acceptor notices a stop request.
+        listener
+            .set_nonblocking(true)
+            .expect("a non-blocking listener");
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 requests: Vec::new(),
@@ -263,24 +312,31 @@ impl Sink {
             }),
             changed: Condvar::new(),
         });
+        let stop = Arc::new(AtomicBool::new(false));
         let acceptor = {
-            let server = Arc::clone(&server);
             let shared = Arc::clone(&shared);
+            let stop = Arc::clone(&stop);
             thread::Builder::new()
                 .name(format!("sink-{port}"))
                 .spawn(move || {
-                    // `recv` fails once `unblock` is called from Drop.
-                    while let Ok(incoming) = server.recv() {
-                        let shared = Arc::clone(&shared);
-                        // One thread per request, so a delayed reply does not hold up others.
-                        thread::spawn(move || shared.handle(incoming));
+                    while !stop.load(Ordering::Relaxed) {
+                        match listener.accept() {
+                            Ok((stream, _)) => {
+                                let _ = stream.set_nonblocking(false);
+                                let shared = Arc::clone(&shared);
+                                // One thread per connection: a delayed reply
+                                // holds up only its own connection.
+                                thread::spawn(move || shared.serve(stream));
+                            }
+                            Err(_) => thread::sleep(Duration::from_millis(2)),
+                        }
                     }
                 })
                 .expect("spawn the sink's accept thread")
         };
         Sink {
             shared,
-            server,
+            stop,
             port,
             acceptor: Some(acceptor),
         }
@@ -372,11 +428,11 @@ impl Sink {
 
 impl Drop for Sink {
     fn drop(&mut self) {
-        self.server.unblock();
+        self.stop.store(true, Ordering::Relaxed);
         if let Some(acceptor) = self.acceptor.take() {
             let _ = acceptor.join();
         }
-        // Dropping the last `Arc<Server>` (here) closes the listening socket. Requests still
-        // sleeping through a delay finish on their own threads.
+        // The listener closed with the acceptor. Connections still open end
+        // when their clients close them (or after the read timeout).
     }
 }
