@@ -279,9 +279,10 @@ impl Reader<'_> {
                     })?;
                     got_retries = claims.as_ref().map_or(0, Vec::len);
                     self.dispatch_retries(claims.unwrap_or_default());
-                }
-                if got_retries == 0 {
-                    next_retry_poll = Instant::now() + Duration::from_millis(200);
+                    if got_retries == 0 {
+                        // Nothing due: look again in a moment.
+                        next_retry_poll = Instant::now() + Duration::from_millis(200);
+                    }
                 }
             }
             let room = self.room();
@@ -290,15 +291,24 @@ impl Reader<'_> {
                 continue;
             }
             let busy = self.inflight.load(Ordering::SeqCst) > 0;
-            // Idle, wait a while for new events; busy (or about to check
-            // whether a burst is finished), only a moment.
-            let quick = busy || got_retries > 0 || self.worker.options.burst;
-            let block = Duration::from_millis(if quick { 20 } else { 500 });
+            // Busy, only look (Redis rounds a blocking wait up to its 100 ms
+            // tick, which would throttle the retries); idle, wait for new
+            // events, briefly when a burst is about to check it is done.
+            let block =
+                Duration::from_millis(match (busy || got_retries > 0, self.worker.options.burst) {
+                    (true, _) => 0,
+                    (false, true) => 20,
+                    (false, false) => 500,
+                });
             let entries =
                 self.until_available(|q| q.claim(&consumer, room.min(CLAIM_BATCH), block))?;
             let Some(entries) = entries else { continue };
             let claimed = entries.len();
             self.dispatch_entries(entries);
+            if claimed == 0 && got_retries == 0 && busy {
+                // Waiting for sends to finish: do not spin.
+                std::thread::sleep(Duration::from_millis(5));
+            }
             if self.worker.options.burst
                 && claimed == 0
                 && got_retries == 0

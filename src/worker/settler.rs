@@ -12,6 +12,10 @@ use std::time::{Duration, Instant};
 /// How long a stopping worker keeps trying to record outcomes in a queue
 /// that went away.
 const GIVE_UP_AFTER: Duration = Duration::from_secs(30);
+/// How long the settler waits for more outcomes to write together, and
+/// how many it writes at most in one settle.
+const LINGER: Duration = Duration::from_millis(5);
+const BATCH: usize = 1000;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
@@ -63,7 +67,13 @@ impl Settler {
                 match self.reports.recv_timeout(Duration::from_millis(20)) {
                     Ok(report) => {
                         settled_units += self.apply(report, &mut entries, &mut pending);
-                        for report in self.reports.try_iter().take(5000) {
+                        // Linger a moment for more: one settle of hundreds of
+                        // outcomes costs about what one of a few does.
+                        let until = Instant::now() + LINGER;
+                        while settled_units < BATCH {
+                            let Ok(report) = self.reports.recv_deadline(until) else {
+                                break;
+                            };
                             settled_units += self.apply(report, &mut entries, &mut pending);
                         }
                     }
