@@ -545,6 +545,15 @@ impl ConfigFile {
         let mut out: Vec<DestConfig> = Vec::new();
         for entry in &self.destination {
             let name = entry.name.get_ref().clone();
+            if !valid_type_name(&name) {
+                return Err(self
+                    .at(
+                        entry.name.span(),
+                        "name",
+                        format!("{name:?} is not a valid destination name (letters, digits, '_', '-' and '.')"),
+                    )
+                    .0);
+            }
             if out.iter().any(|d| d.name == name) {
                 return Err(self
                     .at(
@@ -621,6 +630,8 @@ impl ConfigFile {
     }
 }
 
+/// Event type and destination names: letters, digits, `_`, `-` and `.`
+/// (so a destination name never contains the `|` of a retry token).
 fn valid_type_name(name: &str) -> bool {
     !name.is_empty()
         && name

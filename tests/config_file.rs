@@ -258,6 +258,10 @@ fn every_config_mistake_is_exit_2_naming_file_line_and_key() {
 
 const DESTINATION_MISTAKES: &[(&str, &str)] = &[
     (
+        "[[destination]]\nname = \"a|b\"\nkind = \"console\"\n",
+        "events.toml:2: name: \"a|b\" is not a valid destination name",
+    ),
+    (
         "[[destination]]\nname = \"a\"\nkind = \"teams\"\n",
         "events.toml:3: kind: unknown destination kind \"teams\"",
     ),

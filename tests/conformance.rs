@@ -79,6 +79,7 @@ macro_rules! conformance_tests {
             poison_comes_out_of_claim,
             leave_forgets_only_consumers_that_hold_nothing,
             renewed_claims_outlive_their_first_lease,
+            a_delivery_is_scheduled_once_per_event_and_destination,
         );
     };
 }
@@ -597,6 +598,34 @@ pub fn backlog_counts_each_stage(b: &dyn Backend) {
             next_retry_ms: Some(sooner),
         }
     );
+}
+
+pub fn a_delivery_is_scheduled_once_per_event_and_destination(b: &dyn Backend) {
+    let mut q = b.open(LONG);
+    let e = event(1);
+    let later = now_ms() + 3_600_000;
+    // Failing, then replayed while it waits: one delivery, rescheduled.
+    q.settle(
+        "w",
+        &Settlement {
+            retries: vec![(delivery(&e, "slack", 3), later)],
+            ..Settlement::default()
+        },
+    )
+    .unwrap();
+    q.enqueue(
+        &[delivery(&e, "slack", 0), delivery(&e, "segment", 0)],
+        now_ms(),
+    )
+    .unwrap();
+    assert_eq!(q.backlog(&[]).unwrap().retries, 2);
+    let mut claims = q.claim_retries(now_ms(), 10, &[]).unwrap();
+    claims.sort_by(|a, b| a.delivery.dest.cmp(&b.delivery.dest));
+    let dests: Vec<(&str, u32)> = claims
+        .iter()
+        .map(|c| (c.delivery.dest.as_str(), c.delivery.attempts))
+        .collect();
+    assert_eq!(dests, [("segment", 0), ("slack", 0)]);
 }
 
 pub fn renewed_claims_outlive_their_first_lease(b: &dyn Backend) {

@@ -297,10 +297,15 @@ fn a_long_retry_after_goes_to_the_retry_set_without_spending_an_attempt() {
         "{}",
         worker.stderr_so_far()
     );
-    let member = redis.cli(&["ZRANGE", "{events}:retry", "0", "-1"]);
-    let delivery: Value = serde_json::from_str(&member).unwrap();
+    // The wire format: a token `<event id>|<dest>` scored by due time, the
+    // delivery itself in a hash under the same token.
+    let token = redis.cli(&["ZRANGE", "{events}:retry", "0", "-1"]);
+    assert!(token.ends_with("|slack"), "{token}");
+    let body = redis.cli(&["HGET", "{events}:deliveries", &token]);
+    let delivery: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(delivery["attempts"], 0);
     assert_eq!(delivery["dest"], "slack");
+    assert_eq!(delivery["last_error"], "HTTP 429 rate_limited");
     worker.kill();
 }
 

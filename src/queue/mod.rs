@@ -64,6 +64,21 @@ pub struct Delivery {
     pub last_error: Option<String>,
 }
 
+impl Delivery {
+    /// What identifies a delivery in the retry set: one event to one
+    /// destination is scheduled at most once (a replay of a delivery already
+    /// waiting reschedules it rather than adding a second). Destination names
+    /// never contain `|`, so the name is everything after the last one.
+    pub fn token(&self) -> String {
+        format!("{}|{}", self.event.id, self.dest)
+    }
+}
+
+/// The destination named by a retry token (see [`Delivery::token`]).
+pub fn token_dest(token: &str) -> &str {
+    token.rsplit_once('|').map_or("", |(_, dest)| dest)
+}
+
 /// A due retry claimed under a lease: `token` identifies it when settling.
 #[derive(Debug, Clone)]
 pub struct RetryClaim {

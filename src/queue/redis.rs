@@ -5,8 +5,10 @@
 //!   object text), and optionally `id`, `ts`; read by the consumer group
 //!   `workers`, acknowledged but never deleted on delivery (history is what
 //!   `replay` reads), trimmed by age only behind every undelivered entry;
-//! - `{events}:retry`: sorted set of deliveries (JSON) scored by due time;
-//!   a claimed retry is leased by moving its score forward;
+//! - `{events}:retry`: sorted set of delivery tokens (`<event id>|<dest>`)
+//!   scored by due time, each delivery's JSON in the hash
+//!   `{events}:deliveries`; a claimed retry is leased by moving its score
+//!   forward;
 //! - `{events}:dead`: stream of dead letters;
 //! - `{events}:idem:<key>`: idempotency keys.
 //!
@@ -33,8 +35,9 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// runs slightly ahead of the time they were written.
 const HISTORY_MARGIN_MS: i64 = 5 * 60 * 1000;
 
-/// Leases due retries by moving their score to the end of the lease; with
-/// destination names after the third argument, only deliveries to those.
+/// Leases due retries by moving their score to the end of the lease, and
+/// returns each token with its delivery JSON (false when it is missing);
+/// with destination names after the third argument, only deliveries to those.
 const CLAIM_RETRIES: &str = r"
 local want = tonumber(ARGV[2])
 local only = {}
@@ -42,19 +45,15 @@ local filtered = #ARGV > 3
 for i = 4, #ARGV do only[ARGV[i]] = true end
 local claimed = {}
 local offset = 0
-while #claimed < want do
+while #claimed < want * 2 do
   local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', offset, want)
   if #due == 0 then break end
   offset = offset + #due
-  for _, member in ipairs(due) do
-    local take = true
-    if filtered then
-      local ok, delivery = pcall(cjson.decode, member)
-      take = ok and only[delivery.dest] == true
-    end
-    if take and #claimed < want then
-      redis.call('ZADD', KEYS[1], 'XX', ARGV[3], member)
-      claimed[#claimed + 1] = member
+  for _, token in ipairs(due) do
+    if #claimed < want * 2 and (not filtered or only[string.match(token, '|([^|]*)$')]) then
+      redis.call('ZADD', KEYS[1], 'XX', ARGV[3], token)
+      claimed[#claimed + 1] = token
+      claimed[#claimed + 1] = redis.call('HGET', KEYS[2], token)
       offset = offset - 1
     end
   end
@@ -83,6 +82,7 @@ pub struct RedisQueue {
     conn: Option<Connection>,
     stream: String,
     retry: String,
+    deliveries: String,
     dead: String,
     prefix: String,
     options: QueueOptions,
@@ -104,6 +104,7 @@ impl RedisQueue {
             conn: None,
             stream: format!("{prefix}:stream"),
             retry: format!("{prefix}:retry"),
+            deliveries: format!("{prefix}:deliveries"),
             dead: format!("{prefix}:dead"),
             prefix: prefix.to_owned(),
             options,
@@ -199,6 +200,23 @@ impl RedisQueue {
         Ok(read_reply_entries(reply))
     }
 
+    /// Adds to `pipe` the writes that schedule `delivery` at `due_ms`,
+    /// replacing any delivery of the same event to the same destination.
+    fn schedule(&self, pipe: &mut redis::Pipeline, delivery: &Delivery, due_ms: i64) {
+        let token = delivery.token();
+        let body = serde_json::to_string(delivery).expect("a delivery serialises");
+        pipe.cmd("ZADD")
+            .arg(&self.retry)
+            .arg(due_ms)
+            .arg(&token)
+            .ignore();
+        pipe.cmd("HSET")
+            .arg(&self.deliveries)
+            .arg(&token)
+            .arg(body)
+            .ignore();
+    }
+
     fn group_info(&mut self) -> Result<Option<HashMap<String, Value>>> {
         let stream = self.stream.clone();
         let groups: Value =
@@ -238,8 +256,8 @@ impl RedisQueue {
     fn retry_summary(&mut self, only: &[String]) -> Result<(u64, Option<i64>)> {
         let retry = self.retry.clone();
         if !only.is_empty() {
-            // Deliveries are JSON members: count those to `only` by reading
-            // them all (a filtered backlog is only asked for by --only workers).
+            // Count the tokens naming one of `only` (a filtered backlog is
+            // only asked for by --only workers).
             let mut count = 0;
             let mut first: Option<i64> = None;
             let mut offset = 0;
@@ -256,11 +274,8 @@ impl RedisQueue {
                     return Ok((count, first));
                 }
                 offset += page.len();
-                for (member, score) in page {
-                    let dest = serde_json::from_str::<Delivery>(&member)
-                        .map(|d| d.dest)
-                        .unwrap_or_default();
-                    if only.contains(&dest) {
+                for (token, score) in page {
+                    if only.iter().any(|name| name == super::token_dest(&token)) {
                         count += 1;
                         first = Some(first.map_or(score as i64, |f| f.min(score as i64)));
                     }
@@ -405,24 +420,48 @@ impl Queue for RedisQueue {
         only: &[String],
     ) -> Result<Vec<RetryClaim>> {
         let script = redis::Script::new(CLAIM_RETRIES);
-        let retry = self.retry.clone();
+        let (retry, deliveries) = (self.retry.clone(), self.deliveries.clone());
         let lease_until = now_ms + self.options.claim_lease.as_millis() as i64;
-        let members: Vec<String> = self.with(|c| {
+        let flat: Vec<Option<String>> = self.with(|c| {
             script
                 .key(&retry)
+                .key(&deliveries)
                 .arg(now_ms)
                 .arg(count)
                 .arg(lease_until)
                 .arg(only)
                 .invoke(c)
         })?;
-        Ok(members
-            .into_iter()
-            .filter_map(|token| {
-                let delivery = serde_json::from_str::<Delivery>(&token).ok()?;
-                Some(RetryClaim { token, delivery })
-            })
-            .collect())
+        let mut claims = Vec::new();
+        let mut broken = Settlement::default();
+        for pair in flat.chunks(2) {
+            let (Some(token), body) = (pair[0].clone(), pair.get(1).cloned().flatten()) else {
+                continue;
+            };
+            match body.as_deref().map(serde_json::from_str::<Delivery>) {
+                Some(Ok(delivery)) => claims.push(RetryClaim { token, delivery }),
+                // A retry that cannot be decoded would come back forever:
+                // dead-letter it with what there is.
+                other => {
+                    let reason = match other {
+                        Some(Err(e)) => format!("the retry {token:?} cannot be decoded: {e}"),
+                        _ => format!("the retry {token:?} has no delivery"),
+                    };
+                    broken.dead.push(DeadLetter {
+                        event: Err(body.unwrap_or_default()),
+                        dest: super::token_dest(&token).to_owned(),
+                        attempts: 0,
+                        error: reason,
+                        at_ms: now_ms,
+                    });
+                    broken.done_retries.push(token);
+                }
+            }
+        }
+        if !broken.is_empty() {
+            self.settle("", &broken)?;
+        }
+        Ok(claims)
     }
 
     fn settle(&mut self, _consumer: &str, s: &Settlement) -> Result<()> {
@@ -431,16 +470,14 @@ impl Queue for RedisQueue {
         }
         let mut pipe = redis::pipe();
         pipe.atomic();
+        // Removed before the new retries go in: a rescheduled retry has the
+        // same token as the claim it replaces.
         for token in &s.done_retries {
             pipe.cmd("ZREM").arg(&self.retry).arg(token).ignore();
+            pipe.cmd("HDEL").arg(&self.deliveries).arg(token).ignore();
         }
         for (delivery, due) in &s.retries {
-            let member = serde_json::to_string(delivery).expect("a delivery serialises");
-            pipe.cmd("ZADD")
-                .arg(&self.retry)
-                .arg(*due)
-                .arg(member)
-                .ignore();
+            self.schedule(&mut pipe, delivery, *due);
         }
         for letter in &s.dead {
             let event = match &letter.event {
@@ -558,13 +595,12 @@ impl Queue for RedisQueue {
 
     fn enqueue(&mut self, deliveries: &[Delivery], due_ms: i64) -> Result<()> {
         for chunk in deliveries.chunks(1000) {
-            let mut cmd = redis::cmd("ZADD");
-            cmd.arg(&self.retry);
+            let mut pipe = redis::pipe();
+            pipe.atomic();
             for delivery in chunk {
-                cmd.arg(due_ms)
-                    .arg(serde_json::to_string(delivery).expect("a delivery serialises"));
+                self.schedule(&mut pipe, delivery, due_ms);
             }
-            self.with(|c| cmd.exec(c))?;
+            self.with(|c| pipe.exec(c))?;
         }
         Ok(())
     }
@@ -613,12 +649,7 @@ impl Queue for RedisQueue {
             let mut pipe = redis::pipe();
             pipe.atomic();
             for (key, delivery) in chunk {
-                let member = serde_json::to_string(delivery).expect("a delivery serialises");
-                pipe.cmd("ZADD")
-                    .arg(&self.retry)
-                    .arg(due_ms)
-                    .arg(member)
-                    .ignore();
+                self.schedule(&mut pipe, delivery, due_ms);
                 pipe.cmd("XDEL").arg(&self.dead).arg(key).ignore();
             }
             self.with(|c| pipe.exec(c))?;

@@ -308,7 +308,7 @@ fn upsert_retry(tx: &Transaction, delivery: &Delivery, due_ms: i64) -> rusqlite:
          ON CONFLICT (token) DO UPDATE SET due_ms = excluded.due_ms, delivery = excluded.delivery",
     )?
     .execute(params![
-        retry_token(delivery),
+        delivery.token(),
         due_ms,
         delivery.dest,
         to_json(delivery)?
@@ -336,10 +336,6 @@ fn only_dest(param: &str) -> String {
 /// Binds `only` for [`only_dest`]: no names means no filter.
 fn only_param(only: &[String]) -> Option<String> {
     (!only.is_empty()).then(|| serde_json::Value::from(only.to_vec()).to_string())
-}
-
-fn retry_token(delivery: &Delivery) -> String {
-    format!("{}|{}", delivery.event.id, delivery.dest)
 }
 
 /// A stream entry as stored: every column kept as whatever SQLite holds, so
