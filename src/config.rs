@@ -307,6 +307,10 @@ impl Config {
             Some(file) if !file.destination.is_empty() => (file.destinations(&env), false),
             _ => env_destinations(&env, console_env),
         };
+        let destinations = destinations.and_then(|dests| {
+            dests.iter().try_for_each(check_url)?;
+            Ok(dests)
+        });
         Ok(Config {
             backend,
             prefix: env("EVENTS_PREFIX").unwrap_or_else(|| "{events}".into()),
@@ -627,6 +631,25 @@ impl ConfigFile {
             });
         }
         Ok(out)
+    }
+}
+
+/// A destination's URL must be http(s); the error never shows it (a
+/// webhook URL is a secret).
+fn check_url(dest: &DestConfig) -> Result<(), String> {
+    let url = match &dest.settings {
+        DestSettings::Console => return Ok(()),
+        DestSettings::Slack { url } | DestSettings::Webhook { url, .. } => url.expose(),
+        DestSettings::Segment { endpoint, .. } => endpoint.as_str(),
+    };
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", ""));
+    if matches!(scheme, "http" | "https") && !rest.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "destination '{}' has a URL that does not start with http:// or https://",
+            dest.name
+        ))
     }
 }
 

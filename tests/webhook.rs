@@ -151,6 +151,22 @@ fn a_410_means_the_endpoint_is_gone() {
 }
 
 #[test]
+fn a_destination_url_that_is_not_http_is_a_configuration_error_that_hides_it() {
+    let redis = RedisServer::start();
+    Events::new()
+        .env("REDIS_URL", redis.url())
+        .env(
+            "SLACK_WEBHOOK_URL",
+            "hooks.slack.com/services/T0/B0/SECRETPATH",
+        )
+        .args(["work", "--burst"])
+        .run()
+        .code(2)
+        .stderr_has("destination 'slack' has a URL that does not start with http:// or https://")
+        .stderr_lacks("SECRETPATH");
+}
+
+#[test]
 fn a_webhook_without_a_valid_secret_is_a_configuration_error() {
     let redis = RedisServer::start();
     let sink = Sink::start();

@@ -33,6 +33,8 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 pub fn classify(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Attempt {
     let mut response = match result {
         Ok(response) => response,
+        // A URL that cannot be requested will never work.
+        Err(e @ ureq::Error::BadUri(_)) => return Attempt::Permanent(describe_error(&e)),
         Err(e) => return Attempt::Transient(describe_error(&e)),
     };
     let status = response.status().as_u16();
