@@ -20,7 +20,6 @@
 //! queued instead of getting a thread), and a client with 16 connections then
 //! hangs until its timeout. So this is plain `std::net`, one thread per
 //! connection, HTTP/1.1 keep-alive, `Content-Length` or chunked bodies.
-//! `--threads N` is accepted for compatibility and ignored.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -173,7 +172,6 @@ fn parse_args() -> u16 {
                         .unwrap_or_else(|_| fail("--port needs a number")),
                 )
             }
-            "--threads" => {} // see the module comment
             _ => fail(&format!("unknown argument {arg}")),
         }
     }

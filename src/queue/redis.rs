@@ -929,3 +929,43 @@ fn dead_letter(fields: &[(String, String)]) -> DeadLetter {
         at_ms: get("at").parse().unwrap_or_else(|_| now_ms()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(pairs: &[(&str, &str)]) -> Fields {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn an_entry_without_id_or_ts_gets_them_from_its_entry_id() {
+        let event = decode(
+            "1700000000123-4",
+            &fields(&[("type", "user.signup"), ("payload", r#"{"email":"a@b"}"#)]),
+        )
+        .unwrap();
+        assert_eq!(event.ts, "2023-11-14T22:13:20.123Z");
+        assert_eq!(event.id, derived_id(1_700_000_000_123, 4));
+    }
+
+    #[test]
+    fn stream_ids_compare_numerically() {
+        assert!(id_lt("999-0", "1000-0"));
+        assert!(id_lt("1000-9", "1000-10"));
+        assert_eq!(next_id("1000-9"), "1000-10");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn decoding_any_fields_never_panics(
+            key in "\\PC{0,20}",
+            pairs in proptest::collection::vec(("\\PC{0,8}", "\\PC{0,40}"), 0..6),
+        ) {
+            let _ = decode(&key, &pairs);
+        }
+    }
+}
