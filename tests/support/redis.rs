@@ -103,6 +103,17 @@ impl RedisServer {
         self.child = Some(child);
     }
 
+    /// Entries of the events stream claimed and not yet settled, by any
+    /// worker (`XPENDING {events}:stream workers`).
+    pub fn pending(&self) -> usize {
+        let summary = self.cli(&["XPENDING", "{events}:stream", "workers"]);
+        summary
+            .lines()
+            .next()
+            .and_then(|n| n.parse().ok())
+            .expect("an XPENDING count")
+    }
+
     /// Runs `redis-cli -h 127.0.0.1 -p PORT --raw -e ARGS...` and returns its trimmed stdout.
     /// Panics, showing stderr, if redis-cli fails or Redis answers with an error.
     pub fn cli(&self, args: &[&str]) -> String {
