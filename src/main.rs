@@ -4,6 +4,7 @@
 use clap::Parser;
 
 fn main() {
+    events::cmd::install_panic_hook();
     let loaded = events::cmd::load_dotenv();
     let cli = events::cli::Cli::parse();
     if let Err(err) = loaded.and_then(|()| events::cmd::run(cli)) {

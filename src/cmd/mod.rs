@@ -64,6 +64,23 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// Reports a panic (a bug) as one line on stderr, never a backtrace.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let place = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("events: error: internal error{place}: {message} (please report it)");
+    }));
+}
+
 /// Loads `.env` from the working directory (only there: never a parent's),
 /// without overriding variables already set.
 pub fn load_dotenv() -> anyhow::Result<()> {

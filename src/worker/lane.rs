@@ -61,7 +61,7 @@ impl Lane {
             }
             let items: Vec<Item> = batch.iter().map(|j| j.item.clone()).collect();
             let started = Instant::now();
-            let mut attempt = self.dest.send(&items);
+            let mut attempt = self.send(&items);
             while let Attempt::RetryAfter(wait, _) = &attempt {
                 if *wait > INLINE_WAIT || self.stopping() {
                     break;
@@ -75,7 +75,7 @@ impl Lane {
                 if self.stopping() {
                     break;
                 }
-                attempt = self.dest.send(&items);
+                attempt = self.send(&items);
             }
             last_send = Some(Instant::now());
             let _ = self.reports.send(Report::Sent {
@@ -85,6 +85,15 @@ impl Lane {
                 elapsed: started.elapsed(),
             });
         }
+    }
+
+    /// Sends; a bug that panics in a destination becomes a failed attempt
+    /// (retried, then dead-lettered) instead of a lane that never reports.
+    fn send(&self, items: &[Item]) -> Attempt {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.dest.send(items)))
+            .unwrap_or_else(|_| {
+                Attempt::Transient("internal error while sending (see the log)".into())
+            })
     }
 
     fn stopping(&self) -> bool {
