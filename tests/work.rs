@@ -513,6 +513,32 @@ fn the_worker_survives_a_redis_restart_and_delivers_what_came_after() {
 }
 
 #[test]
+fn a_worker_stopped_while_redis_is_gone_says_what_it_could_not_record() {
+    let mut redis = RedisServer::start_persistent();
+    let sink = Sink::start();
+    sink.set_default(Reply::ok().delay(Duration::from_millis(500)));
+    emit_signups(&redis, 0..3);
+    let worker = webhook(&redis, &sink)
+        .env("EVENTS_CLAIM_LEASE_MS", "1000")
+        .arg("work")
+        .spawn();
+    sink.wait_requests(1, LONG);
+    redis.crash();
+    worker.signal("TERM");
+    let out = worker.wait(LONG).code(1);
+    assert!(out.stderr.contains("gave up recording"), "{}", out.stderr);
+    // Nothing was lost: once Redis is back, the entries are delivered again.
+    redis.restart();
+    webhook(&redis, &sink)
+        .env("EVENTS_CLAIM_LEASE_MS", "1000")
+        .args(["work", "--burst"])
+        .run()
+        .success();
+    assert_eq!(webhook_ids(&sink).len(), 3);
+    assert_eq!(redis.pending(), 0);
+}
+
+#[test]
 fn sigterm_during_delivery_exits_0_and_loses_nothing() {
     let redis = RedisServer::start();
     let sink = Sink::start();

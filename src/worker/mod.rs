@@ -154,6 +154,7 @@ impl Worker {
                     .collect(),
                 inflight: Arc::clone(&inflight),
                 held: Arc::clone(&held),
+                give_up_after: settler::give_up_after(self.config.delivery.claim_lease),
             };
         let settler = std::thread::Builder::new()
             .name("settler".into())

@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-/// How long a stopping worker keeps trying to record outcomes in a queue
-/// that went away.
+/// How long a stopping worker keeps trying at most to record outcomes in a
+/// queue that went away (and never longer than the claim lease: after that,
+/// other workers take its entries over anyway).
 const GIVE_UP_AFTER: Duration = Duration::from_secs(30);
 /// How long the settler waits for more outcomes to write together, and
 /// how many it writes at most in one settle.
@@ -48,12 +49,19 @@ pub struct Settler {
     pub inflight: Arc<AtomicUsize>,
     /// What the worker holds; settled claims leave it.
     pub held: Arc<super::held::Held>,
+    /// How long a stopping worker keeps trying to reach a lost queue.
+    pub give_up_after: Duration,
+}
+
+/// `GIVE_UP_AFTER`, or the claim lease when that is shorter.
+pub fn give_up_after(claim_lease: Duration) -> Duration {
+    claim_lease.min(GIVE_UP_AFTER)
 }
 
 impl Settler {
     /// Runs until every report sender is gone and everything is settled.
     /// Returns false when, after the reader stopped, the queue stayed
-    /// unreachable past `GIVE_UP_AFTER`: the unsettled entries stay claimed
+    /// unreachable past `give_up_after`: the unsettled entries stay claimed
     /// and come back to the next worker.
     pub fn run(mut self) -> bool {
         let mut entries: HashMap<String, EntryState> = HashMap::new();
@@ -105,7 +113,7 @@ impl Settler {
                         );
                         Instant::now()
                     });
-                    if closed && since.elapsed() > GIVE_UP_AFTER {
+                    if closed && since.elapsed() > self.give_up_after {
                         log::error!(
                             "gave up recording {} delivery outcomes: their entries stay claimed and will be delivered again by the next worker",
                             pending.acks.len() + pending.done_retries.len()
