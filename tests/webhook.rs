@@ -109,6 +109,35 @@ fn every_delivery_is_signed_and_carries_the_event_id() {
 }
 
 #[test]
+fn debug_logging_never_shows_the_webhook_url_or_secret() {
+    let redis = RedisServer::start();
+    let sink = Sink::start();
+    sink.script(vec![Reply::status(500, "oops")]);
+    Events::new()
+        .env("REDIS_URL", redis.url())
+        .args(["emit", "user.signup", "--email", "a@example.com"])
+        .run()
+        .success();
+    let out = webhook(&redis, &sink)
+        .env(
+            "EVENTS_WEBHOOK_URL",
+            format!("{}/T000/SECRETPATH", sink.base_url()),
+        )
+        .env("RUST_LOG", "trace")
+        .args(["-v", "work", "--burst"])
+        .run()
+        .success()
+        .stderr_has("delivered user.signup");
+    for secret in ["SECRETPATH", "C2FVsBQIhrscChlQIMV"] {
+        assert!(
+            !out.stderr.contains(secret) && !out.stdout.contains(secret),
+            "{secret} shown:\n{}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
 fn a_retried_delivery_keeps_its_id_and_is_signed_afresh() {
     let redis = RedisServer::start();
     let sink = Sink::start();

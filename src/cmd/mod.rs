@@ -92,7 +92,9 @@ pub fn load_dotenv() -> anyhow::Result<()> {
 }
 
 /// Diagnostics on stderr: `-q` only warnings and errors, `-v` debug; an
-/// explicit `RUST_LOG` wins.
+/// explicit `RUST_LOG` wins. Libraries' own debug logs are never shown, even
+/// when `RUST_LOG` asks: an HTTP client's request log would carry webhook
+/// URLs, which are secrets.
 fn init_logging(ctx: &Context) {
     let level = if ctx.quiet {
         "warn"
@@ -105,6 +107,10 @@ fn init_logging(ctx: &Context) {
     let _ = env_logger::Builder::from_env(env)
         .format(|out, record| {
             use std::io::Write;
+            let ours = record.target().starts_with("events");
+            if !ours && record.level() > log::Level::Warn {
+                return Ok(());
+            }
             match record.level() {
                 log::Level::Error => writeln!(out, "events: error: {}", record.args()),
                 log::Level::Warn => writeln!(out, "events: warning: {}", record.args()),
