@@ -342,6 +342,16 @@ fn redis_backend(url: &str) -> Result<Backend, ConfigError> {
             redact_url(url)
         ));
     }
+    if let Err(e) = redis::Client::open(url) {
+        return err(format!(
+            "the Redis URL {} is not valid: {}",
+            redact_url(url),
+            e.to_string()
+                .split(" - ")
+                .next()
+                .unwrap_or("it does not parse")
+        ));
+    }
     Ok(Backend::Redis {
         url: Secret::new(url),
     })

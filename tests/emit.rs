@@ -829,6 +829,17 @@ fn redis_url_with_a_wrong_scheme_is_invalid_input() {
 }
 
 #[test]
+fn a_redis_url_that_does_not_parse_is_invalid_input_without_its_password() {
+    Events::new()
+        .env("REDIS_URL", "redis://user:hunter2@127.0.0.1:6379/not-a-db")
+        .args(["emit", "user.signup", "--email", "ada@example.com"])
+        .run()
+        .code(2)
+        .stderr_has("events: error: the Redis URL redis://***@127.0.0.1:6379/*** is not valid: Invalid database number")
+        .stderr_lacks("hunter2");
+}
+
+#[test]
 fn library_emitter_writes_the_same_entry_as_the_command() {
     use events::config::{Config, Global};
 
