@@ -482,6 +482,30 @@ fn a_rate_limited_slack_gets_a_burst_joined_and_every_line_once() {
 }
 
 #[test]
+fn a_slack_far_behind_does_not_hold_up_the_webhook() {
+    let redis = RedisServer::start();
+    let (chat, hook) = (Sink::start(), Sink::start());
+    chat.rate_limit(1, 1);
+    emit_signups(&redis, 0..3000);
+    let worker = slack(&redis, &chat)
+        .env("EVENTS_WEBHOOK_URL", hook.url())
+        .env("EVENTS_WEBHOOK_SECRET", SECRET)
+        .arg("work")
+        .spawn();
+    assert_eq!(hook.wait_accepted(3000, LONG).len(), 3000);
+    // Slack, at about 40 lines a second, has barely started.
+    let lines_so_far = chat.accepted().len() * 40;
+    assert!(lines_so_far < 1000, "the webhook waited for Slack");
+    worker.signal("TERM");
+    worker.wait(LONG).success();
+    // Nothing lost: every Slack line was sent or waits in the retry set.
+    let sent = slack_lines(&chat).len();
+    let waiting: usize = redis.cli(&["ZCARD", "{events}:retry"]).parse().unwrap();
+    assert_eq!(sent + waiting, 3000);
+    assert_eq!(redis.pending(), 0);
+}
+
+#[test]
 fn the_worker_survives_a_redis_restart_and_delivers_what_came_after() {
     let mut redis = RedisServer::start_persistent();
     let sink = Sink::start();

@@ -23,6 +23,9 @@ pub enum Attempt {
     Transient(String),
     /// Rate limited: try again after the wait, without spending an attempt.
     RetryAfter(Duration, String),
+    /// Not sent, by the worker's choice (stopping, `--only`, the destination
+    /// is behind): back to the retry set after the wait, no attempt spent.
+    Deferred(Duration, String),
     /// Will never succeed as sent (other 4xx): dead-letter at once.
     Permanent(String),
 }

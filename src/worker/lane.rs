@@ -106,10 +106,7 @@ impl Lane {
         let _ = self.reports.send(Report::Sent {
             dest: self.index,
             jobs,
-            attempt: Attempt::RetryAfter(
-                Duration::ZERO,
-                "the worker stopped before sending".into(),
-            ),
+            attempt: Attempt::Deferred(Duration::ZERO, "the worker stopped before sending".into()),
             elapsed: Duration::ZERO,
         });
     }

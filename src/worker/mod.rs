@@ -81,6 +81,12 @@ pub struct Options {
 const WINDOW: usize = 2000;
 /// Entries claimed per read at most.
 const CLAIM_BATCH: usize = 500;
+/// Deliveries waiting for one destination's lanes at most; beyond, they
+/// wait in the retry set, so a slow destination holds at most half the
+/// window and never stalls the others.
+const LANE_BACKLOG: usize = WINDOW / 2;
+/// When a delivery parked for a destination that is behind comes back.
+const DEFER_BEHIND: Duration = Duration::from_secs(1);
 /// How often history is trimmed to the retention.
 const TRIM_EVERY: Duration = Duration::from_secs(600);
 
@@ -491,9 +497,17 @@ impl Reader<'_> {
                 origin,
                 event,
                 attempts,
-                Attempt::RetryAfter(Duration::ZERO, reason),
+                Attempt::Deferred(Duration::ZERO, reason),
             );
         };
+        if self.jobs[index].len() >= LANE_BACKLOG {
+            // This destination is far behind (Slack at one message a second
+            // through a burst): park the delivery in the retry set so the
+            // entry settles and the others' deliveries keep flowing.
+            let reason = format!("{} is behind", dest.name());
+            let wait = Attempt::Deferred(DEFER_BEHIND, reason);
+            return self.unsent(index, origin, event, attempts, wait);
+        }
         match dest.prepare(&event) {
             Ok(body) => {
                 let job = Job {

@@ -214,8 +214,8 @@ impl Settler {
                 log::info!("delivered {what} ({} ms)", elapsed.as_millis());
                 (None, None)
             }
-            Attempt::RetryAfter(wait, error) => {
-                if wait.is_zero() {
+            Attempt::RetryAfter(wait, error) | Attempt::Deferred(wait, error) => {
+                if matches!(attempt, Attempt::Deferred(..)) {
                     log::debug!("deferred {what}: {error}");
                 } else {
                     log::info!(
