@@ -5,7 +5,7 @@
 //! itself. Slow lanes never hold up other destinations' lanes.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
@@ -18,10 +18,46 @@ use crate::dest::{Attempt, Destination, Item};
 const INLINE_WAIT: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(50);
 
+/// How far behind a destination's lanes are, for the reader to park its
+/// deliveries when it is too far behind: when the last delivery a lane took
+/// had been queued. Shared by the destination's lanes.
+pub struct Lag {
+    epoch: Instant,
+    /// Milliseconds after `epoch`.
+    taken_queued_at: AtomicU64,
+}
+
+impl Default for Lag {
+    fn default() -> Lag {
+        Lag {
+            epoch: Instant::now(),
+            taken_queued_at: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Lag {
+    fn took(&self, job: &Job) {
+        let at = job
+            .queued_at
+            .saturating_duration_since(self.epoch)
+            .as_millis() as u64;
+        self.taken_queued_at.fetch_max(at, Ordering::Relaxed);
+    }
+
+    /// How long ago the newest delivery the lanes have taken was queued:
+    /// while deliveries wait, how far behind the lanes are.
+    pub fn behind(&self) -> Duration {
+        let taken = Duration::from_millis(self.taken_queued_at.load(Ordering::Relaxed));
+        self.epoch.elapsed().saturating_sub(taken)
+    }
+}
+
 pub struct Lane {
     pub dest: Arc<dyn Destination>,
     pub index: usize,
     pub jobs: Receiver<Job>,
+    pub lag: Arc<Lag>,
     pub reports: Sender<Report>,
     pub stop: Arc<AtomicBool>,
 }
@@ -44,6 +80,7 @@ impl Lane {
                     Err(RecvTimeoutError::Disconnected) => return,
                 },
             };
+            self.lag.took(&first);
             if self.stopping() {
                 self.defer(vec![first]);
                 continue;
@@ -52,6 +89,7 @@ impl Lane {
             let mut batch = vec![first];
             while batch.len() < limit.items {
                 let Ok(job) = self.jobs.try_recv() else { break };
+                self.lag.took(&job);
                 if bytes + job.item.body.len() > limit.bytes {
                     carry = Some(job);
                     break;

@@ -49,6 +49,8 @@ pub struct Job {
     pub item: Item,
     /// Attempts already spent on this delivery.
     pub attempts: u32,
+    /// When it was handed to the lanes.
+    pub queued_at: Instant,
 }
 
 /// What the reader and the lanes tell the settler.
@@ -81,10 +83,11 @@ pub struct Options {
 const WINDOW: usize = 2000;
 /// Entries claimed per read at most.
 const CLAIM_BATCH: usize = 500;
-/// Deliveries waiting for one destination's lanes at most; beyond, they
-/// wait in the retry set, so a slow destination holds at most half the
-/// window and never stalls the others.
-const LANE_BACKLOG: usize = WINDOW / 2;
+/// How far behind a destination's lanes may fall before its new deliveries
+/// wait in the retry set instead, so a slow destination (Slack working
+/// through a burst at one message a second, a webhook timing out) never
+/// fills the window and stalls the others.
+const BEHIND: Duration = Duration::from_secs(5);
 /// When a delivery parked for a destination that is behind comes back.
 const DEFER_BEHIND: Duration = Duration::from_secs(1);
 /// How often history is trimmed to the retention.
@@ -166,12 +169,18 @@ impl Worker {
             .name("settler".into())
             .spawn(move || settler.run())
             .expect("threads can be spawned");
-        let (job_txs, lanes) = self.start_lanes(&report_tx, &stop);
+        let lags: Vec<Arc<lane::Lag>> = self
+            .dests
+            .iter()
+            .map(|_| Arc::new(lane::Lag::default()))
+            .collect();
+        let (job_txs, lanes) = self.start_lanes(&report_tx, &stop, &lags);
         let reader_loop = Reader {
             worker: &self,
             queue: reader.as_mut(),
             reports: report_tx,
             jobs: job_txs,
+            lags,
             inflight,
             held,
             stop: &stop,
@@ -202,6 +211,7 @@ impl Worker {
         &self,
         reports: &Sender<Report>,
         stop: &Arc<AtomicBool>,
+        lags: &[Arc<lane::Lag>],
     ) -> (Vec<Sender<Job>>, Vec<std::thread::JoinHandle<()>>) {
         let mut senders = Vec::new();
         let mut handles = Vec::new();
@@ -221,6 +231,7 @@ impl Worker {
                     dest: Arc::clone(dest),
                     index,
                     jobs: rx.clone(),
+                    lag: Arc::clone(&lags[index]),
                     reports: reports.clone(),
                     stop: Arc::clone(stop),
                 };
@@ -241,6 +252,8 @@ struct Reader<'a> {
     queue: &'a mut dyn Queue,
     reports: Sender<Report>,
     jobs: Vec<Sender<Job>>,
+    /// How far behind each destination's lanes are.
+    lags: Vec<Arc<lane::Lag>>,
     inflight: Arc<AtomicUsize>,
     /// What this worker holds, to renew and never dispatch twice.
     held: Arc<held::Held>,
@@ -500,10 +513,10 @@ impl Reader<'_> {
                 Attempt::Deferred(Duration::ZERO, reason),
             );
         };
-        if self.jobs[index].len() >= LANE_BACKLOG {
-            // This destination is far behind (Slack at one message a second
-            // through a burst): park the delivery in the retry set so the
-            // entry settles and the others' deliveries keep flowing.
+        if !self.jobs[index].is_empty() && self.lags[index].behind() > BEHIND {
+            // This destination is far behind: park the delivery in the retry
+            // set so the entry settles and the others' deliveries keep
+            // flowing.
             let reason = format!("{} is behind", dest.name());
             let wait = Attempt::Deferred(DEFER_BEHIND, reason);
             return self.unsent(index, origin, event, attempts, wait);
@@ -514,6 +527,7 @@ impl Reader<'_> {
                     origin,
                     item: Item { event, body },
                     attempts,
+                    queued_at: Instant::now(),
                 };
                 let _ = self.jobs[index].send(job);
             }
@@ -540,6 +554,7 @@ impl Reader<'_> {
                 origin,
                 item,
                 attempts,
+                queued_at: Instant::now(),
             }],
             attempt,
             elapsed: Duration::ZERO,
