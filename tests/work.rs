@@ -12,6 +12,21 @@ use crate::support::{
     webhook_ids,
 };
 
+/// Writes a signup the way a producer in another language does: one plain
+/// `XADD`, no id and no ts. Returns the entry id.
+fn plain_xadd(redis: &RedisServer, email: &str) -> String {
+    let payload = format!(r#"{{"email":"{email}"}}"#);
+    redis.cli(&[
+        "XADD",
+        "{events}:stream",
+        "*",
+        "type",
+        "user.signup",
+        "payload",
+        &payload,
+    ])
+}
+
 /// The binary on `redis`, with fast retries.
 fn events(redis: &RedisServer) -> Events {
     Events::new()
@@ -110,15 +125,7 @@ fn every_catalog_type_reaches_slack_with_its_exact_text() {
         events(&redis).arg("emit").args(args.iter()).run().success();
     }
     // A producer in another language: one plain XADD, no id and no ts.
-    redis.cli(&[
-        "XADD",
-        "{events}:stream",
-        "*",
-        "type",
-        "user.signup",
-        "payload",
-        r#"{"email":"py@example.com"}"#,
-    ]);
+    plain_xadd(&redis, "py@example.com");
     slack(&redis, &sink)
         .args(["work", "--burst"])
         .run()
@@ -146,15 +153,7 @@ fn every_catalog_type_reaches_slack_with_its_exact_text() {
 fn a_plain_xadd_gets_a_stable_id_and_ts_derived_from_the_entry() {
     let redis = RedisServer::start();
     let sink = Sink::start();
-    let entry = redis.cli(&[
-        "XADD",
-        "{events}:stream",
-        "*",
-        "type",
-        "user.signup",
-        "payload",
-        r#"{"email":"py@example.com"}"#,
-    ]);
+    let entry = plain_xadd(&redis, "py@example.com");
     webhook(&redis, &sink)
         .args(["work", "--burst"])
         .run()
