@@ -200,6 +200,35 @@ impl RedisQueue {
         Ok(read_reply_entries(reply))
     }
 
+    /// Reads the stream `key` from `start` to its end, 1,000 entries a page,
+    /// until `page` returns false.
+    fn scan(
+        &mut self,
+        key: &str,
+        mut start: String,
+        mut page: impl FnMut(Vec<(String, Option<Fields>)>) -> bool,
+    ) -> Result<()> {
+        loop {
+            let reply: Value = self.with(|c| {
+                redis::cmd("XRANGE")
+                    .arg(key)
+                    .arg(&start)
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query(c)
+            })?;
+            let entries = raw_entries(reply);
+            let Some((last, _)) = entries.last() else {
+                return Ok(());
+            };
+            start = format!("({last}");
+            if !page(entries) {
+                return Ok(());
+            }
+        }
+    }
+
     /// Adds to `pipe` the writes that schedule `delivery` at `due_ms`,
     /// replacing any delivery of the same event to the same destination.
     fn schedule(&self, pipe: &mut redis::Pipeline, delivery: &Delivery, due_ms: i64) {
@@ -565,32 +594,16 @@ impl Queue for RedisQueue {
         until_ms: i64,
         visit: &mut dyn FnMut(Vec<Event>) -> bool,
     ) -> Result<()> {
-        let mut start = format!("{}-0", (from_ms - HISTORY_MARGIN_MS).max(0));
         let stream = self.stream.clone();
-        loop {
-            let reply: Value = self.with(|c| {
-                redis::cmd("XRANGE")
-                    .arg(&stream)
-                    .arg(&start)
-                    .arg("+")
-                    .arg("COUNT")
-                    .arg(1000)
-                    .query(c)
-            })?;
-            let batch = entries(reply);
-            let Some(last) = batch.last() else {
-                return Ok(());
-            };
-            start = format!("({}", last.key);
-            let events: Vec<Event> = batch
+        let start = format!("{}-0", (from_ms - HISTORY_MARGIN_MS).max(0));
+        self.scan(&stream, start, |page| {
+            let events: Vec<Event> = page
                 .into_iter()
-                .filter_map(|e| e.event.ok())
+                .filter_map(|(key, fields)| decode(&key, &fields?).ok())
                 .filter(|e| e.ts_ms().is_some_and(|t| from_ms <= t && t < until_ms))
                 .collect();
-            if !events.is_empty() && !visit(events) {
-                return Ok(());
-            }
-        }
+            events.is_empty() || visit(events)
+        })
     }
 
     fn enqueue(&mut self, deliveries: &[Delivery], due_ms: i64) -> Result<()> {
@@ -608,29 +621,16 @@ impl Queue for RedisQueue {
     fn dead_letters(&mut self) -> Result<Vec<StoredDeadLetter>> {
         let dead = self.dead.clone();
         let mut out = Vec::new();
-        let mut start = "-".to_owned();
-        loop {
-            let reply: Value = self.with(|c| {
-                redis::cmd("XRANGE")
-                    .arg(&dead)
-                    .arg(&start)
-                    .arg("+")
-                    .arg("COUNT")
-                    .arg(1000)
-                    .query(c)
-            })?;
-            let raw = raw_entries(reply);
-            let Some((last, _)) = raw.last() else {
-                return Ok(out);
-            };
-            start = format!("({last}");
-            out.extend(raw.into_iter().filter_map(|(key, fields)| {
+        self.scan(&dead, "-".to_owned(), |page| {
+            out.extend(page.into_iter().filter_map(|(key, fields)| {
                 Some(StoredDeadLetter {
                     key,
                     letter: dead_letter(&fields?),
                 })
             }));
-        }
+            true
+        })?;
+        Ok(out)
     }
 
     fn requeue_dead(&mut self, letters: &[(String, Delivery)], due_ms: i64) -> Result<()> {
