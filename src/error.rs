@@ -32,11 +32,17 @@ pub struct Interrupted;
 /// 0 for a closed stdout (`events templates | head`), 1 otherwise.
 pub fn exit_code(err: &anyhow::Error) -> i32 {
     for cause in err.chain() {
-        if cause.is::<ValidationError>() || cause.is::<ConfigError>() || cause.is::<UsageError>() {
+        if cause.is::<ValidationError>()
+            || cause.is::<ConfigError>()
+            || cause.is::<UsageError>()
+            || cause.is::<crate::queue::ConsumerHeld>()
+        {
             return 2;
         }
         match cause.downcast_ref::<Error>() {
             Some(Error::Invalid(_) | Error::Config(_)) => return 2,
+            // A name in use is a usage mistake: another --consumer fixes it.
+            Some(Error::Queue(QueueError::ConsumerHeld(_))) => return 2,
             Some(Error::Queue(_)) => return 1,
             None => {}
         }

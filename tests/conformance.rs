@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use events::event::{Event, Payload, format_ts_ms, now_ms};
 use events::queue::{
-    Backlog, ConsumerStats, DeadLetter, Delivery, Queue, RetryClaim, Settlement, StreamEntry,
+    Backlog, ConsumerHeld, ConsumerStats, DeadLetter, Delivery, Queue, QueueError, RetryClaim,
+    Settlement, StreamEntry,
 };
 
 /// Room for any check to finish without a lease running out.
@@ -80,6 +81,7 @@ macro_rules! conformance_tests {
             leave_forgets_only_consumers_that_hold_nothing,
             renewed_claims_outlive_their_first_lease,
             a_delivery_is_scheduled_once_per_event_and_destination,
+            a_consumer_name_is_held_by_one_holder_until_released_or_expired,
         );
     };
 }
@@ -810,6 +812,48 @@ pub fn poison_comes_out_of_claim(b: &dyn Backend) {
     );
 }
 
+pub fn a_consumer_name_is_held_by_one_holder_until_released_or_expired(b: &dyn Backend) {
+    let mut q = b.open(LONG);
+    let before = now_ms();
+    q.hold_consumer("w", "host-a pid 1", LONG).unwrap();
+    q.hold_consumer("w", "host-a pid 1", LONG)
+        .expect("the holder renews its own name");
+    q.hold_consumer("other", "host-b pid 2", LONG)
+        .expect("names are held one by one");
+    match q.hold_consumer("w", "host-b pid 2", LONG) {
+        Err(QueueError::ConsumerHeld(ConsumerHeld {
+            name,
+            holder,
+            until_ms,
+        })) => {
+            assert_eq!(name, "w");
+            assert_eq!(holder, "host-a pid 1");
+            let lease = LONG.as_millis() as i64;
+            assert!(
+                (before + lease - 1000..=now_ms() + lease).contains(&until_ms),
+                "{until_ms} is the end of the lease"
+            );
+        }
+        other => panic!("a second holder was let in: {other:?}"),
+    }
+    q.release_consumer("w", "host-b pid 2").unwrap();
+    assert!(
+        q.hold_consumer("w", "host-b pid 2", LONG).is_err(),
+        "only the holder releases a name"
+    );
+    q.release_consumer("w", "host-a pid 1").unwrap();
+    q.hold_consumer("w", "host-b pid 2", SHORT)
+        .expect("a released name is free");
+
+    // A holder that died stops renewing: its name is free once the lease ends.
+    let deadline = Instant::now() + LONG;
+    while q.hold_consumer("w", "host-c pid 3", LONG).is_err() {
+        assert!(Instant::now() < deadline, "the lease never ran out");
+        thread::sleep(SHORT / 4);
+    }
+    assert!(q.hold_consumer("w", "host-b pid 2", LONG).is_err());
+}
+
 mod sqlite {
     use std::cell::Cell;
     use std::collections::HashMap;
@@ -924,7 +968,7 @@ mod sqlite {
         };
         let err = open_err(&path);
         fs::set_permissions(&locked, fs::Permissions::from_mode(0o755)).unwrap();
-        assert!(matches!(err, QueueError::Unavailable(_)), "{err:?}");
+        assert!(matches!(err, QueueError::Unavailable { .. }), "{err:?}");
         let text = err.to_string();
         assert!(text.contains(&path.display().to_string()), "{text}");
         assert!(text.contains("cannot open the event store"), "{text}");
@@ -985,7 +1029,7 @@ mod sqlite {
         let started = Instant::now();
         let err = q.append(&[event(1)]).unwrap_err();
         assert!(started.elapsed() >= Duration::from_secs(4));
-        assert!(matches!(err, QueueError::Unavailable(_)), "{err:?}");
+        assert!(matches!(err, QueueError::Unavailable { .. }), "{err:?}");
         assert_eq!(
             err.to_string(),
             format!(

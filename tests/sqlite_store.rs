@@ -173,3 +173,83 @@ fn an_unwritable_place_is_a_clear_exit_1_naming_the_file() {
         .code(1);
     assert!(out.stderr.contains("not-a-dir"), "{}", out.stderr);
 }
+
+/// Waits until the worker holding the consumer name `name` has written its
+/// lease into the file.
+fn wait_for_lease(db: &Path, name: &str) {
+    let deadline = std::time::Instant::now() + LONG;
+    loop {
+        let held = rusqlite::Connection::open(db)
+            .and_then(|c| {
+                c.query_row(
+                    "SELECT count(*) FROM consumer_leases WHERE name = ?1",
+                    [name],
+                    |row| row.get::<_, i64>(0),
+                )
+            })
+            .unwrap_or(0);
+        if held == 1 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the name was never taken"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_consumer_name_in_use_is_refused_on_sqlite_too() {
+    let home = tempfile::tempdir().unwrap();
+    let sink = Sink::start();
+    let first = webhook(home.path(), &sink)
+        .args(["work", "--consumer", "w"])
+        .spawn();
+    wait_for_lease(&home.path().join("state/events/events.db"), "w");
+    let second = webhook(home.path(), &sink)
+        .args(["work", "--burst", "--consumer", "w"])
+        .run()
+        .code(2);
+    let pid = format!("pid {}", first.pid());
+    assert!(
+        second.stderr.contains("'w' is held by a running worker") && second.stderr.contains(&pid),
+        "{}",
+        second.stderr
+    );
+    first.signal("TERM");
+    first.wait(LONG).success();
+    webhook(home.path(), &sink)
+        .args(["work", "--burst", "--consumer", "w"])
+        .run()
+        .success();
+}
+
+#[test]
+fn a_file_from_before_consumer_leases_is_migrated_in_place() {
+    let home = tempfile::tempdir().unwrap();
+    let db = home.path().join("state/events/events.db");
+    at(home.path())
+        .args(["emit", "user.signup", "--email", "ada@example.com"])
+        .run()
+        .success();
+    // The file as the previous version left it: schema version 1.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch("DROP TABLE consumer_leases; PRAGMA user_version = 1;")
+        .unwrap();
+    drop(conn);
+    at(home.path())
+        .args(["work", "--burst", "--consumer", "w"])
+        .run()
+        .success()
+        .stdout_is("New signup: ada@example.com\n");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .unwrap();
+    assert!(version >= 2, "schema version {version}");
+    let leases: i64 = conn
+        .query_row("SELECT count(*) FROM consumer_leases", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(leases, 0, "released on a clean stop");
+}

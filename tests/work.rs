@@ -699,3 +699,204 @@ fn history_is_trimmed_to_the_retention_but_never_past_undelivered_entries() {
         .collect();
     assert_eq!(left, BTreeSet::from(["3000-0".to_owned()]));
 }
+
+#[test]
+fn a_burst_leaves_a_retry_due_in_an_hour_scheduled_and_says_so() {
+    let redis = RedisServer::start();
+    let sink = Sink::start();
+    sink.script(vec![
+        Reply::status(429, "rate_limited").header("Retry-After", "3600"),
+    ]);
+    emit_signups(&redis, 0..1);
+    let out = slack(&redis, &sink)
+        .args(["work", "--burst"])
+        .timeout(LONG)
+        .run()
+        .success();
+    assert!(
+        out.stderr
+            .contains("leaving 1 retry scheduled, the next due in 59m"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        redis.cli(&["ZCARD", "{events}:retry"]),
+        "1",
+        "still scheduled"
+    );
+}
+
+#[test]
+fn sigterm_on_an_idle_worker_is_a_quiet_clean_stop() {
+    let redis = RedisServer::start();
+    let sink = Sink::start();
+    emit_signups(&redis, 0..1);
+    // Idle on a blocking read once its one event is delivered.
+    let worker = webhook(&redis, &sink).arg("work").spawn();
+    sink.wait_accepted(1, LONG);
+    assert!(worker.wait_for_stderr("delivered", LONG));
+    std::thread::sleep(Duration::from_millis(300));
+    worker.signal("TERM");
+    let out = worker.wait(LONG).success();
+    assert!(!out.stderr.contains("cannot reach"), "{}", out.stderr);
+    assert!(!out.stderr.contains("nterrupted"), "{}", out.stderr);
+    assert!(!out.stderr.contains("WARN"), "{}", out.stderr);
+}
+
+/// Many keys for a snapshot slow to load (`key-load-delay`), so a restarted
+/// server answers `-LOADING` for a few seconds.
+fn fill_with_keys(redis: &RedisServer, n: usize) {
+    redis.cli(&[
+        "EVAL",
+        "for i = 1, tonumber(ARGV[1]) do redis.call('SET', 'filler:' .. i, i) end",
+        "0",
+        &n.to_string(),
+    ]);
+}
+
+#[test]
+fn a_redis_loading_its_data_makes_emit_fail_plainly_and_the_worker_wait() {
+    let mut redis = RedisServer::start();
+    let sink = Sink::start();
+    emit_signups(&redis, 0..3);
+    fill_with_keys(&redis, 3000);
+    redis.restart_loading(&[
+        "--key-load-delay",
+        "1000",
+        "--loading-process-events-interval-bytes",
+        "1024",
+    ]);
+    let emit = events(&redis)
+        .args(["emit", "user.signup", "--email", "late@example.com"])
+        .run();
+    let worker = webhook(&redis, &sink).args(["work", "--burst"]).spawn();
+    assert!(
+        redis.is_loading(),
+        "the server finished loading too soon for this test to mean anything"
+    );
+    let emit = emit.code(1);
+    assert!(
+        emit.stderr.contains("is loading its data"),
+        "{}",
+        emit.stderr
+    );
+    let out = worker.wait(LONG).success();
+    assert!(out.stderr.contains("is loading its data"), "{}", out.stderr);
+    assert_eq!(webhook_ids(&sink).len(), 3);
+}
+
+#[test]
+fn a_worker_pointed_at_a_replica_waits_saying_it_is_read_only() {
+    let primary = RedisServer::start();
+    let replica = RedisServer::start();
+    let port = primary.port().to_string();
+    replica.cli(&["REPLICAOF", "127.0.0.1", &port]);
+    let sink = Sink::start();
+    let worker = webhook(&replica, &sink).arg("work").spawn();
+    assert!(
+        worker.wait_for_stderr("is read-only", LONG),
+        "{}",
+        worker.stderr_so_far()
+    );
+    // A failover promotes it: the worker resumes and delivers.
+    replica.cli(&["REPLICAOF", "NO", "ONE"]);
+    emit_signups(&replica, 0..2);
+    sink.wait_accepted(2, LONG);
+    worker.signal("TERM");
+    worker.wait(LONG).success();
+    assert_eq!(webhook_ids(&sink).len(), 2);
+}
+
+#[test]
+fn a_redis_that_needs_a_password_says_so_without_showing_any() {
+    let redis = RedisServer::start_with(&["--requirepass", "s3cret-pw"]);
+    let port = redis.port();
+    let emit = |url: String| {
+        Events::new()
+            .env("REDIS_URL", url)
+            .args(["emit", "user.signup", "--email", "ada@example.com"])
+            .run()
+    };
+    let out = emit(format!("redis://127.0.0.1:{port}")).code(1);
+    assert!(
+        out.stderr.contains("needs a password")
+            && out.stderr.contains("redis://:PASSWORD@host:port"),
+        "{}",
+        out.stderr
+    );
+    let out = emit(format!("redis://:not-it@127.0.0.1:{port}")).code(1);
+    assert!(
+        out.stderr.contains("refused the password"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("not-it"), "{}", out.stderr);
+    emit(format!("redis://:s3cret-pw@127.0.0.1:{port}")).success();
+}
+
+#[test]
+fn a_consumer_name_in_use_is_refused_and_freed_on_a_clean_stop() {
+    let redis = RedisServer::start();
+    let sink = Sink::start();
+    let first = webhook(&redis, &sink)
+        .args(["work", "--consumer", "w"])
+        .spawn();
+    let deadline = std::time::Instant::now() + LONG;
+    while redis.cli(&["EXISTS", "{events}:consumer:w"]) != "1" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the name was never taken"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let second = webhook(&redis, &sink)
+        .args(["work", "--burst", "--consumer", "w"])
+        .run()
+        .code(2);
+    let pid = format!("pid {}", first.pid());
+    assert!(
+        second.stderr.contains("'w' is held by a running worker") && second.stderr.contains(&pid),
+        "{}",
+        second.stderr
+    );
+    first.signal("TERM");
+    first.wait(LONG).success();
+    assert_eq!(redis.cli(&["EXISTS", "{events}:consumer:w"]), "0");
+    webhook(&redis, &sink)
+        .args(["work", "--burst", "--consumer", "w"])
+        .run()
+        .success();
+}
+
+#[test]
+fn a_dead_workers_name_is_taken_over_once_its_lease_ends() {
+    let redis = RedisServer::start();
+    let sink = Sink::start();
+    sink.set_default(Reply::ok().delay(Duration::from_secs(20)));
+    emit_signups(&redis, 0..3);
+    let worker = |burst: bool| {
+        let mut w = webhook(&redis, &sink)
+            .env("EVENTS_CLAIM_LEASE_MS", "1000")
+            .args(["work", "--consumer", "w"]);
+        if burst {
+            w = w.arg("--burst");
+        }
+        w
+    };
+    let mut first = worker(false).spawn();
+    sink.wait_requests(1, LONG);
+    first.kill();
+    let deadline = std::time::Instant::now() + LONG;
+    while redis.cli(&["EXISTS", "{events}:consumer:w"]) == "1" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lease never ran out"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    sink.set_default(Reply::ok());
+    worker(true).run().success();
+    let ids = webhook_ids(&sink);
+    assert_eq!(ids.len(), 3, "the dead worker's entries were finished");
+    assert_eq!(redis.pending(), 0);
+}

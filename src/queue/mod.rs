@@ -27,13 +27,70 @@ use crate::event::Event;
 /// Why a queue operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
-    /// The queue cannot be reached or used right now (connection refused,
-    /// timed out, lost, read-only or locked file). Worth retrying.
+    /// The queue cannot be used right now (connection refused, timed out or
+    /// lost, a server loading its data or read-only after a failover, a
+    /// locked file). Worth waiting for: the worker waits and resumes.
+    #[error("{message}")]
+    Unavailable {
+        reason: UnavailableReason,
+        message: String,
+    },
+    /// The server needs a password, or refused the one given. Waiting does
+    /// not help: the URL must change.
     #[error("{0}")]
-    Unavailable(String),
+    Auth(String),
+    /// Another live worker holds this consumer name.
+    #[error(transparent)]
+    ConsumerHeld(#[from] ConsumerHeld),
     /// Anything else the backend reported: a corrupt file, an unexpected reply.
     #[error("{0}")]
     Backend(String),
+}
+
+impl QueueError {
+    pub fn unavailable(reason: UnavailableReason, message: impl Into<String>) -> QueueError {
+        QueueError::Unavailable {
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// Why the queue is unavailable, for the worker to say it plainly (and to
+/// keep quiet about a read cut short by its own stop signal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnavailableReason {
+    /// No connection: refused, timed out, dropped; or a file that cannot
+    /// be opened or written.
+    Unreachable,
+    /// A blocked read cut short by a signal (the worker is stopping).
+    Interrupted,
+    /// The server is loading its data after a restart (`LOADING`).
+    Loading,
+    /// The server is a replica, as after a failover (`READONLY`).
+    ReadOnly,
+    /// A failover or resharding is under way (`TRYAGAIN`, `MASTERDOWN`,
+    /// `CLUSTERDOWN`), or the server ended a blocked read (`UNBLOCKED`).
+    Failover,
+    /// Another process holds the lock on the file.
+    Locked,
+}
+
+/// A consumer name held by a live worker: a second worker with the same
+/// name would take over entries the first is delivering.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the consumer name '{name}' is held by a running worker ({holder}) until {until}; \
+     give this worker another --consumer, or stop that one (a worker that died \
+     releases its name when the lease runs out)",
+    until = crate::event::format_ts_ms(*until_ms)
+)]
+pub struct ConsumerHeld {
+    pub name: String,
+    /// Who holds it: `host pid N`.
+    pub holder: String,
+    /// When the holder's lease runs out unless renewed, ms since the epoch.
+    pub until_ms: i64,
 }
 
 pub type Result<T, E = QueueError> = std::result::Result<T, E>;
@@ -209,6 +266,14 @@ pub trait Queue: Send {
     /// Extends, by a full claim lease from now, the claims `consumer` still
     /// holds on these entries and retries (a slow delivery keeps them).
     fn renew(&mut self, consumer: &str, entries: &[String], retries: &[String]) -> Result<()>;
+
+    /// Takes the consumer name `consumer` for `holder` (who is asking:
+    /// `host pid N`) for `lease`, or extends it when `holder` already holds
+    /// it. Fails with [`ConsumerHeld`] while another holder's lease runs.
+    fn hold_consumer(&mut self, consumer: &str, holder: &str, lease: Duration) -> Result<()>;
+
+    /// Gives up the consumer name, if `holder` still holds it.
+    fn release_consumer(&mut self, consumer: &str, holder: &str) -> Result<()>;
 
     /// What is left to do. When `only` is not empty, retries count only
     /// those to the named destinations.

@@ -20,9 +20,12 @@ use std::time::{Duration, Instant};
 
 use redis::{Connection, Value};
 
+use redis::{ErrorKind, RedisError, ServerErrorKind};
+
 use super::{
-    Backlog, ConsumerStats, DeadLetter, Delivery, Poison, Queue, QueueError, QueueOptions, Result,
-    RetryClaim, Settlement, Stats, StoredDeadLetter, StreamEntry,
+    Backlog, ConsumerHeld, ConsumerStats, DeadLetter, Delivery, Poison, Queue, QueueError,
+    QueueOptions, Result, RetryClaim, Settlement, Stats, StoredDeadLetter, StreamEntry,
+    UnavailableReason,
 };
 use crate::config::redact_url;
 use crate::event::{Event, EventLine, derived_id, format_ts_ms, now_ms};
@@ -67,6 +70,21 @@ if first then return first end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('XADD', KEYS[2], '*', 'type', ARGV[3], 'payload', ARGV[4], 'id', ARGV[1], 'ts', ARGV[5])
 return false";
+
+/// Takes or renews the consumer name `KEYS[1]` for the holder `ARGV[1]` for
+/// `ARGV[2]` ms; when another holds it, returns that holder and the ms its
+/// lease has left.
+const HOLD_CONSUMER: &str = r"
+local current = redis.call('GET', KEYS[1])
+if current == false or current == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return false
+end
+return {current, redis.call('PTTL', KEYS[1])}";
+
+const RELEASE_CONSUMER: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0";
 
 /// Deletes a consumer from the group unless it still holds entries.
 const LEAVE: &str = r"
@@ -131,24 +149,85 @@ impl RedisQueue {
     /// Runs `f` on the connection; a connection-level failure drops the
     /// connection so the next call reconnects.
     fn with<T>(&mut self, f: impl FnOnce(&mut Connection) -> redis::RedisResult<T>) -> Result<T> {
-        let result = f(self.conn()?);
-        result.map_err(|e| {
+        self.with_raw(f).map_err(|e| self.error(e))
+    }
+
+    /// Like `with`, but hands back Redis's own error, for the callers that
+    /// expect some (by code: `BUSYGROUP`, `NOGROUP`).
+    fn with_raw<T>(
+        &mut self,
+        f: impl FnOnce(&mut Connection) -> redis::RedisResult<T>,
+    ) -> std::result::Result<T, RawError> {
+        let conn = self.conn().map_err(RawError::Queue)?;
+        f(conn).map_err(|e| {
             if is_connection_error(&e) {
                 self.conn = None;
             }
-            self.error(e)
+            RawError::Redis(e)
         })
     }
 
-    fn error(&self, e: redis::RedisError) -> QueueError {
-        if is_connection_error(&e) {
-            QueueError::Unavailable(format!("cannot reach Redis at {}: {}", self.shown, e))
-        } else {
-            QueueError::Backend(format!(
-                "Redis at {} answered with an error: {e}",
-                self.shown
-            ))
+    fn error(&self, e: impl Into<RawError>) -> QueueError {
+        let e = match e.into() {
+            RawError::Queue(e) => return e,
+            RawError::Redis(e) => e,
+        };
+        let shown = &self.shown;
+        let mut class = classify(&e);
+        if class == Class::Other && e.code() == Some("ERR") && self.needs_password() {
+            // An unauthenticated client sending a long command gets a
+            // protocol error rather than NOAUTH: the server was asked plainly.
+            class = Class::NeedsPassword;
         }
+        match class {
+            Class::Unavailable(reason) => {
+                let message = match reason {
+                    UnavailableReason::Interrupted => {
+                        format!("a read from Redis at {shown} was interrupted by a signal")
+                    }
+                    UnavailableReason::Loading => format!(
+                        "Redis at {shown} is loading its data into memory (it restarted) and \
+                         cannot answer until it is done"
+                    ),
+                    UnavailableReason::ReadOnly => format!(
+                        "Redis at {shown} is read-only: it is a replica (after a failover?); \
+                         writes need the primary"
+                    ),
+                    UnavailableReason::Failover => format!(
+                        "Redis at {shown} cannot serve the request right now \
+                         (a failover or resharding is under way: {e})"
+                    ),
+                    UnavailableReason::Unreachable | UnavailableReason::Locked => {
+                        format!("cannot reach Redis at {shown}: {e}")
+                    }
+                };
+                QueueError::unavailable(reason, message)
+            }
+            Class::NeedsPassword => QueueError::Auth(format!(
+                "Redis at {shown} needs a password: give it in the URL, \
+                 redis://:PASSWORD@host:port (or redis://USER:PASSWORD@host:port with an ACL user)"
+            )),
+            Class::WrongPassword => QueueError::Auth(format!(
+                "Redis at {shown} refused the password (or user) in the URL: check the \
+                 PASSWORD in redis://:PASSWORD@host:port"
+            )),
+            Class::Other => {
+                QueueError::Backend(format!("Redis at {shown} answered with an error: {e}"))
+            }
+        }
+    }
+
+    /// Whether the server turns away this client for want of a password:
+    /// a fresh connection's `PING` answered with `NOAUTH`.
+    fn needs_password(&self) -> bool {
+        let Ok(mut conn) = self.client.get_connection_with_timeout(CONNECT_TIMEOUT) else {
+            return false;
+        };
+        let _ = conn.set_read_timeout(Some(RESPONSE_TIMEOUT));
+        matches!(
+            redis::cmd("PING").query::<String>(&mut conn),
+            Err(e) if classify(&e) == Class::NeedsPassword
+        )
     }
 
     /// Creates the consumer group at the start of the stream when missing.
@@ -157,7 +236,7 @@ impl RedisQueue {
             return Ok(());
         }
         let stream = self.stream.clone();
-        let created = self.with(|c| {
+        let created = self.with_raw(|c| {
             redis::cmd("XGROUP")
                 .arg("CREATE")
                 .arg(&stream)
@@ -167,8 +246,8 @@ impl RedisQueue {
                 .exec(c)
         });
         match created {
-            Err(QueueError::Backend(e)) if e.contains("BUSYGROUP") => {}
-            other => other?,
+            Err(RawError::Redis(e)) if e.code() == Some("BUSYGROUP") => {}
+            other => other.map_err(|e| self.error(e))?,
         }
         self.group_ready = true;
         Ok(())
@@ -178,13 +257,13 @@ impl RedisQueue {
     /// (a restart without persistence).
     fn group_cmd(&mut self, cmd: &redis::Cmd) -> Result<Value> {
         self.ensure_group()?;
-        match self.with(|c| cmd.query::<Value>(c)) {
-            Err(QueueError::Backend(e)) if e.contains("NOGROUP") => {
+        match self.with_raw(|c| cmd.query::<Value>(c)) {
+            Err(RawError::Redis(e)) if e.code() == Some("NOGROUP") => {
                 self.group_ready = false;
                 self.ensure_group()?;
                 self.with(|c| cmd.query::<Value>(c))
             }
-            other => other,
+            other => other.map_err(|e| self.error(e)),
         }
     }
 
@@ -248,11 +327,19 @@ impl RedisQueue {
 
     fn group_info(&mut self) -> Result<Option<HashMap<String, Value>>> {
         let stream = self.stream.clone();
-        let groups: Value =
-            match self.with(|c| redis::cmd("XINFO").arg("GROUPS").arg(&stream).query(c)) {
-                Err(QueueError::Backend(e)) if e.contains("no such key") => return Ok(None),
-                other => other?,
-            };
+        let groups: Value = match self
+            .with_raw(|c| redis::cmd("XINFO").arg("GROUPS").arg(&stream).query(c))
+        {
+            // Redis answers a plain ERR for a stream that does not exist
+            // (yet): tell that apart by asking, not by the message.
+            Err(RawError::Redis(e))
+                if e.code() == Some("ERR")
+                    && !self.with(|c| redis::cmd("EXISTS").arg(&stream).query::<bool>(c))? =>
+            {
+                return Ok(None);
+            }
+            other => other.map_err(|e| self.error(e))?,
+        };
         Ok(array(groups)
             .into_iter()
             .map(map)
@@ -326,8 +413,57 @@ impl RedisQueue {
     }
 }
 
-fn is_connection_error(e: &redis::RedisError) -> bool {
+fn is_connection_error(e: &RedisError) -> bool {
     e.is_io_error() || e.is_connection_refusal() || e.is_timeout() || e.is_connection_dropped()
+}
+
+/// A Redis error, or a failure to get a connection at all.
+enum RawError {
+    Redis(RedisError),
+    Queue(QueueError),
+}
+
+impl From<RedisError> for RawError {
+    fn from(e: RedisError) -> Self {
+        RawError::Redis(e)
+    }
+}
+
+/// What a Redis error means to us, by its kind and code (never its text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    Unavailable(UnavailableReason),
+    NeedsPassword,
+    WrongPassword,
+    Other,
+}
+
+fn classify(e: &RedisError) -> Class {
+    use UnavailableReason::*;
+    let io_kind = std::error::Error::source(e)
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .map(std::io::Error::kind);
+    if io_kind == Some(std::io::ErrorKind::Interrupted) {
+        return Class::Unavailable(Interrupted);
+    }
+    if is_connection_error(e) {
+        return Class::Unavailable(Unreachable);
+    }
+    match e.kind() {
+        ErrorKind::AuthenticationFailed => return Class::WrongPassword,
+        ErrorKind::Server(ServerErrorKind::BusyLoading) => return Class::Unavailable(Loading),
+        ErrorKind::Server(ServerErrorKind::ReadOnly) => return Class::Unavailable(ReadOnly),
+        ErrorKind::Server(
+            ServerErrorKind::TryAgain | ServerErrorKind::MasterDown | ServerErrorKind::ClusterDown,
+        ) => return Class::Unavailable(Failover),
+        _ => {}
+    }
+    match e.code() {
+        Some("UNBLOCKED") => Class::Unavailable(Failover),
+        Some("NOAUTH") => Class::NeedsPassword,
+        Some("WRONGPASS") => Class::WrongPassword,
+        _ => Class::Other,
+    }
 }
 
 impl Queue for RedisQueue {
@@ -563,6 +699,30 @@ impl Queue for RedisQueue {
                 .ignore();
         }
         self.with(|c| pipe.exec(c))
+    }
+
+    fn hold_consumer(&mut self, consumer: &str, holder: &str, lease: Duration) -> Result<()> {
+        let key = format!("{}:consumer:{consumer}", self.prefix);
+        let lease_ms = lease.as_millis().max(1) as u64;
+        let script = redis::Script::new(HOLD_CONSUMER);
+        let held: Option<(String, i64)> =
+            self.with(|c| script.key(&key).arg(holder).arg(lease_ms).invoke(c))?;
+        match held {
+            None => Ok(()),
+            Some((holder, left_ms)) => Err(ConsumerHeld {
+                name: consumer.to_owned(),
+                holder,
+                until_ms: now_ms() + left_ms.max(0),
+            }
+            .into()),
+        }
+    }
+
+    fn release_consumer(&mut self, consumer: &str, holder: &str) -> Result<()> {
+        let key = format!("{}:consumer:{consumer}", self.prefix);
+        let script = redis::Script::new(RELEASE_CONSUMER);
+        self.with(|c| script.key(&key).arg(holder).invoke::<i64>(c))?;
+        Ok(())
     }
 
     fn backlog(&mut self, only: &[String]) -> Result<Backlog> {

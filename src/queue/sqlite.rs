@@ -19,8 +19,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{
-    Backlog, ConsumerStats, DeadLetter, Delivery, Poison, Queue, QueueError, QueueOptions, Result,
-    RetryClaim, Settlement, Stats, StoredDeadLetter, StreamEntry,
+    Backlog, ConsumerHeld, ConsumerStats, DeadLetter, Delivery, Poison, Queue, QueueError,
+    QueueOptions, Result, RetryClaim, Settlement, Stats, StoredDeadLetter, StreamEntry,
+    UnavailableReason,
 };
 use crate::event::{Event, derived_id, now_ms};
 
@@ -87,6 +88,12 @@ const MIGRATIONS: &[&str] = &[
         name TEXT PRIMARY KEY,
         seen_ms INTEGER NOT NULL
     );",
+    // 2: consumer names held exclusively by a running worker, until expiry.
+    "CREATE TABLE consumer_leases (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        expires_ms INTEGER NOT NULL
+    );",
 ];
 
 /// The queue in a SQLite file.
@@ -103,11 +110,14 @@ impl SqliteQueue {
     pub fn open(path: &Path, options: QueueOptions) -> Result<SqliteQueue> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| {
-                QueueError::Unavailable(format!(
-                    "cannot open the event store {}: cannot create {}: {e} (is the directory writable?)",
-                    path.display(),
-                    parent.display()
-                ))
+                QueueError::unavailable(
+                    UnavailableReason::Unreachable,
+                    format!(
+                        "cannot open the event store {}: cannot create {}: {e} (is the directory writable?)",
+                        path.display(),
+                        parent.display()
+                    ),
+                )
             })?;
         }
         let mut conn = Connection::open(path).map_err(|e| classify(path, e))?;
@@ -483,18 +493,24 @@ fn classify(path: &Path, e: rusqlite::Error) -> QueueError {
     let path = path.display();
     let secs = BUSY_TIMEOUT.as_secs();
     match e.sqlite_error_code() {
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => QueueError::Unavailable(
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => QueueError::unavailable(
+            UnavailableReason::Locked,
             format!("{path} stayed locked by another process for more than {secs} s"),
         ),
-        Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => QueueError::Unavailable(
+        Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => QueueError::unavailable(
+            UnavailableReason::Unreachable,
             format!("cannot open the event store {path}: {e} (is the directory writable?)"),
         ),
-        Some(ErrorCode::ReadOnly) => QueueError::Unavailable(format!(
-            "cannot write to the event store {path}: {e} (are the file and its directory writable?)"
-        )),
-        Some(ErrorCode::DiskFull) => {
-            QueueError::Unavailable(format!("cannot write to the event store {path}: {e}"))
-        }
+        Some(ErrorCode::ReadOnly) => QueueError::unavailable(
+            UnavailableReason::ReadOnly,
+            format!(
+                "cannot write to the event store {path}: {e} (are the file and its directory writable?)"
+            ),
+        ),
+        Some(ErrorCode::DiskFull) => QueueError::unavailable(
+            UnavailableReason::Unreachable,
+            format!("cannot write to the event store {path}: {e}"),
+        ),
         Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => QueueError::Backend(format!(
             "{path} is not an events database or is corrupt: {e}"
         )),
@@ -677,6 +693,47 @@ impl Queue for SqliteQueue {
                 "DELETE FROM consumers WHERE name = ?1
                  AND NOT EXISTS (SELECT 1 FROM stream WHERE state = 1 AND consumer = ?1)",
                 [consumer],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn hold_consumer(&mut self, consumer: &str, holder: &str, lease: Duration) -> Result<()> {
+        let lease_ms = duration_ms(lease);
+        let held = self.write(|tx| {
+            let now = now_ms();
+            // Taken when free, expired, or already ours (a renewal).
+            let taken = tx
+                .prepare_cached(
+                    "INSERT INTO consumer_leases (name, holder, expires_ms) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (name) DO UPDATE
+                     SET holder = excluded.holder, expires_ms = excluded.expires_ms
+                     WHERE holder = excluded.holder OR expires_ms <= ?4",
+                )?
+                .execute(params![consumer, holder, now.saturating_add(lease_ms), now])?;
+            if taken > 0 {
+                return Ok(None);
+            }
+            tx.prepare_cached("SELECT holder, expires_ms FROM consumer_leases WHERE name = ?1")?
+                .query_row([consumer], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()
+        })?;
+        match held {
+            None => Ok(()),
+            Some((holder, until_ms)) => Err(ConsumerHeld {
+                name: consumer.to_owned(),
+                holder,
+                until_ms,
+            }
+            .into()),
+        }
+    }
+
+    fn release_consumer(&mut self, consumer: &str, holder: &str) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "DELETE FROM consumer_leases WHERE name = ?1 AND holder = ?2",
+                params![consumer, holder],
             )
             .map(|_| ())
         })
@@ -962,7 +1019,7 @@ mod tests {
         let err = queue
             .append(&[Event::new("user.signup", Default::default())])
             .unwrap_err();
-        assert!(matches!(err, QueueError::Unavailable(_)), "{err:?}");
+        assert!(matches!(err, QueueError::Unavailable { .. }), "{err:?}");
         let text = err.to_string();
         assert!(
             text.starts_with(&format!(

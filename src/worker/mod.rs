@@ -28,7 +28,9 @@ use crate::catalog::Catalog;
 use crate::config::{Config, DestConfig};
 use crate::dest::{self, Attempt, Destination, Item};
 use crate::event::{Event, now_ms};
-use crate::queue::{self, DeadLetter, Queue, QueueError, RetryClaim, StreamEntry};
+use crate::queue::{
+    self, Backlog, DeadLetter, Queue, QueueError, RetryClaim, StreamEntry, UnavailableReason,
+};
 use crate::template::Style;
 use retry::RetryPolicy;
 use settler::{DestPolicy, Settler};
@@ -73,7 +75,8 @@ pub enum Report {
 pub struct Options {
     pub consumer: String,
     pub concurrency: usize,
-    /// Exit once nothing is new, pending or scheduled for retry.
+    /// Exit once nothing is new, pending or due for retry within
+    /// [`BURST_SOON`].
     pub burst: bool,
     /// Deliver only to these destinations (all when empty).
     pub only: Vec<String>,
@@ -90,6 +93,10 @@ const CLAIM_BATCH: usize = 500;
 const BEHIND: Duration = Duration::from_secs(5);
 /// When a delivery parked for a destination that is behind comes back.
 const DEFER_BEHIND: Duration = Duration::from_secs(1);
+/// How far ahead `--burst` waits for a scheduled retry: backoffs and short
+/// `Retry-After`s fall inside it, and a cron job still ends within seconds
+/// when a destination asked for an hour's pause.
+pub const BURST_SOON: Duration = Duration::from_secs(5);
 /// How often history is trimmed to the retention.
 const TRIM_EVERY: Duration = Duration::from_secs(600);
 
@@ -188,19 +195,26 @@ impl Worker {
         };
         let result = reader_loop.run();
         let consumer = self.options.consumer.clone();
+        let holder = holder();
         // Lanes drain and exit once the job senders (owned by the reader) are
         // gone; the settler exits once every report sender is gone.
         for lane in lanes {
             let _ = lane.join();
         }
         let settled = settler.join().unwrap_or(false);
+        // Another worker may take the name from now on. Only ours is
+        // removed, whatever happened above.
+        if let Err(e) = reader.release_consumer(&consumer, &holder) {
+            log::debug!("cannot release the consumer name {consumer}: {e}");
+        }
         result?;
         if settled && let Err(e) = reader.leave(&consumer) {
             log::debug!("cannot remove consumer {consumer} from the group: {e}");
         }
         if !settled {
-            return Err(QueueError::Unavailable(
-                "the queue stayed unreachable while the worker stopped; unrecorded deliveries will be made again".into(),
+            return Err(QueueError::unavailable(
+                UnavailableReason::Unreachable,
+                "the queue stayed unreachable while the worker stopped; unrecorded deliveries will be made again",
             )
             .into());
         }
@@ -264,6 +278,18 @@ struct Reader<'a> {
 impl Reader<'_> {
     fn run(mut self) -> Result<(), crate::Error> {
         let consumer = self.worker.options.consumer.clone();
+        let holder = holder();
+        let lease = self.worker.config.delivery.claim_lease;
+        // The name is ours alone while we run: two workers under one name
+        // would each take over what the other is delivering.
+        while !self.stopping() {
+            if self
+                .until_available(|q| q.hold_consumer(&consumer, &holder, lease))?
+                .is_some()
+            {
+                break;
+            }
+        }
         // A restarted worker first finishes what it had claimed.
         while !self.stopping() {
             if let Some(entries) = self.until_available(|q| q.recover(&consumer))? {
@@ -282,6 +308,13 @@ impl Reader<'_> {
         let mut next_retry_poll = Instant::now();
         while !self.stopping() {
             if Instant::now() >= next_renewal {
+                match self.queue.hold_consumer(&consumer, &holder, lease) {
+                    Ok(()) => {}
+                    // Out of reach for longer than the lease, another worker
+                    // took the name: carrying on would deliver twice.
+                    Err(e @ QueueError::ConsumerHeld(_)) => return Err(e.into()),
+                    Err(e) => log::warn!("cannot renew the consumer name {consumer}: {e}"),
+                }
                 self.renew();
                 next_renewal = Instant::now() + self.renew_every();
             }
@@ -366,9 +399,16 @@ impl Reader<'_> {
                 }
                 Ok(Some(value))
             }
-            Err(QueueError::Unavailable(e)) => {
+            Err(QueueError::Unavailable { reason, message }) => {
                 let since = *self.unavailable_since.get_or_insert_with(|| {
-                    log::warn!("{e}; retrying until it is back");
+                    if reason == UnavailableReason::Interrupted || self.stop.load(Ordering::Relaxed)
+                    {
+                        // Our own stop signal cut a blocked read short: a
+                        // normal stop, not an outage.
+                        log::debug!("{message}");
+                    } else {
+                        log::warn!("{message}; waiting for it and retrying");
+                    }
                     Instant::now()
                 });
                 let wait =
@@ -384,21 +424,29 @@ impl Reader<'_> {
     }
 
     /// With `--burst`: nothing unread, nothing pending anywhere, and no
-    /// retry scheduled. Waits a little for a retry that is due soon.
+    /// retry due within [`BURST_SOON`]. Waits a little for one due sooner;
+    /// says what it leaves scheduled for later.
     fn finished(&mut self) -> Result<bool, crate::Error> {
         let only = self.worker.options.only.clone();
         let Some(backlog) = self.until_available(|q| q.backlog(&only))? else {
             return Ok(false);
         };
-        if backlog.unread > 0 || backlog.pending > 0 {
-            return Ok(false);
+        match burst_verdict(&backlog, now_ms()) {
+            BurstVerdict::Busy => Ok(false),
+            BurstVerdict::WaitFor(wait) => {
+                std::thread::sleep(wait);
+                Ok(false)
+            }
+            BurstVerdict::Done => Ok(true),
+            BurstVerdict::DoneLeaving { retries, next_in } => {
+                log::warn!(
+                    "leaving {retries} {} scheduled, the next due in {}",
+                    if retries == 1 { "retry" } else { "retries" },
+                    rounded(next_in)
+                );
+                Ok(true)
+            }
         }
-        if let Some(due) = backlog.next_retry_ms {
-            let wait = (due - now_ms()).clamp(0, 1000) as u64;
-            std::thread::sleep(Duration::from_millis(wait));
-            return Ok(false);
-        }
-        Ok(backlog.retries == 0)
     }
 
     /// Claims are renewed when a third of the lease has passed, so a slow
@@ -562,6 +610,50 @@ impl Reader<'_> {
     }
 }
 
+/// The stable name of this process, for the consumer name's lease.
+fn holder() -> String {
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    format!("{host} pid {}", std::process::id())
+}
+
+/// What a `--burst` worker with nothing in hand does next.
+#[derive(Debug, PartialEq, Eq)]
+enum BurstVerdict {
+    /// Entries are unread or pending somewhere.
+    Busy,
+    /// A retry is due soon: look again after this.
+    WaitFor(Duration),
+    /// Nothing left at all.
+    Done,
+    /// Only retries due later than [`BURST_SOON`] are left.
+    DoneLeaving { retries: u64, next_in: Duration },
+}
+
+fn burst_verdict(backlog: &Backlog, now_ms: i64) -> BurstVerdict {
+    if backlog.unread > 0 || backlog.pending > 0 {
+        return BurstVerdict::Busy;
+    }
+    let Some(due) = backlog.next_retry_ms.filter(|_| backlog.retries > 0) else {
+        return BurstVerdict::Done;
+    };
+    let next_in = Duration::from_millis(due.saturating_sub(now_ms).max(0) as u64);
+    if next_in <= BURST_SOON {
+        BurstVerdict::WaitFor(next_in.min(Duration::from_secs(1)))
+    } else {
+        BurstVerdict::DoneLeaving {
+            retries: backlog.retries,
+            next_in,
+        }
+    }
+}
+
+/// `59m`, `2h 5m`, `12s`: precise enough to plan by.
+fn rounded(d: Duration) -> String {
+    let secs = d.as_secs();
+    let secs = if secs >= 60 { secs / 60 * 60 } else { secs };
+    humantime::format_duration(Duration::from_secs(secs)).to_string()
+}
+
 fn poison_letter(event: Result<Event, String>, reason: String) -> DeadLetter {
     DeadLetter {
         event,
@@ -569,5 +661,58 @@ fn poison_letter(event: Result<Event, String>, reason: String) -> DeadLetter {
         attempts: 0,
         error: reason,
         at_ms: now_ms(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backlog(unread: u64, pending: u64, retries: u64, next: Option<i64>) -> Backlog {
+        Backlog {
+            unread,
+            pending,
+            retries,
+            next_retry_ms: next,
+        }
+    }
+
+    #[test]
+    fn a_burst_waits_for_retries_due_soon_and_leaves_later_ones() {
+        let now = 1_000_000;
+        assert_eq!(
+            burst_verdict(&backlog(1, 0, 0, None), now),
+            BurstVerdict::Busy
+        );
+        assert_eq!(
+            burst_verdict(&backlog(0, 2, 1, Some(now)), now),
+            BurstVerdict::Busy
+        );
+        assert_eq!(
+            burst_verdict(&backlog(0, 0, 0, None), now),
+            BurstVerdict::Done
+        );
+        assert_eq!(
+            burst_verdict(&backlog(0, 0, 1, Some(now + 300)), now),
+            BurstVerdict::WaitFor(Duration::from_millis(300))
+        );
+        assert_eq!(
+            burst_verdict(&backlog(0, 0, 1, Some(now + 4_000)), now),
+            BurstVerdict::WaitFor(Duration::from_secs(1))
+        );
+        assert_eq!(
+            burst_verdict(&backlog(0, 0, 3, Some(now + 3_599_000)), now),
+            BurstVerdict::DoneLeaving {
+                retries: 3,
+                next_in: Duration::from_millis(3_599_000)
+            }
+        );
+    }
+
+    #[test]
+    fn the_time_left_reads_in_whole_minutes() {
+        assert_eq!(rounded(Duration::from_millis(3_599_000)), "59m");
+        assert_eq!(rounded(Duration::from_secs(7_500)), "2h 5m");
+        assert_eq!(rounded(Duration::from_millis(12_400)), "12s");
     }
 }

@@ -23,6 +23,8 @@ pub struct RedisServer {
     child: Option<Child>,
     port: u16,
     persistent: bool,
+    /// More `redis-server` options, kept across restarts.
+    extra: Vec<String>,
     // Declared last so it is removed only after the server is gone.
     dir: tempfile::TempDir,
 }
@@ -30,13 +32,19 @@ pub struct RedisServer {
 impl RedisServer {
     /// An in-memory server: no RDB snapshots, no AOF.
     pub fn start() -> RedisServer {
-        RedisServer::launch(false)
+        RedisServer::launch(false, &[])
+    }
+
+    /// An in-memory server started with more options (`--requirepass`, ...).
+    /// With `--requirepass`, it counts as ready once it asks for the password.
+    pub fn start_with(extra: &[&str]) -> RedisServer {
+        RedisServer::launch(false, extra)
     }
 
     /// A server that persists every write to its AOF before replying (`--appendonly yes
     /// --appendfsync always`), so data survives `stop`/`restart` and even `crash`.
     pub fn start_persistent() -> RedisServer {
-        RedisServer::launch(true)
+        RedisServer::launch(true, &[])
     }
 
     /// `redis://127.0.0.1:PORT`
@@ -90,8 +98,8 @@ impl RedisServer {
     /// directory, with the same options; returns once it answers PING (after loading its AOF).
     pub fn restart(&mut self) {
         self.stop();
-        let mut child = spawn_server(self.port, self.dir.path(), self.persistent);
-        if let Err(problem) = wait_ready(&mut child, self.port) {
+        let mut child = spawn_server(self.port, self.dir.path(), self.persistent, &self.extra);
+        if let Err(problem) = wait_ready(&mut child, self.port, false) {
             let _ = child.kill();
             let _ = child.wait();
             panic!(
@@ -101,6 +109,31 @@ impl RedisServer {
             );
         }
         self.child = Some(child);
+    }
+
+    /// Saves a snapshot (`SAVE`), stops the server and starts it again with
+    /// `extra` options added, returning as soon as it answers, which may be
+    /// with `-LOADING` while it reads the snapshot back.
+    pub fn restart_loading(&mut self, extra: &[&str]) {
+        self.cli(&["SAVE"]);
+        self.stop();
+        self.extra.extend(extra.iter().map(|a| a.to_string()));
+        let mut child = spawn_server(self.port, self.dir.path(), self.persistent, &self.extra);
+        if let Err(problem) = wait_ready(&mut child, self.port, true) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "redis-server did not come back on port {}: {problem}\n--- redis.log (tail) ---\n{}",
+                self.port,
+                log_tail(self.dir.path())
+            );
+        }
+        self.child = Some(child);
+    }
+
+    /// Whether the server still answers `-LOADING`.
+    pub fn is_loading(&self) -> bool {
+        query(self.port, &["PING"]).is_err_and(|e| e.starts_with("LOADING"))
     }
 
     /// Entries of the events stream claimed and not yet settled, by any
@@ -146,7 +179,8 @@ impl RedisServer {
         }
     }
 
-    fn launch(persistent: bool) -> RedisServer {
+    fn launch(persistent: bool, extra: &[&str]) -> RedisServer {
+        let extra: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
         let dir = tempfile::Builder::new()
             .prefix("events-redis-")
             .tempdir()
@@ -156,13 +190,14 @@ impl RedisServer {
         const ATTEMPTS: usize = 5;
         for attempt in 1..=ATTEMPTS {
             let port = free_port();
-            let mut child = spawn_server(port, dir.path(), persistent);
-            match wait_ready(&mut child, port) {
+            let mut child = spawn_server(port, dir.path(), persistent, &extra);
+            match wait_ready(&mut child, port, false) {
                 Ok(()) => {
                     return RedisServer {
                         child: Some(child),
                         port,
                         persistent,
+                        extra,
                         dir,
                     };
                 }
@@ -211,7 +246,7 @@ fn log_tail(dir: &Path) -> String {
     }
 }
 
-fn spawn_server(port: u16, dir: &Path, persistent: bool) -> Child {
+fn spawn_server(port: u16, dir: &Path, persistent: bool, extra: &[String]) -> Child {
     let mut command = Command::new("redis-server");
     command
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
@@ -225,6 +260,7 @@ fn spawn_server(port: u16, dir: &Path, persistent: bool) -> Child {
     } else {
         command.args(["--appendonly", "no"]);
     }
+    command.args(extra);
     command
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -236,9 +272,10 @@ fn spawn_server(port: u16, dir: &Path, persistent: bool) -> Child {
         })
 }
 
-/// Waits until *this* child answers PING with PONG (not LOADING), checking through INFO that the
-/// server on the port is ours and not one another test started on the same port.
-fn wait_ready(child: &mut Child, port: u16) -> Result<(), String> {
+/// Waits until *this* child answers PING with PONG (not LOADING, unless `loading` is enough),
+/// checking through INFO that the server on the port is ours and not one another test started on
+/// the same port. A server that asks for a password (`NOAUTH`) counts as ready.
+fn wait_ready(child: &mut Child, port: u16, loading: bool) -> Result<(), String> {
     let deadline = Instant::now() + READY_TIMEOUT;
     let ours = format!("process_id:{}\r\n", child.id());
     loop {
@@ -252,6 +289,8 @@ fn wait_ready(child: &mut Child, port: u16) -> Result<(), String> {
                 Err(err) => err,
             },
             Ok(other) => format!("PING answered {other:?}"),
+            Err(err) if err.starts_with("NOAUTH") => return Ok(()),
+            Err(err) if loading && err.starts_with("LOADING") => return Ok(()),
             Err(err) => err,
         };
         if Instant::now() >= deadline {
