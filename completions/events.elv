@@ -69,7 +69,7 @@ set edit:completion:arg-completer[events] = {|@words|
             cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store'
             cand --db 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]'
             cand --config 'A TOML file adding event types and destinations [default: ./events.toml when present]'
-            cand --burst 'Exit 0 once nothing is new, pending or scheduled for retry'
+            cand --burst 'Exit 0 once nothing is new, pending or due for retry within 5 s'
             cand -v 'Say more on stderr (every retry and claim)'
             cand --verbose 'Say more on stderr (every retry and claim)'
             cand -q 'Say less on stderr (only failures)'

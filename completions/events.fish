@@ -62,7 +62,7 @@ complete -c events -n "__fish_events_using_subcommand work" -l only -d 'Deliver 
 complete -c events -n "__fish_events_using_subcommand work" -l redis-url -d 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store' -r
 complete -c events -n "__fish_events_using_subcommand work" -l db -d 'The embedded store\'s file [default: $XDG_STATE_HOME/events/events.db]' -r -F
 complete -c events -n "__fish_events_using_subcommand work" -l config -d 'A TOML file adding event types and destinations [default: ./events.toml when present]' -r -F
-complete -c events -n "__fish_events_using_subcommand work" -l burst -d 'Exit 0 once nothing is new, pending or scheduled for retry'
+complete -c events -n "__fish_events_using_subcommand work" -l burst -d 'Exit 0 once nothing is new, pending or due for retry within 5 s'
 complete -c events -n "__fish_events_using_subcommand work" -s v -l verbose -d 'Say more on stderr (every retry and claim)'
 complete -c events -n "__fish_events_using_subcommand work" -s q -l quiet -d 'Say less on stderr (only failures)'
 complete -c events -n "__fish_events_using_subcommand work" -s h -l help -d 'Print help (see more with \'--help\')'

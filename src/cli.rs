@@ -115,13 +115,18 @@ pub struct EmitArgs {
 /// One stderr line per outcome: delivered, retry in …, dead.
 #[derive(Debug, Args)]
 pub struct WorkArgs {
-    /// Exit 0 once nothing is new, pending or scheduled for retry.
+    /// Exit 0 once nothing is new, pending or due for retry within 5 s.
+    ///
+    /// Retries due later stay scheduled for the next run; the worker says how
+    /// many and when the next is due. Dead letters never hold it.
     #[arg(long)]
     pub burst: bool,
     /// The most deliveries in flight at once.
     #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
     /// This worker's name in the consumer group [default: host name and pid].
+    ///
+    /// One running worker holds a name at a time; a second one exits 2.
     #[arg(long, value_name = "NAME")]
     pub consumer: Option<String>,
     /// Deliver only to these destinations (by name); repeatable.
