@@ -283,10 +283,22 @@ impl Reader<'_> {
         // The name is ours alone while we run: two workers under one name
         // would each take over what the other is delivering.
         while !self.stopping() {
-            if self
-                .until_available(|q| q.hold_consumer(&consumer, &holder, lease))?
-                .is_some()
-            {
+            let taken = self.until_available(|q| {
+                match q.hold_consumer(&consumer, &holder, lease) {
+                    // Killed on this very host (SIGKILL, OOM) and restarted
+                    // under its name: the holder is gone, no need to wait
+                    // out its lease.
+                    Err(QueueError::ConsumerHeld(held)) if died_here(&held.holder) => {
+                        log::info!(
+                            "taking over the consumer name {consumer} from {}, which is no longer running",
+                            held.holder
+                        );
+                        q.release_consumer(&consumer, &held.holder).map(|()| false)
+                    }
+                    other => other.map(|()| true),
+                }
+            })?;
+            if taken == Some(true) {
                 break;
             }
         }
@@ -612,8 +624,40 @@ impl Reader<'_> {
 
 /// The stable name of this process, for the consumer name's lease.
 fn holder() -> String {
-    let host = gethostname::gethostname().to_string_lossy().into_owned();
-    format!("{host} pid {}", std::process::id())
+    format!("{} pid {}", host(), std::process::id())
+}
+
+fn host() -> String {
+    gethostname::gethostname().to_string_lossy().into_owned()
+}
+
+/// Whether `holder` (see [`holder`]) was a process of this host that no
+/// longer runs.
+fn died_here(holder: &str) -> bool {
+    holder_pid_on(holder, &host()).is_some_and(|pid| !process_alive(pid))
+}
+
+/// The pid in `holder` when it names a process on `host`.
+fn holder_pid_on(holder: &str, host: &str) -> Option<u32> {
+    let (their_host, pid) = holder.rsplit_once(" pid ")?;
+    (their_host == host).then(|| pid.parse().ok()).flatten()
+}
+
+#[cfg(unix)]
+fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return true;
+    };
+    // Signal 0 checks for the process without touching it; EPERM means it
+    // exists under another user.
+    // SAFETY: kill with signal 0 sends nothing and has no memory effects.
+    let found = unsafe { libc::kill(pid, 0) } == 0;
+    found || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+#[cfg(not(unix))]
+fn process_alive(_pid: u32) -> bool {
+    true
 }
 
 /// What a `--burst` worker with nothing in hand does next.
@@ -707,6 +751,16 @@ mod tests {
                 next_in: Duration::from_millis(3_599_000)
             }
         );
+    }
+
+    #[test]
+    fn only_a_holder_of_this_host_that_is_gone_is_taken_over() {
+        assert_eq!(holder_pid_on("vm-1 pid 42", "vm-1"), Some(42));
+        assert_eq!(holder_pid_on("vm-1 pid 42", "vm-2"), None);
+        assert_eq!(holder_pid_on("a pid b pid 7", "a pid b"), Some(7));
+        assert_eq!(holder_pid_on("garbage", "vm-1"), None);
+        assert!(process_alive(std::process::id()));
+        assert!(!died_here(&holder()), "this process is alive");
     }
 
     #[test]
