@@ -440,8 +440,13 @@ enum Class {
 
 fn classify(e: &RedisError) -> Class {
     use UnavailableReason::*;
+    // The redis crate keeps the I/O error behind an `Arc`.
+    type Shared = std::sync::Arc<dyn std::error::Error + Send + Sync>;
     let io_kind = std::error::Error::source(e)
-        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .and_then(|s| {
+            s.downcast_ref::<std::io::Error>()
+                .or_else(|| s.downcast_ref::<Shared>()?.downcast_ref())
+        })
         .map(std::io::Error::kind);
     if io_kind == Some(std::io::ErrorKind::Interrupted) {
         return Class::Unavailable(Interrupted);
@@ -1127,5 +1132,48 @@ mod tests {
         ) {
             let _ = decode(&key, &pairs);
         }
+    }
+}
+
+#[cfg(test)]
+mod classify_tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_sorted_by_kind_not_text() {
+        let server = |kind| RedisError::from((ErrorKind::Server(kind), "any text"));
+        let io = |kind| RedisError::from(std::io::Error::from(kind));
+        use UnavailableReason::*;
+        assert_eq!(
+            classify(&server(ServerErrorKind::BusyLoading)),
+            Class::Unavailable(Loading)
+        );
+        assert_eq!(
+            classify(&server(ServerErrorKind::ReadOnly)),
+            Class::Unavailable(ReadOnly)
+        );
+        for kind in [
+            ServerErrorKind::TryAgain,
+            ServerErrorKind::MasterDown,
+            ServerErrorKind::ClusterDown,
+        ] {
+            assert_eq!(classify(&server(kind)), Class::Unavailable(Failover));
+        }
+        assert_eq!(
+            classify(&io(std::io::ErrorKind::Interrupted)),
+            Class::Unavailable(Interrupted)
+        );
+        assert_eq!(
+            classify(&io(std::io::ErrorKind::ConnectionRefused)),
+            Class::Unavailable(Unreachable)
+        );
+        assert_eq!(
+            classify(&RedisError::from((ErrorKind::AuthenticationFailed, "x"))),
+            Class::WrongPassword
+        );
+        assert_eq!(
+            classify(&server(ServerErrorKind::ResponseError)),
+            Class::Other
+        );
     }
 }
