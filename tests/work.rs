@@ -824,6 +824,13 @@ fn a_redis_that_needs_a_password_says_so_without_showing_any() {
         "{}",
         out.stderr
     );
+    // `status` asks in one pipeline: every reply is NOAUTH.
+    let out = Events::new()
+        .env("REDIS_URL", format!("redis://127.0.0.1:{port}"))
+        .arg("status")
+        .run()
+        .code(1);
+    assert!(out.stderr.contains("needs a password"), "{}", out.stderr);
     let out = emit(format!("redis://:not-it@127.0.0.1:{port}")).code(1);
     assert!(
         out.stderr.contains("refused the password"),

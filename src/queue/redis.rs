@@ -174,7 +174,7 @@ impl RedisQueue {
         };
         let shown = &self.shown;
         let mut class = classify(&e);
-        if class == Class::Other && e.code() == Some("ERR") && self.needs_password() {
+        if class == Class::Other && code(&e).as_deref() == Some("ERR") && self.needs_password() {
             // An unauthenticated client sending a long command gets a
             // protocol error rather than NOAUTH: the server was asked plainly.
             class = Class::NeedsPassword;
@@ -429,6 +429,17 @@ impl From<RedisError> for RawError {
     }
 }
 
+/// The server's error code (`NOAUTH`, `BUSYGROUP`, ...); for a pipeline,
+/// its first failure's.
+fn code(e: &RedisError) -> Option<String> {
+    e.code().map(str::to_owned).or_else(|| {
+        let failures = e.clone().into_server_errors()?;
+        failures
+            .first()
+            .map(|(_, failure)| failure.code().to_owned())
+    })
+}
+
 /// What a Redis error means to us, by its kind and code (never its text).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Class {
@@ -463,7 +474,7 @@ fn classify(e: &RedisError) -> Class {
         ) => return Class::Unavailable(Failover),
         _ => {}
     }
-    match e.code() {
+    match code(e).as_deref() {
         Some("UNBLOCKED") => Class::Unavailable(Failover),
         Some("NOAUTH") => Class::NeedsPassword,
         Some("WRONGPASS") => Class::WrongPassword,
@@ -1175,5 +1186,10 @@ mod classify_tests {
             classify(&server(ServerErrorKind::ResponseError)),
             Class::Other
         );
+        let code = |code: &str| redis::make_extension_error(code.into(), Some("any text".into()));
+        assert_eq!(classify(&code("UNBLOCKED")), Class::Unavailable(Failover));
+        assert_eq!(classify(&code("NOAUTH")), Class::NeedsPassword);
+        assert_eq!(classify(&code("WRONGPASS")), Class::WrongPassword);
+        assert_eq!(classify(&code("BUSYGROUP")), Class::Other);
     }
 }
