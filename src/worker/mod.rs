@@ -451,7 +451,7 @@ impl Reader<'_> {
             }
             BurstVerdict::Done => Ok(true),
             BurstVerdict::DoneLeaving { retries, next_in } => {
-                log::warn!(
+                log::info!(
                     "leaving {retries} {} scheduled, the next due in {}",
                     if retries == 1 { "retry" } else { "retries" },
                     rounded(next_in)
