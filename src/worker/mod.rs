@@ -411,16 +411,17 @@ impl Reader<'_> {
                 }
                 Ok(Some(value))
             }
-            Err(QueueError::Unavailable { reason, message }) => {
+            Err(QueueError::Unavailable { reason, message })
+                if reason == UnavailableReason::Interrupted || self.stopping() =>
+            {
+                // A signal (our own stop, most likely) cut a blocked read
+                // short: a normal stop, not an outage.
+                log::debug!("{message}");
+                Ok(None)
+            }
+            Err(QueueError::Unavailable { message, .. }) => {
                 let since = *self.unavailable_since.get_or_insert_with(|| {
-                    if reason == UnavailableReason::Interrupted || self.stop.load(Ordering::Relaxed)
-                    {
-                        // Our own stop signal cut a blocked read short: a
-                        // normal stop, not an outage.
-                        log::debug!("{message}");
-                    } else {
-                        log::warn!("{message}; waiting for it and retrying");
-                    }
+                    log::warn!("{message}; waiting for it and retrying");
                     Instant::now()
                 });
                 let wait =
