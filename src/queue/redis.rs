@@ -10,7 +10,9 @@
 //!   `{events}:deliveries`; a claimed retry is leased by moving its score
 //!   forward;
 //! - `{events}:dead`: stream of dead letters;
-//! - `{events}:idem:<key>`: idempotency keys.
+//! - `{events}:idem:<key>`: idempotency keys;
+//! - `{events}:consumer:<name>`: the worker holding a consumer name, with
+//!   the lease's expiry.
 //!
 //! Every key shares the `{events}` hash tag, so the MULTI/EXEC blocks and
 //! scripts below also run on a Redis Cluster.
