@@ -34,7 +34,7 @@ const KINDS: [Kind; 3] = [Kind::Slack, Kind::Segment, Kind::Webhook];
 fn worker(kind: Kind, redis: &RedisServer, sink: &Sink) -> Events {
     let events = Events::new()
         .env("REDIS_URL", redis.url())
-        .env("EVENTS_HTTP_TIMEOUT_MS", "300")
+        .env("EVENTS_HTTP_TIMEOUT_MS", "1000")
         .env("EVENTS_RETRY_BASE_MS", "10")
         .env("RUST_LOG", "debug");
     match kind {
@@ -328,10 +328,20 @@ fn one_event_segment_refuses_does_not_take_its_batch_mates_down() {
             .contains("user13@example.com")
             .then(|| Reply::status(400, "{\"error\":\"invalid userId\"}"))
     });
+    // The lane sends what waits when it is free: holding the first answer
+    // back lets the events behind it gather into one batch.
+    sink.script(vec![Reply::ok().delay(Duration::from_millis(300))]);
     emit(&redis, &signups(0..48));
     let out = work(Kind::Segment, &redis, &sink);
-    let refused = sink.requests()[0].json()["batch"].as_array().unwrap().len();
-    assert!(refused > 1, "the first batch held {refused} event");
+    let refused = sink
+        .requests()
+        .iter()
+        .find(|r| r.body.contains("user13@example.com"))
+        .map(|r| r.json()["batch"].as_array().unwrap().len());
+    assert!(
+        refused > Some(1),
+        "the refused batch held {refused:?} events"
+    );
     let mut delivered = BTreeMap::new();
     for request in sink.accepted() {
         for call in request.json()["batch"].as_array().unwrap() {
