@@ -102,8 +102,7 @@ fn a_redirect_is_never_followed_and_is_a_permanent_failure() {
             sink.script(vec![Reply::redirect(
                 status,
                 &format!(
-                    "{}/moved/LOCATIONPATH?key=LOCATIONKEY",
-                    elsewhere.base_url()
+                    "http://LOCATIONUSER:LOCATIONPASS@{host}/moved/LOCATIONPATH?key=LOCATIONKEY"
                 ),
             )]);
             emit(&redis, &signups(n..n + 1));
