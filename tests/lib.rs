@@ -8,6 +8,7 @@ mod config_file;
 mod conformance;
 mod emit;
 mod generated;
+mod hostile;
 mod readme;
 mod replay;
 mod segment;

@@ -26,8 +26,27 @@ pub enum Attempt {
     /// Not sent, by the worker's choice (stopping, `--only`, the destination
     /// is behind): back to the retry set after the wait, no attempt spent.
     Deferred(Duration, String),
-    /// Will never succeed as sent (other 4xx): dead-letter at once.
+    /// Will never succeed as sent (other 4xx, a redirect): dead-letter at once.
     Permanent(String),
+    /// The items of one send fared differently (Segment refused one event of
+    /// a batch): one outcome per item, in order.
+    Each(Vec<Attempt>),
+}
+
+impl Attempt {
+    /// The outcome of item `index` of the send: its own when the items fared
+    /// differently, else the one outcome of them all. Never `Each`.
+    pub fn of(&self, index: usize) -> Attempt {
+        match self {
+            Attempt::Each(outcomes) => match outcomes.get(index) {
+                Some(Attempt::Each(_)) | None => Attempt::Transient(
+                    "the destination reported no outcome for this delivery".into(),
+                ),
+                Some(outcome) => outcome.clone(),
+            },
+            outcome => outcome.clone(),
+        }
+    }
 }
 
 /// One delivery ready to send: the event and the body piece this
@@ -73,7 +92,7 @@ pub trait Destination: Send + Sync {
         10
     }
 
-    /// Sends a batch; one outcome for all of it.
+    /// Sends a batch; one outcome for all of it, or `Attempt::Each`.
     fn send(&self, items: &[Item]) -> Attempt;
 }
 

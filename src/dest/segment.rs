@@ -81,7 +81,30 @@ impl Destination for Segment {
         }
     }
 
+    /// A batch Segment refuses as a whole (`400`, `413`) may hold one bad
+    /// event among good ones: it is sent again in halves, down to single
+    /// events, so only the refused ones are dead-lettered, with Segment's
+    /// error, and their batch-mates are delivered.
     fn send(&self, items: &[Item]) -> Attempt {
+        let answer = self.post(items);
+        if items.len() < 2 || !matches!(answer.status, Some(400 | 413)) {
+            return answer.attempt;
+        }
+        log::debug!(
+            "{} refused a batch of {} ({:?}): sending it again in halves",
+            self.name,
+            items.len(),
+            answer.attempt
+        );
+        let (left, right) = items.split_at(items.len() / 2);
+        let mut outcomes = self.send_each(left);
+        outcomes.extend(self.send_each(right));
+        Attempt::Each(outcomes)
+    }
+}
+
+impl Segment {
+    fn post(&self, items: &[Item]) -> http::Answer {
         let calls = items
             .iter()
             .map(|i| i.body.as_str())
@@ -95,5 +118,13 @@ impl Destination for Segment {
                 .header("Authorization", self.authorization.expose())
                 .send(&body),
         )
+    }
+
+    /// One outcome per item of `items`.
+    fn send_each(&self, items: &[Item]) -> Vec<Attempt> {
+        match self.send(items) {
+            Attempt::Each(outcomes) => outcomes,
+            outcome => vec![outcome; items.len()],
+        }
     }
 }

@@ -76,5 +76,6 @@ impl Destination for Slack {
                 .header("Content-Type", "application/json")
                 .send(&body),
         )
+        .attempt
     }
 }

@@ -73,7 +73,7 @@ impl Destination for Webhook {
         };
         let timestamp = chrono::Utc::now().timestamp();
         let signature = sign(&self.key, &item.event.id, timestamp, &item.body);
-        let attempt = http::classify(
+        let answer = http::classify(
             self.agent
                 .post(self.url.expose())
                 .header("Content-Type", "application/json")
@@ -82,16 +82,13 @@ impl Destination for Webhook {
                 .header("webhook-signature", signature)
                 .send(&item.body),
         );
-        match attempt {
-            Attempt::Permanent(e) if e.starts_with("HTTP 410") => {
-                log::warn!(
-                    "the webhook endpoint of destination '{}' answered 410 Gone: it no longer accepts events; update or remove it",
-                    self.name
-                );
-                Attempt::Permanent(e)
-            }
-            other => other,
+        if answer.status == Some(410) {
+            log::warn!(
+                "the webhook endpoint of destination '{}' answered 410 Gone: it no longer accepts events; update or remove it",
+                self.name
+            );
         }
+        answer.attempt
     }
 }
 

@@ -176,7 +176,8 @@ impl Settler {
                 elapsed,
             } => {
                 let mut finished = 0;
-                for job in jobs {
+                for (index, job) in jobs.into_iter().enumerate() {
+                    let attempt = attempt.of(index);
                     finished += self.resolve(dest, job, &attempt, elapsed, entries, pending);
                 }
                 finished
@@ -247,6 +248,12 @@ impl Settler {
                     None,
                 )
             }
+            // `Attempt::of` never yields `Each`; were it to, dead-lettering
+            // keeps the delivery for `replay --dead`.
+            Attempt::Each(_) => (
+                None,
+                Some(dead(job.attempts + 1, "no outcome was reported")),
+            ),
             Attempt::Transient(error) | Attempt::Permanent(error) => {
                 let attempts = job.attempts + 1;
                 log::warn!(

@@ -17,6 +17,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use super::hostile::Misbehaviour;
+
 /// One request as the sink received it.
 #[derive(Clone, Debug)]
 pub struct Request {
@@ -58,6 +60,8 @@ pub struct Reply {
     pub headers: Vec<(String, String)>,
     /// How long to wait before answering (other requests are served meanwhile).
     pub delay: Duration,
+    /// Instead of a well-formed answer, a hostile one (see `hostile`).
+    pub misbehaviour: Option<Misbehaviour>,
 }
 
 impl Reply {
@@ -72,6 +76,7 @@ impl Reply {
             body: body.to_owned(),
             headers: Vec::new(),
             delay: Duration::ZERO,
+            misbehaviour: None,
         }
     }
 
@@ -92,12 +97,19 @@ impl Reply {
     }
 
     /// The reply as HTTP/1.1 bytes.
-    fn to_bytes(&self) -> Vec<u8> {
+    pub(super) fn to_bytes(&self) -> Vec<u8> {
+        let mut bytes = self.head(self.body.len());
+        bytes.extend_from_slice(self.body.as_bytes());
+        bytes
+    }
+
+    /// The status line and headers, announcing a body of `length` bytes.
+    pub(super) fn head(&self, length: usize) -> Vec<u8> {
         let mut head = format!(
             "HTTP/1.1 {} {}\r\nContent-Length: {}\r\n",
             self.status,
             if self.status < 400 { "OK" } else { "Error" },
-            self.body.len()
+            length
         );
         if !self
             .headers
@@ -110,9 +122,7 @@ impl Reply {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
         head.push_str("\r\n");
-        let mut bytes = head.into_bytes();
-        bytes.extend_from_slice(self.body.as_bytes());
-        bytes
+        head.into_bytes()
     }
 }
 
@@ -145,10 +155,18 @@ struct State {
     script: VecDeque<Reply>,
     default: Reply,
     bucket: Option<Bucket>,
+    rule: Option<Rule>,
 }
 
+/// A reply chosen by what the request holds (a receiver refusing one event).
+type Rule = Arc<dyn Fn(&Request) -> Option<Reply> + Send + Sync>;
+
 impl State {
-    fn decide(&mut self, now: Instant) -> Reply {
+    fn decide(&mut self, request: &Request) -> Reply {
+        let now = request.at;
+        if let Some(reply) = self.rule.as_ref().and_then(|rule| rule(request)) {
+            return reply;
+        }
         if let Some(bucket) = &mut self.bucket
             && !bucket.take(now)
         {
@@ -184,13 +202,18 @@ impl Shared {
         while let Some((request, close)) = read_request(&mut reader) {
             let (index, reply) = {
                 let mut state = self.lock();
-                let reply = state.decide(request.at);
+                let reply = state.decide(&request);
                 state.requests.push(request);
                 (state.requests.len() - 1, reply)
             };
             self.changed.notify_all();
             if !reply.delay.is_zero() {
                 thread::sleep(reply.delay);
+            }
+            if let Some(misbehaviour) = &reply.misbehaviour {
+                // A hostile answer never leaves the connection usable.
+                misbehaviour.answer(&reply, reader, writer);
+                return;
             }
             let written = writer
                 .write_all(&reply.to_bytes())
@@ -309,6 +332,7 @@ impl Sink {
                 script: VecDeque::new(),
                 default: Reply::ok(),
                 bucket: None,
+                rule: None,
             }),
             changed: Condvar::new(),
         });
@@ -380,6 +404,12 @@ impl Sink {
             tokens: burst,
             refilled: Instant::now(),
         });
+    }
+
+    /// Requests for which `rule` returns a reply get it, ahead of the rate limit, the script and
+    /// the default.
+    pub fn rule(&self, rule: impl Fn(&Request) -> Option<Reply> + Send + Sync + 'static) {
+        self.shared.lock().rule = Some(Arc::new(rule));
     }
 
     /// Removes the rate limit.

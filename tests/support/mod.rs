@@ -1,6 +1,7 @@
 //! Shared helpers for the integration tests: a fluent builder that runs the `events` binary
 //! (`cmd`), a throw-away real Redis per test (`redis`), and an in-process HTTP server standing in
-//! for Slack, Segment and webhook receivers (`http`).
+//! for Slack, Segment and webhook receivers (`http`), which can also answer like a hostile
+//! receiver (`hostile`).
 
 // Every feature module picks the helpers it needs, so some are unused in any given build; one
 // allow here keeps `-D warnings` green without sprinkling attributes over every helper.
@@ -8,6 +9,7 @@
 
 pub mod cmd;
 pub mod deliveries;
+pub mod hostile;
 pub mod http;
 pub mod redis;
 
@@ -17,6 +19,7 @@ pub mod redis;
 pub use self::{
     cmd::{Events, Outcome, Running, bin},
     deliveries::{LONG, WEBHOOK_SECRET, signups, slack_lines, webhook_ids},
+    hostile::Misbehaviour,
     http::{Reply, Request, Sink},
     redis::RedisServer,
 };
