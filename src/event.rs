@@ -71,9 +71,7 @@ pub enum BadToken {
     Empty { field: &'static str },
     #[error("'{field}' is {len} bytes long; at most {MAX_TOKEN_BYTES} are allowed")]
     TooLong { field: &'static str, len: usize },
-    #[error(
-        "'{field}' has '{shown}' at byte {at}; only printable ASCII without spaces is allowed"
-    )]
+    #[error("'{field}' has '{shown}' at byte {at}; only printable ASCII without spaces is allowed")]
     BadChar {
         field: &'static str,
         shown: String,
@@ -275,23 +273,36 @@ mod tests {
                 "idé",
                 "'id' has 'é' at byte 2; only printable ASCII without spaces is allowed",
             ),
-            ("\u{7f}", "'id' has '\\u{7f}' at byte 0; only printable ASCII without spaces is allowed"),
+            (
+                "\u{7f}",
+                "'id' has '\\u{7f}' at byte 0; only printable ASCII without spaces is allowed",
+            ),
         ];
         for (id, message) in cases {
-            assert_eq!(check_token("id", id).unwrap_err().to_string(), message, "{id:?}");
+            assert_eq!(
+                check_token("id", id).unwrap_err().to_string(),
+                message,
+                "{id:?}"
+            );
         }
         assert_eq!(
             check_token("id", &"x".repeat(129)).unwrap_err().to_string(),
             "'id' is 129 bytes long; at most 128 are allowed"
         );
-        let line: EventLine = serde_json::from_str(
-            r#"{"id":"a\rb","type":"user.signup","payload":{}}"#,
-        )
-        .unwrap();
-        assert!(line.into_event().unwrap_err().starts_with("'id' has '\\u{d}'"));
+        let line: EventLine =
+            serde_json::from_str(r#"{"id":"a\rb","type":"user.signup","payload":{}}"#).unwrap();
+        assert!(
+            line.into_event()
+                .unwrap_err()
+                .starts_with("'id' has '\\u{d}'")
+        );
         let line: EventLine =
             serde_json::from_str(r#"{"type":"user.\u001b[2Ksignup","payload":{}}"#).unwrap();
-        assert!(line.into_event().unwrap_err().starts_with("'type' has '\\u{1b}' at byte 5"));
+        assert!(
+            line.into_event()
+                .unwrap_err()
+                .starts_with("'type' has '\\u{1b}' at byte 5")
+        );
     }
 
     #[test]

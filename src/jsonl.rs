@@ -88,7 +88,9 @@ mod tests {
     fn a_line_that_is_not_utf8_is_one_rejected_line() {
         let mut input = Vec::new();
         input.extend_from_slice(b"{\"type\":\"user.signup\",\"payload\":{\"email\":\"a@b\"}}\n");
-        input.extend_from_slice(b"{\"type\":\"user.signup\",\"payload\":{\"email\":\"\xff\xfe\"}}\n");
+        input.extend_from_slice(
+            b"{\"type\":\"user.signup\",\"payload\":{\"email\":\"\xff\xfe\"}}\n",
+        );
         input.extend_from_slice(b"\r\n   \n");
         input.extend_from_slice(b"{\"type\":\"user.signup\",\"payload\":{\"email\":\"c@d\"}}\r\n");
         input.extend_from_slice(b"{\"type\":\"user.signup\",\"payload\":{\"email\":\"e@f\"}}");

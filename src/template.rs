@@ -901,7 +901,8 @@ mod tests {
 
     #[test]
     fn control_characters_separators_and_bidi_overrides_become_spaces() {
-        let value = "a\u{b}b\u{c}c\u{85}d\u{2028}e\u{2029}f\u{1b}[1A\u{1b}[2Kg\u{202e}h\u{2067}i\tj\u{7f}k";
+        let value =
+            "a\u{b}b\u{c}c\u{85}d\u{2028}e\u{2029}f\u{1b}[1A\u{1b}[2Kg\u{202e}h\u{2067}i\tj\u{7f}k";
         for style in [Style::Plain, Style::Slack] {
             let got = render("<{v}>", json!({ "v": value }), style).unwrap();
             assert_eq!(got, "<a b c d e f [1A [2Kg h i j k>");
@@ -915,7 +916,10 @@ mod tests {
     #[test]
     fn thousands_on_a_non_numeric_field_is_named() {
         let template = Template::parse("{n:,} {s} {s:,}").unwrap();
-        assert_eq!(template.check_thousands(|_| true, |_| String::new()), Ok(()));
+        assert_eq!(
+            template.check_thousands(|_| true, |_| String::new()),
+            Ok(())
+        );
         let err = template
             .check_thousands(|name| name == "n", |_| "a string".into())
             .unwrap_err();
