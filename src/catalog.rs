@@ -364,6 +364,16 @@ impl Catalog {
     /// declared ones are allowed: they travel with the event (Segment
     /// properties, webhook bodies).
     pub fn validate(&self, kind: &str, payload: &Payload) -> Result<(), ValidationError> {
+        self.render_payload(kind, payload, Style::Plain).map(drop)
+    }
+
+    /// Checks the fields of `payload` against `kind`, then renders it.
+    fn render_payload(
+        &self,
+        kind: &str,
+        payload: &Payload,
+        style: Style,
+    ) -> Result<String, ValidationError> {
         let spec = self.lookup(kind)?;
         for (field, expected) in &spec.fields {
             match payload.get(field) {
@@ -386,9 +396,8 @@ impl Catalog {
             }
         }
         spec.template
-            .render(payload, Style::Plain)
-            .map_err(|e| render_error(kind, e))?;
-        Ok(())
+            .render(payload, style)
+            .map_err(|e| render_error(kind, e))
     }
 
     /// Reads one line of JSON Lines input (`emit --stdin`, `replay --file`)
@@ -416,11 +425,7 @@ impl Catalog {
 
     /// Validates `event` and renders its message in `style`.
     pub fn render(&self, event: &Event, style: Style) -> Result<String, ValidationError> {
-        self.validate(&event.kind, &event.payload)?;
-        let spec = self.lookup(&event.kind)?;
-        spec.template
-            .render(&event.payload, style)
-            .map_err(|e| render_error(&event.kind, e))
+        self.render_payload(&event.kind, &event.payload, style)
     }
 }
 

@@ -948,8 +948,11 @@ mod tests {
 
     proptest! {
         #[test]
-        fn parse_never_panics(source in any::<String>()) {
-            let _ = Template::parse(&source);
+        fn parse_gives_a_template_or_an_error_naming_it(source in any::<String>()) {
+            match Template::parse(&source) {
+                Ok(template) => prop_assert_eq!(template.source(), source.as_str()),
+                Err(e) => prop_assert!(e.to_string().starts_with("template "), "{}", e),
+            }
         }
 
         #[test]
