@@ -48,6 +48,12 @@ impl FieldType {
         }
     }
 
+    /// Whether Python's `,` (thousands separator) applies to values of this
+    /// type: integers and numbers, not strings nor (deliberately) booleans.
+    pub fn is_numeric(self) -> bool {
+        matches!(self, FieldType::Integer { .. } | FieldType::Number)
+    }
+
     /// Converts a command-line value (`--field k=v`) to this type.
     pub fn from_text(self, text: &str) -> Option<Value> {
         match self {
@@ -113,7 +119,8 @@ pub struct EventSpec {
 }
 
 impl EventSpec {
-    /// A spec whose template is checked against its fields.
+    /// A spec whose template is checked against its fields: every field it
+    /// uses is declared, and `{field:,}` is used only on numeric fields.
     pub fn new(
         name: &str,
         fields: Vec<(String, FieldType)>,
@@ -122,6 +129,11 @@ impl EventSpec {
         let template = Template::parse(template)?;
         let names: Vec<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
         template.check_fields(&names)?;
+        let declared = |field: &str| fields.iter().find(|(n, _)| n == field).map(|(_, t)| *t);
+        template.check_thousands(
+            |field| declared(field).is_some_and(FieldType::is_numeric),
+            |field| declared(field).map(|t| t.to_string()).unwrap_or_default(),
+        )?;
         Ok(EventSpec {
             name: name.to_owned(),
             fields,
@@ -181,6 +193,9 @@ pub enum ValidationError {
     },
     #[error("the message of '{kind}' cannot be rendered: {reason}")]
     Render { kind: String, reason: String },
+    /// An id or type that is not one printable word.
+    #[error(transparent)]
+    Token(#[from] crate::event::BadToken),
     #[error("{0}")]
     Invalid(String),
 }
@@ -329,7 +344,7 @@ impl Catalog {
     /// The spec of `name`, or an error suggesting the nearest known type.
     pub fn lookup(&self, name: &str) -> Result<&EventSpec, ValidationError> {
         self.get(name).ok_or_else(|| ValidationError::UnknownType {
-            given: name.to_owned(),
+            given: crate::sanitize::escape(name).into_owned(),
             suggestion: self.nearest(name),
         })
     }
@@ -344,10 +359,21 @@ impl Catalog {
     }
 
     /// Checks that `payload` has every field `kind` requires, each of the
-    /// declared type, and that its message renders. Fields beyond the
+    /// declared type, and that its message renders, so `emit` and
+    /// `emit --dry-run` accept exactly the same events. Fields beyond the
     /// declared ones are allowed: they travel with the event (Segment
     /// properties, webhook bodies).
     pub fn validate(&self, kind: &str, payload: &Payload) -> Result<(), ValidationError> {
+        self.render_payload(kind, payload, Style::Plain).map(drop)
+    }
+
+    /// Checks the fields of `payload` against `kind`, then renders it.
+    fn render_payload(
+        &self,
+        kind: &str,
+        payload: &Payload,
+        style: Style,
+    ) -> Result<String, ValidationError> {
         let spec = self.lookup(kind)?;
         for (field, expected) in &spec.fields {
             match payload.get(field) {
@@ -369,27 +395,37 @@ impl Catalog {
                 Some(_) => {}
             }
         }
-        Ok(())
+        spec.template
+            .render(payload, style)
+            .map_err(|e| render_error(kind, e))
     }
 
     /// Reads one line of JSON Lines input (`emit --stdin`, `replay --file`)
     /// into a validated event; the error says what is wrong with the line.
+    /// Control characters in the error (serde echoes unknown keys as they
+    /// are) are escaped, so it is safe to print.
     pub fn parse_line(&self, line: &str) -> Result<Event, String> {
-        let parsed: crate::event::EventLine =
-            serde_json::from_str(line).map_err(|e| format!("not a valid event: {e}"))?;
-        let event = parsed.into_event()?;
+        let parse = || -> Result<Event, String> {
+            let parsed: crate::event::EventLine =
+                serde_json::from_str(line).map_err(|e| format!("not a valid event: {e}"))?;
+            let event = parsed.into_event()?;
+            self.validate(&event.kind, &event.payload)
+                .map_err(|e| e.to_string())?;
+            Ok(event)
+        };
+        parse().map_err(|e| crate::sanitize::escape(&e).into_owned())
+    }
+
+    /// Checks a complete event: its id and type (see
+    /// [`crate::event::check_token`]), then [`Catalog::validate`].
+    pub fn validate_event(&self, event: &Event) -> Result<(), ValidationError> {
+        event.check_tokens()?;
         self.validate(&event.kind, &event.payload)
-            .map_err(|e| e.to_string())?;
-        Ok(event)
     }
 
     /// Validates `event` and renders its message in `style`.
     pub fn render(&self, event: &Event, style: Style) -> Result<String, ValidationError> {
-        self.validate(&event.kind, &event.payload)?;
-        let spec = self.lookup(&event.kind)?;
-        spec.template
-            .render(&event.payload, style)
-            .map_err(|e| render_error(&event.kind, e))
+        self.render_payload(&event.kind, &event.payload, style)
     }
 }
 
@@ -403,6 +439,7 @@ fn render_error(kind: &str, error: RenderError) -> ValidationError {
 /// A short description of a JSON value for error messages.
 fn describe_value(value: &Value) -> String {
     let text = value.to_string();
+    let text = crate::sanitize::escape(&text);
     let shown: String = text.chars().take(40).collect();
     let kind = match value {
         Value::Null => "null",

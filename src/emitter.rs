@@ -63,7 +63,7 @@ impl Emitter {
 
     /// Validates and emits a complete event; returns its id.
     pub fn emit_event(&mut self, event: Event) -> Result<String, Error> {
-        self.catalog.validate(&event.kind, &event.payload)?;
+        self.catalog.validate_event(&event)?;
         if !self.config.disabled {
             self.queue()?.append(std::slice::from_ref(&event))?;
         }
@@ -73,7 +73,7 @@ impl Emitter {
     /// Like `emit_event`, but a second call with the same `key` within 24 h
     /// writes nothing and returns the first event's id.
     pub fn emit_idempotent(&mut self, key: &str, event: Event) -> Result<String, Error> {
-        self.catalog.validate(&event.kind, &event.payload)?;
+        self.catalog.validate_event(&event)?;
         if key.is_empty() {
             return Err(ValidationError::Invalid("the idempotency key is empty".into()).into());
         }
@@ -89,7 +89,7 @@ impl Emitter {
     /// Validates every event, then appends them in one batch.
     pub fn emit_batch(&mut self, events: &[Event]) -> Result<(), Error> {
         for event in events {
-            self.catalog.validate(&event.kind, &event.payload)?;
+            self.catalog.validate_event(event)?;
         }
         if !self.config.disabled && !events.is_empty() {
             self.queue()?.append(events)?;

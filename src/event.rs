@@ -59,6 +59,59 @@ impl Event {
     }
 }
 
+/// Longest an event id or type may be, in bytes.
+pub const MAX_TOKEN_BYTES: usize = 128;
+
+/// An event id or type that cannot be carried safely: it travels in log lines, HTTP
+/// headers (`webhook-id`) and receivers' dedup keys, so it must be one printable word.
+/// The message never holds the offending character itself, only its escape.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadToken {
+    #[error("'{field}' is empty")]
+    Empty { field: &'static str },
+    #[error("'{field}' is {len} bytes long; at most {MAX_TOKEN_BYTES} are allowed")]
+    TooLong { field: &'static str, len: usize },
+    #[error("'{field}' has '{shown}' at byte {at}; only printable ASCII without spaces is allowed")]
+    BadChar {
+        field: &'static str,
+        shown: String,
+        at: usize,
+    },
+}
+
+/// Checks that `text`, the event's `field` (`"id"` or `"type"`), is 1 to 128 bytes of
+/// printable ASCII without whitespace (0x21..=0x7E).
+pub fn check_token(field: &'static str, text: &str) -> Result<(), BadToken> {
+    if text.is_empty() {
+        return Err(BadToken::Empty { field });
+    }
+    if let Some((at, c)) = text.char_indices().find(|(_, c)| !matches!(c, '!'..='~')) {
+        let shown = if crate::sanitize::is_unsafe(c) || c == ' ' {
+            c.escape_unicode().to_string()
+        } else {
+            c.to_string()
+        };
+        return Err(BadToken::BadChar { field, shown, at });
+    }
+    if text.len() > MAX_TOKEN_BYTES {
+        return Err(BadToken::TooLong {
+            field,
+            len: text.len(),
+        });
+    }
+    Ok(())
+}
+
+impl Event {
+    /// Checks the event's id and type with [`check_token`]: every producer
+    /// (the library, `emit --stdin`) and every decoder of a stored entry
+    /// applies this one rule, so they agree on what is acceptable.
+    pub fn check_tokens(&self) -> Result<(), BadToken> {
+        check_token("id", &self.id)?;
+        check_token("type", &self.kind)
+    }
+}
+
 impl EventLine {
     /// Completes the line into an event: a missing id or ts is assigned now;
     /// a given ts must be RFC 3339 and is normalised to UTC milliseconds.
@@ -70,16 +123,17 @@ impl EventLine {
             None => format_ts(Utc::now()),
         };
         let id = match self.id {
-            Some(id) if id.trim().is_empty() => return Err("'id' is empty".into()),
             Some(id) => id,
             None => next_id(std::time::SystemTime::now()),
         };
-        Ok(Event {
+        let event = Event {
             id,
             kind: self.kind,
             ts,
             payload: self.payload,
-        })
+        };
+        event.check_tokens().map_err(|e| e.to_string())?;
+        Ok(event)
     }
 }
 
@@ -194,6 +248,61 @@ mod tests {
             let parsed: EventLine = serde_json::from_str(&line).unwrap();
             let _ = parsed.into_event();
         }
+    }
+
+    #[test]
+    fn ids_and_types_must_be_one_printable_word() {
+        assert_eq!(check_token("id", "01JDX3M7Q7G5N8W4K2B9C1T6ZR"), Ok(()));
+        assert_eq!(check_token("id", &"x".repeat(128)), Ok(()));
+        assert_eq!(check_token("type", "user.signup"), Ok(()));
+        let cases = [
+            ("", "'id' is empty"),
+            (
+                "abc\ndelivered FORGED",
+                "'id' has '\\u{a}' at byte 3; only printable ASCII without spaces is allowed",
+            ),
+            (
+                "a b",
+                "'id' has '\\u{20}' at byte 1; only printable ASCII without spaces is allowed",
+            ),
+            (
+                "\u{1b}[2K",
+                "'id' has '\\u{1b}' at byte 0; only printable ASCII without spaces is allowed",
+            ),
+            (
+                "idé",
+                "'id' has 'é' at byte 2; only printable ASCII without spaces is allowed",
+            ),
+            (
+                "\u{7f}",
+                "'id' has '\\u{7f}' at byte 0; only printable ASCII without spaces is allowed",
+            ),
+        ];
+        for (id, message) in cases {
+            assert_eq!(
+                check_token("id", id).unwrap_err().to_string(),
+                message,
+                "{id:?}"
+            );
+        }
+        assert_eq!(
+            check_token("id", &"x".repeat(129)).unwrap_err().to_string(),
+            "'id' is 129 bytes long; at most 128 are allowed"
+        );
+        let line: EventLine =
+            serde_json::from_str(r#"{"id":"a\rb","type":"user.signup","payload":{}}"#).unwrap();
+        assert!(
+            line.into_event()
+                .unwrap_err()
+                .starts_with("'id' has '\\u{d}'")
+        );
+        let line: EventLine =
+            serde_json::from_str(r#"{"type":"user.\u001b[2Ksignup","payload":{}}"#).unwrap();
+        assert!(
+            line.into_event()
+                .unwrap_err()
+                .starts_with("'type' has '\\u{1b}' at byte 5")
+        );
     }
 
     #[test]

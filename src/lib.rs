@@ -27,7 +27,9 @@ pub mod dest;
 pub mod emitter;
 pub mod error;
 pub mod event;
+pub mod jsonl;
 pub mod queue;
+pub mod sanitize;
 pub mod template;
 pub mod worker;
 

@@ -7,14 +7,15 @@
 //! when the template is parsed, with the column named, so a typo fails at configuration time
 //! instead of in the middle of the night. Because values come from event payloads that
 //! anyone may have written, every interpolated value is sanitised before it is inserted:
-//! line breaks become spaces, long values are cut, and for Slack the characters `&`, `<` and
+//! line breaks, control characters (terminal escapes included) and bidi overrides become
+//! spaces ([`crate::sanitize::one_line`]), long values are cut, and for Slack the characters `&`, `<` and
 //! `>` are escaped so that a payload can never page a channel, ping a person or plant a link.
 //! The template's own literal text is trusted and left untouched.
 
 use serde_json::{Map, Number, Value};
 
-/// Longest a single interpolated value may be, in Unicode scalar values, after sanitising
-/// line breaks (and before Slack escaping).
+/// Longest a single interpolated value may be, in Unicode scalar values, after flattening
+/// it to one line (and before Slack escaping).
 const MAX_VALUE_CHARS: usize = 200;
 
 /// A parsed message template.
@@ -100,6 +101,16 @@ pub enum TemplateError {
     UnsupportedSpec {
         template: String,
         spec: String,
+        column: usize,
+    },
+    #[error(
+        "template {template:?} uses ',' (thousands separator) on field '{field}' at column {column}, which is {declared}; ',' applies only to integer, signed and number fields"
+    )]
+    ThousandsOnNonNumber {
+        template: String,
+        field: String,
+        /// The field's declared type, as in "a string".
+        declared: String,
         column: usize,
     },
     #[error("template {template:?} uses the undeclared field '{field}' at column {column}")]
@@ -225,6 +236,33 @@ impl Template {
             Some((name, column)) => Err(TemplateError::UndeclaredField {
                 template: self.source.clone(),
                 field: name.to_owned(),
+                column,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Err naming the first field used with `,` for which `numeric` says no; `describe`
+    /// gives its declared type for the message. Python raises on `format("x", ",")`, so
+    /// such a template could never render: it is refused when the catalog loads.
+    pub fn check_thousands(
+        &self,
+        numeric: impl Fn(&str) -> bool,
+        describe: impl Fn(&str) -> String,
+    ) -> Result<(), TemplateError> {
+        let misuse = self.parts.iter().find_map(|part| match part {
+            Part::Field {
+                name,
+                thousands: true,
+                column,
+            } if !numeric(name) => Some((name, *column)),
+            _ => None,
+        });
+        match misuse {
+            Some((name, column)) => Err(TemplateError::ThousandsOnNonNumber {
+                template: self.source.clone(),
+                field: name.clone(),
+                declared: describe(name),
                 column,
             }),
             None => Ok(()),
@@ -468,21 +506,11 @@ pub fn slack_escape(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// Makes one formatted value safe to insert: line breaks become one space each, values over
+/// Makes one formatted value safe to insert: line breaks, control characters and bidi
+/// overrides become one space each ([`crate::sanitize::one_line`]), values over
 /// [`MAX_VALUE_CHARS`] are cut to that length ending in `…`, and for Slack it is escaped.
 fn sanitize(value: &str, style: Style) -> String {
-    let mut flat = String::with_capacity(value.len());
-    let mut chars = value.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\r' => {
-                chars.next_if_eq(&'\n');
-                flat.push(' ');
-            }
-            '\n' => flat.push(' '),
-            c => flat.push(c),
-        }
-    }
+    let mut flat = crate::sanitize::one_line(value).into_owned();
     if flat.chars().count() > MAX_VALUE_CHARS {
         flat = flat.chars().take(MAX_VALUE_CHARS - 1).collect();
         flat.push('…');
@@ -871,6 +899,45 @@ mod tests {
         assert!(Template::parse("no fields").unwrap().fields().is_empty());
     }
 
+    #[test]
+    fn control_characters_separators_and_bidi_overrides_become_spaces() {
+        let value =
+            "a\u{b}b\u{c}c\u{85}d\u{2028}e\u{2029}f\u{1b}[1A\u{1b}[2Kg\u{202e}h\u{2067}i\tj\u{7f}k";
+        for style in [Style::Plain, Style::Slack] {
+            let got = render("<{v}>", json!({ "v": value }), style).unwrap();
+            assert_eq!(got, "<a b c d e f [1A [2Kg h i j k>");
+        }
+        // Still cut at 200 characters, and still escaped for Slack, after flattening.
+        let long = format!("<\u{1b}{}", "x".repeat(300));
+        let got = render("{v}", json!({ "v": long }), Style::Slack).unwrap();
+        assert_eq!(got, format!("&lt; {}…", "x".repeat(197)));
+    }
+
+    #[test]
+    fn thousands_on_a_non_numeric_field_is_named() {
+        let template = Template::parse("{n:,} {s} {s:,}").unwrap();
+        assert_eq!(
+            template.check_thousands(|_| true, |_| String::new()),
+            Ok(())
+        );
+        let err = template
+            .check_thousands(|name| name == "n", |_| "a string".into())
+            .unwrap_err();
+        assert_eq!(
+            err,
+            TemplateError::ThousandsOnNonNumber {
+                template: "{n:,} {s} {s:,}".into(),
+                field: "s".into(),
+                declared: "a string".into(),
+                column: 11,
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            r#"template "{n:,} {s} {s:,}" uses ',' (thousands separator) on field 's' at column 11, which is a string; ',' applies only to integer, signed and number fields"#
+        );
+    }
+
     fn assert_grouped(text: &str, plain: &str) {
         let unsigned = text.strip_prefix('-').unwrap_or(text);
         let groups: Vec<&str> = unsigned.split(',').collect();
@@ -881,14 +948,26 @@ mod tests {
 
     proptest! {
         #[test]
-        fn parse_never_panics(source in any::<String>()) {
-            let _ = Template::parse(&source);
+        fn parse_gives_a_template_or_an_error_naming_it(source in any::<String>()) {
+            match Template::parse(&source) {
+                Ok(template) => prop_assert_eq!(template.source(), source.as_str()),
+                Err(e) => prop_assert!(e.to_string().starts_with("template "), "{}", e),
+            }
         }
 
         #[test]
         fn parse_never_panics_on_brace_soup(source in "[{}a-z0-9_:,!.\\[\\] é]{0,24}") {
             if let Ok(template) = Template::parse(&source) {
                 let _ = template.render(&Map::new(), Style::Slack);
+            }
+        }
+
+        #[test]
+        fn any_value_renders_as_one_line_without_control_characters(value in any::<String>()) {
+            for style in [Style::Plain, Style::Slack] {
+                let got = render("a {v} b", json!({ "v": value }), style).unwrap();
+                prop_assert!(!got.chars().any(crate::sanitize::is_unsafe), "{:?}", got);
+                prop_assert!(got.chars().count() <= 4 + 5 * MAX_VALUE_CHARS);
             }
         }
 

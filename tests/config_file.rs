@@ -218,6 +218,18 @@ const MISTAKES: &[(&str, &str)] = &[
         "events.toml:4: template: ",
     ),
     (
+        "[[event]]\ntype = \"a.b\"\nfields = { n = \"integer\", s = \"string\" }\ntemplate = \"{n:,} {s:,}\"\n",
+        "events.toml:4: template: template \"{n:,} {s:,}\" uses ',' (thousands separator) on field 's' at column 7, which is a string; ',' applies only to integer, signed and number fields",
+    ),
+    (
+        "[[event]]\ntype = \"a.b\"\nfields = { b = \"boolean\" }\ntemplate = \"{b:,}\"\n",
+        "events.toml:4: template: template \"{b:,}\" uses ',' (thousands separator) on field 'b' at column 1, which is true or false;",
+    ),
+    (
+        "[[event]]\ntype = \"user.signup\"\ntemplate = \"New: {email:,}\"\n",
+        "events.toml:3: template: template \"New: {email:,}\" uses ',' (thousands separator) on field 'email' at column 6, which is a string;",
+    ),
+    (
         "[[event]]\ntype = \"has space\"\ntemplate = \"x\"\n",
         "events.toml:2: type: \"has space\" is not a valid event type name",
     ),

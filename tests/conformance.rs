@@ -32,6 +32,10 @@ pub trait Backend {
     /// the stream of the queue opened last, by backend-specific means, with
     /// an entry time of now.
     fn write_garbage(&self);
+
+    /// Appends an entry with this `id` and `type` (and a valid payload) to
+    /// the stream of the queue opened last, by backend-specific means.
+    fn write_raw(&self, id: &str, kind: &str);
 }
 
 /// Generates one `#[test]` per check for a backend.
@@ -78,6 +82,7 @@ macro_rules! conformance_tests {
             stats_describe_the_pipeline,
             trim_removes_only_acked_history,
             poison_comes_out_of_claim,
+            ids_and_types_that_are_not_one_printable_word_are_poison,
             leave_forgets_only_consumers_that_hold_nothing,
             renewed_claims_outlive_their_first_lease,
             a_delivery_is_scheduled_once_per_event_and_destination,
@@ -854,6 +859,34 @@ pub fn a_consumer_name_is_held_by_one_holder_until_released_or_expired(b: &dyn B
     assert!(q.hold_consumer("w", "host-b pid 2", LONG).is_err());
 }
 
+pub fn ids_and_types_that_are_not_one_printable_word_are_poison(b: &dyn Backend) {
+    let mut q = b.open(LONG);
+    b.write_raw("evt-1\nevents: delivered user.signup FORGED", "user.signup");
+    b.write_raw("evt 2", "user.signup");
+    b.write_raw(&"x".repeat(129), "user.signup");
+    b.write_raw("evt-4", "user.\u{1b}[2Ksignup");
+    b.write_raw("evt-5", "user.signup");
+    let entries = q.claim("w", 10, Duration::ZERO).unwrap();
+    let reasons: Vec<String> = entries
+        .iter()
+        .map(|e| match &e.event {
+            Ok(event) => format!("ok {}", event.id),
+            Err(poison) => poison.reason.clone(),
+        })
+        .collect();
+    // The same reasons, word for word, on every backend.
+    assert_eq!(
+        reasons,
+        [
+            "'id' has '\\u{a}' at byte 5; only printable ASCII without spaces is allowed",
+            "'id' has '\\u{20}' at byte 3; only printable ASCII without spaces is allowed",
+            "'id' is 129 bytes long; at most 128 are allowed",
+            "'type' has '\\u{1b}' at byte 5; only printable ASCII without spaces is allowed",
+            "ok evt-5",
+        ]
+    );
+}
+
 mod sqlite {
     use std::cell::Cell;
     use std::collections::HashMap;
@@ -906,6 +939,17 @@ mod sqlite {
                     now,
                     "{not json"
                 ],
+            )
+            .unwrap();
+        }
+
+        fn write_raw(&self, id: &str, kind: &str) {
+            let conn = rusqlite::Connection::open(self.path()).unwrap();
+            conn.busy_timeout(Duration::from_secs(5)).unwrap();
+            let now = now_ms();
+            conn.execute(
+                "INSERT INTO stream (id, type, ts, ts_ms, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
+                rusqlite::params![id, kind, format_ts_ms(now), now, r#"{"email":"a@b"}"#],
             )
             .unwrap();
         }
@@ -1180,6 +1224,21 @@ mod redis_backend {
                 "user.signup",
                 "payload",
                 "{not json",
+            ]);
+        }
+
+        fn write_raw(&self, id: &str, kind: &str) {
+            let stream = format!("{}:stream", self.prefix());
+            self.server.cli(&[
+                "XADD",
+                &stream,
+                "*",
+                "id",
+                id,
+                "type",
+                kind,
+                "payload",
+                r#"{"email":"a@b"}"#,
             ]);
         }
     }

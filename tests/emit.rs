@@ -884,3 +884,44 @@ fn library_emitter_rejects_an_invalid_event_without_writing() {
     assert!(matches!(err, events::Error::Invalid(_)), "{err:?}");
     assert_eq!(server.cli(&["EXISTS", STREAM]), "0");
 }
+
+#[test]
+fn library_emitter_rejects_an_id_that_is_not_one_printable_word_without_writing() {
+    use events::catalog::ValidationError;
+    use events::config::{Config, Global};
+    use events::event::BadToken;
+
+    let server = RedisServer::start();
+    let global = Global {
+        redis_url: Some(server.url()),
+        ..Default::default()
+    };
+    let config = Config::load_with(&global, &|_| None).expect("a valid configuration");
+    let mut emitter = events::Emitter::new(config).expect("an emitter");
+    let mut event = events::Event::new(
+        "user.signup",
+        json!({"email": "ada@example.com"})
+            .as_object()
+            .expect("an object")
+            .clone(),
+    );
+    event.id = "evt-1\nevents: delivered user.signup FORGED".into();
+    let expected = BadToken::BadChar {
+        field: "id",
+        shown: "\\u{a}".into(),
+        at: 5,
+    };
+    for result in [
+        emitter.emit_event(event.clone()),
+        emitter.emit_idempotent("key-1", event.clone()),
+        emitter
+            .emit_batch(std::slice::from_ref(&event))
+            .map(|()| String::new()),
+    ] {
+        match result {
+            Err(events::Error::Invalid(ValidationError::Token(bad))) => assert_eq!(bad, expected),
+            other => panic!("expected the id to be rejected, got {other:?}"),
+        }
+    }
+    assert_eq!(server.cli(&["EXISTS", STREAM]), "0");
+}

@@ -15,5 +15,6 @@ mod segment;
 mod sqlite_store;
 mod status;
 mod templates;
+mod untrusted_input;
 mod webhook;
 mod work;

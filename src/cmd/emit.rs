@@ -1,8 +1,6 @@
 //! `events emit`: validate, then write one event (or JSON Lines from stdin,
 //! in pipelined batches), then print the id.
 
-use std::io::BufRead;
-
 use anyhow::Context as _;
 use serde_json::Value;
 
@@ -11,6 +9,7 @@ use crate::catalog::ValidationError;
 use crate::cli::EmitArgs;
 use crate::emitter::{Emitter, typed_fields};
 use crate::event::Event;
+use crate::jsonl::read_events;
 use crate::template::Style;
 
 /// Events written per pipelined batch with `--stdin`.
@@ -88,12 +87,10 @@ fn emit_stdin(ctx: &Context, emitter: &mut Emitter, dry_run: bool) -> anyhow::Re
     let mut batch = Vec::with_capacity(BATCH);
     let (mut written, mut bad) = (0usize, 0usize);
     let mut out = String::new();
-    for (index, line) in stdin.lines().enumerate() {
+    let catalog = emitter.catalog().clone();
+    for line in read_events(stdin, &catalog) {
         let line = line.context("cannot read stdin")?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        match emitter.catalog().parse_line(&line) {
+        match line.event {
             Ok(event) if dry_run => {
                 out.push_str(&event.to_json_line());
                 out.push('\n');
@@ -101,7 +98,7 @@ fn emit_stdin(ctx: &Context, emitter: &mut Emitter, dry_run: bool) -> anyhow::Re
             Ok(event) => batch.push(event),
             Err(e) => {
                 bad += 1;
-                log::error!("line {}: {e}", index + 1);
+                log::error!("line {}: {e}", line.number);
             }
         }
         if batch.len() == BATCH {

@@ -158,7 +158,7 @@ enum Source {
 enum Input {
     Path(PathBuf),
     Stdin,
-    Buffered(String),
+    Buffered(Vec<u8>),
 }
 
 impl Source {
@@ -193,9 +193,9 @@ impl Source {
     /// Reads stdin into memory when it is the input, so `feed` can run twice.
     fn make_rereadable(&mut self) -> anyhow::Result<()> {
         if let Source::File(input @ Input::Stdin) = self {
-            let mut text = String::new();
+            let mut text = Vec::new();
             std::io::stdin()
-                .read_to_string(&mut text)
+                .read_to_end(&mut text)
                 .context("cannot read stdin")?;
             *input = Input::Buffered(text);
         }
@@ -246,7 +246,7 @@ impl Source {
                 report,
             ),
             Source::File(Input::Buffered(text)) => {
-                feed_lines(text.as_bytes(), "stdin", &config.catalog, replay, report)
+                feed_lines(text.as_slice(), "stdin", &config.catalog, replay, report)
             }
         }
     }
@@ -275,12 +275,9 @@ fn feed_lines(
     replay: &mut Replay,
     report: bool,
 ) -> anyhow::Result<()> {
-    for (index, line) in input.lines().enumerate() {
+    for line in crate::jsonl::read_events(input, catalog) {
         let line = line.with_context(|| format!("cannot read {name}"))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        match catalog.parse_line(&line) {
+        match line.event {
             Ok(event) => {
                 if !replay.event(event)? {
                     break;
@@ -290,7 +287,7 @@ fn feed_lines(
                 replay.tally.bad_lines += 1;
                 replay.tally.failed += 1;
                 if report {
-                    replay.suspend(|| log::error!("line {}: {e}", index + 1));
+                    replay.suspend(|| log::error!("line {}: {e}", line.number));
                 }
             }
         }

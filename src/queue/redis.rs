@@ -1082,6 +1082,8 @@ fn decode(key: &str, fields: &[(String, String)]) -> std::result::Result<Event, 
         ts: Some(get("ts").map_or_else(|| format_ts_ms(ms as i64), str::to_owned)),
         payload,
     };
+    // `into_event` also checks the id and type (`Event::check_tokens`), as
+    // the SQLite backend's decoder does, with the same reason text.
     line.into_event().map_err(poison)
 }
 

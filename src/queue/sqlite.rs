@@ -411,12 +411,15 @@ impl RawEntry {
                 derived_id(ms, self.seq.max(0) as u64)
             }
         };
-        Ok(Event {
+        let event = Event {
             id,
             kind: kind.into_owned(),
             ts: ts.into_owned(),
             payload,
-        })
+        };
+        // The same rule, and the same reason, as the Redis backend's decoder.
+        event.check_tokens().map_err(|e| poison(e.to_string()))?;
+        Ok(event)
     }
 
     /// The row as JSON text, for the dead letter of a poison entry.

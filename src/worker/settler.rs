@@ -25,6 +25,7 @@ use super::{Job, Origin, Report};
 use crate::dest::Attempt;
 use crate::event::now_ms;
 use crate::queue::{DeadLetter, Delivery, Queue, Settlement};
+use crate::sanitize::escape;
 
 /// Per destination: its name and retry policy.
 pub struct DestPolicy {
@@ -154,14 +155,17 @@ impl Settler {
             Report::Poison { origin, letter } => {
                 match origin {
                     Origin::Entry(key) => {
-                        log::warn!("dead: entry {key} cannot be delivered: {}", letter.error);
+                        log::warn!(
+                            "dead: entry {key} cannot be delivered: {}",
+                            escape(&letter.error)
+                        );
                         pending.acks.push(key);
                     }
                     Origin::Retry(token) => {
                         log::warn!(
                             "dead: a retry to {} cannot be delivered: {}",
-                            letter.dest,
-                            letter.error
+                            escape(&letter.dest),
+                            escape(&letter.error)
                         );
                         pending.done_retries.push(token);
                     }
@@ -196,7 +200,10 @@ impl Settler {
     ) -> usize {
         let DestPolicy { name, policy } = &self.dests[dest];
         let event = &job.item.event;
-        let what = format!("{} {} to {name}", event.kind, event.id);
+        // Type, id and error texts come from producers and remote servers:
+        // escaped, so none can break or forge a log line.
+        let what = format!("{} {} to {name}", escape(&event.kind), escape(&event.id));
+        let shown = |error: &str| escape(error).into_owned();
         let delivery = |attempts: u32, error: &str| Delivery {
             event: (**event).clone(),
             dest: name.clone(),
@@ -217,11 +224,12 @@ impl Settler {
             }
             Attempt::RetryAfter(wait, error) | Attempt::Deferred(wait, error) => {
                 if matches!(attempt, Attempt::Deferred(..)) {
-                    log::debug!("deferred {what}: {error}");
+                    log::debug!("deferred {what}: {}", shown(error));
                 } else {
                     log::info!(
-                        "retry in {}: {what}: {error} (no attempt spent)",
-                        short(*wait)
+                        "retry in {}: {what}: {} (no attempt spent)",
+                        short(*wait),
+                        shown(error)
                     );
                 }
                 (
@@ -236,8 +244,9 @@ impl Settler {
                 let attempts = job.attempts + 1;
                 let wait = policy.delay(attempts);
                 log::info!(
-                    "retry in {}: {what}: {error} (attempt {attempts} of {})",
+                    "retry in {}: {what}: {} (attempt {attempts} of {})",
                     short(wait),
+                    shown(error),
                     policy.max_attempts
                 );
                 (
@@ -257,7 +266,8 @@ impl Settler {
             Attempt::Transient(error) | Attempt::Permanent(error) => {
                 let attempts = job.attempts + 1;
                 log::warn!(
-                    "dead: {what}: {error} (after {attempts} attempt{})",
+                    "dead: {what}: {} (after {attempts} attempt{})",
+                    shown(error),
                     if attempts == 1 { "" } else { "s" }
                 );
                 (None, Some(dead(attempts, error)))

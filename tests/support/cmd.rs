@@ -26,7 +26,7 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct Events {
     command: Command,
     shown: Vec<String>,
-    stdin: Option<String>,
+    stdin: Option<Vec<u8>>,
     home: PathBuf,
     owned_home: Option<TempDir>,
     timeout: Duration,
@@ -121,7 +121,12 @@ impl Events {
 
     /// Feeds this to the command's standard input, then closes it. Without it, stdin is empty
     /// (`/dev/null`).
-    pub fn stdin(mut self, input: impl Into<String>) -> Events {
+    pub fn stdin(self, input: impl Into<String>) -> Events {
+        self.stdin_bytes(input.into())
+    }
+
+    /// Like `stdin`, for input that need not be UTF-8.
+    pub fn stdin_bytes(mut self, input: impl Into<Vec<u8>>) -> Events {
         self.stdin = Some(input.into());
         self
     }
@@ -158,7 +163,7 @@ impl Events {
         if let (Some(input), Some(mut pipe)) = (self.stdin, child.stdin.take()) {
             // A command that exits without reading all of it is not our concern here.
             thread::spawn(move || {
-                let _ = pipe.write_all(input.as_bytes());
+                let _ = pipe.write_all(&input);
             });
         }
         let stdout = Pipe::collect(child.stdout.take().expect("piped stdout"));
