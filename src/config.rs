@@ -187,7 +187,7 @@ pub struct Delivery {
     /// How long history is kept for replay.
     pub retention: Duration,
     /// How long a claimed entry stays with its worker before another may
-    /// take it over (`EVENTS_CLAIM_LEASE_MS`); at least three HTTP timeouts.
+    /// take it over (`EVENTS_CLAIM_LEASE_MS`); more than three HTTP timeouts.
     pub claim_lease: Duration,
 }
 
@@ -238,47 +238,7 @@ impl Config {
                 },
             },
         };
-        let delivery = Delivery {
-            max_attempts: parse_env(
-                &env,
-                "EVENTS_MAX_ATTEMPTS",
-                |v| v.parse::<u32>().ok().filter(|n| *n >= 1),
-                "a whole number of at least 1",
-            )?,
-            retry_base: parse_env(
-                &env,
-                "EVENTS_RETRY_BASE_MS",
-                parse_ms,
-                "milliseconds, e.g. 1000",
-            )?
-            .unwrap_or(Duration::from_secs(1)),
-            http_timeout: parse_env(
-                &env,
-                "EVENTS_HTTP_TIMEOUT_MS",
-                parse_ms,
-                "milliseconds, e.g. 10000",
-            )?
-            .unwrap_or(Duration::from_secs(10)),
-            retention: parse_env(
-                &env,
-                "EVENTS_RETENTION",
-                |v| humantime::parse_duration(v).ok(),
-                "a duration such as 30d or 12h",
-            )?
-            .unwrap_or(Duration::from_secs(30 * 24 * 3600)),
-            claim_lease: Duration::ZERO,
-        };
-        let claim_lease = parse_env(
-            &env,
-            "EVENTS_CLAIM_LEASE_MS",
-            parse_ms,
-            "milliseconds, e.g. 60000",
-        )?;
-        let delivery = Delivery {
-            claim_lease: claim_lease
-                .unwrap_or((delivery.http_timeout * 3).max(Duration::from_secs(60))),
-            ..delivery
-        };
+        let delivery = delivery_settings(&env)?;
         let disabled = parse_env(&env, "EVENTS_DISABLED", parse_bool, "1 or 0")?.unwrap_or(false);
         let file_path = global
             .config
@@ -357,6 +317,77 @@ fn redis_backend(url: &str) -> Result<Backend, ConfigError> {
     })
 }
 
+/// Bounds that keep the delivery guarantees: a claim lease shorter than a
+/// request lets a second worker take over a delivery still in flight (and
+/// send it twice), and a zero timeout or retry delay turns every hiccup into
+/// a storm.
+const HTTP_TIMEOUT_MS: std::ops::RangeInclusive<u64> = 100..=600_000;
+const RETRY_BASE_MS: std::ops::RangeInclusive<u64> = 1..=86_400_000;
+const MAX_ATTEMPTS: std::ops::RangeInclusive<u64> = 1..=100;
+/// A century: past it, times in milliseconds stop fitting comfortably.
+const RETENTION_MAX_DAYS: u64 = 36_500;
+/// A day: a silent worker's claims come back within it.
+const CLAIM_LEASE_MAX_MS: u64 = 86_400_000;
+
+/// The delivery tuning, each value checked against the rule it must keep.
+fn delivery_settings(env: &dyn Fn(&str) -> Option<String>) -> Result<Delivery, ConfigError> {
+    let ranged = |name: &str, range: std::ops::RangeInclusive<u64>, unit: &str| {
+        parse_env(
+            env,
+            name,
+            |v| v.parse::<u64>().ok().filter(|n| range.contains(n)),
+            &format!(
+                "a whole number {unit}from {} to {}",
+                range.start(),
+                range.end()
+            ),
+        )
+    };
+    let http_timeout = ranged(
+        "EVENTS_HTTP_TIMEOUT_MS",
+        HTTP_TIMEOUT_MS,
+        "of milliseconds ",
+    )?
+    .map_or(Duration::from_secs(10), Duration::from_millis);
+    let least_lease = http_timeout.as_millis() as u64 * 3 + 1;
+    let claim_lease = parse_env(
+        env,
+        "EVENTS_CLAIM_LEASE_MS",
+        |v| {
+            v.parse::<u64>()
+                .ok()
+                .filter(|n| (least_lease..=CLAIM_LEASE_MAX_MS).contains(n))
+        },
+        &format!(
+            "more than three HTTP timeouts (3 × EVENTS_HTTP_TIMEOUT_MS = {} ms) and at most {CLAIM_LEASE_MAX_MS} ms, \
+             so that no worker takes over a delivery another is still making",
+            least_lease - 1
+        ),
+    )?
+    .map_or(
+        Duration::from_millis(least_lease.max(60_000)),
+        Duration::from_millis,
+    );
+    Ok(Delivery {
+        max_attempts: ranged("EVENTS_MAX_ATTEMPTS", MAX_ATTEMPTS, "")?.map(|n| n as u32),
+        retry_base: ranged("EVENTS_RETRY_BASE_MS", RETRY_BASE_MS, "of milliseconds ")?
+            .map_or(Duration::from_secs(1), Duration::from_millis),
+        http_timeout,
+        retention: parse_env(
+            env,
+            "EVENTS_RETENTION",
+            |v| {
+                humantime::parse_duration(v)
+                    .ok()
+                    .filter(|d| d.as_secs() <= RETENTION_MAX_DAYS * 86_400)
+            },
+            &format!("a duration such as 30d or 12h, at most {RETENTION_MAX_DAYS}d"),
+        )?
+        .unwrap_or(Duration::from_secs(30 * 24 * 3600)),
+        claim_lease,
+    })
+}
+
 fn default_db_path(env: &dyn Fn(&str) -> Option<String>) -> Result<PathBuf, ConfigError> {
     let state = env("XDG_STATE_HOME")
         .map(PathBuf::from)
@@ -382,10 +413,6 @@ fn parse_env<T>(
             None => err(format!("{name} must be {expected}, not {value:?}")),
         },
     }
-}
-
-fn parse_ms(v: &str) -> Option<Duration> {
-    v.parse::<u64>().ok().map(Duration::from_millis)
 }
 
 fn parse_bool(v: &str) -> Option<bool> {
