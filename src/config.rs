@@ -77,21 +77,30 @@ impl fmt::Display for Backend {
 
 /// A URL with its credentials and path hidden: `scheme://host:port`, plus
 /// `/***` when there was a path (a Slack webhook's path is its secret).
+///
+/// It never parses: a password holding `#`, `/`, `?` or `@` that was not
+/// percent-encoded would make a parser end the userinfo early and show the
+/// rest. Anything before the last `@` after the scheme is userinfo, whatever
+/// it contains.
 pub fn redact_url(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let creds = if authority.contains('@') { "***@" } else { "" };
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (Some(scheme), rest),
+        None => (None, url),
+    };
+    let (creds, rest) = match rest.rfind('@') {
+        Some(at) => ("***@", &rest[at + 1..]),
+        None => ("", rest),
+    };
+    let host_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (host, path) = rest.split_at(host_end);
     let path = if path.trim_matches('/').is_empty() {
         ""
     } else {
         "/***"
     };
-    if scheme.is_empty() {
-        format!("{creds}{host}{path}")
-    } else {
-        format!("{scheme}://{creds}{host}{path}")
+    match scheme {
+        Some(scheme) => format!("{scheme}://{creds}{host}{path}"),
+        None => format!("{creds}{host}{path}"),
     }
 }
 
@@ -722,6 +731,14 @@ mod tests {
             redact_url("https://hooks.slack.com/services/T0/B0/XXXX"),
             "https://hooks.slack.com/***"
         );
+        assert_eq!(
+            redact_url("redis://:s3cr3tPASS/x#y?z@cache:6379"),
+            "redis://***@cache:6379"
+        );
+        assert_eq!(
+            redact_url("redis://:a@b@c@cache/0"),
+            "redis://***@cache/***"
+        );
     }
 
     proptest::proptest! {
@@ -734,6 +751,29 @@ mod tests {
         fn redacting_any_url_never_panics_nor_keeps_the_password(user in "[a-z]{0,5}", password in "[A-Za-z0-9]{8,12}", rest in "\\PC{0,30}") {
             let url = format!("redis://{user}:{password}@host:6379/{rest}");
             proptest::prop_assert!(!redact_url(&url).contains(&password));
+        }
+
+        /// Any password, encoded or not, with the characters that end a
+        /// URL's userinfo early for a parser: no part of it is ever shown,
+        /// by `redact_url` or by the backend's `Display`.
+        #[test]
+        fn no_part_of_any_password_is_ever_shown(password in "[#/?@:%a-z\\PC]{0,20}", path in "(/[0-9]{1,2})?") {
+            let password = format!("Zq{password}Zq");
+            for url in [
+                format!("redis://:{password}@127.0.0.1:6379{path}"),
+                format!("rediss://user:{password}@cache.internal{path}"),
+                format!("redis+sentinel://:{password}@h1:26379,h2:26379/mymaster"),
+                format!(":{password}@127.0.0.1:6379"),
+            ] {
+                let shown = [
+                    redact_url(&url),
+                    Backend::Redis { url: Secret::new(url.clone()) }.to_string(),
+                    redis_backend(&url).map_or_else(|e| e.to_string(), |b| b.to_string()),
+                ];
+                for text in shown {
+                    proptest::prop_assert!(!text.contains("Zq"), "{url:?} shown as {text:?}");
+                }
+            }
         }
     }
 

@@ -326,29 +326,73 @@ fn a_dotenv_syntax_error_names_the_line_and_never_shows_the_content() {
          EVENTS_WEBHOOK_SECRET=whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD\n",
     )
     .unwrap();
-    let out = Events::new().home(home.path()).args(["templates"]).run().code(2);
+    let out = Events::new()
+        .home(home.path())
+        .args(["templates"])
+        .run()
+        .code(2);
     assert_eq!(
         out.stderr.trim_end(),
         "events: error: .env:3: syntax error (expected KEY=VALUE, with quotes closed on the same entry)"
     );
     for secret in ["s3cr3tPASS", "hookpath", "C2FVsBQ", "oops"] {
-        assert!(!out.stderr.contains(secret), "{secret} leaked: {}", out.stderr);
+        assert!(
+            !out.stderr.contains(secret),
+            "{secret} leaked: {}",
+            out.stderr
+        );
     }
 }
 
 /// Settings that would break the delivery guarantees, and the rule each
 /// message must state.
 const TUNING_MISTAKES: &[(&str, &str, &str)] = &[
-    ("EVENTS_CLAIM_LEASE_MS", "0", "more than three HTTP timeouts (3 × EVENTS_HTTP_TIMEOUT_MS = 30000 ms)"),
-    ("EVENTS_CLAIM_LEASE_MS", "30000", "more than three HTTP timeouts"),
-    ("EVENTS_HTTP_TIMEOUT_MS", "0", "EVENTS_HTTP_TIMEOUT_MS must be a whole number of milliseconds from 100 to 600000"),
+    (
+        "EVENTS_CLAIM_LEASE_MS",
+        "0",
+        "more than three HTTP timeouts (3 × EVENTS_HTTP_TIMEOUT_MS = 30000 ms)",
+    ),
+    (
+        "EVENTS_CLAIM_LEASE_MS",
+        "30000",
+        "more than three HTTP timeouts",
+    ),
+    (
+        "EVENTS_HTTP_TIMEOUT_MS",
+        "0",
+        "EVENTS_HTTP_TIMEOUT_MS must be a whole number of milliseconds from 100 to 600000",
+    ),
     ("EVENTS_HTTP_TIMEOUT_MS", "600001", "from 100 to 600000"),
-    ("EVENTS_HTTP_TIMEOUT_MS", "99999999999999999999", "from 100 to 600000"),
-    ("EVENTS_RETRY_BASE_MS", "0", "EVENTS_RETRY_BASE_MS must be a whole number of milliseconds from 1 to"),
-    ("EVENTS_MAX_ATTEMPTS", "0", "EVENTS_MAX_ATTEMPTS must be a whole number from 1 to 100"),
-    ("EVENTS_MAX_ATTEMPTS", "99999999999999999999", "from 1 to 100"),
-    ("EVENTS_CLAIM_LEASE_MS", "99999999999999999999", "at most 86400000 ms"),
-    ("EVENTS_RETENTION", "300000000y", "EVENTS_RETENTION must be a duration such as 30d or 12h, at most 36500d"),
+    (
+        "EVENTS_HTTP_TIMEOUT_MS",
+        "99999999999999999999",
+        "from 100 to 600000",
+    ),
+    (
+        "EVENTS_RETRY_BASE_MS",
+        "0",
+        "EVENTS_RETRY_BASE_MS must be a whole number of milliseconds from 1 to",
+    ),
+    (
+        "EVENTS_MAX_ATTEMPTS",
+        "0",
+        "EVENTS_MAX_ATTEMPTS must be a whole number from 1 to 100",
+    ),
+    (
+        "EVENTS_MAX_ATTEMPTS",
+        "99999999999999999999",
+        "from 1 to 100",
+    ),
+    (
+        "EVENTS_CLAIM_LEASE_MS",
+        "99999999999999999999",
+        "at most 86400000 ms",
+    ),
+    (
+        "EVENTS_RETENTION",
+        "300000000y",
+        "EVENTS_RETENTION must be a duration such as 30d or 12h, at most 36500d",
+    ),
 ];
 
 #[test]
