@@ -468,7 +468,8 @@ pub fn slack_escape(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// Makes one formatted value safe to insert: line breaks become one space each, values over
+/// Makes one formatted value safe to insert: line breaks and other control characters (a
+/// terminal escape, a tab) become one space each, values over
 /// [`MAX_VALUE_CHARS`] are cut to that length ending in `…`, and for Slack it is escaped.
 fn sanitize(value: &str, style: Style) -> String {
     let mut flat = String::with_capacity(value.len());
@@ -479,7 +480,7 @@ fn sanitize(value: &str, style: Style) -> String {
                 chars.next_if_eq(&'\n');
                 flat.push(' ');
             }
-            '\n' => flat.push(' '),
+            c if c.is_control() => flat.push(' '),
             c => flat.push(c),
         }
     }
@@ -498,6 +499,14 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use serde_json::json;
+
+    #[test]
+    fn control_characters_in_a_value_become_spaces() {
+        assert_eq!(
+            sanitize("a\u{1b}[31mred\tb\u{7f}c\r\nd", Style::Plain),
+            "a [31mred b c d"
+        );
+    }
 
     fn payload(value: Value) -> Map<String, Value> {
         match value {
