@@ -606,4 +606,24 @@ fn a_failed_replay_prints_no_summary_only_what_was_scheduled() {
         .run()
         .success()
         .stderr_has("replayed 5 events (5 deliveries), skipped 0, failed 0");
+
+    // Dead letters alike.
+    sink.set_default(Reply::status(404, "channel_not_found"));
+    webhook(backend.events(), &sink)
+        .args(["work", "--burst"])
+        .run()
+        .success();
+    server.cli(&["CONFIG", "SET", "maxmemory", "1"]);
+    let out = webhook(backend.events(), &sink)
+        .args(["replay", "--dead"])
+        .run()
+        .code(1);
+    assert!(!out.stderr.contains("replayed"), "{}", out.stderr);
+    assert!(
+        out.stderr.starts_with(
+            "events: error: replay stopped before anything was scheduled for delivery\n"
+        ),
+        "{}",
+        out.stderr
+    );
 }
