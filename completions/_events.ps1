@@ -86,7 +86,7 @@ Register-ArgumentCompleter -Native -CommandName 'events' -ScriptBlock {
             break
         }
         'events;replay' {
-            [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'History from WHEN: RFC 3339 or a duration ago such as 90m, 2h, 7d')
+            [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'History from WHEN: RFC 3339 or a duration ago such as 90m, 2h, 7d (-90m means the same)')
             [CompletionResult]::new('--until', '--until', [CompletionResultType]::ParameterName, 'History until WHEN (exclusive) [default: now]')
             [CompletionResult]::new('--file', '--file', [CompletionResultType]::ParameterName, 'Events from a JSON Lines file, or - for stdin')
             [CompletionResult]::new('--type', '--type', [CompletionResultType]::ParameterName, 'Only event types matching this glob; repeatable')

@@ -80,7 +80,7 @@ set edit:completion:arg-completer[events] = {|@words|
             cand --version 'Print version'
         }
         &'events;replay'= {
-            cand --since 'History from WHEN: RFC 3339 or a duration ago such as 90m, 2h, 7d'
+            cand --since 'History from WHEN: RFC 3339 or a duration ago such as 90m, 2h, 7d (-90m means the same)'
             cand --until 'History until WHEN (exclusive) [default: now]'
             cand --file 'Events from a JSON Lines file, or - for stdin'
             cand --type 'Only event types matching this glob; repeatable'

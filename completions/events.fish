@@ -67,7 +67,7 @@ complete -c events -n "__fish_events_using_subcommand work" -s v -l verbose -d '
 complete -c events -n "__fish_events_using_subcommand work" -s q -l quiet -d 'Say less on stderr (only failures)'
 complete -c events -n "__fish_events_using_subcommand work" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c events -n "__fish_events_using_subcommand work" -s V -l version -d 'Print version'
-complete -c events -n "__fish_events_using_subcommand replay" -l since -d 'History from WHEN: RFC 3339 or a duration ago such as 90m, 2h, 7d' -r
+complete -c events -n "__fish_events_using_subcommand replay" -l since -d 'History from WHEN: RFC 3339 or a duration ago such as 90m, 2h, 7d (-90m means the same)' -r
 complete -c events -n "__fish_events_using_subcommand replay" -l until -d 'History until WHEN (exclusive) [default: now]' -r
 complete -c events -n "__fish_events_using_subcommand replay" -l file -d 'Events from a JSON Lines file, or - for stdin' -r -F
 complete -c events -n "__fish_events_using_subcommand replay" -l type -d 'Only event types matching this glob; repeatable' -r

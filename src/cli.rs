@@ -145,11 +145,17 @@ pub struct ReplayArgs {
     /// Dead letters, each to the destination that failed (unless --to).
     #[arg(long)]
     pub dead: bool,
-    /// History from WHEN: RFC 3339 or a duration ago such as 90m, 2h, 7d.
-    #[arg(long, value_name = "WHEN")]
+    /// History from WHEN: RFC 3339 or a duration ago such as 90m, 2h, 7d
+    /// (-90m means the same).
+    #[arg(long, value_name = "WHEN", allow_hyphen_values = true)]
     pub since: Option<String>,
     /// History until WHEN (exclusive) [default: now].
-    #[arg(long, value_name = "WHEN", requires = "since")]
+    #[arg(
+        long,
+        value_name = "WHEN",
+        requires = "since",
+        allow_hyphen_values = true
+    )]
     pub until: Option<String>,
     /// Events from a JSON Lines file, or - for stdin.
     #[arg(long, value_name = "PATH")]

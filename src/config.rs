@@ -77,21 +77,30 @@ impl fmt::Display for Backend {
 
 /// A URL with its credentials and path hidden: `scheme://host:port`, plus
 /// `/***` when there was a path (a Slack webhook's path is its secret).
+///
+/// It never parses: a password holding `#`, `/`, `?` or `@` that was not
+/// percent-encoded would make a parser end the userinfo early and show the
+/// rest. Anything before the last `@` after the scheme is userinfo, whatever
+/// it contains.
 pub fn redact_url(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let creds = if authority.contains('@') { "***@" } else { "" };
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (Some(scheme), rest),
+        None => (None, url),
+    };
+    let (creds, rest) = match rest.rfind('@') {
+        Some(at) => ("***@", &rest[at + 1..]),
+        None => ("", rest),
+    };
+    let host_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (host, path) = rest.split_at(host_end);
     let path = if path.trim_matches('/').is_empty() {
         ""
     } else {
         "/***"
     };
-    if scheme.is_empty() {
-        format!("{creds}{host}{path}")
-    } else {
-        format!("{scheme}://{creds}{host}{path}")
+    match scheme {
+        Some(scheme) => format!("{scheme}://{creds}{host}{path}"),
+        None => format!("{creds}{host}{path}"),
     }
 }
 
@@ -187,7 +196,7 @@ pub struct Delivery {
     /// How long history is kept for replay.
     pub retention: Duration,
     /// How long a claimed entry stays with its worker before another may
-    /// take it over (`EVENTS_CLAIM_LEASE_MS`); at least three HTTP timeouts.
+    /// take it over (`EVENTS_CLAIM_LEASE_MS`); more than three HTTP timeouts.
     pub claim_lease: Duration,
 }
 
@@ -238,47 +247,7 @@ impl Config {
                 },
             },
         };
-        let delivery = Delivery {
-            max_attempts: parse_env(
-                &env,
-                "EVENTS_MAX_ATTEMPTS",
-                |v| v.parse::<u32>().ok().filter(|n| *n >= 1),
-                "a whole number of at least 1",
-            )?,
-            retry_base: parse_env(
-                &env,
-                "EVENTS_RETRY_BASE_MS",
-                parse_ms,
-                "milliseconds, e.g. 1000",
-            )?
-            .unwrap_or(Duration::from_secs(1)),
-            http_timeout: parse_env(
-                &env,
-                "EVENTS_HTTP_TIMEOUT_MS",
-                parse_ms,
-                "milliseconds, e.g. 10000",
-            )?
-            .unwrap_or(Duration::from_secs(10)),
-            retention: parse_env(
-                &env,
-                "EVENTS_RETENTION",
-                |v| humantime::parse_duration(v).ok(),
-                "a duration such as 30d or 12h",
-            )?
-            .unwrap_or(Duration::from_secs(30 * 24 * 3600)),
-            claim_lease: Duration::ZERO,
-        };
-        let claim_lease = parse_env(
-            &env,
-            "EVENTS_CLAIM_LEASE_MS",
-            parse_ms,
-            "milliseconds, e.g. 60000",
-        )?;
-        let delivery = Delivery {
-            claim_lease: claim_lease
-                .unwrap_or((delivery.http_timeout * 3).max(Duration::from_secs(60))),
-            ..delivery
-        };
+        let delivery = delivery_settings(&env)?;
         let disabled = parse_env(&env, "EVENTS_DISABLED", parse_bool, "1 or 0")?.unwrap_or(false);
         let file_path = global
             .config
@@ -357,6 +326,77 @@ fn redis_backend(url: &str) -> Result<Backend, ConfigError> {
     })
 }
 
+/// Bounds that keep the delivery guarantees: a claim lease shorter than a
+/// request lets a second worker take over a delivery still in flight (and
+/// send it twice), and a zero timeout or retry delay turns every hiccup into
+/// a storm.
+const HTTP_TIMEOUT_MS: std::ops::RangeInclusive<u64> = 100..=600_000;
+const RETRY_BASE_MS: std::ops::RangeInclusive<u64> = 1..=86_400_000;
+const MAX_ATTEMPTS: std::ops::RangeInclusive<u64> = 1..=100;
+/// A century: past it, times in milliseconds stop fitting comfortably.
+const RETENTION_MAX_DAYS: u64 = 36_500;
+/// A day: a silent worker's claims come back within it.
+const CLAIM_LEASE_MAX_MS: u64 = 86_400_000;
+
+/// The delivery tuning, each value checked against the rule it must keep.
+fn delivery_settings(env: &dyn Fn(&str) -> Option<String>) -> Result<Delivery, ConfigError> {
+    let ranged = |name: &str, range: std::ops::RangeInclusive<u64>, unit: &str| {
+        parse_env(
+            env,
+            name,
+            |v| v.parse::<u64>().ok().filter(|n| range.contains(n)),
+            &format!(
+                "a whole number {unit}from {} to {}",
+                range.start(),
+                range.end()
+            ),
+        )
+    };
+    let http_timeout = ranged(
+        "EVENTS_HTTP_TIMEOUT_MS",
+        HTTP_TIMEOUT_MS,
+        "of milliseconds ",
+    )?
+    .map_or(Duration::from_secs(10), Duration::from_millis);
+    let least_lease = http_timeout.as_millis() as u64 * 3 + 1;
+    let claim_lease = parse_env(
+        env,
+        "EVENTS_CLAIM_LEASE_MS",
+        |v| {
+            v.parse::<u64>()
+                .ok()
+                .filter(|n| (least_lease..=CLAIM_LEASE_MAX_MS).contains(n))
+        },
+        &format!(
+            "more than three HTTP timeouts (3 × EVENTS_HTTP_TIMEOUT_MS = {} ms) and at most {CLAIM_LEASE_MAX_MS} ms, \
+             so that no worker takes over a delivery another is still making",
+            least_lease - 1
+        ),
+    )?
+    .map_or(
+        Duration::from_millis(least_lease.max(60_000)),
+        Duration::from_millis,
+    );
+    Ok(Delivery {
+        max_attempts: ranged("EVENTS_MAX_ATTEMPTS", MAX_ATTEMPTS, "")?.map(|n| n as u32),
+        retry_base: ranged("EVENTS_RETRY_BASE_MS", RETRY_BASE_MS, "of milliseconds ")?
+            .map_or(Duration::from_secs(1), Duration::from_millis),
+        http_timeout,
+        retention: parse_env(
+            env,
+            "EVENTS_RETENTION",
+            |v| {
+                humantime::parse_duration(v)
+                    .ok()
+                    .filter(|d| d.as_secs() <= RETENTION_MAX_DAYS * 86_400)
+            },
+            &format!("a duration such as 30d or 12h, at most {RETENTION_MAX_DAYS}d"),
+        )?
+        .unwrap_or(Duration::from_secs(30 * 24 * 3600)),
+        claim_lease,
+    })
+}
+
 fn default_db_path(env: &dyn Fn(&str) -> Option<String>) -> Result<PathBuf, ConfigError> {
     let state = env("XDG_STATE_HOME")
         .map(PathBuf::from)
@@ -382,10 +422,6 @@ fn parse_env<T>(
             None => err(format!("{name} must be {expected}, not {value:?}")),
         },
     }
-}
-
-fn parse_ms(v: &str) -> Option<Duration> {
-    v.parse::<u64>().ok().map(Duration::from_millis)
 }
 
 fn parse_bool(v: &str) -> Option<bool> {
@@ -695,6 +731,14 @@ mod tests {
             redact_url("https://hooks.slack.com/services/T0/B0/XXXX"),
             "https://hooks.slack.com/***"
         );
+        assert_eq!(
+            redact_url("redis://:s3cr3tPASS/x#y?z@cache:6379"),
+            "redis://***@cache:6379"
+        );
+        assert_eq!(
+            redact_url("redis://:a@b@c@cache/0"),
+            "redis://***@cache/***"
+        );
     }
 
     proptest::proptest! {
@@ -707,6 +751,29 @@ mod tests {
         fn redacting_any_url_never_panics_nor_keeps_the_password(user in "[a-z]{0,5}", password in "[A-Za-z0-9]{8,12}", rest in "\\PC{0,30}") {
             let url = format!("redis://{user}:{password}@host:6379/{rest}");
             proptest::prop_assert!(!redact_url(&url).contains(&password));
+        }
+
+        /// Any password, encoded or not, with the characters that end a
+        /// URL's userinfo early for a parser: no part of it is ever shown,
+        /// by `redact_url` or by the backend's `Display`.
+        #[test]
+        fn no_part_of_any_password_is_ever_shown(password in "[#/?@:%a-z\\PC]{0,20}", path in "(/[0-9]{1,2})?") {
+            let password = format!("Zq{password}Zq");
+            for url in [
+                format!("redis://:{password}@127.0.0.1:6379{path}"),
+                format!("rediss://user:{password}@cache.internal{path}"),
+                format!("redis+sentinel://:{password}@h1:26379,h2:26379/mymaster"),
+                format!(":{password}@127.0.0.1:6379"),
+            ] {
+                let shown = [
+                    redact_url(&url),
+                    Backend::Redis { url: Secret::new(url.clone()) }.to_string(),
+                    redis_backend(&url).map_or_else(|e| e.to_string(), |b| b.to_string()),
+                ];
+                for text in shown {
+                    proptest::prop_assert!(!text.contains("Zq"), "{url:?} shown as {text:?}");
+                }
+            }
         }
     }
 

@@ -527,6 +527,14 @@ mod tests {
     use proptest::prelude::*;
     use serde_json::json;
 
+    #[test]
+    fn control_characters_in_a_value_become_spaces() {
+        assert_eq!(
+            sanitize("a\u{1b}[31mred\tb\u{7f}c\r\nd", Style::Plain),
+            "a [31mred b c d"
+        );
+    }
+
     fn payload(value: Value) -> Map<String, Value> {
         match value {
             Value::Object(map) => map,

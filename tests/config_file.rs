@@ -325,3 +325,107 @@ fn an_explicit_config_path_that_does_not_exist_is_exit_2() {
         .code(2)
         .stderr_has("cannot read the config file /nonexistent/events.toml");
 }
+
+#[test]
+fn a_dotenv_syntax_error_names_the_line_and_never_shows_the_content() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(
+        home.path().join(".env"),
+        "EVENTS_CONSOLE=1\n\
+         REDIS_URL=redis://:s3cr3tPASS@127.0.0.1:6379\n\
+         BROKEN LINE=\"oops\n\
+         EVENTS_WEBHOOK_URL=https://hooks.example.com/T0/B0/hookpath\n\
+         EVENTS_WEBHOOK_SECRET=whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD\n",
+    )
+    .unwrap();
+    let out = Events::new()
+        .home(home.path())
+        .args(["templates"])
+        .run()
+        .code(2);
+    assert_eq!(
+        out.stderr.trim_end(),
+        "events: error: .env:3: syntax error (expected KEY=VALUE, with quotes closed on the same entry)"
+    );
+    for secret in ["s3cr3tPASS", "hookpath", "C2FVsBQ", "oops"] {
+        assert!(
+            !out.stderr.contains(secret),
+            "{secret} leaked: {}",
+            out.stderr
+        );
+    }
+}
+
+/// Settings that would break the delivery guarantees, and the rule each
+/// message must state.
+const TUNING_MISTAKES: &[(&str, &str, &str)] = &[
+    (
+        "EVENTS_CLAIM_LEASE_MS",
+        "0",
+        "more than three HTTP timeouts (3 × EVENTS_HTTP_TIMEOUT_MS = 30000 ms)",
+    ),
+    (
+        "EVENTS_CLAIM_LEASE_MS",
+        "30000",
+        "more than three HTTP timeouts",
+    ),
+    (
+        "EVENTS_HTTP_TIMEOUT_MS",
+        "0",
+        "EVENTS_HTTP_TIMEOUT_MS must be a whole number of milliseconds from 100 to 600000",
+    ),
+    ("EVENTS_HTTP_TIMEOUT_MS", "600001", "from 100 to 600000"),
+    (
+        "EVENTS_HTTP_TIMEOUT_MS",
+        "99999999999999999999",
+        "from 100 to 600000",
+    ),
+    (
+        "EVENTS_RETRY_BASE_MS",
+        "0",
+        "EVENTS_RETRY_BASE_MS must be a whole number of milliseconds from 1 to",
+    ),
+    (
+        "EVENTS_MAX_ATTEMPTS",
+        "0",
+        "EVENTS_MAX_ATTEMPTS must be a whole number from 1 to 100",
+    ),
+    (
+        "EVENTS_MAX_ATTEMPTS",
+        "99999999999999999999",
+        "from 1 to 100",
+    ),
+    (
+        "EVENTS_CLAIM_LEASE_MS",
+        "99999999999999999999",
+        "at most 86400000 ms",
+    ),
+    (
+        "EVENTS_RETENTION",
+        "300000000y",
+        "EVENTS_RETENTION must be a duration such as 30d or 12h, at most 36500d",
+    ),
+];
+
+#[test]
+fn tuning_that_breaks_the_guarantees_is_exit_2_with_the_rule() {
+    for (name, value, expected) in TUNING_MISTAKES {
+        let out = Events::new()
+            .env(name, value)
+            .args(["work", "--burst"])
+            .run()
+            .code(2);
+        assert!(
+            out.stderr.starts_with("events: error: ") && out.stderr.contains(expected),
+            "{name}={value}: expected {expected:?} in:\n{}",
+            out.stderr
+        );
+    }
+    // The lease is checked against the timeout actually set.
+    Events::new()
+        .env("EVENTS_HTTP_TIMEOUT_MS", "200")
+        .env("EVENTS_CLAIM_LEASE_MS", "601")
+        .args(["work", "--burst"])
+        .run()
+        .success();
+}

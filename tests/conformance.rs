@@ -76,6 +76,8 @@ macro_rules! conformance_tests {
             expired_idempotency_key_can_be_reused,
             history_returns_the_exact_time_window,
             history_stops_when_visit_says_so,
+            history_selects_by_ts_whatever_the_write_time,
+            trim_goes_by_write_time_not_ts,
             enqueued_deliveries_are_claimed_as_retries,
             requeue_dead_moves_letters_to_retries,
             backlog_counts_each_stage,
@@ -487,6 +489,108 @@ pub fn history_stops_when_visit_says_so(b: &dyn Backend) {
     })
     .unwrap();
     assert_eq!(calls, 1);
+}
+
+/// Every event of the window, by id (the backends may order differently).
+fn window(q: &mut Box<dyn Queue>, from_ms: i64, until_ms: i64) -> Vec<String> {
+    let mut ids = Vec::new();
+    q.history(from_ms, until_ms, &mut |batch| {
+        ids.extend(batch.into_iter().map(|e| e.id));
+        true
+    })
+    .unwrap();
+    ids.sort();
+    ids
+}
+
+/// `history` selects by `ts` exactly, whether `ts` is ahead of the time the
+/// event was written, behind it (a backfill) or close to it, and whether the
+/// event was already delivered or not.
+pub fn history_selects_by_ts_whatever_the_write_time(b: &dyn Backend) {
+    let mut q = b.open(LONG);
+    let now = now_ms();
+    let (hour, day) = (3_600_000, 86_400_000);
+    let future = event_at(now + 2 * hour, 1);
+    let past = event_at(now - 3 * day, 2);
+    let near = event_at(now - 120_000, 3);
+    let current = event_at(now, 4);
+    q.append(&[future.clone(), past.clone(), near.clone(), current.clone()])
+        .unwrap();
+    let settled = q.claim("w", 10, Duration::ZERO).unwrap();
+    assert_eq!(settled.len(), 4);
+    q.settle("w", &acks(&settled)).unwrap();
+    // And the same kinds of event, never read by a worker.
+    let unread_future = event_at(now + 2 * hour + 500, 5);
+    let unread_past = event_at(now - 3 * day + 500, 6);
+    q.append(&[unread_future.clone(), unread_past.clone()])
+        .unwrap();
+
+    let ids = |events: &[&Event]| {
+        let mut ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(
+        window(&mut q, now + 2 * hour - 1000, now + 2 * hour + 1000),
+        ids(&[&future, &unread_future]),
+        "a ts ahead of its write time"
+    );
+    assert_eq!(
+        window(&mut q, now - 3 * day - 1000, now - 3 * day + 1000),
+        ids(&[&past, &unread_past]),
+        "a ts behind its write time"
+    );
+    assert_eq!(
+        window(&mut q, now - 180_000, now + 1),
+        ids(&[&near, &current]),
+        "a ts close to its write time"
+    );
+    assert_eq!(window(&mut q, now - 2 * day, now - hour), ids(&[]));
+    assert_eq!(
+        window(&mut q, now - 4 * day, now + 3 * hour),
+        ids(&[
+            &future,
+            &past,
+            &near,
+            &current,
+            &unread_future,
+            &unread_past
+        ])
+    );
+    // Exact bounds: from inclusive, until exclusive.
+    assert_eq!(
+        window(&mut q, now + 2 * hour, now + 2 * hour + 500),
+        ids(&[&future])
+    );
+}
+
+/// History is kept by the time each event was written: a backfilled event
+/// (an old `ts`) stays as long as any other, on both backends.
+pub fn trim_goes_by_write_time_not_ts(b: &dyn Backend) {
+    let mut q = b.open(LONG);
+    let now = now_ms();
+    let backfilled = event_at(now - 40 * 86_400_000, 1);
+    let future = event_at(now + 3_600_000, 2);
+    q.append(&[backfilled.clone(), future.clone()]).unwrap();
+    let claimed = q.claim("w", 10, Duration::ZERO).unwrap();
+    q.settle("w", &acks(&claimed)).unwrap();
+
+    assert_eq!(
+        q.trim(now - 30 * 86_400_000).unwrap(),
+        0,
+        "written just now"
+    );
+    assert_eq!(window(&mut q, now - 41 * 86_400_000, now + 7_200_000), {
+        let mut ids = vec![backfilled.id.clone(), future.id.clone()];
+        ids.sort();
+        ids
+    });
+    assert_eq!(q.trim(now_ms() + 1000).unwrap(), 2, "written before then");
+    assert_eq!(
+        window(&mut q, now - 41 * 86_400_000, now + 7_200_000),
+        Vec::<String>::new(),
+        "the index of skewed events goes with them"
+    );
 }
 
 pub fn enqueued_deliveries_are_claimed_as_retries(b: &dyn Backend) {
@@ -1244,4 +1348,136 @@ mod redis_backend {
     }
 
     conformance_tests!(RedisBackend::new());
+}
+
+/// Redis keeps a `ts` index of only the exceptional (skewed) entries; these
+/// check what the shared suite cannot see: that a narrow old window reads
+/// about its own entries, not the whole stream, and that trimming empties
+/// the index.
+mod redis_history {
+    use std::time::Duration;
+
+    use events::event::{format_ts_ms, now_ms};
+    use events::queue::redis::RedisQueue;
+    use events::queue::{Queue, QueueOptions, Settlement};
+
+    use crate::support::RedisServer;
+
+    const PREFIX: &str = "{events}";
+
+    fn xadd(pipe: &mut redis::Pipeline, id_ms: i64, ts_ms: i64, n: i64) {
+        pipe.cmd("XADD")
+            .arg(format!("{PREFIX}:stream"))
+            .arg(format!("{id_ms}-0"))
+            .arg("type")
+            .arg("user.signup")
+            .arg("payload")
+            .arg(format!(r#"{{"email":"u{n}@example.com"}}"#))
+            .arg("ts")
+            .arg(format_ts_ms(ts_ms))
+            .ignore();
+    }
+
+    fn settle_all(q: &mut RedisQueue) {
+        loop {
+            let claimed = q.claim("w", 1000, Duration::ZERO).unwrap();
+            if claimed.is_empty() {
+                return;
+            }
+            let acks = claimed.into_iter().map(|e| e.key).collect();
+            q.settle(
+                "w",
+                &Settlement {
+                    acks,
+                    ..Settlement::default()
+                },
+            )
+            .unwrap();
+        }
+    }
+
+    fn emails(q: &mut RedisQueue, from: i64, until: i64) -> Vec<String> {
+        let mut out = Vec::new();
+        q.history(from, until, &mut |batch| {
+            out.extend(
+                batch
+                    .into_iter()
+                    .map(|e| e.payload["email"].as_str().unwrap().to_owned()),
+            );
+            true
+        })
+        .unwrap();
+        out
+    }
+
+    fn xrange_calls(server: &RedisServer) -> u64 {
+        let stats = server.cli(&["INFO", "commandstats"]);
+        stats
+            .lines()
+            .find_map(|l| l.strip_prefix("cmdstat_xrange:calls="))
+            .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
+    }
+
+    #[test]
+    fn a_narrow_old_window_reads_only_around_itself() {
+        let server = RedisServer::start();
+        let t0 = now_ms() - 10 * 86_400_000;
+        let mut pipe = redis::pipe();
+        for n in 0..5000 {
+            xadd(&mut pipe, t0 + n * 1000, t0 + n * 1000, n);
+        }
+        // Written much later, with a ts inside the window.
+        xadd(&mut pipe, t0 + 6_000_000, t0 + 15_500, 9999);
+        let mut conn = redis::Client::open(server.url())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        pipe.exec(&mut conn).unwrap();
+        let mut q = RedisQueue::open(&server.url(), PREFIX, QueueOptions::default()).unwrap();
+        // In entry-id order: the late entry comes last.
+        let expected: Vec<String> = (10..20)
+            .chain([9999])
+            .map(|n| format!("u{n}@example.com"))
+            .collect();
+        // Unread: found by reading what no worker settled yet.
+        assert_eq!(emails(&mut q, t0 + 10_000, t0 + 20_000), expected);
+
+        settle_all(&mut q);
+        server.cli(&["CONFIG", "RESETSTAT"]);
+        assert_eq!(emails(&mut q, t0 + 10_000, t0 + 20_000), expected);
+        // The window's page, the one indexed entry, and the (empty) unread
+        // tail: a scan of the 5,001 entries would take at least six.
+        assert!(
+            xrange_calls(&server) <= 3,
+            "{} XRANGE calls",
+            xrange_calls(&server)
+        );
+    }
+
+    #[test]
+    fn trimming_removes_skewed_entries_from_the_index() {
+        let server = RedisServer::start();
+        let now = now_ms();
+        let mut q = RedisQueue::open(&server.url(), PREFIX, QueueOptions::default()).unwrap();
+        let mut pipe = redis::pipe();
+        xadd(&mut pipe, now - 1000, now - 30 * 86_400_000, 1);
+        xadd(&mut pipe, now - 999, now - 999, 2);
+        xadd(&mut pipe, now - 998, now + 3_600_000, 3);
+        let mut conn = redis::Client::open(server.url())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        pipe.exec(&mut conn).unwrap();
+        settle_all(&mut q);
+        let index = format!("{PREFIX}:ts");
+        assert_eq!(
+            server.cli(&["ZCARD", &index]),
+            "2",
+            "only the skewed entries"
+        );
+        assert_eq!(q.trim(now - 998).unwrap(), 2);
+        assert_eq!(server.cli(&["ZCARD", &index]), "1");
+        assert_eq!(q.trim(now + 1).unwrap(), 1);
+        assert_eq!(server.cli(&["ZCARD", &index]), "0");
+    }
 }

@@ -97,6 +97,7 @@ on_both_backends!(
     file_with_bad_lines_replays_the_good_ones_and_exits_2,
     dry_run_writes_nothing,
     slack_replay_needs_yes_when_not_on_a_terminal,
+    since_takes_a_minus_duration_and_refuses_the_future,
 );
 
 fn webhook(events: Events, sink: &Sink) -> Events {
@@ -540,4 +541,89 @@ fn slack_replay_needs_yes_when_not_on_a_terminal(backend: Backend) {
         .success()
         .stderr_has("replayed 2 events (2 deliveries)");
     assert_eq!(status(env())["retries"]["scheduled"], 2);
+}
+
+fn since_takes_a_minus_duration_and_refuses_the_future(backend: Backend) {
+    let lines = [
+        line("evt-old", "user.signup", &ago(30)),
+        line("evt-new", "user.signup", &ago(2)),
+    ];
+    emit_lines(backend.events(), &lines);
+    let dry = |since: &str| {
+        ids(&backend
+            .events()
+            .args(["replay", "--dry-run", "--since", since])
+            .run()
+            .success())
+    };
+    assert_eq!(dry("-5m"), ["evt-new"], "-5m is five minutes ago");
+    assert_eq!(dry("-5m"), dry("5m"));
+    backend
+        .events()
+        .args(["replay", "--dry-run", "--since", "1h", "--until", "-5m"])
+        .run()
+        .success()
+        .stdout_has("evt-old")
+        .stdout_lacks("evt-new");
+    backend
+        .events()
+        .args(["replay", "--dry-run", "--since", "2099-01-01T00:00:00Z"])
+        .run()
+        .code(2)
+        .stderr_has("--since 2099-01-01T00:00:00Z is in the future");
+}
+
+/// A replay that fails prints no summary of work it did not do: only the
+/// error, saying exactly what was scheduled.
+#[test]
+fn a_failed_replay_prints_no_summary_only_what_was_scheduled() {
+    let backend = Backend::redis();
+    let sink = Sink::start();
+    let lines: Vec<String> = (0..5)
+        .map(|n| line(&format!("evt-{n}"), "user.signup", &ago(10)))
+        .collect();
+    emit_lines(backend.events(), &lines);
+    let Backend::Redis { server, .. } = &backend else {
+        unreachable!()
+    };
+    // Reads still work; every write is refused.
+    server.cli(&["CONFIG", "SET", "maxmemory", "1"]);
+    let out = webhook(backend.events(), &sink)
+        .args(["replay", "--since", "1h"])
+        .run()
+        .code(1);
+    assert!(!out.stderr.contains("replayed"), "{}", out.stderr);
+    assert!(
+        out.stderr.starts_with(
+            "events: error: replay stopped before anything was scheduled for delivery\n"
+        ),
+        "{}",
+        out.stderr
+    );
+    server.cli(&["CONFIG", "SET", "maxmemory", "0"]);
+    webhook(backend.events(), &sink)
+        .args(["replay", "--since", "1h"])
+        .run()
+        .success()
+        .stderr_has("replayed 5 events (5 deliveries), skipped 0, failed 0");
+
+    // Dead letters alike.
+    sink.set_default(Reply::status(404, "channel_not_found"));
+    webhook(backend.events(), &sink)
+        .args(["work", "--burst"])
+        .run()
+        .success();
+    server.cli(&["CONFIG", "SET", "maxmemory", "1"]);
+    let out = webhook(backend.events(), &sink)
+        .args(["replay", "--dead"])
+        .run()
+        .code(1);
+    assert!(!out.stderr.contains("replayed"), "{}", out.stderr);
+    assert!(
+        out.stderr.starts_with(
+            "events: error: replay stopped before anything was scheduled for delivery\n"
+        ),
+        "{}",
+        out.stderr
+    );
 }

@@ -235,8 +235,13 @@ fn a_file_from_before_consumer_leases_is_migrated_in_place() {
         .success();
     // The file as the previous version left it: schema version 1.
     let conn = rusqlite::Connection::open(&db).unwrap();
-    conn.execute_batch("DROP TABLE consumer_leases; PRAGMA user_version = 1;")
-        .unwrap();
+    conn.execute_batch(
+        "DROP TABLE consumer_leases;
+         DROP INDEX stream_written;
+         ALTER TABLE stream DROP COLUMN written_ms;
+         PRAGMA user_version = 1;",
+    )
+    .unwrap();
     drop(conn);
     at(home.path())
         .args(["work", "--burst", "--consumer", "w"])

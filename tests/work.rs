@@ -368,6 +368,7 @@ fn a_worker_killed_mid_burst_loses_nothing() {
     sink.set_default(Reply::ok().delay(Duration::from_millis(40)));
     emit_signups(&redis, 0..200);
     let mut first = webhook(&redis, &sink)
+        .env("EVENTS_HTTP_TIMEOUT_MS", "300")
         .env("EVENTS_CLAIM_LEASE_MS", "1000")
         .args(["work", "--concurrency", "4"])
         .spawn();
@@ -381,6 +382,7 @@ fn a_worker_killed_mid_burst_loses_nothing() {
     // A new worker (another consumer name) reclaims the dead one's entries
     // once they have been idle longer than the lease.
     webhook(&redis, &sink)
+        .env("EVENTS_HTTP_TIMEOUT_MS", "300")
         .env("EVENTS_CLAIM_LEASE_MS", "1000")
         .args(["work", "--burst", "--concurrency", "8"])
         .run()
@@ -394,13 +396,15 @@ fn a_worker_killed_mid_burst_loses_nothing() {
 fn a_slow_delivery_keeps_its_claim_and_is_not_sent_twice() {
     let redis = RedisServer::start();
     let sink = Sink::start();
-    // Each request takes three leases: without renewal another worker would
-    // take the entry over and send it again.
+    // Each request takes most of an HTTP timeout; rivals must not take the
+    // entry over while it is in flight (the lease is more than three HTTP
+    // timeouts, and renewed while the delivery runs).
     sink.set_default(Reply::ok().delay(Duration::from_millis(1800)));
     emit_signups(&redis, 0..1);
     let slow = |name: &str| {
         webhook(&redis, &sink)
-            .env("EVENTS_CLAIM_LEASE_MS", "600")
+            .env("EVENTS_HTTP_TIMEOUT_MS", "2500")
+            .env("EVENTS_CLAIM_LEASE_MS", "7501")
             .args(["work", "--consumer", name])
             .spawn()
     };
@@ -542,7 +546,8 @@ fn a_worker_stopped_while_redis_is_gone_says_what_it_could_not_record() {
     sink.set_default(Reply::ok().delay(Duration::from_millis(500)));
     emit_signups(&redis, 0..3);
     let worker = webhook(&redis, &sink)
-        .env("EVENTS_CLAIM_LEASE_MS", "1000")
+        .env("EVENTS_HTTP_TIMEOUT_MS", "600")
+        .env("EVENTS_CLAIM_LEASE_MS", "2000")
         .arg("work")
         .spawn();
     sink.wait_requests(1, LONG);
@@ -553,7 +558,8 @@ fn a_worker_stopped_while_redis_is_gone_says_what_it_could_not_record() {
     // Nothing was lost: once Redis is back, the entries are delivered again.
     redis.restart();
     webhook(&redis, &sink)
-        .env("EVENTS_CLAIM_LEASE_MS", "1000")
+        .env("EVENTS_HTTP_TIMEOUT_MS", "600")
+        .env("EVENTS_CLAIM_LEASE_MS", "2000")
         .args(["work", "--burst"])
         .run()
         .success();
@@ -883,6 +889,7 @@ fn a_worker_killed_and_restarted_under_its_name_takes_it_back_at_once() {
     emit_signups(&redis, 0..3);
     let worker = || {
         webhook(&redis, &sink)
+            .env("EVENTS_HTTP_TIMEOUT_MS", "300")
             .env("EVENTS_CLAIM_LEASE_MS", "1000")
             .args(["work", "--consumer", "w"])
     };

@@ -83,11 +83,32 @@ pub fn install_panic_hook() {
 
 /// Loads `.env` from the working directory (only there: never a parent's),
 /// without overriding variables already set.
+///
+/// A syntax error names the file and line, never the content: dotenvy's
+/// error carries the rest of the line (or of the file, after an unclosed
+/// quote), which holds passwords, webhook URLs and signing secrets.
 pub fn load_dotenv() -> anyhow::Result<()> {
-    match dotenvy::from_path(".env") {
+    const PATH: &str = ".env";
+    match dotenvy::from_path(PATH) {
         Ok(()) => Ok(()),
         Err(dotenvy::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(UsageError(format!("cannot read .env in the working directory: {e}")).into()),
+        Err(dotenvy::Error::LineParse(entry, _)) => {
+            let line = std::fs::read_to_string(PATH)
+                .ok()
+                .and_then(|text| {
+                    let start = text.find(entry.trim_end())?;
+                    Some(text[..start].matches('\n').count() + 1)
+                })
+                .map_or(String::new(), |n| format!("{n}:"));
+            Err(UsageError(format!(
+                "{PATH}:{line} syntax error (expected KEY=VALUE, with quotes closed on the same entry)"
+            ))
+            .into())
+        }
+        Err(dotenvy::Error::Io(e)) => {
+            Err(UsageError(format!("cannot read {PATH} in the working directory: {e}")).into())
+        }
+        Err(_) => Err(UsageError(format!("cannot read {PATH} in the working directory")).into()),
     }
 }
 

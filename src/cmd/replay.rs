@@ -75,12 +75,13 @@ pub fn run(ctx: &Context, args: ReplayArgs) -> anyhow::Result<()> {
     let mut replay = Replay::new(&plan, mode, progress);
     let fed = source.feed(config, &mut replay, true);
     let finished = fed.and_then(|()| replay.flush());
-    if finished.is_err() {
-        replay.tally.failed += replay.unwritten;
-    }
     replay.finish_progress();
+    // A summary only for a run that finished: one cut short says in its
+    // error exactly what had been scheduled, and nothing more.
+    if let Err(err) = finished {
+        return Err(err.context(stopped(plan.dry_run, replay.scheduled)));
+    }
     summarize(ctx, &plan, &replay.tally);
-    finished?;
     if replay.tally.bad_lines > 0 {
         return Err(ValidationError::Invalid(format!(
             "{} input lines were rejected (see above); the others were replayed",
@@ -168,6 +169,12 @@ impl Source {
         }
         if let Some(since) = &args.since {
             let from_ms = parse_when("--since", since, now)?;
+            if from_ms > now {
+                return Err(UsageError(format!(
+                    "--since {since} is in the future: there is no history there yet"
+                ))
+                .into());
+            }
             let until_ms = match &args.until {
                 Some(until) => parse_when("--until", until, now)?,
                 None => now,
@@ -252,12 +259,14 @@ impl Source {
     }
 }
 
-/// `WHEN`: an RFC 3339 time, or a duration ago (`90m`, `2h`, `7d`).
+/// `WHEN`: an RFC 3339 time, or a duration ago (`90m`, `2h`, `7d`; `-90m`
+/// reads naturally as "90 minutes back" and means the same).
 fn parse_when(flag: &str, text: &str, now: i64) -> anyhow::Result<i64> {
     if let Some(time) = parse_ts(text) {
         return Ok(time.timestamp_millis());
     }
-    match humantime::parse_duration(text) {
+    let ago = text.strip_prefix('-').unwrap_or(text);
+    match humantime::parse_duration(ago) {
         Ok(ago) => Ok(now - i64::try_from(ago.as_millis()).unwrap_or(i64::MAX).min(now)),
         Err(_) => Err(UsageError(format!(
             "{flag} {text:?} is neither an RFC 3339 time (2026-11-27T09:00:00Z) nor a duration ago (90m, 2h, 7d)"
@@ -329,8 +338,10 @@ struct Replay<'p, 'a> {
     plan: &'p Plan<'a>,
     mode: Mode,
     batch: Vec<Delivery>,
-    /// Events in `batch`, counted as failed if writing it fails.
+    /// Events in `batch`, not yet written.
     unwritten: u64,
+    /// Events and deliveries written to the queue so far.
+    scheduled: (u64, u64),
     tally: Tally,
     progress: Option<Progress>,
 }
@@ -342,6 +353,7 @@ impl<'p, 'a> Replay<'p, 'a> {
             mode,
             batch: Vec::new(),
             unwritten: 0,
+            scheduled: (0, 0),
             tally: Tally::default(),
             progress,
         }
@@ -404,12 +416,9 @@ impl<'p, 'a> Replay<'p, 'a> {
             Mode::Print(out) => print(&std::mem::take(out))?,
             Mode::Write(queue) => {
                 if !self.batch.is_empty() {
-                    queue.enqueue(&self.batch, now_ms()).with_context(|| {
-                        format!(
-                            "{} events were replayed before this failure",
-                            self.tally.events - self.unwritten
-                        )
-                    })?;
+                    queue.enqueue(&self.batch, now_ms())?;
+                    self.scheduled.0 += self.unwritten;
+                    self.scheduled.1 += self.batch.len() as u64;
                     self.batch.clear();
                 }
                 self.unwritten = 0;
@@ -582,10 +591,7 @@ fn replay_dead(ctx: &Context, config: &Config, plan: &Plan) -> anyhow::Result<()
             firsts += u64::from(letter.first);
         }
         if let Err(e) = queue.requeue_dead(&batch, now_ms()) {
-            tally.failed += tally.events - events;
-            (tally.events, tally.deliveries) = (events, deliveries);
-            result = Err(anyhow::Error::from(e)
-                .context(format!("{events} events were replayed before this failure")));
+            result = Err(anyhow::Error::from(e).context(stopped(false, (events, deliveries))));
             break;
         }
         events += firsts;
@@ -597,8 +603,25 @@ fn replay_dead(ctx: &Context, config: &Config, plan: &Plan) -> anyhow::Result<()
     if let Some(bar) = progress.and_then(|p| p.bar) {
         bar.finish_and_clear();
     }
+    result?;
     summarize(ctx, plan, &tally);
-    result
+    Ok(())
+}
+
+/// What a replay cut short by an error had done: exactly the events and
+/// deliveries written to the queue (`scheduled`), which the worker delivers.
+fn stopped(dry_run: bool, (events, deliveries): (u64, u64)) -> String {
+    if dry_run {
+        "the dry run stopped before it finished: the events printed are only part of the window"
+            .into()
+    } else if events == 0 {
+        "replay stopped before anything was scheduled for delivery".into()
+    } else {
+        format!(
+            "replay stopped after scheduling {events} events ({deliveries} deliveries) for delivery; \
+             the rest were not (replaying again is safe: events keep their ids)"
+        )
+    }
 }
 
 /// One dead letter chosen for replay: its deliveries, each paired with the
@@ -666,6 +689,7 @@ mod tests {
             parse_when("--since", "7d", NOW).unwrap(),
             NOW - 7 * 86_400_000
         );
+        assert_eq!(parse_when("--since", "-5m", NOW).unwrap(), NOW - 300_000);
         assert_eq!(
             parse_when("--since", "2026-11-27T10:00:00+01:00", NOW).unwrap(),
             parse_ts("2026-11-27T09:00:00Z").unwrap().timestamp_millis()

@@ -279,8 +279,10 @@ pub trait Queue: Send {
     /// those to the named destinations.
     fn backlog(&mut self, only: &[String]) -> Result<Backlog>;
 
-    /// Events of the stream with `from_ms <= ts < until_ms`, oldest first,
-    /// passed to `visit` in batches; stops early when `visit` returns false.
+    /// Events of the stream with `from_ms <= ts < until_ms`, selected by
+    /// `ts` exactly however long before or after it they were written,
+    /// passed to `visit` in batches (SQLite in `ts` order, Redis in write
+    /// order); stops early when `visit` returns false.
     fn history(
         &mut self,
         from_ms: i64,
@@ -306,8 +308,9 @@ pub trait Queue: Send {
     /// `status` lists only workers that matter.
     fn leave(&mut self, consumer: &str) -> Result<()>;
 
-    /// Removes stream history older than `before_ms`, never an entry that is
-    /// unread or pending. Returns how many entries were removed.
+    /// Removes stream history written before `before_ms` (by write time,
+    /// not `ts`), never an entry that is unread or pending nor any after it.
+    /// Returns how many entries were removed.
     fn trim(&mut self, before_ms: i64) -> Result<u64>;
 }
 

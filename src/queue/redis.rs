@@ -10,6 +10,9 @@
 //!   `{events}:deliveries`; a claimed retry is leased by moving its score
 //!   forward;
 //! - `{events}:dead`: stream of dead letters;
+//! - `{events}:ts`: sorted set of the entry ids whose `ts` is more than
+//!   `SKEW_MS` from their entry id's time, scored by `ts` (ms), so `history`
+//!   selects by `ts` exactly without reading all of the stream;
 //! - `{events}:idem:<key>`: idempotency keys;
 //! - `{events}:consumer:<name>`: the worker holding a consumer name, with
 //!   the lease's expiry.
@@ -36,9 +39,13 @@ use crate::event::{Event, EventLine, derived_id, format_ts_ms, now_ms};
 pub const GROUP: &str = "workers";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
-/// How far before `--since` the history scan starts, for events whose `ts`
-/// runs slightly ahead of the time they were written.
-const HISTORY_MARGIN_MS: i64 = 5 * 60 * 1000;
+/// How far an event's `ts` may be from its entry id's time and still be
+/// found by reading the stream by id around a window. An event further off
+/// (a backfill, a producer's clock or a `ts` set on purpose) is "skewed":
+/// the worker indexes it by `ts` in `{events}:ts` when it reads it.
+const SKEW_MS: i64 = 5 * 60 * 1000;
+/// Entries read per XRANGE call.
+const PAGE: usize = 1000;
 
 /// Leases due retries by moving their score to the end of the lease, and
 /// returns each token with its delivery JSON (false when it is missing);
@@ -104,6 +111,7 @@ pub struct RedisQueue {
     retry: String,
     deliveries: String,
     dead: String,
+    skewed: String,
     prefix: String,
     options: QueueOptions,
     group_ready: bool,
@@ -126,6 +134,7 @@ impl RedisQueue {
             retry: format!("{prefix}:retry"),
             deliveries: format!("{prefix}:deliveries"),
             dead: format!("{prefix}:dead"),
+            skewed: format!("{prefix}:ts"),
             prefix: prefix.to_owned(),
             options,
             group_ready: false,
@@ -286,7 +295,19 @@ impl RedisQueue {
     fn scan(
         &mut self,
         key: &str,
+        start: String,
+        page: impl FnMut(Vec<(String, Option<Fields>)>) -> bool,
+    ) -> Result<()> {
+        self.scan_range(key, start, "+", page)
+    }
+
+    /// Reads the stream `key` from `start` to `end` (XRANGE bounds), `PAGE`
+    /// entries a page, until `page` returns false.
+    fn scan_range(
+        &mut self,
+        key: &str,
         mut start: String,
+        end: &str,
         mut page: impl FnMut(Vec<(String, Option<Fields>)>) -> bool,
     ) -> Result<()> {
         loop {
@@ -294,9 +315,9 @@ impl RedisQueue {
                 redis::cmd("XRANGE")
                     .arg(key)
                     .arg(&start)
-                    .arg("+")
+                    .arg(end)
                     .arg("COUNT")
-                    .arg(1000)
+                    .arg(PAGE)
                     .query(c)
             })?;
             let entries = raw_entries(reply);
@@ -304,10 +325,101 @@ impl RedisQueue {
                 return Ok(());
             };
             start = format!("({last}");
-            if !page(entries) {
+            // A short page is the end of the range: no need to ask again.
+            let more = entries.len() == PAGE;
+            if !page(entries) || !more {
                 return Ok(());
             }
         }
+    }
+
+    /// Indexes by `ts` the entries whose `ts` is far from their entry id's
+    /// time, before anyone settles them: once settled, `history` finds them
+    /// only through this index.
+    fn index_skewed(&mut self, entries: &[StreamEntry]) -> Result<()> {
+        let mut pipe = redis::pipe();
+        for entry in entries {
+            if let Some(ts) = entry.event.as_ref().ok().and_then(Event::ts_ms)
+                && is_skewed(&entry.key, ts)
+            {
+                pipe.cmd("ZADD")
+                    .arg(&self.skewed)
+                    .arg(ts)
+                    .arg(&entry.key)
+                    .ignore();
+            }
+        }
+        if pipe.cmd_iter().next().is_none() {
+            return Ok(());
+        }
+        self.with(|c| pipe.exec(c))
+    }
+
+    /// The first entry that may not be settled yet: the oldest pending one or
+    /// the first never read, whichever comes first; `None` when the group
+    /// does not exist (nothing was ever read). Entries from here on may be
+    /// skewed and not yet indexed.
+    fn unsettled_from(&mut self) -> Result<Option<(u64, u64)>> {
+        let Some(group) = self.group_info()? else {
+            return Ok(None);
+        };
+        let last = group
+            .get("last-delivered-id")
+            .map(text)
+            .unwrap_or_else(|| "0-0".into());
+        let mut first = parse_id(&next_id(&last));
+        let stream = self.stream.clone();
+        let pending: Value =
+            self.with(|c| redis::cmd("XPENDING").arg(&stream).arg(GROUP).query(c))?;
+        if let Some(Value::BulkString(oldest)) = array(pending).get(1) {
+            first = first.min(parse_id(&String::from_utf8_lossy(oldest)));
+        }
+        Ok(Some(first))
+    }
+
+    /// The skewed entries settled before `settled_before` whose `ts` is in
+    /// `[from_ms, until_ms)`, by entry id.
+    fn skewed_in(
+        &mut self,
+        from_ms: i64,
+        until_ms: i64,
+        settled_before: (u64, u64),
+    ) -> Result<Vec<((u64, u64), Event)>> {
+        let skewed = self.skewed.clone();
+        let stream = self.stream.clone();
+        let ids: Vec<String> = self.with(|c| {
+            redis::cmd("ZRANGEBYSCORE")
+                .arg(&skewed)
+                .arg(from_ms)
+                .arg(format!("({until_ms}"))
+                .query(c)
+        })?;
+        let mut ids: Vec<(u64, u64)> = ids
+            .iter()
+            .map(|id| parse_id(id))
+            .filter(|id| *id < settled_before)
+            .collect();
+        ids.sort_unstable();
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(1000) {
+            let mut pipe = redis::pipe();
+            for (ms, seq) in chunk {
+                let id = format!("{ms}-{seq}");
+                pipe.cmd("XRANGE").arg(&stream).arg(&id).arg(&id);
+            }
+            let replies: Vec<Value> = self.with(|c| pipe.query(c))?;
+            for reply in replies {
+                // An entry trimmed since it was indexed is simply gone.
+                for (key, fields) in raw_entries(reply) {
+                    if let Some(Ok(event)) = fields.map(|f| decode(&key, &f))
+                        && event.ts_ms().is_some_and(|t| from_ms <= t && t < until_ms)
+                    {
+                        out.push((parse_id(&key), event));
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Adds to `pipe` the writes that schedule `delivery` at `due_ms`,
@@ -545,6 +657,7 @@ impl Queue for RedisQueue {
             from = last.key.clone();
             all.extend(batch);
         }
+        self.index_skewed(&all)?;
         Ok(all)
     }
 
@@ -570,6 +683,7 @@ impl Queue for RedisQueue {
             self.last_autoclaim = Some(Instant::now());
             let claimed = parts.next().map(entries).unwrap_or_default();
             if !claimed.is_empty() {
+                self.index_skewed(&claimed)?;
                 return Ok(claimed);
             }
         }
@@ -593,7 +707,9 @@ impl Queue for RedisQueue {
         if let Some(c) = self.conn.as_mut() {
             let _ = c.set_read_timeout(Some(RESPONSE_TIMEOUT));
         }
-        Ok(read_reply_entries(reply?))
+        let claimed = read_reply_entries(reply?);
+        self.index_skewed(&claimed)?;
+        Ok(claimed)
     }
 
     fn claim_retries(
@@ -766,6 +882,11 @@ impl Queue for RedisQueue {
         })
     }
 
+    /// Selects by `ts` exactly, reading three disjoint parts in entry-id
+    /// order: settled entries whose `ts` is near their id's time, read by id
+    /// around the window; settled skewed entries, from their index by `ts`;
+    /// and every entry not yet settled (not yet indexed), from the first one
+    /// to the end of the stream.
     fn history(
         &mut self,
         from_ms: i64,
@@ -773,12 +894,65 @@ impl Queue for RedisQueue {
         visit: &mut dyn FnMut(Vec<Event>) -> bool,
     ) -> Result<()> {
         let stream = self.stream.clone();
-        let start = format!("{}-0", (from_ms - HISTORY_MARGIN_MS).max(0));
+        let unsettled = self.unsettled_from()?.unwrap_or((0, 0));
+        let mut skewed = self
+            .skewed_in(from_ms, until_ms, unsettled)?
+            .into_iter()
+            .peekable();
+        let in_window = |e: &Event| e.ts_ms().is_some_and(|t| from_ms <= t && t < until_ms);
+        let start = (
+            u64::try_from(from_ms.saturating_sub(SKEW_MS)).unwrap_or(0),
+            0,
+        );
+        let end = (
+            u64::try_from(until_ms.saturating_add(SKEW_MS)).unwrap_or(0) + 1,
+            0,
+        )
+            .min(unsettled);
+        let mut go_on = true;
+        if start < end {
+            self.scan_range(
+                &stream,
+                format!("{}-{}", start.0, start.1),
+                &format!("({}-{}", end.0, end.1),
+                |page| {
+                    let last = page.last().map(|(key, _)| parse_id(key));
+                    let mut batch: Vec<((u64, u64), Event)> = page
+                        .into_iter()
+                        .filter_map(|(key, fields)| {
+                            Some((parse_id(&key), decode(&key, &fields?).ok()?))
+                        })
+                        .filter(|(id, e)| {
+                            in_window(e) && !e.ts_ms().is_some_and(|t| is_skewed_ms(id.0, t))
+                        })
+                        .collect();
+                    while let Some((id, _)) = skewed.peek()
+                        && Some(*id) <= last
+                    {
+                        batch.extend(skewed.next());
+                    }
+                    batch.sort_by_key(|(id, _)| *id);
+                    go_on = batch.is_empty() || visit(batch.into_iter().map(|(_, e)| e).collect());
+                    go_on
+                },
+            )?;
+        }
+        let rest: Vec<Event> = skewed.map(|(_, e)| e).collect();
+        if go_on && !rest.is_empty() {
+            go_on = visit(rest);
+        }
+        if !go_on {
+            return Ok(());
+        }
+        let start = match unsettled {
+            (0, 0) => "-".to_owned(),
+            (ms, seq) => format!("{ms}-{seq}"),
+        };
         self.scan(&stream, start, |page| {
             let events: Vec<Event> = page
                 .into_iter()
                 .filter_map(|(key, fields)| decode(&key, &fields?).ok())
-                .filter(|e| e.ts_ms().is_some_and(|t| from_ms <= t && t < until_ms))
+                .filter(in_window)
                 .collect();
             events.is_empty() || visit(events)
         })
@@ -928,14 +1102,34 @@ impl Queue for RedisQueue {
                 floor = first;
             }
         }
-        self.with(|c| {
+        let removed = self.with(|c| {
             redis::cmd("XTRIM")
                 .arg(&stream)
                 .arg("MINID")
                 .arg(&floor)
                 .query(c)
-        })
+        })?;
+        // The index of skewed entries goes with them (it is small: only the
+        // exceptional entries are in it).
+        let skewed = self.skewed.clone();
+        let members: Vec<String> =
+            self.with(|c| redis::cmd("ZRANGE").arg(&skewed).arg(0).arg(-1).query(c))?;
+        let gone: Vec<&String> = members.iter().filter(|id| id_lt(id, &floor)).collect();
+        for chunk in gone.chunks(1000) {
+            self.with(|c| redis::cmd("ZREM").arg(&skewed).arg(chunk).exec(c))?;
+        }
+        Ok(removed)
     }
+}
+
+/// Whether an entry's `ts` is too far from its id's time to be found by
+/// reading the stream by id around a window.
+fn is_skewed(key: &str, ts_ms: i64) -> bool {
+    is_skewed_ms(entry_ms(key), ts_ms)
+}
+
+fn is_skewed_ms(entry_ms: u64, ts_ms: i64) -> bool {
+    (i128::from(ts_ms) - i128::from(entry_ms)).abs() > i128::from(SKEW_MS)
 }
 
 /// Compares two stream ids `ms-seq`.

@@ -94,6 +94,13 @@ const MIGRATIONS: &[&str] = &[
         holder TEXT NOT NULL,
         expires_ms INTEGER NOT NULL
     );",
+    // 3: history is trimmed by the time each event was written (as on
+    // Redis, by entry id), not by its `ts`: a backfilled event is kept for
+    // the retention like any other. Rows written before this migration have
+    // no write time; their `ts` is the best estimate there is.
+    "ALTER TABLE stream ADD COLUMN written_ms INTEGER;
+    UPDATE stream SET written_ms = ts_ms;
+    CREATE INDEX stream_written ON stream (written_ms);",
 ];
 
 /// The queue in a SQLite file.
@@ -298,14 +305,16 @@ fn touch(tx: &Transaction, consumer: &str, now: i64) -> rusqlite::Result<()> {
 
 fn insert_event(tx: &Transaction, event: &Event) -> rusqlite::Result<()> {
     tx.prepare_cached(
-        "INSERT INTO stream (id, type, ts, ts_ms, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO stream (id, type, ts, ts_ms, payload, written_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
     .execute(params![
         event.id,
         event.kind,
         event.ts,
         event.ts_ms(),
-        to_json(&event.payload)?
+        to_json(&event.payload)?,
+        now_ms()
     ])?;
     Ok(())
 }
@@ -943,13 +952,17 @@ impl Queue for SqliteQueue {
     fn trim(&mut self, before_ms: i64) -> Result<u64> {
         let mut removed = 0;
         loop {
-            // An acked row without a time (written by other means) has no
-            // place in any time window and is removed with the old history.
+            // By write time, as Redis trims by entry id, and never past the
+            // first entry not yet settled. A row without a write time
+            // (inserted by other means) is removed with the old history.
             let n = self.write(|tx| {
                 tx.prepare_cached(
                     "DELETE FROM stream WHERE seq IN (
                          SELECT seq FROM stream
-                         WHERE state = 2 AND (ts_ms < ?1 OR ts_ms IS NULL) LIMIT ?2)",
+                         WHERE state = 2 AND (written_ms < ?1 OR written_ms IS NULL)
+                           AND seq < coalesce(
+                               (SELECT min(seq) FROM stream WHERE state < 2), 9223372036854775807)
+                         LIMIT ?2)",
                 )?
                 .execute(params![before_ms, TRIM_CHUNK])
             })?;
@@ -977,6 +990,63 @@ impl Queue for SqliteQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A database of the first schema is migrated in place: its rows take
+    /// their `ts` as their write time (the best estimate there is), new rows
+    /// the time they are written, and trimming goes by that.
+    #[test]
+    fn a_first_schema_database_is_migrated_and_trimmed_by_write_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db");
+        let day = 86_400_000;
+        let now = now_ms();
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute(
+                "INSERT INTO stream (id, type, ts, ts_ms, payload, state) VALUES
+                 ('old', 'user.signup', '', ?1, '{\"email\":\"a@b.c\"}', 2),
+                 ('recent', 'user.signup', '', ?2, '{\"email\":\"a@b.c\"}', 2)",
+                params![now - 40 * day, now - day],
+            )
+            .unwrap();
+        }
+        let mut queue = SqliteQueue::open(&path, QueueOptions::default()).unwrap();
+        let version: i64 = queue
+            .conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
+        let mut backfilled = crate::event::Event::new("user.signup", Default::default());
+        backfilled.ts = crate::event::format_ts_ms(now - 90 * day);
+        queue.append(&[backfilled]).unwrap();
+        queue
+            .conn
+            .execute("UPDATE stream SET state = 2", [])
+            .unwrap();
+        assert_eq!(queue.trim(now - 30 * day).unwrap(), 1, "only 'old'");
+        let left: Vec<String> = queue
+            .conn
+            .prepare("SELECT id FROM stream ORDER BY seq")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(left.len(), 2);
+        assert_eq!(left[0], "recent");
+        let trim = queue
+            .conn
+            .prepare("EXPLAIN QUERY PLAN SELECT seq FROM stream WHERE state = 2 AND written_ms < 5")
+            .unwrap()
+            .query_map([], |row| row.get::<_, String>(3))
+            .unwrap()
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .unwrap()
+            .join("\n");
+        assert!(trim.contains("stream_written"), "{trim}");
+    }
 
     /// A claim that fell back to scanning or sorting the whole table would
     /// still pass every behavioural test, just slower with each event kept.
