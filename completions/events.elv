@@ -63,7 +63,7 @@ set edit:completion:arg-completer[events] = {|@words|
             cand --version 'Print version'
         }
         &'events;work'= {
-            cand --concurrency 'The most deliveries in flight at once'
+            cand --concurrency 'The most requests in flight at once per destination that sends one event per request (webhooks), from 1 to 256: each is a thread and a connection'
             cand --consumer 'This worker''s name in the consumer group [default: host name and pid]'
             cand --only 'Deliver only to these destinations (by name); repeatable'
             cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store'

@@ -56,7 +56,7 @@ complete -c events -n "__fish_events_using_subcommand emit" -s v -l verbose -d '
 complete -c events -n "__fish_events_using_subcommand emit" -s q -l quiet -d 'Say less on stderr (only failures)'
 complete -c events -n "__fish_events_using_subcommand emit" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c events -n "__fish_events_using_subcommand emit" -s V -l version -d 'Print version'
-complete -c events -n "__fish_events_using_subcommand work" -l concurrency -d 'The most deliveries in flight at once' -r
+complete -c events -n "__fish_events_using_subcommand work" -l concurrency -d 'The most requests in flight at once per destination that sends one event per request (webhooks), from 1 to 256: each is a thread and a connection' -r
 complete -c events -n "__fish_events_using_subcommand work" -l consumer -d 'This worker\'s name in the consumer group [default: host name and pid]' -r
 complete -c events -n "__fish_events_using_subcommand work" -l only -d 'Deliver only to these destinations (by name); repeatable' -r
 complete -c events -n "__fish_events_using_subcommand work" -l redis-url -d 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store' -r

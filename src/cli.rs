@@ -121,8 +121,10 @@ pub struct WorkArgs {
     /// many and when the next is due. Dead letters never hold it.
     #[arg(long)]
     pub burst: bool,
-    /// The most deliveries in flight at once.
-    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    /// The most requests in flight at once per destination that sends one
+    /// event per request (webhooks), from 1 to 256: each is a thread and a
+    /// connection.
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
     /// This worker's name in the consumer group [default: host name and pid].
     ///

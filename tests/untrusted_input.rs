@@ -285,3 +285,18 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn an_absurd_concurrency_is_refused_before_any_thread_starts() {
+    // Each unit of concurrency is a thread and a connection per destination:
+    // 65,535 of them exhausted memory and crashed the worker.
+    for n in ["0", "257", "65535", "99999999999"] {
+        Events::new()
+            .env("EVENTS_WEBHOOK_URL", "http://127.0.0.1:9/hook")
+            .env("EVENTS_WEBHOOK_SECRET", WEBHOOK_SECRET)
+            .args(["work", "--burst", "--concurrency", n])
+            .run()
+            .code(2)
+            .stderr_has("1..=256");
+    }
+}
