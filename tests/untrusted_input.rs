@@ -300,3 +300,45 @@ fn an_absurd_concurrency_is_refused_before_any_thread_starts() {
             .stderr_has("1..=256");
     }
 }
+
+#[test]
+fn status_shows_hostile_dead_letters_and_entries_escaped() {
+    // Anyone who can reach Redis can write the dead letters and the stream.
+    let redis = RedisServer::start();
+    redis.cli(&[
+        "XADD",
+        "{events}:dead",
+        "*",
+        "dest",
+        "sl\u{1b}[2Kack",
+        "error",
+        "bad\u{1b}]0;title\u{7}\r\nevents: delivered FORGED",
+        "attempts",
+        "99999999999999999999",
+        "at",
+        "-5",
+    ]);
+    redis.cli(&[
+        "XADD",
+        "{events}:stream",
+        "*",
+        "id",
+        "evt\u{1b}[1A",
+        "type",
+        "user.signup",
+        "payload",
+        "{}",
+    ]);
+    let out = Events::new()
+        .env("REDIS_URL", redis.url())
+        .arg("status")
+        .run()
+        .success()
+        .stdout_has("sl\\u{1b}[2Kack")
+        .stdout_has("bad\\u{1b}]0;title\\u{7}\\r\\nevents: delivered FORGED");
+    assert!(
+        !out.stdout.contains('\u{1b}') && !out.stdout.contains('\r'),
+        "a raw control character reached the terminal:\n{}",
+        out.stdout
+    );
+}

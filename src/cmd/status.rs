@@ -31,6 +31,7 @@ use crate::cli::{Format, StatusArgs};
 use crate::config::{Backend, Config};
 use crate::event::{format_ts_ms, now_ms};
 use crate::queue::{self, Stats};
+use crate::sanitize::escape;
 
 /// A retry overdue by less than this is simply "due now".
 const OVERDUE_MS: i64 = 5_000;
@@ -143,7 +144,7 @@ impl Status<'_> {
             let mut t = table::new(&["", "EVENT ID", "TIME"]);
             for (label, end) in [("oldest", &s.oldest), ("newest", &s.newest)] {
                 if let Some((id, ts)) = end {
-                    t.add_row(vec![label, id, ts]);
+                    t.add_row(vec![label, &escape(id), &escape(ts)]);
                 }
             }
             out.push_str(&table::render(&t));
@@ -160,7 +161,7 @@ impl Status<'_> {
             let mut t = table::new(&["NAME", "PENDING", "IDLE"]);
             for c in &s.consumers {
                 t.add_row(vec![
-                    c.name.clone(),
+                    escape(&c.name).into_owned(),
                     c.pending.to_string(),
                     human(c.idle_ms),
                 ]);
@@ -184,7 +185,11 @@ impl Status<'_> {
             out.push_str(&format!("\nDead letters: {}\n", self.dead_total()));
             let mut t = table::new(&["DESTINATION", "ERROR", "COUNT"]);
             for (dest, error, count) in &s.dead {
-                t.add_row(vec![dest.clone(), error.clone(), count.to_string()]);
+                t.add_row(vec![
+                    escape(dest).into_owned(),
+                    escape(error).into_owned(),
+                    count.to_string(),
+                ]);
             }
             out.push_str(&table::render(&t));
         }
