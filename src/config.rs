@@ -586,45 +586,7 @@ impl ConfigFile {
             let kind = DestKind::parse(entry.kind.get_ref()).ok_or_else(|| {
                 self.at(entry.kind.span(), "kind", format!("unknown destination kind {:?} (expected slack, segment, webhook or console)", entry.kind.get_ref()))
             })?;
-            let secret = |key: &Option<Spanned<String>>,
-                          key_name: &str,
-                          default: &str|
-             -> Result<Secret, ConfigError> {
-                let var = key.as_ref().map_or(default, |v| v.get_ref().as_str());
-                let span = key.as_ref().map_or(entry.kind.span(), Spanned::span);
-                env(var).map(Secret::new).ok_or_else(|| {
-                    self.at(span, key_name, format!("destination {name:?} reads its secret from the environment variable {var}, which is not set"))
-                })
-            };
-            let settings = match kind {
-                DestKind::Console => DestSettings::Console,
-                DestKind::Slack => DestSettings::Slack {
-                    url: secret(&entry.url_env, "url_env", "SLACK_WEBHOOK_URL")?,
-                },
-                DestKind::Segment => DestSettings::Segment {
-                    write_key: secret(&entry.write_key_env, "write_key_env", "SEGMENT_WRITE_KEY")?,
-                    endpoint: entry
-                        .endpoint
-                        .as_ref()
-                        .map(|e| e.get_ref().clone())
-                        .or_else(|| env("SEGMENT_ENDPOINT"))
-                        .unwrap_or_else(|| SEGMENT_DEFAULT_ENDPOINT.into()),
-                },
-                DestKind::Webhook => {
-                    let signing = secret(&entry.secret_env, "secret_env", "EVENTS_WEBHOOK_SECRET")?;
-                    let key = SigningKey::parse(signing.expose()).map_err(|e| {
-                        let span = entry
-                            .secret_env
-                            .as_ref()
-                            .map_or(entry.kind.span(), Spanned::span);
-                        self.at(span, "secret_env", format!("the signing secret {e}"))
-                    })?;
-                    DestSettings::Webhook {
-                        url: secret(&entry.url_env, "url_env", "EVENTS_WEBHOOK_URL")?,
-                        key,
-                    }
-                }
-            };
+            let settings = self.settings(entry, kind, env)?;
             let events = match &entry.events {
                 Some(globs) if globs.get_ref().is_empty() => {
                     return Err(self.at(
@@ -643,6 +605,56 @@ impl ConfigFile {
             });
         }
         Ok(out)
+    }
+
+    /// What destination `entry` of `kind` needs to send, its secrets read
+    /// from the environment variables it names and its signing key decoded.
+    fn settings(
+        &self,
+        entry: &DestEntry,
+        kind: DestKind,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<DestSettings, ConfigError> {
+        let name = entry.name.get_ref();
+        let secret = |key: &Option<Spanned<String>>,
+                      key_name: &str,
+                      default: &str|
+         -> Result<Secret, ConfigError> {
+            let var = key.as_ref().map_or(default, |v| v.get_ref().as_str());
+            let span = key.as_ref().map_or(entry.kind.span(), Spanned::span);
+            env(var).map(Secret::new).ok_or_else(|| {
+                self.at(span, key_name, format!("destination {name:?} reads its secret from the environment variable {var}, which is not set"))
+            })
+        };
+        Ok(match kind {
+            DestKind::Console => DestSettings::Console,
+            DestKind::Slack => DestSettings::Slack {
+                url: secret(&entry.url_env, "url_env", "SLACK_WEBHOOK_URL")?,
+            },
+            DestKind::Segment => DestSettings::Segment {
+                write_key: secret(&entry.write_key_env, "write_key_env", "SEGMENT_WRITE_KEY")?,
+                endpoint: entry
+                    .endpoint
+                    .as_ref()
+                    .map(|e| e.get_ref().clone())
+                    .or_else(|| env("SEGMENT_ENDPOINT"))
+                    .unwrap_or_else(|| SEGMENT_DEFAULT_ENDPOINT.into()),
+            },
+            DestKind::Webhook => {
+                let signing = secret(&entry.secret_env, "secret_env", "EVENTS_WEBHOOK_SECRET")?;
+                let key = SigningKey::parse(signing.expose()).map_err(|e| {
+                    let span = entry
+                        .secret_env
+                        .as_ref()
+                        .map_or(entry.kind.span(), Spanned::span);
+                    self.at(span, "secret_env", format!("the signing secret {e}"))
+                })?;
+                DestSettings::Webhook {
+                    url: secret(&entry.url_env, "url_env", "EVENTS_WEBHOOK_URL")?,
+                    key,
+                }
+            }
+        })
     }
 }
 
@@ -711,5 +723,63 @@ mod tests {
                 }
             }
         }
+    }
+
+    fn load(vars: &[(&str, &str)]) -> Config {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let global = Global {
+            db: Some("/nonexistent/events.db".into()),
+            config: Some("/dev/null".into()),
+            ..Global::default()
+        };
+        Config::load_with(&global, &|name| {
+            vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn the_signing_key_is_decoded_once_at_load() {
+        let config = load(&[
+            ("EVENTS_WEBHOOK_URL", "https://example.com/hook"),
+            ("EVENTS_WEBHOOK_SECRET", "whsec_AAEC"),
+        ]);
+        let dests = config.destinations().unwrap();
+        let DestSettings::Webhook { key, .. } = &dests[0].settings else {
+            panic!("not a webhook: {dests:?}");
+        };
+        assert_eq!(key.bytes(), &[0u8, 1, 2]);
+    }
+
+    #[test]
+    fn unusable_destinations_are_a_typed_error_that_spares_emit() {
+        let config = load(&[
+            ("EVENTS_WEBHOOK_URL", "https://example.com/hook"),
+            ("EVENTS_WEBHOOK_SECRET", "whsec_!!!"),
+        ]);
+        let err: ConfigError = config.destinations().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "EVENTS_WEBHOOK_SECRET is not a valid signing secret: expected whsec_ followed by base64"
+        );
+        // The rest of the configuration loaded: `emit` needs no destination.
+        assert!(matches!(config.backend, Backend::Sqlite { .. }));
+    }
+
+    #[test]
+    fn the_redis_client_is_made_once_at_load_and_never_shows_the_password() {
+        let config = load(&[("REDIS_URL", "redis://:hunter2@127.0.0.1:6379/0")]);
+        let Backend::Redis { client, .. } = &config.backend else {
+            panic!("not redis");
+        };
+        assert_eq!(
+            client.get_connection_info().addr().to_string(),
+            "127.0.0.1:6379"
+        );
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
     }
 }
