@@ -14,9 +14,10 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::catalog::{Catalog, EventSpec, FieldType};
+pub use crate::secret::{Secret, SigningKey, redact_url};
 
 /// A bad setting or config file. Exit status 2.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
@@ -33,74 +34,33 @@ pub struct Global {
     pub config: Option<PathBuf>,
 }
 
-/// A secret value: shown as `***` in any output.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-    /// The secret itself, for the one place that must send it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
 /// Where the queue lives.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum Backend {
-    Redis { url: Secret },
-    Sqlite { path: PathBuf },
+    /// The client is parsed from the URL once, when the configuration
+    /// loads; every queue opened on it shares that parse.
+    Redis {
+        url: Secret,
+        client: Box<redis::Client>,
+    },
+    Sqlite {
+        path: PathBuf,
+    },
+}
+
+/// As `Display`: a client's own `Debug` would show the password.
+impl fmt::Debug for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
 }
 
 impl fmt::Display for Backend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Backend::Redis { url } => write!(f, "redis {}", redact_url(url.expose())),
+            Backend::Redis { url, .. } => write!(f, "redis {}", redact_url(url.expose())),
             Backend::Sqlite { path } => write!(f, "sqlite {}", path.display()),
         }
-    }
-}
-
-/// A URL with its credentials and path hidden: `scheme://host:port`, plus
-/// `/***` when there was a path (a Slack webhook's path is its secret).
-///
-/// It never parses: a password holding `#`, `/`, `?` or `@` that was not
-/// percent-encoded would make a parser end the userinfo early and show the
-/// rest. Anything before the last `@` after the scheme is userinfo, whatever
-/// it contains.
-pub fn redact_url(url: &str) -> String {
-    let (scheme, rest) = match url.split_once("://") {
-        Some((scheme, rest)) => (Some(scheme), rest),
-        None => (None, url),
-    };
-    let (creds, rest) = match rest.rfind('@') {
-        Some(at) => ("***@", &rest[at + 1..]),
-        None => ("", rest),
-    };
-    let host_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (host, path) = rest.split_at(host_end);
-    let path = if path.trim_matches('/').is_empty() {
-        ""
-    } else {
-        "/***"
-    };
-    match scheme {
-        Some(scheme) => format!("{scheme}://{creds}{host}{path}"),
-        None => format!("{creds}{host}{path}"),
     }
 }
 
@@ -114,7 +74,7 @@ pub enum DestKind {
 }
 
 impl DestKind {
-    fn parse(name: &str) -> Option<DestKind> {
+    pub fn parse(name: &str) -> Option<DestKind> {
         Some(match name {
             "console" => DestKind::Console,
             "slack" => DestKind::Slack,
@@ -132,15 +92,33 @@ impl DestKind {
             DestKind::Webhook => "webhook",
         }
     }
+
+    /// The attempt budget unless `EVENTS_MAX_ATTEMPTS` sets one. A stale
+    /// Slack notification loses its value: it gives up sooner.
+    pub fn default_max_attempts(self) -> u32 {
+        match self {
+            DestKind::Slack => 5,
+            _ => 10,
+        }
+    }
 }
 
 /// What a destination needs to send.
 #[derive(Debug, Clone)]
 pub enum DestSettings {
     Console,
-    Slack { url: Secret },
-    Segment { write_key: Secret, endpoint: String },
-    Webhook { url: Secret, secret: Secret },
+    Slack {
+        url: Secret,
+    },
+    Segment {
+        write_key: Secret,
+        endpoint: String,
+    },
+    /// The signing key is decoded once, here: the webhook only signs.
+    Webhook {
+        url: Secret,
+        key: SigningKey,
+    },
 }
 
 /// One configured destination.
@@ -160,13 +138,6 @@ impl DestConfig {
             DestSettings::Segment { .. } => DestKind::Segment,
             DestSettings::Webhook { .. } => DestKind::Webhook,
         }
-    }
-
-    /// Whether events of type `kind` go to this destination.
-    pub fn routes(&self, kind: &str) -> bool {
-        self.events
-            .iter()
-            .any(|glob| wildmatch::WildMatch::new(glob).matches(kind))
     }
 
     /// Where it sends, safe to print.
@@ -214,7 +185,7 @@ pub struct Config {
     pub file: Option<PathBuf>,
     /// Destinations, resolved lazily: `emit` must work in a cron job whose
     /// environment lacks the worker's secrets.
-    destinations: Result<Vec<DestConfig>, String>,
+    destinations: Result<Vec<DestConfig>, ConfigError>,
     /// Whether console was chosen only because nothing else is configured.
     pub console_fallback: bool,
 }
@@ -294,9 +265,7 @@ impl Config {
 
     /// The configured destinations, or the reason they cannot be used.
     pub fn destinations(&self) -> Result<&[DestConfig], ConfigError> {
-        self.destinations
-            .as_deref()
-            .map_err(|e| ConfigError(e.clone()))
+        self.destinations.as_deref().map_err(Clone::clone)
     }
 }
 
@@ -311,18 +280,19 @@ fn redis_backend(url: &str) -> Result<Backend, ConfigError> {
             redact_url(url)
         ));
     }
-    if let Err(e) = redis::Client::open(url) {
-        return err(format!(
+    let client = redis::Client::open(url).map_err(|e| {
+        ConfigError(format!(
             "the Redis URL {} is not valid: {}",
             redact_url(url),
             e.to_string()
                 .split(" - ")
                 .next()
                 .unwrap_or("it does not parse")
-        ));
-    }
+        ))
+    })?;
     Ok(Backend::Redis {
         url: Secret::new(url),
+        client: Box::new(client),
     })
 }
 
@@ -437,7 +407,7 @@ fn parse_bool(v: &str) -> Option<bool> {
 fn env_destinations(
     env: &dyn Fn(&str) -> Option<String>,
     console: bool,
-) -> (Result<Vec<DestConfig>, String>, bool) {
+) -> (Result<Vec<DestConfig>, ConfigError>, bool) {
     let all = || vec!["*".to_owned()];
     let mut dests = Vec::new();
     if let Some(url) = env("SLACK_WEBHOOK_URL") {
@@ -463,18 +433,21 @@ fn env_destinations(
     if let Some(url) = env("EVENTS_WEBHOOK_URL") {
         let Some(secret) = env("EVENTS_WEBHOOK_SECRET") else {
             return (
-                Err("EVENTS_WEBHOOK_URL is set but EVENTS_WEBHOOK_SECRET is not: webhooks are always signed (set it to a whsec_… secret)".into()),
+                err(
+                    "EVENTS_WEBHOOK_URL is set but EVENTS_WEBHOOK_SECRET is not: webhooks are always signed (set it to a whsec_… secret)",
+                ),
                 false,
             );
         };
-        if let Err(e) = crate::dest::webhook::check_secret(&secret) {
-            return (Err(format!("EVENTS_WEBHOOK_SECRET {e}")), false);
-        }
+        let key = match SigningKey::parse(&secret) {
+            Ok(key) => key,
+            Err(e) => return (err(format!("EVENTS_WEBHOOK_SECRET {e}")), false),
+        };
         dests.push(DestConfig {
             name: "webhook".into(),
             settings: DestSettings::Webhook {
                 url: Secret::new(url),
-                secret: Secret::new(secret),
+                key,
             },
             events: all(),
         });
@@ -591,7 +564,7 @@ impl ConfigFile {
     fn destinations(
         &self,
         env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Vec<DestConfig>, String> {
+    ) -> Result<Vec<DestConfig>, ConfigError> {
         let mut out: Vec<DestConfig> = Vec::new();
         for entry in &self.destination {
             let name = entry.name.get_ref().clone();
@@ -601,71 +574,26 @@ impl ConfigFile {
                         entry.name.span(),
                         "name",
                         format!("{name:?} is not a valid destination name (letters, digits, '_', '-' and '.')"),
-                    )
-                    .0);
+                    ));
             }
             if out.iter().any(|d| d.name == name) {
-                return Err(self
-                    .at(
-                        entry.name.span(),
-                        "name",
-                        format!("destination {name:?} is declared twice"),
-                    )
-                    .0);
+                return Err(self.at(
+                    entry.name.span(),
+                    "name",
+                    format!("destination {name:?} is declared twice"),
+                ));
             }
             let kind = DestKind::parse(entry.kind.get_ref()).ok_or_else(|| {
-                self.at(entry.kind.span(), "kind", format!("unknown destination kind {:?} (expected slack, segment, webhook or console)", entry.kind.get_ref())).0
+                self.at(entry.kind.span(), "kind", format!("unknown destination kind {:?} (expected slack, segment, webhook or console)", entry.kind.get_ref()))
             })?;
-            let secret = |key: &Option<Spanned<String>>,
-                          key_name: &str,
-                          default: &str|
-             -> Result<Secret, String> {
-                let var = key.as_ref().map_or(default, |v| v.get_ref().as_str());
-                let span = key.as_ref().map_or(entry.kind.span(), Spanned::span);
-                env(var).map(Secret::new).ok_or_else(|| {
-                    self.at(span, key_name, format!("destination {name:?} reads its secret from the environment variable {var}, which is not set")).0
-                })
-            };
-            let settings = match kind {
-                DestKind::Console => DestSettings::Console,
-                DestKind::Slack => DestSettings::Slack {
-                    url: secret(&entry.url_env, "url_env", "SLACK_WEBHOOK_URL")?,
-                },
-                DestKind::Segment => DestSettings::Segment {
-                    write_key: secret(&entry.write_key_env, "write_key_env", "SEGMENT_WRITE_KEY")?,
-                    endpoint: entry
-                        .endpoint
-                        .as_ref()
-                        .map(|e| e.get_ref().clone())
-                        .or_else(|| env("SEGMENT_ENDPOINT"))
-                        .unwrap_or_else(|| SEGMENT_DEFAULT_ENDPOINT.into()),
-                },
-                DestKind::Webhook => {
-                    let signing = secret(&entry.secret_env, "secret_env", "EVENTS_WEBHOOK_SECRET")?;
-                    if let Err(e) = crate::dest::webhook::check_secret(signing.expose()) {
-                        let span = entry
-                            .secret_env
-                            .as_ref()
-                            .map_or(entry.kind.span(), Spanned::span);
-                        return Err(self
-                            .at(span, "secret_env", format!("the signing secret {e}"))
-                            .0);
-                    }
-                    DestSettings::Webhook {
-                        url: secret(&entry.url_env, "url_env", "EVENTS_WEBHOOK_URL")?,
-                        secret: signing,
-                    }
-                }
-            };
+            let settings = self.settings(entry, kind, env)?;
             let events = match &entry.events {
                 Some(globs) if globs.get_ref().is_empty() => {
-                    return Err(self
-                        .at(
-                            globs.span(),
-                            "events",
-                            "an empty list routes nothing; remove the key to route every event",
-                        )
-                        .0);
+                    return Err(self.at(
+                        globs.span(),
+                        "events",
+                        "an empty list routes nothing; remove the key to route every event",
+                    ));
                 }
                 Some(globs) => globs.get_ref().clone(),
                 None => vec!["*".to_owned()],
@@ -678,11 +606,61 @@ impl ConfigFile {
         }
         Ok(out)
     }
+
+    /// What destination `entry` of `kind` needs to send, its secrets read
+    /// from the environment variables it names and its signing key decoded.
+    fn settings(
+        &self,
+        entry: &DestEntry,
+        kind: DestKind,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<DestSettings, ConfigError> {
+        let name = entry.name.get_ref();
+        let secret = |key: &Option<Spanned<String>>,
+                      key_name: &str,
+                      default: &str|
+         -> Result<Secret, ConfigError> {
+            let var = key.as_ref().map_or(default, |v| v.get_ref().as_str());
+            let span = key.as_ref().map_or(entry.kind.span(), Spanned::span);
+            env(var).map(Secret::new).ok_or_else(|| {
+                self.at(span, key_name, format!("destination {name:?} reads its secret from the environment variable {var}, which is not set"))
+            })
+        };
+        Ok(match kind {
+            DestKind::Console => DestSettings::Console,
+            DestKind::Slack => DestSettings::Slack {
+                url: secret(&entry.url_env, "url_env", "SLACK_WEBHOOK_URL")?,
+            },
+            DestKind::Segment => DestSettings::Segment {
+                write_key: secret(&entry.write_key_env, "write_key_env", "SEGMENT_WRITE_KEY")?,
+                endpoint: entry
+                    .endpoint
+                    .as_ref()
+                    .map(|e| e.get_ref().clone())
+                    .or_else(|| env("SEGMENT_ENDPOINT"))
+                    .unwrap_or_else(|| SEGMENT_DEFAULT_ENDPOINT.into()),
+            },
+            DestKind::Webhook => {
+                let signing = secret(&entry.secret_env, "secret_env", "EVENTS_WEBHOOK_SECRET")?;
+                let key = SigningKey::parse(signing.expose()).map_err(|e| {
+                    let span = entry
+                        .secret_env
+                        .as_ref()
+                        .map_or(entry.kind.span(), Spanned::span);
+                    self.at(span, "secret_env", format!("the signing secret {e}"))
+                })?;
+                DestSettings::Webhook {
+                    url: secret(&entry.url_env, "url_env", "EVENTS_WEBHOOK_URL")?,
+                    key,
+                }
+            }
+        })
+    }
 }
 
 /// A destination's URL must be http(s); the error never shows it (a
 /// webhook URL is a secret).
-fn check_url(dest: &DestConfig) -> Result<(), String> {
+fn check_url(dest: &DestConfig) -> Result<(), ConfigError> {
     let url = match &dest.settings {
         DestSettings::Console => return Ok(()),
         DestSettings::Slack { url } | DestSettings::Webhook { url, .. } => url.expose(),
@@ -692,7 +670,7 @@ fn check_url(dest: &DestConfig) -> Result<(), String> {
     if matches!(scheme, "http" | "https") && !rest.is_empty() {
         Ok(())
     } else {
-        Err(format!(
+        err(format!(
             "destination '{}' has a URL that does not start with http:// or https://",
             dest.name
         ))
@@ -717,40 +695,10 @@ fn line_of(text: &str, offset: usize) -> usize {
 mod tests {
     use super::*;
 
-    #[test]
-    fn urls_are_redacted() {
-        assert_eq!(
-            redact_url("redis://:hunter2@cache:6379/0"),
-            "redis://***@cache:6379/***"
-        );
-        assert_eq!(
-            redact_url("redis://127.0.0.1:6379"),
-            "redis://127.0.0.1:6379"
-        );
-        assert_eq!(
-            redact_url("https://hooks.slack.com/services/T0/B0/XXXX"),
-            "https://hooks.slack.com/***"
-        );
-        assert_eq!(
-            redact_url("redis://:s3cr3tPASS/x#y?z@cache:6379"),
-            "redis://***@cache:6379"
-        );
-        assert_eq!(
-            redact_url("redis://:a@b@c@cache/0"),
-            "redis://***@cache/***"
-        );
-    }
-
     proptest::proptest! {
         #[test]
         fn any_config_text_gives_a_config_or_an_error(text in "\\PC{0,200}") {
             let _ = ConfigFile::parse(Path::new("events.toml"), &text);
-        }
-
-        #[test]
-        fn redacting_any_url_never_panics_nor_keeps_the_password(user in "[a-z]{0,5}", password in "[A-Za-z0-9]{8,12}", rest in "\\PC{0,30}") {
-            let url = format!("redis://{user}:{password}@host:6379/{rest}");
-            proptest::prop_assert!(!redact_url(&url).contains(&password));
         }
 
         /// Any password, encoded or not, with the characters that end a
@@ -767,7 +715,7 @@ mod tests {
             ] {
                 let shown = [
                     redact_url(&url),
-                    Backend::Redis { url: Secret::new(url.clone()) }.to_string(),
+                    redis_backend(&url).map_or_else(|e| e.to_string(), |b| format!("{b:?}")),
                     redis_backend(&url).map_or_else(|e| e.to_string(), |b| b.to_string()),
                 ];
                 for text in shown {
@@ -777,9 +725,61 @@ mod tests {
         }
     }
 
+    fn load(vars: &[(&str, &str)]) -> Config {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let global = Global {
+            db: Some("/nonexistent/events.db".into()),
+            config: Some("/dev/null".into()),
+            ..Global::default()
+        };
+        Config::load_with(&global, &|name| {
+            vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })
+        .unwrap()
+    }
+
     #[test]
-    fn secrets_never_print() {
-        let s = Secret::new("whsec_abc");
-        assert_eq!(format!("{s} {s:?}"), "*** ***");
+    fn the_signing_key_is_decoded_once_at_load() {
+        let config = load(&[
+            ("EVENTS_WEBHOOK_URL", "https://example.com/hook"),
+            ("EVENTS_WEBHOOK_SECRET", "whsec_AAEC"),
+        ]);
+        let dests = config.destinations().unwrap();
+        let DestSettings::Webhook { key, .. } = &dests[0].settings else {
+            panic!("not a webhook: {dests:?}");
+        };
+        assert_eq!(key.bytes(), &[0u8, 1, 2]);
+    }
+
+    #[test]
+    fn unusable_destinations_are_a_typed_error_that_spares_emit() {
+        let config = load(&[
+            ("EVENTS_WEBHOOK_URL", "https://example.com/hook"),
+            ("EVENTS_WEBHOOK_SECRET", "whsec_!!!"),
+        ]);
+        let err: ConfigError = config.destinations().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "EVENTS_WEBHOOK_SECRET is not a valid signing secret: expected whsec_ followed by base64"
+        );
+        // The rest of the configuration loaded: `emit` needs no destination.
+        assert!(matches!(config.backend, Backend::Sqlite { .. }));
+    }
+
+    #[test]
+    fn the_redis_client_is_made_once_at_load_and_never_shows_the_password() {
+        let config = load(&[("REDIS_URL", "redis://:hunter2@127.0.0.1:6379/0")]);
+        let Backend::Redis { client, .. } = &config.backend else {
+            panic!("not redis");
+        };
+        assert_eq!(
+            client.get_connection_info().addr().to_string(),
+            "127.0.0.1:6379"
+        );
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
     }
 }

@@ -16,6 +16,9 @@ pub enum Error {
     /// The queue failed.
     #[error(transparent)]
     Queue(#[from] QueueError),
+    /// `--only` or `--to` names no configured destination.
+    #[error(transparent)]
+    UnknownDestination(#[from] crate::route::UnknownDestination),
 }
 
 /// Invalid command-line input found after parsing (exit status 2).
@@ -35,12 +38,13 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
         if cause.is::<ValidationError>()
             || cause.is::<ConfigError>()
             || cause.is::<UsageError>()
+            || cause.is::<crate::route::UnknownDestination>()
             || cause.is::<crate::queue::ConsumerHeld>()
         {
             return 2;
         }
         match cause.downcast_ref::<Error>() {
-            Some(Error::Invalid(_) | Error::Config(_)) => return 2,
+            Some(Error::Invalid(_) | Error::Config(_) | Error::UnknownDestination(_)) => return 2,
             // A name in use is a usage mistake: another --consumer fixes it.
             Some(Error::Queue(QueueError::ConsumerHeld(_))) => return 2,
             Some(Error::Queue(_)) => return 1,

@@ -29,7 +29,11 @@ pub mod error;
 pub mod event;
 pub mod jsonl;
 pub mod queue;
+pub mod replay;
+pub mod retry;
+pub mod route;
 pub mod sanitize;
+pub mod secret;
 pub mod template;
 pub mod worker;
 

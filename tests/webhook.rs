@@ -56,7 +56,7 @@ fn the_verifier_accepts_the_specifications_test_vector() {
     assert!(!verify("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", &request));
     assert_eq!(
         events::dest::webhook::sign(
-            &STANDARD.decode("C2FVsBQIhrscChlQIMV+b5sSYspob7oD").unwrap(),
+            &events::secret::SigningKey::parse("C2FVsBQIhrscChlQIMV+b5sSYspob7oD").unwrap(),
             "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk",
             1_649_367_553,
             r#"{"email":"test@example.com","username":"test_user"}"#

@@ -87,11 +87,6 @@ pub trait Destination: Send + Sync {
         None
     }
 
-    /// The attempt budget unless `EVENTS_MAX_ATTEMPTS` sets one.
-    fn default_max_attempts(&self) -> u32 {
-        10
-    }
-
     /// Sends a batch; one outcome for all of it, or `Attempt::Each`.
     fn send(&self, items: &[Item]) -> Attempt;
 }
@@ -116,9 +111,11 @@ pub fn build(config: &DestConfig, catalog: &Catalog, timeout: Duration) -> Arc<d
             endpoint,
             timeout,
         )),
-        DestSettings::Webhook { url, secret } => Arc::new(
-            webhook::Webhook::new(name, url.clone(), secret, timeout)
-                .expect("the signing secret was checked when the config loaded"),
-        ),
+        DestSettings::Webhook { url, key } => Arc::new(webhook::Webhook::new(
+            name,
+            url.clone(),
+            key.clone(),
+            timeout,
+        )),
     }
 }

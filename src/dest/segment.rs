@@ -9,8 +9,8 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
 
 use super::{Attempt, BatchLimit, Destination, Item, http};
-use crate::config::Secret;
 use crate::event::Event;
+use crate::secret::Secret;
 
 /// Segment rejects a call over 32 KB and a batch over 500 KB.
 const MAX_CALL_BYTES: usize = 32 * 1024;

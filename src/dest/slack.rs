@@ -10,8 +10,8 @@ use serde_json::json;
 
 use super::{Attempt, BatchLimit, Destination, Item, http};
 use crate::catalog::Catalog;
-use crate::config::Secret;
 use crate::event::Event;
+use crate::secret::Secret;
 use crate::template::Style;
 
 /// Slack truncates long messages on display; stay well under its limit.
@@ -56,11 +56,6 @@ impl Destination for Slack {
 
     fn pacing(&self) -> Option<Duration> {
         Some(Duration::from_secs(1))
-    }
-
-    /// A stale notification loses its value: give up sooner than the others.
-    fn default_max_attempts(&self) -> u32 {
-        5
     }
 
     fn send(&self, items: &[Item]) -> Attempt {

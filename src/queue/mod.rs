@@ -350,11 +350,12 @@ pub fn open(config: &crate::config::Config) -> Result<Box<dyn Queue>> {
         claim_lease: config.delivery.claim_lease,
     };
     Ok(match &config.backend {
-        crate::config::Backend::Redis { url } => Box::new(redis::RedisQueue::open(
-            url.expose(),
+        crate::config::Backend::Redis { url, client } => Box::new(redis::RedisQueue::with_client(
+            (**client).clone(),
+            crate::secret::redact_url(url.expose()),
             &config.prefix,
             options,
-        )?),
+        )),
         crate::config::Backend::Sqlite { path } => {
             Box::new(sqlite::SqliteQueue::open(path, options)?)
         }

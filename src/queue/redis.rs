@@ -126,7 +126,18 @@ impl RedisQueue {
         let shown = redact_url(url);
         let client = redis::Client::open(url)
             .map_err(|e| QueueError::Backend(format!("the Redis URL {shown} is not valid: {e}")))?;
-        Ok(RedisQueue {
+        Ok(RedisQueue::with_client(client, shown, prefix, options))
+    }
+
+    /// A queue on a client the configuration already made from its URL
+    /// (`shown`, without its password).
+    pub fn with_client(
+        client: redis::Client,
+        shown: String,
+        prefix: &str,
+        options: QueueOptions,
+    ) -> RedisQueue {
+        RedisQueue {
             client,
             shown,
             conn: None,
@@ -140,7 +151,7 @@ impl RedisQueue {
             group_ready: false,
             autoclaim_cursor: "0-0".into(),
             last_autoclaim: None,
-        })
+        }
     }
 
     fn conn(&mut self) -> Result<&mut Connection> {

@@ -55,7 +55,8 @@ impl Lag {
 
 pub struct Lane {
     pub dest: Arc<dyn Destination>,
-    pub index: usize,
+    /// The route it sends for, named in its reports.
+    pub index: crate::route::RouteId,
     pub jobs: Receiver<Job>,
     pub lag: Arc<Lag>,
     pub reports: Sender<Report>,

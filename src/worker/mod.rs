@@ -15,7 +15,6 @@
 
 pub mod held;
 pub mod lane;
-pub mod retry;
 pub mod settler;
 
 use std::sync::Arc;
@@ -25,15 +24,15 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 
 use crate::catalog::Catalog;
-use crate::config::{Config, DestConfig};
+use crate::config::Config;
 use crate::dest::{self, Attempt, Destination, Item};
 use crate::event::{Event, now_ms};
 use crate::queue::{
     self, Backlog, DeadLetter, Queue, QueueError, RetryClaim, StreamEntry, UnavailableReason,
 };
+use crate::route::{POISON_DEST, PerRoute, Route, RouteId, Routes};
 use crate::template::Style;
-use retry::RetryPolicy;
-use settler::{DestPolicy, Settler};
+use settler::Settler;
 
 /// Where a delivery came from, to settle it there.
 #[derive(Debug, Clone)]
@@ -63,7 +62,7 @@ pub enum Report {
     Poison { origin: Origin, letter: DeadLetter },
     /// A lane sent (or gave up on) these jobs.
     Sent {
-        dest: usize,
+        dest: RouteId,
         jobs: Vec<Job>,
         attempt: Attempt,
         elapsed: Duration,
@@ -104,41 +103,41 @@ pub struct Worker {
     config: Config,
     options: Options,
     catalog: Catalog,
-    /// Every configured destination, and its sender when this worker
-    /// delivers there (`--only` leaves the others to other workers).
-    routes: Vec<DestConfig>,
-    dests: Vec<Option<Arc<dyn Destination>>>,
+    /// Every configured destination: an event is routed to all of them,
+    /// and its deliveries to those this worker does not serve wait for a
+    /// worker that does.
+    routes: Arc<Routes>,
+    /// The routes this worker delivers to (`--only`; all when empty).
+    only: Vec<RouteId>,
+}
+
+/// A route as this worker serves it: its sender, the channel to its lanes
+/// and how far behind they are.
+struct Served {
+    route: Route,
+    /// `None` when another worker delivers there (`--only`).
+    sender: Option<Arc<dyn Destination>>,
+    jobs: Sender<Job>,
+    lag: Arc<lane::Lag>,
 }
 
 impl Worker {
     /// A worker for `config`'s destinations (or those `options.only` names).
     pub fn new(config: &Config, options: Options) -> Result<Worker, crate::Error> {
-        let all = config.destinations()?;
-        for name in &options.only {
-            if !all.iter().any(|d| &d.name == name) {
-                let names: Vec<&str> = all.iter().map(|d| d.name.as_str()).collect();
-                return Err(crate::config::ConfigError(format!(
-                    "--only {name}: no such destination (configured: {})",
-                    names.join(", ")
-                ))
-                .into());
-            }
-        }
-        let routes: Vec<DestConfig> = all.to_vec();
-        let dests = routes
-            .iter()
-            .map(|d| {
-                (options.only.is_empty() || options.only.contains(&d.name))
-                    .then(|| dest::build(d, &config.catalog, config.delivery.http_timeout))
-            })
-            .collect();
+        let routes = Routes::from_config(config)?;
+        let only = routes.resolve("--only", &options.only)?;
         Ok(Worker {
             catalog: config.catalog.clone(),
             config: config.clone(),
             options,
-            dests,
-            routes,
+            routes: Arc::new(routes),
+            only,
         })
+    }
+
+    /// Whether this worker delivers to `route`.
+    fn serves(&self, route: &Route) -> bool {
+        self.only.is_empty() || self.only.contains(&route.id())
     }
 
     /// Runs until `stop` is set (or, with `burst`, until there is nothing
@@ -149,45 +148,25 @@ impl Worker {
         let inflight = Arc::new(AtomicUsize::new(0));
         let held = Arc::new(held::Held::default());
         let (report_tx, report_rx) = crossbeam_channel::unbounded();
-        let settler =
-            Settler {
-                queue: settler_queue,
-                consumer: self.options.consumer.clone(),
-                reports: report_rx,
-                dests: self
-                    .routes
-                    .iter()
-                    .zip(&self.dests)
-                    .map(|(route, d)| DestPolicy {
-                        name: route.name.clone(),
-                        policy: RetryPolicy {
-                            max_attempts: self.config.delivery.max_attempts.unwrap_or_else(|| {
-                                d.as_ref().map_or(10, |d| d.default_max_attempts())
-                            }),
-                            base: self.config.delivery.retry_base,
-                        },
-                    })
-                    .collect(),
-                inflight: Arc::clone(&inflight),
-                held: Arc::clone(&held),
-                give_up_after: settler::give_up_after(self.config.delivery.claim_lease),
-            };
+        let settler = Settler {
+            queue: settler_queue,
+            consumer: self.options.consumer.clone(),
+            reports: report_rx,
+            routes: Arc::clone(&self.routes),
+            inflight: Arc::clone(&inflight),
+            held: Arc::clone(&held),
+            give_up_after: settler::give_up_after(self.config.delivery.claim_lease),
+        };
         let settler = std::thread::Builder::new()
             .name("settler".into())
             .spawn(move || settler.run())
             .expect("threads can be spawned");
-        let lags: Vec<Arc<lane::Lag>> = self
-            .dests
-            .iter()
-            .map(|_| Arc::new(lane::Lag::default()))
-            .collect();
-        let (job_txs, lanes) = self.start_lanes(&report_tx, &stop, &lags);
+        let (served, lanes) = self.start_lanes(&report_tx, &stop);
         let reader_loop = Reader {
             worker: &self,
             queue: reader.as_mut(),
             reports: report_tx,
-            jobs: job_txs,
-            lags,
+            routes: served,
             inflight,
             held,
             stop: &stop,
@@ -221,43 +200,53 @@ impl Worker {
         Ok(())
     }
 
+    /// Builds the sender of each route this worker serves and starts its
+    /// lanes.
     fn start_lanes(
         &self,
         reports: &Sender<Report>,
         stop: &Arc<AtomicBool>,
-        lags: &[Arc<lane::Lag>],
-    ) -> (Vec<Sender<Job>>, Vec<std::thread::JoinHandle<()>>) {
-        let mut senders = Vec::new();
+    ) -> (PerRoute<Served>, Vec<std::thread::JoinHandle<()>>) {
         let mut handles = Vec::new();
-        for (index, dest) in self.dests.iter().enumerate() {
-            let (tx, rx) = crossbeam_channel::unbounded();
-            senders.push(tx);
-            let Some(dest) = dest else { continue };
-            // A destination that joins deliveries (or is paced) sends from one
-            // lane, in order; the others from `concurrency` lanes.
-            let lanes = if dest.pacing().is_some() || dest.batch_limit().items > 1 {
-                1
-            } else {
-                self.options.concurrency
+        let served = self.routes.each(|route| {
+            let (jobs, rx) = crossbeam_channel::unbounded();
+            let served = Served {
+                route: route.clone(),
+                sender: self.serves(route).then(|| {
+                    let delivery = &self.config.delivery;
+                    dest::build(route.config(), &self.catalog, delivery.http_timeout)
+                }),
+                jobs,
+                lag: Arc::new(lane::Lag::default()),
             };
-            for n in 0..lanes {
-                let lane = lane::Lane {
-                    dest: Arc::clone(dest),
-                    index,
-                    jobs: rx.clone(),
-                    lag: Arc::clone(&lags[index]),
-                    reports: reports.clone(),
-                    stop: Arc::clone(stop),
+            if let Some(dest) = &served.sender {
+                // A destination that joins deliveries (or is paced) sends
+                // from one lane, in order; the others from `concurrency`.
+                let lanes = if dest.pacing().is_some() || dest.batch_limit().items > 1 {
+                    1
+                } else {
+                    self.options.concurrency
                 };
-                handles.push(
-                    std::thread::Builder::new()
-                        .name(format!("{}-{n}", dest.name()))
-                        .spawn(move || lane.run())
-                        .expect("threads can be spawned"),
-                );
+                for n in 0..lanes {
+                    let lane = lane::Lane {
+                        dest: Arc::clone(dest),
+                        index: route.id(),
+                        jobs: rx.clone(),
+                        lag: Arc::clone(&served.lag),
+                        reports: reports.clone(),
+                        stop: Arc::clone(stop),
+                    };
+                    handles.push(
+                        std::thread::Builder::new()
+                            .name(format!("{}-{n}", dest.name()))
+                            .spawn(move || lane.run())
+                            .expect("threads can be spawned"),
+                    );
+                }
             }
-        }
-        (senders, handles)
+            served
+        });
+        (served, handles)
     }
 }
 
@@ -265,9 +254,8 @@ struct Reader<'a> {
     worker: &'a Worker,
     queue: &'a mut dyn Queue,
     reports: Sender<Report>,
-    jobs: Vec<Sender<Job>>,
-    /// How far behind each destination's lanes are.
-    lags: Vec<Arc<lane::Lag>>,
+    /// Each route's sender, lanes and lag.
+    routes: PerRoute<Served>,
     inflight: Arc<AtomicUsize>,
     /// What this worker holds, to renew and never dispatch twice.
     held: Arc<held::Held>,
@@ -519,16 +507,14 @@ impl Reader<'_> {
                 });
                 continue;
             }
-            let targets: Vec<usize> = (0..self.worker.routes.len())
-                .filter(|&i| self.worker.routes[i].routes(&event.kind))
-                .collect();
+            let targets: Vec<RouteId> = self.worker.routes.of(&event.kind).map(Route::id).collect();
             self.report(Report::Entry {
                 key: key.clone(),
                 deliveries: targets.len(),
             });
             let event = Arc::new(event);
-            for index in targets {
-                self.send_job(index, Origin::Entry(key.clone()), Arc::clone(&event), 0);
+            for route in targets {
+                self.send_job(route, Origin::Entry(key.clone()), Arc::clone(&event), 0);
             }
         }
     }
@@ -539,13 +525,8 @@ impl Reader<'_> {
             self.held.claim_retry(&token);
             let origin = Origin::Retry(token);
             let event = Arc::new(delivery.event);
-            match self
-                .worker
-                .routes
-                .iter()
-                .position(|d| d.name == delivery.dest)
-            {
-                Some(index) => self.send_job(index, origin, event, delivery.attempts),
+            match self.worker.routes.named(&delivery.dest).map(Route::id) {
+                Some(route) => self.send_job(route, origin, event, delivery.attempts),
                 None => {
                     // Claimed without --only, so no destination of this
                     // name is configured any more.
@@ -562,25 +543,26 @@ impl Reader<'_> {
         }
     }
 
-    fn send_job(&self, index: usize, origin: Origin, event: Arc<Event>, attempts: u32) {
-        let Some(dest) = &self.worker.dests[index] else {
+    fn send_job(&self, route: RouteId, origin: Origin, event: Arc<Event>, attempts: u32) {
+        let served = &self.routes[route];
+        let Some(dest) = &served.sender else {
             // Another worker delivers there: leave it in the retry set, due now.
             let reason = "left for a worker that delivers there (--only)".into();
             return self.unsent(
-                index,
+                route,
                 origin,
                 event,
                 attempts,
                 Attempt::Deferred(Duration::ZERO, reason),
             );
         };
-        if !self.jobs[index].is_empty() && self.lags[index].behind() > BEHIND {
+        if !served.jobs.is_empty() && served.lag.behind() > BEHIND {
             // This destination is far behind: park the delivery in the retry
             // set so the entry settles and the others' deliveries keep
             // flowing.
-            let reason = format!("{} is behind", dest.name());
+            let reason = format!("{} is behind", served.route.name());
             let wait = Attempt::Deferred(DEFER_BEHIND, reason);
-            return self.unsent(index, origin, event, attempts, wait);
+            return self.unsent(route, origin, event, attempts, wait);
         }
         match dest.prepare(&event) {
             Ok(body) => {
@@ -590,16 +572,16 @@ impl Reader<'_> {
                     attempts,
                     queued_at: Instant::now(),
                 };
-                let _ = self.jobs[index].send(job);
+                let _ = served.jobs.send(job);
             }
-            Err(e) => self.unsent(index, origin, event, attempts, Attempt::Permanent(e)),
+            Err(e) => self.unsent(route, origin, event, attempts, Attempt::Permanent(e)),
         }
     }
 
     /// Settles a delivery that was never sent, with `attempt` as its outcome.
     fn unsent(
         &self,
-        dest: usize,
+        dest: RouteId,
         origin: Origin,
         event: Arc<Event>,
         attempts: u32,
@@ -702,7 +684,7 @@ fn rounded(d: Duration) -> String {
 fn poison_letter(event: Result<Event, String>, reason: String) -> DeadLetter {
     DeadLetter {
         event,
-        dest: "*".into(),
+        dest: POISON_DEST.into(),
         attempts: 0,
         error: reason,
         at_ms: now_ms(),

@@ -20,21 +20,17 @@ const BATCH: usize = 1000;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
-use super::retry::RetryPolicy;
 use super::{Job, Origin, Report};
 use crate::dest::Attempt;
 use crate::event::now_ms;
 use crate::queue::{DeadLetter, Delivery, Queue, Settlement};
+use crate::retry::{Decision, decide};
+use crate::route::{RouteId, Routes};
 use crate::sanitize::escape;
 
-/// Per destination: its name and retry policy.
-pub struct DestPolicy {
-    pub name: String,
-    pub policy: RetryPolicy,
-}
-
+/// One entry's outcomes, held until every destination of it is resolved.
 #[derive(Default)]
-struct EntryState {
+pub struct EntryState {
     remaining: usize,
     retries: Vec<(Delivery, i64)>,
     dead: Vec<DeadLetter>,
@@ -44,7 +40,8 @@ pub struct Settler {
     pub queue: Box<dyn Queue>,
     pub consumer: String,
     pub reports: Receiver<Report>,
-    pub dests: Vec<DestPolicy>,
+    /// Every configured destination, for its name and retry policy.
+    pub routes: Arc<Routes>,
     /// Entries and retries claimed but not yet settled; the reader stops
     /// claiming when it is full.
     pub inflight: Arc<AtomicUsize>,
@@ -137,165 +134,184 @@ impl Settler {
         entries: &mut HashMap<String, EntryState>,
         pending: &mut Settlement,
     ) -> usize {
-        match report {
-            Report::Entry { key, deliveries: 0 } => {
-                pending.acks.push(key);
-                1
-            }
-            Report::Entry { key, deliveries } => {
-                entries.insert(
-                    key,
-                    EntryState {
-                        remaining: deliveries,
-                        ..Default::default()
-                    },
-                );
-                0
-            }
-            Report::Poison { origin, letter } => {
-                match origin {
-                    Origin::Entry(key) => {
-                        log::warn!(
-                            "dead: entry {key} cannot be delivered: {}",
-                            escape(&letter.error)
-                        );
-                        pending.acks.push(key);
-                    }
-                    Origin::Retry(token) => {
-                        log::warn!(
-                            "dead: a retry to {} cannot be delivered: {}",
-                            escape(&letter.dest),
-                            escape(&letter.error)
-                        );
-                        pending.done_retries.push(token);
-                    }
+        fold(
+            &self.routes,
+            report,
+            entries,
+            pending,
+            now_ms(),
+            &mut fastrand::Rng::new(),
+        )
+    }
+}
+
+/// Folds one report into `pending`, holding an entry's outcomes in
+/// `entries` until all its deliveries are resolved, so that its
+/// acknowledgement, retries and dead letters go into one settlement.
+/// Returns how many claimed units (entries or retries) it finished. No
+/// queue, no thread: what the settler writes is decided here alone.
+pub fn fold(
+    routes: &Routes,
+    report: Report,
+    entries: &mut HashMap<String, EntryState>,
+    pending: &mut Settlement,
+    now_ms: i64,
+    rng: &mut fastrand::Rng,
+) -> usize {
+    match report {
+        Report::Entry { key, deliveries: 0 } => {
+            pending.acks.push(key);
+            1
+        }
+        Report::Entry { key, deliveries } => {
+            entries.insert(
+                key,
+                EntryState {
+                    remaining: deliveries,
+                    ..Default::default()
+                },
+            );
+            0
+        }
+        Report::Poison { origin, letter } => {
+            match origin {
+                Origin::Entry(key) => {
+                    log::warn!(
+                        "dead: entry {key} cannot be delivered: {}",
+                        escape(&letter.error)
+                    );
+                    pending.acks.push(key);
                 }
-                pending.dead.push(letter);
-                1
-            }
-            Report::Sent {
-                dest,
-                jobs,
-                attempt,
-                elapsed,
-            } => {
-                let mut finished = 0;
-                for (index, job) in jobs.into_iter().enumerate() {
-                    let attempt = attempt.of(index);
-                    finished += self.resolve(dest, job, &attempt, elapsed, entries, pending);
+                Origin::Retry(token) => {
+                    log::warn!(
+                        "dead: a retry to {} cannot be delivered: {}",
+                        escape(&letter.dest),
+                        escape(&letter.error)
+                    );
+                    pending.done_retries.push(token);
                 }
-                finished
             }
+            pending.dead.push(letter);
+            1
+        }
+        Report::Sent {
+            dest,
+            jobs,
+            attempt,
+            elapsed,
+        } => {
+            let mut finished = 0;
+            for (index, job) in jobs.into_iter().enumerate() {
+                let (retry, letter) =
+                    resolve(routes, dest, &job, &attempt.of(index), elapsed, now_ms, rng);
+                finished += settle_job(job.origin, retry, letter, entries, pending);
+            }
+            finished
         }
     }
+}
 
-    fn resolve(
-        &self,
-        dest: usize,
-        job: Job,
-        attempt: &Attempt,
-        elapsed: Duration,
-        entries: &mut HashMap<String, EntryState>,
-        pending: &mut Settlement,
-    ) -> usize {
-        let DestPolicy { name, policy } = &self.dests[dest];
-        let event = &job.item.event;
-        // Type, id and error texts come from producers and remote servers:
-        // escaped, so none can break or forge a log line.
-        let what = format!("{} {} to {name}", escape(&event.kind), escape(&event.id));
-        let shown = |error: &str| escape(error).into_owned();
-        let delivery = |attempts: u32, error: &str| Delivery {
-            event: (**event).clone(),
-            dest: name.clone(),
+/// The retry or dead letter (or neither, once delivered) one sent job
+/// comes to, logged.
+fn resolve(
+    routes: &Routes,
+    dest: RouteId,
+    job: &Job,
+    attempt: &Attempt,
+    elapsed: Duration,
+    now_ms: i64,
+    rng: &mut fastrand::Rng,
+) -> (Option<(Delivery, i64)>, Option<DeadLetter>) {
+    let route = routes.get(dest);
+    let (name, policy) = (route.name(), route.policy());
+    let event = &job.item.event;
+    // Type, id and error texts come from producers and remote servers:
+    // escaped, so none can break or forge a log line.
+    let what = format!("{} {} to {name}", escape(&event.kind), escape(&event.id));
+    match decide(attempt, job.attempts, policy, rng) {
+        Decision::Delivered => {
+            log::info!("delivered {what} ({} ms)", elapsed.as_millis());
+            (None, None)
+        }
+        Decision::Retry {
             attempts,
-            last_error: Some(error.to_owned()),
-        };
-        let dead = |attempts: u32, error: &str| DeadLetter {
-            event: Ok((**event).clone()),
-            dest: name.clone(),
-            attempts,
-            error: error.to_owned(),
-            at_ms: now_ms(),
-        };
-        let (retry, letter) = match attempt {
-            Attempt::Delivered => {
-                log::info!("delivered {what} ({} ms)", elapsed.as_millis());
-                (None, None)
-            }
-            Attempt::RetryAfter(wait, error) | Attempt::Deferred(wait, error) => {
-                if matches!(attempt, Attempt::Deferred(..)) {
-                    log::debug!("deferred {what}: {}", shown(error));
-                } else {
-                    log::info!(
-                        "retry in {}: {what}: {} (no attempt spent)",
-                        short(*wait),
-                        shown(error)
-                    );
-                }
-                (
-                    Some((
-                        delivery(job.attempts, error),
-                        now_ms() + wait.as_millis() as i64,
-                    )),
-                    None,
-                )
-            }
-            Attempt::Transient(error) if !policy.exhausted(job.attempts + 1) => {
-                let attempts = job.attempts + 1;
-                let wait = policy.delay(attempts);
+            wait,
+            spent,
+            error,
+        } => {
+            let shown = escape(&error);
+            if matches!(attempt, Attempt::Deferred(..)) {
+                log::debug!("deferred {what}: {shown}");
+            } else if spent {
                 log::info!(
-                    "retry in {}: {what}: {} (attempt {attempts} of {})",
+                    "retry in {}: {what}: {shown} (attempt {attempts} of {})",
                     short(wait),
-                    shown(error),
                     policy.max_attempts
                 );
-                (
-                    Some((
-                        delivery(attempts, error),
-                        now_ms() + wait.as_millis() as i64,
-                    )),
-                    None,
-                )
-            }
-            // `Attempt::of` never yields `Each`; were it to, dead-lettering
-            // keeps the delivery for `replay --dead`.
-            Attempt::Each(_) => (
-                None,
-                Some(dead(job.attempts + 1, "no outcome was reported")),
-            ),
-            Attempt::Transient(error) | Attempt::Permanent(error) => {
-                let attempts = job.attempts + 1;
-                log::warn!(
-                    "dead: {what}: {} (after {attempts} attempt{})",
-                    shown(error),
-                    if attempts == 1 { "" } else { "s" }
+            } else {
+                log::info!(
+                    "retry in {}: {what}: {shown} (no attempt spent)",
+                    short(wait)
                 );
-                (None, Some(dead(attempts, error)))
             }
-        };
-        match job.origin {
-            Origin::Retry(token) => {
-                pending.done_retries.push(token);
-                pending.retries.extend(retry);
-                pending.dead.extend(letter);
-                1
+            let delivery = Delivery {
+                event: (**event).clone(),
+                dest: name.to_owned(),
+                attempts,
+                last_error: Some(error),
+            };
+            (Some((delivery, now_ms + wait.as_millis() as i64)), None)
+        }
+        Decision::Dead { attempts, error } => {
+            log::warn!(
+                "dead: {what}: {} (after {attempts} attempt{})",
+                escape(&error),
+                if attempts == 1 { "" } else { "s" }
+            );
+            let letter = DeadLetter {
+                event: Ok((**event).clone()),
+                dest: name.to_owned(),
+                attempts,
+                error,
+                at_ms: now_ms,
+            };
+            (None, Some(letter))
+        }
+    }
+}
+
+/// Adds one job's retry or dead letter to what its claim writes: at once
+/// for a retry, with the entry's acknowledgement once the entry's last
+/// delivery is resolved. Returns how many claims it finished.
+fn settle_job(
+    origin: Origin,
+    retry: Option<(Delivery, i64)>,
+    letter: Option<DeadLetter>,
+    entries: &mut HashMap<String, EntryState>,
+    pending: &mut Settlement,
+) -> usize {
+    match origin {
+        Origin::Retry(token) => {
+            pending.done_retries.push(token);
+            pending.retries.extend(retry);
+            pending.dead.extend(letter);
+            1
+        }
+        Origin::Entry(key) => {
+            let Some(state) = entries.get_mut(&key) else {
+                return 0;
+            };
+            state.retries.extend(retry);
+            state.dead.extend(letter);
+            state.remaining -= 1;
+            if state.remaining > 0 {
+                return 0;
             }
-            Origin::Entry(key) => {
-                let Some(state) = entries.get_mut(&key) else {
-                    return 0;
-                };
-                state.retries.extend(retry);
-                state.dead.extend(letter);
-                state.remaining -= 1;
-                if state.remaining > 0 {
-                    return 0;
-                }
-                let state = entries.remove(&key).expect("present above");
-                pending.retries.extend(state.retries);
-                pending.dead.extend(state.dead);
-                pending.acks.push(key);
-                1
-            }
+            let state = entries.remove(&key).expect("present above");
+            pending.retries.extend(state.retries);
+            pending.dead.extend(state.dead);
+            pending.acks.push(key);
+            1
         }
     }
 }
@@ -308,5 +324,214 @@ fn short(d: Duration) -> String {
         format!("{:.1}s", d.as_secs_f64()).replace(".0s", "s")
     } else {
         humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::config::{DestConfig, DestSettings};
+    use crate::dest::Item;
+    use crate::event::Event;
+
+    const NOW: i64 = 1_800_000_000_000;
+
+    fn routes() -> Routes {
+        let console = |name: &str| DestConfig {
+            name: name.into(),
+            settings: DestSettings::Console,
+            events: vec!["*".into()],
+        };
+        Routes::new(
+            &[console("a"), console("b")],
+            Some(3),
+            Duration::from_secs(1),
+        )
+    }
+
+    fn id(routes: &Routes, name: &str) -> RouteId {
+        routes.named(name).unwrap().id()
+    }
+
+    fn job(origin: Origin, event: &Arc<Event>, attempts: u32) -> Job {
+        Job {
+            origin,
+            item: Item {
+                event: Arc::clone(event),
+                body: String::new(),
+            },
+            attempts,
+            queued_at: Instant::now(),
+        }
+    }
+
+    fn sent(dest: RouteId, jobs: Vec<Job>, attempt: Attempt) -> Report {
+        Report::Sent {
+            dest,
+            jobs,
+            attempt,
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    /// Folds reports as the settler does, without a queue or a thread.
+    #[derive(Default)]
+    struct Settling {
+        entries: HashMap<String, EntryState>,
+        pending: Settlement,
+    }
+
+    impl Settling {
+        fn apply(&mut self, routes: &Routes, report: Report) -> usize {
+            let mut rng = fastrand::Rng::with_seed(1);
+            fold(
+                routes,
+                report,
+                &mut self.entries,
+                &mut self.pending,
+                NOW,
+                &mut rng,
+            )
+        }
+    }
+
+    fn event() -> Arc<Event> {
+        Arc::new(Event::new("user.signup", Default::default()))
+    }
+
+    #[test]
+    fn an_entry_settles_once_all_its_destinations_are_resolved_in_one_settlement() {
+        let routes = routes();
+        let event = event();
+        let entry = || Origin::Entry("1-0".into());
+        let mut s = Settling::default();
+        assert_eq!(
+            s.apply(
+                &routes,
+                Report::Entry {
+                    key: "1-0".into(),
+                    deliveries: 2
+                }
+            ),
+            0
+        );
+        let a = sent(
+            id(&routes, "a"),
+            vec![job(entry(), &event, 0)],
+            Attempt::Transient("HTTP 503".into()),
+        );
+        assert_eq!(s.apply(&routes, a), 0, "b is not resolved yet");
+        assert!(s.pending.is_empty(), "nothing is written before");
+        let b = sent(
+            id(&routes, "b"),
+            vec![job(entry(), &event, 0)],
+            Attempt::Permanent("HTTP 400".into()),
+        );
+        assert_eq!(s.apply(&routes, b), 1);
+        let pending = std::mem::take(&mut s.pending);
+        assert_eq!(pending.acks, ["1-0"]);
+        assert_eq!(pending.retries.len(), 1);
+        let (retry, due) = &pending.retries[0];
+        assert_eq!(
+            (
+                retry.dest.as_str(),
+                retry.attempts,
+                retry.last_error.as_deref()
+            ),
+            ("a", 1, Some("HTTP 503"))
+        );
+        assert!((NOW + 500..=NOW + 1000).contains(due), "{due}");
+        assert_eq!(pending.dead.len(), 1);
+        let dead = &pending.dead[0];
+        assert_eq!(
+            (
+                dead.dest.as_str(),
+                dead.attempts,
+                dead.error.as_str(),
+                dead.at_ms
+            ),
+            ("b", 1, "HTTP 400", NOW)
+        );
+        assert_eq!(dead.event.as_ref().unwrap().id, event.id);
+        assert!(s.entries.is_empty());
+    }
+
+    #[test]
+    fn a_retry_settles_alone_and_at_once() {
+        let routes = routes();
+        let event = event();
+        let mut s = Settling::default();
+        let report = sent(
+            id(&routes, "b"),
+            vec![job(Origin::Retry("t".into()), &event, 2)],
+            Attempt::Transient("timed out".into()),
+        );
+        assert_eq!(s.apply(&routes, report), 1);
+        assert_eq!(s.pending.done_retries, ["t"]);
+        assert!(s.pending.retries.is_empty());
+        assert_eq!(s.pending.dead[0].attempts, 3, "the budget of 3 is spent");
+    }
+
+    #[test]
+    fn each_item_of_a_batch_settles_by_its_own_outcome() {
+        let routes = routes();
+        let (one, two) = (event(), event());
+        let mut s = Settling::default();
+        for key in ["1-0", "2-0"] {
+            s.apply(
+                &routes,
+                Report::Entry {
+                    key: key.into(),
+                    deliveries: 1,
+                },
+            );
+        }
+        let report = sent(
+            id(&routes, "a"),
+            vec![
+                job(Origin::Entry("1-0".into()), &one, 0),
+                job(Origin::Entry("2-0".into()), &two, 0),
+            ],
+            Attempt::Each(vec![
+                Attempt::Delivered,
+                Attempt::RetryAfter(Duration::from_secs(60), "HTTP 429".into()),
+            ]),
+        );
+        assert_eq!(s.apply(&routes, report), 2);
+        assert_eq!(s.pending.acks, ["1-0", "2-0"]);
+        assert!(s.pending.dead.is_empty());
+        let (retry, due) = &s.pending.retries[0];
+        assert_eq!(
+            (retry.event.id.as_str(), retry.attempts),
+            (two.id.as_str(), 0)
+        );
+        assert_eq!(*due, NOW + 60_000);
+    }
+
+    #[test]
+    fn poison_and_entries_routed_nowhere_settle_at_once() {
+        let routes = routes();
+        let mut s = Settling::default();
+        let letter = DeadLetter {
+            event: Err("garbage".into()),
+            dest: crate::route::POISON_DEST.into(),
+            attempts: 0,
+            error: "'payload' is not valid JSON".into(),
+            at_ms: NOW,
+        };
+        let poison = Report::Poison {
+            origin: Origin::Entry("1-0".into()),
+            letter: letter.clone(),
+        };
+        assert_eq!(s.apply(&routes, poison), 1);
+        let nowhere = Report::Entry {
+            key: "2-0".into(),
+            deliveries: 0,
+        };
+        assert_eq!(s.apply(&routes, nowhere), 1);
+        assert_eq!(s.pending.acks, ["1-0", "2-0"]);
+        assert_eq!(s.pending.dead, [letter]);
     }
 }

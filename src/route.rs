@@ -1,0 +1,291 @@
+//! Routing, decided once for the worker, `work --only` and `replay --to`:
+//! which configured destinations an event goes to, and each destination's
+//! retry policy, held in one `Route` value per destination.
+
+use std::ops::Index;
+use std::time::Duration;
+
+use wildmatch::WildMatch;
+
+use crate::config::{Config, ConfigError, DestConfig, DestKind};
+use crate::retry::RetryPolicy;
+
+/// The destination a dead letter names when it belongs to no destination:
+/// the event could not be decoded or rendered at all. Replaying such a
+/// letter sends it wherever its type routes.
+pub const POISON_DEST: &str = "*";
+
+/// A route's place in its [`Routes`]: only `Routes` makes them, so one
+/// always names a route that exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RouteId(usize);
+
+/// One configured destination as routing sees it.
+#[derive(Debug, Clone)]
+pub struct Route {
+    id: RouteId,
+    config: DestConfig,
+    globs: Vec<WildMatch>,
+    policy: RetryPolicy,
+}
+
+impl Route {
+    pub fn id(&self) -> RouteId {
+        self.id
+    }
+
+    /// Its configured name: what `--to` and `--only` name, and what retries
+    /// and dead letters record.
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    pub fn kind(&self) -> DestKind {
+        self.config.kind()
+    }
+
+    /// What it was built from, to build its sender.
+    pub fn config(&self) -> &DestConfig {
+        &self.config
+    }
+
+    pub fn policy(&self) -> &RetryPolicy {
+        &self.policy
+    }
+
+    /// Whether events of type `event_type` go to this destination.
+    pub fn takes(&self, event_type: &str) -> bool {
+        self.globs.iter().any(|glob| glob.matches(event_type))
+    }
+}
+
+/// A name given to `--only` or `--to` that no destination has.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{flag} {name}: no such destination (configured: {configured})")]
+pub struct UnknownDestination {
+    pub flag: &'static str,
+    pub name: String,
+    /// The configured names, comma-separated.
+    pub configured: String,
+}
+
+/// Every configured destination, in configuration order.
+#[derive(Debug, Clone, Default)]
+pub struct Routes(Vec<Route>);
+
+impl Routes {
+    /// Routes for `dests`; `max_attempts` overrides every destination's
+    /// own attempt budget when set.
+    pub fn new(dests: &[DestConfig], max_attempts: Option<u32>, retry_base: Duration) -> Routes {
+        Routes(
+            dests
+                .iter()
+                .enumerate()
+                .map(|(index, dest)| Route {
+                    id: RouteId(index),
+                    globs: dest.events.iter().map(|g| WildMatch::new(g)).collect(),
+                    policy: RetryPolicy {
+                        max_attempts: max_attempts
+                            .unwrap_or_else(|| dest.kind().default_max_attempts()),
+                        base: retry_base,
+                    },
+                    config: dest.clone(),
+                })
+                .collect(),
+        )
+    }
+
+    /// The routes of `config`'s destinations, with its delivery tuning.
+    pub fn from_config(config: &Config) -> Result<Routes, ConfigError> {
+        Ok(Routes::new(
+            config.destinations()?,
+            config.delivery.max_attempts,
+            config.delivery.retry_base,
+        ))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Route> {
+        self.0.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn get(&self, id: RouteId) -> &Route {
+        &self.0[id.0]
+    }
+
+    pub fn named(&self, name: &str) -> Option<&Route> {
+        self.0.iter().find(|r| r.name() == name)
+    }
+
+    /// The routes an event of type `event_type` goes to.
+    pub fn of<'a>(&'a self, event_type: &'a str) -> impl Iterator<Item = &'a Route> + 'a {
+        self.0.iter().filter(move |r| r.takes(event_type))
+    }
+
+    /// The routes `names` name (`--only a --only b`, `--to a`), each checked:
+    /// `flag` is the option named in the error.
+    pub fn resolve(
+        &self,
+        flag: &'static str,
+        names: &[String],
+    ) -> Result<Vec<RouteId>, UnknownDestination> {
+        names
+            .iter()
+            .map(|name| {
+                self.named(name)
+                    .map(Route::id)
+                    .ok_or_else(|| UnknownDestination {
+                        flag,
+                        name: name.clone(),
+                        configured: self
+                            .0
+                            .iter()
+                            .map(Route::name)
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    })
+            })
+            .collect()
+    }
+
+    /// A value for each route (a worker's sender, lane and lag), looked up
+    /// by the route's id.
+    pub fn each<T>(&self, f: impl FnMut(&Route) -> T) -> PerRoute<T> {
+        PerRoute(self.0.iter().map(f).collect())
+    }
+
+    /// Only the routes `ids` names, renumbered: what `replay --to` narrows
+    /// routing to.
+    pub fn only(&self, ids: &[RouteId]) -> Routes {
+        let dests: Vec<&Route> = self.0.iter().filter(|r| ids.contains(&r.id)).collect();
+        Routes(
+            dests
+                .into_iter()
+                .enumerate()
+                .map(|(index, route)| Route {
+                    id: RouteId(index),
+                    ..route.clone()
+                })
+                .collect(),
+        )
+    }
+}
+
+/// One value per route of a [`Routes`], indexed by [`RouteId`].
+#[derive(Debug)]
+pub struct PerRoute<T>(Vec<T>);
+
+impl<T> PerRoute<T> {
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        self.0.iter()
+    }
+}
+
+impl<T> Index<RouteId> for PerRoute<T> {
+    type Output = T;
+
+    fn index(&self, id: RouteId) -> &T {
+        &self.0[id.0]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DestSettings;
+
+    fn dest(name: &str, settings: DestSettings, events: &[&str]) -> DestConfig {
+        DestConfig {
+            name: name.into(),
+            settings,
+            events: events.iter().map(|e| (*e).to_owned()).collect(),
+        }
+    }
+
+    fn routes() -> Routes {
+        let slack = DestSettings::Slack {
+            url: crate::secret::Secret::new("https://hooks.example/x"),
+        };
+        Routes::new(
+            &[
+                dest("slack", slack, &["user.*", "billing.failed"]),
+                dest("console", DestSettings::Console, &["*"]),
+                dest("audit", DestSettings::Console, &["import.?ompleted"]),
+            ],
+            None,
+            Duration::from_secs(1),
+        )
+    }
+
+    fn names<'a>(routes: impl Iterator<Item = &'a Route>) -> Vec<&'a str> {
+        routes.map(Route::name).collect()
+    }
+
+    #[test]
+    fn an_event_goes_to_every_route_whose_globs_match_its_type() {
+        let routes = routes();
+        assert_eq!(names(routes.of("user.signup")), ["slack", "console"]);
+        assert_eq!(names(routes.of("billing.failed")), ["slack", "console"]);
+        assert_eq!(names(routes.of("billing.paid")), ["console"]);
+        assert_eq!(names(routes.of("import.completed")), ["console", "audit"]);
+        assert_eq!(names(routes.of("user")), ["console"]);
+    }
+
+    #[test]
+    fn only_and_to_resolve_names_with_one_error() {
+        let routes = routes();
+        let ids = routes
+            .resolve("--only", &["audit".into(), "slack".into()])
+            .unwrap();
+        assert_eq!(
+            names(ids.iter().map(|&id| routes.get(id))),
+            ["audit", "slack"]
+        );
+        for flag in ["--only", "--to"] {
+            let err = routes
+                .resolve(flag, &["slack".into(), "nope".into()])
+                .unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("{flag} nope: no such destination (configured: slack, console, audit)")
+            );
+        }
+        assert_eq!(routes.resolve("--only", &[]).unwrap(), []);
+    }
+
+    #[test]
+    fn narrowing_keeps_routing_and_renumbers() {
+        let routes = routes();
+        let ids = routes.resolve("--to", &["audit".into()]).unwrap();
+        let audit = routes.only(&ids);
+        assert_eq!(audit.len(), 1);
+        assert_eq!(names(audit.of("import.completed")), ["audit"]);
+        assert_eq!(names(audit.of("user.signup")), Vec::<&str>::new());
+        let only = audit.named("audit").unwrap();
+        assert_eq!(audit.get(only.id()).name(), "audit");
+    }
+
+    #[test]
+    fn each_route_carries_its_retry_policy() {
+        let routes = routes();
+        assert_eq!(routes.named("slack").unwrap().policy().max_attempts, 5);
+        assert_eq!(routes.named("console").unwrap().policy().max_attempts, 10);
+        let capped = Routes::new(
+            &[dest("console", DestSettings::Console, &["*"])],
+            Some(3),
+            Duration::from_millis(10),
+        );
+        let policy = capped.named("console").unwrap().policy();
+        assert_eq!(
+            (policy.max_attempts, policy.base),
+            (3, Duration::from_millis(10))
+        );
+    }
+}
