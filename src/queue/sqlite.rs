@@ -19,9 +19,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{
-    Backlog, ConsumerHeld, ConsumerStats, DeadLetter, Delivery, Poison, Queue, QueueError,
-    QueueOptions, Result, RetryClaim, Settlement, Stats, StoredDeadLetter, StreamEntry,
-    UnavailableReason,
+    Admin, Backlog, Consumer, ConsumerHeld, ConsumerStats, DeadLetter, Delivery, Describe, Poison,
+    Producer, QueueError, QueueOptions, Result, RetryClaim, Settlement, Stats, StoredDeadLetter,
+    StreamEntry, UnavailableReason,
 };
 use crate::event::{Event, derived_id, now_ms};
 
@@ -530,11 +530,13 @@ fn classify(path: &Path, e: rusqlite::Error) -> QueueError {
     }
 }
 
-impl Queue for SqliteQueue {
+impl Describe for SqliteQueue {
     fn describe(&self) -> String {
         format!("sqlite {}", self.path.display())
     }
+}
 
+impl Producer for SqliteQueue {
     fn append(&mut self, events: &[Event]) -> Result<()> {
         if events.is_empty() {
             return Ok(());
@@ -565,7 +567,9 @@ impl Queue for SqliteQueue {
             Ok(None)
         })
     }
+}
 
+impl Consumer for SqliteQueue {
     fn recover(&mut self, consumer: &str) -> Result<Vec<StreamEntry>> {
         self.take(consumer, usize::MAX, true)
     }
@@ -699,17 +703,6 @@ impl Queue for SqliteQueue {
         })
     }
 
-    fn leave(&mut self, consumer: &str) -> Result<()> {
-        self.write(|tx| {
-            tx.execute(
-                "DELETE FROM consumers WHERE name = ?1
-                 AND NOT EXISTS (SELECT 1 FROM stream WHERE state = 1 AND consumer = ?1)",
-                [consumer],
-            )
-            .map(|_| ())
-        })
-    }
-
     fn hold_consumer(&mut self, consumer: &str, holder: &str, lease: Duration) -> Result<()> {
         let lease_ms = duration_ms(lease);
         let held = self.write(|tx| {
@@ -751,6 +744,17 @@ impl Queue for SqliteQueue {
         })
     }
 
+    fn leave(&mut self, consumer: &str) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "DELETE FROM consumers WHERE name = ?1
+                 AND NOT EXISTS (SELECT 1 FROM stream WHERE state = 1 AND consumer = ?1)",
+                [consumer],
+            )
+            .map(|_| ())
+        })
+    }
+
     fn backlog(&mut self, only: &[String]) -> Result<Backlog> {
         let only = only_param(only);
         self.read(|tx| {
@@ -774,7 +778,9 @@ impl Queue for SqliteQueue {
             })
         })
     }
+}
 
+impl Admin for SqliteQueue {
     fn history(
         &mut self,
         from_ms: i64,
