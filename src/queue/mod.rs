@@ -15,6 +15,7 @@
 //! - every settlement (acknowledgements, finished retries, new retries, dead
 //!   letters) is written atomically, all or nothing.
 
+pub mod entry;
 pub mod redis;
 pub mod sqlite;
 

@@ -27,13 +27,14 @@ use redis::{Connection, Value};
 
 use redis::{ErrorKind, RedisError, ServerErrorKind};
 
+use super::entry::{self, RawEntry};
 use super::{
-    Admin, Backlog, Consumer, ConsumerHeld, ConsumerStats, DeadLetter, Delivery, Describe, Poison,
+    Admin, Backlog, Consumer, ConsumerHeld, ConsumerStats, DeadLetter, Delivery, Describe,
     Producer, QueueError, QueueOptions, Result, RetryClaim, Settlement, Stats, StoredDeadLetter,
     StreamEntry, UnavailableReason,
 };
 use crate::config::redact_url;
-use crate::event::{Event, EventLine, derived_id, format_ts_ms, now_ms};
+use crate::event::{Event, now_ms};
 
 /// The consumer group every worker joins.
 pub const GROUP: &str = "workers";
@@ -48,9 +49,25 @@ const SKEW_MS: i64 = 5 * 60 * 1000;
 const PAGE: usize = 1000;
 
 /// Leases due retries by moving their score to the end of the lease, and
-/// returns each token with its delivery JSON (false when it is missing);
-/// with destination names after the third argument, only deliveries to those.
+/// returns each token with its delivery JSON; with destination names after
+/// the third argument, only deliveries to those. A retry that cannot be
+/// decoded is dead-lettered in the same call (see `entry::decode_retry`,
+/// whose rule and words `broken` repeats), so it never comes back.
 const CLAIM_RETRIES: &str = r"
+local function broken(body)
+  if not body then return 'has no delivery' end
+  local ok, d = pcall(cjson.decode, body)
+  if not ok then return 'is not JSON' end
+  local function text(v) return type(v) == 'string' end
+  local e = type(d) == 'table' and d.event
+  if type(e) ~= 'table' or not text(e.id) or not text(e.type) or not text(e.ts)
+      or type(e.payload) ~= 'table' or not text(d.dest) or type(d.attempts) ~= 'number'
+      or d.attempts < 0 or d.attempts % 1 ~= 0 or d.attempts > 4294967295
+      or (d.last_error ~= nil and d.last_error ~= cjson.null and not text(d.last_error)) then
+    return 'is not a delivery'
+  end
+  return nil
+end
 local want = tonumber(ARGV[2])
 local only = {}
 local filtered = #ARGV > 3
@@ -62,10 +79,20 @@ while #claimed < want * 2 do
   if #due == 0 then break end
   offset = offset + #due
   for _, token in ipairs(due) do
-    if #claimed < want * 2 and (not filtered or only[string.match(token, '|([^|]*)$')]) then
-      redis.call('ZADD', KEYS[1], 'XX', ARGV[3], token)
-      claimed[#claimed + 1] = token
-      claimed[#claimed + 1] = redis.call('HGET', KEYS[2], token)
+    local dest = string.match(token, '|([^|]*)$') or ''
+    if #claimed < want * 2 and (not filtered or only[dest]) then
+      local body = redis.call('HGET', KEYS[2], token)
+      local why = broken(body)
+      if why then
+        redis.call('XADD', KEYS[3], '*', 'event', body or '', 'poison', 1, 'dest', dest,
+          'attempts', 0, 'error', 'the retry ' .. token .. ' ' .. why, 'at', ARGV[1])
+        redis.call('ZREM', KEYS[1], token)
+        redis.call('HDEL', KEYS[2], token)
+      else
+        redis.call('ZADD', KEYS[1], 'XX', ARGV[3], token)
+        claimed[#claimed + 1] = token
+        claimed[#claimed + 1] = body
+      end
       offset = offset - 1
     end
   end
@@ -411,7 +438,7 @@ impl RedisQueue {
             for reply in replies {
                 // An entry trimmed since it was indexed is simply gone.
                 for (key, fields) in raw_entries(reply) {
-                    if let Some(Ok(event)) = fields.map(|f| decode(&key, &f))
+                    if let Some(event) = event_of(key.clone(), fields)
                         && event.ts_ms().is_some_and(|t| from_ms <= t && t < until_ms)
                     {
                         out.push((parse_id(&key), event));
@@ -723,12 +750,17 @@ impl Consumer for RedisQueue {
         only: &[String],
     ) -> Result<Vec<RetryClaim>> {
         let script = redis::Script::new(CLAIM_RETRIES);
-        let (retry, deliveries) = (self.retry.clone(), self.deliveries.clone());
+        let (retry, deliveries, dead) = (
+            self.retry.clone(),
+            self.deliveries.clone(),
+            self.dead.clone(),
+        );
         let lease_until = now_ms + self.options.claim_lease.as_millis() as i64;
         let flat: Vec<Option<String>> = self.with(|c| {
             script
                 .key(&retry)
                 .key(&deliveries)
+                .key(&dead)
                 .arg(now_ms)
                 .arg(count)
                 .arg(lease_until)
@@ -741,22 +773,13 @@ impl Consumer for RedisQueue {
             let (Some(token), body) = (pair[0].clone(), pair.get(1).cloned().flatten()) else {
                 continue;
             };
-            match body.as_deref().map(serde_json::from_str::<Delivery>) {
-                Some(Ok(delivery)) => claims.push(RetryClaim { token, delivery }),
-                // A retry that cannot be decoded would come back forever:
-                // dead-letter it with what there is.
-                other => {
-                    let reason = match other {
-                        Some(Err(e)) => format!("the retry {token:?} cannot be decoded: {e}"),
-                        _ => format!("the retry {token:?} has no delivery"),
-                    };
-                    broken.dead.push(DeadLetter {
-                        event: Err(body.unwrap_or_default()),
-                        dest: super::token_dest(&token).to_owned(),
-                        attempts: 0,
-                        error: reason,
-                        at_ms: now_ms,
-                    });
+            match entry::decode_retry(body.as_deref()) {
+                Ok(delivery) => claims.push(RetryClaim { token, delivery }),
+                // Only what the script's check lets through and serde still
+                // refuses (a fractional attempt count) lands here.
+                Err(why) => {
+                    let letter = entry::broken_retry_letter(&token, body.as_deref(), &why, now_ms);
+                    broken.dead.push(letter);
                     broken.done_retries.push(token);
                 }
             }
@@ -938,9 +961,7 @@ impl Admin for RedisQueue {
                     let last = page.last().map(|(key, _)| parse_id(key));
                     let mut batch: Vec<((u64, u64), Event)> = page
                         .into_iter()
-                        .filter_map(|(key, fields)| {
-                            Some((parse_id(&key), decode(&key, &fields?).ok()?))
-                        })
+                        .filter_map(|(key, fields)| Some((parse_id(&key), event_of(key, fields)?)))
                         .filter(|(id, e)| {
                             in_window(e) && !e.ts_ms().is_some_and(|t| is_skewed_ms(id.0, t))
                         })
@@ -970,7 +991,7 @@ impl Admin for RedisQueue {
         self.scan(&stream, start, |page| {
             let events: Vec<Event> = page
                 .into_iter()
-                .filter_map(|(key, fields)| decode(&key, &fields?).ok())
+                .filter_map(|(key, fields)| event_of(key, fields))
                 .filter(in_window)
                 .collect();
             events.is_empty() || visit(events)
@@ -1049,10 +1070,10 @@ impl Admin for RedisQueue {
                 .query(c)
         })?;
         let ends = |v: Value| {
-            entries(v).into_iter().next().map(|e| match e.event {
-                Ok(ev) => (ev.id, ev.ts),
-                Err(_) => (e.key.clone(), format_ts_ms(entry_ms(&e.key) as i64)),
-            })
+            raw_entries(v)
+                .into_iter()
+                .next()
+                .map(|(key, fields)| entry::identity(&raw_entry(key, fields)))
         };
         let mut stats = Stats {
             length,
@@ -1235,56 +1256,25 @@ fn raw_entries(v: Value) -> Vec<(String, Option<Fields>)> {
 fn entries(v: Value) -> Vec<StreamEntry> {
     raw_entries(v)
         .into_iter()
-        .map(|(key, fields)| {
-            let event = match fields {
-                Some(fields) => decode(&key, &fields),
-                None => Err(Poison {
-                    raw: format!("{{\"entry\":\"{key}\"}}"),
-                    reason: "the entry was deleted from the stream before it was delivered".into(),
-                }),
-            };
-            StreamEntry { key, event }
-        })
+        .map(|(key, fields)| StreamEntry::from(raw_entry(key, fields)))
         .collect()
 }
 
-/// Decodes a stream entry into an event; the worker derives `id` and `ts`
-/// from the entry id when the producer left them out.
-fn decode(key: &str, fields: &[(String, String)]) -> std::result::Result<Event, Poison> {
-    let get = |name: &str| {
-        fields
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
-    let poison = |reason: String| {
-        let raw: serde_json::Map<String, serde_json::Value> = fields
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone().into()))
-            .collect();
-        Poison {
-            raw: serde_json::Value::Object(raw).to_string(),
-            reason,
-        }
-    };
-    let kind = get("type").ok_or_else(|| poison("the entry has no 'type' field".into()))?;
-    let payload_text =
-        get("payload").ok_or_else(|| poison("the entry has no 'payload' field".into()))?;
-    let payload = match serde_json::from_str::<serde_json::Value>(payload_text) {
-        Ok(serde_json::Value::Object(map)) => map,
-        Ok(_) => return Err(poison("'payload' is JSON but not an object".into())),
-        Err(e) => return Err(poison(format!("'payload' is not valid JSON: {e}"))),
-    };
-    let (ms, seq) = parse_id(key);
-    let line = EventLine {
-        id: Some(get("id").map_or_else(|| derived_id(ms, seq), str::to_owned)),
-        kind: kind.to_owned(),
-        ts: Some(get("ts").map_or_else(|| format_ts_ms(ms as i64), str::to_owned)),
-        payload,
-    };
-    // `into_event` also checks the id and type (`Event::check_tokens`), as
-    // the SQLite backend's decoder does, with the same reason text.
-    line.into_event().map_err(poison)
+/// An entry as the decoder above the backends takes it: its write time and
+/// sequence are its entry id's.
+fn raw_entry(key: String, fields: Option<Fields>) -> RawEntry {
+    let (written_ms, seq) = parse_id(&key);
+    RawEntry {
+        key,
+        written_ms,
+        seq,
+        fields,
+    }
+}
+
+/// The event an entry holds, if it is not poison.
+fn event_of(key: String, fields: Option<Fields>) -> Option<Event> {
+    entry::decode(&raw_entry(key, fields)).ok()
 }
 
 fn dead_letter(fields: &[(String, String)]) -> DeadLetter {
@@ -1313,6 +1303,7 @@ fn dead_letter(fields: &[(String, String)]) -> DeadLetter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::derived_id;
 
     fn fields(pairs: &[(&str, &str)]) -> Fields {
         pairs
@@ -1323,9 +1314,12 @@ mod tests {
 
     #[test]
     fn an_entry_without_id_or_ts_gets_them_from_its_entry_id() {
-        let event = decode(
-            "1700000000123-4",
-            &fields(&[("type", "user.signup"), ("payload", r#"{"email":"a@b"}"#)]),
+        let event = event_of(
+            "1700000000123-4".into(),
+            Some(fields(&[
+                ("type", "user.signup"),
+                ("payload", r#"{"email":"a@b"}"#),
+            ])),
         )
         .unwrap();
         assert_eq!(event.ts, "2023-11-14T22:13:20.123Z");
@@ -1345,7 +1339,7 @@ mod tests {
             key in "\\PC{0,20}",
             pairs in proptest::collection::vec(("\\PC{0,8}", "\\PC{0,40}"), 0..6),
         ) {
-            let _ = decode(&key, &pairs);
+            let _ = event_of(key, Some(pairs));
         }
     }
 }
