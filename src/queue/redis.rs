@@ -212,7 +212,7 @@ impl RedisQueue {
         };
         let shown = &self.shown;
         let mut class = classify(&e);
-        if class == Class::Other && code(&e).as_deref() == Some("ERR") && self.needs_password() {
+        if class == Class::Other && code(&e) == Some(Code::Err) && self.needs_password() {
             // An unauthenticated client sending a long command gets a
             // protocol error rather than NOAUTH: the server was asked plainly.
             class = Class::NeedsPassword;
@@ -284,7 +284,7 @@ impl RedisQueue {
                 .exec(c)
         });
         match created {
-            Err(RawError::Redis(e)) if e.code() == Some("BUSYGROUP") => {}
+            Err(RawError::Redis(e)) if code(&e) == Some(Code::BusyGroup) => {}
             other => other.map_err(|e| self.error(e))?,
         }
         self.group_ready = true;
@@ -296,7 +296,7 @@ impl RedisQueue {
     fn group_cmd(&mut self, cmd: &redis::Cmd) -> Result<Value> {
         self.ensure_group()?;
         match self.with_raw(|c| cmd.query::<Value>(c)) {
-            Err(RawError::Redis(e)) if e.code() == Some("NOGROUP") => {
+            Err(RawError::Redis(e)) if code(&e) == Some(Code::NoGroup) => {
                 self.group_ready = false;
                 self.ensure_group()?;
                 self.with(|c| cmd.query::<Value>(c))
@@ -474,7 +474,7 @@ impl RedisQueue {
             // Redis answers a plain ERR for a stream that does not exist
             // (yet): tell that apart by asking, not by the message.
             Err(RawError::Redis(e))
-                if e.code() == Some("ERR")
+                if code(&e) == Some(Code::Err)
                     && !self.with(|c| redis::cmd("EXISTS").arg(&stream).query::<bool>(c))? =>
             {
                 return Ok(None);
@@ -570,14 +570,46 @@ impl From<RedisError> for RawError {
     }
 }
 
-/// The server's error code (`NOAUTH`, `BUSYGROUP`, ...); for a pipeline,
-/// its first failure's.
-fn code(e: &RedisError) -> Option<String> {
-    e.code().map(str::to_owned).or_else(|| {
+/// The server error codes this backend acts on. Read once from a reply
+/// (its first word, the protocol's token for the error, never its text), so
+/// every decision below matches a variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Code {
+    /// `XGROUP CREATE` of a group that exists.
+    BusyGroup,
+    /// A group command on a group Redis no longer has.
+    NoGroup,
+    /// A blocked read ended by the server (`CLIENT UNBLOCK ... ERROR`, a
+    /// failover).
+    Unblocked,
+    NoAuth,
+    WrongPass,
+    /// The generic `ERR`: anything Redis has no code for.
+    Err,
+    Other,
+}
+
+impl Code {
+    fn of(code: &str) -> Code {
+        match code {
+            "BUSYGROUP" => Code::BusyGroup,
+            "NOGROUP" => Code::NoGroup,
+            "UNBLOCKED" => Code::Unblocked,
+            "NOAUTH" => Code::NoAuth,
+            "WRONGPASS" => Code::WrongPass,
+            "ERR" => Code::Err,
+            _ => Code::Other,
+        }
+    }
+}
+
+/// The server's error code; for a pipeline, its first failure's.
+fn code(e: &RedisError) -> Option<Code> {
+    e.code().map(Code::of).or_else(|| {
         let failures = e.clone().into_server_errors()?;
         failures
             .first()
-            .map(|(_, failure)| failure.code().to_owned())
+            .map(|(_, failure)| Code::of(failure.code()))
     })
 }
 
@@ -615,10 +647,10 @@ fn classify(e: &RedisError) -> Class {
         ) => return Class::Unavailable(Failover),
         _ => {}
     }
-    match code(e).as_deref() {
-        Some("UNBLOCKED") => Class::Unavailable(Failover),
-        Some("NOAUTH") => Class::NeedsPassword,
-        Some("WRONGPASS") => Class::WrongPassword,
+    match code(e) {
+        Some(Code::Unblocked) => Class::Unavailable(Failover),
+        Some(Code::NoAuth) => Class::NeedsPassword,
+        Some(Code::WrongPass) => Class::WrongPassword,
         _ => Class::Other,
     }
 }
@@ -1389,5 +1421,7 @@ mod classify_tests {
         assert_eq!(classify(&code("NOAUTH")), Class::NeedsPassword);
         assert_eq!(classify(&code("WRONGPASS")), Class::WrongPassword);
         assert_eq!(classify(&code("BUSYGROUP")), Class::Other);
+        assert_eq!(super::code(&code("BUSYGROUP")), Some(Code::BusyGroup));
+        assert_eq!(super::code(&code("NOGROUP")), Some(Code::NoGroup));
     }
 }
