@@ -900,7 +900,11 @@ pub fn poison_comes_out_of_claim(b: &dyn Backend) {
         poison.reason,
         "'payload' is not valid JSON: key must be a string at line 1 column 2"
     );
-    assert!(poison.raw.contains(r#""payload":"{not json""#), "{}", poison.raw);
+    assert!(
+        poison.raw.contains(r#""payload":"{not json""#),
+        "{}",
+        poison.raw
+    );
 
     // History cannot replay poison and leaves it out.
     let mut seen = Vec::new();

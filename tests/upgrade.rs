@@ -196,7 +196,10 @@ fn an_old_retry_is_delivered_when_due(up: &Upgrade, ids: &Ids) {
     assert_eq!(webhook_ids(&up.retry), self::ids(&[ids.retried]));
     let delivered = &up.retry.accepted()[0].json();
     assert_eq!(delivered["type"], "import.completed");
-    assert_eq!(delivered["payload"]["row_count"], 1_234_567, "{delivered:#}");
+    assert_eq!(
+        delivered["payload"]["row_count"], 1_234_567,
+        "{delivered:#}"
+    );
     assert_eq!(up.status()["retries"]["scheduled"], 0);
 }
 

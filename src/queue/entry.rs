@@ -7,7 +7,7 @@
 use serde_json::{Map, Value};
 
 use super::{DeadLetter, Delivery, Poison, StreamEntry, token_dest};
-use crate::event::{Event, EventLine, derived_id, format_ts_ms};
+use crate::event::{Event, EventLine, derived_id, format_ts_ms, parse_ts};
 
 /// A stream entry as stored, before anyone decides what it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +33,15 @@ impl RawEntry {
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// The `ts` its event has, in ms: the one given, or its write time;
+    /// `None` when the one given is not a time (the entry is poison).
+    pub fn ts_ms(&self) -> Option<i64> {
+        match self.get("ts") {
+            Some(ts) => parse_ts(ts).map(|t| t.timestamp_millis()),
+            None => i64::try_from(self.written_ms).ok(),
+        }
     }
 
     /// The entry as JSON text, for the dead letter of a poison entry: the
@@ -201,6 +210,12 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(event.ts, "2026-01-01T00:00:00.000Z");
+        assert_eq!(
+            entry(&[("ts", "2026-01-01T01:00:00+01:00")]).ts_ms(),
+            event.ts_ms()
+        );
+        assert_eq!(entry(&[]).ts_ms(), Some(1_700_000_000_123));
+        assert_eq!(entry(&[("ts", "soon")]).ts_ms(), None);
         let bad = decode(&entry(&[("type", "a"), ("payload", "{}"), ("ts", "soon")]));
         assert_eq!(
             bad.unwrap_err().reason,

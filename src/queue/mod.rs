@@ -24,6 +24,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::event::Event;
+pub use entry::RawEntry;
 
 /// Why a queue operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -248,14 +249,27 @@ pub trait Producer: Describe {
 
 /// The worker's side: claiming, settling and renewing, the hot path.
 pub trait Consumer: Describe {
+    /// Entries claimed earlier by `consumer` and never settled, as stored:
+    /// what [`Consumer::recover`] decodes.
+    fn recover_raw(&mut self, consumer: &str) -> Result<Vec<RawEntry>>;
+
+    /// Claims up to `count` entries for `consumer`, as stored: what
+    /// [`Consumer::claim`] decodes.
+    fn claim_raw(&mut self, consumer: &str, count: usize, block: Duration)
+    -> Result<Vec<RawEntry>>;
+
     /// Entries claimed earlier by `consumer` and never settled: a restarted
     /// worker finishes these first.
-    fn recover(&mut self, consumer: &str) -> Result<Vec<StreamEntry>>;
+    fn recover(&mut self, consumer: &str) -> Result<Vec<StreamEntry>> {
+        Ok(decode_all(self.recover_raw(consumer)?))
+    }
 
     /// Claims up to `count` entries for `consumer`: entries of any consumer
     /// idle longer than the claim lease first, then new ones, waiting up to
     /// `block` for new ones when there are none.
-    fn claim(&mut self, consumer: &str, count: usize, block: Duration) -> Result<Vec<StreamEntry>>;
+    fn claim(&mut self, consumer: &str, count: usize, block: Duration) -> Result<Vec<StreamEntry>> {
+        Ok(decode_all(self.claim_raw(consumer, count, block)?))
+    }
 
     /// Claims up to `count` retries due at `now_ms`, leasing each for the
     /// claim lease (it comes back if never settled). When `only` is not
@@ -330,6 +344,11 @@ pub trait Admin: Describe {
 pub trait Queue: Producer + Consumer + Admin {}
 
 impl<T: Producer + Consumer + Admin + ?Sized> Queue for T {}
+
+/// Decides, above the backends, what each claimed entry is.
+fn decode_all(raw: Vec<RawEntry>) -> Vec<StreamEntry> {
+    raw.into_iter().map(StreamEntry::from).collect()
+}
 
 /// The backends' shared tuning.
 #[derive(Debug, Clone)]

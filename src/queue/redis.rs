@@ -31,7 +31,7 @@ use super::entry::{self, RawEntry};
 use super::{
     Admin, Backlog, Consumer, ConsumerHeld, ConsumerStats, DeadLetter, Delivery, Describe,
     Producer, QueueError, QueueOptions, Result, RetryClaim, Settlement, Stats, StoredDeadLetter,
-    StreamEntry, UnavailableReason,
+    UnavailableReason,
 };
 use crate::config::redact_url;
 use crate::event::{Event, now_ms};
@@ -305,7 +305,7 @@ impl RedisQueue {
         }
     }
 
-    fn read_own(&mut self, consumer: &str, from: &str, count: usize) -> Result<Vec<StreamEntry>> {
+    fn read_own(&mut self, consumer: &str, from: &str, count: usize) -> Result<Vec<RawEntry>> {
         let mut cmd = redis::cmd("XREADGROUP");
         cmd.arg("GROUP")
             .arg(GROUP)
@@ -363,11 +363,11 @@ impl RedisQueue {
     /// Indexes by `ts` the entries whose `ts` is far from their entry id's
     /// time, before anyone settles them: once settled, `history` finds them
     /// only through this index.
-    fn index_skewed(&mut self, entries: &[StreamEntry]) -> Result<()> {
+    fn index_skewed(&mut self, entries: &[RawEntry]) -> Result<()> {
         let mut pipe = redis::pipe();
         for entry in entries {
-            if let Some(ts) = entry.event.as_ref().ok().and_then(Event::ts_ms)
-                && is_skewed(&entry.key, ts)
+            if let Some(ts) = entry.ts_ms()
+                && is_skewed_ms(entry.written_ms, ts)
             {
                 pipe.cmd("ZADD")
                     .arg(&self.skewed)
@@ -711,7 +711,7 @@ impl Producer for RedisQueue {
 }
 
 impl Consumer for RedisQueue {
-    fn recover(&mut self, consumer: &str) -> Result<Vec<StreamEntry>> {
+    fn recover_raw(&mut self, consumer: &str) -> Result<Vec<RawEntry>> {
         let mut all = Vec::new();
         let mut from = "0".to_owned();
         loop {
@@ -724,7 +724,12 @@ impl Consumer for RedisQueue {
         Ok(all)
     }
 
-    fn claim(&mut self, consumer: &str, count: usize, block: Duration) -> Result<Vec<StreamEntry>> {
+    fn claim_raw(
+        &mut self,
+        consumer: &str,
+        count: usize,
+        block: Duration,
+    ) -> Result<Vec<RawEntry>> {
         if count == 0 {
             return Ok(Vec::new());
         }
@@ -1183,10 +1188,6 @@ impl Admin for RedisQueue {
 
 /// Whether an entry's `ts` is too far from its id's time to be found by
 /// reading the stream by id around a window.
-fn is_skewed(key: &str, ts_ms: i64) -> bool {
-    is_skewed_ms(entry_ms(key), ts_ms)
-}
-
 fn is_skewed_ms(entry_ms: u64, ts_ms: i64) -> bool {
     (i128::from(ts_ms) - i128::from(entry_ms)).abs() > i128::from(SKEW_MS)
 }
@@ -1204,10 +1205,6 @@ fn parse_id(id: &str) -> (u64, u64) {
 fn next_id(id: &str) -> String {
     let (ms, seq) = parse_id(id);
     format!("{ms}-{}", seq + 1)
-}
-
-fn entry_ms(id: &str) -> u64 {
-    parse_id(id).0
 }
 
 fn array(v: Value) -> Vec<Value> {
@@ -1245,7 +1242,7 @@ fn int(v: &Value) -> u64 {
 }
 
 /// Entries of an `XREADGROUP` reply (one stream), or none on a timeout.
-fn read_reply_entries(reply: Value) -> Vec<StreamEntry> {
+fn read_reply_entries(reply: Value) -> Vec<RawEntry> {
     array(reply)
         .into_iter()
         .flat_map(|stream| {
@@ -1285,10 +1282,10 @@ fn raw_entries(v: Value) -> Vec<(String, Option<Fields>)> {
         .collect()
 }
 
-fn entries(v: Value) -> Vec<StreamEntry> {
+fn entries(v: Value) -> Vec<RawEntry> {
     raw_entries(v)
         .into_iter()
-        .map(|(key, fields)| StreamEntry::from(raw_entry(key, fields)))
+        .map(|(key, fields)| raw_entry(key, fields))
         .collect()
 }
 

@@ -21,7 +21,7 @@ use super::entry::{self, RawEntry};
 use super::{
     Admin, Backlog, Consumer, ConsumerHeld, ConsumerStats, DeadLetter, Delivery, Describe,
     Producer, QueueError, QueueOptions, Result, RetryClaim, Settlement, Stats, StoredDeadLetter,
-    StreamEntry, UnavailableReason,
+    UnavailableReason,
 };
 use crate::event::{Event, now_ms};
 
@@ -177,7 +177,7 @@ impl SqliteQueue {
 
     /// Claims up to `count` claimable entries for `consumer`, or with
     /// `recovering` re-leases every entry it already holds; oldest first.
-    fn take(&mut self, consumer: &str, count: usize, recovering: bool) -> Result<Vec<StreamEntry>> {
+    fn take(&mut self, consumer: &str, count: usize, recovering: bool) -> Result<Vec<RawEntry>> {
         let lease_ms = self.lease_ms;
         self.write(|tx| {
             let now = now_ms();
@@ -211,10 +211,7 @@ impl SqliteQueue {
             touch(tx, consumer, now)?;
             // RETURNING gives rows in no promised order.
             taken.sort_by_key(|row| row.seq);
-            Ok(taken
-                .into_iter()
-                .map(|row| StreamEntry::from(row.raw))
-                .collect())
+            Ok(taken.into_iter().map(|row| row.raw).collect())
         })
     }
 }
@@ -521,11 +518,16 @@ impl Producer for SqliteQueue {
 }
 
 impl Consumer for SqliteQueue {
-    fn recover(&mut self, consumer: &str) -> Result<Vec<StreamEntry>> {
+    fn recover_raw(&mut self, consumer: &str) -> Result<Vec<RawEntry>> {
         self.take(consumer, usize::MAX, true)
     }
 
-    fn claim(&mut self, consumer: &str, count: usize, block: Duration) -> Result<Vec<StreamEntry>> {
+    fn claim_raw(
+        &mut self,
+        consumer: &str,
+        count: usize,
+        block: Duration,
+    ) -> Result<Vec<RawEntry>> {
         if count == 0 {
             return Ok(Vec::new());
         }
