@@ -158,7 +158,7 @@ fn an_old_queue_is_counted_delivered_and_replayed(up: &Upgrade, ids: &Ids, lengt
         "HTTP 404 channel_not_found".to_owned(),
         2,
     );
-    assert_eq!(dead_by(&status), [old_dead.clone()]);
+    assert_eq!(dead_by(&status), [old_dead]);
 
     // The unread events are delivered; the poison entry is dead-lettered.
     up.burst();
