@@ -1604,6 +1604,54 @@ mod redis_backend {
             "0"
         );
     }
+
+    /// The claim script's check and the decoder above the backends agree on
+    /// every body: what one claims the other decodes, and what one
+    /// dead-letters the other refuses, for the same reason.
+    #[test]
+    fn the_claim_script_refuses_exactly_what_the_decoder_refuses() {
+        let event = r#"{"id":"E","type":"a","ts":"2026-01-01T00:00:00.000Z","payload":{}}"#;
+        let bodies = [
+            "null".to_owned(),
+            "\"text\"".to_owned(),
+            "[]".to_owned(),
+            "{".to_owned(),
+            format!(r#"{{"event":{event},"dest":"x"}}"#),
+            format!(r#"{{"event":{event},"dest":"x","attempts":-1}}"#),
+            format!(r#"{{"event":{event},"dest":"x","attempts":1,"last_error":7}}"#),
+            format!(r#"{{"event":{event},"dest":"x","attempts":1,"last_error":null}}"#),
+            format!(r#"{{"event":{event},"dest":"x","attempts":3,"last_error":"HTTP 500"}}"#),
+            format!(r#"{{"event":{event},"dest":"x","attempts":0,"extra":true}}"#),
+        ];
+        let b = RedisBackend::new();
+        let mut q = b.open(super::LONG);
+        let now = events::event::now_ms();
+        for (n, body) in bodies.iter().enumerate() {
+            let token = format!("E{n}|x");
+            b.write_retry(&token, body, now - 1);
+            let claims = q.claim_retries(now, 10, &[]).unwrap();
+            let letters = q.dead_letters().unwrap();
+            match events::queue::entry::decode_retry(Some(body)) {
+                Ok(delivery) => {
+                    assert_eq!(claims.len(), 1, "{body}");
+                    assert_eq!(claims[0].delivery, delivery, "{body}");
+                    assert!(letters.is_empty(), "{body}");
+                    let done = events::queue::Settlement {
+                        done_retries: vec![token],
+                        ..Default::default()
+                    };
+                    q.settle("w", &done).unwrap();
+                }
+                Err(why) => {
+                    assert!(claims.is_empty(), "{body}");
+                    assert_eq!(letters.len(), 1, "{body}");
+                    assert_eq!(letters[0].letter.error, format!("the retry {token} {why}"));
+                    let dead = format!("{}:dead", b.prefix());
+                    b.server.cli(&["XDEL", &dead, &letters[0].key]);
+                }
+            }
+        }
+    }
 }
 
 /// Redis keeps a `ts` index of only the exceptional (skewed) entries; these

@@ -48,12 +48,10 @@ const SKEW_MS: i64 = 5 * 60 * 1000;
 /// Entries read per XRANGE call.
 const PAGE: usize = 1000;
 
-/// Leases due retries by moving their score to the end of the lease, and
-/// returns each token with its delivery JSON; with destination names after
-/// the third argument, only deliveries to those. A retry that cannot be
-/// decoded is dead-lettered in the same call (see `entry::decode_retry`,
-/// whose rule and words `broken` repeats), so it never comes back.
-const CLAIM_RETRIES: &str = r"
+/// `broken(body)`: why a stored delivery cannot be decoded, or nil. The rule
+/// and the words of `entry::decode_retry`, for a claim script to
+/// dead-letter such a retry in the claim itself. Prepended to a script.
+const BROKEN_RETRY: &str = r"
 local function broken(body)
   if not body then return 'has no delivery' end
   local ok, d = pcall(cjson.decode, body)
@@ -68,6 +66,14 @@ local function broken(body)
   end
   return nil
 end
+";
+
+/// Leases due retries by moving their score to the end of the lease, and
+/// returns each token with its delivery JSON; with destination names after
+/// the third argument, only deliveries to those. A retry that cannot be
+/// decoded (`broken`) is dead-lettered in the same call, so it never comes
+/// back.
+const CLAIM_RETRIES: &str = r"
 local want = tonumber(ARGV[2])
 local only = {}
 local filtered = #ARGV > 3
@@ -786,7 +792,7 @@ impl Consumer for RedisQueue {
         count: usize,
         only: &[String],
     ) -> Result<Vec<RetryClaim>> {
-        let script = redis::Script::new(CLAIM_RETRIES);
+        let script = redis::Script::new(&[BROKEN_RETRY, CLAIM_RETRIES].concat());
         let (retry, deliveries, dead) = (
             self.retry.clone(),
             self.deliveries.clone(),
