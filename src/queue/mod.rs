@@ -14,6 +14,12 @@
 //! - a delivery that gave up goes to the **dead letters**;
 //! - every settlement (acknowledgements, finished retries, new retries, dead
 //!   letters) is written atomically, all or nothing.
+//!
+//! The seam is split by who calls it: [`Producer`] (`emit`), [`Consumer`]
+//! (the worker's claim, settle and renew) and [`Admin`] (`status`, `replay`,
+//! housekeeping); [`Queue`] is all three. Backends store and fetch; what a
+//! stored entry or retry *is* (event, delivery or poison, and why) is
+//! decided once, in [`entry`].
 
 pub mod entry;
 pub mod redis;
