@@ -26,13 +26,9 @@ pub enum Error {
 #[error("{0}")]
 pub struct UsageError(pub String);
 
-/// The run was interrupted by a second signal (exit status 130).
-#[derive(Debug, thiserror::Error)]
-#[error("interrupted")]
-pub struct Interrupted;
-
-/// The exit status for `err`: 2 for invalid input, 130 when interrupted,
-/// 0 for a closed stdout (`events templates | head`), 1 otherwise.
+/// The exit status for `err`: 2 for invalid input, 0 for a closed stdout
+/// (`events templates | head`), 1 otherwise. (A second stop signal exits
+/// 130 from the signal handler itself, with no error to map.)
 pub fn exit_code(err: &anyhow::Error) -> i32 {
     for cause in err.chain() {
         if cause.is::<ValidationError>()
@@ -49,9 +45,6 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
             Some(Error::Queue(QueueError::ConsumerHeld(_))) => return 2,
             Some(Error::Queue(_)) => return 1,
             None => {}
-        }
-        if cause.is::<Interrupted>() {
-            return 130;
         }
         if let Some(io) = cause.downcast_ref::<std::io::Error>()
             && io.kind() == std::io::ErrorKind::BrokenPipe

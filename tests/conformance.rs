@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use events::event::{Event, Payload, format_ts_ms, now_ms};
 use events::queue::{
-    Backlog, ConsumerHeld, ConsumerStats, DeadLetter, Delivery, Queue, QueueError, RetryClaim,
-    Settlement, StreamEntry,
+    Admin, Backlog, Consumer, ConsumerHeld, ConsumerStats, DeadLetter, Delivery, Describe,
+    Producer, Queue, QueueError, RetryClaim, Settlement, StreamEntry,
 };
 
 /// Room for any check to finish without a lease running out.
@@ -36,6 +36,17 @@ pub trait Backend {
     /// Appends an entry with this `id` and `type` (and a valid payload) to
     /// the stream of the queue opened last, by backend-specific means.
     fn write_raw(&self, id: &str, kind: &str);
+
+    /// Appends an entry with exactly these fields (a field left out is a
+    /// NULL column on SQLite), written at `written_ms` as its `seq`-th entry
+    /// (Redis: the entry id `written_ms-seq`; SQLite: the row `seq` with
+    /// that write time), to the queue opened last. Entries are written in
+    /// increasing order.
+    fn write_fields(&self, written_ms: i64, seq: u64, fields: &[(&str, &str)]);
+
+    /// Puts a retry `token` with this delivery text, due at `due_ms`,
+    /// straight into the retry set of the queue opened last.
+    fn write_retry(&self, token: &str, body: &str, due_ms: i64);
 }
 
 /// Generates one `#[test]` per check for a backend.
@@ -89,6 +100,8 @@ macro_rules! conformance_tests {
             renewed_claims_outlive_their_first_lease,
             a_delivery_is_scheduled_once_per_event_and_destination,
             a_consumer_name_is_held_by_one_holder_until_released_or_expired,
+            the_same_raw_entries_decode_the_same_on_every_backend,
+            a_retry_that_cannot_be_decoded_is_dead_lettered_in_the_claim,
         );
     };
 }
@@ -883,8 +896,15 @@ pub fn poison_comes_out_of_claim(b: &dyn Backend) {
         .event
         .clone()
         .expect_err("garbage must be poison");
-    assert!(!poison.reason.trim().is_empty());
-    assert!(!poison.raw.trim().is_empty());
+    assert_eq!(
+        poison.reason,
+        "'payload' is not valid JSON: key must be a string at line 1 column 2"
+    );
+    assert!(
+        poison.raw.contains(r#""payload":"{not json""#),
+        "{}",
+        poison.raw
+    );
 
     // History cannot replay poison and leaves it out.
     let mut seen = Vec::new();
@@ -991,6 +1011,157 @@ pub fn ids_and_types_that_are_not_one_printable_word_are_poison(b: &dyn Backend)
     );
 }
 
+/// The same raw entries, written by each backend's own means, give the same
+/// events, the same derived ids and `ts`, the same poison and the same dead
+/// letters, word for word: what is poison is decided once, above the
+/// backends.
+pub fn the_same_raw_entries_decode_the_same_on_every_backend(b: &dyn Backend) {
+    let mut q = b.open(LONG);
+    let at = 1_700_000_000_123;
+    let good = r#"{"email":"a@b"}"#;
+    b.write_fields(at, 3, &[("type", "user.signup"), ("payload", good)]);
+    b.write_fields(
+        at,
+        4,
+        &[
+            ("id", "E5"),
+            ("type", "user.signup"),
+            ("ts", "2026-01-01T01:00:00+01:00"),
+            ("payload", good),
+        ],
+    );
+    b.write_fields(
+        at,
+        5,
+        &[
+            ("id", "P1"),
+            ("type", "user.signup"),
+            ("payload", "not json"),
+        ],
+    );
+    b.write_fields(
+        at,
+        6,
+        &[("id", "P2"), ("type", "user.signup"), ("payload", "[1]")],
+    );
+    b.write_fields(
+        at,
+        7,
+        &[("id", ""), ("type", "user.signup"), ("payload", good)],
+    );
+    b.write_fields(
+        at,
+        8,
+        &[
+            ("id", "P4"),
+            ("type", "user.signup"),
+            ("ts", "yesterday"),
+            ("payload", good),
+        ],
+    );
+    let entries = q.claim("w", 10, Duration::ZERO).unwrap();
+    let seen: Vec<String> = entries
+        .iter()
+        .map(|e| match &e.event {
+            Ok(event) => format!("{} {} {}", event.id, event.ts, event.payload["email"]),
+            Err(poison) => format!("{} | {}", poison.reason, poison.raw),
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            r#"01HF7YAT3V001ST876EEQVRZ0N 2023-11-14T22:13:20.123Z "a@b""#,
+            r#"E5 2026-01-01T00:00:00.000Z "a@b""#,
+            r#"'payload' is not valid JSON: expected ident at line 1 column 2 | {"id":"P1","payload":"not json","type":"user.signup"}"#,
+            r#"'payload' is JSON but not an object | {"id":"P2","payload":"[1]","type":"user.signup"}"#,
+            r#"'id' is empty | {"id":"","payload":"{\"email\":\"a@b\"}","type":"user.signup"}"#,
+            r#"'ts' is not an RFC 3339 time: "yesterday" | {"id":"P4","payload":"{\"email\":\"a@b\"}","ts":"yesterday","type":"user.signup"}"#,
+        ]
+    );
+
+    // Dead-lettered as the worker does, the poison reads back the same.
+    let dead: Vec<DeadLetter> = entries
+        .iter()
+        .filter_map(|e| e.event.as_ref().err())
+        .map(|poison| DeadLetter {
+            event: Err(poison.raw.clone()),
+            dest: String::new(),
+            attempts: 0,
+            error: poison.reason.clone(),
+            at_ms: at,
+        })
+        .collect();
+    q.settle(
+        "w",
+        &Settlement {
+            acks: keys_of(&entries),
+            dead,
+            ..Settlement::default()
+        },
+    )
+    .unwrap();
+    let letters: Vec<(String, String)> = q
+        .dead_letters()
+        .unwrap()
+        .into_iter()
+        .map(|l| (l.letter.event.unwrap_err(), l.letter.error))
+        .collect();
+    assert_eq!(
+        letters[0],
+        (
+            r#"{"id":"P1","payload":"not json","type":"user.signup"}"#.to_owned(),
+            "'payload' is not valid JSON: expected ident at line 1 column 2".to_owned()
+        )
+    );
+    assert_eq!(letters.len(), 4);
+}
+
+/// A retry whose stored delivery cannot be decoded would come back forever:
+/// claiming it dead-letters it instead, with the same words everywhere.
+pub fn a_retry_that_cannot_be_decoded_is_dead_lettered_in_the_claim(b: &dyn Backend) {
+    let mut q = b.open(LONG);
+    let now = now_ms();
+    let good = delivery(&event(1), "slack", 2);
+    q.enqueue(std::slice::from_ref(&good), now - 10).unwrap();
+    b.write_retry("E2|slack", "{not json", now - 5);
+    b.write_retry("E3|hook", r#"{"dest":"hook"}"#, now - 1);
+    b.write_retry("E4|hook", "[]", now + 60_000);
+
+    let claims = q.claim_retries(now, 10, &[]).unwrap();
+    assert_eq!(deliveries_of(&claims), [good]);
+    let mut letters: Vec<DeadLetter> = q
+        .dead_letters()
+        .unwrap()
+        .into_iter()
+        .map(|l| l.letter)
+        .collect();
+    letters.sort_by(|a, b| a.error.cmp(&b.error));
+    assert_eq!(
+        letters,
+        [
+            DeadLetter {
+                event: Err("{not json".into()),
+                dest: "slack".into(),
+                attempts: 0,
+                error: "the retry E2|slack is not JSON".into(),
+                at_ms: now,
+            },
+            DeadLetter {
+                event: Err(r#"{"dest":"hook"}"#.into()),
+                dest: "hook".into(),
+                attempts: 0,
+                error: "the retry E3|hook is not a delivery".into(),
+                at_ms: now,
+            },
+        ]
+    );
+    let backlog = q.backlog(&[]).unwrap();
+    assert_eq!(
+        backlog.retries, 2,
+        "the good claim and the one not yet due stay"
+    );
+}
+
 mod sqlite {
     use std::cell::Cell;
     use std::collections::HashMap;
@@ -1054,6 +1225,36 @@ mod sqlite {
             conn.execute(
                 "INSERT INTO stream (id, type, ts, ts_ms, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
                 rusqlite::params![id, kind, format_ts_ms(now), now, r#"{"email":"a@b"}"#],
+            )
+            .unwrap();
+        }
+
+        fn write_fields(&self, written_ms: i64, seq: u64, fields: &[(&str, &str)]) {
+            let conn = rusqlite::Connection::open(self.path()).unwrap();
+            conn.busy_timeout(Duration::from_secs(5)).unwrap();
+            let get = |name: &str| fields.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+            conn.execute(
+                "INSERT INTO stream (seq, id, type, ts, payload, written_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                rusqlite::params![
+                    seq as i64,
+                    get("id"),
+                    get("type"),
+                    get("ts"),
+                    get("payload"),
+                    written_ms
+                ],
+            )
+            .unwrap();
+        }
+
+        fn write_retry(&self, token: &str, body: &str, due_ms: i64) {
+            let conn = rusqlite::Connection::open(self.path()).unwrap();
+            conn.busy_timeout(Duration::from_secs(5)).unwrap();
+            let dest = token.rsplit_once('|').unwrap().1;
+            conn.execute(
+                "INSERT INTO retry (token, due_ms, dest, delivery) VALUES (?1, ?2, ?3, ?4)",
+                rusqlite::params![token, due_ms, dest, body],
             )
             .unwrap();
         }
@@ -1345,9 +1546,112 @@ mod redis_backend {
                 r#"{"email":"a@b"}"#,
             ]);
         }
+
+        fn write_fields(&self, written_ms: i64, seq: u64, fields: &[(&str, &str)]) {
+            let stream = format!("{}:stream", self.prefix());
+            let id = format!("{written_ms}-{seq}");
+            let mut args = vec!["XADD", &stream, &id];
+            for (k, v) in fields {
+                args.extend([*k, *v]);
+            }
+            self.server.cli(&args);
+        }
+
+        fn write_retry(&self, token: &str, body: &str, due_ms: i64) {
+            let prefix = self.prefix();
+            let due = due_ms.to_string();
+            self.server
+                .cli(&["ZADD", &format!("{prefix}:retry"), &due, token]);
+            self.server
+                .cli(&["HSET", &format!("{prefix}:deliveries"), token, body]);
+        }
     }
 
     conformance_tests!(RedisBackend::new());
+
+    /// On Redis the claim is one script: a retry it cannot decode is
+    /// dead-lettered inside it, not by a second transaction a crash could
+    /// separate from the claim.
+    #[test]
+    fn a_broken_retry_is_dead_lettered_by_the_claim_script_alone() {
+        let b = RedisBackend::new();
+        let mut q = b.open(super::LONG);
+        let now = events::event::now_ms();
+        b.write_retry("E2|slack", "{not json", now - 5);
+        b.server.cli(&["CONFIG", "RESETSTAT"]);
+        assert!(q.claim_retries(now, 10, &[]).unwrap().is_empty());
+        let stats = b.server.cli(&["INFO", "commandstats"]);
+        let called = |cmd: &str| {
+            stats
+                .lines()
+                .any(|l| l.starts_with(&format!("cmdstat_{cmd}:")))
+        };
+        assert!(called("evalsha") || called("eval"), "{stats}");
+        assert!(!called("exec") && !called("multi"), "{stats}");
+        let prefix = b.prefix();
+        assert_eq!(
+            b.server.cli(&["XLEN", &format!("{prefix}:dead")]).trim(),
+            "1"
+        );
+        assert_eq!(
+            b.server.cli(&["ZCARD", &format!("{prefix}:retry")]).trim(),
+            "0"
+        );
+        assert_eq!(
+            b.server
+                .cli(&["HLEN", &format!("{prefix}:deliveries")])
+                .trim(),
+            "0"
+        );
+    }
+
+    /// The claim script's check and the decoder above the backends agree on
+    /// every body: what one claims the other decodes, and what one
+    /// dead-letters the other refuses, for the same reason.
+    #[test]
+    fn the_claim_script_refuses_exactly_what_the_decoder_refuses() {
+        let event = r#"{"id":"E","type":"a","ts":"2026-01-01T00:00:00.000Z","payload":{}}"#;
+        let bodies = [
+            "null".to_owned(),
+            "\"text\"".to_owned(),
+            "[]".to_owned(),
+            "{".to_owned(),
+            format!(r#"{{"event":{event},"dest":"x"}}"#),
+            format!(r#"{{"event":{event},"dest":"x","attempts":-1}}"#),
+            format!(r#"{{"event":{event},"dest":"x","attempts":1,"last_error":7}}"#),
+            format!(r#"{{"event":{event},"dest":"x","attempts":1,"last_error":null}}"#),
+            format!(r#"{{"event":{event},"dest":"x","attempts":3,"last_error":"HTTP 500"}}"#),
+            format!(r#"{{"event":{event},"dest":"x","attempts":0,"extra":true}}"#),
+        ];
+        let b = RedisBackend::new();
+        let mut q = b.open(super::LONG);
+        let now = events::event::now_ms();
+        for (n, body) in bodies.iter().enumerate() {
+            let token = format!("E{n}|x");
+            b.write_retry(&token, body, now - 1);
+            let claims = q.claim_retries(now, 10, &[]).unwrap();
+            let letters = q.dead_letters().unwrap();
+            match events::queue::entry::decode_retry(Some(body)) {
+                Ok(delivery) => {
+                    assert_eq!(claims.len(), 1, "{body}");
+                    assert_eq!(claims[0].delivery, delivery, "{body}");
+                    assert!(letters.is_empty(), "{body}");
+                    let done = events::queue::Settlement {
+                        done_retries: vec![token],
+                        ..Default::default()
+                    };
+                    q.settle("w", &done).unwrap();
+                }
+                Err(why) => {
+                    assert!(claims.is_empty(), "{body}");
+                    assert_eq!(letters.len(), 1, "{body}");
+                    assert_eq!(letters[0].letter.error, format!("the retry {token} {why}"));
+                    let dead = format!("{}:dead", b.prefix());
+                    b.server.cli(&["XDEL", &dead, &letters[0].key]);
+                }
+            }
+        }
+    }
 }
 
 /// Redis keeps a `ts` index of only the exceptional (skewed) entries; these
@@ -1359,7 +1663,7 @@ mod redis_history {
 
     use events::event::{format_ts_ms, now_ms};
     use events::queue::redis::RedisQueue;
-    use events::queue::{Queue, QueueOptions, Settlement};
+    use events::queue::{Admin, Consumer, QueueOptions, Settlement};
 
     use crate::support::RedisServer;
 

@@ -16,5 +16,6 @@ mod sqlite_store;
 mod status;
 mod templates;
 mod untrusted_input;
+mod upgrade;
 mod webhook;
 mod work;

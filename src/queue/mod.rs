@@ -1,5 +1,5 @@
 //! The queue: where events wait between `emit` and delivery, and where
-//! retries, dead letters and idempotency keys live. One trait, two backends
+//! retries, dead letters and idempotency keys live. One seam, two backends
 //! (Redis Streams and an embedded SQLite file) with the same semantics, so the
 //! worker, `emit`, `replay` and `status` never know which one they talk to.
 //!
@@ -14,7 +14,14 @@
 //! - a delivery that gave up goes to the **dead letters**;
 //! - every settlement (acknowledgements, finished retries, new retries, dead
 //!   letters) is written atomically, all or nothing.
+//!
+//! The seam is split by who calls it: [`Producer`] (`emit`), [`Consumer`]
+//! (the worker's claim, settle and renew) and [`Admin`] (`status`, `replay`,
+//! housekeeping); [`Queue`] is all three. Backends store and fetch; what a
+//! stored entry or retry *is* (event, delivery or poison, and why) is
+//! decided once, in [`entry`].
 
+pub mod entry;
 pub mod redis;
 pub mod sqlite;
 
@@ -23,6 +30,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::event::Event;
+pub use entry::RawEntry;
 
 /// Why a queue operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -223,12 +231,15 @@ pub struct Stats {
     pub dead: Vec<(String, String, u64)>,
 }
 
-/// The operations every backend provides. Each call is one round trip or one
-/// transaction where the backend allows it.
-pub trait Queue: Send {
+/// What every backend says about itself, whoever calls it.
+pub trait Describe: Send {
     /// Where this queue lives, safe to print (no password).
     fn describe(&self) -> String;
+}
 
+/// The producing side: `emit` and anything that appends events. Each call is
+/// one round trip or one transaction where the backend allows it.
+pub trait Producer: Describe {
     /// Appends events to the stream, in order, in one batch.
     fn append(&mut self, events: &[Event]) -> Result<()>;
 
@@ -240,15 +251,31 @@ pub trait Queue: Send {
         event: &Event,
         ttl: Duration,
     ) -> Result<Option<String>>;
+}
+
+/// The worker's side: claiming, settling and renewing, the hot path.
+pub trait Consumer: Describe {
+    /// Entries claimed earlier by `consumer` and never settled, as stored:
+    /// what [`Consumer::recover`] decodes.
+    fn recover_raw(&mut self, consumer: &str) -> Result<Vec<RawEntry>>;
+
+    /// Claims up to `count` entries for `consumer`, as stored: what
+    /// [`Consumer::claim`] decodes.
+    fn claim_raw(&mut self, consumer: &str, count: usize, block: Duration)
+    -> Result<Vec<RawEntry>>;
 
     /// Entries claimed earlier by `consumer` and never settled: a restarted
     /// worker finishes these first.
-    fn recover(&mut self, consumer: &str) -> Result<Vec<StreamEntry>>;
+    fn recover(&mut self, consumer: &str) -> Result<Vec<StreamEntry>> {
+        Ok(decode_all(self.recover_raw(consumer)?))
+    }
 
     /// Claims up to `count` entries for `consumer`: entries of any consumer
     /// idle longer than the claim lease first, then new ones, waiting up to
     /// `block` for new ones when there are none.
-    fn claim(&mut self, consumer: &str, count: usize, block: Duration) -> Result<Vec<StreamEntry>>;
+    fn claim(&mut self, consumer: &str, count: usize, block: Duration) -> Result<Vec<StreamEntry>> {
+        Ok(decode_all(self.claim_raw(consumer, count, block)?))
+    }
 
     /// Claims up to `count` retries due at `now_ms`, leasing each for the
     /// claim lease (it comes back if never settled). When `only` is not
@@ -275,10 +302,17 @@ pub trait Queue: Send {
     /// Gives up the consumer name, if `holder` still holds it.
     fn release_consumer(&mut self, consumer: &str, holder: &str) -> Result<()>;
 
+    /// Forgets `consumer` (a worker that stopped) if it holds nothing, so
+    /// `status` lists only workers that matter.
+    fn leave(&mut self, consumer: &str) -> Result<()>;
+
     /// What is left to do. When `only` is not empty, retries count only
     /// those to the named destinations.
     fn backlog(&mut self, only: &[String]) -> Result<Backlog>;
+}
 
+/// The operator's side: `status`, `replay` and housekeeping.
+pub trait Admin: Describe {
     /// Events of the stream with `from_ms <= ts < until_ms`, selected by
     /// `ts` exactly however long before or after it they were written,
     /// passed to `visit` in batches (SQLite in `ts` order, Redis in write
@@ -304,14 +338,22 @@ pub trait Queue: Send {
     /// The health of the pipeline.
     fn stats(&mut self) -> Result<Stats>;
 
-    /// Forgets `consumer` (a worker that stopped) if it holds nothing, so
-    /// `status` lists only workers that matter.
-    fn leave(&mut self, consumer: &str) -> Result<()>;
-
     /// Removes stream history written before `before_ms` (by write time,
     /// not `ts`), never an entry that is unread or pending nor any after it.
     /// Returns how many entries were removed.
     fn trim(&mut self, before_ms: i64) -> Result<u64>;
+}
+
+/// All three sides at once, for callers that need them all (the worker
+/// trims and requeues as well as claims) and for opening a queue whose
+/// caller picks the side it needs.
+pub trait Queue: Producer + Consumer + Admin {}
+
+impl<T: Producer + Consumer + Admin + ?Sized> Queue for T {}
+
+/// Decides, above the backends, what each claimed entry is.
+fn decode_all(raw: Vec<RawEntry>) -> Vec<StreamEntry> {
+    raw.into_iter().map(StreamEntry::from).collect()
 }
 
 /// The backends' shared tuning.

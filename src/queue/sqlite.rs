@@ -6,7 +6,6 @@
 //! "database is locked", and `BEGIN IMMEDIATE` for every write so two
 //! connections never both hold a read lock and then deadlock upgrading it.
 
-use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -18,12 +17,13 @@ use rusqlite::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::entry::{self, RawEntry};
 use super::{
-    Backlog, ConsumerHeld, ConsumerStats, DeadLetter, Delivery, Poison, Queue, QueueError,
-    QueueOptions, Result, RetryClaim, Settlement, Stats, StoredDeadLetter, StreamEntry,
+    Admin, Backlog, Consumer, ConsumerHeld, ConsumerStats, DeadLetter, Delivery, Describe,
+    Producer, QueueError, QueueOptions, Result, RetryClaim, Settlement, Stats, StoredDeadLetter,
     UnavailableReason,
 };
-use crate::event::{Event, derived_id, now_ms};
+use crate::event::{Event, now_ms};
 
 /// How long a statement waits for another process's write to finish. Long
 /// enough for any real transaction here (they take microseconds to
@@ -177,7 +177,7 @@ impl SqliteQueue {
 
     /// Claims up to `count` claimable entries for `consumer`, or with
     /// `recovering` re-leases every entry it already holds; oldest first.
-    fn take(&mut self, consumer: &str, count: usize, recovering: bool) -> Result<Vec<StreamEntry>> {
+    fn take(&mut self, consumer: &str, count: usize, recovering: bool) -> Result<Vec<RawEntry>> {
         let lease_ms = self.lease_ms;
         self.write(|tx| {
             let now = now_ms();
@@ -188,14 +188,14 @@ impl SqliteQueue {
             let sql = if recovering {
                 "UPDATE stream SET lease_until = ?2
                  WHERE state < 2 AND state = 1 AND consumer = ?1
-                 RETURNING seq, id, type, ts, ts_ms, payload"
+                 RETURNING seq, id, type, ts, ts_ms, payload, written_ms"
             } else {
                 "UPDATE stream SET state = 1, consumer = ?1, lease_until = ?2
                  WHERE seq IN (
                      SELECT seq FROM stream
                      WHERE state < 2 AND (state = 0 OR lease_until < ?3)
                      ORDER BY seq LIMIT ?4)
-                 RETURNING seq, id, type, ts, ts_ms, payload"
+                 RETURNING seq, id, type, ts, ts_ms, payload, written_ms"
             };
             let mut stmt = tx.prepare_cached(sql)?;
             let mut rows = if recovering {
@@ -205,13 +205,13 @@ impl SqliteQueue {
             };
             let mut taken = Vec::new();
             while let Some(row) = rows.next()? {
-                taken.push(RawEntry::from_row(row)?);
+                taken.push(Row::from_row(row)?);
             }
             drop(rows);
             touch(tx, consumer, now)?;
             // RETURNING gives rows in no promised order.
-            taken.sort_by_key(|raw| raw.seq);
-            Ok(taken.into_iter().map(RawEntry::into_entry).collect())
+            taken.sort_by_key(|row| row.seq);
+            Ok(taken.into_iter().map(|row| row.raw).collect())
         })
     }
 }
@@ -357,112 +357,60 @@ fn only_param(only: &[String]) -> Option<String> {
     (!only.is_empty()).then(|| serde_json::Value::from(only.to_vec()).to_string())
 }
 
-/// A stream entry as stored: every column kept as whatever SQLite holds, so
+/// A stream row as stored: every column kept as whatever SQLite holds, so
 /// a row written by other means decodes into poison instead of failing the
 /// whole claim.
-struct RawEntry {
+struct Row {
     seq: i64,
-    id: Value,
-    kind: Value,
-    ts: Value,
+    /// As stored (a hand-written row may hold a REAL): `history` pages by it.
     ts_ms: Value,
-    payload: Value,
+    raw: RawEntry,
 }
 
-impl RawEntry {
-    /// Reads the columns `seq, id, type, ts, ts_ms, payload`.
-    fn from_row(row: &rusqlite::Row) -> rusqlite::Result<RawEntry> {
-        Ok(RawEntry {
-            seq: row.get(0)?,
-            id: row.get(1)?,
-            kind: row.get(2)?,
-            ts: row.get(3)?,
-            ts_ms: row.get(4)?,
-            payload: row.get(5)?,
-        })
-    }
-
-    fn into_entry(self) -> StreamEntry {
-        StreamEntry {
-            key: self.seq.to_string(),
-            event: self.decode(),
-        }
-    }
-
-    fn decode(self) -> std::result::Result<Event, Poison> {
-        let poison = |reason: String| Poison {
-            raw: self.raw(),
-            reason,
-        };
-        let Some(kind) = text(&self.kind) else {
-            return Err(poison("the entry has no text 'type'".into()));
-        };
-        let Some(ts) = text(&self.ts) else {
-            return Err(poison("the entry has no text 'ts'".into()));
-        };
-        let Some(payload_text) = text(&self.payload) else {
-            return Err(poison("the entry has no text 'payload'".into()));
-        };
-        let payload = match serde_json::from_str::<serde_json::Value>(&payload_text) {
-            Ok(serde_json::Value::Object(payload)) => payload,
-            Ok(_) => return Err(poison("the payload is not a JSON object".into())),
-            Err(e) => return Err(poison(format!("the payload is not JSON: {e}"))),
-        };
-        // An entry inserted without an id gets one derived from its position,
-        // so every retry and replay of it carries the same id.
-        let id = match text(&self.id) {
-            Some(id) => id.into_owned(),
-            None => {
-                let ms = match self.ts_ms {
-                    Value::Integer(ms) => ms.max(0) as u64,
-                    _ => 0,
-                };
-                derived_id(ms, self.seq.max(0) as u64)
+impl Row {
+    /// Reads the columns `seq, id, type, ts, ts_ms, payload, written_ms`.
+    fn from_row(row: &rusqlite::Row) -> rusqlite::Result<Row> {
+        let seq: i64 = row.get(0)?;
+        let ts_ms: Value = row.get(4)?;
+        let written: Value = row.get(6)?;
+        let mut fields = Vec::with_capacity(4);
+        for (name, column) in [("id", 1), ("type", 2), ("ts", 3), ("payload", 5)] {
+            if let Some(text) = text(&row.get::<_, Value>(column)?) {
+                fields.push((name.to_owned(), text));
             }
-        };
-        let event = Event {
-            id,
-            kind: kind.into_owned(),
-            ts: ts.into_owned(),
-            payload,
-        };
-        // The same rule, and the same reason, as the Redis backend's decoder.
-        event.check_tokens().map_err(|e| poison(e.to_string()))?;
-        Ok(event)
-    }
-
-    /// The row as JSON text, for the dead letter of a poison entry.
-    fn raw(&self) -> String {
-        serde_json::json!({
-            "seq": self.seq,
-            "id": json_value(&self.id),
-            "type": json_value(&self.kind),
-            "ts": json_value(&self.ts),
-            "ts_ms": json_value(&self.ts_ms),
-            "payload": json_value(&self.payload),
+        }
+        // A row inserted by hand may lack its write time; its `ts` is the
+        // best estimate there is.
+        let written_ms = [&written, &ts_ms]
+            .into_iter()
+            .find_map(|v| match v {
+                Value::Integer(ms) => Some(*ms),
+                Value::Real(ms) => Some(*ms as i64),
+                _ => None,
+            })
+            .unwrap_or(0);
+        Ok(Row {
+            seq,
+            ts_ms,
+            raw: RawEntry {
+                key: seq.to_string(),
+                written_ms: written_ms.max(0) as u64,
+                seq: seq.max(0) as u64,
+                fields: Some(fields),
+            },
         })
-        .to_string()
     }
 }
 
-/// A column as text when it has any text form at all.
-fn text(value: &Value) -> Option<Cow<'_, str>> {
+/// A column as text when it is not NULL; bytes that are not UTF-8 are
+/// replaced, as Redis replies are.
+fn text(value: &Value) -> Option<String> {
     match value {
-        Value::Text(s) => Some(Cow::Borrowed(s)),
-        Value::Integer(i) => Some(Cow::Owned(i.to_string())),
-        Value::Real(f) => Some(Cow::Owned(f.to_string())),
-        Value::Blob(b) => std::str::from_utf8(b).ok().map(Cow::Borrowed),
+        Value::Text(s) => Some(s.clone()),
+        Value::Integer(i) => Some(i.to_string()),
+        Value::Real(f) => Some(f.to_string()),
+        Value::Blob(b) => Some(String::from_utf8_lossy(b).into_owned()),
         Value::Null => None,
-    }
-}
-
-fn json_value(value: &Value) -> serde_json::Value {
-    match value {
-        Value::Null => serde_json::Value::Null,
-        Value::Integer(i) => (*i).into(),
-        Value::Real(f) => (*f).into(),
-        Value::Text(s) => s.clone().into(),
-        Value::Blob(b) => String::from_utf8_lossy(b).into_owned().into(),
     }
 }
 
@@ -530,11 +478,13 @@ fn classify(path: &Path, e: rusqlite::Error) -> QueueError {
     }
 }
 
-impl Queue for SqliteQueue {
+impl Describe for SqliteQueue {
     fn describe(&self) -> String {
         format!("sqlite {}", self.path.display())
     }
+}
 
+impl Producer for SqliteQueue {
     fn append(&mut self, events: &[Event]) -> Result<()> {
         if events.is_empty() {
             return Ok(());
@@ -565,12 +515,19 @@ impl Queue for SqliteQueue {
             Ok(None)
         })
     }
+}
 
-    fn recover(&mut self, consumer: &str) -> Result<Vec<StreamEntry>> {
+impl Consumer for SqliteQueue {
+    fn recover_raw(&mut self, consumer: &str) -> Result<Vec<RawEntry>> {
         self.take(consumer, usize::MAX, true)
     }
 
-    fn claim(&mut self, consumer: &str, count: usize, block: Duration) -> Result<Vec<StreamEntry>> {
+    fn claim_raw(
+        &mut self,
+        consumer: &str,
+        count: usize,
+        block: Duration,
+    ) -> Result<Vec<RawEntry>> {
         if count == 0 {
             return Ok(Vec::new());
         }
@@ -607,19 +564,19 @@ impl Queue for SqliteQueue {
         let lease_ms = self.lease_ms;
         let only = only_param(only);
         self.write(|tx| {
-            let due: Vec<(String, String, String)> = tx
+            let due: Vec<(String, String)> = tx
                 .prepare_cached(&format!(
-                    "SELECT token, dest, delivery FROM retry WHERE due_ms <= ?1 AND {}
+                    "SELECT token, delivery FROM retry WHERE due_ms <= ?1 AND {}
                      ORDER BY due_ms LIMIT ?2",
                     only_dest("?3")
                 ))?
                 .query_map(params![now_ms, clamp(count), only], |row| {
-                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                    Ok((row.get(0)?, row.get(1)?))
                 })?
                 .collect::<rusqlite::Result<_>>()?;
             let mut claims = Vec::with_capacity(due.len());
-            for (token, dest, json) in due {
-                match from_json::<Delivery>(&json) {
+            for (token, json) in due {
+                match entry::decode_retry(Some(&json)) {
                     Ok(delivery) => {
                         // The lease is the due time: if this claim is never
                         // settled the retry simply falls due again.
@@ -627,19 +584,11 @@ impl Queue for SqliteQueue {
                             .execute(params![token, now_ms.saturating_add(lease_ms)])?;
                         claims.push(RetryClaim { token, delivery });
                     }
-                    Err(reason) => {
+                    Err(why) => {
                         // A retry nobody can decode would otherwise come back
                         // forever; it goes where undeliverable things go.
-                        insert_dead(
-                            tx,
-                            &DeadLetter {
-                                event: Err(json.clone()),
-                                dest,
-                                attempts: 0,
-                                error: format!("the retry {token:?} cannot be decoded: {reason}"),
-                                at_ms: now_ms,
-                            },
-                        )?;
+                        let letter = entry::broken_retry_letter(&token, Some(&json), &why, now_ms);
+                        insert_dead(tx, &letter)?;
                         tx.prepare_cached("DELETE FROM retry WHERE token = ?1")?
                             .execute([&token])?;
                     }
@@ -699,17 +648,6 @@ impl Queue for SqliteQueue {
         })
     }
 
-    fn leave(&mut self, consumer: &str) -> Result<()> {
-        self.write(|tx| {
-            tx.execute(
-                "DELETE FROM consumers WHERE name = ?1
-                 AND NOT EXISTS (SELECT 1 FROM stream WHERE state = 1 AND consumer = ?1)",
-                [consumer],
-            )
-            .map(|_| ())
-        })
-    }
-
     fn hold_consumer(&mut self, consumer: &str, holder: &str, lease: Duration) -> Result<()> {
         let lease_ms = duration_ms(lease);
         let held = self.write(|tx| {
@@ -751,6 +689,17 @@ impl Queue for SqliteQueue {
         })
     }
 
+    fn leave(&mut self, consumer: &str) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "DELETE FROM consumers WHERE name = ?1
+                 AND NOT EXISTS (SELECT 1 FROM stream WHERE state = 1 AND consumer = ?1)",
+                [consumer],
+            )
+            .map(|_| ())
+        })
+    }
+
     fn backlog(&mut self, only: &[String]) -> Result<Backlog> {
         let only = only_param(only);
         self.read(|tx| {
@@ -774,7 +723,9 @@ impl Queue for SqliteQueue {
             })
         })
     }
+}
 
+impl Admin for SqliteQueue {
     fn history(
         &mut self,
         from_ms: i64,
@@ -787,13 +738,13 @@ impl Queue for SqliteQueue {
         loop {
             let rows = self.read(|tx| {
                 tx.prepare_cached(
-                    "SELECT seq, id, type, ts, ts_ms, payload FROM stream
+                    "SELECT seq, id, type, ts, ts_ms, payload, written_ms FROM stream
                      WHERE ts_ms >= ?1 AND ts_ms < ?2 AND (ts_ms, seq) > (?3, ?4)
                      ORDER BY ts_ms, seq LIMIT ?5",
                 )?
                 .query_map(
                     params![from_ms, until_ms, &after.0, after.1, HISTORY_BATCH],
-                    RawEntry::from_row,
+                    Row::from_row,
                 )?
                 .collect::<rusqlite::Result<Vec<_>>>()
             })?;
@@ -805,7 +756,7 @@ impl Queue for SqliteQueue {
             // Poison cannot be replayed; claim already dead-lettered it.
             let events: Vec<Event> = rows
                 .into_iter()
-                .filter_map(|raw| raw.decode().ok())
+                .filter_map(|row| entry::decode(&row.raw).ok())
                 .collect();
             if !events.is_empty() && !visit(events) {
                 return Ok(());
@@ -875,20 +826,12 @@ impl Queue for SqliteQueue {
             let length: i64 = tx.query_row("SELECT count(*) FROM stream", [], |row| row.get(0))?;
             let end = |order: &str| {
                 tx.query_row(
-                    &format!("SELECT seq, id, ts, ts_ms FROM stream ORDER BY seq {order} LIMIT 1"),
+                    &format!(
+                        "SELECT seq, id, type, ts, ts_ms, payload, written_ms FROM stream
+                         ORDER BY seq {order} LIMIT 1"
+                    ),
                     [],
-                    |row| {
-                        let seq: i64 = row.get(0)?;
-                        let id: Value = row.get(1)?;
-                        let ts: Value = row.get(2)?;
-                        let ms = match row.get(3)? {
-                            Value::Integer(ms) => ms.max(0) as u64,
-                            _ => 0,
-                        };
-                        let id = text(&id)
-                            .map_or_else(|| derived_id(ms, seq.max(0) as u64), Cow::into_owned);
-                        Ok((id, text(&ts).map(Cow::into_owned).unwrap_or_default()))
-                    },
+                    |row| Ok(entry::identity(&Row::from_row(row)?.raw)),
                 )
                 .optional()
             };
@@ -1111,7 +1054,7 @@ mod tests {
         let mut stmt = queue
             .conn
             .prepare(
-                "INSERT INTO stream (id, type, ts, ts_ms, payload) VALUES (?1, 'x', '', ?2, '{}')",
+                "INSERT INTO stream (id, type, ts, ts_ms, payload) VALUES (?1, 'x', '2026-01-01T00:00:00Z', ?2, '{}')",
             )
             .unwrap();
         for n in 0..HISTORY_BATCH + 5 {

@@ -47,6 +47,15 @@ impl RedisServer {
         RedisServer::launch(true, &[])
     }
 
+    /// An in-memory server that starts from a copy of the RDB snapshot
+    /// `rdb` (a queue written by an earlier release, say); the file itself
+    /// is never written.
+    pub fn start_from_snapshot(rdb: &Path) -> RedisServer {
+        let name = rdb.file_name().expect("a snapshot file name");
+        let name = name.to_str().expect("a UTF-8 snapshot file name");
+        RedisServer::launch_seeded(false, &["--dbfilename", name], Some(rdb))
+    }
+
     /// `redis://127.0.0.1:PORT`
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
@@ -180,11 +189,20 @@ impl RedisServer {
     }
 
     fn launch(persistent: bool, extra: &[&str]) -> RedisServer {
+        RedisServer::launch_seeded(persistent, extra, None)
+    }
+
+    /// Like `launch`, with `seed` copied into the server's directory first.
+    fn launch_seeded(persistent: bool, extra: &[&str], seed: Option<&Path>) -> RedisServer {
         let extra: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
         let dir = tempfile::Builder::new()
             .prefix("events-redis-")
             .tempdir()
             .expect("create a temporary directory for redis-server");
+        if let Some(seed) = seed {
+            let to = dir.path().join(seed.file_name().expect("a file name"));
+            std::fs::copy(seed, to).expect("copy the seed file for redis-server");
+        }
         // The port is free when picked but could be taken before redis-server binds it, so a
         // start that fails on "Address already in use" is retried with another port.
         const ATTEMPTS: usize = 5;
