@@ -5,18 +5,18 @@
 //! itself. Slow lanes never hold up other destinations' lanes.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, Sender};
 
+use super::stop::Stop;
 use super::{Job, Report};
 use crate::dest::{Attempt, Destination, Item};
 
 /// A `Retry-After` up to this long is waited out in the lane; a longer one
 /// goes back to the retry set.
 const INLINE_WAIT: Duration = Duration::from_secs(10);
-const POLL: Duration = Duration::from_millis(50);
 
 /// How far behind a destination's lanes are, for the reader to park its
 /// deliveries when it is too far behind: when the last delivery a lane took
@@ -59,11 +59,12 @@ pub struct Lane {
     pub jobs: Receiver<Job>,
     pub lag: Arc<Lag>,
     pub reports: Sender<Report>,
-    pub stop: Arc<AtomicBool>,
+    pub stop: Stop,
 }
 
 impl Lane {
-    /// Runs until the job channel closes.
+    /// Runs until the job channel closes. Waits only on its jobs and, when
+    /// pacing or rate limited, on a deadline or the stop request.
     pub fn run(self) {
         let limit = self.dest.batch_limit();
         let mut carry: Option<Job> = None;
@@ -74,10 +75,11 @@ impl Lane {
             }
             let first = match carry.take() {
                 Some(job) => job,
-                None => match self.jobs.recv_timeout(POLL) {
+                // The reader stops and drops the senders on a stop request:
+                // this wakes to drain what is queued, then returns.
+                None => match self.jobs.recv() {
                     Ok(job) => job,
-                    Err(RecvTimeoutError::Timeout) => continue,
-                    Err(RecvTimeoutError::Disconnected) => return,
+                    Err(_) => return,
                 },
             };
             self.lag.took(&first);
@@ -135,7 +137,7 @@ impl Lane {
     }
 
     fn stopping(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
+        self.stop.requested()
     }
 
     /// Deliveries not started when the worker stops go back to the retry set,
@@ -150,12 +152,6 @@ impl Lane {
     }
 
     fn sleep_until(&self, deadline: Instant) {
-        while !self.stopping() {
-            let now = Instant::now();
-            if now >= deadline {
-                return;
-            }
-            std::thread::sleep((deadline - now).min(POLL));
-        }
+        self.stop.wait_until(deadline);
     }
 }

@@ -18,9 +18,10 @@ const GIVE_UP_AFTER: Duration = Duration::from_secs(30);
 const LINGER: Duration = Duration::from_millis(5);
 const BATCH: usize = 1000;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::{Receiver, select};
 
 use super::retry::RetryPolicy;
+use super::wake::Wake;
 use super::{Job, Origin, Report};
 use crate::dest::Attempt;
 use crate::event::now_ms;
@@ -52,6 +53,8 @@ pub struct Settler {
     pub held: Arc<super::held::Held>,
     /// How long a stopping worker keeps trying to reach a lost queue.
     pub give_up_after: Duration,
+    /// Tells the reader of freed window slots and newly scheduled retries.
+    pub wake: Arc<Wake>,
 }
 
 /// `GIVE_UP_AFTER`, or the claim lease when that is shorter.
@@ -64,6 +67,9 @@ impl Settler {
     /// Returns false when, after the reader stopped, the queue stayed
     /// unreachable past `give_up_after`: the unsettled entries stay claimed
     /// and come back to the next worker.
+    ///
+    /// Waits only on reports, and on a deadline while a failed settle waits
+    /// to be tried again (outcomes arriving meanwhile join it).
     pub fn run(mut self) -> bool {
         let mut entries: HashMap<String, EntryState> = HashMap::new();
         let mut pending = Settlement::default();
@@ -71,26 +77,34 @@ impl Settler {
         let mut closed = false;
         let mut failing_since: Option<Instant> = None;
         let mut backoff = Duration::from_millis(100);
+        // When a failed settle is tried again.
+        let mut again_at: Option<Instant> = None;
         while !closed || !pending.is_empty() {
             if !closed {
-                match self.reports.recv_timeout(Duration::from_millis(20)) {
-                    Ok(report) => {
-                        settled_units += self.apply(report, &mut entries, &mut pending);
-                        // Linger a moment for more: one settle of hundreds of
-                        // outcomes costs about what one of a few does.
-                        let until = Instant::now() + LINGER;
-                        while settled_units < BATCH {
-                            let Ok(report) = self.reports.recv_deadline(until) else {
-                                break;
-                            };
+                let again = again_at.map_or_else(crossbeam_channel::never, crossbeam_channel::at);
+                select! {
+                    recv(self.reports) -> report => match report {
+                        Ok(report) => {
                             settled_units += self.apply(report, &mut entries, &mut pending);
+                            // Linger a moment for more: one settle of hundreds
+                            // of outcomes costs about what one of a few does.
+                            let until = Instant::now() + LINGER;
+                            while settled_units < BATCH {
+                                let Ok(report) = self.reports.recv_deadline(until) else {
+                                    break;
+                                };
+                                settled_units += self.apply(report, &mut entries, &mut pending);
+                            }
                         }
-                    }
-                    Err(RecvTimeoutError::Timeout) => {}
-                    Err(RecvTimeoutError::Disconnected) => closed = true,
+                        Err(_) => closed = true,
+                    },
+                    recv(again) -> _ => {}
                 }
+            } else if let Some(at) = again_at {
+                // Nothing more can arrive: only the failed settle is left.
+                std::thread::sleep(at.saturating_duration_since(Instant::now()));
             }
-            if pending.is_empty() {
+            if pending.is_empty() || again_at.is_some_and(|at| Instant::now() < at) {
                 continue;
             }
             match self.queue.settle(&self.consumer, &pending) {
@@ -102,10 +116,15 @@ impl Settler {
                         );
                     }
                     backoff = Duration::from_millis(100);
+                    again_at = None;
                     self.held.release(&pending);
+                    if let Some(due) = pending.retries.iter().map(|(_, due)| *due).min() {
+                        self.wake.scheduled(due);
+                    }
                     pending = Settlement::default();
                     self.inflight.fetch_sub(settled_units, Ordering::SeqCst);
                     settled_units = 0;
+                    self.wake.freed();
                 }
                 Err(e) => {
                     let since = *failing_since.get_or_insert_with(|| {
@@ -121,7 +140,7 @@ impl Settler {
                         );
                         return false;
                     }
-                    std::thread::sleep(backoff);
+                    again_at = Some(Instant::now() + backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }
