@@ -1099,6 +1099,40 @@ mod tests {
         assert!(!retries.contains("TEMP B-TREE"), "{retries}");
     }
 
+    /// A blocked claim looks at `PRAGMA data_version` only, which moves
+    /// when another connection (an `emit`, the settler) commits and not on
+    /// this connection's own writes.
+    #[test]
+    fn a_blocked_claim_wakes_on_another_connections_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db");
+        let mut worker = SqliteQueue::open(&path, QueueOptions::default()).unwrap();
+        let mut emitter = SqliteQueue::open(&path, QueueOptions::default()).unwrap();
+        let before = worker.data_version().unwrap();
+        emitter
+            .append(&[Event::new("user.signup", Default::default())])
+            .unwrap();
+        let after = worker.data_version().unwrap();
+        assert_ne!(before, after, "another connection committed");
+        assert_eq!(worker.claim("w", 10, Duration::ZERO).unwrap().len(), 1);
+        assert_eq!(
+            worker.data_version().unwrap(),
+            after,
+            "own writes do not count"
+        );
+
+        let appending = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            emitter
+                .append(&[Event::new("user.signup", Default::default())])
+                .unwrap();
+        });
+        // A long block (a hang guard only): the append ends it.
+        let claimed = worker.claim("w", 10, Duration::from_secs(60)).unwrap();
+        assert_eq!(claimed.len(), 1);
+        appending.join().unwrap();
+    }
+
     #[test]
     fn read_only_store_is_unavailable_and_named() {
         let dir = tempfile::tempdir().unwrap();

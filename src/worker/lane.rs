@@ -155,3 +155,75 @@ impl Lane {
         self.stop.wait_until(deadline);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Event;
+    use crate::worker::Origin;
+
+    /// Delivers everything, then asks for an hour between sends.
+    struct Paced;
+
+    impl Destination for Paced {
+        fn name(&self) -> &str {
+            "paced"
+        }
+        fn prepare(&self, _: &Event) -> Result<String, String> {
+            Ok(String::new())
+        }
+        fn pacing(&self) -> Option<Duration> {
+            Some(Duration::from_secs(3600))
+        }
+        fn send(&self, _: &[Item]) -> Attempt {
+            Attempt::Delivered
+        }
+    }
+
+    fn job(key: &str) -> Job {
+        Job {
+            origin: Origin::Entry(key.into()),
+            item: Item {
+                event: Arc::new(Event::new("user.signup", Default::default())),
+                body: String::new(),
+            },
+            attempts: 0,
+            queued_at: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn a_stop_wakes_a_pacing_lane_which_hands_back_what_it_had_not_sent() {
+        let (job_tx, jobs) = crossbeam_channel::unbounded();
+        let (reports, report_rx) = crossbeam_channel::unbounded();
+        let stop = Stop::default();
+        let lane = Lane {
+            dest: Arc::new(Paced),
+            index: 0,
+            jobs,
+            lag: Arc::new(Lag::default()),
+            reports,
+            stop: stop.clone(),
+        };
+        let running = std::thread::spawn(move || lane.run());
+        job_tx.send(job("1-0")).unwrap();
+        job_tx.send(job("2-0")).unwrap();
+        // Only a hang guard: the lane now waits out its hour of pacing.
+        let guard = Duration::from_secs(60);
+        let Ok(Report::Sent { attempt, .. }) = report_rx.recv_timeout(guard) else {
+            panic!("the first job is sent");
+        };
+        assert!(matches!(attempt, Attempt::Delivered));
+        stop.request();
+        drop(job_tx);
+        let Ok(Report::Sent { jobs, attempt, .. }) = report_rx.recv_timeout(guard) else {
+            panic!("the stop ends the pacing wait");
+        };
+        assert!(matches!(&jobs[0].origin, Origin::Entry(key) if key == "2-0"));
+        assert!(
+            matches!(&attempt, Attempt::Deferred(wait, _) if wait.is_zero()),
+            "handed back, due now, no attempt spent"
+        );
+        running.join().unwrap();
+    }
+}

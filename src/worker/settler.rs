@@ -329,3 +329,55 @@ fn short(d: Duration) -> String {
         humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Event;
+    use crate::queue::QueueOptions;
+    use crate::queue::sqlite::SqliteQueue;
+
+    #[test]
+    fn a_written_settlement_frees_the_window_and_wakes_the_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.db");
+        let mut queue = SqliteQueue::open(&path, QueueOptions::default()).unwrap();
+        queue
+            .append(&[Event::new("user.signup", Default::default())])
+            .unwrap();
+        let key = queue.claim("w", 10, Duration::ZERO).unwrap()[0].key.clone();
+        let (reports, report_rx) = crossbeam_channel::unbounded();
+        let wake = Arc::new(Wake::default());
+        let inflight = Arc::new(AtomicUsize::new(1));
+        let settler = Settler {
+            queue: Box::new(queue),
+            consumer: "w".into(),
+            reports: report_rx,
+            dests: Vec::new(),
+            inflight: Arc::clone(&inflight),
+            held: Arc::default(),
+            give_up_after: GIVE_UP_AFTER,
+            wake: Arc::clone(&wake),
+        };
+        let running = std::thread::spawn(move || settler.run());
+        // An entry no destination is routed to is acknowledged at once.
+        reports
+            .send(Report::Entry {
+                key: key.clone(),
+                deliveries: 0,
+            })
+            .unwrap();
+        // Only a hang guard: the wake-up comes once the settle is written.
+        wake.freed_signal()
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the reader is woken");
+        assert_eq!(inflight.load(Ordering::SeqCst), 0);
+        drop(reports);
+        assert!(running.join().unwrap(), "everything was recorded");
+        let mut queue = SqliteQueue::open(&path, QueueOptions::default()).unwrap();
+        assert!(
+            queue.recover("w").unwrap().is_empty(),
+            "{key} was acknowledged"
+        );
+    }
+}
