@@ -12,6 +12,12 @@
 //! Stopping (SIGINT/SIGTERM) stops the reader; lanes finish what they are
 //! sending and hand back what they had not started; the settler writes it
 //! all; then `run` returns.
+//!
+//! Nothing sleeps to wait for work, which would add its sleep to every
+//! event's latency: the reader blocks in the queue's read while its window
+//! has room (a new entry ends the wait at once) and otherwise waits for the
+//! settler to free slots ([`wake`]); lanes and the settler wait on their
+//! channels; a stop request wakes every one of them ([`stop`]).
 
 pub mod held;
 pub mod lane;
@@ -348,11 +354,11 @@ impl Reader<'_> {
             }
             let room = self.room();
             if room == 0 {
-                self.wait_for_room(timers.next());
+                self.wait_for_room(timers.next(false));
                 continue;
             }
             let busy = self.inflight.load(Ordering::SeqCst) > 0;
-            let block = read_wait(Instant::now(), timers.next(), burst, busy);
+            let block = read_wait(Instant::now(), timers.next(true), burst, busy);
             let entries =
                 self.until_available(|q| q.claim(&consumer, room.min(CLAIM_BATCH), block))?;
             let Some(entries) = entries else { continue };
@@ -363,7 +369,7 @@ impl Reader<'_> {
             }
             if busy {
                 // Nothing new: what is left is in flight.
-                self.wait_for_room(timers.next());
+                self.wait_for_room(timers.next(true));
             } else if self.finished()? {
                 log::debug!("nothing new, pending or scheduled for retry: stopping (--burst)");
                 break;
@@ -705,8 +711,11 @@ struct Timers {
 }
 
 impl Timers {
-    fn next(&self) -> Instant {
-        self.renewal.min(self.trim).min(self.retries)
+    /// The next chore; due retries count only with `room` to claim them
+    /// (otherwise a full window would spin on a retry look it cannot make).
+    fn next(&self, room: bool) -> Instant {
+        let next = self.renewal.min(self.trim);
+        if room { next.min(self.retries) } else { next }
     }
 }
 
@@ -868,7 +877,8 @@ mod tests {
             trim: now + Duration::from_secs(600),
             retries: now + Duration::from_millis(300),
         };
-        assert_eq!(timers.next(), now + Duration::from_millis(300));
+        assert_eq!(timers.next(true), now + Duration::from_millis(300));
+        assert_eq!(timers.next(false), now + Duration::from_secs(20));
     }
 
     #[test]
