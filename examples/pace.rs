@@ -11,6 +11,8 @@
 //! cargo run --release --example pace -- --redis redis://127.0.0.1:6379 --rate 1000 --seconds 20
 //! # the floor: POST the same bodies straight to the sink
 //! cargo run --release --example pace -- --post http://127.0.0.1:8099/hook --rate 1000 --seconds 20
+//! # the embedded store: append to the SQLite file a worker reads
+//! cargo run --release --example pace -- --sqlite /tmp/events.db --rate 1000 --seconds 20
 //! ```
 //!
 //! The first `--warmup` seconds (default 1) send events without a stamp:
@@ -26,6 +28,8 @@ enum Target {
     },
     /// `POST` the event's JSON to this URL.
     Post { agent: ureq::Agent, url: String },
+    /// Append to the SQLite store, as `events emit` does.
+    Sqlite(Box<dyn events::queue::Queue>),
 }
 
 struct Args {
@@ -82,6 +86,12 @@ fn send(target: &mut Target, i: u64, stamp: Option<u64>) {
                 .query(conn)
                 .unwrap_or_else(|e| fail(&format!("XADD failed: {e}")));
         }
+        Target::Sqlite(queue) => {
+            let payload = payload.as_object().cloned().unwrap_or_default();
+            queue
+                .append(&[events::Event::new("user.signup", payload)])
+                .unwrap_or_else(|e| fail(&format!("append failed: {e}")));
+        }
         Target::Post { agent, url } => {
             let body = serde_json::json!({
                 "id": format!("01M8E5ZRP75JG2727K{i:08}"),
@@ -107,6 +117,7 @@ fn now_us() -> u64 {
 
 fn parse_args() -> Args {
     let (mut redis_url, mut post, mut stream) = (None, None, "{events}:stream".to_owned());
+    let mut sqlite = None;
     let (mut rate, mut seconds, mut warmup) = (1000.0, 10.0, 1.0);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -123,6 +134,7 @@ fn parse_args() -> Args {
         match arg.as_str() {
             "--redis" => redis_url = Some(value),
             "--post" => post = Some(value),
+            "--sqlite" => sqlite = Some(std::path::PathBuf::from(value)),
             "--stream" => stream = value,
             "--rate" => rate = number(),
             "--seconds" => seconds = number(),
@@ -133,8 +145,8 @@ fn parse_args() -> Args {
     if rate <= 0.0 {
         fail("--rate must be above 0");
     }
-    let target = match (redis_url, post) {
-        (Some(url), None) => {
+    let target = match (redis_url, post, sqlite) {
+        (Some(url), None, None) => {
             let client = redis::Client::open(url.as_str())
                 .unwrap_or_else(|e| fail(&format!("--redis {url}: {e}")));
             let conn = client
@@ -142,12 +154,16 @@ fn parse_args() -> Args {
                 .unwrap_or_else(|e| fail(&format!("cannot connect to {url}: {e}")));
             Target::Redis { conn, stream }
         }
-        (None, Some(url)) => Target::Post {
+        (None, Some(url), None) => Target::Post {
             agent: ureq::Agent::new_with_defaults(),
             url,
         },
+        (None, None, Some(path)) => Target::Sqlite(Box::new(
+            events::queue::sqlite::SqliteQueue::open(&path, Default::default())
+                .unwrap_or_else(|e| fail(&format!("--sqlite {}: {e}", path.display()))),
+        )),
         _ => fail(
-            "usage: pace (--redis URL [--stream KEY] | --post URL) [--rate N] [--seconds S] [--warmup S]",
+            "usage: pace (--redis URL [--stream KEY] | --post URL | --sqlite PATH) [--rate N] [--seconds S] [--warmup S]",
         ),
     };
     Args {
