@@ -117,8 +117,8 @@ const MAX_BLOCK: Duration = Duration::from_millis(500);
 /// schedule itself (a replay, another worker's `--only` leftovers); those
 /// its settler schedules are claimed when due.
 const RETRY_LOOK: Duration = Duration::from_millis(500);
-/// How long a `--burst` worker with nothing in flight waits for new entries
-/// before it checks whether it is done.
+/// How long a `--burst` worker waits before it looks again when entries
+/// are unread or held by other workers.
 const BURST_LOOK: Duration = Duration::from_millis(20);
 
 pub struct Worker {
@@ -358,7 +358,7 @@ impl Reader<'_> {
                 continue;
             }
             let busy = self.inflight.load(Ordering::SeqCst) > 0;
-            let block = read_wait(Instant::now(), timers.next(true), burst, busy);
+            let block = read_wait(Instant::now(), timers.next(true), burst);
             let entries =
                 self.until_available(|q| q.claim(&consumer, room.min(CLAIM_BATCH), block))?;
             let Some(entries) = entries else { continue };
@@ -471,7 +471,11 @@ impl Reader<'_> {
             return Ok(false);
         };
         match burst_verdict(&backlog, now_ms()) {
-            BurstVerdict::Busy => Ok(false),
+            BurstVerdict::Busy => {
+                // Another worker holds entries, or some came in just now.
+                self.stop.wait_until(Instant::now() + BURST_LOOK);
+                Ok(false)
+            }
             BurstVerdict::WaitFor(wait) => {
                 self.stop.wait_until(Instant::now() + wait);
                 Ok(false)
@@ -721,15 +725,13 @@ impl Timers {
 
 /// How long the next read may wait for new entries (an entry that arrives
 /// ends the wait at once): until the next chore, and never longer than
-/// [`MAX_BLOCK`]. A `--burst` worker only looks while deliveries are in
-/// flight (it then waits for the settler instead), and looks briefly when
-/// nothing is.
-fn read_wait(now: Instant, next_chore: Instant, burst: bool, busy: bool) -> Duration {
-    let until = next_chore.saturating_duration_since(now);
-    match (burst, busy) {
-        (true, true) => Duration::ZERO,
-        (true, false) => until.min(BURST_LOOK),
-        (false, _) => until.min(MAX_BLOCK),
+/// [`MAX_BLOCK`]. A `--burst` worker does not wait for new entries, only
+/// looks: a timed-out `BLOCK` costs Redis's 100 ms tick however short.
+fn read_wait(now: Instant, next_chore: Instant, burst: bool) -> Duration {
+    if burst {
+        Duration::ZERO
+    } else {
+        next_chore.saturating_duration_since(now).min(MAX_BLOCK)
     }
 }
 
@@ -845,15 +847,12 @@ mod tests {
         let ms = Duration::from_millis;
         // Working or idle, a long-running worker blocks in the read: an
         // entry ends the wait at once.
-        assert_eq!(read_wait(now, now + ms(120), false, true), ms(120));
-        assert_eq!(read_wait(now, now + ms(120), false, false), ms(120));
-        assert_eq!(read_wait(now, now + ms(60_000), false, false), MAX_BLOCK);
+        assert_eq!(read_wait(now, now + ms(120), false), ms(120));
+        assert_eq!(read_wait(now, now + ms(60_000), false), MAX_BLOCK);
         // A chore already due: only look.
-        assert_eq!(read_wait(now + ms(5), now, false, false), Duration::ZERO);
-        // A burst with deliveries in flight waits for the settler instead.
-        assert_eq!(read_wait(now, now + ms(400), true, true), Duration::ZERO);
-        assert_eq!(read_wait(now, now + ms(400), true, false), BURST_LOOK);
-        assert_eq!(read_wait(now, now + ms(3), true, false), ms(3));
+        assert_eq!(read_wait(now + ms(5), now, false), Duration::ZERO);
+        // A burst only looks: it waits for the settler, or checks it is done.
+        assert_eq!(read_wait(now, now + ms(400), true), Duration::ZERO);
     }
 
     #[test]
