@@ -169,7 +169,7 @@ impl Worker {
         let settler_queue = queue::open(&self.config)?;
         let inflight = Arc::new(AtomicUsize::new(0));
         let held = Arc::new(held::Held::default());
-        let wake = Arc::new(Wake::default());
+        let wake = Arc::new(Wake::new(&self.options.only));
         let (report_tx, report_rx) = crossbeam_channel::unbounded();
         let settler =
             Settler {

@@ -118,8 +118,8 @@ impl Settler {
                     backoff = Duration::from_millis(100);
                     again_at = None;
                     self.held.release(&pending);
-                    if let Some(due) = pending.retries.iter().map(|(_, due)| *due).min() {
-                        self.wake.scheduled(due);
+                    for (delivery, due) in &pending.retries {
+                        self.wake.scheduled(&delivery.dest, *due);
                     }
                     pending = Settlement::default();
                     self.inflight.fetch_sub(settled_units, Ordering::SeqCst);
@@ -347,7 +347,7 @@ mod tests {
             .unwrap();
         let key = queue.claim("w", 10, Duration::ZERO).unwrap()[0].key.clone();
         let (reports, report_rx) = crossbeam_channel::unbounded();
-        let wake = Arc::new(Wake::default());
+        let wake = Arc::new(Wake::new(&[]));
         let inflight = Arc::new(AtomicUsize::new(1));
         let settler = Settler {
             queue: Box::new(queue),
