@@ -14,6 +14,11 @@
 //! On SIGTERM or SIGINT it prints the event count to stdout (and the request
 //! count to stderr) and exits.
 //!
+//! With `--latency`, it also records, for each request whose body carries a
+//! `"sent_us":N` stamp (µs since the Unix epoch, as `examples/pace.rs`
+//! writes), the time it arrived minus that stamp, and on exit prints one
+//! more line to stdout: `latency_ms n=… p50=… p90=… p99=… max=…`.
+//!
 //! Why not `tiny_http`: its thread pool (0.12) can leave a new keep-alive
 //! connection queued behind busy ones when several connect at once (a
 //! notified idle thread still counts as idle, so a second connection is
@@ -23,16 +28,22 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 static EVENTS: AtomicU64 = AtomicU64::new(0);
 static REQUESTS: AtomicU64 = AtomicU64::new(0);
+static RECORD: AtomicBool = AtomicBool::new(false);
+/// Arrival minus stamp, µs, one per stamped request.
+static LATENCIES: Mutex<Vec<u64>> = Mutex::new(Vec::new());
 
 fn main() {
-    let port = parse_args();
+    let (port, record) = parse_args();
+    RECORD.store(record, Relaxed);
     let listener = TcpListener::bind(("127.0.0.1", port)).unwrap_or_else(|e| fail(&e.to_string()));
     eprintln!(
         "sink: listening on {}",
@@ -46,7 +57,65 @@ fn main() {
     let mut signals = Signals::new([SIGTERM, SIGINT]).unwrap_or_else(|e| fail(&e.to_string()));
     signals.forever().next();
     println!("{}", EVENTS.load(Relaxed));
+    if record {
+        println!(
+            "{}",
+            latency_summary(&mut LATENCIES.lock().expect("not poisoned"))
+        );
+    }
     eprintln!("sink: {} requests", REQUESTS.load(Relaxed));
+}
+
+/// `latency_ms n=… p50=… p90=… p99=… max=…` (nearest-rank percentiles).
+fn latency_summary(us: &mut [u64]) -> String {
+    us.sort_unstable();
+    let rank = |p: f64| {
+        let i = ((p / 100.0) * us.len() as f64).ceil() as usize;
+        us.get(i.saturating_sub(1)).map_or(0, |&v| v)
+    };
+    let ms = |v: u64| format!("{:.2}", v as f64 / 1000.0);
+    format!(
+        "latency_ms n={} p50={} p90={} p99={} max={}",
+        us.len(),
+        ms(rank(50.0)),
+        ms(rank(90.0)),
+        ms(rank(99.0)),
+        ms(us.last().copied().unwrap_or(0))
+    )
+}
+
+/// Records arrival minus the body's `"sent_us":N` stamp, if it has one.
+fn record_latency(body: &[u8]) {
+    let Some(at) = find(body, b"\"sent_us\":") else {
+        return;
+    };
+    let digits = &body[at..];
+    let end = digits
+        .iter()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(digits.len());
+    let Some(sent) = std::str::from_utf8(&digits[..end])
+        .ok()
+        .and_then(|d| d.parse::<u64>().ok())
+    else {
+        return;
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("the clock is past 1970")
+        .as_micros() as u64;
+    LATENCIES
+        .lock()
+        .expect("not poisoned")
+        .push(now.saturating_sub(sent));
+}
+
+/// Where the bytes after `needle` start in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|i| i + needle.len())
 }
 
 /// Serves one connection until the client closes it (or asks to).
@@ -58,6 +127,9 @@ fn serve(stream: TcpStream) {
         let body = if request.count_only {
             EVENTS.load(Relaxed).to_string()
         } else {
+            if RECORD.load(Relaxed) {
+                record_latency(&request.body);
+            }
             EVENTS.fetch_add(events_in(&request.body), Relaxed);
             REQUESTS.fetch_add(1, Relaxed);
             "ok".to_owned()
@@ -157,10 +229,14 @@ fn events_in(body: &[u8]) -> u64 {
         .unwrap_or(1)
 }
 
-fn parse_args() -> u16 {
-    let mut port = None;
+fn parse_args() -> (u16, bool) {
+    let (mut port, mut record) = (None, false);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
+        if arg == "--latency" {
+            record = true;
+            continue;
+        }
         let value = args
             .next()
             .unwrap_or_else(|| fail(&format!("{arg} needs a value")));
@@ -175,7 +251,8 @@ fn parse_args() -> u16 {
             _ => fail(&format!("unknown argument {arg}")),
         }
     }
-    port.unwrap_or_else(|| fail("usage: sink --port N"))
+    let port = port.unwrap_or_else(|| fail("usage: sink --port N [--latency]"));
+    (port, record)
 }
 
 fn fail(message: &str) -> ! {

@@ -2,14 +2,11 @@
 //! until nothing is left). The first signal stops it cleanly; a second one
 //! exits 130 at once.
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-
 use signal_hook::consts::{SIGINT, SIGTERM};
 
 use super::Context;
 use crate::cli::WorkArgs;
-use crate::worker::{Options, Worker};
+use crate::worker::{Options, Stop, Worker};
 
 pub fn run(ctx: &Context, args: WorkArgs) -> anyhow::Result<()> {
     let config = ctx.config()?;
@@ -28,12 +25,8 @@ pub fn run(ctx: &Context, args: WorkArgs) -> anyhow::Result<()> {
             "no destination is configured (SLACK_WEBHOOK_URL, SEGMENT_WRITE_KEY, EVENTS_WEBHOOK_URL or a config file): messages go to stdout"
         );
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [SIGINT, SIGTERM] {
-        // The first signal sets the flag; a second one, with it set, exits 130.
-        signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(&stop))?;
-        signal_hook::flag::register(signal, Arc::clone(&stop))?;
-    }
+    let stop = Stop::default();
+    stop.on_signals(&[SIGINT, SIGTERM])?;
     log::debug!("worker {consumer} on {}", config.backend);
     worker.run(stop)?;
     Ok(())

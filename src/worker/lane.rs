@@ -5,18 +5,18 @@
 //! itself. Slow lanes never hold up other destinations' lanes.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, Sender};
 
+use super::stop::Stop;
 use super::{Job, Report};
 use crate::dest::{Attempt, Destination, Item};
 
 /// A `Retry-After` up to this long is waited out in the lane; a longer one
 /// goes back to the retry set.
 const INLINE_WAIT: Duration = Duration::from_secs(10);
-const POLL: Duration = Duration::from_millis(50);
 
 /// How far behind a destination's lanes are, for the reader to park its
 /// deliveries when it is too far behind: when the last delivery a lane took
@@ -60,11 +60,12 @@ pub struct Lane {
     pub jobs: Receiver<Job>,
     pub lag: Arc<Lag>,
     pub reports: Sender<Report>,
-    pub stop: Arc<AtomicBool>,
+    pub stop: Stop,
 }
 
 impl Lane {
-    /// Runs until the job channel closes.
+    /// Runs until the job channel closes. Waits only on its jobs and, when
+    /// pacing or rate limited, on a deadline or the stop request.
     pub fn run(self) {
         let limit = self.dest.batch_limit();
         let mut carry: Option<Job> = None;
@@ -75,10 +76,11 @@ impl Lane {
             }
             let first = match carry.take() {
                 Some(job) => job,
-                None => match self.jobs.recv_timeout(POLL) {
+                // The reader stops and drops the senders on a stop request:
+                // this wakes to drain what is queued, then returns.
+                None => match self.jobs.recv() {
                     Ok(job) => job,
-                    Err(RecvTimeoutError::Timeout) => continue,
-                    Err(RecvTimeoutError::Disconnected) => return,
+                    Err(_) => return,
                 },
             };
             self.lag.took(&first);
@@ -136,7 +138,7 @@ impl Lane {
     }
 
     fn stopping(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
+        self.stop.requested()
     }
 
     /// Deliveries not started when the worker stops go back to the retry set,
@@ -151,12 +153,87 @@ impl Lane {
     }
 
     fn sleep_until(&self, deadline: Instant) {
-        while !self.stopping() {
-            let now = Instant::now();
-            if now >= deadline {
-                return;
-            }
-            std::thread::sleep((deadline - now).min(POLL));
+        self.stop.wait_until(deadline);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Event;
+    use crate::worker::Origin;
+
+    /// Delivers everything, then asks for an hour between sends.
+    struct Paced;
+
+    impl Destination for Paced {
+        fn name(&self) -> &str {
+            "paced"
         }
+        fn prepare(&self, _: &Event) -> Result<String, String> {
+            Ok(String::new())
+        }
+        fn pacing(&self) -> Option<Duration> {
+            Some(Duration::from_secs(3600))
+        }
+        fn send(&self, _: &[Item]) -> Attempt {
+            Attempt::Delivered
+        }
+    }
+
+    fn job(key: &str) -> Job {
+        Job {
+            origin: Origin::Entry(key.into()),
+            item: Item {
+                event: Arc::new(Event::new("user.signup", Default::default())),
+                body: String::new(),
+            },
+            attempts: 0,
+            queued_at: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn a_stop_wakes_a_pacing_lane_which_hands_back_what_it_had_not_sent() {
+        let (job_tx, jobs) = crossbeam_channel::unbounded();
+        let (reports, report_rx) = crossbeam_channel::unbounded();
+        let stop = Stop::default();
+        let routes = crate::route::Routes::new(
+            &[crate::config::DestConfig {
+                name: "paced".into(),
+                settings: crate::config::DestSettings::Console,
+                events: vec!["*".into()],
+            }],
+            None,
+            Duration::from_secs(1),
+        );
+        let lane = Lane {
+            dest: Arc::new(Paced),
+            index: routes.named("paced").unwrap().id(),
+            jobs,
+            lag: Arc::new(Lag::default()),
+            reports,
+            stop: stop.clone(),
+        };
+        let running = std::thread::spawn(move || lane.run());
+        job_tx.send(job("1-0")).unwrap();
+        job_tx.send(job("2-0")).unwrap();
+        // Only a hang guard: the lane now waits out its hour of pacing.
+        let guard = Duration::from_secs(60);
+        let Ok(Report::Sent { attempt, .. }) = report_rx.recv_timeout(guard) else {
+            panic!("the first job is sent");
+        };
+        assert!(matches!(attempt, Attempt::Delivered));
+        stop.request();
+        drop(job_tx);
+        let Ok(Report::Sent { jobs, attempt, .. }) = report_rx.recv_timeout(guard) else {
+            panic!("the stop ends the pacing wait");
+        };
+        assert!(matches!(&jobs[0].origin, Origin::Entry(key) if key == "2-0"));
+        assert!(
+            matches!(&attempt, Attempt::Deferred(wait, _) if wait.is_zero()),
+            "handed back, due now, no attempt spent"
+        );
+        running.join().unwrap();
     }
 }

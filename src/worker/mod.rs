@@ -12,13 +12,21 @@
 //! Stopping (SIGINT/SIGTERM) stops the reader; lanes finish what they are
 //! sending and hand back what they had not started; the settler writes it
 //! all; then `run` returns.
+//!
+//! Nothing sleeps to wait for work, which would add its sleep to every
+//! event's latency: the reader blocks in the queue's read while its window
+//! has room (a new entry ends the wait at once) and otherwise waits for the
+//! settler to free slots ([`wake`]); lanes and the settler wait on their
+//! channels; a stop request wakes every one of them ([`stop`]).
 
 pub mod held;
 pub mod lane;
 pub mod settler;
+pub mod stop;
+pub mod wake;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
@@ -33,6 +41,8 @@ use crate::queue::{
 use crate::route::{POISON_DEST, PerRoute, Route, RouteId, Routes};
 use crate::template::Style;
 use settler::Settler;
+pub use stop::Stop;
+use wake::Wake;
 
 /// Where a delivery came from, to settle it there.
 #[derive(Debug, Clone)]
@@ -98,6 +108,17 @@ const DEFER_BEHIND: Duration = Duration::from_secs(1);
 pub const BURST_SOON: Duration = Duration::from_secs(5);
 /// How often history is trimmed to the retention.
 const TRIM_EVERY: Duration = Duration::from_secs(600);
+/// How long one read waits for new entries at most: a stop request is
+/// noticed within it (plus Redis's 100 ms timer tick, to which it rounds a
+/// `BLOCK` up; an entry that arrives ends the wait at once).
+const MAX_BLOCK: Duration = Duration::from_millis(500);
+/// How often the retry set is looked at for retries this worker did not
+/// schedule itself (a replay, another worker's `--only` leftovers); those
+/// its settler schedules are claimed when due.
+const RETRY_LOOK: Duration = Duration::from_millis(500);
+/// How long a `--burst` worker waits before it looks again when entries
+/// are unread or held by other workers.
+const BURST_LOOK: Duration = Duration::from_millis(20);
 
 pub struct Worker {
     config: Config,
@@ -140,13 +161,14 @@ impl Worker {
         self.only.is_empty() || self.only.contains(&route.id())
     }
 
-    /// Runs until `stop` is set (or, with `burst`, until there is nothing
-    /// left to do).
-    pub fn run(self, stop: Arc<AtomicBool>) -> Result<(), crate::Error> {
+    /// Runs until a stop is requested (or, with `burst`, until there is
+    /// nothing left to do).
+    pub fn run(self, stop: Stop) -> Result<(), crate::Error> {
         let mut reader = queue::open(&self.config)?;
         let settler_queue = queue::open(&self.config)?;
         let inflight = Arc::new(AtomicUsize::new(0));
         let held = Arc::new(held::Held::default());
+        let wake = Arc::new(Wake::new(&self.options.only));
         let (report_tx, report_rx) = crossbeam_channel::unbounded();
         let settler = Settler {
             queue: settler_queue,
@@ -156,6 +178,7 @@ impl Worker {
             inflight: Arc::clone(&inflight),
             held: Arc::clone(&held),
             give_up_after: settler::give_up_after(self.config.delivery.claim_lease),
+            wake: Arc::clone(&wake),
         };
         let settler = std::thread::Builder::new()
             .name("settler".into())
@@ -169,7 +192,8 @@ impl Worker {
             routes: served,
             inflight,
             held,
-            stop: &stop,
+            stop: stop.clone(),
+            wake,
             unavailable_since: None,
         };
         let result = reader_loop.run();
@@ -205,7 +229,7 @@ impl Worker {
     fn start_lanes(
         &self,
         reports: &Sender<Report>,
-        stop: &Arc<AtomicBool>,
+        stop: &Stop,
     ) -> (PerRoute<Served>, Vec<std::thread::JoinHandle<()>>) {
         let mut handles = Vec::new();
         let served = self.routes.each(|route| {
@@ -234,7 +258,7 @@ impl Worker {
                         jobs: rx.clone(),
                         lag: Arc::clone(&served.lag),
                         reports: reports.clone(),
-                        stop: Arc::clone(stop),
+                        stop: stop.clone(),
                     };
                     handles.push(
                         std::thread::Builder::new()
@@ -259,7 +283,9 @@ struct Reader<'a> {
     inflight: Arc<AtomicUsize>,
     /// What this worker holds, to renew and never dispatch twice.
     held: Arc<held::Held>,
-    stop: &'a AtomicBool,
+    stop: Stop,
+    /// What the settler tells the reader (freed slots, retries scheduled).
+    wake: Arc<Wake>,
     unavailable_since: Option<Instant>,
 }
 
@@ -267,28 +293,8 @@ impl Reader<'_> {
     fn run(mut self) -> Result<(), crate::Error> {
         let consumer = self.worker.options.consumer.clone();
         let holder = holder();
-        let lease = self.worker.config.delivery.claim_lease;
-        // The name is ours alone while we run: two workers under one name
-        // would each take over what the other is delivering.
-        while !self.stopping() {
-            let taken = self.until_available(|q| {
-                match q.hold_consumer(&consumer, &holder, lease) {
-                    // Killed on this very host (SIGKILL, OOM) and restarted
-                    // under its name: the holder is gone, no need to wait
-                    // out its lease.
-                    Err(QueueError::ConsumerHeld(held)) if died_here(&held.holder) => {
-                        log::info!(
-                            "taking over the consumer name {consumer} from {}, which is no longer running",
-                            held.holder
-                        );
-                        q.release_consumer(&consumer, &held.holder).map(|()| false)
-                    }
-                    other => other.map(|()| true),
-                }
-            })?;
-            if taken == Some(true) {
-                break;
-            }
+        if !self.take_name(&consumer, &holder)? {
+            return Ok(());
         }
         // A restarted worker first finishes what it had claimed.
         while !self.stopping() {
@@ -303,71 +309,56 @@ impl Reader<'_> {
                 break;
             }
         }
-        let mut next_trim = Instant::now();
-        let mut next_renewal = Instant::now() + self.renew_every();
-        let mut next_retry_poll = Instant::now();
+        let now = Instant::now();
+        let mut timers = Timers {
+            renewal: now + self.renew_every(),
+            trim: now,
+            retries: now,
+        };
+        let only = self.worker.options.only.clone();
+        let burst = self.worker.options.burst;
         while !self.stopping() {
-            if Instant::now() >= next_renewal {
-                match self.queue.hold_consumer(&consumer, &holder, lease) {
-                    Ok(()) => {}
-                    // Out of reach for longer than the lease, another worker
-                    // took the name: carrying on would deliver twice.
-                    Err(e @ QueueError::ConsumerHeld(_)) => return Err(e.into()),
-                    Err(e) => log::warn!("cannot renew the consumer name {consumer}: {e}"),
-                }
-                self.renew();
-                next_renewal = Instant::now() + self.renew_every();
+            let now = Instant::now();
+            if now >= timers.renewal {
+                self.renew(&consumer, &holder)?;
+                timers.renewal = now + self.renew_every();
             }
-            if Instant::now() >= next_trim {
+            if now >= timers.trim {
                 self.trim();
-                next_trim = Instant::now() + TRIM_EVERY;
+                timers.trim = now + TRIM_EVERY;
+            }
+            if let Some(due) = self.wake.take_next_due() {
+                timers.retries = timers.retries.min(due_instant(now, now_ms(), due));
             }
             let mut got_retries = 0;
-            if Instant::now() >= next_retry_poll {
-                let room = self.room();
-                if room > 0 {
-                    let only = self.worker.options.only.clone();
-                    let claims = self.until_available(|q| {
-                        q.claim_retries(now_ms(), room.min(CLAIM_BATCH), &only)
-                    })?;
-                    got_retries = claims.as_ref().map_or(0, Vec::len);
-                    self.dispatch_retries(claims.unwrap_or_default());
-                    if got_retries == 0 {
-                        // Nothing due: look again in a moment.
-                        next_retry_poll = Instant::now() + Duration::from_millis(200);
-                    }
-                }
+            let room = self.room();
+            if room > 0 && Instant::now() >= timers.retries {
+                let asked = room.min(CLAIM_BATCH);
+                let claimed = self.until_available(|q| q.claim_retries(now_ms(), asked, &only))?;
+                let Some(claims) = claimed else { continue };
+                got_retries = claims.len();
+                self.dispatch_retries(claims);
+                timers.retries = next_retry_look(Instant::now(), got_retries, asked);
             }
             let room = self.room();
             if room == 0 {
-                std::thread::sleep(Duration::from_millis(5));
+                self.wait_for_room(timers.next(false));
                 continue;
             }
             let busy = self.inflight.load(Ordering::SeqCst) > 0;
-            // Busy, only look (Redis rounds a blocking wait up to its 100 ms
-            // tick, which would throttle the retries); idle, wait for new
-            // events, briefly when a burst is about to check it is done.
-            let block =
-                Duration::from_millis(match (busy || got_retries > 0, self.worker.options.burst) {
-                    (true, _) => 0,
-                    (false, true) => 20,
-                    (false, false) => 500,
-                });
+            let block = read_wait(Instant::now(), timers.next(true), burst);
             let entries =
                 self.until_available(|q| q.claim(&consumer, room.min(CLAIM_BATCH), block))?;
             let Some(entries) = entries else { continue };
             let claimed = entries.len();
             self.dispatch_entries(entries);
-            if claimed == 0 && got_retries == 0 && busy {
-                // Waiting for sends to finish: do not spin.
-                std::thread::sleep(Duration::from_millis(5));
+            if !burst || claimed > 0 || got_retries > 0 {
+                continue;
             }
-            if self.worker.options.burst
-                && claimed == 0
-                && got_retries == 0
-                && !busy
-                && self.finished()?
-            {
+            if busy {
+                // Nothing new: what is left is in flight.
+                self.wait_for_room(timers.next(true));
+            } else if self.finished()? {
                 log::debug!("nothing new, pending or scheduled for retry: stopping (--burst)");
                 break;
             }
@@ -375,12 +366,50 @@ impl Reader<'_> {
         Ok(())
     }
 
+    /// Takes the consumer name: it is ours alone while we run, as two
+    /// workers under one name would each take over what the other is
+    /// delivering. False when stopped first.
+    fn take_name(&mut self, consumer: &str, holder: &str) -> Result<bool, crate::Error> {
+        let lease = self.worker.config.delivery.claim_lease;
+        while !self.stopping() {
+            let taken = self.until_available(|q| {
+                match q.hold_consumer(consumer, holder, lease) {
+                    // Killed on this very host (SIGKILL, OOM) and restarted
+                    // under its name: the holder is gone, no need to wait
+                    // out its lease.
+                    Err(QueueError::ConsumerHeld(held)) if died_here(&held.holder) => {
+                        log::info!(
+                            "taking over the consumer name {consumer} from {}, which is no longer running",
+                            held.holder
+                        );
+                        q.release_consumer(consumer, &held.holder).map(|()| false)
+                    }
+                    other => other.map(|()| true),
+                }
+            })?;
+            if taken == Some(true) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     fn stopping(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
+        self.stop.requested()
     }
 
     fn room(&self) -> usize {
         WINDOW.saturating_sub(self.inflight.load(Ordering::SeqCst))
+    }
+
+    /// Waits for the settler to free window slots, for `deadline` (the next
+    /// chore), or for a stop request, whichever comes first.
+    fn wait_for_room(&self, deadline: Instant) {
+        crossbeam_channel::select! {
+            recv(self.wake.freed_signal()) -> _ => {}
+            recv(self.stop.channel()) -> _ => {}
+            recv(crossbeam_channel::at(deadline)) -> _ => {}
+        }
     }
 
     /// Runs a queue operation; while the queue is unreachable, logs once,
@@ -414,10 +443,7 @@ impl Reader<'_> {
                 });
                 let wait =
                     (since.elapsed() / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
-                let deadline = Instant::now() + wait;
-                while Instant::now() < deadline && !self.stopping() {
-                    std::thread::sleep(Duration::from_millis(50));
-                }
+                self.stop.wait_until(Instant::now() + wait);
                 Ok(None)
             }
             Err(e) => Err(e.into()),
@@ -433,9 +459,13 @@ impl Reader<'_> {
             return Ok(false);
         };
         match burst_verdict(&backlog, now_ms()) {
-            BurstVerdict::Busy => Ok(false),
+            BurstVerdict::Busy => {
+                // Another worker holds entries, or some came in just now.
+                self.stop.wait_until(Instant::now() + BURST_LOOK);
+                Ok(false)
+            }
             BurstVerdict::WaitFor(wait) => {
-                std::thread::sleep(wait);
+                self.stop.wait_until(Instant::now() + wait);
                 Ok(false)
             }
             BurstVerdict::Done => Ok(true),
@@ -456,7 +486,21 @@ impl Reader<'_> {
         self.worker.config.delivery.claim_lease / 3
     }
 
-    fn renew(&mut self) {
+    /// Renews the consumer name's lease and the claims still in flight.
+    fn renew(&mut self, consumer: &str, holder: &str) -> Result<(), crate::Error> {
+        let lease = self.worker.config.delivery.claim_lease;
+        match self.queue.hold_consumer(consumer, holder, lease) {
+            Ok(()) => {}
+            // Out of reach for longer than the lease, another worker
+            // took the name: carrying on would deliver twice.
+            Err(e @ QueueError::ConsumerHeld(_)) => return Err(e.into()),
+            Err(e) => log::warn!("cannot renew the consumer name {consumer}: {e}"),
+        }
+        self.renew_claims();
+        Ok(())
+    }
+
+    fn renew_claims(&mut self) {
         let (entries, retries) = self.held.to_renew(self.renew_every());
         if entries.is_empty() && retries.is_empty() {
             return;
@@ -643,6 +687,49 @@ fn process_alive(_pid: u32) -> bool {
     true
 }
 
+/// When the reader next has something to do besides reading new entries.
+struct Timers {
+    /// Renew the consumer name and the claims in flight.
+    renewal: Instant,
+    trim: Instant,
+    /// Look for due retries.
+    retries: Instant,
+}
+
+impl Timers {
+    /// The next chore; due retries count only with `room` to claim them
+    /// (otherwise a full window would spin on a retry look it cannot make).
+    fn next(&self, room: bool) -> Instant {
+        let next = self.renewal.min(self.trim);
+        if room { next.min(self.retries) } else { next }
+    }
+}
+
+/// How long the next read may wait for new entries (an entry that arrives
+/// ends the wait at once): until the next chore, and never longer than
+/// [`MAX_BLOCK`]. A `--burst` worker does not wait for new entries, only
+/// looks: a timed-out `BLOCK` costs Redis's 100 ms tick however short.
+fn read_wait(now: Instant, next_chore: Instant, burst: bool) -> Duration {
+    if burst {
+        Duration::ZERO
+    } else {
+        next_chore.saturating_duration_since(now).min(MAX_BLOCK)
+    }
+}
+
+/// When to look for due retries again after a claim that asked for `asked`
+/// and got `got`: at once when it got all it asked for (more may be due),
+/// else after [`RETRY_LOOK`].
+fn next_retry_look(now: Instant, got: usize, asked: usize) -> Instant {
+    if got >= asked { now } else { now + RETRY_LOOK }
+}
+
+/// The instant of `due_ms` (ms since the epoch), given that `now` is
+/// `now_ms`; now for a time already past.
+fn due_instant(now: Instant, now_ms: i64, due_ms: i64) -> Instant {
+    now + Duration::from_millis(due_ms.saturating_sub(now_ms).max(0) as u64)
+}
+
 /// What a `--burst` worker with nothing in hand does next.
 #[derive(Debug, PartialEq, Eq)]
 enum BurstVerdict {
@@ -734,6 +821,45 @@ mod tests {
                 next_in: Duration::from_millis(3_599_000)
             }
         );
+    }
+
+    #[test]
+    fn a_read_waits_until_the_next_chore_and_never_past_the_cap() {
+        let now = Instant::now();
+        let ms = Duration::from_millis;
+        // Working or idle, a long-running worker blocks in the read: an
+        // entry ends the wait at once.
+        assert_eq!(read_wait(now, now + ms(120), false), ms(120));
+        assert_eq!(read_wait(now, now + ms(60_000), false), MAX_BLOCK);
+        // A chore already due: only look.
+        assert_eq!(read_wait(now + ms(5), now, false), Duration::ZERO);
+        // A burst only looks: it waits for the settler, or checks it is done.
+        assert_eq!(read_wait(now, now + ms(400), true), Duration::ZERO);
+    }
+
+    #[test]
+    fn retries_are_looked_for_at_once_while_claims_come_back_full() {
+        let now = Instant::now();
+        assert_eq!(next_retry_look(now, 500, 500), now);
+        assert_eq!(next_retry_look(now, 499, 500), now + RETRY_LOOK);
+        assert_eq!(next_retry_look(now, 0, 500), now + RETRY_LOOK);
+    }
+
+    #[test]
+    fn a_due_time_becomes_an_instant_never_in_the_past() {
+        let now = Instant::now();
+        assert_eq!(
+            due_instant(now, 10_000, 10_250),
+            now + Duration::from_millis(250)
+        );
+        assert_eq!(due_instant(now, 10_000, 9_000), now);
+        let timers = Timers {
+            renewal: now + Duration::from_secs(20),
+            trim: now + Duration::from_secs(600),
+            retries: now + Duration::from_millis(300),
+        };
+        assert_eq!(timers.next(true), now + Duration::from_millis(300));
+        assert_eq!(timers.next(false), now + Duration::from_secs(20));
     }
 
     #[test]

@@ -18,7 +18,9 @@ const GIVE_UP_AFTER: Duration = Duration::from_secs(30);
 const LINGER: Duration = Duration::from_millis(5);
 const BATCH: usize = 1000;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::{Receiver, select};
+
+use super::wake::Wake;
 
 use super::{Job, Origin, Report};
 use crate::dest::Attempt;
@@ -49,6 +51,8 @@ pub struct Settler {
     pub held: Arc<super::held::Held>,
     /// How long a stopping worker keeps trying to reach a lost queue.
     pub give_up_after: Duration,
+    /// Tells the reader of freed window slots and newly scheduled retries.
+    pub wake: Arc<Wake>,
 }
 
 /// `GIVE_UP_AFTER`, or the claim lease when that is shorter.
@@ -61,6 +65,9 @@ impl Settler {
     /// Returns false when, after the reader stopped, the queue stayed
     /// unreachable past `give_up_after`: the unsettled entries stay claimed
     /// and come back to the next worker.
+    ///
+    /// Waits only on reports, and on a deadline while a failed settle waits
+    /// to be tried again (outcomes arriving meanwhile join it).
     pub fn run(mut self) -> bool {
         let mut entries: HashMap<String, EntryState> = HashMap::new();
         let mut pending = Settlement::default();
@@ -68,26 +75,34 @@ impl Settler {
         let mut closed = false;
         let mut failing_since: Option<Instant> = None;
         let mut backoff = Duration::from_millis(100);
+        // When a failed settle is tried again.
+        let mut again_at: Option<Instant> = None;
         while !closed || !pending.is_empty() {
             if !closed {
-                match self.reports.recv_timeout(Duration::from_millis(20)) {
-                    Ok(report) => {
-                        settled_units += self.apply(report, &mut entries, &mut pending);
-                        // Linger a moment for more: one settle of hundreds of
-                        // outcomes costs about what one of a few does.
-                        let until = Instant::now() + LINGER;
-                        while settled_units < BATCH {
-                            let Ok(report) = self.reports.recv_deadline(until) else {
-                                break;
-                            };
+                let again = again_at.map_or_else(crossbeam_channel::never, crossbeam_channel::at);
+                select! {
+                    recv(self.reports) -> report => match report {
+                        Ok(report) => {
                             settled_units += self.apply(report, &mut entries, &mut pending);
+                            // Linger a moment for more: one settle of hundreds
+                            // of outcomes costs about what one of a few does.
+                            let until = Instant::now() + LINGER;
+                            while settled_units < BATCH {
+                                let Ok(report) = self.reports.recv_deadline(until) else {
+                                    break;
+                                };
+                                settled_units += self.apply(report, &mut entries, &mut pending);
+                            }
                         }
-                    }
-                    Err(RecvTimeoutError::Timeout) => {}
-                    Err(RecvTimeoutError::Disconnected) => closed = true,
+                        Err(_) => closed = true,
+                    },
+                    recv(again) -> _ => {}
                 }
+            } else if let Some(at) = again_at {
+                // Nothing more can arrive: only the failed settle is left.
+                std::thread::sleep(at.saturating_duration_since(Instant::now()));
             }
-            if pending.is_empty() {
+            if pending.is_empty() || again_at.is_some_and(|at| Instant::now() < at) {
                 continue;
             }
             match self.queue.settle(&self.consumer, &pending) {
@@ -99,10 +114,15 @@ impl Settler {
                         );
                     }
                     backoff = Duration::from_millis(100);
+                    again_at = None;
                     self.held.release(&pending);
+                    for (delivery, due) in &pending.retries {
+                        self.wake.scheduled(&delivery.dest, *due);
+                    }
                     pending = Settlement::default();
                     self.inflight.fetch_sub(settled_units, Ordering::SeqCst);
                     settled_units = 0;
+                    self.wake.freed();
                 }
                 Err(e) => {
                     let since = *failing_since.get_or_insert_with(|| {
@@ -118,7 +138,7 @@ impl Settler {
                         );
                         return false;
                     }
-                    std::thread::sleep(backoff);
+                    again_at = Some(Instant::now() + backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }
@@ -335,6 +355,8 @@ mod tests {
     use crate::config::{DestConfig, DestSettings};
     use crate::dest::Item;
     use crate::event::Event;
+    use crate::queue::sqlite::SqliteQueue;
+    use crate::queue::{Consumer, Producer, QueueOptions};
 
     const NOW: i64 = 1_800_000_000_000;
 
@@ -533,5 +555,49 @@ mod tests {
         assert_eq!(s.apply(&routes, nowhere), 1);
         assert_eq!(s.pending.acks, ["1-0", "2-0"]);
         assert_eq!(s.pending.dead, [letter]);
+    }
+
+    #[test]
+    fn a_written_settlement_frees_the_window_and_wakes_the_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.db");
+        let mut queue = SqliteQueue::open(&path, QueueOptions::default()).unwrap();
+        queue
+            .append(&[Event::new("user.signup", Default::default())])
+            .unwrap();
+        let key = queue.claim("w", 10, Duration::ZERO).unwrap()[0].key.clone();
+        let (reports, report_rx) = crossbeam_channel::unbounded();
+        let wake = Arc::new(Wake::new(&[]));
+        let inflight = Arc::new(AtomicUsize::new(1));
+        let settler = Settler {
+            queue: Box::new(queue),
+            consumer: "w".into(),
+            reports: report_rx,
+            routes: Arc::new(routes()),
+            inflight: Arc::clone(&inflight),
+            held: Arc::default(),
+            give_up_after: GIVE_UP_AFTER,
+            wake: Arc::clone(&wake),
+        };
+        let running = std::thread::spawn(move || settler.run());
+        // An entry no destination is routed to is acknowledged at once.
+        reports
+            .send(Report::Entry {
+                key: key.clone(),
+                deliveries: 0,
+            })
+            .unwrap();
+        // Only a hang guard: the wake-up comes once the settle is written.
+        wake.freed_signal()
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the reader is woken");
+        assert_eq!(inflight.load(Ordering::SeqCst), 0);
+        drop(reports);
+        assert!(running.join().unwrap(), "everything was recorded");
+        let mut queue = SqliteQueue::open(&path, QueueOptions::default()).unwrap();
+        assert!(
+            queue.recover("w").unwrap().is_empty(),
+            "{key} was acknowledged"
+        );
     }
 }
