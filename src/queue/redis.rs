@@ -35,6 +35,8 @@ use super::{
 use crate::config::redact_url;
 use crate::event::{Event, EventLine, derived_id, format_ts_ms, now_ms};
 
+mod retry;
+
 /// The consumer group every worker joins.
 pub const GROUP: &str = "workers";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -46,32 +48,6 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 const SKEW_MS: i64 = 5 * 60 * 1000;
 /// Entries read per XRANGE call.
 const PAGE: usize = 1000;
-
-/// Leases due retries by moving their score to the end of the lease, and
-/// returns each token with its delivery JSON (false when it is missing);
-/// with destination names after the third argument, only deliveries to those.
-const CLAIM_RETRIES: &str = r"
-local want = tonumber(ARGV[2])
-local only = {}
-local filtered = #ARGV > 3
-for i = 4, #ARGV do only[ARGV[i]] = true end
-local claimed = {}
-local offset = 0
-while #claimed < want * 2 do
-  local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', offset, want)
-  if #due == 0 then break end
-  offset = offset + #due
-  for _, token in ipairs(due) do
-    if #claimed < want * 2 and (not filtered or only[string.match(token, '|([^|]*)$')]) then
-      redis.call('ZADD', KEYS[1], 'XX', ARGV[3], token)
-      claimed[#claimed + 1] = token
-      claimed[#claimed + 1] = redis.call('HGET', KEYS[2], token)
-      offset = offset - 1
-    end
-  end
-  if not filtered then break end
-end
-return claimed";
 
 const APPEND_IDEMPOTENT: &str = r"
 local first = redis.call('GET', KEYS[1])
@@ -425,18 +401,8 @@ impl RedisQueue {
     /// Adds to `pipe` the writes that schedule `delivery` at `due_ms`,
     /// replacing any delivery of the same event to the same destination.
     fn schedule(&self, pipe: &mut redis::Pipeline, delivery: &Delivery, due_ms: i64) {
-        let token = delivery.token();
         let body = serde_json::to_string(delivery).expect("a delivery serialises");
-        pipe.cmd("ZADD")
-            .arg(&self.retry)
-            .arg(due_ms)
-            .arg(&token)
-            .ignore();
-        pipe.cmd("HSET")
-            .arg(&self.deliveries)
-            .arg(&token)
-            .arg(body)
-            .ignore();
+        self.schedule_token(pipe, &delivery.token(), &body, due_ms);
     }
 
     fn group_info(&mut self) -> Result<Option<HashMap<String, Value>>> {
@@ -481,49 +447,6 @@ impl RedisQueue {
                 .query(c)
         })?;
         Ok(array(ids).len() as u64)
-    }
-
-    fn retry_summary(&mut self, only: &[String]) -> Result<(u64, Option<i64>)> {
-        let retry = self.retry.clone();
-        if !only.is_empty() {
-            // Count the tokens naming one of `only` (a filtered backlog is
-            // only asked for by --only workers).
-            let mut count = 0;
-            let mut first: Option<i64> = None;
-            let mut offset = 0;
-            loop {
-                let page: Vec<(String, f64)> = self.with(|c| {
-                    redis::cmd("ZRANGE")
-                        .arg(&retry)
-                        .arg(offset)
-                        .arg(offset + 999)
-                        .arg("WITHSCORES")
-                        .query(c)
-                })?;
-                if page.is_empty() {
-                    return Ok((count, first));
-                }
-                offset += page.len();
-                for (token, score) in page {
-                    if only.iter().any(|name| name == super::token_dest(&token)) {
-                        count += 1;
-                        first = Some(first.map_or(score as i64, |f| f.min(score as i64)));
-                    }
-                }
-            }
-        }
-        let (count, first): (u64, Vec<(String, f64)>) = self.with(|c| {
-            redis::pipe()
-                .cmd("ZCARD")
-                .arg(&retry)
-                .cmd("ZRANGE")
-                .arg(&retry)
-                .arg(0)
-                .arg(0)
-                .arg("WITHSCORES")
-                .query(c)
-        })?;
-        Ok((count, first.first().map(|(_, score)| *score as i64)))
     }
 }
 
@@ -718,19 +641,11 @@ impl Queue for RedisQueue {
         count: usize,
         only: &[String],
     ) -> Result<Vec<RetryClaim>> {
-        let script = redis::Script::new(CLAIM_RETRIES);
-        let (retry, deliveries) = (self.retry.clone(), self.deliveries.clone());
+        if count == 0 {
+            return Ok(Vec::new());
+        }
         let lease_until = now_ms + self.options.claim_lease.as_millis() as i64;
-        let flat: Vec<Option<String>> = self.with(|c| {
-            script
-                .key(&retry)
-                .key(&deliveries)
-                .arg(now_ms)
-                .arg(count)
-                .arg(lease_until)
-                .arg(only)
-                .invoke(c)
-        })?;
+        let flat = self.claim_tokens(now_ms, count, lease_until, only)?;
         let mut claims = Vec::new();
         let mut broken = Settlement::default();
         for pair in flat.chunks(2) {
@@ -772,33 +687,13 @@ impl Queue for RedisQueue {
         // Removed before the new retries go in: a rescheduled retry has the
         // same token as the claim it replaces.
         for token in &s.done_retries {
-            pipe.cmd("ZREM").arg(&self.retry).arg(token).ignore();
-            pipe.cmd("HDEL").arg(&self.deliveries).arg(token).ignore();
+            self.unschedule_token(&mut pipe, token);
         }
         for (delivery, due) in &s.retries {
             self.schedule(&mut pipe, delivery, *due);
         }
         for letter in &s.dead {
-            let event = match &letter.event {
-                Ok(event) => event.to_json_line(),
-                Err(raw) => raw.clone(),
-            };
-            pipe.cmd("XADD")
-                .arg(&self.dead)
-                .arg("*")
-                .arg("event")
-                .arg(event)
-                .arg("poison")
-                .arg(u8::from(letter.event.is_err()))
-                .arg("dest")
-                .arg(&letter.dest)
-                .arg("attempts")
-                .arg(letter.attempts)
-                .arg("error")
-                .arg(&letter.error)
-                .arg("at")
-                .arg(letter.at_ms)
-                .ignore();
+            self.add_dead(&mut pipe, letter);
         }
         if !s.acks.is_empty() {
             pipe.cmd("XACK")
@@ -825,12 +720,7 @@ impl Queue for RedisQueue {
         }
         let lease_until = now_ms() + self.options.claim_lease.as_millis() as i64;
         for token in retries {
-            pipe.cmd("ZADD")
-                .arg(&self.retry)
-                .arg("XX")
-                .arg(lease_until)
-                .arg(token)
-                .ignore();
+            self.lease_token(&mut pipe, token, lease_until);
         }
         self.with(|c| pipe.exec(c))
     }
@@ -1002,7 +892,7 @@ impl Queue for RedisQueue {
             pipe.atomic();
             for (key, delivery) in chunk {
                 self.schedule(&mut pipe, delivery, due_ms);
-                pipe.cmd("XDEL").arg(&self.dead).arg(key).ignore();
+                self.remove_dead(&mut pipe, key);
             }
             self.with(|c| pipe.exec(c))?;
         }
@@ -1063,7 +953,7 @@ impl Queue for RedisQueue {
             stats.lag = length;
         }
         (stats.retries, stats.next_retry_ms) = self.retry_summary(&[])?;
-        stats.dead = super::count_dead(self.dead_letters()?.iter().map(|d| &d.letter));
+        stats.dead = self.dead_counts()?;
         Ok(stats)
     }
 

@@ -25,6 +25,8 @@ use super::{
 };
 use crate::event::{Event, derived_id, now_ms};
 
+mod retries;
+
 /// How long a statement waits for another process's write to finish. Long
 /// enough for any real transaction here (they take microseconds to
 /// milliseconds), short enough that a wedged process is reported.
@@ -101,6 +103,37 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE stream ADD COLUMN written_ms INTEGER;
     UPDATE stream SET written_ms = ts_ms;
     CREATE INDEX stream_written ON stream (written_ms);",
+    // 4: what `status` and the worker ask of retries and dead letters costs
+    // the same however many there are: due retries are found per
+    // destination, and retries and dead letters are counted as they are
+    // written (by triggers, so every writer keeps the counts, in its own
+    // transaction). An existing file is counted once here.
+    "CREATE INDEX retry_dest_due ON retry (dest, due_ms);
+    CREATE TABLE retry_counts (dest TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
+    INSERT INTO retry_counts (dest, n) SELECT dest, count(*) FROM retry GROUP BY dest;
+    CREATE TRIGGER retry_counted AFTER INSERT ON retry BEGIN
+        INSERT INTO retry_counts (dest, n) VALUES (new.dest, 1)
+        ON CONFLICT (dest) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER retry_uncounted AFTER DELETE ON retry BEGIN
+        UPDATE retry_counts SET n = n - 1 WHERE dest = old.dest;
+        DELETE FROM retry_counts WHERE dest = old.dest AND n <= 0;
+    END;
+    CREATE TABLE dead_counts (
+        dest TEXT NOT NULL,
+        error TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (dest, error)
+    ) WITHOUT ROWID;
+    INSERT INTO dead_counts (dest, error, n) SELECT dest, error, count(*) FROM dead GROUP BY dest, error;
+    CREATE TRIGGER dead_counted AFTER INSERT ON dead BEGIN
+        INSERT INTO dead_counts (dest, error, n) VALUES (new.dest, new.error, 1)
+        ON CONFLICT (dest, error) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER dead_uncounted AFTER DELETE ON dead BEGIN
+        UPDATE dead_counts SET n = n - 1 WHERE dest = old.dest AND error = old.error;
+        DELETE FROM dead_counts WHERE dest = old.dest AND error = old.error AND n <= 0;
+    END;",
 ];
 
 /// The queue in a SQLite file.
@@ -344,17 +377,6 @@ fn insert_dead(tx: &Transaction, letter: &DeadLetter) -> rusqlite::Result<()> {
             letter.at_ms
         ])?;
     Ok(())
-}
-
-/// The `only` filter on retries, true for every row when the parameter
-/// `param` (a JSON array of destination names) is NULL.
-fn only_dest(param: &str) -> String {
-    format!("({param} IS NULL OR dest IN (SELECT value FROM json_each({param})))")
-}
-
-/// Binds `only` for [`only_dest`]: no names means no filter.
-fn only_param(only: &[String]) -> Option<String> {
-    (!only.is_empty()).then(|| serde_json::Value::from(only.to_vec()).to_string())
 }
 
 /// A stream entry as stored: every column kept as whatever SQLite holds, so
@@ -605,18 +627,8 @@ impl Queue for SqliteQueue {
             return Ok(Vec::new());
         }
         let lease_ms = self.lease_ms;
-        let only = only_param(only);
         self.write(|tx| {
-            let due: Vec<(String, String, String)> = tx
-                .prepare_cached(&format!(
-                    "SELECT token, dest, delivery FROM retry WHERE due_ms <= ?1 AND {}
-                     ORDER BY due_ms LIMIT ?2",
-                    only_dest("?3")
-                ))?
-                .query_map(params![now_ms, clamp(count), only], |row| {
-                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-                })?
-                .collect::<rusqlite::Result<_>>()?;
+            let due = retries::due(tx, now_ms, clamp(count), only)?;
             let mut claims = Vec::with_capacity(due.len());
             for (token, dest, json) in due {
                 match from_json::<Delivery>(&json) {
@@ -752,7 +764,6 @@ impl Queue for SqliteQueue {
     }
 
     fn backlog(&mut self, only: &[String]) -> Result<Backlog> {
-        let only = only_param(only);
         self.read(|tx| {
             let (unread, pending): (i64, i64) = tx
                 .prepare_cached(
@@ -760,16 +771,11 @@ impl Queue for SqliteQueue {
                      FROM stream WHERE state < 2",
                 )?
                 .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;
-            let (retries, next_retry_ms): (i64, Option<i64>) = tx
-                .prepare_cached(&format!(
-                    "SELECT count(*), min(due_ms) FROM retry WHERE {}",
-                    only_dest("?1")
-                ))?
-                .query_row([only], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            let (retries, next_retry_ms) = retries::summary(tx, only)?;
             Ok(Backlog {
                 unread: unread as u64,
                 pending: pending as u64,
-                retries: retries as u64,
+                retries,
                 next_retry_ms,
             })
         })
@@ -923,26 +929,15 @@ impl Queue for SqliteQueue {
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            let (retries, next_retry_ms): (i64, Option<i64>) =
-                tx.query_row("SELECT count(*), min(due_ms) FROM retry", [], |row| {
-                    Ok((row.get(0)?, row.get(1)?))
-                })?;
-            let dead = tx
-                .prepare(
-                    "SELECT dest, error, count(*) AS n FROM dead
-                     GROUP BY dest, error ORDER BY n DESC, dest, error",
-                )?
-                .query_map([], |row| {
-                    Ok((row.get(0)?, row.get(1)?, row.get::<_, i64>(2)? as u64))
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let (retries, next_retry_ms) = retries::summary(tx, &[])?;
+            let dead = retries::dead_counts(tx)?;
             Ok(Stats {
                 length: length as u64,
                 oldest,
                 newest,
                 lag: lag as u64,
                 consumers,
-                retries: retries as u64,
+                retries,
                 next_retry_ms,
                 dead,
             })
@@ -1074,12 +1069,27 @@ mod tests {
         assert!(!claim.contains("TEMP B-TREE"), "{claim}");
         let lag = plan("SELECT count(*) FROM stream WHERE state < 2 AND state = 0");
         assert!(lag.contains("stream_unsettled"), "{lag}");
-        let retries = plan(&format!(
-            "SELECT token FROM retry WHERE due_ms <= 5 AND {} ORDER BY due_ms LIMIT 10",
-            only_dest("'[\"slack\"]'")
-        ));
+        let retries = plan("SELECT token FROM retry WHERE due_ms <= 5 ORDER BY due_ms LIMIT 10");
         assert!(retries.contains("retry_due"), "{retries}");
         assert!(!retries.contains("TEMP B-TREE"), "{retries}");
+        // With --only: one range of the (dest, due_ms) index per destination,
+        // never a walk over the deliveries parked for the others.
+        let only = plan(
+            "SELECT due_ms, token, dest, delivery FROM retry
+             WHERE dest = 'slack' AND due_ms <= 5 ORDER BY due_ms LIMIT 10",
+        );
+        assert!(only.contains("retry_dest_due (dest=? AND due_ms<?)"), "{only}");
+        assert!(!only.contains("TEMP B-TREE"), "{only}");
+        let first = plan("SELECT due_ms FROM retry WHERE dest = 'slack' ORDER BY due_ms LIMIT 1");
+        assert!(first.contains("retry_dest_due (dest=?)"), "{first}");
+        assert!(!first.contains("TEMP B-TREE"), "{first}");
+        let earliest = plan("SELECT min(due_ms) FROM retry");
+        assert!(earliest.contains("retry_due"), "{earliest}");
+        // Counting reads the counts the triggers keep, not the rows.
+        let dead = plan(
+            "SELECT dest, error, n FROM dead_counts WHERE n > 0 ORDER BY n DESC, dest, error",
+        );
+        assert!(!dead.contains(" dead "), "{dead}");
     }
 
     #[test]
