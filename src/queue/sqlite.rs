@@ -1078,7 +1078,10 @@ mod tests {
             "SELECT due_ms, token, dest, delivery FROM retry
              WHERE dest = 'slack' AND due_ms <= 5 ORDER BY due_ms LIMIT 10",
         );
-        assert!(only.contains("retry_dest_due (dest=? AND due_ms<?)"), "{only}");
+        assert!(
+            only.contains("retry_dest_due (dest=? AND due_ms<?)"),
+            "{only}"
+        );
         assert!(!only.contains("TEMP B-TREE"), "{only}");
         let first = plan("SELECT due_ms FROM retry WHERE dest = 'slack' ORDER BY due_ms LIMIT 1");
         assert!(first.contains("retry_dest_due (dest=?)"), "{first}");
@@ -1086,9 +1089,8 @@ mod tests {
         let earliest = plan("SELECT min(due_ms) FROM retry");
         assert!(earliest.contains("retry_due"), "{earliest}");
         // Counting reads the counts the triggers keep, not the rows.
-        let dead = plan(
-            "SELECT dest, error, n FROM dead_counts WHERE n > 0 ORDER BY n DESC, dest, error",
-        );
+        let dead =
+            plan("SELECT dest, error, n FROM dead_counts WHERE n > 0 ORDER BY n DESC, dest, error");
         assert!(!dead.contains(" dead "), "{dead}");
     }
 

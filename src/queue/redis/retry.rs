@@ -269,7 +269,11 @@ impl RedisQueue {
         only: &[String],
     ) -> Result<Vec<Option<String>>> {
         let script = script(&[MIGRATE, CLAIM]);
-        let keys = [self.retry.clone(), self.deliveries.clone(), self.retry_dests()];
+        let keys = [
+            self.retry.clone(),
+            self.deliveries.clone(),
+            self.retry_dests(),
+        ];
         let prefix = self.retry_prefix();
         self.with(|c| {
             script
