@@ -9,14 +9,14 @@ use crate::catalog::{Catalog, ValidationError};
 use crate::config::{Config, Global};
 use crate::error::Error;
 use crate::event::{Event, Payload};
-use crate::queue::{self, Queue};
+use crate::queue::{self, Producer};
 
 /// How long an idempotency key is remembered.
 pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// Emits events onto the configured queue.
 pub struct Emitter {
-    queue: Option<Box<dyn Queue>>,
+    queue: Option<Box<dyn Producer>>,
     catalog: Catalog,
     config: Config,
 }
@@ -43,7 +43,7 @@ impl Emitter {
         &self.catalog
     }
 
-    fn queue(&mut self) -> Result<&mut Box<dyn Queue>, Error> {
+    fn queue(&mut self) -> Result<&mut Box<dyn Producer>, Error> {
         if self.queue.is_none() {
             self.queue = Some(queue::open(&self.config)?);
         }

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use events::event::{Event, Payload, format_ts_ms, now_ms};
 use events::queue::{
-    Backlog, ConsumerHeld, ConsumerStats, DeadLetter, Delivery, Queue, QueueError, RetryClaim,
-    Settlement, StreamEntry,
+    Admin, Backlog, Consumer, ConsumerHeld, ConsumerStats, DeadLetter, Delivery, Describe,
+    Producer, Queue, QueueError, RetryClaim, Settlement, StreamEntry,
 };
 
 /// Room for any check to finish without a lease running out.
@@ -1526,7 +1526,7 @@ mod redis_history {
 
     use events::event::{format_ts_ms, now_ms};
     use events::queue::redis::RedisQueue;
-    use events::queue::{Queue, QueueOptions, Settlement};
+    use events::queue::{Admin, Consumer, QueueOptions, Settlement};
 
     use crate::support::RedisServer;
 

@@ -30,14 +30,14 @@ use super::{Context, print, table};
 use crate::cli::{Format, StatusArgs};
 use crate::config::{Backend, Config};
 use crate::event::{format_ts_ms, now_ms};
-use crate::queue::{self, Stats};
+use crate::queue::{self, Admin, Stats};
 
 /// A retry overdue by less than this is simply "due now".
 const OVERDUE_MS: i64 = 5_000;
 
 pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<()> {
     let config = ctx.config()?;
-    let mut queue = queue::open(config)?;
+    let mut queue: Box<dyn Admin> = queue::open(config)?;
     let mut stats = queue.stats()?;
     stats.consumers.sort_by(|a, b| a.name.cmp(&b.name));
     let status = Status {

@@ -1,5 +1,5 @@
 //! The queue: where events wait between `emit` and delivery, and where
-//! retries, dead letters and idempotency keys live. One trait, two backends
+//! retries, dead letters and idempotency keys live. One seam, two backends
 //! (Redis Streams and an embedded SQLite file) with the same semantics, so the
 //! worker, `emit`, `replay` and `status` never know which one they talk to.
 //!
@@ -223,12 +223,15 @@ pub struct Stats {
     pub dead: Vec<(String, String, u64)>,
 }
 
-/// The operations every backend provides. Each call is one round trip or one
-/// transaction where the backend allows it.
-pub trait Queue: Send {
+/// What every backend says about itself, whoever calls it.
+pub trait Describe: Send {
     /// Where this queue lives, safe to print (no password).
     fn describe(&self) -> String;
+}
 
+/// The producing side: `emit` and anything that appends events. Each call is
+/// one round trip or one transaction where the backend allows it.
+pub trait Producer: Describe {
     /// Appends events to the stream, in order, in one batch.
     fn append(&mut self, events: &[Event]) -> Result<()>;
 
@@ -240,7 +243,10 @@ pub trait Queue: Send {
         event: &Event,
         ttl: Duration,
     ) -> Result<Option<String>>;
+}
 
+/// The worker's side: claiming, settling and renewing, the hot path.
+pub trait Consumer: Describe {
     /// Entries claimed earlier by `consumer` and never settled: a restarted
     /// worker finishes these first.
     fn recover(&mut self, consumer: &str) -> Result<Vec<StreamEntry>>;
@@ -275,10 +281,17 @@ pub trait Queue: Send {
     /// Gives up the consumer name, if `holder` still holds it.
     fn release_consumer(&mut self, consumer: &str, holder: &str) -> Result<()>;
 
+    /// Forgets `consumer` (a worker that stopped) if it holds nothing, so
+    /// `status` lists only workers that matter.
+    fn leave(&mut self, consumer: &str) -> Result<()>;
+
     /// What is left to do. When `only` is not empty, retries count only
     /// those to the named destinations.
     fn backlog(&mut self, only: &[String]) -> Result<Backlog>;
+}
 
+/// The operator's side: `status`, `replay` and housekeeping.
+pub trait Admin: Describe {
     /// Events of the stream with `from_ms <= ts < until_ms`, selected by
     /// `ts` exactly however long before or after it they were written,
     /// passed to `visit` in batches (SQLite in `ts` order, Redis in write
@@ -304,15 +317,18 @@ pub trait Queue: Send {
     /// The health of the pipeline.
     fn stats(&mut self) -> Result<Stats>;
 
-    /// Forgets `consumer` (a worker that stopped) if it holds nothing, so
-    /// `status` lists only workers that matter.
-    fn leave(&mut self, consumer: &str) -> Result<()>;
-
     /// Removes stream history written before `before_ms` (by write time,
     /// not `ts`), never an entry that is unread or pending nor any after it.
     /// Returns how many entries were removed.
     fn trim(&mut self, before_ms: i64) -> Result<u64>;
 }
+
+/// All three sides at once, for callers that need them all (the worker
+/// trims and requeues as well as claims) and for opening a queue whose
+/// caller picks the side it needs.
+pub trait Queue: Producer + Consumer + Admin {}
+
+impl<T: Producer + Consumer + Admin + ?Sized> Queue for T {}
 
 /// The backends' shared tuning.
 #[derive(Debug, Clone)]

@@ -28,9 +28,9 @@ use redis::{Connection, Value};
 use redis::{ErrorKind, RedisError, ServerErrorKind};
 
 use super::{
-    Backlog, ConsumerHeld, ConsumerStats, DeadLetter, Delivery, Poison, Queue, QueueError,
-    QueueOptions, Result, RetryClaim, Settlement, Stats, StoredDeadLetter, StreamEntry,
-    UnavailableReason,
+    Admin, Backlog, Consumer, ConsumerHeld, ConsumerStats, DeadLetter, Delivery, Describe, Poison,
+    Producer, QueueError, QueueOptions, Result, RetryClaim, Settlement, Stats, StoredDeadLetter,
+    StreamEntry, UnavailableReason,
 };
 use crate::config::redact_url;
 use crate::event::{Event, EventLine, derived_id, format_ts_ms, now_ms};
@@ -519,11 +519,13 @@ fn classify(e: &RedisError) -> Class {
     }
 }
 
-impl Queue for RedisQueue {
+impl Describe for RedisQueue {
     fn describe(&self) -> String {
         format!("{} (keys {}:*)", self.shown, self.prefix)
     }
+}
 
+impl Producer for RedisQueue {
     fn append(&mut self, events: &[Event]) -> Result<()> {
         if events.is_empty() {
             return Ok(());
@@ -570,7 +572,9 @@ impl Queue for RedisQueue {
                 .invoke::<Option<String>>(c)
         })
     }
+}
 
+impl Consumer for RedisQueue {
     fn recover(&mut self, consumer: &str) -> Result<Vec<StreamEntry>> {
         let mut all = Vec::new();
         let mut from = "0".to_owned();
@@ -749,6 +753,19 @@ impl Queue for RedisQueue {
         Ok(())
     }
 
+    fn leave(&mut self, consumer: &str) -> Result<()> {
+        let script = redis::Script::new(LEAVE);
+        let stream = self.stream.clone();
+        self.with(|c| {
+            script
+                .key(&stream)
+                .arg(GROUP)
+                .arg(consumer)
+                .invoke::<i64>(c)
+        })?;
+        Ok(())
+    }
+
     fn backlog(&mut self, only: &[String]) -> Result<Backlog> {
         let (retries, next_retry_ms) = self.retry_summary(only)?;
         let (unread, pending) = match self.group_info()? {
@@ -771,7 +788,9 @@ impl Queue for RedisQueue {
             next_retry_ms,
         })
     }
+}
 
+impl Admin for RedisQueue {
     /// Selects by `ts` exactly, reading three disjoint parts in entry-id
     /// order: settled entries whose `ts` is near their id's time, read by id
     /// around the window; settled skewed entries, from their index by `ts`;
@@ -955,19 +974,6 @@ impl Queue for RedisQueue {
         (stats.retries, stats.next_retry_ms) = self.retry_summary(&[])?;
         stats.dead = self.dead_counts()?;
         Ok(stats)
-    }
-
-    fn leave(&mut self, consumer: &str) -> Result<()> {
-        let script = redis::Script::new(LEAVE);
-        let stream = self.stream.clone();
-        self.with(|c| {
-            script
-                .key(&stream)
-                .arg(GROUP)
-                .arg(consumer)
-                .invoke::<i64>(c)
-        })?;
-        Ok(())
     }
 
     fn trim(&mut self, before_ms: i64) -> Result<u64> {

@@ -19,9 +19,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{
-    Backlog, ConsumerHeld, ConsumerStats, DeadLetter, Delivery, Poison, Queue, QueueError,
-    QueueOptions, Result, RetryClaim, Settlement, Stats, StoredDeadLetter, StreamEntry,
-    UnavailableReason,
+    Admin, Backlog, Consumer, ConsumerHeld, ConsumerStats, DeadLetter, Delivery, Describe, Poison,
+    Producer, QueueError, QueueOptions, Result, RetryClaim, Settlement, Stats, StoredDeadLetter,
+    StreamEntry, UnavailableReason,
 };
 use crate::event::{Event, derived_id, now_ms};
 
@@ -552,11 +552,13 @@ fn classify(path: &Path, e: rusqlite::Error) -> QueueError {
     }
 }
 
-impl Queue for SqliteQueue {
+impl Describe for SqliteQueue {
     fn describe(&self) -> String {
         format!("sqlite {}", self.path.display())
     }
+}
 
+impl Producer for SqliteQueue {
     fn append(&mut self, events: &[Event]) -> Result<()> {
         if events.is_empty() {
             return Ok(());
@@ -587,7 +589,9 @@ impl Queue for SqliteQueue {
             Ok(None)
         })
     }
+}
 
+impl Consumer for SqliteQueue {
     fn recover(&mut self, consumer: &str) -> Result<Vec<StreamEntry>> {
         self.take(consumer, usize::MAX, true)
     }
@@ -711,17 +715,6 @@ impl Queue for SqliteQueue {
         })
     }
 
-    fn leave(&mut self, consumer: &str) -> Result<()> {
-        self.write(|tx| {
-            tx.execute(
-                "DELETE FROM consumers WHERE name = ?1
-                 AND NOT EXISTS (SELECT 1 FROM stream WHERE state = 1 AND consumer = ?1)",
-                [consumer],
-            )
-            .map(|_| ())
-        })
-    }
-
     fn hold_consumer(&mut self, consumer: &str, holder: &str, lease: Duration) -> Result<()> {
         let lease_ms = duration_ms(lease);
         let held = self.write(|tx| {
@@ -763,6 +756,17 @@ impl Queue for SqliteQueue {
         })
     }
 
+    fn leave(&mut self, consumer: &str) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "DELETE FROM consumers WHERE name = ?1
+                 AND NOT EXISTS (SELECT 1 FROM stream WHERE state = 1 AND consumer = ?1)",
+                [consumer],
+            )
+            .map(|_| ())
+        })
+    }
+
     fn backlog(&mut self, only: &[String]) -> Result<Backlog> {
         self.read(|tx| {
             let (unread, pending): (i64, i64) = tx
@@ -780,7 +784,9 @@ impl Queue for SqliteQueue {
             })
         })
     }
+}
 
+impl Admin for SqliteQueue {
     fn history(
         &mut self,
         from_ms: i64,
