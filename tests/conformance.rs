@@ -1661,7 +1661,7 @@ mod upgrade {
     use events::event::now_ms;
     use events::queue::redis::RedisQueue;
     use events::queue::sqlite::SqliteQueue;
-    use events::queue::{Delivery, Queue, QueueOptions, Settlement};
+    use events::queue::{Admin, Consumer, Delivery, Queue, QueueOptions, Settlement};
 
     use super::{LONG, delivery, event, letter};
     use crate::support::RedisServer;
