@@ -1314,7 +1314,7 @@ pub fn claims_for_some_destinations_pass_over_the_others(b: &dyn Backend) {
     );
     assert_eq!(
         deliveries_of(&q.claim_retries(now, 1, &slack).unwrap()),
-        [s1.clone()]
+        [s1]
     );
     let claims = q.claim_retries(now, 10, &slack).unwrap();
     assert_eq!(deliveries_of(&claims), [s2]);

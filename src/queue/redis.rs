@@ -5,11 +5,12 @@
 //!   object text), and optionally `id`, `ts`; read by the consumer group
 //!   `workers`, acknowledged but never deleted on delivery (history is what
 //!   `replay` reads), trimmed by age only behind every undelivered entry;
-//! - `{events}:retry`: sorted set of delivery tokens (`<event id>|<dest>`)
-//!   scored by due time, each delivery's JSON in the hash
-//!   `{events}:deliveries`; a claimed retry is leased by moving its score
-//!   forward;
-//! - `{events}:dead`: stream of dead letters;
+//! - `{events}:retry:<dest>`: one sorted set per destination of delivery
+//!   tokens (`<event id>|<dest>`) scored by due time, each delivery's JSON
+//!   in the hash `{events}:deliveries`; a claimed retry is leased by moving
+//!   its score forward (see `retry.rs`, with the old single `{events}:retry`);
+//! - `{events}:dead`: stream of dead letters, counted in
+//!   `{events}:dead:counts`;
 //! - `{events}:ts`: sorted set of the entry ids whose `ts` is more than
 //!   `SKEW_MS` from their entry id's time, scored by `ts` (ms), so `history`
 //!   selects by `ts` exactly without reading all of the stream;
