@@ -103,12 +103,27 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE stream ADD COLUMN written_ms INTEGER;
     UPDATE stream SET written_ms = ts_ms;
     CREATE INDEX stream_written ON stream (written_ms);",
-    // 4: what `status` and the worker ask of retries and dead letters costs
-    // the same however many there are: due retries are found per
-    // destination, and retries and dead letters are counted as they are
-    // written (by triggers, so every writer keeps the counts, in its own
-    // transaction). An existing file is counted once here.
-    "CREATE INDEX retry_dest_due ON retry (dest, due_ms);
+    // 4: what `status` and the worker ask of the stream, retries and dead
+    // letters costs the same however many there are: due retries are found
+    // per destination, and entries (by state), retries and dead letters are
+    // counted as they are written (by triggers, so every writer keeps the
+    // counts, in its own transaction). An existing file is counted once here.
+    "CREATE TABLE stream_counts (state NOT NULL PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
+    INSERT INTO stream_counts (state, n) SELECT state, count(*) FROM stream GROUP BY state;
+    CREATE TRIGGER stream_counted AFTER INSERT ON stream BEGIN
+        INSERT INTO stream_counts (state, n) VALUES (new.state, 1)
+        ON CONFLICT (state) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER stream_uncounted AFTER DELETE ON stream BEGIN
+        UPDATE stream_counts SET n = n - 1 WHERE state = old.state;
+    END;
+    CREATE TRIGGER stream_recounted AFTER UPDATE OF state ON stream
+    WHEN old.state IS NOT new.state BEGIN
+        UPDATE stream_counts SET n = n - 1 WHERE state = old.state;
+        INSERT INTO stream_counts (state, n) VALUES (new.state, 1)
+        ON CONFLICT (state) DO UPDATE SET n = n + 1;
+    END;
+    CREATE INDEX retry_dest_due ON retry (dest, due_ms);
     CREATE TABLE retry_counts (dest TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
     INSERT INTO retry_counts (dest, n) SELECT dest, count(*) FROM retry GROUP BY dest;
     CREATE TRIGGER retry_counted AFTER INSERT ON retry BEGIN
@@ -769,16 +784,11 @@ impl Consumer for SqliteQueue {
 
     fn backlog(&mut self, only: &[String]) -> Result<Backlog> {
         self.read(|tx| {
-            let (unread, pending): (i64, i64) = tx
-                .prepare_cached(
-                    "SELECT count(*) FILTER (WHERE state = 0), count(*) FILTER (WHERE state = 1)
-                     FROM stream WHERE state < 2",
-                )?
-                .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            let (_, unread, pending) = retries::stream_counts(tx)?;
             let (retries, next_retry_ms) = retries::summary(tx, only)?;
             Ok(Backlog {
-                unread: unread as u64,
-                pending: pending as u64,
+                unread,
+                pending,
                 retries,
                 next_retry_ms,
             })
@@ -884,7 +894,7 @@ impl Admin for SqliteQueue {
     fn stats(&mut self) -> Result<Stats> {
         self.read(|tx| {
             let now = now_ms();
-            let length: i64 = tx.query_row("SELECT count(*) FROM stream", [], |row| row.get(0))?;
+            let (length, lag, _) = retries::stream_counts(tx)?;
             let end = |order: &str| {
                 tx.query_row(
                     &format!("SELECT seq, id, ts, ts_ms FROM stream ORDER BY seq {order} LIMIT 1"),
@@ -906,11 +916,6 @@ impl Admin for SqliteQueue {
             };
             let oldest = end("ASC")?;
             let newest = end("DESC")?;
-            let lag: i64 = tx.query_row(
-                "SELECT count(*) FROM stream WHERE state < 2 AND state = 0",
-                [],
-                |row| row.get(0),
-            )?;
             // Consumers that hold entries are listed even if they never
             // touched the consumers table (rows claimed by other means).
             let consumers = tx
@@ -938,10 +943,10 @@ impl Admin for SqliteQueue {
             let (retries, next_retry_ms) = retries::summary(tx, &[])?;
             let dead = retries::dead_counts(tx)?;
             Ok(Stats {
-                length: length as u64,
+                length,
                 oldest,
                 newest,
-                lag: lag as u64,
+                lag,
                 consumers,
                 retries,
                 next_retry_ms,
@@ -1098,6 +1103,80 @@ mod tests {
         let dead =
             plan("SELECT dest, error, n FROM dead_counts WHERE n > 0 ORDER BY n DESC, dest, error");
         assert!(!dead.contains(" dead "), "{dead}");
+    }
+
+    /// The counts the triggers keep must be what counting the rows says,
+    /// whoever wrote them and however they moved.
+    #[test]
+    fn the_kept_counts_are_the_counted_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut queue = SqliteQueue::open(
+            &dir.path().join("q.db"),
+            QueueOptions {
+                claim_lease: Duration::ZERO,
+            },
+        )
+        .unwrap();
+        let check = |queue: &mut SqliteQueue| {
+            let counted = |sql: &str| -> u64 {
+                queue
+                    .conn
+                    .query_row(sql, [], |row| row.get::<_, i64>(0))
+                    .unwrap() as u64
+            };
+            let rows = (
+                counted("SELECT count(*) FROM stream"),
+                counted("SELECT count(*) FROM stream WHERE state = 0"),
+                counted("SELECT count(*) FROM stream WHERE state = 1"),
+                counted("SELECT count(*) FROM retry"),
+            );
+            let stats = queue.stats().unwrap();
+            let backlog = queue.backlog(&[]).unwrap();
+            assert_eq!(
+                (stats.length, stats.lag, backlog.pending, stats.retries),
+                rows
+            );
+            assert_eq!(backlog.unread, rows.1);
+        };
+        let events: Vec<Event> = (0..5)
+            .map(|_| Event::new("user.signup", Default::default()))
+            .collect();
+        queue.append(&events).unwrap();
+        queue
+            .conn
+            .execute(
+                "INSERT INTO stream (id, type, ts, ts_ms, payload) VALUES ('x', 't', '', 1, '{}')",
+                [],
+            )
+            .unwrap();
+        check(&mut queue);
+        let claimed = queue.claim("a", 3, Duration::ZERO).unwrap();
+        check(&mut queue);
+        // The lease is zero: another consumer takes them over (state stays 1).
+        let again = queue.claim("b", 3, Duration::ZERO).unwrap();
+        assert_eq!(keys(&again), keys(&claimed));
+        check(&mut queue);
+        let delivery = Delivery {
+            event: events[0].clone(),
+            dest: "slack".into(),
+            attempts: 1,
+            last_error: None,
+        };
+        let settlement = Settlement {
+            acks: keys(&again),
+            retries: vec![(delivery.clone(), 5)],
+            ..Settlement::default()
+        };
+        queue.settle("b", &settlement).unwrap();
+        queue.settle("b", &settlement).unwrap();
+        check(&mut queue);
+        queue.trim(i64::MAX).unwrap();
+        check(&mut queue);
+        assert_eq!(queue.stats().unwrap().length, 3);
+    }
+
+    fn keys(entries: &[StreamEntry]) -> Vec<String> {
+        entries.iter().map(|e| e.key.clone()).collect()
     }
 
     #[test]

@@ -1,8 +1,8 @@
-//! The questions the SQLite backend answers about retries and dead letters,
-//! each at a cost that does not grow with what is parked: due retries are
-//! read per destination from the `(dest, due_ms)` index (so a `--only`
-//! worker never walks deliveries it leaves to others), and counts come from
-//! the tables the triggers of migration 4 keep.
+//! The questions the SQLite backend answers about the stream, retries and
+//! dead letters, each at a cost that does not grow with what is kept: due
+//! retries are read per destination from the `(dest, due_ms)` index (so a
+//! `--only` worker never walks deliveries it leaves to others), and counts
+//! come from the tables the triggers of migration 4 keep.
 
 use rusqlite::{Transaction, params};
 
@@ -101,6 +101,23 @@ fn none_if_no_rows<T>(e: rusqlite::Error) -> rusqlite::Result<Option<T>> {
         rusqlite::Error::QueryReturnedNoRows => Ok(None),
         e => Err(e),
     }
+}
+
+/// Entries in the stream: all of them, unread (state 0) and claimed but not
+/// settled (state 1).
+pub(super) fn stream_counts(tx: &Transaction) -> rusqlite::Result<(u64, u64, u64)> {
+    let (all, unread, pending): (i64, i64, i64) = tx
+        .prepare_cached(
+            "SELECT coalesce(sum(n), 0), coalesce(sum(n) FILTER (WHERE state = 0), 0),
+                    coalesce(sum(n) FILTER (WHERE state = 1), 0)
+             FROM stream_counts",
+        )?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok((
+        all.max(0) as u64,
+        unread.max(0) as u64,
+        pending.max(0) as u64,
+    ))
 }
 
 /// Dead letters counted by (destination, error), most first.
