@@ -399,11 +399,21 @@ impl RedisQueue {
         Ok(out)
     }
 
-    /// Adds to `pipe` the writes that schedule `delivery` at `due_ms`,
-    /// replacing any delivery of the same event to the same destination.
-    fn schedule(&self, pipe: &mut redis::Pipeline, delivery: &Delivery, due_ms: i64) {
-        let body = serde_json::to_string(delivery).expect("a delivery serialises");
-        self.schedule_token(pipe, &delivery.token(), &body, due_ms);
+    /// Adds to `pipe` the writes that schedule each delivery at its due
+    /// time, replacing any delivery of the same event to the same destination.
+    fn schedule<'a>(
+        &self,
+        pipe: &mut redis::Pipeline,
+        deliveries: impl IntoIterator<Item = (&'a Delivery, i64)>,
+    ) {
+        let scheduled: Vec<(String, String, i64)> = deliveries
+            .into_iter()
+            .map(|(delivery, due_ms)| {
+                let body = serde_json::to_string(delivery).expect("a delivery serialises");
+                (delivery.token(), body, due_ms)
+            })
+            .collect();
+        self.schedule_tokens(pipe, &scheduled);
     }
 
     fn group_info(&mut self) -> Result<Option<HashMap<String, Value>>> {
@@ -691,12 +701,8 @@ impl Consumer for RedisQueue {
         pipe.atomic();
         // Removed before the new retries go in: a rescheduled retry has the
         // same token as the claim it replaces.
-        for token in &s.done_retries {
-            self.unschedule_token(&mut pipe, token);
-        }
-        for (delivery, due) in &s.retries {
-            self.schedule(&mut pipe, delivery, *due);
-        }
+        self.unschedule_tokens(&mut pipe, &s.done_retries);
+        self.schedule(&mut pipe, s.retries.iter().map(|(d, due)| (d, *due)));
         for letter in &s.dead {
             self.add_dead(&mut pipe, letter);
         }
@@ -872,9 +878,7 @@ impl Admin for RedisQueue {
         for chunk in deliveries.chunks(1000) {
             let mut pipe = redis::pipe();
             pipe.atomic();
-            for delivery in chunk {
-                self.schedule(&mut pipe, delivery, due_ms);
-            }
+            self.schedule(&mut pipe, chunk.iter().map(|d| (d, due_ms)));
             self.with(|c| pipe.exec(c))?;
         }
         Ok(())
@@ -910,8 +914,8 @@ impl Admin for RedisQueue {
         ) {
             let mut pipe = redis::pipe();
             pipe.atomic();
-            for (key, delivery) in chunk {
-                self.schedule(&mut pipe, delivery, due_ms);
+            self.schedule(&mut pipe, chunk.iter().map(|(_, d)| (d, due_ms)));
+            for (key, _) in chunk {
                 self.remove_dead(&mut pipe, key);
             }
             self.with(|c| pipe.exec(c))?;

@@ -19,7 +19,7 @@
 //! of it into the per-destination sets, and a worker moves all of it before
 //! it counts its backlog.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use redis::Value;
 
@@ -181,39 +181,52 @@ impl RedisQueue {
         format!("{}:dead:counted", self.prefix)
     }
 
-    /// Adds to `pipe` the writes that schedule `token` (with its delivery
-    /// JSON `body`) at `due_ms`, replacing any earlier schedule of it.
-    pub(super) fn schedule_token(
+    /// Adds to `pipe` the writes that schedule each token (with its
+    /// delivery JSON) at its due time, replacing any earlier schedule of it.
+    pub(super) fn schedule_tokens(
         &self,
         pipe: &mut redis::Pipeline,
-        token: &str,
-        body: &str,
-        due_ms: i64,
+        scheduled: &[(String, String, i64)],
     ) {
-        let dest = token_dest(token);
-        pipe.cmd("ZADD")
-            .arg(self.retry_key(dest))
-            .arg(due_ms)
-            .arg(token)
-            .ignore();
-        pipe.cmd("SADD").arg(self.retry_dests()).arg(dest).ignore();
+        if scheduled.is_empty() {
+            return;
+        }
+        for (token, body, due_ms) in scheduled {
+            pipe.cmd("ZADD")
+                .arg(self.retry_key(token_dest(token)))
+                .arg(due_ms)
+                .arg(token)
+                .ignore();
+            pipe.cmd("HSET")
+                .arg(&self.deliveries)
+                .arg(token)
+                .arg(body)
+                .ignore();
+        }
+        let tokens: Vec<&String> = scheduled.iter().map(|(token, _, _)| token).collect();
+        let dests: BTreeSet<&str> = tokens.iter().map(|t| token_dest(t)).collect();
+        pipe.cmd("SADD").arg(self.retry_dests()).arg(dests).ignore();
         // A delivery still in the old single set is now in its own.
-        pipe.cmd("ZREM").arg(&self.retry).arg(token).ignore();
-        pipe.cmd("HSET")
-            .arg(&self.deliveries)
-            .arg(token)
-            .arg(body)
-            .ignore();
+        pipe.cmd("ZREM").arg(&self.retry).arg(tokens).ignore();
     }
 
-    /// Adds to `pipe` the writes that finish with the retry `token`.
-    pub(super) fn unschedule_token(&self, pipe: &mut redis::Pipeline, token: &str) {
-        pipe.cmd("ZREM")
-            .arg(self.retry_key(token_dest(token)))
-            .arg(token)
-            .ignore();
-        pipe.cmd("ZREM").arg(&self.retry).arg(token).ignore();
-        pipe.cmd("HDEL").arg(&self.deliveries).arg(token).ignore();
+    /// Adds to `pipe` the writes that finish with these retry tokens.
+    pub(super) fn unschedule_tokens(&self, pipe: &mut redis::Pipeline, tokens: &[String]) {
+        if tokens.is_empty() {
+            return;
+        }
+        let mut by_dest: BTreeMap<&str, Vec<&String>> = BTreeMap::new();
+        for token in tokens {
+            by_dest.entry(token_dest(token)).or_default().push(token);
+        }
+        for (dest, tokens) in by_dest {
+            pipe.cmd("ZREM")
+                .arg(self.retry_key(dest))
+                .arg(tokens)
+                .ignore();
+        }
+        pipe.cmd("ZREM").arg(&self.retry).arg(tokens).ignore();
+        pipe.cmd("HDEL").arg(&self.deliveries).arg(tokens).ignore();
     }
 
     /// Adds to `pipe` the write that extends the lease on a claimed retry.
