@@ -1798,6 +1798,61 @@ mod upgrade {
         assert_eq!(claimed, 2499);
     }
 
+    /// A delivery replayed while the old set still holds it, and delivered
+    /// before the move reaches it, is not delivered again from the old set.
+    #[test]
+    fn a_delivery_in_both_layouts_is_delivered_once() {
+        let server = RedisServer::start();
+        let now = now_ms();
+        let mut pipe = redis::pipe();
+        let legacy: Vec<Delivery> = (0..1500)
+            .map(|n| delivery(&event(n), "webhook", 1))
+            .collect();
+        for (n, d) in legacy.iter().enumerate() {
+            let token = format!("{}|{}", d.event.id, d.dest);
+            pipe.cmd("ZADD")
+                .arg("{events}:retry")
+                .arg(now - 10_000 + n as i64)
+                .arg(&token)
+                .ignore();
+            pipe.cmd("HSET")
+                .arg("{events}:deliveries")
+                .arg(&token)
+                .arg(serde_json::to_string(d).unwrap())
+                .ignore();
+        }
+        let client = redis::Client::open(server.url()).unwrap();
+        pipe.exec(&mut client.get_connection().unwrap()).unwrap();
+
+        let mut q = RedisQueue::open(&server.url(), PREFIX, options()).unwrap();
+        let last = legacy.last().unwrap().clone();
+        q.enqueue(std::slice::from_ref(&last), now - 20_000)
+            .unwrap();
+        let webhook = ["webhook".to_owned()];
+        let first = q.claim_retries(now, 1, &webhook).unwrap();
+        assert_eq!(first[0].delivery, last, "the replayed one is due first");
+        q.settle(
+            "w",
+            &Settlement {
+                done_retries: vec![first[0].token.clone()],
+                ..Settlement::default()
+            },
+        )
+        .unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        loop {
+            let claims = q.claim_retries(now, 100, &webhook).unwrap();
+            if claims.is_empty() {
+                break;
+            }
+            for claim in claims {
+                assert!(seen.insert(claim.token.clone()), "{} twice", claim.token);
+                assert_ne!(claim.delivery.event.id, last.event.id, "delivered again");
+            }
+        }
+        assert_eq!(seen.len(), 1499);
+    }
+
     /// Dead letters written before the counts existed are counted once, by
     /// the first `status`; letters added and removed before that are
     /// neither lost nor counted twice.

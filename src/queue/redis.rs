@@ -94,6 +94,8 @@ pub struct RedisQueue {
     group_ready: bool,
     autoclaim_cursor: String,
     last_autoclaim: Option<Instant>,
+    /// Known: the retry set of version 0.1 is gone (see `retry.rs`).
+    legacy_retries_gone: bool,
 }
 
 impl RedisQueue {
@@ -117,6 +119,7 @@ impl RedisQueue {
             group_ready: false,
             autoclaim_cursor: "0-0".into(),
             last_autoclaim: None,
+            legacy_retries_gone: false,
         })
     }
 
@@ -405,6 +408,7 @@ impl RedisQueue {
         &self,
         pipe: &mut redis::Pipeline,
         deliveries: impl IntoIterator<Item = (&'a Delivery, i64)>,
+        legacy: bool,
     ) {
         let scheduled: Vec<(String, String, i64)> = deliveries
             .into_iter()
@@ -413,7 +417,7 @@ impl RedisQueue {
                 (delivery.token(), body, due_ms)
             })
             .collect();
-        self.schedule_tokens(pipe, &scheduled);
+        self.schedule_tokens(pipe, &scheduled, legacy);
     }
 
     fn group_info(&mut self) -> Result<Option<HashMap<String, Value>>> {
@@ -701,8 +705,17 @@ impl Consumer for RedisQueue {
         pipe.atomic();
         // Removed before the new retries go in: a rescheduled retry has the
         // same token as the claim it replaces.
-        self.unschedule_tokens(&mut pipe, &s.done_retries);
-        self.schedule(&mut pipe, s.retries.iter().map(|(d, due)| (d, *due)));
+        let legacy = if s.done_retries.is_empty() && s.retries.is_empty() {
+            false
+        } else {
+            self.legacy_retries()?
+        };
+        self.unschedule_tokens(&mut pipe, &s.done_retries, legacy);
+        self.schedule(
+            &mut pipe,
+            s.retries.iter().map(|(d, due)| (d, *due)),
+            legacy,
+        );
         for letter in &s.dead {
             self.add_dead(&mut pipe, letter);
         }
@@ -878,7 +891,8 @@ impl Admin for RedisQueue {
         for chunk in deliveries.chunks(1000) {
             let mut pipe = redis::pipe();
             pipe.atomic();
-            self.schedule(&mut pipe, chunk.iter().map(|d| (d, due_ms)));
+            let legacy = self.legacy_retries()?;
+            self.schedule(&mut pipe, chunk.iter().map(|d| (d, due_ms)), legacy);
             self.with(|c| pipe.exec(c))?;
         }
         Ok(())
@@ -914,7 +928,8 @@ impl Admin for RedisQueue {
         ) {
             let mut pipe = redis::pipe();
             pipe.atomic();
-            self.schedule(&mut pipe, chunk.iter().map(|(_, d)| (d, due_ms)));
+            let legacy = self.legacy_retries()?;
+            self.schedule(&mut pipe, chunk.iter().map(|(_, d)| (d, due_ms)), legacy);
             for (key, _) in chunk {
                 self.remove_dead(&mut pipe, key);
             }

@@ -181,12 +181,26 @@ impl RedisQueue {
         format!("{}:dead:counted", self.prefix)
     }
 
+    /// Whether the retry set of version 0.1 may still hold tokens. Once it
+    /// is gone it is not asked again: no writer of this version recreates it.
+    pub(super) fn legacy_retries(&mut self) -> Result<bool> {
+        if self.legacy_retries_gone {
+            return Ok(false);
+        }
+        let legacy = self.retry.clone();
+        let exists: bool = self.with(|c| redis::cmd("EXISTS").arg(&legacy).query(c))?;
+        self.legacy_retries_gone = !exists;
+        Ok(exists)
+    }
+
     /// Adds to `pipe` the writes that schedule each token (with its
-    /// delivery JSON) at its due time, replacing any earlier schedule of it.
+    /// delivery JSON) at its due time, replacing any earlier schedule of it;
+    /// with `legacy`, also out of the retry set of version 0.1.
     pub(super) fn schedule_tokens(
         &self,
         pipe: &mut redis::Pipeline,
         scheduled: &[(String, String, i64)],
+        legacy: bool,
     ) {
         if scheduled.is_empty() {
             return;
@@ -206,12 +220,21 @@ impl RedisQueue {
         let tokens: Vec<&String> = scheduled.iter().map(|(token, _, _)| token).collect();
         let dests: BTreeSet<&str> = tokens.iter().map(|t| token_dest(t)).collect();
         pipe.cmd("SADD").arg(self.retry_dests()).arg(dests).ignore();
-        // A delivery still in the old single set is now in its own.
-        pipe.cmd("ZREM").arg(&self.retry).arg(tokens).ignore();
+        if legacy {
+            // A delivery still in the old single set is now in its own.
+            pipe.cmd("ZREM").arg(&self.retry).arg(tokens).ignore();
+        }
     }
 
-    /// Adds to `pipe` the writes that finish with these retry tokens.
-    pub(super) fn unschedule_tokens(&self, pipe: &mut redis::Pipeline, tokens: &[String]) {
+    /// Adds to `pipe` the writes that finish with these retry tokens (with
+    /// `legacy`, also in the retry set of version 0.1, which a token can
+    /// still be in while that set is being moved).
+    pub(super) fn unschedule_tokens(
+        &self,
+        pipe: &mut redis::Pipeline,
+        tokens: &[String],
+        legacy: bool,
+    ) {
         if tokens.is_empty() {
             return;
         }
@@ -225,7 +248,9 @@ impl RedisQueue {
                 .arg(tokens)
                 .ignore();
         }
-        pipe.cmd("ZREM").arg(&self.retry).arg(tokens).ignore();
+        if legacy {
+            pipe.cmd("ZREM").arg(&self.retry).arg(tokens).ignore();
+        }
         pipe.cmd("HDEL").arg(&self.deliveries).arg(tokens).ignore();
     }
 
@@ -315,6 +340,7 @@ impl RedisQueue {
                     .invoke(c)
             })?;
             if left == 0 {
+                self.legacy_retries_gone = true;
                 return Ok(());
             }
         }
