@@ -102,6 +102,8 @@ macro_rules! conformance_tests {
             a_consumer_name_is_held_by_one_holder_until_released_or_expired,
             the_same_raw_entries_decode_the_same_on_every_backend,
             a_retry_that_cannot_be_decoded_is_dead_lettered_in_the_claim,
+            claims_for_some_destinations_pass_over_the_others,
+            dead_letter_counts_follow_the_letters,
         );
     };
 }
@@ -1483,6 +1485,171 @@ mod sqlite {
     }
 }
 
+/// Many deliveries parked for one destination, due before those of
+/// another: a worker for the other claims and counts only its own, and a
+/// worker for every destination takes the earliest due first.
+pub fn claims_for_some_destinations_pass_over_the_others(b: &dyn Backend) {
+    let mut q = b.open(LONG);
+    let now = now_ms();
+    let parked: Vec<Delivery> = (0..1500)
+        .map(|n| delivery(&event(n), "webhook", 1))
+        .collect();
+    q.enqueue(&parked, now - 5000).unwrap();
+    let (s1, s2) = (
+        delivery(&event(2001), "slack", 0),
+        delivery(&event(2002), "slack", 0),
+    );
+    q.enqueue(std::slice::from_ref(&s2), now - 1000).unwrap();
+    q.enqueue(std::slice::from_ref(&s1), now - 2000).unwrap();
+    let slack = ["slack".to_owned()];
+
+    let backlog = q.backlog(&slack).unwrap();
+    assert_eq!(
+        (backlog.retries, backlog.next_retry_ms),
+        (2, Some(now - 2000))
+    );
+    let backlog = q.backlog(&[]).unwrap();
+    assert_eq!(
+        (backlog.retries, backlog.next_retry_ms),
+        (1502, Some(now - 5000))
+    );
+    assert_eq!(
+        deliveries_of(&q.claim_retries(now, 1, &slack).unwrap()),
+        [s1]
+    );
+    let claims = q.claim_retries(now, 10, &slack).unwrap();
+    assert_eq!(deliveries_of(&claims), [s2]);
+    assert!(q.claim_retries(now, 10, &slack).unwrap().is_empty());
+    // Leased, not gone: still counted, now due when the lease ends.
+    let backlog = q.backlog(&slack).unwrap();
+    assert_eq!(backlog.retries, 2);
+    assert!(backlog.next_retry_ms.unwrap() > now, "{backlog:?}");
+
+    q.settle(
+        "w",
+        &Settlement {
+            done_retries: claims.iter().map(|c| c.token.clone()).collect(),
+            ..Settlement::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(q.backlog(&slack).unwrap().retries, 1);
+    let all = q.claim_retries(now, 3, &[]).unwrap();
+    assert_eq!(all.len(), 3);
+    assert!(
+        all.iter().all(|c| c.delivery.dest == "webhook"),
+        "earliest first"
+    );
+    assert_eq!(q.stats().unwrap().retries, 1501);
+}
+
+/// `status` counts dead letters by destination and error without reading
+/// them; the counts must stay those of the letters through dead-lettering,
+/// requeueing (`replay --dead`, the same letter twice included) and
+/// replaying history (which leaves dead letters alone).
+pub fn dead_letter_counts_follow_the_letters(b: &dyn Backend) {
+    let mut q = b.open(LONG);
+    let now = now_ms();
+    let counted = |q: &mut Box<dyn Queue>| {
+        let letters: Vec<DeadLetter> = q
+            .dead_letters()
+            .unwrap()
+            .into_iter()
+            .map(|s| s.letter)
+            .collect();
+        assert_eq!(
+            q.stats().unwrap().dead,
+            events::queue::count_dead(letters.iter()),
+            "the counts are those of the letters"
+        );
+        q.stats().unwrap().dead
+    };
+    let owned = |rows: &[(&str, &str, u64)]| -> Vec<(String, String, u64)> {
+        rows.iter()
+            .map(|(d, e, n)| (d.to_string(), e.to_string(), *n))
+            .collect()
+    };
+    assert!(counted(&mut q).is_empty());
+    let mut dead: Vec<DeadLetter> = (0..3)
+        .map(|n| letter(&event(n), "slack", "HTTP 404 channel_not_found", now))
+        .collect();
+    dead.push(letter(&event(3), "webhook", "timed out", now));
+    dead.push(DeadLetter {
+        event: Err("{not json".into()),
+        dest: "*".into(),
+        attempts: 0,
+        error: "'payload' is not valid JSON".into(),
+        at_ms: now,
+    });
+    q.settle(
+        "w",
+        &Settlement {
+            dead,
+            ..Settlement::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        counted(&mut q),
+        owned(&[
+            ("slack", "HTTP 404 channel_not_found", 3),
+            ("*", "'payload' is not valid JSON", 1),
+            ("webhook", "timed out", 1),
+        ])
+    );
+
+    let stored = q.dead_letters().unwrap();
+    let again = (stored[0].key.clone(), delivery(&event(0), "slack", 0));
+    q.requeue_dead(
+        &[
+            again.clone(),
+            (stored[3].key.clone(), delivery(&event(3), "webhook", 0)),
+        ],
+        now - 1,
+    )
+    .unwrap();
+    q.requeue_dead(&[again], now - 1).unwrap();
+    q.enqueue(&[delivery(&event(7), "slack", 0)], now - 1)
+        .unwrap();
+    assert_eq!(
+        counted(&mut q),
+        owned(&[
+            ("slack", "HTTP 404 channel_not_found", 2),
+            ("*", "'payload' is not valid JSON", 1),
+        ])
+    );
+
+    // The requeued webhook delivery fails again, differently.
+    let claims = q.claim_retries(now, 10, &["webhook".to_owned()]).unwrap();
+    assert_eq!(claims.len(), 1);
+    q.settle(
+        "w",
+        &Settlement {
+            done_retries: vec![claims[0].token.clone()],
+            dead: vec![letter(&event(3), "webhook", "HTTP 500", now)],
+            ..Settlement::default()
+        },
+    )
+    .unwrap();
+    let left = q.dead_letters().unwrap();
+    let requeue_all: Vec<(String, Delivery)> = left
+        .iter()
+        .filter(|s| s.letter.dest == "slack")
+        .map(|s| {
+            let event = s.letter.event.clone().unwrap();
+            (s.key.clone(), delivery(&event, "slack", 0))
+        })
+        .collect();
+    q.requeue_dead(&requeue_all, now).unwrap();
+    assert_eq!(
+        counted(&mut q),
+        owned(&[
+            ("*", "'payload' is not valid JSON", 1),
+            ("webhook", "HTTP 500", 1),
+        ])
+    );
+}
+
 /// Redis: one server per test; each queue opened is a fresh key prefix on it.
 mod redis_backend {
     use std::cell::Cell;
@@ -1783,5 +1950,260 @@ mod redis_history {
         assert_eq!(server.cli(&["ZCARD", &index]), "1");
         assert_eq!(q.trim(now + 1).unwrap(), 1);
         assert_eq!(server.cli(&["ZCARD", &index]), "0");
+    }
+}
+
+/// A queue written by the previous release keeps working: its single retry
+/// set (Redis) and its dead letters, counted by no one, are taken over by
+/// the per-destination sets and the counts. The fixtures in
+/// `tests/fixtures/upgrade` were written by that release (`redis-0.1.rdb`: keys
+/// under `{events}`; `sqlite-0.1.db`: schema 1): each holds one retry to the
+/// destination `retry` and two dead letters to `dead`.
+mod upgrade {
+    use std::path::Path;
+
+    use events::event::now_ms;
+    use events::queue::redis::RedisQueue;
+    use events::queue::sqlite::SqliteQueue;
+    use events::queue::{Admin, Consumer, Delivery, Queue, QueueOptions, Settlement};
+
+    use super::{LONG, delivery, event, letter};
+    use crate::support::RedisServer;
+
+    const PREFIX: &str = "{events}";
+    /// When the fixtures' retries fall due, ms since the epoch.
+    const REDIS_DUE: i64 = 1_795_849_000_524;
+    const SQLITE_DUE: i64 = 1_795_849_621_816;
+
+    fn fixture(name: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/upgrade")
+            .join(name)
+    }
+
+    fn options() -> QueueOptions {
+        QueueOptions { claim_lease: LONG }
+    }
+
+    fn dead_in_fixture() -> Vec<(String, String, u64)> {
+        vec![("dead".into(), "HTTP 404 channel_not_found".into(), 2)]
+    }
+
+    fn check_fixture_queue(q: &mut dyn Queue, due: i64) {
+        let only = ["retry".to_owned()];
+        let backlog = q.backlog(&only).unwrap();
+        assert_eq!((backlog.retries, backlog.next_retry_ms), (1, Some(due)));
+        let stats = q.stats().unwrap();
+        assert_eq!((stats.retries, stats.next_retry_ms), (1, Some(due)));
+        assert_eq!(stats.dead, dead_in_fixture());
+        assert!(q.claim_retries(due - 1, 10, &only).unwrap().is_empty());
+        let claims = q.claim_retries(due, 10, &only).unwrap();
+        assert_eq!(claims.len(), 1);
+        let Delivery { dest, attempts, .. } = &claims[0].delivery;
+        assert_eq!((dest.as_str(), *attempts), ("retry", 1));
+        q.settle(
+            "w",
+            &Settlement {
+                done_retries: vec![claims[0].token.clone()],
+                ..Settlement::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(q.backlog(&[]).unwrap().retries, 0);
+        // The dead letters are requeued like new ones, and uncounted.
+        let stored = q.dead_letters().unwrap();
+        assert_eq!(stored.len(), 2);
+        let back: Vec<(String, Delivery)> = stored
+            .iter()
+            .map(|s| {
+                let event = s.letter.event.clone().unwrap();
+                (s.key.clone(), super::delivery(&event, "dead", 0))
+            })
+            .collect();
+        q.requeue_dead(&back[..1], now_ms()).unwrap();
+        let stats = q.stats().unwrap();
+        assert_eq!(stats.dead[0].2, 1);
+        assert_eq!(stats.retries, 1);
+    }
+
+    #[test]
+    fn a_redis_queue_of_the_previous_release_is_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(fixture("redis-0.1.rdb"), dir.path().join("dump.rdb")).unwrap();
+        let dir_arg = dir.path().to_str().unwrap();
+        let server = RedisServer::start_with(&["--dir", dir_arg, "--dbfilename", "dump.rdb"]);
+        assert_eq!(server.cli(&["ZCARD", "{events}:retry"]).trim(), "1");
+        let mut q = RedisQueue::open(&server.url(), PREFIX, options()).unwrap();
+        check_fixture_queue(&mut q, REDIS_DUE);
+        assert_eq!(server.cli(&["EXISTS", "{events}:retry"]).trim(), "0");
+    }
+
+    #[test]
+    fn a_sqlite_queue_of_the_previous_release_is_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.db");
+        std::fs::copy(fixture("sqlite-0.1.db"), &path).unwrap();
+        let mut q = SqliteQueue::open(&path, options()).unwrap();
+        check_fixture_queue(&mut q, SQLITE_DUE);
+    }
+
+    /// The old single retry set, larger than one page of the move, with
+    /// deliveries to several destinations: every one is claimed, by a
+    /// worker for its destination, and counted before and after.
+    #[test]
+    fn every_retry_of_the_old_single_set_is_claimed_after_the_upgrade() {
+        let server = RedisServer::start();
+        let now = now_ms();
+        let mut pipe = redis::pipe();
+        let legacy: Vec<Delivery> = (0..2500)
+            .map(|n| delivery(&event(n), if n == 7 { "slack" } else { "webhook" }, 1))
+            .collect();
+        for (n, d) in legacy.iter().enumerate() {
+            let token = format!("{}|{}", d.event.id, d.dest);
+            pipe.cmd("ZADD")
+                .arg("{events}:retry")
+                .arg(now - 10_000 + n as i64)
+                .arg(&token)
+                .ignore();
+            pipe.cmd("HSET")
+                .arg("{events}:deliveries")
+                .arg(&token)
+                .arg(serde_json::to_string(d).unwrap())
+                .ignore();
+        }
+        let client = redis::Client::open(server.url()).unwrap();
+        let mut conn = client.get_connection().unwrap();
+        pipe.exec(&mut conn).unwrap();
+
+        let mut q = RedisQueue::open(&server.url(), PREFIX, options()).unwrap();
+        assert_eq!(
+            q.stats().unwrap().retries,
+            2500,
+            "counted before anything moves"
+        );
+        let slack = ["slack".to_owned()];
+        let claims = q.claim_retries(now, 10, &slack).unwrap();
+        assert_eq!(
+            claims.len(),
+            1,
+            "found although it was not in the first page"
+        );
+        assert_eq!(claims[0].delivery, legacy[7]);
+        assert_eq!(q.backlog(&["webhook".to_owned()]).unwrap().retries, 2499);
+        assert_eq!(server.cli(&["EXISTS", "{events}:retry"]).trim(), "0");
+        let mut claimed = 0;
+        loop {
+            let n = q.claim_retries(now, 1000, &[]).unwrap().len();
+            if n == 0 {
+                break;
+            }
+            claimed += n;
+        }
+        assert_eq!(claimed, 2499);
+    }
+
+    /// A delivery replayed while the old set still holds it, and delivered
+    /// before the move reaches it, is not delivered again from the old set.
+    #[test]
+    fn a_delivery_in_both_layouts_is_delivered_once() {
+        let server = RedisServer::start();
+        let now = now_ms();
+        let mut pipe = redis::pipe();
+        let legacy: Vec<Delivery> = (0..1500)
+            .map(|n| delivery(&event(n), "webhook", 1))
+            .collect();
+        for (n, d) in legacy.iter().enumerate() {
+            let token = format!("{}|{}", d.event.id, d.dest);
+            pipe.cmd("ZADD")
+                .arg("{events}:retry")
+                .arg(now - 10_000 + n as i64)
+                .arg(&token)
+                .ignore();
+            pipe.cmd("HSET")
+                .arg("{events}:deliveries")
+                .arg(&token)
+                .arg(serde_json::to_string(d).unwrap())
+                .ignore();
+        }
+        let client = redis::Client::open(server.url()).unwrap();
+        pipe.exec(&mut client.get_connection().unwrap()).unwrap();
+
+        let mut q = RedisQueue::open(&server.url(), PREFIX, options()).unwrap();
+        let last = legacy.last().unwrap().clone();
+        q.enqueue(std::slice::from_ref(&last), now - 20_000)
+            .unwrap();
+        let webhook = ["webhook".to_owned()];
+        let first = q.claim_retries(now, 1, &webhook).unwrap();
+        assert_eq!(first[0].delivery, last, "the replayed one is due first");
+        q.settle(
+            "w",
+            &Settlement {
+                done_retries: vec![first[0].token.clone()],
+                ..Settlement::default()
+            },
+        )
+        .unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        loop {
+            let claims = q.claim_retries(now, 100, &webhook).unwrap();
+            if claims.is_empty() {
+                break;
+            }
+            for claim in claims {
+                assert!(seen.insert(claim.token.clone()), "{} twice", claim.token);
+                assert_ne!(claim.delivery.event.id, last.event.id, "delivered again");
+            }
+        }
+        assert_eq!(seen.len(), 1499);
+    }
+
+    /// Dead letters written before the counts existed are counted once, by
+    /// the first `status`; letters added and removed before that are
+    /// neither lost nor counted twice.
+    #[test]
+    fn dead_letters_of_the_previous_release_are_counted_once() {
+        let server = RedisServer::start();
+        let now = now_ms();
+        let mut pipe = redis::pipe();
+        for n in 0..2500 {
+            let error = if n % 2 == 0 { "HTTP 500" } else { "timed out" };
+            pipe.cmd("XADD")
+                .arg("{events}:dead")
+                .arg("*")
+                .arg(&[
+                    "event",
+                    &event(n).to_json_line(),
+                    "poison",
+                    "0",
+                    "dest",
+                    "webhook",
+                ])
+                .arg(&["attempts", "5", "error", error, "at", "1"])
+                .ignore();
+        }
+        let client = redis::Client::open(server.url()).unwrap();
+        pipe.exec(&mut client.get_connection().unwrap()).unwrap();
+        let mut q = RedisQueue::open(&server.url(), PREFIX, options()).unwrap();
+        q.settle(
+            "w",
+            &Settlement {
+                dead: vec![letter(&event(9000), "slack", "HTTP 404", now)],
+                ..Settlement::default()
+            },
+        )
+        .unwrap();
+        let first = q.dead_letters().unwrap().remove(0);
+        q.requeue_dead(&[(first.key, delivery(&event(0), "webhook", 0))], now)
+            .unwrap();
+        let dead = q.stats().unwrap().dead;
+        assert_eq!(
+            dead,
+            [
+                ("webhook".to_owned(), "timed out".to_owned(), 1250),
+                ("webhook".to_owned(), "HTTP 500".to_owned(), 1249),
+                ("slack".to_owned(), "HTTP 404".to_owned(), 1),
+            ]
+        );
+        assert_eq!(q.stats().unwrap().dead, dead, "counted once");
     }
 }

@@ -29,6 +29,11 @@ enum Kind {
 
 const KINDS: [Kind; 3] = [Kind::Slack, Kind::Segment, Kind::Webhook];
 
+/// The Redis retry set of the destination a `kind` worker delivers to.
+fn retry_set(kind: Kind) -> String {
+    format!("{{events}}:retry:{}", format!("{kind:?}").to_lowercase())
+}
+
 /// A worker delivering to `sink` as `kind` only, with a short HTTP timeout
 /// and quick retries, logging every outcome.
 fn worker(kind: Kind, redis: &RedisServer, sink: &Sink) -> Events {
@@ -177,7 +182,7 @@ fn an_absurd_retry_after_is_capped_at_an_hour_and_spends_no_attempt() {
         let parked = redis.cli(&["HVALS", "{events}:deliveries"]);
         assert!(parked.contains("\"attempts\":0"), "{kind:?}: {parked}");
         let due: f64 = redis
-            .cli(&["ZRANGE", "{events}:retry", "0", "0", "WITHSCORES"])
+            .cli(&["ZRANGE", &retry_set(kind), "0", "0", "WITHSCORES"])
             .lines()
             .nth(1)
             .expect("a parked retry")

@@ -236,7 +236,18 @@ fn a_file_from_before_consumer_leases_is_migrated_in_place() {
     // The file as the previous version left it: schema version 1.
     let conn = rusqlite::Connection::open(&db).unwrap();
     conn.execute_batch(
-        "DROP TABLE consumer_leases;
+        "DROP TRIGGER stream_counted;
+         DROP TRIGGER stream_uncounted;
+         DROP TRIGGER stream_recounted;
+         DROP TABLE stream_counts;
+         DROP TRIGGER retry_counted;
+         DROP TRIGGER retry_uncounted;
+         DROP TRIGGER dead_counted;
+         DROP TRIGGER dead_uncounted;
+         DROP TABLE retry_counts;
+         DROP TABLE dead_counts;
+         DROP INDEX retry_dest_due;
+         DROP TABLE consumer_leases;
          DROP INDEX stream_written;
          ALTER TABLE stream DROP COLUMN written_ms;
          PRAGMA user_version = 1;",

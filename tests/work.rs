@@ -218,7 +218,7 @@ fn a_destination_failing_twice_then_recovering_gets_the_event_once() {
     assert_eq!(sink.request_count(), 3);
     assert_eq!(slack_lines(&sink), ["New signup: ada@example.com"]);
     assert_eq!(xlen(&redis, "{events}:dead"), 0);
-    assert_eq!(redis.cli(&["ZCARD", "{events}:retry"]), "0");
+    assert_eq!(redis.cli(&["ZCARD", "{events}:retry:slack"]), "0");
 }
 
 #[test]
@@ -290,12 +290,13 @@ fn a_long_retry_after_goes_to_the_retry_set_without_spending_an_attempt() {
         "{}",
         worker.stderr_so_far()
     );
-    // The wire format: a token `<event id>|<dest>` scored by due time, the
-    // delivery itself in a hash under the same token.
+    // The wire format: a token `<event id>|<dest>` scored by due time in
+    // the destination's retry set, the delivery itself in a hash under the
+    // same token.
     // The line is logged just before the outcome is written: wait for it.
     let deadline = std::time::Instant::now() + LONG;
     let token = loop {
-        let token = redis.cli(&["ZRANGE", "{events}:retry", "0", "-1"]);
+        let token = redis.cli(&["ZRANGE", "{events}:retry:slack", "0", "-1"]);
         if !token.is_empty() || std::time::Instant::now() > deadline {
             break token;
         }
@@ -503,7 +504,10 @@ fn a_slack_far_behind_does_not_hold_up_the_webhook() {
     worker.wait(LONG).success();
     // Nothing lost: every Slack line was sent or waits in the retry set.
     let sent = slack_lines(&chat).len();
-    let waiting: usize = redis.cli(&["ZCARD", "{events}:retry"]).parse().unwrap();
+    let waiting: usize = redis
+        .cli(&["ZCARD", "{events}:retry:slack"])
+        .parse()
+        .unwrap();
     assert_eq!(sent + waiting, 3000);
     assert_eq!(redis.pending(), 0);
 }
@@ -726,7 +730,7 @@ fn a_burst_leaves_a_retry_due_in_an_hour_scheduled_and_says_so() {
         out.stderr
     );
     assert_eq!(
-        redis.cli(&["ZCARD", "{events}:retry"]),
+        redis.cli(&["ZCARD", "{events}:retry:slack"]),
         "1",
         "still scheduled"
     );

@@ -5,11 +5,12 @@
 //!   object text), and optionally `id`, `ts`; read by the consumer group
 //!   `workers`, acknowledged but never deleted on delivery (history is what
 //!   `replay` reads), trimmed by age only behind every undelivered entry;
-//! - `{events}:retry`: sorted set of delivery tokens (`<event id>|<dest>`)
-//!   scored by due time, each delivery's JSON in the hash
-//!   `{events}:deliveries`; a claimed retry is leased by moving its score
-//!   forward;
-//! - `{events}:dead`: stream of dead letters;
+//! - `{events}:retry:<dest>`: one sorted set per destination of delivery
+//!   tokens (`<event id>|<dest>`) scored by due time, each delivery's JSON
+//!   in the hash `{events}:deliveries`; a claimed retry is leased by moving
+//!   its score forward (see `retry.rs`, with the old single `{events}:retry`);
+//! - `{events}:dead`: stream of dead letters, counted in
+//!   `{events}:dead:counts`;
 //! - `{events}:ts`: sorted set of the entry ids whose `ts` is more than
 //!   `SKEW_MS` from their entry id's time, scored by `ts` (ms), so `history`
 //!   selects by `ts` exactly without reading all of the stream;
@@ -36,6 +37,8 @@ use super::{
 use crate::config::redact_url;
 use crate::event::{Event, now_ms};
 
+mod retry;
+
 /// The consumer group every worker joins.
 pub const GROUP: &str = "workers";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -50,8 +53,8 @@ const PAGE: usize = 1000;
 
 /// `broken(body)`: why a stored delivery cannot be decoded, or nil. The rule
 /// and the words of `entry::decode_retry`, for a claim script to
-/// dead-letter such a retry in the claim itself. Prepended to a script.
-const BROKEN_RETRY: &str = r"
+/// dead-letter such a retry in the claim itself. Prepended to the claim script.
+pub(super) const BROKEN_RETRY: &str = r"
 local function broken(body)
   if not body then return 'has no delivery' end
   local ok, d = pcall(cjson.decode, body)
@@ -67,44 +70,6 @@ local function broken(body)
   return nil
 end
 ";
-
-/// Leases due retries by moving their score to the end of the lease, and
-/// returns each token with its delivery JSON; with destination names after
-/// the third argument, only deliveries to those. A retry that cannot be
-/// decoded (`broken`) is dead-lettered in the same call, so it never comes
-/// back.
-const CLAIM_RETRIES: &str = r"
-local want = tonumber(ARGV[2])
-local only = {}
-local filtered = #ARGV > 3
-for i = 4, #ARGV do only[ARGV[i]] = true end
-local claimed = {}
-local offset = 0
-while #claimed < want * 2 do
-  local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', offset, want)
-  if #due == 0 then break end
-  offset = offset + #due
-  for _, token in ipairs(due) do
-    local dest = string.match(token, '|([^|]*)$') or ''
-    if #claimed < want * 2 and (not filtered or only[dest]) then
-      local body = redis.call('HGET', KEYS[2], token)
-      local why = broken(body)
-      if why then
-        redis.call('XADD', KEYS[3], '*', 'event', body or '', 'poison', 1, 'dest', dest,
-          'attempts', 0, 'error', 'the retry ' .. token .. ' ' .. why, 'at', ARGV[1])
-        redis.call('ZREM', KEYS[1], token)
-        redis.call('HDEL', KEYS[2], token)
-      else
-        redis.call('ZADD', KEYS[1], 'XX', ARGV[3], token)
-        claimed[#claimed + 1] = token
-        claimed[#claimed + 1] = body
-      end
-      offset = offset - 1
-    end
-  end
-  if not filtered then break end
-end
-return claimed";
 
 const APPEND_IDEMPOTENT: &str = r"
 local first = redis.call('GET', KEYS[1])
@@ -150,6 +115,8 @@ pub struct RedisQueue {
     group_ready: bool,
     autoclaim_cursor: String,
     last_autoclaim: Option<Instant>,
+    /// Known: the retry set of version 0.1 is gone (see `retry.rs`).
+    legacy_retries_gone: bool,
 }
 
 impl RedisQueue {
@@ -184,6 +151,7 @@ impl RedisQueue {
             group_ready: false,
             autoclaim_cursor: "0-0".into(),
             last_autoclaim: None,
+            legacy_retries_gone: false,
         }
     }
 
@@ -466,21 +434,22 @@ impl RedisQueue {
         Ok(out)
     }
 
-    /// Adds to `pipe` the writes that schedule `delivery` at `due_ms`,
-    /// replacing any delivery of the same event to the same destination.
-    fn schedule(&self, pipe: &mut redis::Pipeline, delivery: &Delivery, due_ms: i64) {
-        let token = delivery.token();
-        let body = serde_json::to_string(delivery).expect("a delivery serialises");
-        pipe.cmd("ZADD")
-            .arg(&self.retry)
-            .arg(due_ms)
-            .arg(&token)
-            .ignore();
-        pipe.cmd("HSET")
-            .arg(&self.deliveries)
-            .arg(&token)
-            .arg(body)
-            .ignore();
+    /// Adds to `pipe` the writes that schedule each delivery at its due
+    /// time, replacing any delivery of the same event to the same destination.
+    fn schedule<'a>(
+        &self,
+        pipe: &mut redis::Pipeline,
+        deliveries: impl IntoIterator<Item = (&'a Delivery, i64)>,
+        legacy: bool,
+    ) {
+        let scheduled: Vec<(String, String, i64)> = deliveries
+            .into_iter()
+            .map(|(delivery, due_ms)| {
+                let body = serde_json::to_string(delivery).expect("a delivery serialises");
+                (delivery.token(), body, due_ms)
+            })
+            .collect();
+        self.schedule_tokens(pipe, &scheduled, legacy);
     }
 
     fn group_info(&mut self) -> Result<Option<HashMap<String, Value>>> {
@@ -525,49 +494,6 @@ impl RedisQueue {
                 .query(c)
         })?;
         Ok(array(ids).len() as u64)
-    }
-
-    fn retry_summary(&mut self, only: &[String]) -> Result<(u64, Option<i64>)> {
-        let retry = self.retry.clone();
-        if !only.is_empty() {
-            // Count the tokens naming one of `only` (a filtered backlog is
-            // only asked for by --only workers).
-            let mut count = 0;
-            let mut first: Option<i64> = None;
-            let mut offset = 0;
-            loop {
-                let page: Vec<(String, f64)> = self.with(|c| {
-                    redis::cmd("ZRANGE")
-                        .arg(&retry)
-                        .arg(offset)
-                        .arg(offset + 999)
-                        .arg("WITHSCORES")
-                        .query(c)
-                })?;
-                if page.is_empty() {
-                    return Ok((count, first));
-                }
-                offset += page.len();
-                for (token, score) in page {
-                    if only.iter().any(|name| name == super::token_dest(&token)) {
-                        count += 1;
-                        first = Some(first.map_or(score as i64, |f| f.min(score as i64)));
-                    }
-                }
-            }
-        }
-        let (count, first): (u64, Vec<(String, f64)>) = self.with(|c| {
-            redis::pipe()
-                .cmd("ZCARD")
-                .arg(&retry)
-                .cmd("ZRANGE")
-                .arg(&retry)
-                .arg(0)
-                .arg(0)
-                .arg("WITHSCORES")
-                .query(c)
-        })?;
-        Ok((count, first.first().map(|(_, score)| *score as i64)))
     }
 }
 
@@ -803,24 +729,11 @@ impl Consumer for RedisQueue {
         count: usize,
         only: &[String],
     ) -> Result<Vec<RetryClaim>> {
-        let script = redis::Script::new(&[BROKEN_RETRY, CLAIM_RETRIES].concat());
-        let (retry, deliveries, dead) = (
-            self.retry.clone(),
-            self.deliveries.clone(),
-            self.dead.clone(),
-        );
+        if count == 0 {
+            return Ok(Vec::new());
+        }
         let lease_until = now_ms + self.options.claim_lease.as_millis() as i64;
-        let flat: Vec<Option<String>> = self.with(|c| {
-            script
-                .key(&retry)
-                .key(&deliveries)
-                .key(&dead)
-                .arg(now_ms)
-                .arg(count)
-                .arg(lease_until)
-                .arg(only)
-                .invoke(c)
-        })?;
+        let flat = self.claim_tokens(now_ms, count, lease_until, only)?;
         let mut claims = Vec::new();
         let mut broken = Settlement::default();
         for pair in flat.chunks(2) {
@@ -852,34 +765,19 @@ impl Consumer for RedisQueue {
         pipe.atomic();
         // Removed before the new retries go in: a rescheduled retry has the
         // same token as the claim it replaces.
-        for token in &s.done_retries {
-            pipe.cmd("ZREM").arg(&self.retry).arg(token).ignore();
-            pipe.cmd("HDEL").arg(&self.deliveries).arg(token).ignore();
-        }
-        for (delivery, due) in &s.retries {
-            self.schedule(&mut pipe, delivery, *due);
-        }
+        let legacy = if s.done_retries.is_empty() && s.retries.is_empty() {
+            false
+        } else {
+            self.legacy_retries()?
+        };
+        self.unschedule_tokens(&mut pipe, &s.done_retries, legacy);
+        self.schedule(
+            &mut pipe,
+            s.retries.iter().map(|(d, due)| (d, *due)),
+            legacy,
+        );
         for letter in &s.dead {
-            let event = match &letter.event {
-                Ok(event) => event.to_json_line(),
-                Err(raw) => raw.clone(),
-            };
-            pipe.cmd("XADD")
-                .arg(&self.dead)
-                .arg("*")
-                .arg("event")
-                .arg(event)
-                .arg("poison")
-                .arg(u8::from(letter.event.is_err()))
-                .arg("dest")
-                .arg(&letter.dest)
-                .arg("attempts")
-                .arg(letter.attempts)
-                .arg("error")
-                .arg(&letter.error)
-                .arg("at")
-                .arg(letter.at_ms)
-                .ignore();
+            self.add_dead(&mut pipe, letter);
         }
         if !s.acks.is_empty() {
             pipe.cmd("XACK")
@@ -906,12 +804,7 @@ impl Consumer for RedisQueue {
         }
         let lease_until = now_ms() + self.options.claim_lease.as_millis() as i64;
         for token in retries {
-            pipe.cmd("ZADD")
-                .arg(&self.retry)
-                .arg("XX")
-                .arg(lease_until)
-                .arg(token)
-                .ignore();
+            self.lease_token(&mut pipe, token, lease_until);
         }
         self.with(|c| pipe.exec(c))
     }
@@ -1056,9 +949,8 @@ impl Admin for RedisQueue {
         for chunk in deliveries.chunks(1000) {
             let mut pipe = redis::pipe();
             pipe.atomic();
-            for delivery in chunk {
-                self.schedule(&mut pipe, delivery, due_ms);
-            }
+            let legacy = self.legacy_retries()?;
+            self.schedule(&mut pipe, chunk.iter().map(|d| (d, due_ms)), legacy);
             self.with(|c| pipe.exec(c))?;
         }
         Ok(())
@@ -1094,9 +986,10 @@ impl Admin for RedisQueue {
         ) {
             let mut pipe = redis::pipe();
             pipe.atomic();
-            for (key, delivery) in chunk {
-                self.schedule(&mut pipe, delivery, due_ms);
-                pipe.cmd("XDEL").arg(&self.dead).arg(key).ignore();
+            let legacy = self.legacy_retries()?;
+            self.schedule(&mut pipe, chunk.iter().map(|(_, d)| (d, due_ms)), legacy);
+            for (key, _) in chunk {
+                self.remove_dead(&mut pipe, key);
             }
             self.with(|c| pipe.exec(c))?;
         }
@@ -1157,7 +1050,7 @@ impl Admin for RedisQueue {
             stats.lag = length;
         }
         (stats.retries, stats.next_retry_ms) = self.retry_summary(&[])?;
-        stats.dead = super::count_dead(self.dead_letters()?.iter().map(|d| &d.letter));
+        stats.dead = self.dead_counts()?;
         Ok(stats)
     }
 

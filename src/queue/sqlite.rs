@@ -25,6 +25,8 @@ use super::{
 };
 use crate::event::{Event, now_ms};
 
+mod retries;
+
 /// How long a statement waits for another process's write to finish. Long
 /// enough for any real transaction here (they take microseconds to
 /// milliseconds), short enough that a wedged process is reported.
@@ -104,6 +106,52 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE stream ADD COLUMN written_ms INTEGER;
     UPDATE stream SET written_ms = ts_ms;
     CREATE INDEX stream_written ON stream (written_ms);",
+    // 4: what `status` and the worker ask of the stream, retries and dead
+    // letters costs the same however many there are: due retries are found
+    // per destination, and entries (by state), retries and dead letters are
+    // counted as they are written (by triggers, so every writer keeps the
+    // counts, in its own transaction). An existing file is counted once here.
+    "CREATE TABLE stream_counts (state NOT NULL PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
+    INSERT INTO stream_counts (state, n) SELECT state, count(*) FROM stream GROUP BY state;
+    CREATE TRIGGER stream_counted AFTER INSERT ON stream BEGIN
+        INSERT INTO stream_counts (state, n) VALUES (new.state, 1)
+        ON CONFLICT (state) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER stream_uncounted AFTER DELETE ON stream BEGIN
+        UPDATE stream_counts SET n = n - 1 WHERE state = old.state;
+    END;
+    CREATE TRIGGER stream_recounted AFTER UPDATE OF state ON stream
+    WHEN old.state IS NOT new.state BEGIN
+        UPDATE stream_counts SET n = n - 1 WHERE state = old.state;
+        INSERT INTO stream_counts (state, n) VALUES (new.state, 1)
+        ON CONFLICT (state) DO UPDATE SET n = n + 1;
+    END;
+    CREATE INDEX retry_dest_due ON retry (dest, due_ms);
+    CREATE TABLE retry_counts (dest TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
+    INSERT INTO retry_counts (dest, n) SELECT dest, count(*) FROM retry GROUP BY dest;
+    CREATE TRIGGER retry_counted AFTER INSERT ON retry BEGIN
+        INSERT INTO retry_counts (dest, n) VALUES (new.dest, 1)
+        ON CONFLICT (dest) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER retry_uncounted AFTER DELETE ON retry BEGIN
+        UPDATE retry_counts SET n = n - 1 WHERE dest = old.dest;
+        DELETE FROM retry_counts WHERE dest = old.dest AND n <= 0;
+    END;
+    CREATE TABLE dead_counts (
+        dest TEXT NOT NULL,
+        error TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (dest, error)
+    ) WITHOUT ROWID;
+    INSERT INTO dead_counts (dest, error, n) SELECT dest, error, count(*) FROM dead GROUP BY dest, error;
+    CREATE TRIGGER dead_counted AFTER INSERT ON dead BEGIN
+        INSERT INTO dead_counts (dest, error, n) VALUES (new.dest, new.error, 1)
+        ON CONFLICT (dest, error) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER dead_uncounted AFTER DELETE ON dead BEGIN
+        UPDATE dead_counts SET n = n - 1 WHERE dest = old.dest AND error = old.error;
+        DELETE FROM dead_counts WHERE dest = old.dest AND error = old.error AND n <= 0;
+    END;",
 ];
 
 /// The queue in a SQLite file.
@@ -357,17 +405,6 @@ fn insert_dead(tx: &Transaction, letter: &DeadLetter) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// The `only` filter on retries, true for every row when the parameter
-/// `param` (a JSON array of destination names) is NULL.
-fn only_dest(param: &str) -> String {
-    format!("({param} IS NULL OR dest IN (SELECT value FROM json_each({param})))")
-}
-
-/// Binds `only` for [`only_dest`]: no names means no filter.
-fn only_param(only: &[String]) -> Option<String> {
-    (!only.is_empty()).then(|| serde_json::Value::from(only.to_vec()).to_string())
-}
-
 /// A stream row as stored: every column kept as whatever SQLite holds, so
 /// a row written by other means decodes into poison instead of failing the
 /// whole claim.
@@ -579,20 +616,10 @@ impl Consumer for SqliteQueue {
             return Ok(Vec::new());
         }
         let lease_ms = self.lease_ms;
-        let only = only_param(only);
         self.write(|tx| {
-            let due: Vec<(String, String)> = tx
-                .prepare_cached(&format!(
-                    "SELECT token, delivery FROM retry WHERE due_ms <= ?1 AND {}
-                     ORDER BY due_ms LIMIT ?2",
-                    only_dest("?3")
-                ))?
-                .query_map(params![now_ms, clamp(count), only], |row| {
-                    Ok((row.get(0)?, row.get(1)?))
-                })?
-                .collect::<rusqlite::Result<_>>()?;
+            let due = retries::due(tx, now_ms, clamp(count), only)?;
             let mut claims = Vec::with_capacity(due.len());
-            for (token, json) in due {
+            for (token, _dest, json) in due {
                 match entry::decode_retry(Some(&json)) {
                     Ok(delivery) => {
                         // The lease is the due time: if this claim is never
@@ -718,24 +745,13 @@ impl Consumer for SqliteQueue {
     }
 
     fn backlog(&mut self, only: &[String]) -> Result<Backlog> {
-        let only = only_param(only);
         self.read(|tx| {
-            let (unread, pending): (i64, i64) = tx
-                .prepare_cached(
-                    "SELECT count(*) FILTER (WHERE state = 0), count(*) FILTER (WHERE state = 1)
-                     FROM stream WHERE state < 2",
-                )?
-                .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;
-            let (retries, next_retry_ms): (i64, Option<i64>) = tx
-                .prepare_cached(&format!(
-                    "SELECT count(*), min(due_ms) FROM retry WHERE {}",
-                    only_dest("?1")
-                ))?
-                .query_row([only], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            let (_, unread, pending) = retries::stream_counts(tx)?;
+            let (retries, next_retry_ms) = retries::summary(tx, only)?;
             Ok(Backlog {
-                unread: unread as u64,
-                pending: pending as u64,
-                retries: retries as u64,
+                unread,
+                pending,
+                retries,
                 next_retry_ms,
             })
         })
@@ -840,7 +856,7 @@ impl Admin for SqliteQueue {
     fn stats(&mut self) -> Result<Stats> {
         self.read(|tx| {
             let now = now_ms();
-            let length: i64 = tx.query_row("SELECT count(*) FROM stream", [], |row| row.get(0))?;
+            let (length, lag, _) = retries::stream_counts(tx)?;
             let end = |order: &str| {
                 tx.query_row(
                     &format!(
@@ -854,11 +870,6 @@ impl Admin for SqliteQueue {
             };
             let oldest = end("ASC")?;
             let newest = end("DESC")?;
-            let lag: i64 = tx.query_row(
-                "SELECT count(*) FROM stream WHERE state < 2 AND state = 0",
-                [],
-                |row| row.get(0),
-            )?;
             // Consumers that hold entries are listed even if they never
             // touched the consumers table (rows claimed by other means).
             let consumers = tx
@@ -883,26 +894,15 @@ impl Admin for SqliteQueue {
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            let (retries, next_retry_ms): (i64, Option<i64>) =
-                tx.query_row("SELECT count(*), min(due_ms) FROM retry", [], |row| {
-                    Ok((row.get(0)?, row.get(1)?))
-                })?;
-            let dead = tx
-                .prepare(
-                    "SELECT dest, error, count(*) AS n FROM dead
-                     GROUP BY dest, error ORDER BY n DESC, dest, error",
-                )?
-                .query_map([], |row| {
-                    Ok((row.get(0)?, row.get(1)?, row.get::<_, i64>(2)? as u64))
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let (retries, next_retry_ms) = retries::summary(tx, &[])?;
+            let dead = retries::dead_counts(tx)?;
             Ok(Stats {
-                length: length as u64,
+                length,
                 oldest,
                 newest,
-                lag: lag as u64,
+                lag,
                 consumers,
-                retries: retries as u64,
+                retries,
                 next_retry_ms,
                 dead,
             })
@@ -950,6 +950,7 @@ impl Admin for SqliteQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::queue::StreamEntry;
 
     /// A database of the first schema is migrated in place: its rows take
     /// their `ts` as their write time (the best estimate there is), new rows
@@ -1034,12 +1035,103 @@ mod tests {
         assert!(!claim.contains("TEMP B-TREE"), "{claim}");
         let lag = plan("SELECT count(*) FROM stream WHERE state < 2 AND state = 0");
         assert!(lag.contains("stream_unsettled"), "{lag}");
-        let retries = plan(&format!(
-            "SELECT token FROM retry WHERE due_ms <= 5 AND {} ORDER BY due_ms LIMIT 10",
-            only_dest("'[\"slack\"]'")
-        ));
+        let retries = plan("SELECT token FROM retry WHERE due_ms <= 5 ORDER BY due_ms LIMIT 10");
         assert!(retries.contains("retry_due"), "{retries}");
         assert!(!retries.contains("TEMP B-TREE"), "{retries}");
+        // With --only: one range of the (dest, due_ms) index per destination,
+        // never a walk over the deliveries parked for the others.
+        let only = plan(
+            "SELECT due_ms, token, dest, delivery FROM retry
+             WHERE dest = 'slack' AND due_ms <= 5 ORDER BY due_ms LIMIT 10",
+        );
+        assert!(
+            only.contains("retry_dest_due (dest=? AND due_ms<?)"),
+            "{only}"
+        );
+        assert!(!only.contains("TEMP B-TREE"), "{only}");
+        let first = plan("SELECT due_ms FROM retry WHERE dest = 'slack' ORDER BY due_ms LIMIT 1");
+        assert!(first.contains("retry_dest_due (dest=?)"), "{first}");
+        assert!(!first.contains("TEMP B-TREE"), "{first}");
+        let earliest = plan("SELECT min(due_ms) FROM retry");
+        assert!(earliest.contains("retry_due"), "{earliest}");
+        // Counting reads the counts the triggers keep, not the rows.
+        let dead =
+            plan("SELECT dest, error, n FROM dead_counts WHERE n > 0 ORDER BY n DESC, dest, error");
+        assert!(!dead.contains(" dead "), "{dead}");
+    }
+
+    /// The counts the triggers keep must be what counting the rows says,
+    /// whoever wrote them and however they moved.
+    #[test]
+    fn the_kept_counts_are_the_counted_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut queue = SqliteQueue::open(
+            &dir.path().join("q.db"),
+            QueueOptions {
+                claim_lease: Duration::ZERO,
+            },
+        )
+        .unwrap();
+        let check = |queue: &mut SqliteQueue| {
+            let counted = |sql: &str| -> u64 {
+                queue
+                    .conn
+                    .query_row(sql, [], |row| row.get::<_, i64>(0))
+                    .unwrap() as u64
+            };
+            let rows = (
+                counted("SELECT count(*) FROM stream"),
+                counted("SELECT count(*) FROM stream WHERE state = 0"),
+                counted("SELECT count(*) FROM stream WHERE state = 1"),
+                counted("SELECT count(*) FROM retry"),
+            );
+            let stats = queue.stats().unwrap();
+            let backlog = queue.backlog(&[]).unwrap();
+            assert_eq!(
+                (stats.length, stats.lag, backlog.pending, stats.retries),
+                rows
+            );
+            assert_eq!(backlog.unread, rows.1);
+        };
+        let events: Vec<Event> = (0..5)
+            .map(|_| Event::new("user.signup", Default::default()))
+            .collect();
+        queue.append(&events).unwrap();
+        queue
+            .conn
+            .execute(
+                "INSERT INTO stream (id, type, ts, ts_ms, payload) VALUES ('x', 't', '', 1, '{}')",
+                [],
+            )
+            .unwrap();
+        check(&mut queue);
+        let claimed = queue.claim("a", 3, Duration::ZERO).unwrap();
+        check(&mut queue);
+        // The lease is zero: another consumer takes them over (state stays 1).
+        let again = queue.claim("b", 3, Duration::ZERO).unwrap();
+        assert_eq!(keys(&again), keys(&claimed));
+        check(&mut queue);
+        let delivery = Delivery {
+            event: events[0].clone(),
+            dest: "slack".into(),
+            attempts: 1,
+            last_error: None,
+        };
+        let settlement = Settlement {
+            acks: keys(&again),
+            retries: vec![(delivery.clone(), 5)],
+            ..Settlement::default()
+        };
+        queue.settle("b", &settlement).unwrap();
+        queue.settle("b", &settlement).unwrap();
+        check(&mut queue);
+        queue.trim(i64::MAX).unwrap();
+        check(&mut queue);
+        assert_eq!(queue.stats().unwrap().length, 3);
+    }
+
+    fn keys(entries: &[StreamEntry]) -> Vec<String> {
+        entries.iter().map(|e| e.key.clone()).collect()
     }
 
     /// A blocked claim looks at `PRAGMA data_version` only, which moves

@@ -1,0 +1,478 @@
+//! Where the Redis backend keeps retries and dead-letter counts, so that
+//! what the worker and `status` ask costs the same however much is parked:
+//!
+//! - `{events}:retry:<dest>`: one sorted set per destination of delivery
+//!   tokens (`<event id>|<dest>`) scored by due time, so a claim (with or
+//!   without `--only`) reads one range per destination, O(log n + k), and
+//!   never walks deliveries parked for another destination;
+//! - `{events}:retry-dests`: the destinations that may have retries, for a
+//!   worker without `--only` (a destination whose set is empty is dropped
+//!   from it by the next claim);
+//! - `{events}:dead:counts`: dead letters counted by `<dest>\n<error>`,
+//!   changed in the same script as the letter is added or removed;
+//!   `{events}:dead:counted` says how far the counts are complete: `all`, or
+//!   the id of the last letter counted while the counts of a dead stream
+//!   written by an older version are being built, a bounded page at a time.
+//!
+//! A retry set written by an older version (`{events}:retry`, all
+//! destinations in one) keeps working: each claim first moves a bounded page
+//! of it into the per-destination sets, and a worker moves all of it before
+//! it counts its backlog.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use redis::Value;
+
+use super::{RedisQueue, array, text};
+use crate::queue::{DeadLetter, Result, token_dest};
+
+/// Tokens moved out of the old single retry set per script call, and dead
+/// letters counted per script call: each call stays around a millisecond.
+const CHUNK: usize = 1000;
+
+/// Moves up to `ARGV[2]` tokens from the old single retry set `KEYS[1]`
+/// into the per-destination sets (key prefix `ARGV[1]`), naming each
+/// destination in `KEYS[2]`. Shared by the scripts below.
+const MIGRATE: &str = r"
+local function migrate(legacy, dests, prefix, chunk)
+  local page = redis.call('ZRANGE', legacy, 0, chunk - 1, 'WITHSCORES')
+  local tokens = {}
+  for i = 1, #page, 2 do
+    local dest = string.match(page[i], '|([^|]*)$') or ''
+    redis.call('ZADD', prefix .. dest, page[i + 1], page[i])
+    redis.call('SADD', dests, dest)
+    tokens[#tokens + 1] = page[i]
+  end
+  if #tokens > 0 then redis.call('ZREM', legacy, unpack(tokens)) end
+  return redis.call('ZCARD', legacy)
+end
+";
+
+/// `KEYS`: the old retry set, the destinations set. `ARGV`: the
+/// per-destination key prefix, the chunk. Returns how many are left.
+const MIGRATE_CHUNK: &str = "return migrate(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]))";
+
+/// Leases up to `ARGV[3]` retries due at `ARGV[2]` by moving their score to
+/// `ARGV[4]`, earliest first across the destinations `ARGV[5..]` (every
+/// destination in `KEYS[3]` when none is named); returns each token with its
+/// delivery JSON from `KEYS[2]`. `KEYS[1]`, the old single retry set, is
+/// first moved a page at a time. A retry whose delivery cannot be decoded
+/// (`broken`) is dead-lettered in the same call (`KEYS[4..6]`: the dead
+/// stream and its counts), so it never comes back and no crash can separate
+/// the two writes.
+const CLAIM: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then migrate(KEYS[1], KEYS[3], ARGV[1], 1000) end
+local want = tonumber(ARGV[3])
+local named = #ARGV > 4
+local dests
+if named then
+  dests = {}
+  for i = 5, #ARGV do dests[#dests + 1] = ARGV[i] end
+else
+  dests = redis.call('SMEMBERS', KEYS[3])
+end
+local due = {}
+for _, dest in ipairs(dests) do
+  local key = ARGV[1] .. dest
+  local page = redis.call('ZRANGEBYSCORE', key, '-inf', ARGV[2], 'WITHSCORES', 'LIMIT', 0, want)
+  if #page == 0 and not named and redis.call('EXISTS', key) == 0 then
+    redis.call('SREM', KEYS[3], dest)
+  end
+  for i = 1, #page, 2 do due[#due + 1] = {tonumber(page[i + 1]), page[i], key} end
+end
+table.sort(due, function(a, b) return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2]) end)
+local claimed = {}
+for i = 1, math.min(want, #due) do
+  local d = due[i]
+  local body = redis.call('HGET', KEYS[2], d[2])
+  local why = broken(body)
+  if why then
+    local dest = string.match(d[2], '|([^|]*)$') or ''
+    dead_add(KEYS[4], KEYS[5], KEYS[6], body or '', 1, dest, 0,
+      'the retry ' .. d[2] .. ' ' .. why, ARGV[2])
+    redis.call('ZREM', d[3], d[2])
+    redis.call('HDEL', KEYS[2], d[2])
+  else
+    redis.call('ZADD', d[3], 'XX', ARGV[4], d[2])
+    claimed[#claimed + 1] = d[2]
+    claimed[#claimed + 1] = body
+  end
+end
+return claimed
+";
+
+/// Ids `ms-seq` compared as numbers, and the counts' field of an entry.
+const DEAD_HELPERS: &str = r"
+local function before_or_at(a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
+  return am < bm or (am == bm and as <= bs)
+end
+local function field(fields)
+  local dest, err = '', ''
+  for i = 1, #fields, 2 do
+    if fields[i] == 'dest' then dest = fields[i + 1] elseif fields[i] == 'error' then err = fields[i + 1] end
+  end
+  return dest .. '\n' .. err
+end
+";
+
+/// `dead_add(...)`: adds a dead letter to `dead` and counts it in `counts`
+/// when the counts are complete (`counted` is `all`); counting starts
+/// complete on an empty dead stream. Prepended to the scripts that write
+/// dead letters.
+const DEAD_ADD_FN: &str = r"
+local function dead_add(dead, counts, counted, event, poison, dest, attempts, err, at)
+  local state = redis.call('GET', counted)
+  if not state and redis.call('XLEN', dead) == 0 then
+    redis.call('DEL', counts)
+    redis.call('SET', counted, 'all')
+    state = 'all'
+  end
+  redis.call('XADD', dead, '*', 'event', event, 'poison', poison, 'dest', dest,
+    'attempts', attempts, 'error', err, 'at', at)
+  if state == 'all' then redis.call('HINCRBY', counts, dest .. '\n' .. err, 1) end
+end
+";
+
+/// Adds a dead letter (`ARGV`: event, poison, dest, attempts, error, at) to
+/// `KEYS[1]`, counted in `KEYS[2]` as `dead_add` says.
+const DEAD_ADD: &str = r"
+dead_add(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
+return 1
+";
+
+/// Removes the dead letter `ARGV[1]`, uncounting it if it was counted.
+const DEAD_REMOVE: &str = r"
+local entry = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
+if #entry == 0 then return 0 end
+redis.call('XDEL', KEYS[1], ARGV[1])
+local state = redis.call('GET', KEYS[3])
+if state == 'all' or (state and before_or_at(ARGV[1], state)) then
+  local f = field(entry[1][2])
+  if redis.call('HINCRBY', KEYS[2], f, -1) <= 0 then redis.call('HDEL', KEYS[2], f) end
+end
+return 1
+";
+
+/// Counts up to `ARGV[1]` more letters of a dead stream whose counts are
+/// not complete; returns 1 once they are.
+const DEAD_COUNT: &str = r"
+local state = redis.call('GET', KEYS[3])
+if state == 'all' then
+  -- A dead stream deleted by hand takes its counts with it.
+  if redis.call('XLEN', KEYS[1]) == 0 then redis.call('DEL', KEYS[2]) end
+  return 1
+end
+local start = '-'
+if state then start = '(' .. state else redis.call('DEL', KEYS[2]) end
+local page = redis.call('XRANGE', KEYS[1], start, '+', 'COUNT', ARGV[1])
+for _, entry in ipairs(page) do redis.call('HINCRBY', KEYS[2], field(entry[2]), 1) end
+if #page < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[3], 'all')
+  return 1
+end
+redis.call('SET', KEYS[3], page[#page][1])
+return 0
+";
+
+fn script(parts: &[&str]) -> redis::Script {
+    redis::Script::new(&parts.concat())
+}
+
+impl RedisQueue {
+    /// The sorted set of retries to `dest`.
+    pub(super) fn retry_key(&self, dest: &str) -> String {
+        format!("{}{dest}", self.retry_prefix())
+    }
+
+    fn retry_prefix(&self) -> String {
+        format!("{}:retry:", self.prefix)
+    }
+
+    fn retry_dests(&self) -> String {
+        format!("{}:retry-dests", self.prefix)
+    }
+
+    fn dead_counts_key(&self) -> String {
+        format!("{}:dead:counts", self.prefix)
+    }
+
+    fn dead_counted_key(&self) -> String {
+        format!("{}:dead:counted", self.prefix)
+    }
+
+    /// Whether the retry set of version 0.1 may still hold tokens. Once it
+    /// is gone it is not asked again: no writer of this version recreates it.
+    pub(super) fn legacy_retries(&mut self) -> Result<bool> {
+        if self.legacy_retries_gone {
+            return Ok(false);
+        }
+        let legacy = self.retry.clone();
+        let exists: bool = self.with(|c| redis::cmd("EXISTS").arg(&legacy).query(c))?;
+        self.legacy_retries_gone = !exists;
+        Ok(exists)
+    }
+
+    /// Adds to `pipe` the writes that schedule each token (with its
+    /// delivery JSON) at its due time, replacing any earlier schedule of it;
+    /// with `legacy`, also out of the retry set of version 0.1.
+    pub(super) fn schedule_tokens(
+        &self,
+        pipe: &mut redis::Pipeline,
+        scheduled: &[(String, String, i64)],
+        legacy: bool,
+    ) {
+        if scheduled.is_empty() {
+            return;
+        }
+        for (token, body, due_ms) in scheduled {
+            pipe.cmd("ZADD")
+                .arg(self.retry_key(token_dest(token)))
+                .arg(due_ms)
+                .arg(token)
+                .ignore();
+            pipe.cmd("HSET")
+                .arg(&self.deliveries)
+                .arg(token)
+                .arg(body)
+                .ignore();
+        }
+        let tokens: Vec<&String> = scheduled.iter().map(|(token, _, _)| token).collect();
+        let dests: BTreeSet<&str> = tokens.iter().map(|t| token_dest(t)).collect();
+        pipe.cmd("SADD").arg(self.retry_dests()).arg(dests).ignore();
+        if legacy {
+            // A delivery still in the old single set is now in its own.
+            pipe.cmd("ZREM").arg(&self.retry).arg(tokens).ignore();
+        }
+    }
+
+    /// Adds to `pipe` the writes that finish with these retry tokens (with
+    /// `legacy`, also in the retry set of version 0.1, which a token can
+    /// still be in while that set is being moved).
+    pub(super) fn unschedule_tokens(
+        &self,
+        pipe: &mut redis::Pipeline,
+        tokens: &[String],
+        legacy: bool,
+    ) {
+        if tokens.is_empty() {
+            return;
+        }
+        let mut by_dest: BTreeMap<&str, Vec<&String>> = BTreeMap::new();
+        for token in tokens {
+            by_dest.entry(token_dest(token)).or_default().push(token);
+        }
+        for (dest, tokens) in by_dest {
+            pipe.cmd("ZREM")
+                .arg(self.retry_key(dest))
+                .arg(tokens)
+                .ignore();
+        }
+        if legacy {
+            pipe.cmd("ZREM").arg(&self.retry).arg(tokens).ignore();
+        }
+        pipe.cmd("HDEL").arg(&self.deliveries).arg(tokens).ignore();
+    }
+
+    /// Adds to `pipe` the write that extends the lease on a claimed retry.
+    pub(super) fn lease_token(&self, pipe: &mut redis::Pipeline, token: &str, until_ms: i64) {
+        pipe.cmd("ZADD")
+            .arg(self.retry_key(token_dest(token)))
+            .arg("XX")
+            .arg(until_ms)
+            .arg(token)
+            .ignore();
+    }
+
+    /// Adds to `pipe` a dead letter, counted with it.
+    pub(super) fn add_dead(&self, pipe: &mut redis::Pipeline, letter: &DeadLetter) {
+        let event = match &letter.event {
+            Ok(event) => event.to_json_line(),
+            Err(raw) => raw.clone(),
+        };
+        pipe.cmd("EVAL")
+            .arg([DEAD_ADD_FN, DEAD_ADD].concat())
+            .arg(3)
+            .arg(&self.dead)
+            .arg(self.dead_counts_key())
+            .arg(self.dead_counted_key())
+            .arg(event)
+            .arg(u8::from(letter.event.is_err()))
+            .arg(&letter.dest)
+            .arg(letter.attempts)
+            .arg(&letter.error)
+            .arg(letter.at_ms)
+            .ignore();
+    }
+
+    /// Adds to `pipe` the removal of the dead letter `key`, uncounted with it.
+    pub(super) fn remove_dead(&self, pipe: &mut redis::Pipeline, key: &str) {
+        pipe.cmd("EVAL")
+            .arg([DEAD_HELPERS, DEAD_REMOVE].concat())
+            .arg(3)
+            .arg(&self.dead)
+            .arg(self.dead_counts_key())
+            .arg(self.dead_counted_key())
+            .arg(key)
+            .ignore();
+    }
+
+    /// Claims up to `count` due retries (see [`CLAIM`]): token and delivery
+    /// JSON, if any.
+    pub(super) fn claim_tokens(
+        &mut self,
+        now_ms: i64,
+        count: usize,
+        lease_until: i64,
+        only: &[String],
+    ) -> Result<Vec<Option<String>>> {
+        let script = script(&[MIGRATE, super::BROKEN_RETRY, DEAD_ADD_FN, CLAIM]);
+        let keys = [
+            self.retry.clone(),
+            self.deliveries.clone(),
+            self.retry_dests(),
+            self.dead.clone(),
+            self.dead_counts_key(),
+            self.dead_counted_key(),
+        ];
+        let prefix = self.retry_prefix();
+        self.with(|c| {
+            script
+                .key(&keys[..])
+                .arg(prefix)
+                .arg(now_ms)
+                .arg(count)
+                .arg(lease_until)
+                .arg(only)
+                .invoke(c)
+        })
+    }
+
+    /// Moves every retry of the old single set into the per-destination
+    /// sets, a bounded page per call.
+    fn migrate_retries(&mut self) -> Result<()> {
+        let script = script(&[MIGRATE, MIGRATE_CHUNK]);
+        let (legacy, dests, prefix) = (self.retry.clone(), self.retry_dests(), self.retry_prefix());
+        loop {
+            let left: u64 = self.with(|c| {
+                script
+                    .key(&legacy)
+                    .key(&dests)
+                    .arg(&prefix)
+                    .arg(CHUNK)
+                    .invoke(c)
+            })?;
+            if left == 0 {
+                self.legacy_retries_gone = true;
+                return Ok(());
+            }
+        }
+    }
+
+    /// How many retries are scheduled and when the earliest is due; only
+    /// those to `only` when it is not empty. Two round trips, each O(log n)
+    /// per destination.
+    pub(super) fn retry_summary(&mut self, only: &[String]) -> Result<(u64, Option<i64>)> {
+        let (legacy, dests_key) = (self.retry.clone(), self.retry_dests());
+        let (mut count, legacy_first, dests): (u64, Vec<(String, f64)>, Vec<String>) =
+            self.with(|c| {
+                redis::pipe()
+                    .cmd("ZCARD")
+                    .arg(&legacy)
+                    .cmd("ZRANGE")
+                    .arg(&legacy)
+                    .arg(0)
+                    .arg(0)
+                    .arg("WITHSCORES")
+                    .cmd("SMEMBERS")
+                    .arg(&dests_key)
+                    .query(c)
+            })?;
+        let mut first = legacy_first.first().map(|(_, score)| *score as i64);
+        if !only.is_empty() && count > 0 {
+            // Left by an older version: counting it for some destinations
+            // only would mean walking it, so move it first, once.
+            self.migrate_retries()?;
+            (count, first) = (0, None);
+        }
+        let names = if only.is_empty() { &dests[..] } else { only };
+        if names.is_empty() {
+            return Ok((count, first));
+        }
+        let mut pipe = redis::pipe();
+        for name in names {
+            let key = self.retry_key(name);
+            pipe.cmd("ZCARD").arg(&key);
+            pipe.cmd("ZRANGE").arg(&key).arg(0).arg(0).arg("WITHSCORES");
+        }
+        let replies: Vec<Value> = self.with(|c| pipe.query(c))?;
+        for pair in replies.chunks(2) {
+            count += pair.first().map_or(0, |v| text(v).parse().unwrap_or(0));
+            let due = pair.get(1).cloned().map(array).unwrap_or_default();
+            if let Some(score) = due.get(1).and_then(|v| text(v).parse::<f64>().ok()) {
+                let score = score as i64;
+                first = Some(first.map_or(score, |f| f.min(score)));
+            }
+        }
+        Ok((count, first))
+    }
+
+    /// Dead letters counted by (destination, error), most first. Counts a
+    /// dead stream written by an older version once, a page per call.
+    pub(super) fn dead_counts(&mut self) -> Result<Vec<(String, String, u64)>> {
+        let script = script(&[DEAD_HELPERS, DEAD_COUNT]);
+        let keys = [
+            self.dead.clone(),
+            self.dead_counts_key(),
+            self.dead_counted_key(),
+        ];
+        loop {
+            let done: i64 = self.with(|c| script.key(&keys[..]).arg(CHUNK).invoke(c))?;
+            if done == 1 {
+                break;
+            }
+        }
+        let counts: HashMap<String, i64> =
+            self.with(|c| redis::cmd("HGETALL").arg(&keys[1]).query(c))?;
+        Ok(sorted_counts(counts))
+    }
+}
+
+/// The counts hash as `status` shows it: by (destination, error), most first.
+fn sorted_counts(counts: HashMap<String, i64>) -> Vec<(String, String, u64)> {
+    let mut out: Vec<(String, String, u64)> = counts
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(field, n)| {
+            let (dest, error) = field.split_once('\n').unwrap_or((&field, ""));
+            (dest.to_owned(), error.to_owned(), n as u64)
+        })
+        .collect();
+    out.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| (&a.0, &a.1).cmp(&(&b.0, &b.1))));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_are_split_at_the_first_newline_and_sorted_most_first() {
+        let counts = HashMap::from([
+            ("slack\nHTTP 404\nnot found".to_owned(), 2),
+            ("webhook\ntimed out".to_owned(), 5),
+            ("segment\nHTTP 500".to_owned(), 2),
+            ("gone\nall requeued".to_owned(), 0),
+        ]);
+        assert_eq!(
+            sorted_counts(counts),
+            [
+                ("webhook".into(), "timed out".into(), 5),
+                ("segment".into(), "HTTP 500".into(), 2),
+                ("slack".into(), "HTTP 404\nnot found".into(), 2),
+            ]
+        );
+    }
+}
