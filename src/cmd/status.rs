@@ -134,82 +134,80 @@ impl Status<'_> {
         let s = &self.stats;
         let mut out = format!("Queue: {}\n", self.location);
 
-        if s.length == 0 {
-            out.push_str("\nStream: empty\n");
-        } else {
-            out.push_str(&format!(
-                "\nStream: {} events, {} unread\n",
-                s.length, s.lag
-            ));
-            let mut t = table::new(&["", "EVENT ID", "TIME"]);
-            for (label, end) in [("oldest", &s.oldest), ("newest", &s.newest)] {
-                if let Some((id, ts)) = end {
-                    t.add_row(vec![label, &escape(id), &escape(ts)]);
-                }
-            }
-            out.push_str(&table::render(&t));
-        }
+        let ends = [("oldest", &s.oldest), ("newest", &s.newest)];
+        let ends = ends.iter().filter_map(|(label, end)| {
+            let (id, ts) = end.as_ref()?;
+            Some(vec![
+                label.to_string(),
+                escape(id).into(),
+                escape(ts).into(),
+            ])
+        });
+        let stream = match s.length {
+            0 => "Stream: empty".to_owned(),
+            n => format!("Stream: {n} events, {} unread", s.lag),
+        };
+        table::section(&mut out, stream, &["", "EVENT ID", "TIME"], ends.collect());
 
-        if s.consumers.is_empty() {
-            out.push_str("\nConsumers: none\n");
-        } else {
-            out.push_str(&format!(
-                "\nConsumers: {}, {} pending\n",
-                s.consumers.len(),
-                self.pending()
-            ));
-            let mut t = table::new(&["NAME", "PENDING", "IDLE"]);
-            for c in &s.consumers {
-                t.add_row(vec![
-                    escape(&c.name).into_owned(),
-                    c.pending.to_string(),
-                    human(c.idle_ms),
-                ]);
-            }
-            out.push_str(&table::render(&t));
-        }
+        let consumers = match s.consumers.len() {
+            0 => "Consumers: none".to_owned(),
+            n => format!("Consumers: {n}, {} pending", self.pending()),
+        };
+        let rows = s.consumers.iter().map(|c| {
+            let name = escape(&c.name).into_owned();
+            vec![name, c.pending.to_string(), human(c.idle_ms)]
+        });
+        table::section(
+            &mut out,
+            consumers,
+            &["NAME", "PENDING", "IDLE"],
+            rows.collect(),
+        );
 
-        out.push_str(&match s.next_retry_ms {
-            _ if s.retries == 0 => "\nRetries: none scheduled\n".to_owned(),
-            None => format!("\nRetries: {} scheduled\n", s.retries),
+        let retries = match s.next_retry_ms {
+            _ if s.retries == 0 => "Retries: none scheduled".to_owned(),
+            None => format!("Retries: {} scheduled", s.retries),
             Some(due) => format!(
-                "\nRetries: {} scheduled, {}\n",
+                "Retries: {} scheduled, {}",
                 s.retries,
                 next_retry(due - self.now_ms)
             ),
+        };
+        table::section(&mut out, retries, &[], Vec::new());
+
+        let dead = match self.dead_total() {
+            0 => "Dead letters: none".to_owned(),
+            n => format!("Dead letters: {n}"),
+        };
+        let rows = s.dead.iter().map(|(dest, error, count)| {
+            vec![escape(dest).into(), escape(error).into(), count.to_string()]
         });
+        table::section(
+            &mut out,
+            dead,
+            &["DESTINATION", "ERROR", "COUNT"],
+            rows.collect(),
+        );
 
-        if s.dead.is_empty() {
-            out.push_str("\nDead letters: none\n");
-        } else {
-            out.push_str(&format!("\nDead letters: {}\n", self.dead_total()));
-            let mut t = table::new(&["DESTINATION", "ERROR", "COUNT"]);
-            for (dest, error, count) in &s.dead {
-                t.add_row(vec![
-                    escape(dest).into_owned(),
-                    escape(error).into_owned(),
-                    count.to_string(),
-                ]);
-            }
-            out.push_str(&table::render(&t));
-        }
-
-        match self.config.destinations() {
-            Err(e) => out.push_str(&format!("\nDestinations: cannot be used: {e}\n")),
-            Ok(dests) => {
-                out.push_str(&format!("\nDestinations: {}\n", dests.len()));
-                let mut t = table::new(&["NAME", "KIND", "TARGET", "EVENTS"]);
-                for d in dests {
-                    t.add_row(vec![
-                        d.name.clone(),
-                        d.kind().as_str().to_owned(),
-                        d.target(),
-                        d.events.join(" "),
-                    ]);
-                }
-                out.push_str(&table::render(&t));
-            }
-        }
+        let (heading, rows) = match self.config.destinations() {
+            Err(e) => (format!("Destinations: cannot be used: {e}"), Vec::new()),
+            Ok(dests) => (
+                format!("Destinations: {}", dests.len()),
+                dests
+                    .iter()
+                    .map(|d| {
+                        let kind = d.kind().as_str().to_owned();
+                        vec![d.name.clone(), kind, d.target(), d.events.join(" ")]
+                    })
+                    .collect(),
+            ),
+        };
+        table::section(
+            &mut out,
+            heading,
+            &["NAME", "KIND", "TARGET", "EVENTS"],
+            rows,
+        );
         out
     }
 }

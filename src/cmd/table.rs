@@ -26,3 +26,19 @@ pub fn render(table: &Table) -> String {
     }
     out
 }
+
+/// One section of the table output: a blank line, its heading, and a table
+/// of `rows` under `header` when there are any.
+pub fn section(out: &mut String, heading: String, header: &[&str], rows: Vec<Vec<String>>) {
+    out.push('\n');
+    out.push_str(&heading);
+    out.push('\n');
+    if rows.is_empty() {
+        return;
+    }
+    let mut t = new(header);
+    for row in rows {
+        t.add_row(row);
+    }
+    out.push_str(&render(&t));
+}
