@@ -2047,22 +2047,15 @@ mod upgrade {
         check_fixture_queue(&mut q, SQLITE_DUE);
     }
 
-    /// The old single retry set, larger than one page of the move, with
-    /// deliveries to several destinations: every one is claimed, by a
-    /// worker for its destination, and counted before and after.
-    #[test]
-    fn every_retry_of_the_old_single_set_is_claimed_after_the_upgrade() {
-        let server = RedisServer::start();
-        let now = now_ms();
+    /// Writes `deliveries` into the single retry set of version 0.1, due one
+    /// ms apart from `first_due`, with their bodies.
+    fn write_legacy_retries(server: &RedisServer, deliveries: &[Delivery], first_due: i64) {
         let mut pipe = redis::pipe();
-        let legacy: Vec<Delivery> = (0..2500)
-            .map(|n| delivery(&event(n), if n == 7 { "slack" } else { "webhook" }, 1))
-            .collect();
-        for (n, d) in legacy.iter().enumerate() {
+        for (n, d) in deliveries.iter().enumerate() {
             let token = format!("{}|{}", d.event.id, d.dest);
             pipe.cmd("ZADD")
                 .arg("{events}:retry")
-                .arg(now - 10_000 + n as i64)
+                .arg(first_due + n as i64)
                 .arg(&token)
                 .ignore();
             pipe.cmd("HSET")
@@ -2072,8 +2065,20 @@ mod upgrade {
                 .ignore();
         }
         let client = redis::Client::open(server.url()).unwrap();
-        let mut conn = client.get_connection().unwrap();
-        pipe.exec(&mut conn).unwrap();
+        pipe.exec(&mut client.get_connection().unwrap()).unwrap();
+    }
+
+    /// The old single retry set, larger than one page of the move, with
+    /// deliveries to several destinations: every one is claimed, by a
+    /// worker for its destination, and counted before and after.
+    #[test]
+    fn every_retry_of_the_old_single_set_is_claimed_after_the_upgrade() {
+        let server = RedisServer::start();
+        let now = now_ms();
+        let legacy: Vec<Delivery> = (0..2500)
+            .map(|n| delivery(&event(n), if n == 7 { "slack" } else { "webhook" }, 1))
+            .collect();
+        write_legacy_retries(&server, &legacy, now - 10_000);
 
         let mut q = RedisQueue::open(&server.url(), PREFIX, options()).unwrap();
         assert_eq!(
@@ -2108,25 +2113,10 @@ mod upgrade {
     fn a_delivery_in_both_layouts_is_delivered_once() {
         let server = RedisServer::start();
         let now = now_ms();
-        let mut pipe = redis::pipe();
         let legacy: Vec<Delivery> = (0..1500)
             .map(|n| delivery(&event(n), "webhook", 1))
             .collect();
-        for (n, d) in legacy.iter().enumerate() {
-            let token = format!("{}|{}", d.event.id, d.dest);
-            pipe.cmd("ZADD")
-                .arg("{events}:retry")
-                .arg(now - 10_000 + n as i64)
-                .arg(&token)
-                .ignore();
-            pipe.cmd("HSET")
-                .arg("{events}:deliveries")
-                .arg(&token)
-                .arg(serde_json::to_string(d).unwrap())
-                .ignore();
-        }
-        let client = redis::Client::open(server.url()).unwrap();
-        pipe.exec(&mut client.get_connection().unwrap()).unwrap();
+        write_legacy_retries(&server, &legacy, now - 10_000);
 
         let mut q = RedisQueue::open(&server.url(), PREFIX, options()).unwrap();
         let last = legacy.last().unwrap().clone();

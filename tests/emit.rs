@@ -839,17 +839,22 @@ fn a_redis_url_that_does_not_parse_is_invalid_input_without_its_password() {
         .stderr_lacks("hunter2");
 }
 
-#[test]
-fn library_emitter_writes_the_same_entry_as_the_command() {
+/// The library's emitter on `server`, configured as the command would be.
+fn library_emitter(server: &RedisServer) -> events::Emitter {
     use events::config::{Config, Global};
 
-    let server = RedisServer::start();
     let global = Global {
         redis_url: Some(server.url()),
         ..Default::default()
     };
     let config = Config::load_with(&global, &|_| None).expect("a valid configuration");
-    let mut emitter = events::Emitter::new(config).expect("an emitter");
+    events::Emitter::new(config).expect("an emitter")
+}
+
+#[test]
+fn library_emitter_writes_the_same_entry_as_the_command() {
+    let server = RedisServer::start();
+    let mut emitter = library_emitter(&server);
     // `emit` should take the enum itself (DESIGN §7); it takes `AsRef<str>`, which
     // `EventType` does not implement yet, hence `as_str`.
     let id = emitter
@@ -869,15 +874,8 @@ fn library_emitter_writes_the_same_entry_as_the_command() {
 
 #[test]
 fn library_emitter_rejects_an_invalid_event_without_writing() {
-    use events::config::{Config, Global};
-
     let server = RedisServer::start();
-    let global = Global {
-        redis_url: Some(server.url()),
-        ..Default::default()
-    };
-    let config = Config::load_with(&global, &|_| None).expect("a valid configuration");
-    let mut emitter = events::Emitter::new(config).expect("an emitter");
+    let mut emitter = library_emitter(&server);
     let err = emitter
         .emit("import.completed", json!({"email": "ada@example.com"}))
         .expect_err("importer_name and row_count are missing");
@@ -888,16 +886,10 @@ fn library_emitter_rejects_an_invalid_event_without_writing() {
 #[test]
 fn library_emitter_rejects_an_id_that_is_not_one_printable_word_without_writing() {
     use events::catalog::ValidationError;
-    use events::config::{Config, Global};
     use events::event::BadToken;
 
     let server = RedisServer::start();
-    let global = Global {
-        redis_url: Some(server.url()),
-        ..Default::default()
-    };
-    let config = Config::load_with(&global, &|_| None).expect("a valid configuration");
-    let mut emitter = events::Emitter::new(config).expect("an emitter");
+    let mut emitter = library_emitter(&server);
     let mut event = events::Event::new(
         "user.signup",
         json!({"email": "ada@example.com"})
