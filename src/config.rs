@@ -69,6 +69,8 @@ impl fmt::Display for Backend {
 pub enum DestKind {
     Console,
     Slack,
+    Discord,
+    Teams,
     Segment,
     Webhook,
 }
@@ -78,6 +80,8 @@ impl DestKind {
         Some(match name {
             "console" => DestKind::Console,
             "slack" => DestKind::Slack,
+            "discord" => DestKind::Discord,
+            "teams" => DestKind::Teams,
             "segment" => DestKind::Segment,
             "webhook" => DestKind::Webhook,
             _ => return None,
@@ -88,16 +92,18 @@ impl DestKind {
         match self {
             DestKind::Console => "console",
             DestKind::Slack => "slack",
+            DestKind::Discord => "discord",
+            DestKind::Teams => "teams",
             DestKind::Segment => "segment",
             DestKind::Webhook => "webhook",
         }
     }
 
     /// The attempt budget unless `EVENTS_MAX_ATTEMPTS` sets one. A stale
-    /// Slack notification loses its value: it gives up sooner.
+    /// chat notification loses its value: it gives up sooner.
     pub fn default_max_attempts(self) -> u32 {
         match self {
-            DestKind::Slack => 5,
+            DestKind::Slack | DestKind::Discord | DestKind::Teams => 5,
             _ => 10,
         }
     }
@@ -108,6 +114,13 @@ impl DestKind {
 pub enum DestSettings {
     Console,
     Slack {
+        url: Secret,
+    },
+    Discord {
+        url: Secret,
+    },
+    /// A Workflows (Power Automate) webhook.
+    Teams {
         url: Secret,
     },
     Segment {
@@ -135,6 +148,8 @@ impl DestConfig {
         match self.settings {
             DestSettings::Console => DestKind::Console,
             DestSettings::Slack { .. } => DestKind::Slack,
+            DestSettings::Discord { .. } => DestKind::Discord,
+            DestSettings::Teams { .. } => DestKind::Teams,
             DestSettings::Segment { .. } => DestKind::Segment,
             DestSettings::Webhook { .. } => DestKind::Webhook,
         }
@@ -144,9 +159,10 @@ impl DestConfig {
     pub fn target(&self) -> String {
         match &self.settings {
             DestSettings::Console => "stdout".into(),
-            DestSettings::Slack { url } | DestSettings::Webhook { url, .. } => {
-                redact_url(url.expose())
-            }
+            DestSettings::Slack { url }
+            | DestSettings::Discord { url }
+            | DestSettings::Teams { url }
+            | DestSettings::Webhook { url, .. } => redact_url(url.expose()),
             DestSettings::Segment { endpoint, .. } => redact_url(endpoint),
         }
     }
@@ -419,6 +435,24 @@ fn env_destinations(
             events: all(),
         });
     }
+    if let Some(url) = env("DISCORD_WEBHOOK_URL") {
+        dests.push(DestConfig {
+            name: "discord".into(),
+            settings: DestSettings::Discord {
+                url: Secret::new(url),
+            },
+            events: all(),
+        });
+    }
+    if let Some(url) = env("TEAMS_WEBHOOK_URL") {
+        dests.push(DestConfig {
+            name: "teams".into(),
+            settings: DestSettings::Teams {
+                url: Secret::new(url),
+            },
+            events: all(),
+        });
+    }
     if let Some(key) = env("SEGMENT_WRITE_KEY") {
         dests.push(DestConfig {
             name: "segment".into(),
@@ -584,7 +618,7 @@ impl ConfigFile {
                 ));
             }
             let kind = DestKind::parse(entry.kind.get_ref()).ok_or_else(|| {
-                self.at(entry.kind.span(), "kind", format!("unknown destination kind {:?} (expected slack, segment, webhook or console)", entry.kind.get_ref()))
+                self.at(entry.kind.span(), "kind", format!("unknown destination kind {:?} (expected slack, discord, teams, segment, webhook or console)", entry.kind.get_ref()))
             })?;
             let settings = self.settings(entry, kind, env)?;
             let events = match &entry.events {
@@ -631,6 +665,12 @@ impl ConfigFile {
             DestKind::Slack => DestSettings::Slack {
                 url: secret(&entry.url_env, "url_env", "SLACK_WEBHOOK_URL")?,
             },
+            DestKind::Discord => DestSettings::Discord {
+                url: secret(&entry.url_env, "url_env", "DISCORD_WEBHOOK_URL")?,
+            },
+            DestKind::Teams => DestSettings::Teams {
+                url: secret(&entry.url_env, "url_env", "TEAMS_WEBHOOK_URL")?,
+            },
             DestKind::Segment => DestSettings::Segment {
                 write_key: secret(&entry.write_key_env, "write_key_env", "SEGMENT_WRITE_KEY")?,
                 endpoint: entry
@@ -663,7 +703,10 @@ impl ConfigFile {
 fn check_url(dest: &DestConfig) -> Result<(), ConfigError> {
     let url = match &dest.settings {
         DestSettings::Console => return Ok(()),
-        DestSettings::Slack { url } | DestSettings::Webhook { url, .. } => url.expose(),
+        DestSettings::Slack { url }
+        | DestSettings::Discord { url }
+        | DestSettings::Teams { url }
+        | DestSettings::Webhook { url, .. } => url.expose(),
         DestSettings::Segment { endpoint, .. } => endpoint.as_str(),
     };
     let (scheme, rest) = url.split_once("://").unwrap_or(("", ""));

@@ -58,6 +58,25 @@ pub struct Answer {
 /// permanent. The error text is the status and the first line of the body
 /// (Slack's `channel_not_found`).
 pub fn classify(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Answer {
+    classify_with(result, |_| ErrorBody::default())
+}
+
+/// What a service's own error body says beyond its status: Discord's JSON
+/// `retry_after` and `message`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ErrorBody {
+    /// The wait a `429` asks for; preferred to the `Retry-After` header.
+    pub retry_after: Option<Duration>,
+    /// The error in the service's words, instead of the body's first line.
+    pub text: Option<String>,
+}
+
+/// As [`classify`], with `read` making sense of the body of an error
+/// response (its text, bounded) in the service's own terms.
+pub fn classify_with(
+    result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    read: impl Fn(&str) -> ErrorBody,
+) -> Answer {
     let mut response = match result {
         Ok(response) => response,
         // A URL that cannot be requested will never work.
@@ -86,10 +105,13 @@ pub fn classify(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -
         .and_then(|v| v.to_str().ok())
         .and_then(|v| parse_retry_after(v, SystemTime::now()));
     let body = String::from_utf8_lossy(&read_bounded(response.body_mut())).into_owned();
-    let error = error_text(status, &body);
+    let said = read(&body);
+    let error = error_text(status, said.text.as_deref().unwrap_or(&body));
     answer(match status {
         429 => Attempt::RetryAfter(
-            retry_after
+            said.retry_after
+                .map(|wait| wait.min(MAX_RETRY_AFTER))
+                .or(retry_after)
                 .unwrap_or(MIN_RETRY_AFTER)
                 .clamp(MIN_RETRY_AFTER, MAX_RETRY_AFTER),
             error,
