@@ -792,9 +792,15 @@ mod tests {
         let cases = [
             ("**bold**", r"\*\*bold\*\*"),
             ("||spoiler||", r"\|\|spoiler\|\|"),
-            ("[click](http://evil.example)", r"\[click\]\(http://evil.example\)"),
+            (
+                "[click](http://evil.example)",
+                r"\[click\]\(http://evil.example\)",
+            ),
             ("<@123> <t:0>", r"\<@123\> \<t:0\>"),
-            ("> # - `x` ~~y~~ a_b \\", r"\> \# \- \`x\` \~\~y\~\~ a\_b \\"),
+            (
+                "> # - `x` ~~y~~ a_b \\",
+                r"\> \# \- \`x\` \~\~y\~\~ a\_b \\",
+            ),
             ("@everyone", "@everyone"),
         ];
         for (value, escaped) in cases {

@@ -6,6 +6,7 @@ mod support;
 
 mod config_file;
 mod conformance;
+mod discord;
 mod emit;
 mod generated;
 mod hostile;
@@ -14,6 +15,7 @@ mod replay;
 mod segment;
 mod sqlite_store;
 mod status;
+mod teams;
 mod templates;
 mod untrusted_input;
 mod upgrade;

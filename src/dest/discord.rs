@@ -124,7 +124,9 @@ mod tests {
 
     #[test]
     fn discords_error_body_gives_the_wait_and_the_error() {
-        let said = read_error(r#"{"message": "You are being rate limited.", "retry_after": 0.64, "global": false}"#);
+        let said = read_error(
+            r#"{"message": "You are being rate limited.", "retry_after": 0.64, "global": false}"#,
+        );
         assert_eq!(said.retry_after, Some(Duration::from_millis(640)));
         assert_eq!(said.text.as_deref(), Some("You are being rate limited."));
         let said = read_error(r#"{"message": "Unknown Webhook", "code": 10015}"#);
@@ -134,7 +136,12 @@ mod tests {
 
     #[test]
     fn a_body_that_is_not_discords_json_says_nothing() {
-        for body in ["", "<html>bad gateway</html>", "[1]", r#"{"retry_after": -1}"#] {
+        for body in [
+            "",
+            "<html>bad gateway</html>",
+            "[1]",
+            r#"{"retry_after": -1}"#,
+        ] {
             let said = read_error(body);
             assert_eq!((said.retry_after, said.text), (None, None), "{body}");
         }
@@ -144,9 +151,10 @@ mod tests {
 
     #[test]
     fn a_message_longer_than_discords_limit_is_cut() {
-        let event = std::sync::Arc::new(
-            crate::event::Event::new("user.signup", serde_json::Map::new()),
-        );
+        let event = std::sync::Arc::new(crate::event::Event::new(
+            "user.signup",
+            serde_json::Map::new(),
+        ));
         let item = Item {
             event,
             body: "é".repeat(3000),
