@@ -99,11 +99,17 @@ impl DestKind {
         }
     }
 
+    /// Whether it posts messages people read: a replay there repeats what
+    /// they have seen, and a stale one loses its value.
+    pub fn is_chat(self) -> bool {
+        matches!(self, DestKind::Slack | DestKind::Discord | DestKind::Teams)
+    }
+
     /// The attempt budget unless `EVENTS_MAX_ATTEMPTS` sets one. A stale
     /// chat notification loses its value: it gives up sooner.
     pub fn default_max_attempts(self) -> u32 {
         match self {
-            DestKind::Slack | DestKind::Discord | DestKind::Teams => 5,
+            kind if kind.is_chat() => 5,
             _ => 10,
         }
     }

@@ -207,3 +207,22 @@ fn a_config_file_discord_reads_its_url_from_the_named_variable() {
     assert_eq!(discord_lines(&sink), ["New signup: ada@example.com"]);
     assert_eq!(sink.accepted()[0].path, format!("/api/webhooks/9/{TOKEN}"));
 }
+
+#[test]
+fn a_replay_to_discord_asks_first_like_slack() {
+    let redis = RedisServer::start();
+    let sink = Sink::start();
+    sink.set_default(no_content());
+    emit(&redis, &["user.signup", "--email", "ada@example.com"]);
+    discord(&redis, &sink)
+        .args(["work", "--burst"])
+        .run()
+        .success();
+    discord(&redis, &sink)
+        .args(["replay", "--since", "1h"])
+        .run()
+        .code(2)
+        .stderr_has("this would post 1 events to chat destinations (discord) again")
+        .stderr_lacks(TOKEN);
+    assert_eq!(sink.request_count(), 1);
+}
