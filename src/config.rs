@@ -122,6 +122,12 @@ pub enum DestSettings {
     Slack {
         url: Secret,
     },
+    /// Slack's Web API with a bot token: one channel per destination.
+    SlackBot {
+        token: Secret,
+        channel: String,
+        api_url: String,
+    },
     Discord {
         url: Secret,
     },
@@ -153,7 +159,7 @@ impl DestConfig {
     pub fn kind(&self) -> DestKind {
         match self.settings {
             DestSettings::Console => DestKind::Console,
-            DestSettings::Slack { .. } => DestKind::Slack,
+            DestSettings::Slack { .. } | DestSettings::SlackBot { .. } => DestKind::Slack,
             DestSettings::Discord { .. } => DestKind::Discord,
             DestSettings::Teams { .. } => DestKind::Teams,
             DestSettings::Segment { .. } => DestKind::Segment,
@@ -169,10 +175,16 @@ impl DestConfig {
             | DestSettings::Discord { url }
             | DestSettings::Teams { url }
             | DestSettings::Webhook { url, .. } => redact_url(url.expose()),
+            DestSettings::SlackBot {
+                channel, api_url, ..
+            } => format!("{channel} via {}", redact_url(api_url)),
             DestSettings::Segment { endpoint, .. } => redact_url(endpoint),
         }
     }
 }
+
+/// Slack's Web API.
+pub const SLACK_DEFAULT_API_URL: &str = "https://slack.com/api";
 
 /// The public Segment API.
 pub const SEGMENT_DEFAULT_ENDPOINT: &str = "https://api.segment.io";
@@ -535,6 +547,9 @@ struct DestEntry {
     write_key_env: Option<Spanned<String>>,
     secret_env: Option<Spanned<String>>,
     endpoint: Option<Spanned<String>>,
+    token_env: Option<Spanned<String>>,
+    channel: Option<Spanned<String>>,
+    api_url: Option<Spanned<String>>,
     events: Option<Spanned<Vec<String>>>,
 }
 
@@ -668,8 +683,20 @@ impl ConfigFile {
         };
         Ok(match kind {
             DestKind::Console => DestSettings::Console,
-            DestKind::Slack => DestSettings::Slack {
-                url: secret(&entry.url_env, "url_env", "SLACK_WEBHOOK_URL")?,
+            DestKind::Slack => match &entry.channel {
+                Some(channel) => self.slack_bot(
+                    entry,
+                    channel,
+                    secret(&entry.token_env, "token_env", "SLACK_BOT_TOKEN")?,
+                )?,
+                None => {
+                    if let Some(key) = entry.token_env.as_ref().or(entry.api_url.as_ref()) {
+                        return Err(self.at(key.span(), "channel", format!("destination {name:?} posts with a bot token and needs the channel to post to (channel = \"#alerts\")")));
+                    }
+                    DestSettings::Slack {
+                        url: secret(&entry.url_env, "url_env", "SLACK_WEBHOOK_URL")?,
+                    }
+                }
             },
             DestKind::Discord => DestSettings::Discord {
                 url: secret(&entry.url_env, "url_env", "DISCORD_WEBHOOK_URL")?,
@@ -704,6 +731,41 @@ impl ConfigFile {
     }
 }
 
+impl ConfigFile {
+    /// A Slack destination posting to `channel` with a bot token: an
+    /// incoming-webhook URL beside it would leave which one is meant unclear.
+    fn slack_bot(
+        &self,
+        entry: &DestEntry,
+        channel: &Spanned<String>,
+        token: Secret,
+    ) -> Result<DestSettings, ConfigError> {
+        if let Some(url_env) = &entry.url_env {
+            return Err(self.at(
+                url_env.span(),
+                "url_env",
+                "a Slack destination posts either through an incoming webhook (url_env) or with a bot token to a channel (token_env and channel), not both",
+            ));
+        }
+        let name = channel.get_ref().trim();
+        if name.is_empty() || name.chars().any(char::is_control) {
+            return Err(self.at(
+                channel.span(),
+                "channel",
+                "the channel must be a channel name or id, such as \"#alerts\" or \"C0123456789\"",
+            ));
+        }
+        Ok(DestSettings::SlackBot {
+            token,
+            channel: name.to_owned(),
+            api_url: entry
+                .api_url
+                .as_ref()
+                .map_or(SLACK_DEFAULT_API_URL.into(), |u| u.get_ref().clone()),
+        })
+    }
+}
+
 /// A destination's URL must be http(s); the error never shows it (a
 /// webhook URL is a secret).
 fn check_url(dest: &DestConfig) -> Result<(), ConfigError> {
@@ -713,6 +775,7 @@ fn check_url(dest: &DestConfig) -> Result<(), ConfigError> {
         | DestSettings::Discord { url }
         | DestSettings::Teams { url }
         | DestSettings::Webhook { url, .. } => url.expose(),
+        DestSettings::SlackBot { api_url, .. } => api_url.as_str(),
         DestSettings::Segment { endpoint, .. } => endpoint.as_str(),
     };
     let (scheme, rest) = url.split_once("://").unwrap_or(("", ""));

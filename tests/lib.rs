@@ -13,6 +13,7 @@ mod hostile;
 mod readme;
 mod replay;
 mod segment;
+mod slack_bot;
 mod sqlite_store;
 mod status;
 mod teams;

@@ -7,6 +7,7 @@ pub mod discord;
 pub mod http;
 pub mod segment;
 pub mod slack;
+pub mod slack_bot;
 pub mod teams;
 pub mod webhook;
 
@@ -101,6 +102,18 @@ pub fn build(config: &DestConfig, catalog: &Catalog, timeout: Duration) -> Arc<d
         DestSettings::Slack { url } => Arc::new(slack::Slack::new(
             name,
             url.clone(),
+            catalog.clone(),
+            timeout,
+        )),
+        DestSettings::SlackBot {
+            token,
+            channel,
+            api_url,
+        } => Arc::new(slack_bot::SlackBot::new(
+            name,
+            token.clone(),
+            channel.clone(),
+            api_url,
             catalog.clone(),
             timeout,
         )),
