@@ -729,9 +729,7 @@ impl ConfigFile {
             }
         })
     }
-}
 
-impl ConfigFile {
     /// A Slack destination posting to `channel` with a bot token: an
     /// incoming-webhook URL beside it would leave which one is meant unclear.
     fn slack_bot(
