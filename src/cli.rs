@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-/// Emit product events, deliver them to Slack, Segment and webhooks, replay
+/// Emit product events, deliver them to Slack, Discord, Teams, Segment and webhooks, replay
 /// what failed.
 #[derive(Debug, Parser)]
 #[command(
@@ -110,8 +110,8 @@ pub struct EmitArgs {
 /// Deliver queued events to every destination, until SIGINT/SIGTERM.
 ///
 /// Destinations come from the environment (SLACK_WEBHOOK_URL,
-/// SEGMENT_WRITE_KEY, EVENTS_WEBHOOK_URL with EVENTS_WEBHOOK_SECRET,
-/// EVENTS_CONSOLE=1) or the config file; with none, messages go to stdout.
+/// DISCORD_WEBHOOK_URL, TEAMS_WEBHOOK_URL, SEGMENT_WRITE_KEY,
+/// EVENTS_WEBHOOK_URL with EVENTS_WEBHOOK_SECRET, EVENTS_CONSOLE=1) or the config file; with none, messages go to stdout.
 /// One stderr line per outcome: delivered, retry in …, dead.
 #[derive(Debug, Args)]
 pub struct WorkArgs {

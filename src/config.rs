@@ -69,6 +69,8 @@ impl fmt::Display for Backend {
 pub enum DestKind {
     Console,
     Slack,
+    Discord,
+    Teams,
     Segment,
     Webhook,
 }
@@ -78,6 +80,8 @@ impl DestKind {
         Some(match name {
             "console" => DestKind::Console,
             "slack" => DestKind::Slack,
+            "discord" => DestKind::Discord,
+            "teams" => DestKind::Teams,
             "segment" => DestKind::Segment,
             "webhook" => DestKind::Webhook,
             _ => return None,
@@ -88,16 +92,24 @@ impl DestKind {
         match self {
             DestKind::Console => "console",
             DestKind::Slack => "slack",
+            DestKind::Discord => "discord",
+            DestKind::Teams => "teams",
             DestKind::Segment => "segment",
             DestKind::Webhook => "webhook",
         }
     }
 
+    /// Whether it posts messages people read: a replay there repeats what
+    /// they have seen, and a stale one loses its value.
+    pub fn is_chat(self) -> bool {
+        matches!(self, DestKind::Slack | DestKind::Discord | DestKind::Teams)
+    }
+
     /// The attempt budget unless `EVENTS_MAX_ATTEMPTS` sets one. A stale
-    /// Slack notification loses its value: it gives up sooner.
+    /// chat notification loses its value: it gives up sooner.
     pub fn default_max_attempts(self) -> u32 {
         match self {
-            DestKind::Slack => 5,
+            kind if kind.is_chat() => 5,
             _ => 10,
         }
     }
@@ -108,6 +120,19 @@ impl DestKind {
 pub enum DestSettings {
     Console,
     Slack {
+        url: Secret,
+    },
+    /// Slack's Web API with a bot token: one channel per destination.
+    SlackBot {
+        token: Secret,
+        channel: String,
+        api_url: String,
+    },
+    Discord {
+        url: Secret,
+    },
+    /// A Workflows (Power Automate) webhook.
+    Teams {
         url: Secret,
     },
     Segment {
@@ -134,7 +159,9 @@ impl DestConfig {
     pub fn kind(&self) -> DestKind {
         match self.settings {
             DestSettings::Console => DestKind::Console,
-            DestSettings::Slack { .. } => DestKind::Slack,
+            DestSettings::Slack { .. } | DestSettings::SlackBot { .. } => DestKind::Slack,
+            DestSettings::Discord { .. } => DestKind::Discord,
+            DestSettings::Teams { .. } => DestKind::Teams,
             DestSettings::Segment { .. } => DestKind::Segment,
             DestSettings::Webhook { .. } => DestKind::Webhook,
         }
@@ -144,13 +171,20 @@ impl DestConfig {
     pub fn target(&self) -> String {
         match &self.settings {
             DestSettings::Console => "stdout".into(),
-            DestSettings::Slack { url } | DestSettings::Webhook { url, .. } => {
-                redact_url(url.expose())
-            }
+            DestSettings::Slack { url }
+            | DestSettings::Discord { url }
+            | DestSettings::Teams { url }
+            | DestSettings::Webhook { url, .. } => redact_url(url.expose()),
+            DestSettings::SlackBot {
+                channel, api_url, ..
+            } => format!("{channel} via {}", redact_url(api_url)),
             DestSettings::Segment { endpoint, .. } => redact_url(endpoint),
         }
     }
 }
+
+/// Slack's Web API.
+pub const SLACK_DEFAULT_API_URL: &str = "https://slack.com/api";
 
 /// The public Segment API.
 pub const SEGMENT_DEFAULT_ENDPOINT: &str = "https://api.segment.io";
@@ -419,6 +453,24 @@ fn env_destinations(
             events: all(),
         });
     }
+    if let Some(url) = env("DISCORD_WEBHOOK_URL") {
+        dests.push(DestConfig {
+            name: "discord".into(),
+            settings: DestSettings::Discord {
+                url: Secret::new(url),
+            },
+            events: all(),
+        });
+    }
+    if let Some(url) = env("TEAMS_WEBHOOK_URL") {
+        dests.push(DestConfig {
+            name: "teams".into(),
+            settings: DestSettings::Teams {
+                url: Secret::new(url),
+            },
+            events: all(),
+        });
+    }
     if let Some(key) = env("SEGMENT_WRITE_KEY") {
         dests.push(DestConfig {
             name: "segment".into(),
@@ -495,6 +547,9 @@ struct DestEntry {
     write_key_env: Option<Spanned<String>>,
     secret_env: Option<Spanned<String>>,
     endpoint: Option<Spanned<String>>,
+    token_env: Option<Spanned<String>>,
+    channel: Option<Spanned<String>>,
+    api_url: Option<Spanned<String>>,
     events: Option<Spanned<Vec<String>>>,
 }
 
@@ -584,7 +639,7 @@ impl ConfigFile {
                 ));
             }
             let kind = DestKind::parse(entry.kind.get_ref()).ok_or_else(|| {
-                self.at(entry.kind.span(), "kind", format!("unknown destination kind {:?} (expected slack, segment, webhook or console)", entry.kind.get_ref()))
+                self.at(entry.kind.span(), "kind", format!("unknown destination kind {:?} (expected slack, discord, teams, segment, webhook or console)", entry.kind.get_ref()))
             })?;
             let settings = self.settings(entry, kind, env)?;
             let events = match &entry.events {
@@ -628,8 +683,26 @@ impl ConfigFile {
         };
         Ok(match kind {
             DestKind::Console => DestSettings::Console,
-            DestKind::Slack => DestSettings::Slack {
-                url: secret(&entry.url_env, "url_env", "SLACK_WEBHOOK_URL")?,
+            DestKind::Slack => match &entry.channel {
+                Some(channel) => self.slack_bot(
+                    entry,
+                    channel,
+                    secret(&entry.token_env, "token_env", "SLACK_BOT_TOKEN")?,
+                )?,
+                None => {
+                    if let Some(key) = entry.token_env.as_ref().or(entry.api_url.as_ref()) {
+                        return Err(self.at(key.span(), "channel", format!("destination {name:?} posts with a bot token and needs the channel to post to (channel = \"#alerts\")")));
+                    }
+                    DestSettings::Slack {
+                        url: secret(&entry.url_env, "url_env", "SLACK_WEBHOOK_URL")?,
+                    }
+                }
+            },
+            DestKind::Discord => DestSettings::Discord {
+                url: secret(&entry.url_env, "url_env", "DISCORD_WEBHOOK_URL")?,
+            },
+            DestKind::Teams => DestSettings::Teams {
+                url: secret(&entry.url_env, "url_env", "TEAMS_WEBHOOK_URL")?,
             },
             DestKind::Segment => DestSettings::Segment {
                 write_key: secret(&entry.write_key_env, "write_key_env", "SEGMENT_WRITE_KEY")?,
@@ -656,6 +729,39 @@ impl ConfigFile {
             }
         })
     }
+
+    /// A Slack destination posting to `channel` with a bot token: an
+    /// incoming-webhook URL beside it would leave which one is meant unclear.
+    fn slack_bot(
+        &self,
+        entry: &DestEntry,
+        channel: &Spanned<String>,
+        token: Secret,
+    ) -> Result<DestSettings, ConfigError> {
+        if let Some(url_env) = &entry.url_env {
+            return Err(self.at(
+                url_env.span(),
+                "url_env",
+                "a Slack destination posts either through an incoming webhook (url_env) or with a bot token to a channel (token_env and channel), not both",
+            ));
+        }
+        let name = channel.get_ref().trim();
+        if name.is_empty() || name.chars().any(char::is_control) {
+            return Err(self.at(
+                channel.span(),
+                "channel",
+                "the channel must be a channel name or id, such as \"#alerts\" or \"C0123456789\"",
+            ));
+        }
+        Ok(DestSettings::SlackBot {
+            token,
+            channel: name.to_owned(),
+            api_url: entry
+                .api_url
+                .as_ref()
+                .map_or(SLACK_DEFAULT_API_URL.into(), |u| u.get_ref().clone()),
+        })
+    }
 }
 
 /// A destination's URL must be http(s); the error never shows it (a
@@ -663,7 +769,11 @@ impl ConfigFile {
 fn check_url(dest: &DestConfig) -> Result<(), ConfigError> {
     let url = match &dest.settings {
         DestSettings::Console => return Ok(()),
-        DestSettings::Slack { url } | DestSettings::Webhook { url, .. } => url.expose(),
+        DestSettings::Slack { url }
+        | DestSettings::Discord { url }
+        | DestSettings::Teams { url }
+        | DestSettings::Webhook { url, .. } => url.expose(),
+        DestSettings::SlackBot { api_url, .. } => api_url.as_str(),
         DestSettings::Segment { endpoint, .. } => endpoint.as_str(),
     };
     let (scheme, rest) = url.split_once("://").unwrap_or(("", ""));

@@ -23,7 +23,7 @@ use anyhow::Context as _;
 use wildmatch::WildMatch;
 
 use crate::catalog::Catalog;
-use crate::config::{Config, DestKind};
+use crate::config::Config;
 use crate::error::UsageError;
 use crate::event::{Event, parse_ts};
 use crate::queue::{self, Delivery, StoredDeadLetter};
@@ -163,12 +163,12 @@ impl Plan {
         self.to.as_deref()
     }
 
-    /// The Slack destinations a replay may post to: repeating history
-    /// there repeats messages people have seen.
+    /// The chat destinations (Slack, Discord, Teams) a replay may post to:
+    /// repeating history there repeats messages people have seen.
     pub fn slack(&self) -> Vec<&str> {
         self.routes
             .iter()
-            .filter(|r| r.kind() == DestKind::Slack)
+            .filter(|r| r.kind().is_chat())
             .map(Route::name)
             .collect()
     }
@@ -226,7 +226,7 @@ pub struct Tally {
     pub gone: BTreeSet<String>,
     pub gone_count: u64,
     pub bad_lines: u64,
-    /// Events with a delivery to a Slack destination.
+    /// Events with a delivery to a chat destination (Slack, Discord, Teams).
     pub slack_events: u64,
 }
 
@@ -415,7 +415,7 @@ impl<'p, S: Sink> Replay<'p, S> {
         }
         self.tally.events += 1;
         self.tally.deliveries += targets.len() as u64;
-        if targets.iter().any(|r| r.kind() == DestKind::Slack) {
+        if targets.iter().any(|r| r.kind().is_chat()) {
             self.tally.slack_events += 1;
         }
         for route in targets {

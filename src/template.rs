@@ -44,6 +44,8 @@ enum Part {
 pub enum Style {
     /// Slack message text: values are also escaped with [`slack_escape`].
     Slack,
+    /// Discord message content: values are also escaped with [`discord_escape`].
+    Discord,
     /// Console output: values are not escaped.
     Plain,
 }
@@ -506,6 +508,26 @@ pub fn slack_escape(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
+/// Discord's Markdown characters get a backslash, so a value cannot turn the
+/// message bold, hide it behind a spoiler, open a code block, quote, head or
+/// list a line, mask a link (`[text](url)`) or form a mention or timestamp
+/// (`<@123>`, `<t:0>`). A backslash shows the character itself in Discord.
+/// Mentions written as text (`@everyone`) are left alone: the message is sent
+/// with `allowed_mentions` empty, so they ping nobody.
+pub fn discord_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(
+            c,
+            '\\' | '*' | '_' | '~' | '`' | '|' | '>' | '<' | '#' | '-' | '[' | ']' | '(' | ')'
+        ) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Makes one formatted value safe to insert: line breaks, control characters and bidi
 /// overrides become one space each ([`crate::sanitize::one_line`]), values over
 /// [`MAX_VALUE_CHARS`] are cut to that length ending in `…`, and for Slack it is escaped.
@@ -517,6 +539,7 @@ fn sanitize(value: &str, style: Style) -> String {
     }
     match style {
         Style::Slack => slack_escape(&flat),
+        Style::Discord => discord_escape(&flat),
         Style::Plain => flat,
     }
 }
@@ -765,6 +788,30 @@ mod tests {
     }
 
     #[test]
+    fn discord_style_escapes_markdown_in_values_but_not_template_text() {
+        let cases = [
+            ("**bold**", r"\*\*bold\*\*"),
+            ("||spoiler||", r"\|\|spoiler\|\|"),
+            (
+                "[click](http://evil.example)",
+                r"\[click\]\(http://evil.example\)",
+            ),
+            ("<@123> <t:0>", r"\<@123\> \<t:0\>"),
+            (
+                "> # - `x` ~~y~~ a_b \\",
+                r"\> \# \- \`x\` \~\~y\~\~ a\_b \\",
+            ),
+            ("@everyone", "@everyone"),
+        ];
+        for (value, escaped) in cases {
+            let payload = json!({ "v": value });
+            let got = render("**{v}**", payload, Style::Discord).unwrap();
+            assert_eq!(got, format!("**{escaped}**"));
+            assert_eq!(discord_escape(value), escaped);
+        }
+    }
+
+    #[test]
     fn values_are_flattened_and_truncated() {
         let flat = render("{v}|", json!({"v": "a\r\nb\nc\rd\n\ne"}), Style::Plain);
         assert_eq!(flat.as_deref(), Ok("a b c d  e|"));
@@ -972,7 +1019,7 @@ mod tests {
 
         #[test]
         fn any_value_renders_as_one_line_without_control_characters(value in any::<String>()) {
-            for style in [Style::Plain, Style::Slack] {
+            for style in [Style::Plain, Style::Slack, Style::Discord] {
                 let got = render("a {v} b", json!({ "v": value }), style).unwrap();
                 prop_assert!(!got.chars().any(crate::sanitize::is_unsafe), "{:?}", got);
                 prop_assert!(got.chars().count() <= 4 + 5 * MAX_VALUE_CHARS);

@@ -268,8 +268,24 @@ const DESTINATION_MISTAKES: &[(&str, &str)] = &[
         "events.toml:2: name: \"a|b\" is not a valid destination name",
     ),
     (
-        "[[destination]]\nname = \"a\"\nkind = \"teams\"\n",
-        "events.toml:3: kind: unknown destination kind \"teams\"",
+        "[[destination]]\nname = \"a\"\nkind = \"pagerduty\"\n",
+        "events.toml:3: kind: unknown destination kind \"pagerduty\" (expected slack, discord, teams, segment, webhook or console)",
+    ),
+    (
+        "[[destination]]\nname = \"a\"\nkind = \"discord\"\n",
+        "events.toml:3: url_env: destination \"a\" reads its secret from the environment variable DISCORD_WEBHOOK_URL, which is not set",
+    ),
+    (
+        "[[destination]]\nname = \"a\"\nkind = \"slack\"\ntoken_env = \"HOOK\"\n",
+        "events.toml:4: channel: destination \"a\" posts with a bot token and needs the channel to post to",
+    ),
+    (
+        "[[destination]]\nname = \"a\"\nkind = \"slack\"\ntoken_env = \"HOOK\"\nchannel = \"#x\"\nurl_env = \"HOOK\"\n",
+        "events.toml:6: url_env: a Slack destination posts either through an incoming webhook (url_env) or with a bot token",
+    ),
+    (
+        "[[destination]]\nname = \"a\"\nkind = \"slack\"\ntoken_env = \"HOOK\"\nchannel = \" \"\n",
+        "events.toml:5: channel: the channel must be a channel name or id",
     ),
     (
         "[[destination]]\nname = \"a\"\nkind = \"slack\"\nurl_env = \"NOT_SET_ANYWHERE\"\n",

@@ -17,6 +17,8 @@ use crate::support::{
 const SLACK_TOKEN: &str = "SLACKSECRETPATH";
 const WEBHOOK_TOKEN: &str = "HOOKSECRETTOKEN";
 const WRITE_KEY: &str = "wk_SEGMENTSECRET";
+const DISCORD_TOKEN: &str = "DISCORDSECRETTOKEN";
+const TEAMS_SIG: &str = "TEAMSSECRETSIG";
 /// A piece of `WEBHOOK_SECRET`.
 const SIGNING_KEY: &str = "C2FVsBQIhrscChlQIMV";
 
@@ -25,9 +27,17 @@ enum Kind {
     Slack,
     Segment,
     Webhook,
+    Discord,
+    Teams,
 }
 
-const KINDS: [Kind; 3] = [Kind::Slack, Kind::Segment, Kind::Webhook];
+const KINDS: [Kind; 5] = [
+    Kind::Slack,
+    Kind::Segment,
+    Kind::Webhook,
+    Kind::Discord,
+    Kind::Teams,
+];
 
 /// The Redis retry set of the destination a `kind` worker delivers to.
 fn retry_set(kind: Kind) -> String {
@@ -56,6 +66,14 @@ fn worker(kind: Kind, redis: &RedisServer, sink: &Sink) -> Events {
                 format!("{}/hook?token={WEBHOOK_TOKEN}", sink.base_url()),
             )
             .env("EVENTS_WEBHOOK_SECRET", WEBHOOK_SECRET),
+        Kind::Discord => events.env(
+            "DISCORD_WEBHOOK_URL",
+            format!("{}/api/webhooks/1/{DISCORD_TOKEN}", sink.base_url()),
+        ),
+        Kind::Teams => events.env(
+            "TEAMS_WEBHOOK_URL",
+            format!("{}/workflows/1/invoke?sig={TEAMS_SIG}", sink.base_url()),
+        ),
     }
 }
 
@@ -86,7 +104,14 @@ fn finish(worker: Events) -> Outcome {
 }
 
 fn assert_no_secrets(out: &Outcome) {
-    for secret in [SLACK_TOKEN, WEBHOOK_TOKEN, WRITE_KEY, SIGNING_KEY] {
+    for secret in [
+        SLACK_TOKEN,
+        WEBHOOK_TOKEN,
+        WRITE_KEY,
+        SIGNING_KEY,
+        DISCORD_TOKEN,
+        TEAMS_SIG,
+    ] {
         assert!(
             !out.stdout.contains(secret) && !out.stderr.contains(secret),
             "{secret} shown:\n{}",

@@ -6,14 +6,17 @@ mod support;
 
 mod config_file;
 mod conformance;
+mod discord;
 mod emit;
 mod generated;
 mod hostile;
 mod readme;
 mod replay;
 mod segment;
+mod slack_bot;
 mod sqlite_store;
 mod status;
+mod teams;
 mod templates;
 mod untrusted_input;
 mod upgrade;

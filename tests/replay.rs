@@ -506,7 +506,7 @@ fn slack_replay_needs_yes_when_not_on_a_terminal(backend: Backend) {
     );
 
     let out = env().args(["replay", "--since", "1h"]).run().code(2);
-    out.stderr_has("events: error: this would post 2 events to Slack (slack) again")
+    out.stderr_has("events: error: this would post 2 events to chat destinations (slack) again")
         .stderr_has("pass --yes");
     assert_eq!(
         status(env())["retries"]["scheduled"],

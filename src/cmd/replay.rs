@@ -167,18 +167,18 @@ impl Progress {
     }
 }
 
-/// Replaying history or a file to Slack repeats messages people have seen:
+/// Replaying history or a file to chat repeats messages people have seen:
 /// ask at a terminal, refuse elsewhere.
 fn confirm(tally: &Tally, slack: &[&str]) -> anyhow::Result<()> {
     let dests = slack.join(", ");
     let n = tally.slack_events;
     if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
         return Err(UsageError(format!(
-            "this would post {n} events to Slack ({dests}) again, repeating messages people have seen; pass --yes to do it, --dry-run to see them, or --to another destination"
+            "this would post {n} events to chat destinations ({dests}) again, repeating messages people have seen; pass --yes to do it, --dry-run to see them, or --to another destination"
         ))
         .into());
     }
-    eprint!("Replay {n} events to Slack ({dests})? [y/N] ");
+    eprint!("Replay {n} events to chat destinations ({dests})? [y/N] ");
     let mut answer = String::new();
     std::io::stdin()
         .lock()

@@ -58,6 +58,25 @@ pub struct Answer {
 /// permanent. The error text is the status and the first line of the body
 /// (Slack's `channel_not_found`).
 pub fn classify(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Answer {
+    classify_with(result, |_| ErrorBody::default())
+}
+
+/// What a service's own error body says beyond its status: Discord's JSON
+/// `retry_after` and `message`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ErrorBody {
+    /// The wait a `429` asks for; preferred to the `Retry-After` header.
+    pub retry_after: Option<Duration>,
+    /// The error in the service's words, instead of the body's first line.
+    pub text: Option<String>,
+}
+
+/// As [`classify`], with `read` making sense of the body of an error
+/// response (its text, bounded) in the service's own terms.
+pub fn classify_with(
+    result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    read: impl Fn(&str) -> ErrorBody,
+) -> Answer {
     let mut response = match result {
         Ok(response) => response,
         // A URL that cannot be requested will never work.
@@ -80,23 +99,34 @@ pub fn classify(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -
             redirect_host(&response).as_deref(),
         )));
     }
-    let retry_after = response
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| parse_retry_after(v, SystemTime::now()));
+    let retry_after = retry_after_header(&response);
     let body = String::from_utf8_lossy(&read_bounded(response.body_mut())).into_owned();
-    let error = error_text(status, &body);
+    let said = read(&body);
+    let error = error_text(status, said.text.as_deref().unwrap_or(&body));
     answer(match status {
-        429 => Attempt::RetryAfter(
-            retry_after
-                .unwrap_or(MIN_RETRY_AFTER)
-                .clamp(MIN_RETRY_AFTER, MAX_RETRY_AFTER),
-            error,
-        ),
+        429 => rate_limited(said.retry_after.or(retry_after), error),
         408 | 500..=599 => Attempt::Transient(error),
         _ => Attempt::Permanent(error),
     })
+}
+
+/// The wait a response's `Retry-After` header asks for, if it is usable.
+pub fn retry_after_header(response: &ureq::http::Response<ureq::Body>) -> Option<Duration> {
+    response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, SystemTime::now()))
+}
+
+/// Rate limited: wait `wait` (bounded both ways), or a second when the
+/// receiver did not say how long.
+pub fn rate_limited(wait: Option<Duration>, error: String) -> Attempt {
+    Attempt::RetryAfter(
+        wait.unwrap_or(MIN_RETRY_AFTER)
+            .clamp(MIN_RETRY_AFTER, MAX_RETRY_AFTER),
+        error,
+    )
 }
 
 fn failed(attempt: Attempt) -> Answer {
@@ -107,7 +137,7 @@ fn failed(attempt: Attempt) -> Answer {
 }
 
 /// At most `MAX_BODY` bytes of a body; what could not be read is left out.
-fn read_bounded(body: &mut ureq::Body) -> Vec<u8> {
+pub fn read_bounded(body: &mut ureq::Body) -> Vec<u8> {
     let mut bytes = Vec::new();
     let _ = body.as_reader().take(MAX_BODY).read_to_end(&mut bytes);
     bytes

@@ -1,11 +1,14 @@
-//! Destinations: where a delivered event goes. One trait, four kinds
-//! (console, Slack, Segment, signed webhooks); the worker drives them all the
+//! Destinations: where a delivered event goes. One trait, six kinds
+//! (console, Slack, Discord, Teams, Segment, signed webhooks); the worker drives them all the
 //! same way and never knows which is which.
 
 pub mod console;
+pub mod discord;
 pub mod http;
 pub mod segment;
 pub mod slack;
+pub mod slack_bot;
+pub mod teams;
 pub mod webhook;
 
 use std::sync::Arc;
@@ -97,6 +100,30 @@ pub fn build(config: &DestConfig, catalog: &Catalog, timeout: Duration) -> Arc<d
     match &config.settings {
         DestSettings::Console => Arc::new(console::Console::new(name, catalog.clone())),
         DestSettings::Slack { url } => Arc::new(slack::Slack::new(
+            name,
+            url.clone(),
+            catalog.clone(),
+            timeout,
+        )),
+        DestSettings::SlackBot {
+            token,
+            channel,
+            api_url,
+        } => Arc::new(slack_bot::SlackBot::new(
+            name,
+            token.clone(),
+            channel.clone(),
+            api_url,
+            catalog.clone(),
+            timeout,
+        )),
+        DestSettings::Discord { url } => Arc::new(discord::Discord::new(
+            name,
+            url.clone(),
+            catalog.clone(),
+            timeout,
+        )),
+        DestSettings::Teams { url } => Arc::new(teams::Teams::new(
             name,
             url.clone(),
             catalog.clone(),

@@ -1,0 +1,166 @@
+//! Discord through a channel webhook: `{"content": …}` with Markdown in
+//! values escaped and `allowed_mentions` empty, so no field can ping
+//! `@everyone`, a role or a user. Paced to Discord's five requests per two
+//! seconds a webhook; messages that wait meanwhile are joined into one, one
+//! line each and in order, within Discord's 2,000 characters. Discord's own
+//! error body is read: a `429`'s JSON `retry_after` (seconds, a fraction
+//! allowed) is waited for, and a refusal names its `message` and `code`.
+
+use std::time::{Duration, SystemTime};
+
+use serde_json::{Value, json};
+
+use super::http::{self, ErrorBody};
+use super::{Attempt, BatchLimit, Destination, Item};
+use crate::catalog::Catalog;
+use crate::event::Event;
+use crate::secret::Secret;
+use crate::template::Style;
+
+/// Discord refuses a message longer than this, in characters.
+const MAX_CONTENT_CHARS: usize = 2000;
+const MAX_LINES: usize = 20;
+/// Five requests per two seconds a webhook.
+const PACE: Duration = Duration::from_millis(400);
+
+pub struct Discord {
+    name: String,
+    url: Secret,
+    catalog: Catalog,
+    agent: ureq::Agent,
+}
+
+impl Discord {
+    pub fn new(name: String, url: Secret, catalog: Catalog, timeout: Duration) -> Discord {
+        Discord {
+            name,
+            url,
+            catalog,
+            agent: http::agent(timeout),
+        }
+    }
+}
+
+impl Destination for Discord {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn prepare(&self, event: &Event) -> Result<String, String> {
+        self.catalog
+            .render(event, Style::Discord)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Bytes bound characters from above; with one newline between lines,
+    /// a full batch stays under `MAX_CONTENT_CHARS`.
+    fn batch_limit(&self) -> BatchLimit {
+        BatchLimit {
+            items: MAX_LINES,
+            bytes: MAX_CONTENT_CHARS - MAX_LINES,
+        }
+    }
+
+    fn pacing(&self) -> Option<Duration> {
+        Some(PACE)
+    }
+
+    fn send(&self, items: &[Item]) -> Attempt {
+        let body = payload(items).to_string();
+        http::classify_with(
+            self.agent
+                .post(self.url.expose())
+                .header("Content-Type", "application/json")
+                .send(&body),
+            read_error,
+        )
+        .attempt
+    }
+}
+
+/// The message: the lines joined, cut to Discord's limit (one line can be
+/// longer than it), and no mention allowed to ping.
+fn payload(items: &[Item]) -> Value {
+    let text = items
+        .iter()
+        .map(|i| i.body.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let content = if text.chars().count() > MAX_CONTENT_CHARS {
+        let mut cut: String = text.chars().take(MAX_CONTENT_CHARS - 1).collect();
+        cut.push('…');
+        cut
+    } else {
+        text
+    };
+    json!({ "content": content, "allowed_mentions": { "parse": [] } })
+}
+
+/// Discord's JSON error: `{"message": "Unknown Webhook", "code": 10015}`,
+/// and on a `429` `{"retry_after": 0.64, …}`.
+fn read_error(body: &str) -> ErrorBody {
+    let Ok(Value::Object(error)) = serde_json::from_str::<Value>(body) else {
+        return ErrorBody::default();
+    };
+    let message = error.get("message").and_then(Value::as_str);
+    let code = error.get("code").and_then(Value::as_i64);
+    ErrorBody {
+        retry_after: error
+            .get("retry_after")
+            .and_then(Value::as_number)
+            .and_then(|n| http::parse_retry_after(&n.to_string(), SystemTime::now())),
+        text: match (message, code) {
+            (Some(message), Some(code)) => Some(format!("{message} (code {code})")),
+            (Some(message), None) => Some(message.to_owned()),
+            (None, Some(code)) => Some(format!("code {code}")),
+            (None, None) => None,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn discords_error_body_gives_the_wait_and_the_error() {
+        let said = read_error(
+            r#"{"message": "You are being rate limited.", "retry_after": 0.64, "global": false}"#,
+        );
+        assert_eq!(said.retry_after, Some(Duration::from_millis(640)));
+        assert_eq!(said.text.as_deref(), Some("You are being rate limited."));
+        let said = read_error(r#"{"message": "Unknown Webhook", "code": 10015}"#);
+        assert_eq!(said.text.as_deref(), Some("Unknown Webhook (code 10015)"));
+        assert_eq!(said.retry_after, None);
+    }
+
+    #[test]
+    fn a_body_that_is_not_discords_json_says_nothing() {
+        for body in [
+            "",
+            "<html>bad gateway</html>",
+            "[1]",
+            r#"{"retry_after": -1}"#,
+        ] {
+            let said = read_error(body);
+            assert_eq!((said.retry_after, said.text), (None, None), "{body}");
+        }
+        let huge = read_error(r#"{"retry_after": 1e300}"#).retry_after.unwrap();
+        assert!(huge <= Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn a_message_longer_than_discords_limit_is_cut() {
+        let event = std::sync::Arc::new(crate::event::Event::new(
+            "user.signup",
+            serde_json::Map::new(),
+        ));
+        let item = Item {
+            event,
+            body: "é".repeat(3000),
+        };
+        let content = payload(&[item])["content"].as_str().unwrap().to_owned();
+        assert_eq!(content.chars().count(), MAX_CONTENT_CHARS);
+        assert!(content.ends_with('…'));
+    }
+}

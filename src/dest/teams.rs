@@ -1,0 +1,107 @@
+//! Microsoft Teams through a Workflows (Power Automate) webhook: an Adaptive
+//! Card message carrying the text, one `TextBlock` a line. Messages that
+//! wait while one is in flight are joined into one card, in order, well
+//! under Teams' 28 KB message limit. Workflows answer `202 Accepted`; any
+//! 2xx is delivered.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::{Attempt, BatchLimit, Destination, Item, http};
+use crate::catalog::Catalog;
+use crate::event::Event;
+use crate::secret::Secret;
+use crate::template::Style;
+
+/// The lines' bytes a card may carry: with every byte doubled by JSON
+/// escaping and each line's `TextBlock` around it, the message stays under
+/// Teams' 28 KB.
+const MAX_TEXT_BYTES: usize = 12_000;
+const MAX_LINES: usize = 50;
+
+pub struct Teams {
+    name: String,
+    url: Secret,
+    catalog: Catalog,
+    agent: ureq::Agent,
+}
+
+impl Teams {
+    pub fn new(name: String, url: Secret, catalog: Catalog, timeout: Duration) -> Teams {
+        Teams {
+            name,
+            url,
+            catalog,
+            agent: http::agent(timeout),
+        }
+    }
+}
+
+impl Destination for Teams {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn prepare(&self, event: &Event) -> Result<String, String> {
+        self.catalog
+            .render(event, Style::Plain)
+            .map_err(|e| e.to_string())
+    }
+
+    fn batch_limit(&self) -> BatchLimit {
+        BatchLimit {
+            items: MAX_LINES,
+            bytes: MAX_TEXT_BYTES,
+        }
+    }
+
+    fn send(&self, items: &[Item]) -> Attempt {
+        let body = payload(items).to_string();
+        http::classify(
+            self.agent
+                .post(self.url.expose())
+                .header("Content-Type", "application/json")
+                .send(&body),
+        )
+        .attempt
+    }
+}
+
+/// The Workflows message: one Adaptive Card, a wrapped `TextBlock` a line.
+fn payload(items: &[Item]) -> Value {
+    let blocks: Vec<Value> = items
+        .iter()
+        .map(|i| json!({ "type": "TextBlock", "text": i.body, "wrap": true }))
+        .collect();
+    json!({
+        "type": "message",
+        "attachments": [{
+            "contentType": "application/vnd.microsoft.card.adaptive",
+            "content": {
+                "type": "AdaptiveCard",
+                "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                "version": "1.4",
+                "body": blocks,
+            },
+        }],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_batch_of_the_worst_text_fits_teams_limit() {
+        let event = std::sync::Arc::new(Event::new("user.signup", serde_json::Map::new()));
+        let line = "\"\\".repeat(MAX_TEXT_BYTES / MAX_LINES / 2);
+        let items: Vec<Item> = (0..MAX_LINES)
+            .map(|_| Item {
+                event: event.clone(),
+                body: line.clone(),
+            })
+            .collect();
+        assert!(payload(&items).to_string().len() < 28 * 1000);
+    }
+}
