@@ -253,7 +253,10 @@ impl Config {
         });
         Ok(Config {
             backend,
-            prefix: env("EVENTS_PREFIX").unwrap_or_else(|| "{events}".into()),
+            prefix: match env("EVENTS_PREFIX") {
+                Some(prefix) => checked_prefix(prefix)?,
+                None => "{events}".into(),
+            },
             catalog,
             disabled,
             delivery,
@@ -267,6 +270,33 @@ impl Config {
     pub fn destinations(&self) -> Result<&[DestConfig], ConfigError> {
         self.destinations.as_deref().map_err(Clone::clone)
     }
+}
+
+/// The Redis key prefix, which must hold a hash tag: on a Redis Cluster
+/// only the part between the first `{` and the first `}` after it picks a
+/// key's slot, and every key must share one slot for the queue's
+/// transactions and scripts to run there.
+fn checked_prefix(prefix: String) -> Result<String, ConfigError> {
+    if hash_tag(&prefix).is_some() {
+        return Ok(prefix);
+    }
+    let bare = prefix.replace(['{', '}'], "");
+    let fix = if bare.is_empty() {
+        "{events}".to_owned()
+    } else {
+        format!("{{{bare}}}")
+    };
+    err(format!(
+        "EVENTS_PREFIX {prefix:?} has no {{hash tag}}: Redis Cluster needs every key in one slot; use {fix:?}"
+    ))
+}
+
+/// A key's hash tag as Redis Cluster reads it: what lies between the first
+/// `{` and the first `}` after it, when that is not empty.
+fn hash_tag(key: &str) -> Option<&str> {
+    let (_, after) = key.split_once('{')?;
+    let (tag, _) = after.split_once('}')?;
+    (!tag.is_empty()).then_some(tag)
 }
 
 fn redis_backend(url: &str) -> Result<Backend, ConfigError> {
@@ -739,6 +769,27 @@ mod tests {
             vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
         })
         .unwrap()
+    }
+
+    #[test]
+    fn a_prefix_needs_the_hash_tag_redis_cluster_reads() {
+        assert_eq!(hash_tag("{events}"), Some("events"));
+        assert_eq!(hash_tag("app:{events}:x"), Some("events"));
+        assert_eq!(hash_tag("{a}{b}"), Some("a"));
+        assert_eq!(hash_tag("}{a}"), Some("a"));
+        // Redis reads the first `{` and the first `}` after it: an empty
+        // tag means the whole key is hashed.
+        assert_eq!(hash_tag("{}{a}"), None);
+        assert_eq!(hash_tag("myapp:events"), None);
+        assert_eq!(hash_tag("{myapp"), None);
+        let refused = |prefix: &str| checked_prefix(prefix.into()).unwrap_err().to_string();
+        assert_eq!(
+            refused("myapp:events"),
+            r#"EVENTS_PREFIX "myapp:events" has no {hash tag}: Redis Cluster needs every key in one slot; use "{myapp:events}""#
+        );
+        assert!(refused("{}app").ends_with(r#"use "{app}""#));
+        assert!(refused("{}").ends_with(r#"use "{events}""#));
+        assert_eq!(checked_prefix("{team-a}".into()).unwrap(), "{team-a}");
     }
 
     #[test]

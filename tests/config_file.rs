@@ -429,3 +429,32 @@ fn tuning_that_breaks_the_guarantees_is_exit_2_with_the_rule() {
         .run()
         .success();
 }
+
+#[test]
+fn a_prefix_without_a_hash_tag_is_exit_2_with_the_fix() {
+    let redis = RedisServer::start();
+    for command in [
+        &["emit", "user.signup", "--email", "a@example.com"][..],
+        &["status"],
+    ] {
+        Events::new()
+            .env("REDIS_URL", redis.url())
+            .env("EVENTS_PREFIX", "myapp:events")
+            .args(command)
+            .run()
+            .code(2)
+            .stderr_has(
+                r#"EVENTS_PREFIX "myapp:events" has no {hash tag}: Redis Cluster needs every key in one slot; use "{myapp:events}""#,
+            );
+    }
+    assert_eq!(redis.cli(&["DBSIZE"]).trim(), "0", "nothing written");
+    let id = Events::new()
+        .env("REDIS_URL", redis.url())
+        .env("EVENTS_PREFIX", "{myapp:events}")
+        .args(["emit", "user.signup", "--email", "a@example.com"])
+        .run()
+        .success()
+        .stdout;
+    assert!(!id.trim().is_empty());
+    assert_eq!(redis.cli(&["XLEN", "{myapp:events}:stream"]).trim(), "1");
+}
