@@ -14,6 +14,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::catalog::{Catalog, EventSpec, FieldType};
+use crate::rate::Rate;
 pub use crate::secret::{Secret, SigningKey, redact_url};
 
 /// A bad setting or config file. Exit status 2.
@@ -93,6 +94,15 @@ impl DestKind {
         }
     }
 
+    /// The rate limit of a destination whose config sets none: Slack's
+    /// incoming webhooks take about one message a second.
+    pub fn default_rate(self) -> Option<Rate> {
+        match self {
+            DestKind::Slack => Rate::new(1, Duration::from_secs(1)),
+            _ => None,
+        }
+    }
+
     /// The attempt budget unless `EVENTS_MAX_ATTEMPTS` sets one. A stale
     /// Slack notification loses its value: it gives up sooner.
     pub fn default_max_attempts(self) -> u32 {
@@ -128,6 +138,9 @@ pub struct DestConfig {
     pub settings: DestSettings,
     /// Globs over event types; the destination gets the events matching any.
     pub events: Vec<String>,
+    /// Its `rate` in the config file; `None` for the kind's default
+    /// ([`DestKind::default_rate`]).
+    pub rate: Option<Rate>,
 }
 
 impl DestConfig {
@@ -447,6 +460,7 @@ fn env_destinations(
                 url: Secret::new(url),
             },
             events: all(),
+            rate: None,
         });
     }
     if let Some(key) = env("SEGMENT_WRITE_KEY") {
@@ -458,6 +472,7 @@ fn env_destinations(
                     .unwrap_or_else(|| SEGMENT_DEFAULT_ENDPOINT.into()),
             },
             events: all(),
+            rate: None,
         });
     }
     if let Some(url) = env("EVENTS_WEBHOOK_URL") {
@@ -480,6 +495,7 @@ fn env_destinations(
                 key,
             },
             events: all(),
+            rate: None,
         });
     }
     let fallback = dests.is_empty() && !console;
@@ -488,6 +504,7 @@ fn env_destinations(
             name: "console".into(),
             settings: DestSettings::Console,
             events: all(),
+            rate: None,
         });
     }
     (Ok(dests), fallback)
@@ -526,6 +543,7 @@ struct DestEntry {
     secret_env: Option<Spanned<String>>,
     endpoint: Option<Spanned<String>>,
     events: Option<Spanned<Vec<String>>>,
+    rate: Option<Spanned<String>>,
 }
 
 impl ConfigFile {
@@ -628,10 +646,17 @@ impl ConfigFile {
                 Some(globs) => globs.get_ref().clone(),
                 None => vec!["*".to_owned()],
             };
+            let rate = match &entry.rate {
+                Some(rate) => {
+                    Some(Rate::parse(rate.get_ref()).map_err(|e| self.at(rate.span(), "rate", e))?)
+                }
+                None => None,
+            };
             out.push(DestConfig {
                 name,
                 settings,
                 events,
+                rate,
             });
         }
         Ok(out)
