@@ -280,6 +280,14 @@ const DESTINATION_MISTAKES: &[(&str, &str)] = &[
         "events.toml:5: name: destination \"a\" is declared twice",
     ),
     (
+        "[[destination]]\nname = \"a\"\nkind = \"console\"\nrate = \"fast\"\n",
+        "events.toml:4: rate: \"fast\" is not a rate: expected N/duration",
+    ),
+    (
+        "[[destination]]\nname = \"a\"\nkind = \"console\"\nrate = \"0/s\"\n",
+        "events.toml:4: rate: \"0/s\" is not a rate: a rate of nothing sends nothing",
+    ),
+    (
         "[[destination]]\nname = \"a\"\nkind = \"console\"\nevents = []\n",
         "events.toml:4: events: an empty list routes nothing",
     ),

@@ -9,6 +9,7 @@ mod conformance;
 mod emit;
 mod generated;
 mod hostile;
+mod rate_limit;
 mod readme;
 mod replay;
 mod segment;
