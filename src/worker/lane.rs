@@ -119,8 +119,12 @@ impl Batch {
     }
 
     /// Joins `job`, or keeps it for the next send when it does not fit.
+    /// Only offered while not [`Batch::full`], so no kept job is replaced.
     fn offer(&mut self, job: Job) {
-        if self.full() || self.bytes + job.item.body.len() > self.limit.bytes {
+        debug_assert!(self.carry.is_none(), "offered to a full batch");
+        if self.jobs.len() >= self.limit.items
+            || self.bytes + job.item.body.len() > self.limit.bytes
+        {
             self.carry = Some(job);
         } else {
             self.bytes += job.item.body.len();
