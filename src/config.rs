@@ -14,6 +14,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::catalog::{Catalog, EventSpec, FieldType};
+use crate::rate::Rate;
 pub use crate::secret::{Secret, SigningKey, redact_url};
 
 /// A bad setting or config file. Exit status 2.
@@ -105,6 +106,18 @@ impl DestKind {
         matches!(self, DestKind::Slack | DestKind::Discord | DestKind::Teams)
     }
 
+    /// The rate limit of a destination whose config sets none, the pace
+    /// each service documents: Slack about one message a second, Discord
+    /// five per two seconds, Teams four a second.
+    pub fn default_rate(self) -> Option<Rate> {
+        match self {
+            DestKind::Slack => Rate::new(1, Duration::from_secs(1)),
+            DestKind::Discord => Rate::new(5, Duration::from_secs(2)),
+            DestKind::Teams => Rate::new(4, Duration::from_secs(1)),
+            _ => None,
+        }
+    }
+
     /// The attempt budget unless `EVENTS_MAX_ATTEMPTS` sets one. A stale
     /// chat notification loses its value: it gives up sooner.
     pub fn default_max_attempts(self) -> u32 {
@@ -153,6 +166,9 @@ pub struct DestConfig {
     pub settings: DestSettings,
     /// Globs over event types; the destination gets the events matching any.
     pub events: Vec<String>,
+    /// Its `rate` in the config file; `None` for the kind's default
+    /// ([`DestKind::default_rate`]).
+    pub rate: Option<Rate>,
 }
 
 impl DestConfig {
@@ -287,7 +303,10 @@ impl Config {
         });
         Ok(Config {
             backend,
-            prefix: env("EVENTS_PREFIX").unwrap_or_else(|| "{events}".into()),
+            prefix: match env("EVENTS_PREFIX") {
+                Some(prefix) => checked_prefix(prefix)?,
+                None => "{events}".into(),
+            },
             catalog,
             disabled,
             delivery,
@@ -301,6 +320,33 @@ impl Config {
     pub fn destinations(&self) -> Result<&[DestConfig], ConfigError> {
         self.destinations.as_deref().map_err(Clone::clone)
     }
+}
+
+/// The Redis key prefix, which must hold a hash tag: on a Redis Cluster
+/// only the part between the first `{` and the first `}` after it picks a
+/// key's slot, and every key must share one slot for the queue's
+/// transactions and scripts to run there.
+fn checked_prefix(prefix: String) -> Result<String, ConfigError> {
+    if hash_tag(&prefix).is_some() {
+        return Ok(prefix);
+    }
+    let bare = prefix.replace(['{', '}'], "");
+    let fix = if bare.is_empty() {
+        "{events}".to_owned()
+    } else {
+        format!("{{{bare}}}")
+    };
+    err(format!(
+        "EVENTS_PREFIX {prefix:?} has no {{hash tag}}: Redis Cluster needs every key in one slot; use {fix:?}"
+    ))
+}
+
+/// A key's hash tag as Redis Cluster reads it: what lies between the first
+/// `{` and the first `}` after it, when that is not empty.
+fn hash_tag(key: &str) -> Option<&str> {
+    let (_, after) = key.split_once('{')?;
+    let (tag, _) = after.split_once('}')?;
+    (!tag.is_empty()).then_some(tag)
 }
 
 fn redis_backend(url: &str) -> Result<Backend, ConfigError> {
@@ -451,6 +497,7 @@ fn env_destinations(
                 url: Secret::new(url),
             },
             events: all(),
+            rate: None,
         });
     }
     if let Some(url) = env("DISCORD_WEBHOOK_URL") {
@@ -460,6 +507,7 @@ fn env_destinations(
                 url: Secret::new(url),
             },
             events: all(),
+            rate: None,
         });
     }
     if let Some(url) = env("TEAMS_WEBHOOK_URL") {
@@ -469,6 +517,7 @@ fn env_destinations(
                 url: Secret::new(url),
             },
             events: all(),
+            rate: None,
         });
     }
     if let Some(key) = env("SEGMENT_WRITE_KEY") {
@@ -480,6 +529,7 @@ fn env_destinations(
                     .unwrap_or_else(|| SEGMENT_DEFAULT_ENDPOINT.into()),
             },
             events: all(),
+            rate: None,
         });
     }
     if let Some(url) = env("EVENTS_WEBHOOK_URL") {
@@ -502,6 +552,7 @@ fn env_destinations(
                 key,
             },
             events: all(),
+            rate: None,
         });
     }
     let fallback = dests.is_empty() && !console;
@@ -510,6 +561,7 @@ fn env_destinations(
             name: "console".into(),
             settings: DestSettings::Console,
             events: all(),
+            rate: None,
         });
     }
     (Ok(dests), fallback)
@@ -551,6 +603,7 @@ struct DestEntry {
     channel: Option<Spanned<String>>,
     api_url: Option<Spanned<String>>,
     events: Option<Spanned<Vec<String>>>,
+    rate: Option<Spanned<String>>,
 }
 
 impl ConfigFile {
@@ -653,10 +706,17 @@ impl ConfigFile {
                 Some(globs) => globs.get_ref().clone(),
                 None => vec!["*".to_owned()],
             };
+            let rate = match &entry.rate {
+                Some(rate) => {
+                    Some(Rate::parse(rate.get_ref()).map_err(|e| self.at(rate.span(), "rate", e))?)
+                }
+                None => None,
+            };
             out.push(DestConfig {
                 name,
                 settings,
                 events,
+                rate,
             });
         }
         Ok(out)
@@ -849,6 +909,27 @@ mod tests {
             vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
         })
         .unwrap()
+    }
+
+    #[test]
+    fn a_prefix_needs_the_hash_tag_redis_cluster_reads() {
+        assert_eq!(hash_tag("{events}"), Some("events"));
+        assert_eq!(hash_tag("app:{events}:x"), Some("events"));
+        assert_eq!(hash_tag("{a}{b}"), Some("a"));
+        assert_eq!(hash_tag("}{a}"), Some("a"));
+        // Redis reads the first `{` and the first `}` after it: an empty
+        // tag means the whole key is hashed.
+        assert_eq!(hash_tag("{}{a}"), None);
+        assert_eq!(hash_tag("myapp:events"), None);
+        assert_eq!(hash_tag("{myapp"), None);
+        let refused = |prefix: &str| checked_prefix(prefix.into()).unwrap_err().to_string();
+        assert_eq!(
+            refused("myapp:events"),
+            r#"EVENTS_PREFIX "myapp:events" has no {hash tag}: Redis Cluster needs every key in one slot; use "{myapp:events}""#
+        );
+        assert!(refused("{}app").ends_with(r#"use "{app}""#));
+        assert!(refused("{}").ends_with(r#"use "{events}""#));
+        assert_eq!(checked_prefix("{team-a}".into()).unwrap(), "{team-a}");
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub mod error;
 pub mod event;
 pub mod jsonl;
 pub mod queue;
+pub mod rate;
 pub mod replay;
 pub mod retry;
 pub mod route;

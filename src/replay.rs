@@ -505,6 +505,7 @@ mod tests {
             name: name.into(),
             settings,
             events: events.iter().map(|e| (*e).to_owned()).collect(),
+            rate: None,
         };
         let slack = DestSettings::Slack {
             url: Secret::new("https://hooks.example/x"),

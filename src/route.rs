@@ -1,6 +1,6 @@
 //! Routing, decided once for the worker, `work --only` and `replay --to`:
 //! which configured destinations an event goes to, and each destination's
-//! retry policy, held in one `Route` value per destination.
+//! retry policy and rate limit, held in one `Route` value per destination.
 
 use std::ops::Index;
 use std::time::Duration;
@@ -8,6 +8,7 @@ use std::time::Duration;
 use wildmatch::WildMatch;
 
 use crate::config::{Config, ConfigError, DestConfig, DestKind};
+use crate::rate::Rate;
 use crate::retry::RetryPolicy;
 
 /// The destination a dead letter names when it belongs to no destination:
@@ -27,6 +28,7 @@ pub struct Route {
     config: DestConfig,
     globs: Vec<WildMatch>,
     policy: RetryPolicy,
+    rate: Option<Rate>,
 }
 
 impl Route {
@@ -51,6 +53,12 @@ impl Route {
 
     pub fn policy(&self) -> &RetryPolicy {
         &self.policy
+    }
+
+    /// The rate limit every worker shares for this destination: its
+    /// configured `rate`, else its kind's default; `None` for unlimited.
+    pub fn rate(&self) -> Option<Rate> {
+        self.rate
     }
 
     /// Whether events of type `event_type` go to this destination.
@@ -89,6 +97,7 @@ impl Routes {
                             .unwrap_or_else(|| dest.kind().default_max_attempts()),
                         base: retry_base,
                     },
+                    rate: dest.rate.or_else(|| dest.kind().default_rate()),
                     config: dest.clone(),
                 })
                 .collect(),
@@ -206,6 +215,7 @@ mod tests {
             name: name.into(),
             settings,
             events: events.iter().map(|e| (*e).to_owned()).collect(),
+            rate: None,
         }
     }
 
@@ -270,6 +280,21 @@ mod tests {
         assert_eq!(names(audit.of("user.signup")), Vec::<&str>::new());
         let only = audit.named("audit").unwrap();
         assert_eq!(audit.get(only.id()).name(), "audit");
+    }
+
+    #[test]
+    fn slack_is_limited_to_one_message_a_second_unless_its_rate_says_otherwise() {
+        let routes = routes();
+        let one_a_second = Rate::parse("1/s").unwrap();
+        assert_eq!(routes.named("slack").unwrap().rate(), Some(one_a_second));
+        assert_eq!(routes.named("console").unwrap().rate(), None);
+        let mut slow = dest("slow", DestSettings::Console, &["*"]);
+        slow.rate = Some(Rate::parse("30/m").unwrap());
+        let routes = Routes::new(&[slow], None, Duration::from_secs(1));
+        assert_eq!(
+            routes.named("slow").unwrap().rate(),
+            Some(Rate::parse("30/m").unwrap())
+        );
     }
 
     #[test]

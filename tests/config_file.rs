@@ -296,6 +296,14 @@ const DESTINATION_MISTAKES: &[(&str, &str)] = &[
         "events.toml:5: name: destination \"a\" is declared twice",
     ),
     (
+        "[[destination]]\nname = \"a\"\nkind = \"console\"\nrate = \"fast\"\n",
+        "events.toml:4: rate: \"fast\" is not a rate: expected N/duration",
+    ),
+    (
+        "[[destination]]\nname = \"a\"\nkind = \"console\"\nrate = \"0/s\"\n",
+        "events.toml:4: rate: \"0/s\" is not a rate: a rate of nothing sends nothing",
+    ),
+    (
         "[[destination]]\nname = \"a\"\nkind = \"console\"\nevents = []\n",
         "events.toml:4: events: an empty list routes nothing",
     ),
@@ -444,4 +452,33 @@ fn tuning_that_breaks_the_guarantees_is_exit_2_with_the_rule() {
         .args(["work", "--burst"])
         .run()
         .success();
+}
+
+#[test]
+fn a_prefix_without_a_hash_tag_is_exit_2_with_the_fix() {
+    let redis = RedisServer::start();
+    for command in [
+        &["emit", "user.signup", "--email", "a@example.com"][..],
+        &["status"],
+    ] {
+        Events::new()
+            .env("REDIS_URL", redis.url())
+            .env("EVENTS_PREFIX", "myapp:events")
+            .args(command)
+            .run()
+            .code(2)
+            .stderr_has(
+                r#"EVENTS_PREFIX "myapp:events" has no {hash tag}: Redis Cluster needs every key in one slot; use "{myapp:events}""#,
+            );
+    }
+    assert_eq!(redis.cli(&["DBSIZE"]).trim(), "0", "nothing written");
+    let id = Events::new()
+        .env("REDIS_URL", redis.url())
+        .env("EVENTS_PREFIX", "{myapp:events}")
+        .args(["emit", "user.signup", "--email", "a@example.com"])
+        .run()
+        .success()
+        .stdout;
+    assert!(!id.trim().is_empty());
+    assert_eq!(redis.cli(&["XLEN", "{myapp:events}:stream"]).trim(), "1");
 }

@@ -16,6 +16,7 @@ use events::queue::{
     Admin, Backlog, Consumer, ConsumerHeld, ConsumerStats, DeadLetter, Delivery, Describe,
     Producer, Queue, QueueError, RetryClaim, Settlement, StreamEntry,
 };
+use events::rate::Rate;
 
 /// Room for any check to finish without a lease running out.
 const LONG: Duration = Duration::from_secs(60);
@@ -27,6 +28,9 @@ const SHORT: Duration = Duration::from_millis(200);
 pub trait Backend {
     /// Opens a fresh, empty queue with the given claim lease.
     fn open(&self, lease: Duration) -> Box<dyn Queue>;
+
+    /// A second connection to the queue opened last, as another worker has.
+    fn reopen(&self) -> Box<dyn Queue>;
 
     /// Appends an entry that cannot be decoded into an event to the end of
     /// the stream of the queue opened last, by backend-specific means, with
@@ -104,6 +108,7 @@ macro_rules! conformance_tests {
             a_retry_that_cannot_be_decoded_is_dead_lettered_in_the_claim,
             claims_for_some_destinations_pass_over_the_others,
             dead_letter_counts_follow_the_letters,
+            a_rate_limit_is_shared_by_every_connection,
         );
     };
 }
@@ -943,6 +948,25 @@ pub fn poison_comes_out_of_claim(b: &dyn Backend) {
     );
 }
 
+pub fn a_rate_limit_is_shared_by_every_connection(b: &dyn Backend) {
+    let mut first = b.open(LONG);
+    let mut second = b.reopen();
+    let hourly = Rate::parse("1/h").unwrap();
+    assert_eq!(first.take_token("slack", hourly).unwrap(), None, "free");
+    // Another worker: the hour's send is spent, and it is told for how long.
+    let wait = second.take_token("slack", hourly).unwrap().expect("spent");
+    assert!(wait <= Duration::from_secs(3600) && wait > LONG, "{wait:?}");
+    assert!(first.take_token("slack", hourly).unwrap().is_some());
+    // Each destination has a limit of its own.
+    assert_eq!(second.take_token("billing", hourly).unwrap(), None);
+    // Waiting as told frees the next send.
+    let quick = Rate::parse("1/300ms").unwrap();
+    assert_eq!(first.take_token("fast", quick).unwrap(), None);
+    let wait = second.take_token("fast", quick).unwrap().expect("spent");
+    thread::sleep(wait);
+    assert_eq!(second.take_token("fast", quick).unwrap(), None);
+}
+
 pub fn a_consumer_name_is_held_by_one_holder_until_released_or_expired(b: &dyn Backend) {
     let mut q = b.open(LONG);
     let before = now_ms();
@@ -1201,6 +1225,10 @@ mod sqlite {
         fn open(&self, lease: Duration) -> Box<dyn Queue> {
             self.opened.set(self.opened.get() + 1);
             Box::new(SqliteQueue::open(&self.path(), options(lease)).unwrap())
+        }
+
+        fn reopen(&self) -> Box<dyn Queue> {
+            Box::new(SqliteQueue::open(&self.path(), options(LONG)).unwrap())
         }
 
         fn write_garbage(&self) {
@@ -1683,6 +1711,13 @@ mod redis_backend {
         fn open(&self, lease: Duration) -> Box<dyn Queue> {
             self.opened.set(self.opened.get() + 1);
             let options = QueueOptions { claim_lease: lease };
+            Box::new(RedisQueue::open(&self.server.url(), &self.prefix(), options).unwrap())
+        }
+
+        fn reopen(&self) -> Box<dyn Queue> {
+            let options = QueueOptions {
+                claim_lease: super::LONG,
+            };
             Box::new(RedisQueue::open(&self.server.url(), &self.prefix(), options).unwrap())
         }
 

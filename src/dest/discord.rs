@@ -20,8 +20,6 @@ use crate::template::Style;
 /// Discord refuses a message longer than this, in characters.
 const MAX_CONTENT_CHARS: usize = 2000;
 const MAX_LINES: usize = 20;
-/// Five requests per two seconds a webhook.
-const PACE: Duration = Duration::from_millis(400);
 
 pub struct Discord {
     name: String,
@@ -59,10 +57,6 @@ impl Destination for Discord {
             items: MAX_LINES,
             bytes: MAX_CONTENT_CHARS - MAX_LINES,
         }
-    }
-
-    fn pacing(&self) -> Option<Duration> {
-        Some(PACE)
     }
 
     fn send(&self, items: &[Item]) -> Attempt {

@@ -85,11 +85,6 @@ pub trait Destination: Send + Sync {
         }
     }
 
-    /// The least time between two sends (Slack's one message per second).
-    fn pacing(&self) -> Option<Duration> {
-        None
-    }
-
     /// Sends a batch; one outcome for all of it, or `Attempt::Each`.
     fn send(&self, items: &[Item]) -> Attempt;
 }

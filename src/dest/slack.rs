@@ -1,8 +1,8 @@
 //! Slack through an incoming webhook: `{"text": …}` with the message escaped
-//! so no field can page a channel. Paced to about one message per second
-//! per webhook (Slack's limit); messages that wait meanwhile are joined into
-//! one, one line each and in order, so a burst arrives in seconds instead of
-//! queueing for hours.
+//! so no field can page a channel. Rate limited to one message a second
+//! by default (Slack's limit, shared by every worker); messages that wait
+//! meanwhile are joined into one, one line each and in order, so a burst
+//! arrives in seconds instead of queueing for hours.
 
 use std::time::Duration;
 
@@ -52,10 +52,6 @@ impl Destination for Slack {
             items: MAX_LINES,
             bytes: MAX_MESSAGE_BYTES,
         }
-    }
-
-    fn pacing(&self) -> Option<Duration> {
-        Some(Duration::from_secs(1))
     }
 
     fn send(&self, items: &[Item]) -> Attempt {

@@ -67,11 +67,6 @@ impl Destination for SlackBot {
         }
     }
 
-    /// About one message per second per channel, Slack's limit.
-    fn pacing(&self) -> Option<Duration> {
-        Some(Duration::from_secs(1))
-    }
-
     fn send(&self, items: &[Item]) -> Attempt {
         let text = items
             .iter()

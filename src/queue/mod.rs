@@ -30,6 +30,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::event::Event;
+use crate::rate::Rate;
 pub use entry::RawEntry;
 
 /// Why a queue operation failed.
@@ -309,6 +310,11 @@ pub trait Consumer: Describe {
     /// What is left to do. When `only` is not empty, retries count only
     /// those to the named destinations.
     fn backlog(&mut self, only: &[String]) -> Result<Backlog>;
+
+    /// Takes one send from `dest`'s rate limit, which every worker on this
+    /// queue shares (see [`crate::rate::take`]): `None` when taken (send
+    /// now), else how long until the next send is free.
+    fn take_token(&mut self, dest: &str, rate: Rate) -> Result<Option<Duration>>;
 }
 
 /// The operator's side: `status`, `replay` and housekeeping.

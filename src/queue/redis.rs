@@ -16,7 +16,9 @@
 //!   selects by `ts` exactly without reading all of the stream;
 //! - `{events}:idem:<key>`: idempotency keys;
 //! - `{events}:consumer:<name>`: the worker holding a consumer name, with
-//!   the lease's expiry.
+//!   the lease's expiry;
+//! - `{events}:rate:<dest>`: when a rate-limited destination's next send is
+//!   free (ms, on the server's clock), shared by every worker.
 //!
 //! Every key shares the `{events}` hash tag, so the MULTI/EXEC blocks and
 //! scripts below also run on a Redis Cluster.
@@ -36,6 +38,7 @@ use super::{
 };
 use crate::config::redact_url;
 use crate::event::{Event, now_ms};
+use crate::rate::Rate;
 
 mod retry;
 
@@ -91,6 +94,20 @@ return {current, redis.call('PTTL', KEYS[1])}";
 
 const RELEASE_CONSUMER: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0";
+
+/// `rate::take` on the server's clock (workers on other hosts share it):
+/// `KEYS[1]` holds when the next send is free (ms), expiring once it is;
+/// `ARGV[1]` is the interval (ms). Returns 0 when a send is taken, else the
+/// ms to wait.
+const TAKE_TOKEN: &str = r"
+if redis.replicate_commands then redis.replicate_commands() end
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local next_free = tonumber(redis.call('GET', KEYS[1]) or '0')
+if next_free > now then return next_free - now end
+local interval = tonumber(ARGV[1])
+redis.call('SET', KEYS[1], now + interval, 'PX', interval)
 return 0";
 
 /// Deletes a consumer from the group unless it still holds entries.
@@ -844,6 +861,13 @@ impl Consumer for RedisQueue {
                 .invoke::<i64>(c)
         })?;
         Ok(())
+    }
+
+    fn take_token(&mut self, dest: &str, rate: Rate) -> Result<Option<Duration>> {
+        let key = format!("{}:rate:{dest}", self.prefix);
+        let script = redis::Script::new(TAKE_TOKEN);
+        let wait_ms: u64 = self.with(|c| script.key(&key).arg(rate.interval_ms()).invoke(c))?;
+        Ok((wait_ms > 0).then(|| Duration::from_millis(wait_ms)))
     }
 
     fn backlog(&mut self, only: &[String]) -> Result<Backlog> {

@@ -24,6 +24,7 @@ use super::{
     UnavailableReason,
 };
 use crate::event::{Event, now_ms};
+use crate::rate::{self, Rate, Taken};
 
 mod retries;
 
@@ -152,6 +153,12 @@ const MIGRATIONS: &[&str] = &[
         UPDATE dead_counts SET n = n - 1 WHERE dest = old.dest AND error = old.error;
         DELETE FROM dead_counts WHERE dest = old.dest AND error = old.error AND n <= 0;
     END;",
+    // 5: each rate-limited destination's shared bucket: when its next send
+    // is free, ms since the epoch.
+    "CREATE TABLE rate_limits (
+        dest TEXT PRIMARY KEY,
+        next_free_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;",
 ];
 
 /// The queue in a SQLite file.
@@ -741,6 +748,30 @@ impl Consumer for SqliteQueue {
                 [consumer],
             )
             .map(|_| ())
+        })
+    }
+
+    fn take_token(&mut self, dest: &str, rate: Rate) -> Result<Option<Duration>> {
+        // Every worker on this file runs on this machine: they share its clock.
+        self.write(|tx| {
+            let next_free_ms: Option<i64> = tx
+                .query_row(
+                    "SELECT next_free_ms FROM rate_limits WHERE dest = ?1",
+                    [dest],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            match rate::take(next_free_ms, now_ms(), rate) {
+                Taken::Wait(wait) => Ok(Some(wait)),
+                Taken::Granted { next_free_ms } => {
+                    tx.execute(
+                        "INSERT INTO rate_limits (dest, next_free_ms) VALUES (?1, ?2)
+                         ON CONFLICT (dest) DO UPDATE SET next_free_ms = excluded.next_free_ms",
+                        params![dest, next_free_ms],
+                    )?;
+                    Ok(None)
+                }
+            }
         })
     }
 

@@ -1,8 +1,9 @@
 //! A lane sends one destination's deliveries, one request at a time: it
 //! joins waiting deliveries into one request up to the destination's batch
-//! limit (Slack lines into one message, Segment calls into one batch), keeps
-//! a paced destination to its rate, and waits out a short `Retry-After`
-//! itself. Slow lanes never hold up other destinations' lanes.
+//! limit (Slack lines into one message, Segment calls into one batch), takes
+//! each send of a rate-limited destination from the limit every worker
+//! shares (joining what arrives while it waits), and waits out a short
+//! `Retry-After` itself. Slow lanes never hold up other destinations' lanes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,7 +13,9 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::stop::Stop;
 use super::{Job, Report};
-use crate::dest::{Attempt, Destination, Item};
+use crate::dest::{Attempt, BatchLimit, Destination, Item};
+use crate::queue::Queue;
+use crate::rate::Rate;
 
 /// A `Retry-After` up to this long is waited out in the lane; a longer one
 /// goes back to the retry set.
@@ -53,6 +56,83 @@ impl Lag {
     }
 }
 
+/// A destination's share of its rate limit: the queue every worker asks
+/// for a send before it makes one.
+pub struct Limiter {
+    pub queue: Box<dyn Queue>,
+    pub rate: Rate,
+    /// Whether the last ask failed, to warn once per outage.
+    failing: bool,
+}
+
+impl Limiter {
+    pub fn new(queue: Box<dyn Queue>, rate: Rate) -> Limiter {
+        Limiter {
+            queue,
+            rate,
+            failing: false,
+        }
+    }
+
+    /// `None` when a send is taken, else how long to wait before asking
+    /// again. A queue that cannot be asked means waiting one interval: the
+    /// limit is kept even then.
+    fn take(&mut self, dest: &str) -> Option<Duration> {
+        match self.queue.take_token(dest, self.rate) {
+            Ok(wait) => {
+                self.failing = false;
+                wait
+            }
+            Err(e) => {
+                if !std::mem::replace(&mut self.failing, true) {
+                    log::warn!(
+                        "cannot take a send from {dest}'s rate limit ({e}); waiting for the queue"
+                    );
+                }
+                Some(self.rate.interval())
+            }
+        }
+    }
+}
+
+/// The jobs one send carries, up to the destination's batch limit; the
+/// first job that does not fit waits for the next send.
+struct Batch {
+    jobs: Vec<Job>,
+    bytes: usize,
+    limit: BatchLimit,
+    carry: Option<Job>,
+}
+
+impl Batch {
+    fn new(first: Job, limit: BatchLimit) -> Batch {
+        Batch {
+            bytes: first.item.body.len(),
+            jobs: vec![first],
+            limit,
+            carry: None,
+        }
+    }
+
+    fn full(&self) -> bool {
+        self.jobs.len() >= self.limit.items || self.carry.is_some()
+    }
+
+    /// Joins `job`, or keeps it for the next send when it does not fit.
+    /// Only offered while not [`Batch::full`], so no kept job is replaced.
+    fn offer(&mut self, job: Job) {
+        debug_assert!(self.carry.is_none(), "offered to a full batch");
+        if self.jobs.len() >= self.limit.items
+            || self.bytes + job.item.body.len() > self.limit.bytes
+        {
+            self.carry = Some(job);
+        } else {
+            self.bytes += job.item.body.len();
+            self.jobs.push(job);
+        }
+    }
+}
+
 pub struct Lane {
     pub dest: Arc<dyn Destination>,
     /// The route it sends for, named in its reports.
@@ -61,19 +141,17 @@ pub struct Lane {
     pub lag: Arc<Lag>,
     pub reports: Sender<Report>,
     pub stop: Stop,
+    /// The destination's shared rate limit, if it has one.
+    pub limiter: Option<Limiter>,
 }
 
 impl Lane {
     /// Runs until the job channel closes. Waits only on its jobs and, when
-    /// pacing or rate limited, on a deadline or the stop request.
-    pub fn run(self) {
+    /// rate limited, on a deadline or the stop request.
+    pub fn run(mut self) {
         let limit = self.dest.batch_limit();
         let mut carry: Option<Job> = None;
-        let mut last_send: Option<Instant> = None;
         loop {
-            if let (Some(pace), Some(last)) = (self.dest.pacing(), last_send) {
-                self.sleep_until(last + pace);
-            }
             let first = match carry.take() {
                 Some(job) => job,
                 // The reader stops and drops the senders on a stop request:
@@ -88,44 +166,84 @@ impl Lane {
                 self.defer(vec![first]);
                 continue;
             }
-            let mut bytes = first.item.body.len();
-            let mut batch = vec![first];
-            while batch.len() < limit.items {
+            let mut batch = Batch::new(first, limit);
+            while !batch.full() {
                 let Ok(job) = self.jobs.try_recv() else { break };
                 self.lag.took(&job);
-                if bytes + job.item.body.len() > limit.bytes {
-                    carry = Some(job);
-                    break;
-                }
-                bytes += job.item.body.len();
-                batch.push(job);
+                batch.offer(job);
             }
-            let items: Vec<Item> = batch.iter().map(|j| j.item.clone()).collect();
+            self.send_batch(&mut batch);
+            carry = batch.carry;
+        }
+    }
+
+    /// Sends `batch` once its rate limit allows, joining what arrives while
+    /// it waits (for a send, or out a short `Retry-After`), and reports the
+    /// outcome; hands it back unsent when the worker stops first.
+    fn send_batch(&mut self, batch: &mut Batch) {
+        loop {
+            if !self.wait_for_send(batch) {
+                return self.defer(std::mem::take(&mut batch.jobs));
+            }
+            let items: Vec<Item> = batch.jobs.iter().map(|j| j.item.clone()).collect();
             let started = Instant::now();
-            let mut attempt = self.send(&items);
-            while let Attempt::RetryAfter(wait, _) = &attempt {
-                if *wait > INLINE_WAIT || self.stopping() {
-                    break;
-                }
+            let attempt = self.send(&items);
+            if let Attempt::RetryAfter(wait, _) = &attempt
+                && *wait <= INLINE_WAIT
+                && !self.stopping()
+            {
                 log::debug!(
                     "{} is rate limited: waiting {} before sending again",
                     self.dest.name(),
                     humantime::format_duration(*wait)
                 );
-                self.sleep_until(Instant::now() + *wait);
-                if self.stopping() {
-                    break;
+                self.gather_until(batch, Instant::now() + *wait);
+                if !self.stopping() {
+                    continue;
                 }
-                attempt = self.send(&items);
             }
-            last_send = Some(Instant::now());
             let _ = self.reports.send(Report::Sent {
                 dest: self.index,
-                jobs: batch,
+                jobs: std::mem::take(&mut batch.jobs),
                 attempt,
                 elapsed: started.elapsed(),
             });
+            return;
         }
+    }
+
+    /// Takes a send from the shared rate limit, if any, joining the jobs
+    /// that arrive meanwhile into `batch`. False when the worker stops first.
+    fn wait_for_send(&mut self, batch: &mut Batch) -> bool {
+        loop {
+            if self.stopping() {
+                return false;
+            }
+            let name = self.dest.name().to_owned();
+            let Some(wait) = self.limiter.as_mut().and_then(|l| l.take(&name)) else {
+                return true;
+            };
+            self.gather_until(batch, Instant::now() + wait);
+        }
+    }
+
+    /// Joins the jobs that arrive into `batch` until `deadline` or a stop.
+    fn gather_until(&self, batch: &mut Batch, deadline: Instant) {
+        while !batch.full() {
+            crossbeam_channel::select! {
+                recv(self.jobs) -> job => match job {
+                    Ok(job) => {
+                        self.lag.took(&job);
+                        batch.offer(job);
+                    }
+                    // Closed: the worker is stopping.
+                    Err(_) => return,
+                },
+                recv(self.stop.channel()) -> _ => return,
+                recv(crossbeam_channel::at(deadline)) -> _ => return,
+            }
+        }
+        self.sleep_until(deadline);
     }
 
     /// Sends; a bug that panics in a destination becomes a failed attempt
@@ -161,20 +279,25 @@ impl Lane {
 mod tests {
     use super::*;
     use crate::event::Event;
+    use crate::queue::QueueOptions;
+    use crate::queue::sqlite::SqliteQueue;
     use crate::worker::Origin;
 
-    /// Delivers everything, then asks for an hour between sends.
-    struct Paced;
+    /// Delivers everything, joining up to 40 items a send.
+    struct Joining;
 
-    impl Destination for Paced {
+    impl Destination for Joining {
         fn name(&self) -> &str {
-            "paced"
+            "joining"
         }
         fn prepare(&self, _: &Event) -> Result<String, String> {
             Ok(String::new())
         }
-        fn pacing(&self) -> Option<Duration> {
-            Some(Duration::from_secs(3600))
+        fn batch_limit(&self) -> BatchLimit {
+            BatchLimit {
+                items: 40,
+                bytes: usize::MAX,
+            }
         }
         fn send(&self, _: &[Item]) -> Attempt {
             Attempt::Delivered
@@ -193,43 +316,63 @@ mod tests {
         }
     }
 
+    fn keys(jobs: &[Job]) -> Vec<&str> {
+        jobs.iter()
+            .map(|j| match &j.origin {
+                Origin::Entry(key) | Origin::Retry(key) => key.as_str(),
+            })
+            .collect()
+    }
+
     #[test]
-    fn a_stop_wakes_a_pacing_lane_which_hands_back_what_it_had_not_sent() {
+    fn a_lane_waiting_for_its_rate_joins_what_arrives_and_a_stop_hands_it_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = SqliteQueue::open(&dir.path().join("events.db"), QueueOptions::default());
+        let limiter = Limiter::new(Box::new(queue.unwrap()), Rate::parse("1/h").unwrap());
         let (job_tx, jobs) = crossbeam_channel::unbounded();
         let (reports, report_rx) = crossbeam_channel::unbounded();
         let stop = Stop::default();
         let routes = crate::route::Routes::new(
             &[crate::config::DestConfig {
-                name: "paced".into(),
+                name: "joining".into(),
                 settings: crate::config::DestSettings::Console,
                 events: vec!["*".into()],
+                rate: None,
             }],
             None,
             Duration::from_secs(1),
         );
         let lane = Lane {
-            dest: Arc::new(Paced),
-            index: routes.named("paced").unwrap().id(),
+            dest: Arc::new(Joining),
+            index: routes.named("joining").unwrap().id(),
             jobs,
             lag: Arc::new(Lag::default()),
             reports,
             stop: stop.clone(),
+            limiter: Some(limiter),
         };
         let running = std::thread::spawn(move || lane.run());
         job_tx.send(job("1-0")).unwrap();
-        job_tx.send(job("2-0")).unwrap();
-        // Only a hang guard: the lane now waits out its hour of pacing.
+        // Only a hang guard: the lane now waits an hour for its next send.
         let guard = Duration::from_secs(60);
-        let Ok(Report::Sent { attempt, .. }) = report_rx.recv_timeout(guard) else {
+        let Ok(Report::Sent { attempt, jobs, .. }) = report_rx.recv_timeout(guard) else {
             panic!("the first job is sent");
         };
         assert!(matches!(attempt, Attempt::Delivered));
+        assert_eq!(keys(&jobs), ["1-0"]);
+        // These arrive while the hour's one send is spent.
+        job_tx.send(job("2-0")).unwrap();
+        job_tx.send(job("3-0")).unwrap();
+        assert!(
+            report_rx.recv_timeout(Duration::from_millis(300)).is_err(),
+            "nothing is sent before the rate allows"
+        );
         stop.request();
         drop(job_tx);
         let Ok(Report::Sent { jobs, attempt, .. }) = report_rx.recv_timeout(guard) else {
-            panic!("the stop ends the pacing wait");
+            panic!("the stop ends the wait");
         };
-        assert!(matches!(&jobs[0].origin, Origin::Entry(key) if key == "2-0"));
+        assert_eq!(keys(&jobs), ["2-0", "3-0"], "joined while waiting");
         assert!(
             matches!(&attempt, Attempt::Deferred(wait, _) if wait.is_zero()),
             "handed back, due now, no attempt spent"

@@ -170,6 +170,7 @@ impl Worker {
         let held = Arc::new(held::Held::default());
         let wake = Arc::new(Wake::new(&self.options.only));
         let (report_tx, report_rx) = crossbeam_channel::unbounded();
+        let (served, lanes) = self.start_lanes(&report_tx, &stop)?;
         let settler = Settler {
             queue: settler_queue,
             consumer: self.options.consumer.clone(),
@@ -184,7 +185,6 @@ impl Worker {
             .name("settler".into())
             .spawn(move || settler.run())
             .expect("threads can be spawned");
-        let (served, lanes) = self.start_lanes(&report_tx, &stop);
         let reader_loop = Reader {
             worker: &self,
             queue: reader.as_mut(),
@@ -230,8 +230,9 @@ impl Worker {
         &self,
         reports: &Sender<Report>,
         stop: &Stop,
-    ) -> (PerRoute<Served>, Vec<std::thread::JoinHandle<()>>) {
+    ) -> Result<(PerRoute<Served>, Vec<std::thread::JoinHandle<()>>), crate::Error> {
         let mut handles = Vec::new();
+        let mut failed = None;
         let served = self.routes.each(|route| {
             let (jobs, rx) = crossbeam_channel::unbounded();
             let served = Served {
@@ -243,34 +244,52 @@ impl Worker {
                 jobs,
                 lag: Arc::new(lane::Lag::default()),
             };
-            if let Some(dest) = &served.sender {
-                // A destination that joins deliveries (or is paced) sends
-                // from one lane, in order; the others from `concurrency`.
-                let lanes = if dest.pacing().is_some() || dest.batch_limit().items > 1 {
-                    1
-                } else {
-                    self.options.concurrency
-                };
-                for n in 0..lanes {
-                    let lane = lane::Lane {
-                        dest: Arc::clone(dest),
-                        index: route.id(),
-                        jobs: rx.clone(),
-                        lag: Arc::clone(&served.lag),
-                        reports: reports.clone(),
-                        stop: stop.clone(),
-                    };
-                    handles.push(
-                        std::thread::Builder::new()
-                            .name(format!("{}-{n}", dest.name()))
-                            .spawn(move || lane.run())
-                            .expect("threads can be spawned"),
-                    );
+            let Some(dest) = &served.sender else {
+                return served;
+            };
+            // A rate-limited destination asks the queue for each send, on a
+            // connection of its own.
+            let limiter = match route
+                .rate()
+                .map(|rate| queue::open(&self.config).map(|queue| lane::Limiter::new(queue, rate)))
+            {
+                Some(Err(e)) => {
+                    failed = Some(e);
+                    return served;
                 }
+                limiter => limiter.and_then(Result::ok),
+            };
+            // A destination that joins deliveries (or is rate limited) sends
+            // from one lane, in order; the others from `concurrency`.
+            let lanes = if limiter.is_some() || dest.batch_limit().items > 1 {
+                1
+            } else {
+                self.options.concurrency
+            };
+            let mut limiter = limiter;
+            for n in 0..lanes {
+                let lane = lane::Lane {
+                    dest: Arc::clone(dest),
+                    index: route.id(),
+                    jobs: rx.clone(),
+                    lag: Arc::clone(&served.lag),
+                    reports: reports.clone(),
+                    stop: stop.clone(),
+                    limiter: limiter.take(),
+                };
+                handles.push(
+                    std::thread::Builder::new()
+                        .name(format!("{}-{n}", dest.name()))
+                        .spawn(move || lane.run())
+                        .expect("threads can be spawned"),
+                );
             }
             served
         });
-        (served, handles)
+        match failed {
+            Some(e) => Err(e.into()),
+            None => Ok((served, handles)),
+        }
     }
 }
 

@@ -365,6 +365,7 @@ mod tests {
             name: name.into(),
             settings: DestSettings::Console,
             events: vec!["*".into()],
+            rate: None,
         };
         Routes::new(
             &[console("a"), console("b")],

@@ -1,6 +1,6 @@
 //! How a stop request reaches the worker's threads. A signal handler may do
 //! little more than set a flag, but the threads that wait on channels (a
-//! lane pacing itself or waiting out a `Retry-After`, the reader waiting
+//! lane waiting for its rate limit or out a `Retry-After`, the reader waiting
 //! for room in its window or for an unreachable queue) must wake at once,
 //! not on their next look at the flag. So a stop also disconnects a channel
 //! that each of them puts in its `select!`.

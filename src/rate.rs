@@ -1,0 +1,214 @@
+//! A destination's rate limit (`rate = "1/s"` in the config file): how it
+//! is written, and the one decision every worker makes against the state
+//! the queue shares between them (`Consumer::take_token`), so that all the
+//! workers on one queue together stay under it, not each on its own.
+//!
+//! Sends are spread evenly (`5/2s` is one every 400 ms): then no window of
+//! the period ever holds more than its count, whatever the receiver's own
+//! way of counting, and a lane that waits joins what it holds meanwhile.
+
+use std::fmt;
+use std::time::Duration;
+
+/// The longest period a rate may name: past a day, a destination is not
+/// rate limited but switched off.
+const MAX_PERIOD: Duration = Duration::from_secs(86_400);
+
+/// At most `sends` sends every `per`, shared by every worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    sends: u32,
+    per: Duration,
+}
+
+/// Why a rate does not parse, said so it can follow `rate: `.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a rate: {1}")]
+pub struct RateError(String, &'static str);
+
+impl Rate {
+    /// `sends` every `per`; `None` when either is zero or the sends come
+    /// closer than a millisecond apart.
+    pub fn new(sends: u32, per: Duration) -> Option<Rate> {
+        let apart_enough = per.as_micros() >= u128::from(sends) * 1000;
+        (sends > 0 && per <= MAX_PERIOD && apart_enough).then_some(Rate { sends, per })
+    }
+
+    /// `N/duration`: `1/s`, `5/2s`, `30/m`, `100/1h`, `2/500ms`.
+    pub fn parse(text: &str) -> Result<Rate, RateError> {
+        let fail = |why| Err(RateError(text.to_owned(), why));
+        let Some((count, period)) = text.split_once('/') else {
+            return fail("expected N/duration, such as \"1/s\", \"5/2s\" or \"30/m\"");
+        };
+        let Ok(sends) = count.trim().parse::<u32>() else {
+            return fail("the count before '/' must be a whole number");
+        };
+        let period = period.trim();
+        // `s`, `m`, `h` alone mean one of them.
+        let spelled = if period.starts_with(|c: char| c.is_ascii_digit()) {
+            period.to_owned()
+        } else {
+            format!("1{period}")
+        };
+        let Ok(per) = humantime::parse_duration(&spelled) else {
+            return fail("the period after '/' must be a duration, such as s, 2s, m or 1h");
+        };
+        if sends == 0 || per.is_zero() {
+            return fail("a rate of nothing sends nothing; remove the key for the default");
+        }
+        if per > MAX_PERIOD {
+            return fail("the period is at most a day");
+        }
+        Rate::new(sends, per).map_or_else(|| fail("at most 1,000 sends a second"), Ok)
+    }
+
+    /// The least time between two sends, in whole milliseconds, rounded
+    /// up so the rate is never exceeded.
+    pub fn interval_ms(&self) -> i64 {
+        self.per.as_micros().div_ceil(u128::from(self.sends) * 1000) as i64
+    }
+
+    pub fn interval(&self) -> Duration {
+        Duration::from_millis(self.interval_ms() as u64)
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let per = humantime::format_duration(self.per).to_string();
+        let per = per
+            .strip_prefix('1')
+            .filter(|unit| unit.starts_with(|c: char| c.is_ascii_alphabetic()));
+        match per {
+            Some(unit) => write!(f, "{}/{unit}", self.sends),
+            None => write!(f, "{}/{}", self.sends, humantime::format_duration(self.per)),
+        }
+    }
+}
+
+/// What a worker asking to send gets from the shared state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    /// Send now; the next send is free from `next_free_ms` on (what the
+    /// queue stores).
+    Granted { next_free_ms: i64 },
+    /// Not yet: the next send is free after this wait.
+    Wait(Duration),
+}
+
+/// The bucket's decision at `now_ms`, given when the next send is free
+/// (`None` when nobody has sent yet, or long enough ago that the stored
+/// state expired). The Redis backend runs the same rule in its script.
+pub fn take(next_free_ms: Option<i64>, now_ms: i64, rate: Rate) -> Taken {
+    match next_free_ms {
+        Some(next) if next > now_ms => Taken::Wait(Duration::from_millis((next - now_ms) as u64)),
+        _ => Taken::Granted {
+            next_free_ms: now_ms + rate.interval_ms(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rate(text: &str) -> Rate {
+        Rate::parse(text).unwrap()
+    }
+
+    #[test]
+    fn rates_read_as_a_count_over_a_duration() {
+        assert_eq!(rate("1/s").interval_ms(), 1000);
+        assert_eq!(rate("5/2s").interval_ms(), 400);
+        assert_eq!(rate("30/m").interval_ms(), 2000);
+        assert_eq!(rate("100/1h").interval_ms(), 36_000);
+        assert_eq!(rate(" 2 / 500ms ").interval_ms(), 250);
+        assert_eq!(rate("4/s").interval(), Duration::from_millis(250));
+        // Rounded up, never faster than asked: 3/s is 333.3 ms apart.
+        assert_eq!(rate("3/s").interval_ms(), 334);
+        assert_eq!(rate("1000/s").interval_ms(), 1);
+        for (text, shown) in [
+            ("1/s", "1/s"),
+            ("5/2s", "5/2s"),
+            ("30/m", "30/m"),
+            ("4/1h", "4/h"),
+        ] {
+            assert_eq!(rate(text).to_string(), shown);
+        }
+    }
+
+    #[test]
+    fn a_rate_that_cannot_be_kept_is_refused_with_the_reason() {
+        let why = |text: &str| Rate::parse(text).unwrap_err().to_string();
+        assert_eq!(
+            why("1 per second"),
+            r#""1 per second" is not a rate: expected N/duration, such as "1/s", "5/2s" or "30/m""#
+        );
+        assert!(why("x/s").contains("whole number"), "{}", why("x/s"));
+        assert!(why("-1/s").contains("whole number"));
+        assert!(why("1/fortnight").contains("a duration"));
+        assert!(why("1/").contains("a duration"));
+        assert!(why("0/s").contains("sends nothing"));
+        assert!(why("1/0s").contains("sends nothing"));
+        assert!(why("1/2d").contains("at most a day"));
+        assert!(why("2000/s").contains("1,000 sends a second"));
+    }
+
+    #[test]
+    fn the_bucket_grants_one_send_per_interval_and_says_how_long_to_wait() {
+        let one_a_second = rate("1/s");
+        assert_eq!(
+            take(None, 10_000, one_a_second),
+            Taken::Granted {
+                next_free_ms: 11_000
+            }
+        );
+        // Another worker asks 300 ms later: it waits for the rest.
+        assert_eq!(
+            take(Some(11_000), 10_300, one_a_second),
+            Taken::Wait(Duration::from_millis(700))
+        );
+        // Once free, the interval counts from now, not from when it freed:
+        // an idle spell earns no burst.
+        assert_eq!(
+            take(Some(11_000), 11_000, one_a_second),
+            Taken::Granted {
+                next_free_ms: 12_000
+            }
+        );
+        assert_eq!(
+            take(Some(11_000), 50_000, rate("5/2s")),
+            Taken::Granted {
+                next_free_ms: 50_400
+            }
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parsing_any_text_never_panics(text in "\\PC{0,20}") {
+            let _ = Rate::parse(&text);
+        }
+
+        /// However the asks fall, two grants are never closer than the
+        /// interval.
+        #[test]
+        fn grants_are_never_closer_than_the_interval(
+            steps in proptest::collection::vec(0i64..3000, 1..50),
+            sends in 1u32..10,
+        ) {
+            let rate = Rate::new(sends, Duration::from_secs(1)).unwrap();
+            let (mut now, mut state, mut last) = (0i64, None, None::<i64>);
+            for step in steps {
+                now += step;
+                if let Taken::Granted { next_free_ms } = take(state, now, rate) {
+                    if let Some(last) = last {
+                        proptest::prop_assert!(now - last >= rate.interval_ms());
+                    }
+                    last = Some(now);
+                    state = Some(next_free_ms);
+                }
+            }
+        }
+    }
+}
