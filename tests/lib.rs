@@ -9,6 +9,7 @@ mod conformance;
 mod emit;
 mod generated;
 mod hostile;
+mod metrics;
 mod readme;
 mod replay;
 mod segment;

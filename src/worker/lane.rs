@@ -13,6 +13,7 @@ use crossbeam_channel::{Receiver, Sender};
 use super::stop::Stop;
 use super::{Job, Report};
 use crate::dest::{Attempt, Destination, Item};
+use crate::metrics::RouteMetrics;
 
 /// A `Retry-After` up to this long is waited out in the lane; a longer one
 /// goes back to the retry set.
@@ -61,6 +62,8 @@ pub struct Lane {
     pub lag: Arc<Lag>,
     pub reports: Sender<Report>,
     pub stop: Stop,
+    /// This destination's series, when metrics are served.
+    pub metrics: Option<RouteMetrics>,
 }
 
 impl Lane {
@@ -131,6 +134,17 @@ impl Lane {
     /// Sends; a bug that panics in a destination becomes a failed attempt
     /// (retried, then dead-lettered) instead of a lane that never reports.
     fn send(&self, items: &[Item]) -> Attempt {
+        let Some(metrics) = &self.metrics else {
+            return self.send_unmeasured(items);
+        };
+        metrics.sending(items.len());
+        let started = Instant::now();
+        let attempt = self.send_unmeasured(items);
+        metrics.sent(items.len(), &attempt, started.elapsed());
+        attempt
+    }
+
+    fn send_unmeasured(&self, items: &[Item]) -> Attempt {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.dest.send(items)))
             .unwrap_or_else(|_| {
                 Attempt::Transient("internal error while sending (see the log)".into())
@@ -214,6 +228,7 @@ mod tests {
             lag: Arc::new(Lag::default()),
             reports,
             stop: stop.clone(),
+            metrics: None,
         };
         let running = std::thread::spawn(move || lane.run());
         job_tx.send(job("1-0")).unwrap();
