@@ -259,3 +259,83 @@ impl Metrics {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{DestConfig, DestSettings};
+
+    fn routes() -> Routes {
+        let console = DestConfig {
+            name: "hooks".into(),
+            settings: DestSettings::Console,
+            events: vec!["*".into()],
+        };
+        Routes::new(&[console], None, Duration::from_secs(1))
+    }
+
+    fn series(metrics: &Metrics, name: &str) -> Option<String> {
+        let scrape = metrics.render();
+        scrape
+            .lines()
+            .find_map(|l| Some(l.strip_prefix(name)?.strip_prefix(' ')?.to_owned()))
+    }
+
+    #[test]
+    fn a_deferral_is_no_retry_and_poison_is_dead_under_its_own_name() {
+        let routes = routes();
+        let metrics = Metrics::new(&routes);
+        let id = routes.named("hooks").unwrap().id();
+        let event = Event::new("user.signup", Default::default());
+        let retry = Decision::Retry {
+            attempts: 0,
+            wait: Duration::ZERO,
+            spent: false,
+            error: "left for another worker".into(),
+        };
+        let deferred = Attempt::Deferred(Duration::ZERO, "left".into());
+        metrics.decided(id, &retry, &deferred, &event, 0);
+        let limited = Attempt::RetryAfter(Duration::from_secs(60), "HTTP 429".into());
+        metrics.decided(id, &retry, &limited, &event, 0);
+        let now = event.ts_ms().unwrap() + 1500;
+        metrics.decided(id, &Decision::Delivered, &Attempt::Delivered, &event, now);
+        metrics.dead_unsent(crate::route::POISON_DEST);
+        let hooks = |outcome: &str| {
+            series(
+                &metrics,
+                &format!("events_deliveries_total{{destination=\"hooks\",outcome=\"{outcome}\"}}"),
+            )
+        };
+        assert_eq!(hooks("retried").as_deref(), Some("1"));
+        assert_eq!(hooks("delivered").as_deref(), Some("1"));
+        assert_eq!(hooks("dead").as_deref(), Some("0"));
+        let lag = "events_delivery_lag_seconds_sum{destination=\"hooks\"}";
+        assert_eq!(series(&metrics, lag).as_deref(), Some("1.5"));
+        let poison = "events_deliveries_total{destination=\"*\",outcome=\"dead\"}";
+        assert_eq!(series(&metrics, poison).as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn a_request_answered_429_counts_as_rate_limited_and_leaves_nothing_in_flight() {
+        let routes = routes();
+        let metrics = Metrics::new(&routes);
+        let hooks = metrics.route(routes.named("hooks").unwrap().id());
+        hooks.sending(3);
+        assert_eq!(
+            series(&metrics, "events_inflight{destination=\"hooks\"}").as_deref(),
+            Some("3")
+        );
+        let limited = Attempt::Each(vec![
+            Attempt::Delivered,
+            Attempt::RetryAfter(Duration::from_secs(1), "HTTP 429".into()),
+        ]);
+        hooks.sent(3, &limited, Duration::from_millis(20));
+        let count = |name: &str| series(&metrics, &format!("{name}{{destination=\"hooks\"}}"));
+        assert_eq!(count("events_inflight").as_deref(), Some("0"));
+        assert_eq!(count("events_rate_limited_total").as_deref(), Some("1"));
+        assert_eq!(
+            count("events_delivery_duration_seconds_count").as_deref(),
+            Some("1")
+        );
+    }
+}
