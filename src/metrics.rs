@@ -88,6 +88,41 @@ struct QueueGauges {
     up: Gauge,
 }
 
+impl QueueGauges {
+    /// Registers the queue's series, and the build's.
+    fn register(registry: &mut Registry) -> QueueGauges {
+        let backlog = Family::<Labels, Gauge>::default();
+        let state = |s: &str| {
+            backlog
+                .get_or_create(&vec![("state", s.to_owned())])
+                .clone()
+        };
+        let gauges = QueueGauges {
+            unread: state("unread"),
+            pending: state("pending"),
+            retry: state("retry"),
+            dead: state("dead"),
+            up: Gauge::default(),
+        };
+        let build = Family::<Labels, Gauge>::default();
+        build
+            .get_or_create(&vec![("version", env!("CARGO_PKG_VERSION").to_owned())])
+            .set(1);
+        registry.register(
+            "events_backlog",
+            "Queue-wide entries and deliveries, by state",
+            backlog,
+        );
+        registry.register(
+            "events_queue_up",
+            "Whether the queue answers (1) or not (0)",
+            gauges.up.clone(),
+        );
+        registry.register("events_build_info", "The running version", build);
+        gauges
+    }
+}
+
 pub struct Metrics {
     registry: Registry,
     routes: PerRoute<RouteMetrics>,
@@ -109,9 +144,6 @@ impl Metrics {
             Family::<Labels, Histogram>::new_with_constructor(lag_histogram as fn() -> Histogram);
         let inflight = Family::<Labels, Gauge>::default();
         let rate_limited = Family::<Labels, Counter>::default();
-        let backlog = Family::<Labels, Gauge>::default();
-        let up = Gauge::default();
-        let build = Family::<Labels, Gauge>::default();
         let dest = |name: &str| vec![("destination", name.to_owned())];
         let outcome = |name: &str, outcome: &str| {
             let mut labels = dest(name);
@@ -130,21 +162,6 @@ impl Metrics {
                 rate_limited: rate_limited.get_or_create(&dest(name)).clone(),
             }
         });
-        let state = |s: &str| {
-            backlog
-                .get_or_create(&vec![("state", s.to_owned())])
-                .clone()
-        };
-        let queue = QueueGauges {
-            unread: state("unread"),
-            pending: state("pending"),
-            retry: state("retry"),
-            dead: state("dead"),
-            up: up.clone(),
-        };
-        build
-            .get_or_create(&vec![("version", env!("CARGO_PKG_VERSION").to_owned())])
-            .set(1);
         registry.register(
             "events_deliveries",
             "Deliveries settled, by destination and outcome",
@@ -161,11 +178,6 @@ impl Metrics {
             lag,
         );
         registry.register(
-            "events_backlog",
-            "Queue-wide entries and deliveries, by state",
-            backlog,
-        );
-        registry.register(
             "events_inflight",
             "Deliveries in a request right now",
             inflight,
@@ -175,12 +187,7 @@ impl Metrics {
             "Requests a destination answered 429",
             rate_limited,
         );
-        registry.register(
-            "events_queue_up",
-            "Whether the queue answers (1) or not (0)",
-            up,
-        );
-        registry.register("events_build_info", "The running version", build);
+        let queue = QueueGauges::register(&mut registry);
         Metrics {
             registry,
             routes: per_route,
