@@ -459,7 +459,7 @@ _events() {
             return 0
             ;;
         events__subcmd__work)
-            opts="-v -q -h -V --burst --concurrency --consumer --only --verbose --quiet --redis-url --db --config --help --version"
+            opts="-v -q -h -V --burst --concurrency --consumer --only --metrics-addr --verbose --quiet --redis-url --db --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -474,6 +474,10 @@ _events() {
                     return 0
                     ;;
                 --only)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics-addr)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -66,6 +66,7 @@ set edit:completion:arg-completer[events] = {|@words|
             cand --concurrency 'The most requests in flight at once per destination that sends one event per request (webhooks), from 1 to 256: each is a thread and a connection'
             cand --consumer 'This worker''s name in the consumer group [default: host name and pid]'
             cand --only 'Deliver only to these destinations (by name); repeatable'
+            cand --metrics-addr 'Serve /metrics (Prometheus), /healthz and /readyz on this address, e.g. 127.0.0.1:9464 [default: off]'
             cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store'
             cand --db 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]'
             cand --config 'A TOML file adding event types and destinations [default: ./events.toml when present]'

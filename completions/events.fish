@@ -59,6 +59,7 @@ complete -c events -n "__fish_events_using_subcommand emit" -s V -l version -d '
 complete -c events -n "__fish_events_using_subcommand work" -l concurrency -d 'The most requests in flight at once per destination that sends one event per request (webhooks), from 1 to 256: each is a thread and a connection' -r
 complete -c events -n "__fish_events_using_subcommand work" -l consumer -d 'This worker\'s name in the consumer group [default: host name and pid]' -r
 complete -c events -n "__fish_events_using_subcommand work" -l only -d 'Deliver only to these destinations (by name); repeatable' -r
+complete -c events -n "__fish_events_using_subcommand work" -l metrics-addr -d 'Serve /metrics (Prometheus), /healthz and /readyz on this address, e.g. 127.0.0.1:9464 [default: off]' -r
 complete -c events -n "__fish_events_using_subcommand work" -l redis-url -d 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store' -r
 complete -c events -n "__fish_events_using_subcommand work" -l db -d 'The embedded store\'s file [default: $XDG_STATE_HOME/events/events.db]' -r -F
 complete -c events -n "__fish_events_using_subcommand work" -l config -d 'A TOML file adding event types and destinations [default: ./events.toml when present]' -r -F

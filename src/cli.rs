@@ -134,6 +134,10 @@ pub struct WorkArgs {
     /// Deliver only to these destinations (by name); repeatable.
     #[arg(long, value_name = "DEST")]
     pub only: Vec<String>,
+    /// Serve /metrics (Prometheus), /healthz and /readyz on this address,
+    /// e.g. 127.0.0.1:9464 [default: off].
+    #[arg(long, value_name = "ADDR", env = "EVENTS_METRICS_ADDR")]
+    pub metrics_addr: Option<String>,
 }
 
 /// Put dead letters, history or a file of events back into delivery.

@@ -36,6 +36,7 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
             || cause.is::<UsageError>()
             || cause.is::<crate::route::UnknownDestination>()
             || cause.is::<crate::queue::ConsumerHeld>()
+            || cause.is::<crate::metrics::serve::MetricsError>()
         {
             return 2;
         }

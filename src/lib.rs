@@ -28,6 +28,7 @@ pub mod emitter;
 pub mod error;
 pub mod event;
 pub mod jsonl;
+pub mod metrics;
 pub mod queue;
 pub mod rate;
 pub mod replay;

@@ -2,10 +2,13 @@
 //! until nothing is left). The first signal stops it cleanly; a second one
 //! exits 130 at once.
 
+use std::sync::Arc;
+
 use signal_hook::consts::{SIGINT, SIGTERM};
 
 use super::Context;
 use crate::cli::WorkArgs;
+use crate::metrics::{Metrics, serve};
 use crate::worker::{Options, Stop, Worker};
 
 pub fn run(ctx: &Context, args: WorkArgs) -> anyhow::Result<()> {
@@ -20,6 +23,18 @@ pub fn run(ctx: &Context, args: WorkArgs) -> anyhow::Result<()> {
             only: args.only,
         },
     )?;
+    // Bound before any work starts, so an address in use stops the worker
+    // at once (exit 2) instead of a worker running unobserved.
+    let worker = match args.metrics_addr.filter(|a| !a.is_empty()) {
+        Some(addr) => {
+            let listener = serve::bind(&addr)?;
+            let metrics = Arc::new(Metrics::new(worker.routes()));
+            serve::start(listener, Arc::clone(&metrics), crate::queue::open(config)?);
+            log::info!("serving /metrics, /healthz and /readyz on {addr}");
+            worker.with_metrics(metrics)
+        }
+        None => worker,
+    };
     if config.console_fallback {
         log::info!(
             "no destination is configured (SLACK_WEBHOOK_URL, DISCORD_WEBHOOK_URL, TEAMS_WEBHOOK_URL, SEGMENT_WRITE_KEY, EVENTS_WEBHOOK_URL or a config file): messages go to stdout"

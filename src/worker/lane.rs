@@ -14,6 +14,7 @@ use crossbeam_channel::{Receiver, Sender};
 use super::stop::Stop;
 use super::{Job, Report};
 use crate::dest::{Attempt, BatchLimit, Destination, Item};
+use crate::metrics::RouteMetrics;
 use crate::queue::Queue;
 use crate::rate::Rate;
 
@@ -143,6 +144,8 @@ pub struct Lane {
     pub stop: Stop,
     /// The destination's shared rate limit, if it has one.
     pub limiter: Option<Limiter>,
+    /// This destination's series, when metrics are served.
+    pub metrics: Option<RouteMetrics>,
 }
 
 impl Lane {
@@ -249,6 +252,17 @@ impl Lane {
     /// Sends; a bug that panics in a destination becomes a failed attempt
     /// (retried, then dead-lettered) instead of a lane that never reports.
     fn send(&self, items: &[Item]) -> Attempt {
+        let Some(metrics) = &self.metrics else {
+            return self.send_unmeasured(items);
+        };
+        metrics.sending(items.len());
+        let started = Instant::now();
+        let attempt = self.send_unmeasured(items);
+        metrics.sent(items.len(), &attempt, started.elapsed());
+        attempt
+    }
+
+    fn send_unmeasured(&self, items: &[Item]) -> Attempt {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.dest.send(items)))
             .unwrap_or_else(|_| {
                 Attempt::Transient("internal error while sending (see the log)".into())
@@ -350,6 +364,7 @@ mod tests {
             reports,
             stop: stop.clone(),
             limiter: Some(limiter),
+            metrics: None,
         };
         let running = std::thread::spawn(move || lane.run());
         job_tx.send(job("1-0")).unwrap();

@@ -35,6 +35,7 @@ use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::dest::{self, Attempt, Destination, Item};
 use crate::event::{Event, now_ms};
+use crate::metrics::Metrics;
 use crate::queue::{
     self, Backlog, DeadLetter, Queue, QueueError, RetryClaim, StreamEntry, UnavailableReason,
 };
@@ -130,6 +131,8 @@ pub struct Worker {
     routes: Arc<Routes>,
     /// The routes this worker delivers to (`--only`; all when empty).
     only: Vec<RouteId>,
+    /// Where outcomes, durations and lag are counted (`--metrics-addr`).
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// A route as this worker serves it: its sender, the channel to its lanes
@@ -153,7 +156,19 @@ impl Worker {
             options,
             routes: Arc::new(routes),
             only,
+            metrics: None,
         })
+    }
+
+    /// Every configured destination, as the worker routes to them.
+    pub fn routes(&self) -> &Routes {
+        &self.routes
+    }
+
+    /// Counts what the worker does in `metrics` (made for [`routes`](Self::routes)).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Worker {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Whether this worker delivers to `route`.
@@ -180,6 +195,7 @@ impl Worker {
             held: Arc::clone(&held),
             give_up_after: settler::give_up_after(self.config.delivery.claim_lease),
             wake: Arc::clone(&wake),
+            metrics: self.metrics.clone(),
         };
         let settler = std::thread::Builder::new()
             .name("settler".into())
@@ -276,6 +292,7 @@ impl Worker {
                     reports: reports.clone(),
                     stop: stop.clone(),
                     limiter: limiter.take(),
+                    metrics: self.metrics.as_ref().map(|m| m.route(route.id()).clone()),
                 };
                 handles.push(
                     std::thread::Builder::new()

@@ -25,6 +25,7 @@ use super::wake::Wake;
 use super::{Job, Origin, Report};
 use crate::dest::Attempt;
 use crate::event::now_ms;
+use crate::metrics::Metrics;
 use crate::queue::{DeadLetter, Delivery, Queue, Settlement};
 use crate::retry::{Decision, decide};
 use crate::route::{RouteId, Routes};
@@ -53,6 +54,8 @@ pub struct Settler {
     pub give_up_after: Duration,
     /// Tells the reader of freed window slots and newly scheduled retries.
     pub wake: Arc<Wake>,
+    /// Where each outcome is counted, when metrics are served.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 /// `GIVE_UP_AFTER`, or the claim lease when that is shorter.
@@ -161,6 +164,7 @@ impl Settler {
             pending,
             now_ms(),
             &mut fastrand::Rng::new(),
+            self.metrics.as_deref(),
         )
     }
 }
@@ -177,6 +181,7 @@ pub fn fold(
     pending: &mut Settlement,
     now_ms: i64,
     rng: &mut fastrand::Rng,
+    metrics: Option<&Metrics>,
 ) -> usize {
     match report {
         Report::Entry { key, deliveries: 0 } => {
@@ -211,6 +216,9 @@ pub fn fold(
                     pending.done_retries.push(token);
                 }
             }
+            if let Some(metrics) = metrics {
+                metrics.dead_unsent(&letter.dest);
+            }
             pending.dead.push(letter);
             1
         }
@@ -222,8 +230,13 @@ pub fn fold(
         } => {
             let mut finished = 0;
             for (index, job) in jobs.into_iter().enumerate() {
+                let outcome = attempt.of(index);
+                let decision = decide(&outcome, job.attempts, routes.get(dest).policy(), rng);
+                if let Some(metrics) = metrics {
+                    metrics.decided(dest, &decision, &outcome, &job.item.event, now_ms);
+                }
                 let (retry, letter) =
-                    resolve(routes, dest, &job, &attempt.of(index), elapsed, now_ms, rng);
+                    resolve(routes, dest, &job, &outcome, decision, elapsed, now_ms);
                 finished += settle_job(job.origin, retry, letter, entries, pending);
             }
             finished
@@ -238,9 +251,9 @@ fn resolve(
     dest: RouteId,
     job: &Job,
     attempt: &Attempt,
+    decision: Decision,
     elapsed: Duration,
     now_ms: i64,
-    rng: &mut fastrand::Rng,
 ) -> (Option<(Delivery, i64)>, Option<DeadLetter>) {
     let route = routes.get(dest);
     let (name, policy) = (route.name(), route.policy());
@@ -248,7 +261,7 @@ fn resolve(
     // Type, id and error texts come from producers and remote servers:
     // escaped, so none can break or forge a log line.
     let what = format!("{} {} to {name}", escape(&event.kind), escape(&event.id));
-    match decide(attempt, job.attempts, policy, rng) {
+    match decision {
         Decision::Delivered => {
             log::info!("delivered {what} ({} ms)", elapsed.as_millis());
             (None, None)
@@ -416,6 +429,7 @@ mod tests {
                 &mut self.pending,
                 NOW,
                 &mut rng,
+                None,
             )
         }
     }
@@ -579,6 +593,7 @@ mod tests {
             held: Arc::default(),
             give_up_after: GIVE_UP_AFTER,
             wake: Arc::clone(&wake),
+            metrics: None,
         };
         let running = std::thread::spawn(move || settler.run());
         // An entry no destination is routed to is acknowledged at once.
