@@ -19,7 +19,8 @@ use serde::de::DeserializeOwned;
 
 use super::entry::{self, RawEntry};
 use super::{
-    Admin, Backlog, Consumer, ConsumerHeld, ConsumerStats, DeadLetter, Delivery, Describe,
+    Admin, Backlog, Consumer, ConsumerHeld, ConsumerStats, DeadFilter, DeadLetter, Delivery,
+    Describe,
     Producer, QueueError, QueueOptions, Result, RetryClaim, Settlement, Stats, StoredDeadLetter,
     UnavailableReason,
 };
@@ -47,6 +48,8 @@ const HISTORY_BATCH: i64 = 1000;
 /// `trim` deletes in chunks, each its own transaction, so a large cleanup
 /// never holds the write lock long enough to make an `emit` time out.
 const TRIM_CHUNK: i64 = 5000;
+/// Dead letters looked at per transaction by a purge.
+const DEAD_PAGE: i64 = 1000;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` is how many ran.
 /// Append only: a released migration is never edited.
@@ -228,6 +231,49 @@ impl SqliteQueue {
             .prepare_cached("PRAGMA data_version")
             .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)))
             .map_err(|e| classify(&self.path, e))
+    }
+
+    /// Counts, and removes when `remove` is set, the dead letters `filter`
+    /// selects, a page of letters per transaction (the counts `status` shows
+    /// follow by trigger). Time and destination are checked before a letter
+    /// is decoded.
+    fn dead_pass(&mut self, filter: &DeadFilter, remove: bool) -> Result<u64> {
+        let before = filter.before_ms.unwrap_or(i64::MAX);
+        let mut after = 0_i64;
+        let mut selected = 0;
+        loop {
+            let (last, seqs) = self.read(|tx| {
+                let mut last = None;
+                let mut seqs = Vec::new();
+                let mut stmt = tx.prepare_cached(
+                    "SELECT seq, letter, dest, error, at_ms FROM dead
+                     WHERE seq > ?1 AND at_ms < ?2 ORDER BY seq LIMIT ?3",
+                )?;
+                let mut rows = stmt.query(params![after, before, DEAD_PAGE])?;
+                while let Some(row) = rows.next()? {
+                    let seq: i64 = row.get(0)?;
+                    last = Some(seq);
+                    let (dest, at_ms): (String, i64) = (row.get(2)?, row.get(4)?);
+                    if !filter.passes_over(&dest, at_ms)
+                        && filter.matches(&stored_letter(row)?.letter)
+                    {
+                        seqs.push(seq);
+                    }
+                }
+                Ok((last, seqs))
+            })?;
+            selected += seqs.len() as u64;
+            if remove && !seqs.is_empty() {
+                self.write(|tx| {
+                    let mut delete = tx.prepare_cached("DELETE FROM dead WHERE seq = ?1")?;
+                    seqs.iter().try_for_each(|seq| delete.execute([seq]).map(drop))
+                })?;
+            }
+            match last {
+                Some(last) => after = last,
+                None => return Ok(selected),
+            }
+        }
     }
 
     /// Whether `claim` would find anything now.
@@ -459,6 +505,24 @@ impl Row {
 
 /// A column as text when it is not NULL; bytes that are not UTF-8 are
 /// replaced, as Redis replies are.
+/// A dead letter as listed. One that no longer decodes is still listed,
+/// with its text as the event, so it can be inspected and purged.
+fn stored_letter(row: &rusqlite::Row) -> rusqlite::Result<StoredDeadLetter> {
+    let seq: i64 = row.get(0)?;
+    let json: String = row.get(1)?;
+    let letter = from_json::<DeadLetter>(&json).unwrap_or_else(|_| DeadLetter {
+        event: Err(json.clone()),
+        dest: row.get(2).unwrap_or_default(),
+        attempts: 0,
+        error: row.get(3).unwrap_or_default(),
+        at_ms: row.get(4).unwrap_or_default(),
+    });
+    Ok(StoredDeadLetter {
+        key: seq.to_string(),
+        letter,
+    })
+}
+
 fn text(value: &Value) -> Option<String> {
     match value {
         Value::Text(s) => Some(s.clone()),
@@ -845,25 +909,17 @@ impl Admin for SqliteQueue {
     fn dead_letters(&mut self) -> Result<Vec<StoredDeadLetter>> {
         self.read(|tx| {
             tx.prepare_cached("SELECT seq, letter, dest, error, at_ms FROM dead ORDER BY seq")?
-                .query_map([], |row| {
-                    let seq: i64 = row.get(0)?;
-                    let json: String = row.get(1)?;
-                    // A letter that no longer decodes is still listed, with
-                    // its text as the event, so it can be inspected and purged.
-                    let letter = from_json::<DeadLetter>(&json).unwrap_or_else(|_| DeadLetter {
-                        event: Err(json.clone()),
-                        dest: row.get(2).unwrap_or_default(),
-                        attempts: 0,
-                        error: row.get(3).unwrap_or_default(),
-                        at_ms: row.get(4).unwrap_or_default(),
-                    });
-                    Ok(StoredDeadLetter {
-                        key: seq.to_string(),
-                        letter,
-                    })
-                })?
+                .query_map([], stored_letter)?
                 .collect()
         })
+    }
+
+    fn count_dead(&mut self, filter: &DeadFilter) -> Result<u64> {
+        self.dead_pass(filter, false)
+    }
+
+    fn purge_dead(&mut self, filter: &DeadFilter) -> Result<u64> {
+        self.dead_pass(filter, true)
     }
 
     fn requeue_dead(&mut self, letters: &[(String, Delivery)], due_ms: i64) -> Result<()> {
