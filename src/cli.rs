@@ -54,6 +54,7 @@ pub enum Command {
     Emit(EmitArgs),
     Work(WorkArgs),
     Replay(ReplayArgs),
+    Purge(PurgeArgs),
     Templates(TemplatesArgs),
     Status(StatusArgs),
     Completions(CompletionsArgs),
@@ -172,6 +173,39 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
     /// Print what would be replayed as JSON Lines (an export); change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
+}
+
+/// Remove dead letters for good, all or those the filters select.
+///
+/// The filters are `replay --dead`'s, and a letter must pass every one
+/// given. Removing asks first on a terminal and needs `--yes` otherwise;
+/// `--dry-run` only counts. The worker also removes dead letters older than
+/// `EVENTS_DEAD_RETENTION` (default 30d) on its own.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  events purge --dead --before 7d --dry-run\n  events purge --dead --dest webhook --type 'user.*' --yes"
+)]
+pub struct PurgeArgs {
+    /// Dead letters (the only thing purged, and required to say so).
+    #[arg(long, required = true)]
+    pub dead: bool,
+    /// Only letters of event types matching this glob; repeatable.
+    #[arg(long = "type", value_name = "GLOB")]
+    pub types: Vec<String>,
+    /// Only letters of deliveries to this destination (by name, configured
+    /// or not); repeatable.
+    #[arg(long = "dest", value_name = "NAME")]
+    pub dests: Vec<String>,
+    /// Only letters dead-lettered before WHEN: RFC 3339 or a duration ago
+    /// such as 90m, 2h, 7d (-7d means the same).
+    #[arg(long, value_name = "WHEN", allow_hyphen_values = true)]
+    pub before: Option<String>,
+    /// Count what would be removed; remove nothing.
     #[arg(long)]
     pub dry_run: bool,
     /// Do not ask for confirmation.

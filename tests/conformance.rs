@@ -14,8 +14,7 @@ use std::time::{Duration, Instant};
 use events::event::{Event, Payload, format_ts_ms, now_ms};
 use events::queue::{
     Admin, Backlog, Consumer, ConsumerHeld, ConsumerStats, DeadFilter, DeadLetter, Delivery,
-    Describe,
-    Producer, Queue, QueueError, RetryClaim, Settlement, StreamEntry,
+    Describe, Producer, Queue, QueueError, RetryClaim, Settlement, StreamEntry,
 };
 use events::rate::Rate;
 

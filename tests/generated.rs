@@ -19,10 +19,11 @@ const COMPLETIONS: [(&str, &str); 5] = [
     ("powershell", "_events.ps1"),
 ];
 
-const SUBCOMMANDS: [&str; 7] = [
+const SUBCOMMANDS: [&str; 8] = [
     "emit",
     "work",
     "replay",
+    "purge",
     "templates",
     "status",
     "completions",

@@ -10,6 +10,7 @@ mod discord;
 mod emit;
 mod generated;
 mod hostile;
+mod purge;
 mod rate_limit;
 mod readme;
 mod replay;

@@ -3,6 +3,7 @@
 
 mod emit;
 mod generate;
+mod purge;
 mod replay;
 mod status;
 mod table;
@@ -57,6 +58,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Emit(args) => emit::run(&ctx, args),
         Command::Work(args) => work::run(&ctx, args),
         Command::Replay(args) => replay::run(&ctx, args),
+        Command::Purge(args) => purge::run(&ctx, args),
         Command::Templates(args) => templates::run(&ctx, args),
         Command::Status(args) => status::run(&ctx, args),
         Command::Completions(args) => generate::completions(args),

@@ -33,9 +33,8 @@ use redis::{ErrorKind, RedisError, ServerErrorKind};
 use super::entry::{self, RawEntry};
 use super::{
     Admin, Backlog, Consumer, ConsumerHeld, ConsumerStats, DeadFilter, DeadLetter, Delivery,
-    Describe,
-    Producer, QueueError, QueueOptions, Result, RetryClaim, Settlement, Stats, StoredDeadLetter,
-    UnavailableReason,
+    Describe, Producer, QueueError, QueueOptions, Result, RetryClaim, Settlement, Stats,
+    StoredDeadLetter, UnavailableReason,
 };
 use crate::config::redact_url;
 use crate::event::{Event, now_ms};
@@ -370,9 +369,9 @@ impl RedisQueue {
         let dead = self.dead.clone();
         // A letter's id is when Redis wrote it, its `at` when the worker did:
         // letters `at` before the bound lie within the clocks' skew of it.
-        let end = filter
-            .before_ms
-            .map_or("+".to_owned(), |before| before.saturating_add(SKEW_MS).to_string());
+        let end = filter.before_ms.map_or("+".to_owned(), |before| {
+            before.saturating_add(SKEW_MS).to_string()
+        });
         let mut start = "-".to_owned();
         let mut selected = 0;
         loop {
@@ -1320,9 +1319,7 @@ fn dead_letter(key: &str, fields: &[(String, String)]) -> DeadLetter {
         dest: get("dest").to_owned(),
         attempts: get("attempts").parse().unwrap_or(0),
         error: get("error").to_owned(),
-        at_ms: get("at")
-            .parse()
-            .unwrap_or_else(|_| parse_id(key).0 as i64),
+        at_ms: get("at").parse().unwrap_or_else(|_| parse_id(key).0 as i64),
     }
 }
 

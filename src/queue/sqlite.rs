@@ -20,9 +20,8 @@ use serde::de::DeserializeOwned;
 use super::entry::{self, RawEntry};
 use super::{
     Admin, Backlog, Consumer, ConsumerHeld, ConsumerStats, DeadFilter, DeadLetter, Delivery,
-    Describe,
-    Producer, QueueError, QueueOptions, Result, RetryClaim, Settlement, Stats, StoredDeadLetter,
-    UnavailableReason,
+    Describe, Producer, QueueError, QueueOptions, Result, RetryClaim, Settlement, Stats,
+    StoredDeadLetter, UnavailableReason,
 };
 use crate::event::{Event, now_ms};
 use crate::rate::{self, Rate, Taken};
@@ -266,7 +265,8 @@ impl SqliteQueue {
             if remove && !seqs.is_empty() {
                 self.write(|tx| {
                     let mut delete = tx.prepare_cached("DELETE FROM dead WHERE seq = ?1")?;
-                    seqs.iter().try_for_each(|seq| delete.execute([seq]).map(drop))
+                    seqs.iter()
+                        .try_for_each(|seq| delete.execute([seq]).map(drop))
                 })?;
             }
             match last {

@@ -36,7 +36,8 @@ use crate::config::Config;
 use crate::dest::{self, Attempt, Destination, Item};
 use crate::event::{Event, now_ms};
 use crate::queue::{
-    self, Backlog, DeadFilter, DeadLetter, Queue, QueueError, RetryClaim, StreamEntry, UnavailableReason,
+    self, Backlog, DeadFilter, DeadLetter, Queue, QueueError, RetryClaim, StreamEntry,
+    UnavailableReason,
 };
 use crate::route::{POISON_DEST, PerRoute, Route, RouteId, Routes};
 use crate::template::Style;
