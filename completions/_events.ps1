@@ -36,6 +36,7 @@ Register-ArgumentCompleter -Native -CommandName 'events' -ScriptBlock {
             [CompletionResult]::new('work', 'work', [CompletionResultType]::ParameterValue, 'Deliver queued events to every destination, until SIGINT/SIGTERM')
             [CompletionResult]::new('replay', 'replay', [CompletionResultType]::ParameterValue, 'Put dead letters, history or a file of events back into delivery')
             [CompletionResult]::new('purge', 'purge', [CompletionResultType]::ParameterValue, 'Remove dead letters for good, all or those the filters select')
+            [CompletionResult]::new('tail', 'tail', [CompletionResultType]::ParameterValue, 'Print each new event as it is written, until interrupted')
             [CompletionResult]::new('templates', 'templates', [CompletionResultType]::ParameterValue, 'List the event catalog, or preview every message')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show the health of the pipeline: backlog, workers, retries, dead letters')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
@@ -131,6 +132,23 @@ Register-ArgumentCompleter -Native -CommandName 'events' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'events;tail' {
+            [CompletionResult]::new('--type', '--type', [CompletionResultType]::ParameterName, 'Only event types matching this glob; repeatable')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, '`text`: each event''s message, as the console destination prints it; `json`: each event as a JSON line')
+            [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Start with the events written since WHEN (RFC 3339 or a duration ago such as 90m, 2h, 7d) rather than only new ones')
+            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'A TOML file adding event types and destinations [default: ./events.toml when present]')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more on stderr (every retry and claim)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say more on stderr (every retry and claim)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say less on stderr (only failures)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say less on stderr (only failures)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'events;templates' {
             [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'Override a sample value; repeatable')
             [CompletionResult]::new('--field', '--field', [CompletionResultType]::ParameterName, 'Override a sample value; repeatable')
@@ -198,6 +216,7 @@ Register-ArgumentCompleter -Native -CommandName 'events' -ScriptBlock {
             [CompletionResult]::new('work', 'work', [CompletionResultType]::ParameterValue, 'Deliver queued events to every destination, until SIGINT/SIGTERM')
             [CompletionResult]::new('replay', 'replay', [CompletionResultType]::ParameterValue, 'Put dead letters, history or a file of events back into delivery')
             [CompletionResult]::new('purge', 'purge', [CompletionResultType]::ParameterValue, 'Remove dead letters for good, all or those the filters select')
+            [CompletionResult]::new('tail', 'tail', [CompletionResultType]::ParameterValue, 'Print each new event as it is written, until interrupted')
             [CompletionResult]::new('templates', 'templates', [CompletionResultType]::ParameterValue, 'List the event catalog, or preview every message')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show the health of the pipeline: backlog, workers, retries, dead letters')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
@@ -215,6 +234,9 @@ Register-ArgumentCompleter -Native -CommandName 'events' -ScriptBlock {
             break
         }
         'events;help;purge' {
+            break
+        }
+        'events;help;tail' {
             break
         }
         'events;help;templates' {

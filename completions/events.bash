@@ -37,6 +37,9 @@ _events() {
             events,status)
                 cmd="events__subcmd__status"
                 ;;
+            events,tail)
+                cmd="events__subcmd__tail"
+                ;;
             events,templates)
                 cmd="events__subcmd__templates"
                 ;;
@@ -64,6 +67,9 @@ _events() {
             events__subcmd__help,status)
                 cmd="events__subcmd__help__subcmd__status"
                 ;;
+            events__subcmd__help,tail)
+                cmd="events__subcmd__help__subcmd__tail"
+                ;;
             events__subcmd__help,templates)
                 cmd="events__subcmd__help__subcmd__templates"
                 ;;
@@ -77,7 +83,7 @@ _events() {
 
     case "${cmd}" in
         events)
-            opts="-v -q -h -V --verbose --quiet --redis-url --db --config --help --version emit work replay purge templates status completions man help"
+            opts="-v -q -h -V --verbose --quiet --redis-url --db --config --help --version emit work replay purge tail templates status completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -191,7 +197,7 @@ _events() {
             return 0
             ;;
         events__subcmd__help)
-            opts="emit work replay purge templates status completions man help"
+            opts="emit work replay purge tail templates status completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -289,6 +295,20 @@ _events() {
             return 0
             ;;
         events__subcmd__help__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        events__subcmd__help__subcmd__tail)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -457,6 +477,44 @@ _events() {
             case "${prev}" in
                 --format)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --redis-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        events__subcmd__tail)
+            opts="-v -q -h -V --type --format --since --verbose --quiet --redis-url --db --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --type)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --redis-url)

@@ -33,6 +33,7 @@ set edit:completion:arg-completer[events] = {|@words|
             cand work 'Deliver queued events to every destination, until SIGINT/SIGTERM'
             cand replay 'Put dead letters, history or a file of events back into delivery'
             cand purge 'Remove dead letters for good, all or those the filters select'
+            cand tail 'Print each new event as it is written, until interrupted'
             cand templates 'List the event catalog, or preview every message'
             cand status 'Show the health of the pipeline: backlog, workers, retries, dead letters'
             cand completions 'Print a shell completion script'
@@ -123,6 +124,22 @@ set edit:completion:arg-completer[events] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'events;tail'= {
+            cand --type 'Only event types matching this glob; repeatable'
+            cand --format '`text`: each event''s message, as the console destination prints it; `json`: each event as a JSON line'
+            cand --since 'Start with the events written since WHEN (RFC 3339 or a duration ago such as 90m, 2h, 7d) rather than only new ones'
+            cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store'
+            cand --db 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]'
+            cand --config 'A TOML file adding event types and destinations [default: ./events.toml when present]'
+            cand -v 'Say more on stderr (every retry and claim)'
+            cand --verbose 'Say more on stderr (every retry and claim)'
+            cand -q 'Say less on stderr (only failures)'
+            cand --quiet 'Say less on stderr (only failures)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'events;templates'= {
             cand -f 'Override a sample value; repeatable'
             cand --field 'Override a sample value; repeatable'
@@ -186,6 +203,7 @@ set edit:completion:arg-completer[events] = {|@words|
             cand work 'Deliver queued events to every destination, until SIGINT/SIGTERM'
             cand replay 'Put dead letters, history or a file of events back into delivery'
             cand purge 'Remove dead letters for good, all or those the filters select'
+            cand tail 'Print each new event as it is written, until interrupted'
             cand templates 'List the event catalog, or preview every message'
             cand status 'Show the health of the pipeline: backlog, workers, retries, dead letters'
             cand completions 'Print a shell completion script'
@@ -199,6 +217,8 @@ set edit:completion:arg-completer[events] = {|@words|
         &'events;help;replay'= {
         }
         &'events;help;purge'= {
+        }
+        &'events;help;tail'= {
         }
         &'events;help;templates'= {
         }

@@ -55,6 +55,7 @@ pub enum Command {
     Work(WorkArgs),
     Replay(ReplayArgs),
     Purge(PurgeArgs),
+    Tail(TailArgs),
     Templates(TemplatesArgs),
     Status(StatusArgs),
     Completions(CompletionsArgs),
@@ -211,6 +212,36 @@ pub struct PurgeArgs {
     /// Do not ask for confirmation.
     #[arg(short, long)]
     pub yes: bool,
+}
+
+/// Print each new event as it is written, until interrupted.
+///
+/// Reads the stream without joining the workers' consumer group, so it never
+/// takes work from them: the workers still deliver everything it shows.
+/// Ctrl-C ends it (exit 0).
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  events tail\n  events tail --type 'subscription.*' --format json\n  events tail --since 1h"
+)]
+pub struct TailArgs {
+    /// Only event types matching this glob; repeatable.
+    #[arg(long = "type", value_name = "GLOB")]
+    pub types: Vec<String>,
+    /// `text`: each event's message, as the console destination prints it;
+    /// `json`: each event as a JSON line.
+    #[arg(long, value_enum, default_value_t = TailFormat::Text)]
+    pub format: TailFormat,
+    /// Start with the events written since WHEN (RFC 3339 or a duration ago
+    /// such as 90m, 2h, 7d) rather than only new ones.
+    #[arg(long, value_name = "WHEN", allow_hyphen_values = true)]
+    pub since: Option<String>,
+}
+
+/// How `tail` prints events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TailFormat {
+    Text,
+    Json,
 }
 
 /// List the event catalog, or preview every message.

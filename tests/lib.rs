@@ -18,6 +18,7 @@ mod segment;
 mod slack_bot;
 mod sqlite_store;
 mod status;
+mod tail;
 mod teams;
 mod templates;
 mod untrusted_input;

@@ -7,6 +7,7 @@ mod purge;
 mod replay;
 mod status;
 mod table;
+mod tail;
 mod templates;
 mod work;
 
@@ -59,6 +60,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Work(args) => work::run(&ctx, args),
         Command::Replay(args) => replay::run(&ctx, args),
         Command::Purge(args) => purge::run(&ctx, args),
+        Command::Tail(args) => tail::run(&ctx, args),
         Command::Templates(args) => templates::run(&ctx, args),
         Command::Status(args) => status::run(&ctx, args),
         Command::Completions(args) => generate::completions(args),

@@ -399,6 +399,17 @@ pub trait Admin: Describe {
     /// counts `status` shows; returns how many were removed.
     fn purge_dead(&mut self, filter: &DeadFilter) -> Result<u64>;
 
+    /// Where following the stream starts, as a position for
+    /// [`Admin::follow`]: after the newest entry, or with `from_ms`, before
+    /// the first entry written at or after that time.
+    fn follow_from(&mut self, from_ms: Option<i64>) -> Result<String>;
+
+    /// Up to `count` entries written after the position `after`, as stored,
+    /// waiting up to `block` when there are none. Read without the consumer
+    /// group: nothing is claimed, no worker is kept from anything. The last
+    /// entry's key is the position to follow from next.
+    fn follow(&mut self, after: &str, count: usize, block: Duration) -> Result<Vec<RawEntry>>;
+
     /// The health of the pipeline.
     fn stats(&mut self) -> Result<Stats>;
 

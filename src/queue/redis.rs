@@ -1070,6 +1070,50 @@ impl Admin for RedisQueue {
         Ok(())
     }
 
+    fn follow_from(&mut self, from_ms: Option<i64>) -> Result<String> {
+        if let Some(from_ms) = from_ms {
+            // Just before `from_ms-0`: XREAD returns entries after its id.
+            return Ok(match from_ms.checked_sub(1) {
+                Some(ms) if ms >= 0 => format!("{ms}-{}", u64::MAX),
+                _ => "0-0".to_owned(),
+            });
+        }
+        let stream = self.stream.clone();
+        let newest: Value = self.with(|c| {
+            redis::cmd("XREVRANGE")
+                .arg(&stream)
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(1)
+                .query(c)
+        })?;
+        Ok(raw_entries(newest)
+            .into_iter()
+            .next()
+            .map_or_else(|| "0-0".to_owned(), |(key, _)| key))
+    }
+
+    fn follow(&mut self, after: &str, count: usize, block: Duration) -> Result<Vec<RawEntry>> {
+        let mut cmd = redis::cmd("XREAD");
+        cmd.arg("COUNT").arg(count.max(1));
+        // `BLOCK 0` would wait for ever.
+        let block_ms = block.as_millis() as u64;
+        if block_ms > 0 {
+            cmd.arg("BLOCK").arg(block_ms);
+        }
+        cmd.arg("STREAMS").arg(&self.stream).arg(after);
+        // A blocking read must be allowed to outlast its BLOCK time.
+        let _ = self
+            .conn()?
+            .set_read_timeout(Some(RESPONSE_TIMEOUT + block));
+        let reply: Result<Value> = self.with(|c| cmd.query(c));
+        if let Some(c) = self.conn.as_mut() {
+            let _ = c.set_read_timeout(Some(RESPONSE_TIMEOUT));
+        }
+        Ok(read_reply_entries(reply?))
+    }
+
     fn count_dead(&mut self, filter: &DeadFilter) -> Result<u64> {
         self.dead_pass(filter, false)
     }

@@ -914,6 +914,56 @@ impl Admin for SqliteQueue {
         })
     }
 
+    fn follow_from(&mut self, from_ms: Option<i64>) -> Result<String> {
+        let seq: i64 = self.read(|tx| match from_ms {
+            None => tx.query_row("SELECT coalesce(max(seq), 0) FROM stream", [], |row| {
+                row.get(0)
+            }),
+            Some(from_ms) => tx.query_row(
+                "SELECT coalesce(
+                     (SELECT min(seq) FROM stream WHERE written_ms >= ?1) - 1,
+                     (SELECT max(seq) FROM stream), 0)",
+                [from_ms],
+                |row| row.get(0),
+            ),
+        })?;
+        Ok(seq.to_string())
+    }
+
+    fn follow(&mut self, after: &str, count: usize, block: Duration) -> Result<Vec<RawEntry>> {
+        let after = parse_key(&self.path, "stream position", after)?;
+        let deadline = Instant::now() + block;
+        loop {
+            // Read the version first, so a commit landing in between is seen.
+            let version = self.data_version()?;
+            let entries = self.read(|tx| {
+                tx.prepare_cached(
+                    "SELECT seq, id, type, ts, ts_ms, payload, written_ms FROM stream
+                     WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                )?
+                .query_map(params![after, clamp(count)], |row| {
+                    Ok(Row::from_row(row)?.raw)
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
+            })?;
+            if !entries.is_empty() {
+                return Ok(entries);
+            }
+            // Polls only read, and only look again once another connection
+            // committed something.
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Ok(Vec::new());
+                }
+                thread::sleep(left.min(POLL_STEP));
+                if self.data_version()? != version {
+                    break;
+                }
+            }
+        }
+    }
+
     fn count_dead(&mut self, filter: &DeadFilter) -> Result<u64> {
         self.dead_pass(filter, false)
     }
