@@ -35,6 +35,8 @@ Register-ArgumentCompleter -Native -CommandName 'events' -ScriptBlock {
             [CompletionResult]::new('emit', 'emit', [CompletionResultType]::ParameterValue, 'Validate an event and put it on the queue; prints its id')
             [CompletionResult]::new('work', 'work', [CompletionResultType]::ParameterValue, 'Deliver queued events to every destination, until SIGINT/SIGTERM')
             [CompletionResult]::new('replay', 'replay', [CompletionResultType]::ParameterValue, 'Put dead letters, history or a file of events back into delivery')
+            [CompletionResult]::new('purge', 'purge', [CompletionResultType]::ParameterValue, 'Remove dead letters for good, all or those the filters select')
+            [CompletionResult]::new('tail', 'tail', [CompletionResultType]::ParameterValue, 'Print each new event as it is written, until interrupted')
             [CompletionResult]::new('templates', 'templates', [CompletionResultType]::ParameterValue, 'List the event catalog, or preview every message')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show the health of the pipeline: backlog, workers, retries, dead letters')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
@@ -100,6 +102,44 @@ Register-ArgumentCompleter -Native -CommandName 'events' -ScriptBlock {
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Print what would be replayed as JSON Lines (an export); change nothing')
             [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Do not ask for confirmation')
             [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Do not ask for confirmation')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more on stderr (every retry and claim)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say more on stderr (every retry and claim)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say less on stderr (only failures)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say less on stderr (only failures)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'events;purge' {
+            [CompletionResult]::new('--type', '--type', [CompletionResultType]::ParameterName, 'Only letters of event types matching this glob; repeatable')
+            [CompletionResult]::new('--dest', '--dest', [CompletionResultType]::ParameterName, 'Only letters of deliveries to this destination (by name, configured or not); repeatable')
+            [CompletionResult]::new('--before', '--before', [CompletionResultType]::ParameterName, 'Only letters dead-lettered before WHEN: RFC 3339 or a duration ago such as 90m, 2h, 7d (-7d means the same)')
+            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'A TOML file adding event types and destinations [default: ./events.toml when present]')
+            [CompletionResult]::new('--dead', '--dead', [CompletionResultType]::ParameterName, 'Dead letters (the only thing purged, and required to say so)')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Count what would be removed; remove nothing')
+            [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Do not ask for confirmation')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Do not ask for confirmation')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more on stderr (every retry and claim)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say more on stderr (every retry and claim)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say less on stderr (only failures)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say less on stderr (only failures)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'events;tail' {
+            [CompletionResult]::new('--type', '--type', [CompletionResultType]::ParameterName, 'Only event types matching this glob; repeatable')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, '`text`: each event''s message, as the console destination prints it; `json`: each event as a JSON line')
+            [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Start with the events written since WHEN (RFC 3339 or a duration ago such as 90m, 2h, 7d) rather than only new ones')
+            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'A TOML file adding event types and destinations [default: ./events.toml when present]')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more on stderr (every retry and claim)')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say more on stderr (every retry and claim)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say less on stderr (only failures)')
@@ -176,6 +216,8 @@ Register-ArgumentCompleter -Native -CommandName 'events' -ScriptBlock {
             [CompletionResult]::new('emit', 'emit', [CompletionResultType]::ParameterValue, 'Validate an event and put it on the queue; prints its id')
             [CompletionResult]::new('work', 'work', [CompletionResultType]::ParameterValue, 'Deliver queued events to every destination, until SIGINT/SIGTERM')
             [CompletionResult]::new('replay', 'replay', [CompletionResultType]::ParameterValue, 'Put dead letters, history or a file of events back into delivery')
+            [CompletionResult]::new('purge', 'purge', [CompletionResultType]::ParameterValue, 'Remove dead letters for good, all or those the filters select')
+            [CompletionResult]::new('tail', 'tail', [CompletionResultType]::ParameterValue, 'Print each new event as it is written, until interrupted')
             [CompletionResult]::new('templates', 'templates', [CompletionResultType]::ParameterValue, 'List the event catalog, or preview every message')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show the health of the pipeline: backlog, workers, retries, dead letters')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
@@ -190,6 +232,12 @@ Register-ArgumentCompleter -Native -CommandName 'events' -ScriptBlock {
             break
         }
         'events;help;replay' {
+            break
+        }
+        'events;help;purge' {
+            break
+        }
+        'events;help;tail' {
             break
         }
         'events;help;templates' {

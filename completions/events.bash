@@ -28,11 +28,17 @@ _events() {
             events,man)
                 cmd="events__subcmd__man"
                 ;;
+            events,purge)
+                cmd="events__subcmd__purge"
+                ;;
             events,replay)
                 cmd="events__subcmd__replay"
                 ;;
             events,status)
                 cmd="events__subcmd__status"
+                ;;
+            events,tail)
+                cmd="events__subcmd__tail"
                 ;;
             events,templates)
                 cmd="events__subcmd__templates"
@@ -52,11 +58,17 @@ _events() {
             events__subcmd__help,man)
                 cmd="events__subcmd__help__subcmd__man"
                 ;;
+            events__subcmd__help,purge)
+                cmd="events__subcmd__help__subcmd__purge"
+                ;;
             events__subcmd__help,replay)
                 cmd="events__subcmd__help__subcmd__replay"
                 ;;
             events__subcmd__help,status)
                 cmd="events__subcmd__help__subcmd__status"
+                ;;
+            events__subcmd__help,tail)
+                cmd="events__subcmd__help__subcmd__tail"
                 ;;
             events__subcmd__help,templates)
                 cmd="events__subcmd__help__subcmd__templates"
@@ -71,7 +83,7 @@ _events() {
 
     case "${cmd}" in
         events)
-            opts="-v -q -h -V --verbose --quiet --redis-url --db --config --help --version emit work replay templates status completions man help"
+            opts="-v -q -h -V --verbose --quiet --redis-url --db --config --help --version emit work replay purge tail templates status completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -185,7 +197,7 @@ _events() {
             return 0
             ;;
         events__subcmd__help)
-            opts="emit work replay templates status completions man help"
+            opts="emit work replay purge tail templates status completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -254,6 +266,20 @@ _events() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        events__subcmd__help__subcmd__purge)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         events__subcmd__help__subcmd__replay)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -269,6 +295,20 @@ _events() {
             return 0
             ;;
         events__subcmd__help__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        events__subcmd__help__subcmd__tail)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -318,6 +358,44 @@ _events() {
             fi
             case "${prev}" in
                 --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --redis-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        events__subcmd__purge)
+            opts="-y -v -q -h -V --dead --type --dest --before --dry-run --yes --verbose --quiet --redis-url --db --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --type)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dest)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --before)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -399,6 +477,44 @@ _events() {
             case "${prev}" in
                 --format)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --redis-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        events__subcmd__tail)
+            opts="-v -q -h -V --type --format --since --verbose --quiet --redis-url --db --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --type)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --redis-url)

@@ -32,6 +32,8 @@ set edit:completion:arg-completer[events] = {|@words|
             cand emit 'Validate an event and put it on the queue; prints its id'
             cand work 'Deliver queued events to every destination, until SIGINT/SIGTERM'
             cand replay 'Put dead letters, history or a file of events back into delivery'
+            cand purge 'Remove dead letters for good, all or those the filters select'
+            cand tail 'Print each new event as it is written, until interrupted'
             cand templates 'List the event catalog, or preview every message'
             cand status 'Show the health of the pipeline: backlog, workers, retries, dead letters'
             cand completions 'Print a shell completion script'
@@ -103,6 +105,42 @@ set edit:completion:arg-completer[events] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'events;purge'= {
+            cand --type 'Only letters of event types matching this glob; repeatable'
+            cand --dest 'Only letters of deliveries to this destination (by name, configured or not); repeatable'
+            cand --before 'Only letters dead-lettered before WHEN: RFC 3339 or a duration ago such as 90m, 2h, 7d (-7d means the same)'
+            cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store'
+            cand --db 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]'
+            cand --config 'A TOML file adding event types and destinations [default: ./events.toml when present]'
+            cand --dead 'Dead letters (the only thing purged, and required to say so)'
+            cand --dry-run 'Count what would be removed; remove nothing'
+            cand -y 'Do not ask for confirmation'
+            cand --yes 'Do not ask for confirmation'
+            cand -v 'Say more on stderr (every retry and claim)'
+            cand --verbose 'Say more on stderr (every retry and claim)'
+            cand -q 'Say less on stderr (only failures)'
+            cand --quiet 'Say less on stderr (only failures)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'events;tail'= {
+            cand --type 'Only event types matching this glob; repeatable'
+            cand --format '`text`: each event''s message, as the console destination prints it; `json`: each event as a JSON line'
+            cand --since 'Start with the events written since WHEN (RFC 3339 or a duration ago such as 90m, 2h, 7d) rather than only new ones'
+            cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store'
+            cand --db 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]'
+            cand --config 'A TOML file adding event types and destinations [default: ./events.toml when present]'
+            cand -v 'Say more on stderr (every retry and claim)'
+            cand --verbose 'Say more on stderr (every retry and claim)'
+            cand -q 'Say less on stderr (only failures)'
+            cand --quiet 'Say less on stderr (only failures)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'events;templates'= {
             cand -f 'Override a sample value; repeatable'
             cand --field 'Override a sample value; repeatable'
@@ -165,6 +203,8 @@ set edit:completion:arg-completer[events] = {|@words|
             cand emit 'Validate an event and put it on the queue; prints its id'
             cand work 'Deliver queued events to every destination, until SIGINT/SIGTERM'
             cand replay 'Put dead letters, history or a file of events back into delivery'
+            cand purge 'Remove dead letters for good, all or those the filters select'
+            cand tail 'Print each new event as it is written, until interrupted'
             cand templates 'List the event catalog, or preview every message'
             cand status 'Show the health of the pipeline: backlog, workers, retries, dead letters'
             cand completions 'Print a shell completion script'
@@ -176,6 +216,10 @@ set edit:completion:arg-completer[events] = {|@words|
         &'events;help;work'= {
         }
         &'events;help;replay'= {
+        }
+        &'events;help;purge'= {
+        }
+        &'events;help;tail'= {
         }
         &'events;help;templates'= {
         }

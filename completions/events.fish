@@ -34,6 +34,8 @@ complete -c events -n "__fish_events_needs_command" -s V -l version -d 'Print ve
 complete -c events -n "__fish_events_needs_command" -f -a "emit" -d 'Validate an event and put it on the queue; prints its id'
 complete -c events -n "__fish_events_needs_command" -f -a "work" -d 'Deliver queued events to every destination, until SIGINT/SIGTERM'
 complete -c events -n "__fish_events_needs_command" -f -a "replay" -d 'Put dead letters, history or a file of events back into delivery'
+complete -c events -n "__fish_events_needs_command" -f -a "purge" -d 'Remove dead letters for good, all or those the filters select'
+complete -c events -n "__fish_events_needs_command" -f -a "tail" -d 'Print each new event as it is written, until interrupted'
 complete -c events -n "__fish_events_needs_command" -f -a "templates" -d 'List the event catalog, or preview every message'
 complete -c events -n "__fish_events_needs_command" -f -a "status" -d 'Show the health of the pipeline: backlog, workers, retries, dead letters'
 complete -c events -n "__fish_events_needs_command" -f -a "completions" -d 'Print a shell completion script'
@@ -84,6 +86,30 @@ complete -c events -n "__fish_events_using_subcommand replay" -s v -l verbose -d
 complete -c events -n "__fish_events_using_subcommand replay" -s q -l quiet -d 'Say less on stderr (only failures)'
 complete -c events -n "__fish_events_using_subcommand replay" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c events -n "__fish_events_using_subcommand replay" -s V -l version -d 'Print version'
+complete -c events -n "__fish_events_using_subcommand purge" -l type -d 'Only letters of event types matching this glob; repeatable' -r
+complete -c events -n "__fish_events_using_subcommand purge" -l dest -d 'Only letters of deliveries to this destination (by name, configured or not); repeatable' -r
+complete -c events -n "__fish_events_using_subcommand purge" -l before -d 'Only letters dead-lettered before WHEN: RFC 3339 or a duration ago such as 90m, 2h, 7d (-7d means the same)' -r
+complete -c events -n "__fish_events_using_subcommand purge" -l redis-url -d 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store' -r
+complete -c events -n "__fish_events_using_subcommand purge" -l db -d 'The embedded store\'s file [default: $XDG_STATE_HOME/events/events.db]' -r -F
+complete -c events -n "__fish_events_using_subcommand purge" -l config -d 'A TOML file adding event types and destinations [default: ./events.toml when present]' -r -F
+complete -c events -n "__fish_events_using_subcommand purge" -l dead -d 'Dead letters (the only thing purged, and required to say so)'
+complete -c events -n "__fish_events_using_subcommand purge" -l dry-run -d 'Count what would be removed; remove nothing'
+complete -c events -n "__fish_events_using_subcommand purge" -s y -l yes -d 'Do not ask for confirmation'
+complete -c events -n "__fish_events_using_subcommand purge" -s v -l verbose -d 'Say more on stderr (every retry and claim)'
+complete -c events -n "__fish_events_using_subcommand purge" -s q -l quiet -d 'Say less on stderr (only failures)'
+complete -c events -n "__fish_events_using_subcommand purge" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c events -n "__fish_events_using_subcommand purge" -s V -l version -d 'Print version'
+complete -c events -n "__fish_events_using_subcommand tail" -l type -d 'Only event types matching this glob; repeatable' -r
+complete -c events -n "__fish_events_using_subcommand tail" -l format -d '`text`: each event\'s message, as the console destination prints it; `json`: each event as a JSON line' -r -f -a "text\t''
+json\t''"
+complete -c events -n "__fish_events_using_subcommand tail" -l since -d 'Start with the events written since WHEN (RFC 3339 or a duration ago such as 90m, 2h, 7d) rather than only new ones' -r
+complete -c events -n "__fish_events_using_subcommand tail" -l redis-url -d 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store' -r
+complete -c events -n "__fish_events_using_subcommand tail" -l db -d 'The embedded store\'s file [default: $XDG_STATE_HOME/events/events.db]' -r -F
+complete -c events -n "__fish_events_using_subcommand tail" -l config -d 'A TOML file adding event types and destinations [default: ./events.toml when present]' -r -F
+complete -c events -n "__fish_events_using_subcommand tail" -s v -l verbose -d 'Say more on stderr (every retry and claim)'
+complete -c events -n "__fish_events_using_subcommand tail" -s q -l quiet -d 'Say less on stderr (only failures)'
+complete -c events -n "__fish_events_using_subcommand tail" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c events -n "__fish_events_using_subcommand tail" -s V -l version -d 'Print version'
 complete -c events -n "__fish_events_using_subcommand templates" -s f -l field -d 'Override a sample value; repeatable' -r
 complete -c events -n "__fish_events_using_subcommand templates" -l format -r -f -a "table\t''
 json\t''"
@@ -119,11 +145,13 @@ complete -c events -n "__fish_events_using_subcommand man" -s v -l verbose -d 'S
 complete -c events -n "__fish_events_using_subcommand man" -s q -l quiet -d 'Say less on stderr (only failures)'
 complete -c events -n "__fish_events_using_subcommand man" -s h -l help -d 'Print help'
 complete -c events -n "__fish_events_using_subcommand man" -s V -l version -d 'Print version'
-complete -c events -n "__fish_events_using_subcommand help; and not __fish_seen_subcommand_from emit work replay templates status completions man help" -f -a "emit" -d 'Validate an event and put it on the queue; prints its id'
-complete -c events -n "__fish_events_using_subcommand help; and not __fish_seen_subcommand_from emit work replay templates status completions man help" -f -a "work" -d 'Deliver queued events to every destination, until SIGINT/SIGTERM'
-complete -c events -n "__fish_events_using_subcommand help; and not __fish_seen_subcommand_from emit work replay templates status completions man help" -f -a "replay" -d 'Put dead letters, history or a file of events back into delivery'
-complete -c events -n "__fish_events_using_subcommand help; and not __fish_seen_subcommand_from emit work replay templates status completions man help" -f -a "templates" -d 'List the event catalog, or preview every message'
-complete -c events -n "__fish_events_using_subcommand help; and not __fish_seen_subcommand_from emit work replay templates status completions man help" -f -a "status" -d 'Show the health of the pipeline: backlog, workers, retries, dead letters'
-complete -c events -n "__fish_events_using_subcommand help; and not __fish_seen_subcommand_from emit work replay templates status completions man help" -f -a "completions" -d 'Print a shell completion script'
-complete -c events -n "__fish_events_using_subcommand help; and not __fish_seen_subcommand_from emit work replay templates status completions man help" -f -a "man" -d 'Write man pages (one per subcommand)'
-complete -c events -n "__fish_events_using_subcommand help; and not __fish_seen_subcommand_from emit work replay templates status completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c events -n "__fish_events_using_subcommand help; and not __fish_seen_subcommand_from emit work replay purge tail templates status completions man help" -f -a "emit" -d 'Validate an event and put it on the queue; prints its id'
+complete -c events -n "__fish_events_using_subcommand help; and not __fish_seen_subcommand_from emit work replay purge tail templates status completions man help" -f -a "work" -d 'Deliver queued events to every destination, until SIGINT/SIGTERM'
+complete -c events -n "__fish_events_using_subcommand help; and not __fish_seen_subcommand_from emit work replay purge tail templates status completions man help" -f -a "replay" -d 'Put dead letters, history or a file of events back into delivery'
+complete -c events -n "__fish_events_using_subcommand help; and not __fish_seen_subcommand_from emit work replay purge tail templates status completions man help" -f -a "purge" -d 'Remove dead letters for good, all or those the filters select'
+complete -c events -n "__fish_events_using_subcommand help; and not __fish_seen_subcommand_from emit work replay purge tail templates status completions man help" -f -a "tail" -d 'Print each new event as it is written, until interrupted'
+complete -c events -n "__fish_events_using_subcommand help; and not __fish_seen_subcommand_from emit work replay purge tail templates status completions man help" -f -a "templates" -d 'List the event catalog, or preview every message'
+complete -c events -n "__fish_events_using_subcommand help; and not __fish_seen_subcommand_from emit work replay purge tail templates status completions man help" -f -a "status" -d 'Show the health of the pipeline: backlog, workers, retries, dead letters'
+complete -c events -n "__fish_events_using_subcommand help; and not __fish_seen_subcommand_from emit work replay purge tail templates status completions man help" -f -a "completions" -d 'Print a shell completion script'
+complete -c events -n "__fish_events_using_subcommand help; and not __fish_seen_subcommand_from emit work replay purge tail templates status completions man help" -f -a "man" -d 'Write man pages (one per subcommand)'
+complete -c events -n "__fish_events_using_subcommand help; and not __fish_seen_subcommand_from emit work replay purge tail templates status completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

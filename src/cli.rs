@@ -54,6 +54,8 @@ pub enum Command {
     Emit(EmitArgs),
     Work(WorkArgs),
     Replay(ReplayArgs),
+    Purge(PurgeArgs),
+    Tail(TailArgs),
     Templates(TemplatesArgs),
     Status(StatusArgs),
     Completions(CompletionsArgs),
@@ -181,6 +183,69 @@ pub struct ReplayArgs {
     /// Do not ask for confirmation.
     #[arg(short, long)]
     pub yes: bool,
+}
+
+/// Remove dead letters for good, all or those the filters select.
+///
+/// The filters are `replay --dead`'s, and a letter must pass every one
+/// given. Removing asks first on a terminal and needs `--yes` otherwise;
+/// `--dry-run` only counts. The worker also removes dead letters older than
+/// `EVENTS_DEAD_RETENTION` (default 30d) on its own.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  events purge --dead --before 7d --dry-run\n  events purge --dead --dest webhook --type 'user.*' --yes"
+)]
+pub struct PurgeArgs {
+    /// Dead letters (the only thing purged, and required to say so).
+    #[arg(long, required = true)]
+    pub dead: bool,
+    /// Only letters of event types matching this glob; repeatable.
+    #[arg(long = "type", value_name = "GLOB")]
+    pub types: Vec<String>,
+    /// Only letters of deliveries to this destination (by name, configured
+    /// or not); repeatable.
+    #[arg(long = "dest", value_name = "NAME")]
+    pub dests: Vec<String>,
+    /// Only letters dead-lettered before WHEN: RFC 3339 or a duration ago
+    /// such as 90m, 2h, 7d (-7d means the same).
+    #[arg(long, value_name = "WHEN", allow_hyphen_values = true)]
+    pub before: Option<String>,
+    /// Count what would be removed; remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
+}
+
+/// Print each new event as it is written, until interrupted.
+///
+/// Reads the stream without joining the workers' consumer group, so it never
+/// takes work from them: the workers still deliver everything it shows.
+/// Ctrl-C ends it (exit 0).
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  events tail\n  events tail --type 'subscription.*' --format json\n  events tail --since 1h"
+)]
+pub struct TailArgs {
+    /// Only event types matching this glob; repeatable.
+    #[arg(long = "type", value_name = "GLOB")]
+    pub types: Vec<String>,
+    /// `text`: each event's message, as the console destination prints it;
+    /// `json`: each event as a JSON line.
+    #[arg(long, value_enum, default_value_t = TailFormat::Text)]
+    pub format: TailFormat,
+    /// Start with the events written since WHEN (RFC 3339 or a duration ago
+    /// such as 90m, 2h, 7d) rather than only new ones.
+    #[arg(long, value_name = "WHEN", allow_hyphen_values = true)]
+    pub since: Option<String>,
+}
+
+/// How `tail` prints events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TailFormat {
+    Text,
+    Json,
 }
 
 /// List the event catalog, or preview every message.

@@ -216,6 +216,8 @@ pub struct Delivery {
     pub http_timeout: Duration,
     /// How long history is kept for replay.
     pub retention: Duration,
+    /// How long dead letters are kept (`EVENTS_DEAD_RETENTION`).
+    pub dead_retention: Duration,
     /// How long a claimed entry stays with its worker before another may
     /// take it over (`EVENTS_CLAIM_LEASE_MS`); more than three HTTP timeouts.
     pub claim_lease: Duration,
@@ -432,19 +434,25 @@ fn delivery_settings(env: &dyn Fn(&str) -> Option<String>) -> Result<Delivery, C
         retry_base: ranged("EVENTS_RETRY_BASE_MS", RETRY_BASE_MS, "of milliseconds ")?
             .map_or(Duration::from_secs(1), Duration::from_millis),
         http_timeout,
-        retention: parse_env(
-            env,
-            "EVENTS_RETENTION",
-            |v| {
-                humantime::parse_duration(v)
-                    .ok()
-                    .filter(|d| d.as_secs() <= RETENTION_MAX_DAYS * 86_400)
-            },
-            &format!("a duration such as 30d or 12h, at most {RETENTION_MAX_DAYS}d"),
-        )?
-        .unwrap_or(Duration::from_secs(30 * 24 * 3600)),
+        retention: retention(env, "EVENTS_RETENTION")?,
+        dead_retention: retention(env, "EVENTS_DEAD_RETENTION")?,
         claim_lease,
     })
+}
+
+/// A retention setting: a duration up to a century, 30 days by default.
+fn retention(env: &dyn Fn(&str) -> Option<String>, name: &str) -> Result<Duration, ConfigError> {
+    Ok(parse_env(
+        env,
+        name,
+        |v| {
+            humantime::parse_duration(v)
+                .ok()
+                .filter(|d| d.as_secs() <= RETENTION_MAX_DAYS * 86_400)
+        },
+        &format!("a duration such as 30d or 12h, at most {RETENTION_MAX_DAYS}d"),
+    )?
+    .unwrap_or(Duration::from_secs(30 * 24 * 3600)))
 }
 
 fn default_db_path(env: &dyn Fn(&str) -> Option<String>) -> Result<PathBuf, ConfigError> {

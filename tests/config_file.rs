@@ -429,6 +429,11 @@ const TUNING_MISTAKES: &[(&str, &str, &str)] = &[
         "300000000y",
         "EVENTS_RETENTION must be a duration such as 30d or 12h, at most 36500d",
     ),
+    (
+        "EVENTS_DEAD_RETENTION",
+        "a week",
+        "EVENTS_DEAD_RETENTION must be a duration such as 30d or 12h, at most 36500d",
+    ),
 ];
 
 #[test]

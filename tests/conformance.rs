@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use events::event::{Event, Payload, format_ts_ms, now_ms};
 use events::queue::{
-    Admin, Backlog, Consumer, ConsumerHeld, ConsumerStats, DeadLetter, Delivery, Describe,
-    Producer, Queue, QueueError, RetryClaim, Settlement, StreamEntry,
+    Admin, Backlog, Consumer, ConsumerHeld, ConsumerStats, DeadFilter, DeadLetter, Delivery,
+    Describe, Producer, Queue, QueueError, RetryClaim, Settlement, StreamEntry,
 };
 use events::rate::Rate;
 
@@ -108,6 +108,7 @@ macro_rules! conformance_tests {
             a_retry_that_cannot_be_decoded_is_dead_lettered_in_the_claim,
             claims_for_some_destinations_pass_over_the_others,
             dead_letter_counts_follow_the_letters,
+            purged_dead_letters_are_the_filtered_ones_and_leave_the_counts_right,
             a_rate_limit_is_shared_by_every_connection,
         );
     };
@@ -1575,6 +1576,68 @@ pub fn claims_for_some_destinations_pass_over_the_others(b: &dyn Backend) {
 /// them; the counts must stay those of the letters through dead-lettering,
 /// requeueing (`replay --dead`, the same letter twice included) and
 /// replaying history (which leaves dead letters alone).
+/// `purge_dead` removes exactly the letters its filter selects (by time,
+/// type and destination; poison has no type), counting without removing
+/// when asked, and the counts `status` shows stay those of the letters left.
+pub fn purged_dead_letters_are_the_filtered_ones_and_leave_the_counts_right(b: &dyn Backend) {
+    let mut q = b.open(LONG);
+    let now = now_ms();
+    let old = now - 2000;
+    let paid = Event::new("order.paid", Payload::new());
+    let dead = vec![
+        letter(&event(1), "slack", "HTTP 500", old),
+        letter(&event(2), "webhook", "HTTP 410 Gone", old),
+        letter(&paid, "slack", "HTTP 500", now - 1000),
+        DeadLetter {
+            event: Err("{not json".into()),
+            dest: "*".into(),
+            attempts: 0,
+            error: "'payload' is not valid JSON".into(),
+            at_ms: old,
+        },
+    ];
+    q.settle(
+        "w",
+        &Settlement {
+            dead,
+            ..Settlement::default()
+        },
+    )
+    .unwrap();
+    let left = |q: &mut Box<dyn Queue>| -> Vec<String> {
+        let letters: Vec<DeadLetter> = q
+            .dead_letters()
+            .unwrap()
+            .into_iter()
+            .map(|s| s.letter)
+            .collect();
+        assert_eq!(
+            q.stats().unwrap().dead,
+            events::queue::count_dead(letters.iter()),
+            "the counts are those of the letters left"
+        );
+        letters.iter().map(|l| l.dest.clone()).collect()
+    };
+    let strings = |list: &[&str]| -> Vec<String> { list.iter().map(|s| s.to_string()).collect() };
+
+    let before = now - 1500;
+    let users = DeadFilter::new(Some(before), &strings(&["user.*"]), &[]);
+    assert_eq!(q.count_dead(&DeadFilter::before(before)).unwrap(), 3);
+    assert_eq!(q.count_dead(&users).unwrap(), 2);
+    assert_eq!(left(&mut q).len(), 4, "counting removes nothing");
+    assert_eq!(q.purge_dead(&users).unwrap(), 2);
+    assert_eq!(left(&mut q), ["slack", "*"]);
+
+    let to_slack = DeadFilter::new(None, &[], &strings(&["slack"]));
+    assert_eq!(q.purge_dead(&to_slack).unwrap(), 1);
+    assert_eq!(left(&mut q), ["*"]);
+    assert_eq!(q.purge_dead(&to_slack).unwrap(), 0);
+
+    assert_eq!(q.purge_dead(&DeadFilter::default()).unwrap(), 1);
+    assert!(left(&mut q).is_empty());
+    assert!(q.stats().unwrap().dead.is_empty());
+}
+
 pub fn dead_letter_counts_follow_the_letters(b: &dyn Backend) {
     let mut q = b.open(LONG);
     let now = now_ms();

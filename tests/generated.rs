@@ -19,10 +19,12 @@ const COMPLETIONS: [(&str, &str); 5] = [
     ("powershell", "_events.ps1"),
 ];
 
-const SUBCOMMANDS: [&str; 7] = [
+const SUBCOMMANDS: [&str; 9] = [
     "emit",
     "work",
     "replay",
+    "purge",
+    "tail",
     "templates",
     "status",
     "completions",

@@ -3,9 +3,11 @@
 
 mod emit;
 mod generate;
+mod purge;
 mod replay;
 mod status;
 mod table;
+mod tail;
 mod templates;
 mod work;
 
@@ -57,6 +59,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Emit(args) => emit::run(&ctx, args),
         Command::Work(args) => work::run(&ctx, args),
         Command::Replay(args) => replay::run(&ctx, args),
+        Command::Purge(args) => purge::run(&ctx, args),
+        Command::Tail(args) => tail::run(&ctx, args),
         Command::Templates(args) => templates::run(&ctx, args),
         Command::Status(args) => status::run(&ctx, args),
         Command::Completions(args) => generate::completions(args),

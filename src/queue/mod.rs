@@ -28,6 +28,7 @@ pub mod sqlite;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use wildmatch::WildMatch;
 
 use crate::event::Event;
 use crate::rate::Rate;
@@ -169,6 +170,56 @@ pub struct DeadLetter {
 pub struct StoredDeadLetter {
     pub key: String,
     pub letter: DeadLetter,
+}
+
+/// Which dead letters [`Admin::purge_dead`] removes: every one unless
+/// narrowed, and a letter must pass every narrowing given.
+#[derive(Debug, Clone, Default)]
+pub struct DeadFilter {
+    /// Only letters dead-lettered before this time, ms since the epoch.
+    pub before_ms: Option<i64>,
+    /// Only letters of events whose type one of these globs matches; poison
+    /// has no type, so no glob matches it.
+    types: Vec<WildMatch>,
+    /// Only letters of deliveries to these destinations.
+    dests: Vec<String>,
+}
+
+impl DeadFilter {
+    pub fn new(before_ms: Option<i64>, types: &[String], dests: &[String]) -> DeadFilter {
+        DeadFilter {
+            before_ms,
+            types: types.iter().map(|glob| WildMatch::new(glob)).collect(),
+            dests: dests.to_vec(),
+        }
+    }
+
+    /// Every letter dead-lettered before `before_ms`: the retention's trim.
+    pub fn before(before_ms: i64) -> DeadFilter {
+        DeadFilter {
+            before_ms: Some(before_ms),
+            ..DeadFilter::default()
+        }
+    }
+
+    /// Whether the destination and time alone already rule the letter out,
+    /// before its event is decoded.
+    pub fn passes_over(&self, dest: &str, at_ms: i64) -> bool {
+        self.before_ms.is_some_and(|before| at_ms >= before)
+            || (!self.dests.is_empty() && !self.dests.iter().any(|d| d == dest))
+    }
+
+    /// Whether `letter` is one to remove.
+    pub fn matches(&self, letter: &DeadLetter) -> bool {
+        if self.passes_over(&letter.dest, letter.at_ms) {
+            return false;
+        }
+        self.types.is_empty()
+            || letter
+                .event
+                .as_ref()
+                .is_ok_and(|event| self.types.iter().any(|glob| glob.matches(&event.kind)))
+    }
 }
 
 /// Everything one settle call writes, atomically.
@@ -340,6 +391,24 @@ pub trait Admin: Describe {
     /// `(key, delivery)` removes the dead letter `key` and adds `delivery`,
     /// atomically.
     fn requeue_dead(&mut self, letters: &[(String, Delivery)], due_ms: i64) -> Result<()>;
+
+    /// How many dead letters `filter` selects, removing nothing.
+    fn count_dead(&mut self, filter: &DeadFilter) -> Result<u64>;
+
+    /// Removes the dead letters `filter` selects, uncounting each in the
+    /// counts `status` shows; returns how many were removed.
+    fn purge_dead(&mut self, filter: &DeadFilter) -> Result<u64>;
+
+    /// Where following the stream starts, as a position for
+    /// [`Admin::follow`]: after the newest entry, or with `from_ms`, before
+    /// the first entry written at or after that time.
+    fn follow_from(&mut self, from_ms: Option<i64>) -> Result<String>;
+
+    /// Up to `count` entries written after the position `after`, as stored,
+    /// waiting up to `block` when there are none. Read without the consumer
+    /// group: nothing is claimed, no worker is kept from anything. The last
+    /// entry's key is the position to follow from next.
+    fn follow(&mut self, after: &str, count: usize, block: Duration) -> Result<Vec<RawEntry>>;
 
     /// The health of the pipeline.
     fn stats(&mut self) -> Result<Stats>;

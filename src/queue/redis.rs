@@ -32,9 +32,9 @@ use redis::{ErrorKind, RedisError, ServerErrorKind};
 
 use super::entry::{self, RawEntry};
 use super::{
-    Admin, Backlog, Consumer, ConsumerHeld, ConsumerStats, DeadLetter, Delivery, Describe,
-    Producer, QueueError, QueueOptions, Result, RetryClaim, Settlement, Stats, StoredDeadLetter,
-    UnavailableReason,
+    Admin, Backlog, Consumer, ConsumerHeld, ConsumerStats, DeadFilter, DeadLetter, Delivery,
+    Describe, Producer, QueueError, QueueOptions, Result, RetryClaim, Settlement, Stats,
+    StoredDeadLetter, UnavailableReason,
 };
 use crate::config::redact_url;
 use crate::event::{Event, now_ms};
@@ -358,6 +358,56 @@ impl RedisQueue {
             let more = entries.len() == PAGE;
             if !page(entries) || !more {
                 return Ok(());
+            }
+        }
+    }
+
+    /// Counts, and removes when `remove` is set, the dead letters `filter`
+    /// selects, a page at a time: each page's removals are one atomic
+    /// pipeline of the remove script, which uncounts what it removes.
+    fn dead_pass(&mut self, filter: &DeadFilter, remove: bool) -> Result<u64> {
+        let dead = self.dead.clone();
+        // A letter's id is when Redis wrote it, its `at` when the worker did:
+        // letters `at` before the bound lie within the clocks' skew of it.
+        let end = filter.before_ms.map_or("+".to_owned(), |before| {
+            before.saturating_add(SKEW_MS).to_string()
+        });
+        let mut start = "-".to_owned();
+        let mut selected = 0;
+        loop {
+            let reply: Value = self.with(|c| {
+                redis::cmd("XRANGE")
+                    .arg(&dead)
+                    .arg(&start)
+                    .arg(&end)
+                    .arg("COUNT")
+                    .arg(PAGE)
+                    .query(c)
+            })?;
+            let entries = raw_entries(reply);
+            let Some((last, _)) = entries.last() else {
+                return Ok(selected);
+            };
+            start = format!("({last}");
+            let more = entries.len() == PAGE;
+            let keys: Vec<String> = entries
+                .into_iter()
+                .filter_map(|(key, fields)| {
+                    let letter = dead_letter(&key, &fields?);
+                    filter.matches(&letter).then_some(key)
+                })
+                .collect();
+            selected += keys.len() as u64;
+            if remove && !keys.is_empty() {
+                let mut pipe = redis::pipe();
+                pipe.atomic();
+                for key in &keys {
+                    self.remove_dead(&mut pipe, key);
+                }
+                self.with(|c| pipe.exec(c))?;
+            }
+            if !more {
+                return Ok(selected);
             }
         }
     }
@@ -986,8 +1036,8 @@ impl Admin for RedisQueue {
         self.scan(&dead, "-".to_owned(), |page| {
             out.extend(page.into_iter().filter_map(|(key, fields)| {
                 Some(StoredDeadLetter {
+                    letter: dead_letter(&key, &fields?),
                     key,
-                    letter: dead_letter(&fields?),
                 })
             }));
             true
@@ -1018,6 +1068,58 @@ impl Admin for RedisQueue {
             self.with(|c| pipe.exec(c))?;
         }
         Ok(())
+    }
+
+    fn follow_from(&mut self, from_ms: Option<i64>) -> Result<String> {
+        if let Some(from_ms) = from_ms {
+            // Just before `from_ms-0`: XREAD returns entries after its id.
+            return Ok(match from_ms.checked_sub(1) {
+                Some(ms) if ms >= 0 => format!("{ms}-{}", u64::MAX),
+                _ => "0-0".to_owned(),
+            });
+        }
+        let stream = self.stream.clone();
+        let newest: Value = self.with(|c| {
+            redis::cmd("XREVRANGE")
+                .arg(&stream)
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(1)
+                .query(c)
+        })?;
+        Ok(raw_entries(newest)
+            .into_iter()
+            .next()
+            .map_or_else(|| "0-0".to_owned(), |(key, _)| key))
+    }
+
+    fn follow(&mut self, after: &str, count: usize, block: Duration) -> Result<Vec<RawEntry>> {
+        let mut cmd = redis::cmd("XREAD");
+        cmd.arg("COUNT").arg(count.max(1));
+        // `BLOCK 0` would wait for ever.
+        let block_ms = block.as_millis() as u64;
+        if block_ms > 0 {
+            cmd.arg("BLOCK").arg(block_ms);
+        }
+        cmd.arg("STREAMS").arg(&self.stream).arg(after);
+        // A blocking read must be allowed to outlast its BLOCK time.
+        let _ = self
+            .conn()?
+            .set_read_timeout(Some(RESPONSE_TIMEOUT + block));
+        let reply: Result<Value> = self.with(|c| cmd.query(c));
+        if let Some(c) = self.conn.as_mut() {
+            let _ = c.set_read_timeout(Some(RESPONSE_TIMEOUT));
+        }
+        Ok(read_reply_entries(reply?))
+    }
+
+    fn count_dead(&mut self, filter: &DeadFilter) -> Result<u64> {
+        self.dead_pass(filter, false)
+    }
+
+    fn purge_dead(&mut self, filter: &DeadFilter) -> Result<u64> {
+        self.dead_pass(filter, true)
     }
 
     fn stats(&mut self) -> Result<Stats> {
@@ -1240,7 +1342,9 @@ fn event_of(key: String, fields: Option<Fields>) -> Option<Event> {
     entry::decode(&raw_entry(key, fields)).ok()
 }
 
-fn dead_letter(fields: &[(String, String)]) -> DeadLetter {
+/// The dead letter stored at `key`; one without its time (written by hand)
+/// takes its entry id's.
+fn dead_letter(key: &str, fields: &[(String, String)]) -> DeadLetter {
     let get = |name: &str| {
         fields
             .iter()
@@ -1259,7 +1363,7 @@ fn dead_letter(fields: &[(String, String)]) -> DeadLetter {
         dest: get("dest").to_owned(),
         attempts: get("attempts").parse().unwrap_or(0),
         error: get("error").to_owned(),
-        at_ms: get("at").parse().unwrap_or_else(|_| now_ms()),
+        at_ms: get("at").parse().unwrap_or_else(|_| parse_id(key).0 as i64),
     }
 }
 

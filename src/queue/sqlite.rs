@@ -19,9 +19,9 @@ use serde::de::DeserializeOwned;
 
 use super::entry::{self, RawEntry};
 use super::{
-    Admin, Backlog, Consumer, ConsumerHeld, ConsumerStats, DeadLetter, Delivery, Describe,
-    Producer, QueueError, QueueOptions, Result, RetryClaim, Settlement, Stats, StoredDeadLetter,
-    UnavailableReason,
+    Admin, Backlog, Consumer, ConsumerHeld, ConsumerStats, DeadFilter, DeadLetter, Delivery,
+    Describe, Producer, QueueError, QueueOptions, Result, RetryClaim, Settlement, Stats,
+    StoredDeadLetter, UnavailableReason,
 };
 use crate::event::{Event, now_ms};
 use crate::rate::{self, Rate, Taken};
@@ -47,6 +47,8 @@ const HISTORY_BATCH: i64 = 1000;
 /// `trim` deletes in chunks, each its own transaction, so a large cleanup
 /// never holds the write lock long enough to make an `emit` time out.
 const TRIM_CHUNK: i64 = 5000;
+/// Dead letters looked at per transaction by a purge.
+const DEAD_PAGE: i64 = 1000;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` is how many ran.
 /// Append only: a released migration is never edited.
@@ -228,6 +230,50 @@ impl SqliteQueue {
             .prepare_cached("PRAGMA data_version")
             .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)))
             .map_err(|e| classify(&self.path, e))
+    }
+
+    /// Counts, and removes when `remove` is set, the dead letters `filter`
+    /// selects, a page of letters per transaction (the counts `status` shows
+    /// follow by trigger). Time and destination are checked before a letter
+    /// is decoded.
+    fn dead_pass(&mut self, filter: &DeadFilter, remove: bool) -> Result<u64> {
+        let before = filter.before_ms.unwrap_or(i64::MAX);
+        let mut after = 0_i64;
+        let mut selected = 0;
+        loop {
+            let (last, seqs) = self.read(|tx| {
+                let mut last = None;
+                let mut seqs = Vec::new();
+                let mut stmt = tx.prepare_cached(
+                    "SELECT seq, letter, dest, error, at_ms FROM dead
+                     WHERE seq > ?1 AND at_ms < ?2 ORDER BY seq LIMIT ?3",
+                )?;
+                let mut rows = stmt.query(params![after, before, DEAD_PAGE])?;
+                while let Some(row) = rows.next()? {
+                    let seq: i64 = row.get(0)?;
+                    last = Some(seq);
+                    let (dest, at_ms): (String, i64) = (row.get(2)?, row.get(4)?);
+                    if !filter.passes_over(&dest, at_ms)
+                        && filter.matches(&stored_letter(row)?.letter)
+                    {
+                        seqs.push(seq);
+                    }
+                }
+                Ok((last, seqs))
+            })?;
+            selected += seqs.len() as u64;
+            if remove && !seqs.is_empty() {
+                self.write(|tx| {
+                    let mut delete = tx.prepare_cached("DELETE FROM dead WHERE seq = ?1")?;
+                    seqs.iter()
+                        .try_for_each(|seq| delete.execute([seq]).map(drop))
+                })?;
+            }
+            match last {
+                Some(last) => after = last,
+                None => return Ok(selected),
+            }
+        }
     }
 
     /// Whether `claim` would find anything now.
@@ -459,6 +505,24 @@ impl Row {
 
 /// A column as text when it is not NULL; bytes that are not UTF-8 are
 /// replaced, as Redis replies are.
+/// A dead letter as listed. One that no longer decodes is still listed,
+/// with its text as the event, so it can be inspected and purged.
+fn stored_letter(row: &rusqlite::Row) -> rusqlite::Result<StoredDeadLetter> {
+    let seq: i64 = row.get(0)?;
+    let json: String = row.get(1)?;
+    let letter = from_json::<DeadLetter>(&json).unwrap_or_else(|_| DeadLetter {
+        event: Err(json.clone()),
+        dest: row.get(2).unwrap_or_default(),
+        attempts: 0,
+        error: row.get(3).unwrap_or_default(),
+        at_ms: row.get(4).unwrap_or_default(),
+    });
+    Ok(StoredDeadLetter {
+        key: seq.to_string(),
+        letter,
+    })
+}
+
 fn text(value: &Value) -> Option<String> {
     match value {
         Value::Text(s) => Some(s.clone()),
@@ -845,25 +909,67 @@ impl Admin for SqliteQueue {
     fn dead_letters(&mut self) -> Result<Vec<StoredDeadLetter>> {
         self.read(|tx| {
             tx.prepare_cached("SELECT seq, letter, dest, error, at_ms FROM dead ORDER BY seq")?
-                .query_map([], |row| {
-                    let seq: i64 = row.get(0)?;
-                    let json: String = row.get(1)?;
-                    // A letter that no longer decodes is still listed, with
-                    // its text as the event, so it can be inspected and purged.
-                    let letter = from_json::<DeadLetter>(&json).unwrap_or_else(|_| DeadLetter {
-                        event: Err(json.clone()),
-                        dest: row.get(2).unwrap_or_default(),
-                        attempts: 0,
-                        error: row.get(3).unwrap_or_default(),
-                        at_ms: row.get(4).unwrap_or_default(),
-                    });
-                    Ok(StoredDeadLetter {
-                        key: seq.to_string(),
-                        letter,
-                    })
-                })?
+                .query_map([], stored_letter)?
                 .collect()
         })
+    }
+
+    fn follow_from(&mut self, from_ms: Option<i64>) -> Result<String> {
+        let seq: i64 = self.read(|tx| match from_ms {
+            None => tx.query_row("SELECT coalesce(max(seq), 0) FROM stream", [], |row| {
+                row.get(0)
+            }),
+            Some(from_ms) => tx.query_row(
+                "SELECT coalesce(
+                     (SELECT min(seq) FROM stream WHERE written_ms >= ?1) - 1,
+                     (SELECT max(seq) FROM stream), 0)",
+                [from_ms],
+                |row| row.get(0),
+            ),
+        })?;
+        Ok(seq.to_string())
+    }
+
+    fn follow(&mut self, after: &str, count: usize, block: Duration) -> Result<Vec<RawEntry>> {
+        let after = parse_key(&self.path, "stream position", after)?;
+        let deadline = Instant::now() + block;
+        loop {
+            // Read the version first, so a commit landing in between is seen.
+            let version = self.data_version()?;
+            let entries = self.read(|tx| {
+                tx.prepare_cached(
+                    "SELECT seq, id, type, ts, ts_ms, payload, written_ms FROM stream
+                     WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                )?
+                .query_map(params![after, clamp(count)], |row| {
+                    Ok(Row::from_row(row)?.raw)
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
+            })?;
+            if !entries.is_empty() {
+                return Ok(entries);
+            }
+            // Polls only read, and only look again once another connection
+            // committed something.
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Ok(Vec::new());
+                }
+                thread::sleep(left.min(POLL_STEP));
+                if self.data_version()? != version {
+                    break;
+                }
+            }
+        }
+    }
+
+    fn count_dead(&mut self, filter: &DeadFilter) -> Result<u64> {
+        self.dead_pass(filter, false)
+    }
+
+    fn purge_dead(&mut self, filter: &DeadFilter) -> Result<u64> {
+        self.dead_pass(filter, true)
     }
 
     fn requeue_dead(&mut self, letters: &[(String, Delivery)], due_ms: i64) -> Result<()> {

@@ -37,7 +37,8 @@ use crate::dest::{self, Attempt, Destination, Item};
 use crate::event::{Event, now_ms};
 use crate::metrics::Metrics;
 use crate::queue::{
-    self, Backlog, DeadLetter, Queue, QueueError, RetryClaim, StreamEntry, UnavailableReason,
+    self, Backlog, DeadFilter, DeadLetter, Queue, QueueError, RetryClaim, StreamEntry,
+    UnavailableReason,
 };
 use crate::route::{POISON_DEST, PerRoute, Route, RouteId, Routes};
 use crate::template::Style;
@@ -107,7 +108,7 @@ const DEFER_BEHIND: Duration = Duration::from_secs(1);
 /// `Retry-After`s fall inside it, and a cron job still ends within seconds
 /// when a destination asked for an hour's pause.
 pub const BURST_SOON: Duration = Duration::from_secs(5);
-/// How often history is trimmed to the retention.
+/// How often history and dead letters are trimmed to their retentions.
 const TRIM_EVERY: Duration = Duration::from_secs(600);
 /// How long one read waits for new entries at most: a stop request is
 /// noticed within it (plus Redis's 100 ms timer tick, to which it rounds a
@@ -558,6 +559,12 @@ impl Reader<'_> {
             Ok(0) => {}
             Ok(n) => log::info!("trimmed {n} delivered events older than the retention"),
             Err(e) => log::warn!("cannot trim history: {e}"),
+        }
+        let before = now_ms() - self.worker.config.delivery.dead_retention.as_millis() as i64;
+        match self.queue.purge_dead(&DeadFilter::before(before)) {
+            Ok(0) => {}
+            Ok(n) => log::info!("removed {n} dead letters older than EVENTS_DEAD_RETENTION"),
+            Err(e) => log::warn!("cannot remove old dead letters: {e}"),
         }
     }
 
