@@ -10,6 +10,8 @@ mod discord;
 mod emit;
 mod generated;
 mod hostile;
+mod mixpanel;
+mod posthog;
 mod rate_limit;
 mod readme;
 mod replay;
