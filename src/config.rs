@@ -1012,6 +1012,38 @@ mod tests {
     }
 
     #[test]
+    fn posthog_and_mixpanel_default_to_the_us_clouds_and_show_no_secret() {
+        let config = load(&[
+            ("POSTHOG_API_KEY", "phc_hidden"),
+            ("MIXPANEL_TOKEN", "mp_hidden"),
+            ("MIXPANEL_API_URL", "https://api-eu.mixpanel.com"),
+        ]);
+        let dests = config.destinations().unwrap();
+        let shown: Vec<(&str, DestKind, String)> = dests
+            .iter()
+            .map(|d| (d.name.as_str(), d.kind(), d.target()))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                (
+                    "posthog",
+                    DestKind::PostHog,
+                    "https://us.i.posthog.com".into()
+                ),
+                (
+                    "mixpanel",
+                    DestKind::Mixpanel,
+                    "https://api-eu.mixpanel.com".into()
+                ),
+            ]
+        );
+        let debug = format!("{dests:?}");
+        assert!(!debug.contains("hidden"), "{debug}");
+        assert!(!DestKind::PostHog.is_chat() && DestKind::Mixpanel.default_rate().is_none());
+    }
+
+    #[test]
     fn the_signing_key_is_decoded_once_at_load() {
         let config = load(&[
             ("EVENTS_WEBHOOK_URL", "https://example.com/hook"),
