@@ -3,8 +3,9 @@
 //! It exists so that `events work` can be measured against a local endpoint
 //! that costs next to nothing: every request gets `200 ok`, and the sink only
 //! counts what arrived, so the benchmark can check that every event was
-//! delivered. A Segment batch (`{"batch":[…]}`) counts as the length of its
-//! array; any other request counts as one event.
+//! delivered. A Segment or PostHog batch (`{…"batch":[…]}`) counts as the
+//! length of its array, a Mixpanel import (`[…]`) as its records; any other
+//! request counts as one event.
 //!
 //! ```text
 //! cargo run --release --example sink -- --port 8099
@@ -218,14 +219,21 @@ fn read_request(
     }))
 }
 
-/// A Segment batch counts as its calls; anything else as one event.
+/// A Segment or PostHog batch (`{…"batch":[…]}`) counts as its calls, a
+/// Mixpanel import (`[…]`) as its records; anything else as one event.
 fn events_in(body: &[u8]) -> u64 {
-    if !body.starts_with(b"{\"batch\"") {
+    if !(body.starts_with(b"{\"batch\"")
+        || body.starts_with(b"{\"api_key\"")
+        || body.starts_with(b"["))
+    {
         return 1;
     }
     serde_json::from_slice::<serde_json::Value>(body)
         .ok()
-        .and_then(|v| v.get("batch")?.as_array().map(|a| a.len() as u64))
+        .and_then(|v| match v {
+            serde_json::Value::Array(records) => Some(records.len() as u64),
+            v => v.get("batch")?.as_array().map(|a| a.len() as u64),
+        })
         .unwrap_or(1)
 }
 

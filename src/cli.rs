@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-/// Emit product events, deliver them to Slack, Discord, Teams, Segment and webhooks, replay
+/// Emit product events, deliver them to Slack, Discord, Teams, Segment, PostHog, Mixpanel and webhooks, replay
 /// what failed.
 #[derive(Debug, Parser)]
 #[command(
@@ -112,7 +112,8 @@ pub struct EmitArgs {
 /// Deliver queued events to every destination, until SIGINT/SIGTERM.
 ///
 /// Destinations come from the environment (SLACK_WEBHOOK_URL,
-/// DISCORD_WEBHOOK_URL, TEAMS_WEBHOOK_URL, SEGMENT_WRITE_KEY,
+/// DISCORD_WEBHOOK_URL, TEAMS_WEBHOOK_URL, SEGMENT_WRITE_KEY, POSTHOG_API_KEY,
+/// MIXPANEL_TOKEN,
 /// EVENTS_WEBHOOK_URL with EVENTS_WEBHOOK_SECRET, EVENTS_CONSOLE=1) or the config file; with none, messages go to stdout.
 /// One stderr line per outcome: delivered, retry in …, dead.
 #[derive(Debug, Args)]

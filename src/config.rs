@@ -73,6 +73,8 @@ pub enum DestKind {
     Discord,
     Teams,
     Segment,
+    PostHog,
+    Mixpanel,
     Webhook,
 }
 
@@ -84,6 +86,8 @@ impl DestKind {
             "discord" => DestKind::Discord,
             "teams" => DestKind::Teams,
             "segment" => DestKind::Segment,
+            "posthog" => DestKind::PostHog,
+            "mixpanel" => DestKind::Mixpanel,
             "webhook" => DestKind::Webhook,
             _ => return None,
         })
@@ -96,6 +100,8 @@ impl DestKind {
             DestKind::Discord => "discord",
             DestKind::Teams => "teams",
             DestKind::Segment => "segment",
+            DestKind::PostHog => "posthog",
+            DestKind::Mixpanel => "mixpanel",
             DestKind::Webhook => "webhook",
         }
     }
@@ -152,6 +158,16 @@ pub enum DestSettings {
         write_key: Secret,
         endpoint: String,
     },
+    /// The project API key, and the host (`https://us.i.posthog.com`).
+    PostHog {
+        api_key: Secret,
+        host: String,
+    },
+    /// The project token, and the API's base URL.
+    Mixpanel {
+        token: Secret,
+        api_url: String,
+    },
     /// The signing key is decoded once, here: the webhook only signs.
     Webhook {
         url: Secret,
@@ -179,6 +195,8 @@ impl DestConfig {
             DestSettings::Discord { .. } => DestKind::Discord,
             DestSettings::Teams { .. } => DestKind::Teams,
             DestSettings::Segment { .. } => DestKind::Segment,
+            DestSettings::PostHog { .. } => DestKind::PostHog,
+            DestSettings::Mixpanel { .. } => DestKind::Mixpanel,
             DestSettings::Webhook { .. } => DestKind::Webhook,
         }
     }
@@ -195,6 +213,8 @@ impl DestConfig {
                 channel, api_url, ..
             } => format!("{channel} via {}", redact_url(api_url)),
             DestSettings::Segment { endpoint, .. } => redact_url(endpoint),
+            DestSettings::PostHog { host, .. } => redact_url(host),
+            DestSettings::Mixpanel { api_url, .. } => redact_url(api_url),
         }
     }
 }
@@ -204,6 +224,12 @@ pub const SLACK_DEFAULT_API_URL: &str = "https://slack.com/api";
 
 /// The public Segment API.
 pub const SEGMENT_DEFAULT_ENDPOINT: &str = "https://api.segment.io";
+
+/// PostHog's US cloud.
+pub const POSTHOG_DEFAULT_HOST: &str = "https://us.i.posthog.com";
+
+/// Mixpanel's ingestion API (US residency).
+pub const MIXPANEL_DEFAULT_API_URL: &str = "https://api.mixpanel.com";
 
 /// Delivery tuning, from the environment.
 #[derive(Debug, Clone)]
@@ -540,6 +566,7 @@ fn env_destinations(
             rate: None,
         });
     }
+    dests.extend(analytics_env_destinations(env));
     if let Some(url) = env("EVENTS_WEBHOOK_URL") {
         let Some(secret) = env("EVENTS_WEBHOOK_SECRET") else {
             return (
@@ -573,6 +600,36 @@ fn env_destinations(
         });
     }
     (Ok(dests), fallback)
+}
+
+/// PostHog and Mixpanel from `POSTHOG_API_KEY` and `MIXPANEL_TOKEN`.
+fn analytics_env_destinations(env: &dyn Fn(&str) -> Option<String>) -> Vec<DestConfig> {
+    let dest = |name: &str, settings| DestConfig {
+        name: name.into(),
+        settings,
+        events: vec!["*".to_owned()],
+        rate: None,
+    };
+    let mut dests = Vec::new();
+    if let Some(key) = env("POSTHOG_API_KEY") {
+        dests.push(dest(
+            "posthog",
+            DestSettings::PostHog {
+                api_key: Secret::new(key),
+                host: env("POSTHOG_HOST").unwrap_or_else(|| POSTHOG_DEFAULT_HOST.into()),
+            },
+        ));
+    }
+    if let Some(token) = env("MIXPANEL_TOKEN") {
+        dests.push(dest(
+            "mixpanel",
+            DestSettings::Mixpanel {
+                token: Secret::new(token),
+                api_url: env("MIXPANEL_API_URL").unwrap_or_else(|| MIXPANEL_DEFAULT_API_URL.into()),
+            },
+        ));
+    }
+    dests
 }
 
 /// The TOML config file, as written.
@@ -610,6 +667,8 @@ struct DestEntry {
     token_env: Option<Spanned<String>>,
     channel: Option<Spanned<String>>,
     api_url: Option<Spanned<String>>,
+    api_key_env: Option<Spanned<String>>,
+    host: Option<Spanned<String>>,
     events: Option<Spanned<Vec<String>>>,
     rate: Option<Spanned<String>>,
 }
@@ -700,7 +759,7 @@ impl ConfigFile {
                 ));
             }
             let kind = DestKind::parse(entry.kind.get_ref()).ok_or_else(|| {
-                self.at(entry.kind.span(), "kind", format!("unknown destination kind {:?} (expected slack, discord, teams, segment, webhook or console)", entry.kind.get_ref()))
+                self.at(entry.kind.span(), "kind", format!("unknown destination kind {:?} (expected slack, discord, teams, segment, posthog, mixpanel, webhook or console)", entry.kind.get_ref()))
             })?;
             let settings = self.settings(entry, kind, env)?;
             let events = match &entry.events {
@@ -781,6 +840,24 @@ impl ConfigFile {
                     .or_else(|| env("SEGMENT_ENDPOINT"))
                     .unwrap_or_else(|| SEGMENT_DEFAULT_ENDPOINT.into()),
             },
+            DestKind::PostHog => DestSettings::PostHog {
+                api_key: secret(&entry.api_key_env, "api_key_env", "POSTHOG_API_KEY")?,
+                host: entry
+                    .host
+                    .as_ref()
+                    .map(|h| h.get_ref().clone())
+                    .or_else(|| env("POSTHOG_HOST"))
+                    .unwrap_or_else(|| POSTHOG_DEFAULT_HOST.into()),
+            },
+            DestKind::Mixpanel => DestSettings::Mixpanel {
+                token: secret(&entry.token_env, "token_env", "MIXPANEL_TOKEN")?,
+                api_url: entry
+                    .api_url
+                    .as_ref()
+                    .map(|u| u.get_ref().clone())
+                    .or_else(|| env("MIXPANEL_API_URL"))
+                    .unwrap_or_else(|| MIXPANEL_DEFAULT_API_URL.into()),
+            },
             DestKind::Webhook => {
                 let signing = secret(&entry.secret_env, "secret_env", "EVENTS_WEBHOOK_SECRET")?;
                 let key = SigningKey::parse(signing.expose()).map_err(|e| {
@@ -843,6 +920,8 @@ fn check_url(dest: &DestConfig) -> Result<(), ConfigError> {
         | DestSettings::Webhook { url, .. } => url.expose(),
         DestSettings::SlackBot { api_url, .. } => api_url.as_str(),
         DestSettings::Segment { endpoint, .. } => endpoint.as_str(),
+        DestSettings::PostHog { host, .. } => host.as_str(),
+        DestSettings::Mixpanel { api_url, .. } => api_url.as_str(),
     };
     let (scheme, rest) = url.split_once("://").unwrap_or(("", ""));
     if matches!(scheme, "http" | "https") && !rest.is_empty() {
@@ -938,6 +1017,38 @@ mod tests {
         assert!(refused("{}app").ends_with(r#"use "{app}""#));
         assert!(refused("{}").ends_with(r#"use "{events}""#));
         assert_eq!(checked_prefix("{team-a}".into()).unwrap(), "{team-a}");
+    }
+
+    #[test]
+    fn posthog_and_mixpanel_default_to_the_us_clouds_and_show_no_secret() {
+        let config = load(&[
+            ("POSTHOG_API_KEY", "phc_hidden"),
+            ("MIXPANEL_TOKEN", "mp_hidden"),
+            ("MIXPANEL_API_URL", "https://api-eu.mixpanel.com"),
+        ]);
+        let dests = config.destinations().unwrap();
+        let shown: Vec<(&str, DestKind, String)> = dests
+            .iter()
+            .map(|d| (d.name.as_str(), d.kind(), d.target()))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                (
+                    "posthog",
+                    DestKind::PostHog,
+                    "https://us.i.posthog.com".into()
+                ),
+                (
+                    "mixpanel",
+                    DestKind::Mixpanel,
+                    "https://api-eu.mixpanel.com".into()
+                ),
+            ]
+        );
+        let debug = format!("{dests:?}");
+        assert!(!debug.contains("hidden"), "{debug}");
+        assert!(!DestKind::PostHog.is_chat() && DestKind::Mixpanel.default_rate().is_none());
     }
 
     #[test]

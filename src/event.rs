@@ -57,6 +57,18 @@ impl Event {
     pub fn field_str(&self, name: &str) -> Option<&str> {
         self.payload.get(name).and_then(Value::as_str)
     }
+
+    /// A UUID derived from the id alone, for receivers whose dedupe key must
+    /// be a UUID (PostHog's `uuid`, Mixpanel's `$insert_id`): every retry and
+    /// replay carries the same one. Python computes it as
+    /// `uuid.uuid5(uuid.NAMESPACE_URL, "events:" + id)`.
+    pub fn dedupe_uuid(&self) -> String {
+        uuid::Uuid::new_v5(
+            &uuid::Uuid::NAMESPACE_URL,
+            format!("events:{}", self.id).as_bytes(),
+        )
+        .to_string()
+    }
 }
 
 /// Longest an event id or type may be, in bytes.
@@ -186,6 +198,18 @@ pub fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_dedupe_uuid_is_pythons_uuid5_of_the_id() {
+        let event = Event {
+            id: "01JDX3M7Q7G5N8W4K2B9C1T6ZR".into(),
+            kind: "user.signup".into(),
+            ts: "2026-11-27T09:00:00.123Z".into(),
+            payload: Payload::new(),
+        };
+        // uuid.uuid5(uuid.NAMESPACE_URL, "events:01JDX3M7Q7G5N8W4K2B9C1T6ZR")
+        assert_eq!(event.dedupe_uuid(), "7ae46f92-d630-5e90-9eb7-d4666131cec5");
+    }
 
     #[test]
     fn json_line_has_the_documented_field_order() {

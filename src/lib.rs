@@ -1,6 +1,6 @@
 //! `events`: emit product events onto a queue (Redis Streams or an embedded
 //! SQLite file) and deliver them, reliably, to Slack, Discord, Teams,
-//! Segment and signed webhooks.
+//! Segment, PostHog, Mixpanel and signed webhooks.
 //!
 //! The library is the same core the `events` command uses:
 //!

@@ -269,7 +269,7 @@ const DESTINATION_MISTAKES: &[(&str, &str)] = &[
     ),
     (
         "[[destination]]\nname = \"a\"\nkind = \"pagerduty\"\n",
-        "events.toml:3: kind: unknown destination kind \"pagerduty\" (expected slack, discord, teams, segment, webhook or console)",
+        "events.toml:3: kind: unknown destination kind \"pagerduty\" (expected slack, discord, teams, segment, posthog, mixpanel, webhook or console)",
     ),
     (
         "[[destination]]\nname = \"a\"\nkind = \"discord\"\n",

@@ -11,6 +11,8 @@ mod emit;
 mod generated;
 mod hostile;
 mod metrics;
+mod mixpanel;
+mod posthog;
 mod purge;
 mod rate_limit;
 mod readme;

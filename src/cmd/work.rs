@@ -37,7 +37,7 @@ pub fn run(ctx: &Context, args: WorkArgs) -> anyhow::Result<()> {
     };
     if config.console_fallback {
         log::info!(
-            "no destination is configured (SLACK_WEBHOOK_URL, DISCORD_WEBHOOK_URL, TEAMS_WEBHOOK_URL, SEGMENT_WRITE_KEY, EVENTS_WEBHOOK_URL or a config file): messages go to stdout"
+            "no destination is configured (SLACK_WEBHOOK_URL, DISCORD_WEBHOOK_URL, TEAMS_WEBHOOK_URL, SEGMENT_WRITE_KEY, POSTHOG_API_KEY, MIXPANEL_TOKEN, EVENTS_WEBHOOK_URL or a config file): messages go to stdout"
         );
     }
     let stop = Stop::default();

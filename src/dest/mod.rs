@@ -1,10 +1,13 @@
-//! Destinations: where a delivered event goes. One trait, six kinds
-//! (console, Slack, Discord, Teams, Segment, signed webhooks); the worker drives them all the
-//! same way and never knows which is which.
+//! Destinations: where a delivered event goes. One trait, eight kinds
+//! (console, Slack, Discord, Teams, Segment, PostHog, Mixpanel, signed
+//! webhooks); the worker drives them all the same way and never knows which
+//! is which.
 
 pub mod console;
 pub mod discord;
 pub mod http;
+pub mod mixpanel;
+pub mod posthog;
 pub mod segment;
 pub mod slack;
 pub mod slack_bot;
@@ -50,6 +53,29 @@ impl Attempt {
             outcome => outcome.clone(),
         }
     }
+}
+
+/// Sends `items` again in two halves through `send`, one outcome per item:
+/// how a batched destination narrows a batch refused for one bad event down
+/// to that event, delivering its batch-mates. `send` may halve again.
+pub fn send_in_halves(items: &[Item], send: impl Fn(&[Item]) -> Attempt) -> Attempt {
+    let each = |part: &[Item]| match send(part) {
+        Attempt::Each(outcomes) => outcomes,
+        outcome => vec![outcome; part.len()],
+    };
+    let (left, right) = items.split_at(items.len() / 2);
+    let mut outcomes = each(left);
+    outcomes.extend(each(right));
+    Attempt::Each(outcomes)
+}
+
+/// The body pieces of `items` joined with commas, for a JSON array.
+pub fn join_bodies(items: &[Item]) -> String {
+    items
+        .iter()
+        .map(|i| i.body.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// One delivery ready to send: the event and the body piece this
@@ -133,6 +159,12 @@ pub fn build(config: &DestConfig, catalog: &Catalog, timeout: Duration) -> Arc<d
             endpoint,
             timeout,
         )),
+        DestSettings::PostHog { api_key, host } => {
+            Arc::new(posthog::PostHog::new(name, api_key, host, timeout))
+        }
+        DestSettings::Mixpanel { token, api_url } => {
+            Arc::new(mixpanel::Mixpanel::new(name, token, api_url, timeout))
+        }
         DestSettings::Webhook { url, key } => Arc::new(webhook::Webhook::new(
             name,
             url.clone(),

@@ -8,7 +8,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
 
-use super::{Attempt, BatchLimit, Destination, Item, http};
+use super::{Attempt, BatchLimit, Destination, Item, http, join_bodies, send_in_halves};
 use crate::event::Event;
 use crate::secret::Secret;
 
@@ -96,20 +96,13 @@ impl Destination for Segment {
             items.len(),
             answer.attempt
         );
-        let (left, right) = items.split_at(items.len() / 2);
-        let mut outcomes = self.send_each(left);
-        outcomes.extend(self.send_each(right));
-        Attempt::Each(outcomes)
+        send_in_halves(items, |part| self.send(part))
     }
 }
 
 impl Segment {
     fn post(&self, items: &[Item]) -> http::Answer {
-        let calls = items
-            .iter()
-            .map(|i| i.body.as_str())
-            .collect::<Vec<_>>()
-            .join(",");
+        let calls = join_bodies(items);
         let body = format!("{{\"batch\":[{calls}]}}");
         http::classify(
             self.agent
@@ -118,13 +111,5 @@ impl Segment {
                 .header("Authorization", self.authorization.expose())
                 .send(&body),
         )
-    }
-
-    /// One outcome per item of `items`.
-    fn send_each(&self, items: &[Item]) -> Vec<Attempt> {
-        match self.send(items) {
-            Attempt::Each(outcomes) => outcomes,
-            outcome => vec![outcome; items.len()],
-        }
     }
 }

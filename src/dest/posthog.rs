@@ -1,0 +1,127 @@
+//! PostHog's capture API: events batched to `{host}/batch/` within PostHog's
+//! limits, each carrying a `uuid` derived from the event id so PostHog drops
+//! the duplicates of a retry or a replay.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::{Attempt, BatchLimit, Destination, Item, http, join_bodies, send_in_halves};
+use crate::event::Event;
+use crate::secret::Secret;
+
+/// PostHog drops an event over 1 MB.
+const MAX_EVENT_BYTES: usize = 1024 * 1024;
+/// PostHog accepts a batch request up to 20 MB; smaller batches keep one
+/// refused request cheap to split and retry.
+const MAX_BATCH_BYTES: usize = 5 * 1024 * 1024;
+const MAX_BATCH_ITEMS: usize = 1000;
+
+pub struct PostHog {
+    name: String,
+    /// `{"api_key":"…","batch":[`: the project API key travels in the body.
+    envelope: Secret,
+    url: String,
+    agent: ureq::Agent,
+}
+
+impl PostHog {
+    pub fn new(name: String, api_key: &Secret, host: &str, timeout: Duration) -> PostHog {
+        let key = serde_json::Value::from(api_key.expose()).to_string();
+        PostHog {
+            name,
+            envelope: Secret::new(format!("{{\"api_key\":{key},\"batch\":[")),
+            url: format!("{}/batch/", host.trim_end_matches('/')),
+            agent: http::agent(timeout),
+        }
+    }
+
+    fn post(&self, items: &[Item]) -> http::Answer {
+        let body = format!("{}{}]}}", self.envelope.expose(), join_bodies(items));
+        http::classify(
+            self.agent
+                .post(&self.url)
+                .header("Content-Type", "application/json")
+                .send(&body),
+        )
+    }
+}
+
+/// The capture call for `event`: `distinct_id` is the email when there is
+/// one, otherwise the event id; `uuid` is derived from the event id.
+pub fn capture(event: &Event) -> serde_json::Value {
+    json!({
+        "event": event.kind,
+        "distinct_id": event.field_str("email").unwrap_or(&event.id),
+        "properties": event.payload,
+        "timestamp": event.ts,
+        "uuid": event.dedupe_uuid(),
+    })
+}
+
+impl Destination for PostHog {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn prepare(&self, event: &Event) -> Result<String, String> {
+        let call = capture(event).to_string();
+        if call.len() > MAX_EVENT_BYTES {
+            return Err(format!(
+                "the event is {} bytes as a PostHog event; PostHog accepts at most 1 MB",
+                call.len()
+            ));
+        }
+        Ok(call)
+    }
+
+    fn batch_limit(&self) -> BatchLimit {
+        BatchLimit {
+            items: MAX_BATCH_ITEMS,
+            bytes: MAX_BATCH_BYTES,
+        }
+    }
+
+    /// PostHog refuses a whole batch (`400`, `413`) for one bad event: it is
+    /// sent again in halves, down to single events, so only the refused ones
+    /// are dead-lettered and their batch-mates are delivered.
+    fn send(&self, items: &[Item]) -> Attempt {
+        let answer = self.post(items);
+        if items.len() < 2 || !matches!(answer.status, Some(400 | 413)) {
+            return answer.attempt;
+        }
+        log::debug!(
+            "{} refused a batch of {} ({:?}): sending it again in halves",
+            self.name,
+            items.len(),
+            answer.attempt
+        );
+        send_in_halves(items, |part| self.send(part))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_without_email_is_its_own_distinct_id() {
+        let mut event = Event::new("deploy.finished", serde_json::Map::new());
+        event.id = "01JDX3M7Q7G5N8W4K2B9C1T6ZR".into();
+        let call = capture(&event);
+        assert_eq!(call["distinct_id"], "01JDX3M7Q7G5N8W4K2B9C1T6ZR");
+        assert_eq!(call["uuid"], "7ae46f92-d630-5e90-9eb7-d4666131cec5");
+    }
+
+    #[test]
+    fn the_api_key_is_escaped_into_the_body_and_never_shown() {
+        let key = Secret::new("phc_\"quoted\"");
+        let dest = PostHog::new("posthog".into(), &key, "http://h/", Duration::from_secs(1));
+        assert_eq!(
+            dest.envelope.expose(),
+            r#"{"api_key":"phc_\"quoted\"","batch":["#
+        );
+        assert_eq!(dest.url, "http://h/batch/");
+        assert_eq!(format!("{:?}", dest.envelope), "***");
+    }
+}
