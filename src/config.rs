@@ -14,6 +14,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::catalog::{Catalog, EventSpec, FieldType};
+use crate::filter::When;
 use crate::rate::Rate;
 pub use crate::secret::{Secret, SigningKey, redact_url};
 
@@ -185,6 +186,9 @@ pub struct DestConfig {
     /// Its `rate` in the config file; `None` for the kind's default
     /// ([`DestKind::default_rate`]).
     pub rate: Option<Rate>,
+    /// Its `when` in the config file: which of the events its globs match
+    /// it wants.
+    pub when: Option<When>,
 }
 
 impl DestConfig {
@@ -532,6 +536,7 @@ fn env_destinations(
             },
             events: all(),
             rate: None,
+            when: None,
         });
     }
     if let Some(url) = env("DISCORD_WEBHOOK_URL") {
@@ -542,6 +547,7 @@ fn env_destinations(
             },
             events: all(),
             rate: None,
+            when: None,
         });
     }
     if let Some(url) = env("TEAMS_WEBHOOK_URL") {
@@ -552,6 +558,7 @@ fn env_destinations(
             },
             events: all(),
             rate: None,
+            when: None,
         });
     }
     if let Some(key) = env("SEGMENT_WRITE_KEY") {
@@ -564,6 +571,7 @@ fn env_destinations(
             },
             events: all(),
             rate: None,
+            when: None,
         });
     }
     dests.extend(analytics_env_destinations(env));
@@ -588,6 +596,7 @@ fn env_destinations(
             },
             events: all(),
             rate: None,
+            when: None,
         });
     }
     let fallback = dests.is_empty() && !console;
@@ -597,6 +606,7 @@ fn env_destinations(
             settings: DestSettings::Console,
             events: all(),
             rate: None,
+            when: None,
         });
     }
     (Ok(dests), fallback)
@@ -609,6 +619,7 @@ fn analytics_env_destinations(env: &dyn Fn(&str) -> Option<String>) -> Vec<DestC
         settings,
         events: vec!["*".to_owned()],
         rate: None,
+        when: None,
     };
     let mut dests = Vec::new();
     if let Some(key) = env("POSTHOG_API_KEY") {
@@ -671,6 +682,7 @@ struct DestEntry {
     host: Option<Spanned<String>>,
     events: Option<Spanned<Vec<String>>>,
     rate: Option<Spanned<String>>,
+    when: Option<Spanned<String>>,
 }
 
 impl ConfigFile {
@@ -779,11 +791,19 @@ impl ConfigFile {
                 }
                 None => None,
             };
+            let when = match &entry.when {
+                Some(source) => Some(
+                    When::compile(source.get_ref())
+                        .map_err(|e| self.at(source.span(), "when", e))?,
+                ),
+                None => None,
+            };
             out.push(DestConfig {
                 name,
                 settings,
                 events,
                 rate,
+                when,
             });
         }
         Ok(out)

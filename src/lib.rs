@@ -27,6 +27,7 @@ pub mod dest;
 pub mod emitter;
 pub mod error;
 pub mod event;
+pub mod filter;
 pub mod jsonl;
 pub mod metrics;
 pub mod queue;

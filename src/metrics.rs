@@ -278,6 +278,7 @@ mod tests {
             settings: DestSettings::Console,
             events: vec!["*".into()],
             rate: None,
+            when: None,
         };
         Routes::new(&[console], None, Duration::from_secs(1))
     }

@@ -187,7 +187,7 @@ impl Plan {
     /// which case wherever the event's type routes.
     fn letter_targets(&self, event: &Event, dest: &str) -> LetterTargets {
         if dest == POISON_DEST || self.to.is_some() {
-            LetterTargets::To(names(self.routes.of(&event.kind)))
+            LetterTargets::To(names(self.routes.of(event)))
         } else if self.all.named(dest).is_some() {
             LetterTargets::To(vec![dest.to_owned()])
         } else {
@@ -407,7 +407,7 @@ impl<'p, S: Sink> Replay<'p, S> {
         if !self.plan.selects(&event.kind) {
             return Ok(true);
         }
-        let targets: Vec<&Route> = self.plan.routes.of(&event.kind).collect();
+        let targets: Vec<&Route> = self.plan.routes.of(&event).collect();
         if targets.is_empty() {
             self.tally.unrouted += 1;
             self.tally.skipped += 1;
@@ -506,6 +506,7 @@ mod tests {
             settings,
             events: events.iter().map(|e| (*e).to_owned()).collect(),
             rate: None,
+            when: None,
         };
         let slack = DestSettings::Slack {
             url: Secret::new("https://hooks.example/x"),

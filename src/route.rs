@@ -8,8 +8,11 @@ use std::time::Duration;
 use wildmatch::WildMatch;
 
 use crate::config::{Config, ConfigError, DestConfig, DestKind};
+use crate::event::Event;
+use crate::filter::Verdict;
 use crate::rate::Rate;
 use crate::retry::RetryPolicy;
+use crate::sanitize;
 
 /// The destination a dead letter names when it belongs to no destination:
 /// the event could not be decoded or rendered at all. Replaying such a
@@ -61,9 +64,22 @@ impl Route {
         self.rate
     }
 
-    /// Whether events of type `event_type` go to this destination.
+    /// Whether events of type `event_type` go to this destination, as far
+    /// as its globs say.
     pub fn takes(&self, event_type: &str) -> bool {
         self.globs.iter().any(|glob| glob.matches(event_type))
+    }
+
+    /// Whether `event` goes to this destination: its globs match the type
+    /// and its `when`, if any, is true of it.
+    pub fn decide(&self, event: &Event) -> Verdict {
+        if !self.takes(&event.kind) {
+            return Verdict::Unwanted;
+        }
+        match &self.config.when {
+            Some(when) => when.judge(event),
+            None => Verdict::Wanted,
+        }
     }
 }
 
@@ -133,9 +149,25 @@ impl Routes {
         self.0.iter().find(|r| r.name() == name)
     }
 
-    /// The routes an event of type `event_type` goes to.
-    pub fn of<'a>(&'a self, event_type: &'a str) -> impl Iterator<Item = &'a Route> + 'a {
-        self.0.iter().filter(move |r| r.takes(event_type))
+    /// The routes `event` goes to. A `when` that cannot be evaluated routes
+    /// nowhere, and says so once per destination at `-v`.
+    pub fn of<'a>(&'a self, event: &'a Event) -> impl Iterator<Item = &'a Route> + 'a {
+        self.0.iter().filter(move |r| match r.decide(event) {
+            Verdict::Wanted => true,
+            Verdict::Unwanted => false,
+            Verdict::Failed(error) => {
+                if let Some(when) = r.config.when.as_ref().filter(|w| w.first_failure()) {
+                    log::debug!(
+                        "{}: when {:?} failed on a {} event, which goes nowhere by this route (said once): {}",
+                        r.name(),
+                        when.source(),
+                        sanitize::escape(&event.kind),
+                        sanitize::escape(&error)
+                    );
+                }
+                false
+            }
+        })
     }
 
     /// The routes `names` name (`--only a --only b`, `--to a`), each checked:
@@ -216,6 +248,7 @@ mod tests {
             settings,
             events: events.iter().map(|e| (*e).to_owned()).collect(),
             rate: None,
+            when: None,
         }
     }
 
@@ -234,6 +267,19 @@ mod tests {
         )
     }
 
+    fn event(kind: &str) -> Event {
+        with(kind, serde_json::json!({}))
+    }
+
+    fn with(kind: &str, payload: serde_json::Value) -> Event {
+        Event {
+            id: "evt_1".into(),
+            kind: kind.into(),
+            ts: "2026-01-01T00:00:00Z".into(),
+            payload: payload.as_object().unwrap().clone(),
+        }
+    }
+
     fn names<'a>(routes: impl Iterator<Item = &'a Route>) -> Vec<&'a str> {
         routes.map(Route::name).collect()
     }
@@ -241,11 +287,83 @@ mod tests {
     #[test]
     fn an_event_goes_to_every_route_whose_globs_match_its_type() {
         let routes = routes();
-        assert_eq!(names(routes.of("user.signup")), ["slack", "console"]);
-        assert_eq!(names(routes.of("billing.failed")), ["slack", "console"]);
-        assert_eq!(names(routes.of("billing.paid")), ["console"]);
-        assert_eq!(names(routes.of("import.completed")), ["console", "audit"]);
-        assert_eq!(names(routes.of("user")), ["console"]);
+        assert_eq!(
+            names(routes.of(&event("user.signup"))),
+            ["slack", "console"]
+        );
+        assert_eq!(
+            names(routes.of(&event("billing.failed"))),
+            ["slack", "console"]
+        );
+        assert_eq!(names(routes.of(&event("billing.paid"))), ["console"]);
+        assert_eq!(
+            names(routes.of(&event("import.completed"))),
+            ["console", "audit"]
+        );
+        assert_eq!(names(routes.of(&event("user"))), ["console"]);
+    }
+
+    /// Big imports to #sales, churn to #billing, everything else to #growth.
+    fn channels() -> Routes {
+        let slack = || DestSettings::Slack {
+            url: crate::secret::Secret::new("https://hooks.example/x"),
+        };
+        let when = |source: &str| Some(crate::filter::When::compile(source).unwrap());
+        let mut sales = dest("sales", slack(), &["import.completed"]);
+        sales.when = when(r#"payload.row_count >= 100000 && payload.plan in ["pro", "team"]"#);
+        let billing = dest("billing", slack(), &["subscription.canceled"]);
+        let mut growth = dest("growth", slack(), &["*"]);
+        growth.when = when(r#"type != "subscription.canceled""#);
+        Routes::new(&[sales, billing, growth], None, Duration::from_secs(1))
+    }
+
+    #[test]
+    fn when_narrows_what_the_globs_match() {
+        let routes = channels();
+        let import = |rows: u64, plan: &str| {
+            with(
+                "import.completed",
+                serde_json::json!({"row_count": rows, "plan": plan}),
+            )
+        };
+        assert_eq!(
+            names(routes.of(&import(250_000, "pro"))),
+            ["sales", "growth"]
+        );
+        assert_eq!(names(routes.of(&import(250_000, "free"))), ["growth"]);
+        assert_eq!(names(routes.of(&import(99_999, "team"))), ["growth"]);
+        assert_eq!(
+            names(routes.of(&event("subscription.canceled"))),
+            ["billing"]
+        );
+        assert_eq!(names(routes.of(&event("user.signup"))), ["growth"]);
+    }
+
+    #[test]
+    fn a_when_that_fails_routes_nowhere_by_its_route_only() {
+        let routes = channels();
+        let missing = with("import.completed", serde_json::json!({"plan": "pro"}));
+        assert!(matches!(
+            routes.named("sales").unwrap().decide(&missing),
+            Verdict::Failed(_)
+        ));
+        assert_eq!(names(routes.of(&missing)), ["growth"]);
+        assert_eq!(
+            routes.named("billing").unwrap().decide(&missing),
+            Verdict::Unwanted
+        );
+    }
+
+    #[test]
+    fn narrowing_keeps_each_routes_when() {
+        let routes = channels();
+        let ids = routes.resolve("--to", &["sales".into()]).unwrap();
+        let sales = routes.only(&ids);
+        let small = with(
+            "import.completed",
+            serde_json::json!({"row_count": 5, "plan": "pro"}),
+        );
+        assert_eq!(names(sales.of(&small)), Vec::<&str>::new());
     }
 
     #[test]
@@ -276,8 +394,8 @@ mod tests {
         let ids = routes.resolve("--to", &["audit".into()]).unwrap();
         let audit = routes.only(&ids);
         assert_eq!(audit.len(), 1);
-        assert_eq!(names(audit.of("import.completed")), ["audit"]);
-        assert_eq!(names(audit.of("user.signup")), Vec::<&str>::new());
+        assert_eq!(names(audit.of(&event("import.completed"))), ["audit"]);
+        assert_eq!(names(audit.of(&event("user.signup"))), Vec::<&str>::new());
         let only = audit.named("audit").unwrap();
         assert_eq!(audit.get(only.id()).name(), "audit");
     }

@@ -352,6 +352,7 @@ mod tests {
                 settings: crate::config::DestSettings::Console,
                 events: vec!["*".into()],
                 rate: None,
+                when: None,
             }],
             None,
             Duration::from_secs(1),

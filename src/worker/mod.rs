@@ -594,7 +594,7 @@ impl Reader<'_> {
                 });
                 continue;
             }
-            let targets: Vec<RouteId> = self.worker.routes.of(&event.kind).map(Route::id).collect();
+            let targets: Vec<RouteId> = self.worker.routes.of(&event).map(Route::id).collect();
             self.report(Report::Entry {
                 key: key.clone(),
                 deliveries: targets.len(),

@@ -379,6 +379,7 @@ mod tests {
             settings: DestSettings::Console,
             events: vec!["*".into()],
             rate: None,
+            when: None,
         };
         Routes::new(
             &[console("a"), console("b")],
