@@ -34,13 +34,14 @@ pub enum Verdict {
 }
 
 impl When {
-    /// Compiles `source`; the error is the parser's, on one line.
+    /// Compiles `source`; the error is the parser's first line, with the
+    /// line and column within the expression.
     pub fn compile(source: &str) -> Result<When, String> {
         let program = Program::compile(source).map_err(|e| {
-            e.to_string()
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ")
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or_default();
+            let first = first.trim_start_matches("ERROR: <input>:");
+            format!("CEL expression at {}", first.trim())
         })?;
         Ok(When {
             source: source.to_owned(),
@@ -154,7 +155,11 @@ mod tests {
 
     #[test]
     fn a_syntax_error_is_an_error() {
-        assert!(When::compile("payload.row_count >=").is_err());
+        let err = When::compile("payload.row_count >=").unwrap_err();
+        assert!(
+            err.starts_with("CEL expression at 1:21: Syntax error: mismatched input '<EOF>'"),
+            "{err}"
+        );
         assert!(When::compile("payload.plan in [\"pro\"").is_err());
     }
 }

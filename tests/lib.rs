@@ -27,4 +27,5 @@ mod templates;
 mod untrusted_input;
 mod upgrade;
 mod webhook;
+mod when;
 mod work;

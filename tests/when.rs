@@ -1,0 +1,153 @@
+//! A destination's `when`: the CEL filter that narrows what its globs match,
+//! in `work` and `replay --to`, with a bad expression refused at load and a
+//! failing one reported once.
+
+use std::path::Path;
+
+use crate::support::{Events, RedisServer, Sink};
+
+const CHANNELS: &str = r#"
+[[event]]
+type = "import.completed"
+fields = { email = "string", row_count = "integer", plan = "string" }
+template = "Import: {row_count:,} rows by {email} ({plan})"
+
+[[destination]]
+name = "sales"
+kind = "slack"
+url_env = "SLACK_SALES_URL"
+events = ["import.completed"]
+when = 'payload.row_count >= 100000 && payload.plan in ["pro", "team"]'
+
+[[destination]]
+name = "growth"
+kind = "slack"
+url_env = "SLACK_GROWTH_URL"
+when = 'type != "subscription.cancelled"'
+"#;
+
+fn with_config(home: &Path, redis: &RedisServer, toml: &str) -> Events {
+    std::fs::write(home.join("events.toml"), toml).unwrap();
+    Events::new().home(home).env("REDIS_URL", redis.url())
+}
+
+/// Each message line received: Slack joins a burst into one message.
+fn lines(sink: &Sink) -> Vec<String> {
+    sink.accepted()
+        .iter()
+        .flat_map(|r| {
+            let text = r.json()["text"].as_str().unwrap().to_owned();
+            text.lines().map(str::to_owned).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn import(events: Events, email: &str, rows: &str, plan: &str) {
+    events
+        .args(["emit", "import.completed", "--email", email])
+        .args(["--row-count", rows, "--plan", plan])
+        .run()
+        .success();
+}
+
+#[test]
+fn only_big_imports_on_paid_plans_reach_sales() {
+    let redis = RedisServer::start();
+    let home = tempfile::tempdir().unwrap();
+    let (sales, growth) = (Sink::start(), Sink::start());
+    let run = || {
+        with_config(home.path(), &redis, CHANNELS)
+            .env("SLACK_SALES_URL", sales.url())
+            .env("SLACK_GROWTH_URL", growth.url())
+    };
+    import(run(), "big@example.com", "250000", "pro");
+    import(run(), "free@example.com", "250000", "free");
+    import(run(), "small@example.com", "99999", "team");
+    run()
+        .args(["emit", "subscription.cancelled", "--email", "c@example.com"])
+        .args(["--plan", "pro"])
+        .run()
+        .success();
+    run().args(["work", "--burst"]).run().success();
+    assert_eq!(
+        lines(&sales),
+        ["Import: 250,000 rows by big@example.com (pro)"]
+    );
+    assert_eq!(
+        lines(&growth),
+        [
+            "Import: 250,000 rows by big@example.com (pro)",
+            "Import: 250,000 rows by free@example.com (free)",
+            "Import: 99,999 rows by small@example.com (team)",
+        ]
+    );
+    assert_eq!(redis.cli(&["XLEN", "{events}:dead"]), "0");
+    assert_eq!(redis.pending(), 0, "nothing left claimed");
+
+    // Replaying history to sales alone keeps its filter.
+    let again = Sink::start();
+    let rerun = || {
+        with_config(home.path(), &redis, CHANNELS)
+            .env("SLACK_SALES_URL", again.url())
+            .env("SLACK_GROWTH_URL", growth.url())
+    };
+    rerun()
+        .args(["replay", "--since", "1h", "--to", "sales", "--yes"])
+        .run()
+        .success();
+    rerun().args(["work", "--burst"]).run().success();
+    assert_eq!(lines(&growth).len(), 3, "growth got nothing again");
+    assert_eq!(
+        lines(&again),
+        ["Import: 250,000 rows by big@example.com (pro)"]
+    );
+}
+
+#[test]
+fn a_when_that_fails_at_run_time_routes_nowhere_and_says_so_once_at_v() {
+    let redis = RedisServer::start();
+    let home = tempfile::tempdir().unwrap();
+    let sink = Sink::start();
+    let toml = r#"
+[[destination]]
+name = "sales"
+kind = "slack"
+url_env = "SLACK_SALES_URL"
+when = 'payload.row_count >= 100000'
+"#;
+    let run = || with_config(home.path(), &redis, toml).env("SLACK_SALES_URL", sink.url());
+    for email in ["a@example.com", "b@example.com"] {
+        run()
+            .args(["emit", "user.signup", "--email", email])
+            .run()
+            .success();
+    }
+    let out = run().args(["-v", "work", "--burst"]).run().success();
+    assert_eq!(sink.accepted().len(), 0);
+    let said = out.stderr.matches("sales: when ").count();
+    assert_eq!(said, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("failed on a user.signup event"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(redis.cli(&["XLEN", "{events}:dead"]), "0");
+    assert_eq!(redis.pending(), 0, "nothing left claimed");
+}
+
+#[test]
+fn a_when_that_does_not_parse_is_exit_2_naming_file_and_line() {
+    let redis = RedisServer::start();
+    let home = tempfile::tempdir().unwrap();
+    let toml = "[[destination]]\nname = \"a\"\nkind = \"console\"\nwhen = 'payload.row_count >='\n";
+    let out = with_config(home.path(), &redis, toml)
+        .args(["work", "--burst"])
+        .run()
+        .code(2);
+    assert!(
+        out.stderr
+            .contains("events.toml:4: when: CEL expression at 1:21: Syntax error"),
+        "{}",
+        out.stderr
+    );
+}
