@@ -146,6 +146,19 @@ mod tests {
     }
 
     #[test]
+    fn has_guards_an_optional_field() {
+        let when = When::compile(r#"has(payload.plan) && payload.plan == "pro""#).unwrap();
+        assert_eq!(
+            when.judge(&event("user.signup", json!({}))),
+            Verdict::Unwanted
+        );
+        assert_eq!(
+            when.judge(&event("user.signup", json!({"plan": "pro"}))),
+            Verdict::Wanted
+        );
+    }
+
+    #[test]
     fn a_failure_is_reported_once() {
         let when = When::compile("payload.x").unwrap();
         let copy = when.clone();
