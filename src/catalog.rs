@@ -298,6 +298,15 @@ impl From<EventType> for String {
     }
 }
 
+/// A destination's `template` that does not fit a type it routes.
+#[derive(Debug, PartialEq, thiserror::Error)]
+#[error("{}{error}", kind.as_ref().map(|k| format!("for event type {k}: ")).unwrap_or_default())]
+pub struct TemplateOverrideError {
+    /// The type whose fields it does not fit; `None` when it does not parse.
+    pub kind: Option<String>,
+    pub error: TemplateError,
+}
+
 /// Every event type known to this process: the built-ins, then the config
 /// file's additions, in that order.
 #[derive(Debug, Clone)]
@@ -339,6 +348,37 @@ impl Catalog {
 
     pub fn get(&self, name: &str) -> Option<&EventSpec> {
         self.specs.iter().find(|s| s.name == name)
+    }
+
+    /// This catalog with `template` as the message of every type `globs`
+    /// match: a destination's own `template`, checked against each such
+    /// type's fields. The error names the type.
+    pub fn with_template(
+        &self,
+        globs: &[String],
+        template: &str,
+    ) -> Result<Catalog, TemplateOverrideError> {
+        Template::parse(template).map_err(|error| TemplateOverrideError {
+            kind: None,
+            error,
+        })?;
+        let globs: Vec<wildmatch::WildMatch> =
+            globs.iter().map(|g| wildmatch::WildMatch::new(g)).collect();
+        let mut catalog = self.clone();
+        for spec in &mut catalog.specs {
+            if !globs.iter().any(|g| g.matches(&spec.name)) {
+                continue;
+            }
+            let custom = spec.custom;
+            *spec = EventSpec::new(&spec.name, spec.fields.clone(), template).map_err(|error| {
+                TemplateOverrideError {
+                    kind: Some(spec.name.clone()),
+                    error,
+                }
+            })?;
+            spec.custom = custom;
+        }
+        Ok(catalog)
     }
 
     /// The spec of `name`, or an error suggesting the nearest known type.
@@ -465,6 +505,50 @@ mod tests {
 
     fn payload(v: Value) -> Payload {
         v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn a_destination_template_replaces_only_the_types_its_globs_match() {
+        let globs = ["subscription.started".to_owned(), "*.cancelled".to_owned()];
+        let own = Catalog::builtin()
+            .with_template(&globs, "{email} on {plan} :money_with_wings:")
+            .unwrap();
+        let event = |kind: &str| Event {
+            id: "evt_1".into(),
+            kind: kind.into(),
+            ts: "2026-01-01T00:00:00Z".into(),
+            payload: payload(json!({"email": "a@b.c", "plan": "pro"})),
+        };
+        assert_eq!(
+            own.render(&event("subscription.started"), Style::Plain)
+                .unwrap(),
+            "a@b.c on pro :money_with_wings:"
+        );
+        assert_eq!(
+            own.render(&event("subscription.cancelled"), Style::Plain)
+                .unwrap(),
+            "a@b.c on pro :money_with_wings:"
+        );
+        assert_eq!(
+            own.render(&event("user.signup"), Style::Plain).unwrap(),
+            "New signup: a@b.c"
+        );
+    }
+
+    #[test]
+    fn a_destination_template_must_fit_every_type_it_routes() {
+        let err = Catalog::builtin()
+            .with_template(&["subscription.*".to_owned()], "{email} ({plan})")
+            .unwrap_err();
+        assert_eq!(err.kind.as_deref(), Some("subscription.payment_failed"));
+        assert_eq!(
+            err.to_string(),
+            "for event type subscription.payment_failed: template \"{email} ({plan})\" uses the undeclared field 'plan' at column 10"
+        );
+        let err = Catalog::builtin()
+            .with_template(&["nothing.*".to_owned()], "{email")
+            .unwrap_err();
+        assert_eq!(err.kind, None);
     }
 
     #[test]

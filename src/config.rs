@@ -189,6 +189,9 @@ pub struct DestConfig {
     /// Its `when` in the config file: which of the events its globs match
     /// it wants.
     pub when: Option<When>,
+    /// Its messages: the catalog with its `template` in place of each
+    /// routed type's, or `None` for the shared catalog's.
+    pub messages: Option<Catalog>,
 }
 
 impl DestConfig {
@@ -326,7 +329,7 @@ impl Config {
         }
         let console_env = parse_env(&env, "EVENTS_CONSOLE", parse_bool, "1 or 0")?.unwrap_or(false);
         let (destinations, console_fallback) = match &declared {
-            Some(file) if !file.destination.is_empty() => (file.destinations(&env), false),
+            Some(file) if !file.destination.is_empty() => (file.destinations(&catalog, &env), false),
             _ => env_destinations(&env, console_env),
         };
         let destinations = destinations.and_then(|dests| {
@@ -537,6 +540,7 @@ fn env_destinations(
             events: all(),
             rate: None,
             when: None,
+            messages: None,
         });
     }
     if let Some(url) = env("DISCORD_WEBHOOK_URL") {
@@ -548,6 +552,7 @@ fn env_destinations(
             events: all(),
             rate: None,
             when: None,
+            messages: None,
         });
     }
     if let Some(url) = env("TEAMS_WEBHOOK_URL") {
@@ -559,6 +564,7 @@ fn env_destinations(
             events: all(),
             rate: None,
             when: None,
+            messages: None,
         });
     }
     if let Some(key) = env("SEGMENT_WRITE_KEY") {
@@ -572,6 +578,7 @@ fn env_destinations(
             events: all(),
             rate: None,
             when: None,
+            messages: None,
         });
     }
     dests.extend(analytics_env_destinations(env));
@@ -597,6 +604,7 @@ fn env_destinations(
             events: all(),
             rate: None,
             when: None,
+            messages: None,
         });
     }
     let fallback = dests.is_empty() && !console;
@@ -607,6 +615,7 @@ fn env_destinations(
             events: all(),
             rate: None,
             when: None,
+            messages: None,
         });
     }
     (Ok(dests), fallback)
@@ -620,6 +629,7 @@ fn analytics_env_destinations(env: &dyn Fn(&str) -> Option<String>) -> Vec<DestC
         events: vec!["*".to_owned()],
         rate: None,
         when: None,
+        messages: None,
     };
     let mut dests = Vec::new();
     if let Some(key) = env("POSTHOG_API_KEY") {
@@ -683,6 +693,7 @@ struct DestEntry {
     events: Option<Spanned<Vec<String>>>,
     rate: Option<Spanned<String>>,
     when: Option<Spanned<String>>,
+    template: Option<Spanned<String>>,
 }
 
 impl ConfigFile {
@@ -750,6 +761,7 @@ impl ConfigFile {
 
     fn destinations(
         &self,
+        catalog: &Catalog,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Vec<DestConfig>, ConfigError> {
         let mut out: Vec<DestConfig> = Vec::new();
@@ -798,12 +810,21 @@ impl ConfigFile {
                 ),
                 None => None,
             };
+            let messages = match &entry.template {
+                Some(template) => Some(
+                    catalog
+                        .with_template(&events, template.get_ref())
+                        .map_err(|e| self.at(template.span(), "template", e))?,
+                ),
+                None => None,
+            };
             out.push(DestConfig {
                 name,
                 settings,
                 events,
                 rate,
                 when,
+                messages,
             });
         }
         Ok(out)

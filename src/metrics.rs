@@ -279,6 +279,7 @@ mod tests {
             events: vec!["*".into()],
             rate: None,
             when: None,
+            messages: None,
         };
         Routes::new(&[console], None, Duration::from_secs(1))
     }

@@ -507,6 +507,7 @@ mod tests {
             events: events.iter().map(|e| (*e).to_owned()).collect(),
             rate: None,
             when: None,
+            messages: None,
         };
         let slack = DestSettings::Slack {
             url: Secret::new("https://hooks.example/x"),

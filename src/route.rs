@@ -249,6 +249,7 @@ mod tests {
             events: events.iter().map(|e| (*e).to_owned()).collect(),
             rate: None,
             when: None,
+            messages: None,
         }
     }
 

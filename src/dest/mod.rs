@@ -115,9 +115,11 @@ pub trait Destination: Send + Sync {
     fn send(&self, items: &[Item]) -> Attempt;
 }
 
-/// Builds the destination `config` describes.
+/// Builds the destination `config` describes, its messages from its own
+/// `template` when it has one.
 pub fn build(config: &DestConfig, catalog: &Catalog, timeout: Duration) -> Arc<dyn Destination> {
     let name = config.name.clone();
+    let catalog = config.messages.as_ref().unwrap_or(catalog);
     match &config.settings {
         DestSettings::Console => Arc::new(console::Console::new(name, catalog.clone())),
         DestSettings::Slack { url } => Arc::new(slack::Slack::new(

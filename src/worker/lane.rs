@@ -353,6 +353,7 @@ mod tests {
                 events: vec!["*".into()],
                 rate: None,
                 when: None,
+                messages: None,
             }],
             None,
             Duration::from_secs(1),

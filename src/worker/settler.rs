@@ -380,6 +380,7 @@ mod tests {
             events: vec!["*".into()],
             rate: None,
             when: None,
+            messages: None,
         };
         Routes::new(
             &[console("a"), console("b")],
