@@ -358,10 +358,7 @@ impl Catalog {
         globs: &[String],
         template: &str,
     ) -> Result<Catalog, TemplateOverrideError> {
-        Template::parse(template).map_err(|error| TemplateOverrideError {
-            kind: None,
-            error,
-        })?;
+        Template::parse(template).map_err(|error| TemplateOverrideError { kind: None, error })?;
         let globs: Vec<wildmatch::WildMatch> =
             globs.iter().map(|g| wildmatch::WildMatch::new(g)).collect();
         let mut catalog = self.clone();

@@ -329,7 +329,9 @@ impl Config {
         }
         let console_env = parse_env(&env, "EVENTS_CONSOLE", parse_bool, "1 or 0")?.unwrap_or(false);
         let (destinations, console_fallback) = match &declared {
-            Some(file) if !file.destination.is_empty() => (file.destinations(&catalog, &env), false),
+            Some(file) if !file.destination.is_empty() => {
+                (file.destinations(&catalog, &env), false)
+            }
             _ => env_destinations(&env, console_env),
         };
         let destinations = destinations.and_then(|dests| {

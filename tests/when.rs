@@ -1,6 +1,7 @@
-//! A destination's `when`: the CEL filter that narrows what its globs match,
-//! in `work` and `replay --to`, with a bad expression refused at load and a
-//! failing one reported once.
+//! A destination's own `when` and `template`: the CEL filter that narrows
+//! what its globs match, in `work` and `replay --to`, with a bad expression
+//! refused at load and a failing one reported once; and the message that
+//! replaces the catalog's for that destination only, checked at load.
 
 use std::path::Path;
 
@@ -24,6 +25,7 @@ name = "growth"
 kind = "slack"
 url_env = "SLACK_GROWTH_URL"
 when = 'type != "subscription.cancelled"'
+template = "Growth: *{email}*"
 "#;
 
 fn with_config(home: &Path, redis: &RedisServer, toml: &str) -> Events {
@@ -76,9 +78,9 @@ fn only_big_imports_on_paid_plans_reach_sales() {
     assert_eq!(
         lines(&growth),
         [
-            "Import: 250,000 rows by big@example.com (pro)",
-            "Import: 250,000 rows by free@example.com (free)",
-            "Import: 99,999 rows by small@example.com (team)",
+            "Growth: *big@example.com*",
+            "Growth: *free@example.com*",
+            "Growth: *small@example.com*",
         ]
     );
     assert_eq!(redis.cli(&["XLEN", "{events}:dead"]), "0");
@@ -133,6 +135,24 @@ when = 'payload.row_count >= 100000'
     );
     assert_eq!(redis.cli(&["XLEN", "{events}:dead"]), "0");
     assert_eq!(redis.pending(), 0, "nothing left claimed");
+}
+
+#[test]
+fn a_template_that_does_not_fit_a_routed_type_is_exit_2_naming_it() {
+    let redis = RedisServer::start();
+    let home = tempfile::tempdir().unwrap();
+    let toml = "[[destination]]\nname = \"a\"\nkind = \"console\"\nevents = [\"subscription.*\"]\ntemplate = \"{email} ({plan})\"\n";
+    let out = with_config(home.path(), &redis, toml)
+        .args(["work", "--burst"])
+        .run()
+        .code(2);
+    assert!(
+        out.stderr.contains(
+            "events.toml:5: template: for event type subscription.payment_failed: template \"{email} ({plan})\" uses the undeclared field 'plan'"
+        ),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
