@@ -76,9 +76,11 @@ impl fmt::Debug for SigningKey {
 /// rest. Anything before the last `@` after the scheme is userinfo, whatever
 /// it contains.
 pub fn redact_url(url: &str) -> String {
+    // A scheme is letters, digits, `+`, `-` and `.` (RFC 3986): a `://`
+    // after anything else is inside the userinfo (a password may hold one).
     let (scheme, rest) = match url.split_once("://") {
-        Some((scheme, rest)) => (Some(scheme), rest),
-        None => (None, url),
+        Some((scheme, rest)) if is_scheme(scheme) => (Some(scheme), rest),
+        _ => (None, url),
     };
     let (creds, rest) = match rest.rfind('@') {
         Some(at) => ("***@", &rest[at + 1..]),
@@ -97,9 +99,25 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+fn is_scheme(text: &str) -> bool {
+    text.starts_with(|c: char| c.is_ascii_alphabetic())
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_password_holding_a_scheme_separator_is_hidden_whole() {
+        assert_eq!(redact_url(":Zq://Zq@127.0.0.1:6379"), "***@127.0.0.1:6379");
+        assert_eq!(
+            redact_url("redis://:a://b@cache:6379"),
+            "redis://***@cache:6379"
+        );
+    }
 
     #[test]
     fn urls_are_redacted() {
