@@ -161,6 +161,8 @@ impl EventSpec {
                 "plan" => "pro".into(),
                 "row_count" => 1_234_567.into(),
                 "error" => "row 12: invalid date".into(),
+                "dest" => "segment".into(),
+                "count" => 3.into(),
                 _ => kind.sample(),
             };
             payload.insert(name.clone(), value);
@@ -211,10 +213,12 @@ pub enum EventType {
     ImporterCreated,
     ImportCompleted,
     ImportFailed,
+    /// Raised by the worker itself when deliveries are dead-lettered.
+    DeadLetters,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 8] = [
+    pub const ALL: [EventType; 9] = [
         EventType::UserSignup,
         EventType::UserFirstImport,
         EventType::SubscriptionStarted,
@@ -223,6 +227,7 @@ impl EventType {
         EventType::ImporterCreated,
         EventType::ImportCompleted,
         EventType::ImportFailed,
+        EventType::DeadLetters,
     ];
 
     /// The type's name on the wire, e.g. `user.signup`.
@@ -275,6 +280,11 @@ impl EventType {
                 "import.failed",
                 &[("email", S), ("importer_name", S), ("error", S)],
                 "Import failed: {email} - {error}",
+            ),
+            EventType::DeadLetters => (
+                crate::alert::ALERT_TYPE,
+                &[("dest", S), ("count", N), ("error", S)],
+                "Dead letters: {count:,} deliveries to {dest} failed: {error}",
             ),
         }
     }

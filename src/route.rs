@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use wildmatch::WildMatch;
 
+use crate::alert;
 use crate::config::{Config, ConfigError, DestConfig, DestKind};
+use crate::event::Event;
 use crate::rate::Rate;
 use crate::retry::RetryPolicy;
 
@@ -138,6 +140,15 @@ impl Routes {
         self.0.iter().filter(move |r| r.takes(event_type))
     }
 
+    /// The routes `event` goes to: those of its type, except that an alert
+    /// never goes to the destination it is about (it would fail there too,
+    /// or tell a receiver about itself).
+    pub fn of_event<'a>(&'a self, event: &'a Event) -> impl Iterator<Item = &'a Route> + 'a {
+        let about = alert::about(event);
+        self.of(&event.kind)
+            .filter(move |route| about != Some(route.name()))
+    }
+
     /// The routes `names` name (`--only a --only b`, `--to a`), each checked:
     /// `flag` is the option named in the error.
     pub fn resolve(
@@ -246,6 +257,26 @@ mod tests {
         assert_eq!(names(routes.of("billing.paid")), ["console"]);
         assert_eq!(names(routes.of("import.completed")), ["console", "audit"]);
         assert_eq!(names(routes.of("user")), ["console"]);
+    }
+
+    #[test]
+    fn an_alert_goes_everywhere_its_type_routes_but_to_the_destination_it_is_about() {
+        let routes = Routes::new(
+            &[
+                dest("segment", DestSettings::Console, &["*"]),
+                dest("slack", DestSettings::Console, &["events.*"]),
+            ],
+            None,
+            Duration::from_secs(1),
+        );
+        let about_segment = alert::event("segment", 2, "HTTP 401");
+        assert_eq!(names(routes.of_event(&about_segment)), ["slack"]);
+        let about_slack = alert::event("slack", 1, "HTTP 404");
+        assert_eq!(names(routes.of_event(&about_slack)), ["segment"]);
+        // Only alerts are narrowed: any other event with a `dest` field is not.
+        let mut other = Event::new("user.signup", Default::default());
+        other.payload.insert("dest".into(), "segment".into());
+        assert_eq!(names(routes.of_event(&other)), ["segment"]);
     }
 
     #[test]

@@ -197,6 +197,7 @@ impl Worker {
             give_up_after: settler::give_up_after(self.config.delivery.claim_lease),
             wake: Arc::clone(&wake),
             metrics: self.metrics.clone(),
+            alerts: self.config.delivery.alerts,
         };
         let settler = std::thread::Builder::new()
             .name("settler".into())
@@ -594,7 +595,8 @@ impl Reader<'_> {
                 });
                 continue;
             }
-            let targets: Vec<RouteId> = self.worker.routes.of(&event.kind).map(Route::id).collect();
+            let targets: Vec<RouteId> =
+                self.worker.routes.of_event(&event).map(Route::id).collect();
             self.report(Report::Entry {
                 key: key.clone(),
                 deliveries: targets.len(),

@@ -23,6 +23,7 @@ use crossbeam_channel::{Receiver, select};
 use super::wake::Wake;
 
 use super::{Job, Origin, Report};
+use crate::alert;
 use crate::dest::Attempt;
 use crate::event::now_ms;
 use crate::metrics::Metrics;
@@ -56,6 +57,8 @@ pub struct Settler {
     pub wake: Arc<Wake>,
     /// Where each outcome is counted, when metrics are served.
     pub metrics: Option<Arc<Metrics>>,
+    /// Whether dead letters raise `events.dead_letters` alerts.
+    pub alerts: bool,
 }
 
 /// `GIVE_UP_AFTER`, or the claim lease when that is shorter.
@@ -118,6 +121,9 @@ impl Settler {
                     }
                     backoff = Duration::from_millis(100);
                     again_at = None;
+                    if self.alerts {
+                        self.raise_alerts(&pending.dead);
+                    }
                     self.held.release(&pending);
                     for (delivery, due) in &pending.retries {
                         self.wake.scheduled(&delivery.dest, *due);
@@ -147,6 +153,32 @@ impl Settler {
             }
         }
         true
+    }
+
+    /// Counts the dead letters just written into their destinations' shared
+    /// alert windows and appends an alert for each window this opens.
+    /// Before the written claims leave the window, so a `--burst` worker
+    /// still sees the alert to deliver. A failure costs an alert, never a
+    /// delivery: it is logged and forgotten.
+    fn raise_alerts(&mut self, dead: &[DeadLetter]) {
+        for tally in alert::tally(dead) {
+            let raised = self
+                .queue
+                .count_dead_for_alert(&tally.dest, tally.count, alert::WINDOW)
+                .and_then(|report| match report {
+                    Some(count) => {
+                        self.queue
+                            .append(&[alert::event(&tally.dest, count, &tally.error)])
+                    }
+                    None => Ok(()),
+                });
+            if let Err(e) = raised {
+                log::warn!(
+                    "cannot raise the dead-letter alert about {}: {e}",
+                    escape(&tally.dest)
+                );
+            }
+        }
     }
 
     /// Folds one report into the pending settlement; returns how many claimed
@@ -594,6 +626,7 @@ mod tests {
             give_up_after: GIVE_UP_AFTER,
             wake: Arc::clone(&wake),
             metrics: None,
+            alerts: true,
         };
         let running = std::thread::spawn(move || settler.run());
         // An entry no destination is routed to is acknowledged at once.
