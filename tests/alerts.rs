@@ -18,9 +18,11 @@ fn emit(events: Events) {
         .success();
 }
 
-/// The binary with Segment at `segment` and Slack at `slack`.
+/// The binary with Segment at `segment` and Slack at `slack`, alerts on by
+/// default.
 fn both(segment: &Sink, slack: &Sink) -> Events {
     Events::new()
+        .env_remove("EVENTS_ALERTS")
         .env("SEGMENT_WRITE_KEY", "wk_test_123")
         .env("SEGMENT_ENDPOINT", segment.base_url())
         .env("SLACK_WEBHOOK_URL", slack.url())
