@@ -604,6 +604,68 @@ mod tests {
         assert_eq!(s.pending.dead, [letter]);
     }
 
+    /// Runs a settler on the SQLite queue at `path` over one entry whose
+    /// only delivery, to `a`, is refused; returns what the stream then holds
+    /// for another consumer to claim.
+    fn settle_one_dead_letter(path: &std::path::Path, alerts: bool) -> Vec<Event> {
+        let mut queue = SqliteQueue::open(path, QueueOptions::default()).unwrap();
+        let event = Arc::new(Event::new("user.signup", Default::default()));
+        queue.append(&[(*event).clone()]).unwrap();
+        let key = queue.claim("w", 10, Duration::ZERO).unwrap()[0].key.clone();
+        let routes = Arc::new(routes());
+        let (reports, report_rx) = crossbeam_channel::unbounded();
+        let settler = Settler {
+            queue: Box::new(queue),
+            consumer: "w".into(),
+            reports: report_rx,
+            routes: Arc::clone(&routes),
+            inflight: Arc::new(AtomicUsize::new(1)),
+            held: Arc::default(),
+            give_up_after: GIVE_UP_AFTER,
+            wake: Arc::new(Wake::new(&[])),
+            metrics: None,
+            alerts,
+        };
+        let running = std::thread::spawn(move || settler.run());
+        reports
+            .send(Report::Entry {
+                key: key.clone(),
+                deliveries: 1,
+            })
+            .unwrap();
+        reports
+            .send(sent(
+                id(&routes, "a"),
+                vec![job(Origin::Entry(key), &event, 0)],
+                Attempt::Permanent("HTTP 401".into()),
+            ))
+            .unwrap();
+        drop(reports);
+        assert!(running.join().unwrap());
+        let mut queue = SqliteQueue::open(path, QueueOptions::default()).unwrap();
+        queue
+            .claim("other", 10, Duration::ZERO)
+            .unwrap()
+            .into_iter()
+            .map(|entry| entry.event.unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_written_dead_letter_appends_one_alert_unless_alerts_are_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let appended = settle_one_dead_letter(&dir.path().join("on.db"), true);
+        assert_eq!(appended.len(), 1, "{appended:?}");
+        let alert = &appended[0];
+        assert_eq!(alert.kind, alert::ALERT_TYPE);
+        assert_eq!(
+            serde_json::Value::Object(alert.payload.clone()),
+            serde_json::json!({"dest": "a", "count": 1, "error": "HTTP 401"})
+        );
+        let off = settle_one_dead_letter(&dir.path().join("off.db"), false);
+        assert!(off.is_empty(), "{off:?}");
+    }
+
     #[test]
     fn a_written_settlement_frees_the_window_and_wakes_the_reader() {
         let dir = tempfile::tempdir().unwrap();
