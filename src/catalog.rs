@@ -161,6 +161,8 @@ impl EventSpec {
                 "plan" => "pro".into(),
                 "row_count" => 1_234_567.into(),
                 "error" => "row 12: invalid date".into(),
+                "dest" => "segment".into(),
+                "count" => 3.into(),
                 _ => kind.sample(),
             };
             payload.insert(name.clone(), value);
@@ -211,10 +213,12 @@ pub enum EventType {
     ImporterCreated,
     ImportCompleted,
     ImportFailed,
+    /// Raised by the worker itself when deliveries are dead-lettered.
+    DeadLetters,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 8] = [
+    pub const ALL: [EventType; 9] = [
         EventType::UserSignup,
         EventType::UserFirstImport,
         EventType::SubscriptionStarted,
@@ -223,6 +227,7 @@ impl EventType {
         EventType::ImporterCreated,
         EventType::ImportCompleted,
         EventType::ImportFailed,
+        EventType::DeadLetters,
     ];
 
     /// The type's name on the wire, e.g. `user.signup`.
@@ -275,6 +280,11 @@ impl EventType {
                 "import.failed",
                 &[("email", S), ("importer_name", S), ("error", S)],
                 "Import failed: {email} - {error}",
+            ),
+            EventType::DeadLetters => (
+                crate::alert::ALERT_TYPE,
+                &[("dest", S), ("count", N), ("error", S)],
+                "Dead letters: {count:,} deliveries to {dest} failed: {error}",
             ),
         }
     }
@@ -352,7 +362,10 @@ impl Catalog {
 
     /// This catalog with `template` as the message of every type `globs`
     /// match: a destination's own `template`, checked against each such
-    /// type's fields. The error names the type.
+    /// type's fields. The error names the type. The built-in alert
+    /// (`events.dead_letters`) keeps its own message: a destination's
+    /// template is written for product events, and a `"*"` glob must not
+    /// make it name fields an alert does not have.
     pub fn with_template(
         &self,
         globs: &[String],
@@ -363,7 +376,8 @@ impl Catalog {
             globs.iter().map(|g| wildmatch::WildMatch::new(g)).collect();
         let mut catalog = self.clone();
         for spec in &mut catalog.specs {
-            if !globs.iter().any(|g| g.matches(&spec.name)) {
+            if spec.name == crate::alert::ALERT_TYPE || !globs.iter().any(|g| g.matches(&spec.name))
+            {
                 continue;
             }
             let custom = spec.custom;
@@ -502,6 +516,18 @@ mod tests {
 
     fn payload(v: Value) -> Payload {
         v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn a_destination_template_for_every_type_leaves_the_alert_its_own_message() {
+        let own = Catalog::builtin()
+            .with_template(&["*".to_owned()], "Growth: {email}")
+            .expect("the alert's fields are not asked of a product template");
+        let alert = crate::alert::event("segment", 3, "HTTP 401");
+        assert_eq!(
+            own.render(&alert, Style::Plain).unwrap(),
+            "Dead letters: 3 deliveries to segment failed: HTTP 401"
+        );
     }
 
     #[test]

@@ -116,6 +116,8 @@ pub struct EmitArgs {
 /// MIXPANEL_TOKEN,
 /// EVENTS_WEBHOOK_URL with EVENTS_WEBHOOK_SECRET, EVENTS_CONSOLE=1) or the config file; with none, messages go to stdout.
 /// One stderr line per outcome: delivered, retry in …, dead.
+/// Dead letters also raise an `events.dead_letters` event, at most one per
+/// destination per 5 minutes, never sent to that destination (EVENTS_ALERTS=0: none).
 #[derive(Debug, Args)]
 pub struct WorkArgs {
     /// Exit 0 once nothing is new, pending or due for retry within 5 s.

@@ -254,6 +254,9 @@ pub struct Delivery {
     /// How long a claimed entry stays with its worker before another may
     /// take it over (`EVENTS_CLAIM_LEASE_MS`); more than three HTTP timeouts.
     pub claim_lease: Duration,
+    /// Whether the worker raises `events.dead_letters` alerts
+    /// (`EVENTS_ALERTS`, on unless `0`).
+    pub alerts: bool,
 }
 
 /// Everything a subcommand needs, checked.
@@ -472,6 +475,7 @@ fn delivery_settings(env: &dyn Fn(&str) -> Option<String>) -> Result<Delivery, C
         retention: retention(env, "EVENTS_RETENTION")?,
         dead_retention: retention(env, "EVENTS_DEAD_RETENTION")?,
         claim_lease,
+        alerts: parse_env(env, "EVENTS_ALERTS", parse_bool, "1 or 0")?.unwrap_or(true),
     })
 }
 

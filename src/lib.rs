@@ -17,6 +17,7 @@
 //! # }
 //! ```
 
+pub mod alert;
 pub mod catalog;
 #[doc(hidden)]
 pub mod cli;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use wildmatch::WildMatch;
 
+use crate::alert;
 use crate::config::{Config, ConfigError, DestConfig, DestKind};
 use crate::event::Event;
 use crate::filter::Verdict;
@@ -71,9 +72,11 @@ impl Route {
     }
 
     /// Whether `event` goes to this destination: its globs match the type
-    /// and its `when`, if any, is true of it.
+    /// and its `when`, if any, is true of it. An alert never goes to the
+    /// destination it is about: it would fail there too, or tell a receiver
+    /// about itself.
     pub fn decide(&self, event: &Event) -> Verdict {
-        if !self.takes(&event.kind) {
+        if !self.takes(&event.kind) || alert::about(event) == Some(self.name()) {
             return Verdict::Unwanted;
         }
         match &self.config.when {
@@ -365,6 +368,26 @@ mod tests {
             serde_json::json!({"row_count": 5, "plan": "pro"}),
         );
         assert_eq!(names(sales.of(&small)), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn an_alert_goes_everywhere_its_type_routes_but_to_the_destination_it_is_about() {
+        let routes = Routes::new(
+            &[
+                dest("segment", DestSettings::Console, &["*"]),
+                dest("slack", DestSettings::Console, &["events.*"]),
+            ],
+            None,
+            Duration::from_secs(1),
+        );
+        let about_segment = alert::event("segment", 2, "HTTP 401");
+        assert_eq!(names(routes.of(&about_segment)), ["slack"]);
+        let about_slack = alert::event("slack", 1, "HTTP 404");
+        assert_eq!(names(routes.of(&about_slack)), ["segment"]);
+        // Only alerts are narrowed: any other event with a `dest` field is not.
+        let mut other = Event::new("user.signup", Default::default());
+        other.payload.insert("dest".into(), "segment".into());
+        assert_eq!(names(routes.of(&other)), ["segment"]);
     }
 
     #[test]

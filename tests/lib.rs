@@ -4,6 +4,7 @@
 
 mod support;
 
+mod alerts;
 mod config_file;
 mod conformance;
 mod discord;

@@ -43,7 +43,7 @@ fn table_lists_every_builtin_type_with_fields_and_template() {
 fn json_format_lists_every_builtin_type_with_typed_fields() {
     let outcome = templates(&["--format", "json"]).success();
     let items = outcome.stdout_json();
-    assert_eq!(items.as_array().map(Vec::len), Some(8), "{items}");
+    assert_eq!(items.as_array().map(Vec::len), Some(9), "{items}");
     insta::assert_snapshot!(outcome.stdout);
 }
 
@@ -73,9 +73,10 @@ fn preview_renders_every_message_with_sample_values() {
         .stdout_has("New signup: ada@example.com")
         .stdout_has("First import: ada@example.com via CRM contacts")
         .stdout_has("Import: 1,234,567 rows by ada@example.com")
-        .stdout_has("Import failed: ada@example.com - row 12: invalid date");
+        .stdout_has("Import failed: ada@example.com - row 12: invalid date")
+        .stdout_has("Dead letters: 3 deliveries to segment failed: ");
     // One header and one row per built-in type.
-    assert_eq!(outcome.stdout.lines().count(), 9, "{outcome:?}");
+    assert_eq!(outcome.stdout.lines().count(), 10, "{outcome:?}");
     insta::assert_snapshot!(outcome.stdout);
 }
 

@@ -366,6 +366,17 @@ pub trait Consumer: Describe {
     /// queue shares (see [`crate::rate::take`]): `None` when taken (send
     /// now), else how long until the next send is free.
     fn take_token(&mut self, dest: &str, rate: Rate) -> Result<Option<Duration>>;
+
+    /// Counts `count` dead letters to `dest` into its alert window, which
+    /// every worker on this queue shares (see [`crate::alert::count_into`]):
+    /// how many to report when this call opens a new window, `None` while
+    /// one is open.
+    fn count_dead_for_alert(
+        &mut self,
+        dest: &str,
+        count: u64,
+        window: Duration,
+    ) -> Result<Option<u64>>;
 }
 
 /// The operator's side: `status`, `replay` and housekeeping.

@@ -100,6 +100,19 @@ return 0";
 /// `KEYS[1]` holds when the next send is free (ms), expiring once it is;
 /// `ARGV[1]` is the interval (ms). Returns 0 when a send is taken, else the
 /// ms to wait.
+/// `KEYS[1]` exists while `ARGV[1]`'s alert window is open (it expires
+/// with it); `KEYS[2]` counts, per destination, the dead letters seen while
+/// it was. Returns what to report when this call opens a window, else nil.
+const COUNT_FOR_ALERT: &str = r"
+if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[3]) then
+  local between = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+  redis.call('HDEL', KEYS[2], ARGV[1])
+  return between + tonumber(ARGV[2])
+end
+redis.call('HINCRBY', KEYS[2], ARGV[1], ARGV[2])
+return false
+";
+
 const TAKE_TOKEN: &str = r"
 if redis.replicate_commands then redis.replicate_commands() end
 local time = redis.call('TIME')
@@ -918,6 +931,27 @@ impl Consumer for RedisQueue {
         let script = redis::Script::new(TAKE_TOKEN);
         let wait_ms: u64 = self.with(|c| script.key(&key).arg(rate.interval_ms()).invoke(c))?;
         Ok((wait_ms > 0).then(|| Duration::from_millis(wait_ms)))
+    }
+
+    fn count_dead_for_alert(
+        &mut self,
+        dest: &str,
+        count: u64,
+        window: Duration,
+    ) -> Result<Option<u64>> {
+        let open = format!("{}:alert:{dest}", self.prefix);
+        let between = format!("{}:alert_between", self.prefix);
+        let script = redis::Script::new(COUNT_FOR_ALERT);
+        let window_ms = window.as_millis() as u64;
+        self.with(|c| {
+            script
+                .key(&open)
+                .key(&between)
+                .arg(dest)
+                .arg(count)
+                .arg(window_ms)
+                .invoke(c)
+        })
     }
 
     fn backlog(&mut self, only: &[String]) -> Result<Backlog> {

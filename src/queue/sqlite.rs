@@ -23,6 +23,7 @@ use super::{
     Describe, Producer, QueueError, QueueOptions, Result, RetryClaim, Settlement, Stats,
     StoredDeadLetter, UnavailableReason,
 };
+use crate::alert;
 use crate::event::{Event, now_ms};
 use crate::rate::{self, Rate, Taken};
 
@@ -160,6 +161,12 @@ const MIGRATIONS: &[&str] = &[
     "CREATE TABLE rate_limits (
         dest TEXT PRIMARY KEY,
         next_free_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;",
+    // 6: each destination's dead-letter alert window, shared by workers.
+    "CREATE TABLE alert_windows (
+        dest TEXT PRIMARY KEY,
+        until_ms INTEGER NOT NULL,
+        counted_between INTEGER NOT NULL
     ) WITHOUT ROWID;",
 ];
 
@@ -836,6 +843,37 @@ impl Consumer for SqliteQueue {
                     Ok(None)
                 }
             }
+        })
+    }
+
+    fn count_dead_for_alert(
+        &mut self,
+        dest: &str,
+        count: u64,
+        window: Duration,
+    ) -> Result<Option<u64>> {
+        self.write(|tx| {
+            let before = tx
+                .query_row(
+                    "SELECT until_ms, counted_between FROM alert_windows WHERE dest = ?1",
+                    [dest],
+                    |row| {
+                        Ok(alert::Window {
+                            until_ms: Some(row.get(0)?),
+                            between: row.get::<_, i64>(1)?.max(0) as u64,
+                        })
+                    },
+                )
+                .optional()?
+                .unwrap_or_default();
+            let (after, report) = alert::count_into(before, count, now_ms(), window);
+            tx.execute(
+                "INSERT INTO alert_windows (dest, until_ms, counted_between) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (dest) DO UPDATE SET until_ms = excluded.until_ms,
+                 counted_between = excluded.counted_between",
+                params![dest, after.until_ms, after.between as i64],
+            )?;
+            Ok(report)
         })
     }
 

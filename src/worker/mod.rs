@@ -197,6 +197,7 @@ impl Worker {
             give_up_after: settler::give_up_after(self.config.delivery.claim_lease),
             wake: Arc::clone(&wake),
             metrics: self.metrics.clone(),
+            alerts: self.config.delivery.alerts,
         };
         let settler = std::thread::Builder::new()
             .name("settler".into())

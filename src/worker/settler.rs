@@ -23,6 +23,7 @@ use crossbeam_channel::{Receiver, select};
 use super::wake::Wake;
 
 use super::{Job, Origin, Report};
+use crate::alert;
 use crate::dest::Attempt;
 use crate::event::now_ms;
 use crate::metrics::Metrics;
@@ -56,6 +57,8 @@ pub struct Settler {
     pub wake: Arc<Wake>,
     /// Where each outcome is counted, when metrics are served.
     pub metrics: Option<Arc<Metrics>>,
+    /// Whether dead letters raise `events.dead_letters` alerts.
+    pub alerts: bool,
 }
 
 /// `GIVE_UP_AFTER`, or the claim lease when that is shorter.
@@ -118,6 +121,9 @@ impl Settler {
                     }
                     backoff = Duration::from_millis(100);
                     again_at = None;
+                    if self.alerts {
+                        self.raise_alerts(&pending.dead);
+                    }
                     self.held.release(&pending);
                     for (delivery, due) in &pending.retries {
                         self.wake.scheduled(&delivery.dest, *due);
@@ -147,6 +153,32 @@ impl Settler {
             }
         }
         true
+    }
+
+    /// Counts the dead letters just written into their destinations' shared
+    /// alert windows and appends an alert for each window this opens.
+    /// Before the written claims leave the window, so a `--burst` worker
+    /// still sees the alert to deliver. A failure costs an alert, never a
+    /// delivery: it is logged and forgotten.
+    fn raise_alerts(&mut self, dead: &[DeadLetter]) {
+        for tally in alert::tally(dead) {
+            let raised = self
+                .queue
+                .count_dead_for_alert(&tally.dest, tally.count, alert::WINDOW)
+                .and_then(|report| match report {
+                    Some(count) => {
+                        self.queue
+                            .append(&[alert::event(&tally.dest, count, &tally.error)])
+                    }
+                    None => Ok(()),
+                });
+            if let Err(e) = raised {
+                log::warn!(
+                    "cannot raise the dead-letter alert about {}: {e}",
+                    escape(&tally.dest)
+                );
+            }
+        }
     }
 
     /// Folds one report into the pending settlement; returns how many claimed
@@ -574,6 +606,68 @@ mod tests {
         assert_eq!(s.pending.dead, [letter]);
     }
 
+    /// Runs a settler on the SQLite queue at `path` over one entry whose
+    /// only delivery, to `a`, is refused; returns what the stream then holds
+    /// for another consumer to claim.
+    fn settle_one_dead_letter(path: &std::path::Path, alerts: bool) -> Vec<Event> {
+        let mut queue = SqliteQueue::open(path, QueueOptions::default()).unwrap();
+        let event = Arc::new(Event::new("user.signup", Default::default()));
+        queue.append(&[(*event).clone()]).unwrap();
+        let key = queue.claim("w", 10, Duration::ZERO).unwrap()[0].key.clone();
+        let routes = Arc::new(routes());
+        let (reports, report_rx) = crossbeam_channel::unbounded();
+        let settler = Settler {
+            queue: Box::new(queue),
+            consumer: "w".into(),
+            reports: report_rx,
+            routes: Arc::clone(&routes),
+            inflight: Arc::new(AtomicUsize::new(1)),
+            held: Arc::default(),
+            give_up_after: GIVE_UP_AFTER,
+            wake: Arc::new(Wake::new(&[])),
+            metrics: None,
+            alerts,
+        };
+        let running = std::thread::spawn(move || settler.run());
+        reports
+            .send(Report::Entry {
+                key: key.clone(),
+                deliveries: 1,
+            })
+            .unwrap();
+        reports
+            .send(sent(
+                id(&routes, "a"),
+                vec![job(Origin::Entry(key), &event, 0)],
+                Attempt::Permanent("HTTP 401".into()),
+            ))
+            .unwrap();
+        drop(reports);
+        assert!(running.join().unwrap());
+        let mut queue = SqliteQueue::open(path, QueueOptions::default()).unwrap();
+        queue
+            .claim("other", 10, Duration::ZERO)
+            .unwrap()
+            .into_iter()
+            .map(|entry| entry.event.unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_written_dead_letter_appends_one_alert_unless_alerts_are_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let appended = settle_one_dead_letter(&dir.path().join("on.db"), true);
+        assert_eq!(appended.len(), 1, "{appended:?}");
+        let alert = &appended[0];
+        assert_eq!(alert.kind, alert::ALERT_TYPE);
+        assert_eq!(
+            serde_json::Value::Object(alert.payload.clone()),
+            serde_json::json!({"dest": "a", "count": 1, "error": "HTTP 401"})
+        );
+        let off = settle_one_dead_letter(&dir.path().join("off.db"), false);
+        assert!(off.is_empty(), "{off:?}");
+    }
+
     #[test]
     fn a_written_settlement_frees_the_window_and_wakes_the_reader() {
         let dir = tempfile::tempdir().unwrap();
@@ -596,6 +690,7 @@ mod tests {
             give_up_after: GIVE_UP_AFTER,
             wake: Arc::clone(&wake),
             metrics: None,
+            alerts: true,
         };
         let running = std::thread::spawn(move || settler.run());
         // An entry no destination is routed to is acknowledged at once.
