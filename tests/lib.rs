@@ -7,6 +7,7 @@ mod support;
 mod config_file;
 mod conformance;
 mod discord;
+mod durable_emit;
 mod emit;
 mod generated;
 mod hostile;

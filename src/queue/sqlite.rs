@@ -1206,6 +1206,7 @@ mod tests {
             &dir.path().join("q.db"),
             QueueOptions {
                 claim_lease: Duration::ZERO,
+                ..QueueOptions::default()
             },
         )
         .unwrap();
