@@ -75,8 +75,8 @@ fn an_emit_confirmed_by_the_replica_is_on_the_replica_when_it_returns() {
     let (primary, replica) = primary_with_replica();
     let outcome = signup(durable(&primary, "1")).run().success();
     let id = outcome.stdout.trim().to_owned();
-    assert_eq!(ids(&replica), [id.clone()], "the replica holds the event");
-    assert_eq!(ids(&primary), [id]);
+    assert_eq!(ids(&primary), [id.as_str()]);
+    assert_eq!(ids(&replica), [id], "the replica holds the event");
 }
 
 #[test]
@@ -124,6 +124,54 @@ fn an_idempotent_emit_not_confirmed_prints_the_id_that_stands() {
     let second = emit().stdout;
     assert_eq!(first, second, "the second emit names the first event");
     assert_eq!(ids(&primary), [first.trim().to_owned()]);
+}
+
+/// The process id of a running server.
+fn pid(server: &RedisServer) -> String {
+    let info = server.cli(&["INFO", "server"]);
+    info.lines()
+        .find_map(|l| l.strip_prefix("process_id:"))
+        .expect("INFO server has process_id")
+        .trim()
+        .to_owned()
+}
+
+/// Stops (SIGSTOP) or resumes (SIGCONT) the process `pid`; a stopped
+/// replica stays connected: a replica that lags.
+fn signal(pid: &str, name: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{name}"), pid])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{name} {pid}");
+}
+
+#[test]
+fn a_retried_idempotent_emit_waits_for_the_first_event_to_be_replicated() {
+    let (primary, replica) = primary_with_replica();
+    let replica_pid = pid(&replica);
+    signal(&replica_pid, "STOP");
+    let emit = || {
+        signup(durable(&primary, "1"))
+            .env("EVENTS_EMIT_REPLICAS_TIMEOUT_MS", SHORT_MS)
+            .args(["--idempotency-key", "order-8"])
+            .run()
+    };
+    let first = emit().code(1).stdout;
+    // The retry writes no event, yet must not report the first as held
+    // by the replica while it is not.
+    let retry = emit();
+    signal(&replica_pid, "CONT");
+    let retry = retry
+        .code(1)
+        .stderr_has("only 0 of 1 replicas confirmed the event");
+    assert_eq!(retry.stdout, first);
+    signup(durable(&primary, "1"))
+        .args(["--idempotency-key", "order-8"])
+        .run()
+        .success()
+        .stdout_is(&first);
+    assert_eq!(ids(&replica), [first.trim().to_owned()]);
 }
 
 fn lines(n: usize) -> String {

@@ -729,9 +729,9 @@ impl Producer for RedisQueue {
         let Some(durability) = self.options.durability else {
             return Ok(first);
         };
-        // A key seen before wrote nothing now, but its event may still be
-        // on the primary only: WAIT covers it when this connection wrote
-        // it, and is a no-op otherwise.
+        // A key seen before wrote nothing now, but its first event may
+        // still be on the primary only: WAIT waits for the replicas to
+        // reach where the primary is, which covers that event too.
         let mut pipe = redis::pipe();
         wait(&mut pipe, durability);
         let (confirmed,): (u32,) = self.with(|c| pipe.query(c))?;
