@@ -68,7 +68,9 @@ pub enum Command {
 /// `--field KEY=VALUE` (typed by the catalog), later ones winning. With `--stdin`, events
 /// are read as JSON Lines (`{"type":…,"payload":{…}}`, `id` and `ts`
 /// optional); a bad line is reported with its number and the rest still go
-/// in. `EVENTS_DISABLED=1` validates and writes nothing.
+/// in. `EVENTS_DISABLED=1` validates and writes nothing. `EVENTS_EMIT_REPLICAS=N`
+/// waits until N Redis replicas hold the event, and exits 1 (the id still
+/// printed) when they do not in time.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  events emit user.signup --email ada@example.com\n  events emit import.completed --email ada@example.com --importer-name CRM --row-count 1234\n  events emit user.signup --email ada@example.com --idempotency-key signup-ada\n  some-export | events emit --stdin"

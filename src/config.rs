@@ -15,6 +15,7 @@ use toml::Spanned;
 
 use crate::catalog::{Catalog, EventSpec, FieldType};
 use crate::filter::When;
+use crate::queue::Durability;
 use crate::rate::Rate;
 pub use crate::secret::{Secret, SigningKey, redact_url};
 
@@ -269,6 +270,8 @@ pub struct Config {
     /// `EVENTS_DISABLED=1`: `emit` validates and writes nothing.
     pub disabled: bool,
     pub delivery: Delivery,
+    /// `EVENTS_EMIT_REPLICAS`: the replicas an emit waits for; `None` when 0.
+    pub durability: Option<Durability>,
     /// The config file read, if any.
     pub file: Option<PathBuf>,
     /// Destinations, resolved lazily: `emit` must work in a cron job whose
@@ -307,6 +310,7 @@ impl Config {
             },
         };
         let delivery = delivery_settings(&env)?;
+        let durability = durability(&env)?;
         let disabled = parse_env(&env, "EVENTS_DISABLED", parse_bool, "1 or 0")?.unwrap_or(false);
         let file_path = global
             .config
@@ -350,6 +354,7 @@ impl Config {
             catalog,
             disabled,
             delivery,
+            durability,
             file: file_path,
             destinations,
             console_fallback,
@@ -477,6 +482,44 @@ fn delivery_settings(env: &dyn Fn(&str) -> Option<String>) -> Result<Delivery, C
         claim_lease,
         alerts: parse_env(env, "EVENTS_ALERTS", parse_bool, "1 or 0")?.unwrap_or(true),
     })
+}
+
+/// Replicas an emit may wait for: more than a primary ever has is a typo.
+const EMIT_REPLICAS: std::ops::RangeInclusive<u32> = 0..=16;
+/// How long an emit may wait for them: a minute is already far past what a
+/// healthy replica needs (a few ms on one network).
+const EMIT_REPLICAS_TIMEOUT_MS: std::ops::RangeInclusive<u64> = 1..=60_000;
+
+/// `EVENTS_EMIT_REPLICAS` and `EVENTS_EMIT_REPLICAS_TIMEOUT_MS`; `None`
+/// when no replica is asked for (the default).
+fn durability(env: &dyn Fn(&str) -> Option<String>) -> Result<Option<Durability>, ConfigError> {
+    let replicas = parse_env(
+        env,
+        "EVENTS_EMIT_REPLICAS",
+        |v| v.parse::<u32>().ok().filter(|n| EMIT_REPLICAS.contains(n)),
+        &format!(
+            "a whole number of replicas from {} to {}",
+            EMIT_REPLICAS.start(),
+            EMIT_REPLICAS.end()
+        ),
+    )?
+    .unwrap_or(0);
+    let timeout = parse_env(
+        env,
+        "EVENTS_EMIT_REPLICAS_TIMEOUT_MS",
+        |v| {
+            v.parse::<u64>()
+                .ok()
+                .filter(|n| EMIT_REPLICAS_TIMEOUT_MS.contains(n))
+        },
+        &format!(
+            "a whole number of milliseconds from {} to {}",
+            EMIT_REPLICAS_TIMEOUT_MS.start(),
+            EMIT_REPLICAS_TIMEOUT_MS.end()
+        ),
+    )?
+    .map_or(Duration::from_secs(1), Duration::from_millis);
+    Ok((replicas > 0).then_some(Durability { replicas, timeout }))
 }
 
 /// A retention setting: a duration up to a century, 30 days by default.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::catalog::{Catalog, ValidationError};
-use crate::config::{Config, Global};
+use crate::config::{Backend, Config, ConfigError, Global};
 use crate::error::Error;
 use crate::event::{Event, Payload};
 use crate::queue::{self, Producer};
@@ -45,6 +45,7 @@ impl Emitter {
 
     fn queue(&mut self) -> Result<&mut Box<dyn Producer>, Error> {
         if self.queue.is_none() {
+            check_durability(&self.config)?;
             self.queue = Some(queue::open(&self.config)?);
         }
         Ok(self.queue.as_mut().expect("opened above"))
@@ -62,6 +63,11 @@ impl Emitter {
     }
 
     /// Validates and emits a complete event; returns its id.
+    ///
+    /// With `EVENTS_EMIT_REPLICAS`, fails with
+    /// [`QueueError::NotReplicated`](crate::queue::QueueError::NotReplicated)
+    /// when too few replicas confirmed it in time; the event was written to
+    /// the primary all the same, and the error holds its id.
     pub fn emit_event(&mut self, event: Event) -> Result<String, Error> {
         self.catalog.validate_event(&event)?;
         if !self.config.disabled {
@@ -95,6 +101,20 @@ impl Emitter {
             self.queue()?.append(events)?;
         }
         Ok(())
+    }
+}
+
+/// Refuses `EVENTS_EMIT_REPLICAS` on the embedded store, which has no
+/// replicas to wait for: quietly ignoring it would promise a durability the
+/// file does not give.
+fn check_durability(config: &Config) -> Result<(), ConfigError> {
+    match (&config.backend, config.durability) {
+        (Backend::Sqlite { .. }, Some(durability)) => Err(ConfigError(format!(
+            "EVENTS_EMIT_REPLICAS={} needs Redis: the embedded SQLite store has no replicas; \
+             set REDIS_URL, or unset EVENTS_EMIT_REPLICAS",
+            durability.replicas
+        ))),
+        _ => Ok(()),
     }
 }
 

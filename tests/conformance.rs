@@ -1294,7 +1294,10 @@ mod sqlite {
     conformance_tests!(SqliteBackend::new());
 
     fn options(lease: Duration) -> QueueOptions {
-        QueueOptions { claim_lease: lease }
+        QueueOptions {
+            claim_lease: lease,
+            ..QueueOptions::default()
+        }
     }
 
     fn open_err(path: &Path) -> QueueError {
@@ -1773,13 +1776,17 @@ mod redis_backend {
     impl Backend for RedisBackend {
         fn open(&self, lease: Duration) -> Box<dyn Queue> {
             self.opened.set(self.opened.get() + 1);
-            let options = QueueOptions { claim_lease: lease };
+            let options = QueueOptions {
+                claim_lease: lease,
+                ..QueueOptions::default()
+            };
             Box::new(RedisQueue::open(&self.server.url(), &self.prefix(), options).unwrap())
         }
 
         fn reopen(&self) -> Box<dyn Queue> {
             let options = QueueOptions {
                 claim_lease: super::LONG,
+                ..QueueOptions::default()
             };
             Box::new(RedisQueue::open(&self.server.url(), &self.prefix(), options).unwrap())
         }
@@ -2080,7 +2087,10 @@ mod upgrade {
     }
 
     fn options() -> QueueOptions {
-        QueueOptions { claim_lease: LONG }
+        QueueOptions {
+            claim_lease: LONG,
+            ..QueueOptions::default()
+        }
     }
 
     fn dead_in_fixture() -> Vec<(String, String, u64)> {

@@ -8,6 +8,7 @@ mod alerts;
 mod config_file;
 mod conformance;
 mod discord;
+mod durable_emit;
 mod emit;
 mod generated;
 mod hostile;

@@ -8,8 +8,10 @@ use super::{Context, key_values, print};
 use crate::catalog::ValidationError;
 use crate::cli::EmitArgs;
 use crate::emitter::{Emitter, typed_fields};
+use crate::error::Error;
 use crate::event::Event;
 use crate::jsonl::read_events;
+use crate::queue::QueueError;
 use crate::template::Style;
 
 /// Events written per pipelined batch with `--stdin`.
@@ -35,11 +37,22 @@ pub fn run(ctx: &Context, args: EmitArgs) -> anyhow::Result<()> {
         log::debug!("EVENTS_DISABLED is set: the event is valid and was not written");
         return Ok(());
     }
-    let id = match &args.idempotency_key {
-        Some(key) => emitter.emit_idempotent(key, event)?,
-        None => emitter.emit_event(event)?,
+    let written = match &args.idempotency_key {
+        Some(key) => emitter.emit_idempotent(key, event),
+        None => emitter.emit_event(event),
     };
-    print(&format!("{id}\n"))
+    match written {
+        Ok(id) => print(&format!("{id}\n")),
+        // The event is on the primary: print its id as for any written
+        // event (a retry would write it twice), and fail for the replicas.
+        Err(Error::Queue(QueueError::NotReplicated(e))) => {
+            if let Some(id) = &e.id {
+                print(&format!("{id}\n"))?;
+            }
+            Err(Error::Queue(QueueError::NotReplicated(e)).into())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The payload from `--json`, then the per-field flags, then `--field`.
@@ -133,9 +146,24 @@ fn flush(emitter: &mut Emitter, batch: &mut Vec<Event>, written: &mut usize) -> 
     if batch.is_empty() {
         return Ok(());
     }
-    emitter
-        .emit_batch(batch)
-        .with_context(|| format!("{written} events were written before this failure"))?;
+    match emitter.emit_batch(batch) {
+        Ok(()) => {}
+        // The batch is on the primary; stop, since the next would not fare
+        // better, and say how much was written and confirmed.
+        Err(Error::Queue(QueueError::NotReplicated(e))) => {
+            return Err(Error::Queue(QueueError::NotReplicated(e))).with_context(|| {
+                format!(
+                    "{} events were written; the last {} are on the primary only",
+                    *written + batch.len(),
+                    batch.len()
+                )
+            });
+        }
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("{written} events were written before this failure"));
+        }
+    }
     *written += batch.len();
     batch.clear();
     Ok(())

@@ -52,6 +52,10 @@ pub enum QueueError {
     /// Another live worker holds this consumer name.
     #[error(transparent)]
     ConsumerHeld(#[from] ConsumerHeld),
+    /// The write reached the primary, but fewer replicas than asked
+    /// confirmed it in time (`EVENTS_EMIT_REPLICAS`).
+    #[error(transparent)]
+    NotReplicated(#[from] NotReplicated),
     /// Anything else the backend reported: a corrupt file, an unexpected reply.
     #[error("{0}")]
     Backend(String),
@@ -101,6 +105,36 @@ pub struct ConsumerHeld {
     pub holder: String,
     /// When the holder's lease runs out unless renewed, ms since the epoch.
     pub until_ms: i64,
+}
+
+/// Events written to the primary that fewer replicas than asked confirmed
+/// within the timeout: they stand, but a failover of the primary now could
+/// lose them (Redis replicates asynchronously).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "only {confirmed} of {wanted} replicas confirmed {what} within {timeout_ms} ms: \
+     {it} may be lost if the primary fails now",
+    what = if *count == 1 { "the event".to_owned() } else { format!("the {count} events") },
+    it = if *count == 1 { "it" } else { "they" },
+)]
+pub struct NotReplicated {
+    /// The id of the event written, when one was (a single emit; for an
+    /// idempotent emit, the id that stands under the key).
+    pub id: Option<String>,
+    /// How many events the write held.
+    pub count: usize,
+    pub confirmed: u32,
+    pub wanted: u32,
+    pub timeout_ms: u64,
+}
+
+/// How many replicas must confirm an emit before it counts as written,
+/// and how long to wait for them (`EVENTS_EMIT_REPLICAS`,
+/// `EVENTS_EMIT_REPLICAS_TIMEOUT_MS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Durability {
+    pub replicas: u32,
+    pub timeout: Duration,
 }
 
 pub type Result<T, E = QueueError> = std::result::Result<T, E>;
@@ -448,12 +482,15 @@ pub struct QueueOptions {
     /// How long a claimed entry or retry stays with its worker before any
     /// worker may take it over. Longer than the HTTP timeout.
     pub claim_lease: Duration,
+    /// Replicas a write by `emit` waits for; `None` waits for none.
+    pub durability: Option<Durability>,
 }
 
 impl Default for QueueOptions {
     fn default() -> Self {
         QueueOptions {
             claim_lease: Duration::from_secs(60),
+            durability: None,
         }
     }
 }
@@ -476,6 +513,7 @@ pub fn count_dead<'a>(letters: impl Iterator<Item = &'a DeadLetter>) -> Vec<(Str
 pub fn open(config: &crate::config::Config) -> Result<Box<dyn Queue>> {
     let options = QueueOptions {
         claim_lease: config.delivery.claim_lease,
+        durability: config.durability,
     };
     Ok(match &config.backend {
         crate::config::Backend::Redis { url, client } => Box::new(redis::RedisQueue::with_client(

@@ -33,8 +33,8 @@ use redis::{ErrorKind, RedisError, ServerErrorKind};
 use super::entry::{self, RawEntry};
 use super::{
     Admin, Backlog, Consumer, ConsumerHeld, ConsumerStats, DeadFilter, DeadLetter, Delivery,
-    Describe, Producer, QueueError, QueueOptions, Result, RetryClaim, Settlement, Stats,
-    StoredDeadLetter, UnavailableReason,
+    Describe, Durability, NotReplicated, Producer, QueueError, QueueOptions, Result, RetryClaim,
+    Settlement, Stats, StoredDeadLetter, UnavailableReason,
 };
 use crate::config::redact_url;
 use crate::event::{Event, now_ms};
@@ -191,7 +191,11 @@ impl RedisQueue {
                 .client
                 .get_connection_with_timeout(CONNECT_TIMEOUT)
                 .map_err(|e| self.error(e))?;
-            conn.set_read_timeout(Some(RESPONSE_TIMEOUT))
+            let waits = self
+                .options
+                .durability
+                .map_or(Duration::ZERO, |d| d.timeout);
+            conn.set_read_timeout(Some(RESPONSE_TIMEOUT + waits))
                 .map_err(|e| self.error(e))?;
             self.conn = Some(conn);
             self.group_ready = false;
@@ -705,7 +709,14 @@ impl Producer for RedisQueue {
                 .arg(&event.ts)
                 .ignore();
         }
-        self.with(|c| pipe.exec(c))
+        let Some(durability) = self.options.durability else {
+            return self.with(|c| pipe.exec(c));
+        };
+        // In the same round trip: WAIT covers every write of the connection.
+        wait(&mut pipe, durability);
+        let (confirmed,): (u32,) = self.with(|c| pipe.query(c))?;
+        let id = (events.len() == 1).then(|| events[0].id.clone());
+        confirm(durability, confirmed, id, events.len())
     }
 
     fn append_idempotent(
@@ -719,18 +730,50 @@ impl Producer for RedisQueue {
         let idem = format!("{}:idem:{key}", self.prefix);
         let stream = self.stream.clone();
         let ttl_ms = ttl.as_millis().max(1) as u64;
-        self.with(|c| {
-            script
-                .key(&idem)
-                .key(&stream)
-                .arg(&event.id)
-                .arg(ttl_ms)
-                .arg(&event.kind)
-                .arg(&payload)
-                .arg(&event.ts)
-                .invoke::<Option<String>>(c)
-        })
+        let mut invocation = script.key(&idem);
+        invocation
+            .key(&stream)
+            .arg(&event.id)
+            .arg(ttl_ms)
+            .arg(&event.kind)
+            .arg(&payload)
+            .arg(&event.ts);
+        let first = self.with(|c| invocation.invoke::<Option<String>>(c))?;
+        let Some(durability) = self.options.durability else {
+            return Ok(first);
+        };
+        // A key seen before wrote nothing now, but its first event may
+        // still be on the primary only: WAIT waits for the replicas to
+        // reach where the primary is, which covers that event too.
+        let mut pipe = redis::pipe();
+        wait(&mut pipe, durability);
+        let (confirmed,): (u32,) = self.with(|c| pipe.query(c))?;
+        let id = first.clone().unwrap_or_else(|| event.id.clone());
+        confirm(durability, confirmed, Some(id), 1)?;
+        Ok(first)
     }
+}
+
+/// Adds `WAIT replicas timeout` to `pipe`.
+fn wait(pipe: &mut redis::Pipeline, durability: Durability) {
+    pipe.cmd("WAIT")
+        .arg(durability.replicas)
+        .arg(durability.timeout.as_millis() as u64);
+}
+
+/// Whether `confirmed` replicas are enough for `durability`.
+fn confirm(durability: Durability, confirmed: u32, id: Option<String>, count: usize) -> Result<()> {
+    if confirmed >= durability.replicas {
+        return Ok(());
+    }
+    Err(NotReplicated {
+        id,
+        count,
+        confirmed,
+        wanted: durability.replicas,
+        timeout_ms: durability.timeout.as_millis() as u64,
+    }
+    .into())
 }
 
 impl Consumer for RedisQueue {

@@ -1244,6 +1244,7 @@ mod tests {
             &dir.path().join("q.db"),
             QueueOptions {
                 claim_lease: Duration::ZERO,
+                ..QueueOptions::default()
             },
         )
         .unwrap();
