@@ -56,11 +56,15 @@ fn ids(server: &RedisServer) -> Vec<String> {
     text.lines().map(str::to_owned).collect()
 }
 
-/// `events` with `REDIS_URL` at `server`, waiting for `replicas` replicas.
+/// `events` on `server` asking for `replicas`, with a wait long enough for
+/// a replica that is there to confirm on a loaded machine (a confirmed emit
+/// returns as soon as it is confirmed; tests of replicas that never confirm
+/// set a short wait).
 fn durable(server: &RedisServer, replicas: &str) -> Events {
     Events::new()
         .env("REDIS_URL", server.url())
         .env("EVENTS_EMIT_REPLICAS", replicas)
+        .env("EVENTS_EMIT_REPLICAS_TIMEOUT_MS", "5000")
 }
 
 fn signup(events: Events) -> Events {
