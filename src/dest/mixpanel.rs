@@ -12,7 +12,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Attempt, BatchLimit, Destination, Item, http, join_bodies, send_in_halves};
+use super::{Attempt, BatchLimit, Destination, Item, http, join_bodies, split_if_refused};
 use crate::event::Event;
 use crate::secret::Secret;
 
@@ -146,16 +146,7 @@ impl Destination for Mixpanel {
         if answer.status == Some(400) && !failed.is_empty() {
             return partial(items.len(), &failed);
         }
-        if items.len() < 2 || !matches!(answer.status, Some(400 | 413)) {
-            return answer.attempt;
-        }
-        log::debug!(
-            "{} refused a batch of {} ({:?}): sending it again in halves",
-            self.name,
-            items.len(),
-            answer.attempt
-        );
-        send_in_halves(items, |part| self.send(part))
+        split_if_refused(&self.name, items, answer, |part| self.send(part))
     }
 }
 

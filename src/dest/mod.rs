@@ -55,10 +55,25 @@ impl Attempt {
     }
 }
 
-/// Sends `items` again in two halves through `send`, one outcome per item:
-/// how a batched destination narrows a batch refused for one bad event down
-/// to that event, delivering its batch-mates. `send` may halve again.
-pub fn send_in_halves(items: &[Item], send: impl Fn(&[Item]) -> Attempt) -> Attempt {
+/// A batched destination's answer to `items`, narrowed when the receiver
+/// refused the whole batch (`400`, `413`) for what may be one bad event:
+/// the batch is sent again in two halves through `send` (which may halve
+/// again), one outcome per item, so only the refused events are
+/// dead-lettered and their batch-mates are delivered.
+pub fn split_if_refused(
+    name: &str,
+    items: &[Item],
+    answer: http::Answer,
+    send: impl Fn(&[Item]) -> Attempt,
+) -> Attempt {
+    if items.len() < 2 || !matches!(answer.status, Some(400 | 413)) {
+        return answer.attempt;
+    }
+    log::debug!(
+        "{name} refused a batch of {} ({:?}): sending it again in halves",
+        items.len(),
+        answer.attempt
+    );
     let each = |part: &[Item]| match send(part) {
         Attempt::Each(outcomes) => outcomes,
         outcome => vec![outcome; part.len()],

@@ -8,7 +8,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
 
-use super::{Attempt, BatchLimit, Destination, Item, http, join_bodies, send_in_halves};
+use super::{Attempt, BatchLimit, Destination, Item, http, join_bodies, split_if_refused};
 use crate::event::Event;
 use crate::secret::Secret;
 
@@ -87,16 +87,7 @@ impl Destination for Segment {
     /// error, and their batch-mates are delivered.
     fn send(&self, items: &[Item]) -> Attempt {
         let answer = self.post(items);
-        if items.len() < 2 || !matches!(answer.status, Some(400 | 413)) {
-            return answer.attempt;
-        }
-        log::debug!(
-            "{} refused a batch of {} ({:?}): sending it again in halves",
-            self.name,
-            items.len(),
-            answer.attempt
-        );
-        send_in_halves(items, |part| self.send(part))
+        split_if_refused(&self.name, items, answer, |part| self.send(part))
     }
 }
 
