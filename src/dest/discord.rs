@@ -75,11 +75,7 @@ impl Destination for Discord {
 /// The message: the lines joined, cut to Discord's limit (one line can be
 /// longer than it), and no mention allowed to ping.
 fn payload(items: &[Item]) -> Value {
-    let text = items
-        .iter()
-        .map(|i| i.body.as_str())
-        .collect::<Vec<_>>()
-        .join("\n");
+    let text = super::join_lines(items);
     let content = if text.chars().count() > MAX_CONTENT_CHARS {
         let mut cut: String = text.chars().take(MAX_CONTENT_CHARS - 1).collect();
         cut.push('…');

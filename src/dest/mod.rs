@@ -84,6 +84,15 @@ pub fn split_if_refused(
     Attempt::Each(outcomes)
 }
 
+/// The lines of `items` as one chat message, one line each, in order.
+pub fn join_lines(items: &[Item]) -> String {
+    items
+        .iter()
+        .map(|i| i.body.as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// The body pieces of `items` joined with commas, for a JSON array.
 pub fn join_bodies(items: &[Item]) -> String {
     items

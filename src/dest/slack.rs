@@ -55,11 +55,7 @@ impl Destination for Slack {
     }
 
     fn send(&self, items: &[Item]) -> Attempt {
-        let text = items
-            .iter()
-            .map(|i| i.body.as_str())
-            .collect::<Vec<_>>()
-            .join("\n");
+        let text = super::join_lines(items);
         let body = json!({ "text": text }).to_string();
         http::classify(
             self.agent

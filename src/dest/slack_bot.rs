@@ -68,11 +68,7 @@ impl Destination for SlackBot {
     }
 
     fn send(&self, items: &[Item]) -> Attempt {
-        let text = items
-            .iter()
-            .map(|i| i.body.as_str())
-            .collect::<Vec<_>>()
-            .join("\n");
+        let text = super::join_lines(items);
         let body = json!({ "channel": self.channel, "text": text }).to_string();
         let result = self
             .agent
