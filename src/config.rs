@@ -16,7 +16,7 @@ use toml::Spanned;
 use crate::catalog::{Catalog, EventSpec, FieldType};
 use crate::filter::When;
 use crate::queue::Durability;
-use crate::rate::Rate;
+use crate::rate::{Rate, RateSetting};
 pub use crate::secret::{Secret, SigningKey, redact_url};
 
 /// A bad setting or config file. Exit status 2.
@@ -184,9 +184,9 @@ pub struct DestConfig {
     pub settings: DestSettings,
     /// Globs over event types; the destination gets the events matching any.
     pub events: Vec<String>,
-    /// Its `rate` in the config file; `None` for the kind's default
-    /// ([`DestKind::default_rate`]).
-    pub rate: Option<Rate>,
+    /// Its `rate` in the config file: a limit, `unlimited`, or (absent)
+    /// the kind's default ([`DestKind::default_rate`]).
+    pub rate: RateSetting,
     /// Its `when` in the config file: which of the events its globs match
     /// it wants.
     pub when: Option<When>,
@@ -196,6 +196,12 @@ pub struct DestConfig {
 }
 
 impl DestConfig {
+    /// The rate limit in force: its `rate`, else its kind's default; `None`
+    /// for unlimited.
+    pub fn rate_limit(&self) -> Option<Rate> {
+        self.rate.or_default(self.kind().default_rate())
+    }
+
     pub fn kind(&self) -> DestKind {
         match self.settings {
             DestSettings::Console => DestKind::Console,
@@ -587,7 +593,7 @@ fn env_destinations(
                 url: Secret::new(url),
             },
             events: all(),
-            rate: None,
+            rate: RateSetting::KindDefault,
             when: None,
             messages: None,
         });
@@ -599,7 +605,7 @@ fn env_destinations(
                 url: Secret::new(url),
             },
             events: all(),
-            rate: None,
+            rate: RateSetting::KindDefault,
             when: None,
             messages: None,
         });
@@ -611,7 +617,7 @@ fn env_destinations(
                 url: Secret::new(url),
             },
             events: all(),
-            rate: None,
+            rate: RateSetting::KindDefault,
             when: None,
             messages: None,
         });
@@ -625,7 +631,7 @@ fn env_destinations(
                     .unwrap_or_else(|| SEGMENT_DEFAULT_ENDPOINT.into()),
             },
             events: all(),
-            rate: None,
+            rate: RateSetting::KindDefault,
             when: None,
             messages: None,
         });
@@ -651,7 +657,7 @@ fn env_destinations(
                 key,
             },
             events: all(),
-            rate: None,
+            rate: RateSetting::KindDefault,
             when: None,
             messages: None,
         });
@@ -662,7 +668,7 @@ fn env_destinations(
             name: "console".into(),
             settings: DestSettings::Console,
             events: all(),
-            rate: None,
+            rate: RateSetting::KindDefault,
             when: None,
             messages: None,
         });
@@ -676,7 +682,7 @@ fn analytics_env_destinations(env: &dyn Fn(&str) -> Option<String>) -> Vec<DestC
         name: name.into(),
         settings,
         events: vec!["*".to_owned()],
-        rate: None,
+        rate: RateSetting::KindDefault,
         when: None,
         messages: None,
     };
@@ -847,10 +853,9 @@ impl ConfigFile {
                 None => vec!["*".to_owned()],
             };
             let rate = match &entry.rate {
-                Some(rate) => {
-                    Some(Rate::parse(rate.get_ref()).map_err(|e| self.at(rate.span(), "rate", e))?)
-                }
-                None => None,
+                Some(rate) => RateSetting::parse(rate.get_ref())
+                    .map_err(|e| self.at(rate.span(), "rate", e))?,
+                None => RateSetting::KindDefault,
             };
             let when = match &entry.when {
                 Some(source) => Some(

@@ -68,12 +68,7 @@ impl RouteMetrics {
     pub fn sent(&self, items: usize, attempt: &Attempt, elapsed: Duration) {
         self.inflight.dec_by(items as i64);
         self.duration.observe(elapsed.as_secs_f64());
-        let limited = match attempt {
-            Attempt::RetryAfter(..) => true,
-            Attempt::Each(each) => each.iter().any(|a| matches!(a, Attempt::RetryAfter(..))),
-            _ => false,
-        };
-        if limited {
+        if attempt.is_rate_limited() {
             self.rate_limited.inc();
         }
     }
@@ -277,7 +272,7 @@ mod tests {
             name: "hooks".into(),
             settings: DestSettings::Console,
             events: vec!["*".into()],
-            rate: None,
+            rate: Default::default(),
             when: None,
             messages: None,
         };

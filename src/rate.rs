@@ -21,6 +21,35 @@ pub struct Rate {
     per: Duration,
 }
 
+/// A destination's `rate` setting: absent (its kind's default),
+/// `"unlimited"`, or a limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RateSetting {
+    #[default]
+    KindDefault,
+    Unlimited,
+    Limit(Rate),
+}
+
+impl RateSetting {
+    /// `"unlimited"`, or a rate as [`Rate::parse`] reads it.
+    pub fn parse(text: &str) -> Result<RateSetting, RateError> {
+        if text.trim() == "unlimited" {
+            return Ok(RateSetting::Unlimited);
+        }
+        Rate::parse(text).map(RateSetting::Limit)
+    }
+
+    /// The limit in force, given the kind's default; `None` for unlimited.
+    pub fn or_default(self, default: Option<Rate>) -> Option<Rate> {
+        match self {
+            RateSetting::KindDefault => default,
+            RateSetting::Unlimited => None,
+            RateSetting::Limit(rate) => Some(rate),
+        }
+    }
+}
+
 /// Why a rate does not parse, said so it can follow `rate: `.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0:?} is not a rate: {1}")]
@@ -38,7 +67,9 @@ impl Rate {
     pub fn parse(text: &str) -> Result<Rate, RateError> {
         let fail = |why| Err(RateError(text.to_owned(), why));
         let Some((count, period)) = text.split_once('/') else {
-            return fail("expected N/duration, such as \"1/s\", \"5/2s\" or \"30/m\"");
+            return fail(
+                "expected N/duration, such as \"1/s\", \"5/2s\" or \"30/m\", or \"unlimited\"",
+            );
         };
         let Ok(sends) = count.trim().parse::<u32>() else {
             return fail("the count before '/' must be a whole number");
@@ -54,7 +85,9 @@ impl Rate {
             return fail("the period after '/' must be a duration, such as s, 2s, m or 1h");
         };
         if sends == 0 || per.is_zero() {
-            return fail("a rate of nothing sends nothing; remove the key for the default");
+            return fail(
+                "a rate of nothing sends nothing; remove the key for the default, or write \"unlimited\"",
+            );
         }
         if per > MAX_PERIOD {
             return fail("the period is at most a day");
@@ -142,7 +175,7 @@ mod tests {
         let why = |text: &str| Rate::parse(text).unwrap_err().to_string();
         assert_eq!(
             why("1 per second"),
-            r#""1 per second" is not a rate: expected N/duration, such as "1/s", "5/2s" or "30/m""#
+            r#""1 per second" is not a rate: expected N/duration, such as "1/s", "5/2s" or "30/m", or "unlimited""#
         );
         assert!(why("x/s").contains("whole number"), "{}", why("x/s"));
         assert!(why("-1/s").contains("whole number"));
@@ -152,6 +185,17 @@ mod tests {
         assert!(why("1/0s").contains("sends nothing"));
         assert!(why("1/2d").contains("at most a day"));
         assert!(why("2000/s").contains("1,000 sends a second"));
+    }
+
+    #[test]
+    fn unlimited_lifts_even_a_default_limit() {
+        let slack = Some(rate("1/s"));
+        assert_eq!(RateSetting::parse("unlimited"), Ok(RateSetting::Unlimited));
+        assert_eq!(RateSetting::Unlimited.or_default(slack), None);
+        assert_eq!(RateSetting::KindDefault.or_default(slack), slack);
+        let limit = RateSetting::parse("30/m").unwrap();
+        assert_eq!(limit.or_default(slack), Some(rate("30/m")));
+        assert!(RateSetting::parse("Unlimited!").is_err());
     }
 
     #[test]

@@ -505,7 +505,7 @@ mod tests {
             name: name.into(),
             settings,
             events: events.iter().map(|e| (*e).to_owned()).collect(),
-            rate: None,
+            rate: Default::default(),
             when: None,
             messages: None,
         };

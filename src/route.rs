@@ -116,7 +116,7 @@ impl Routes {
                             .unwrap_or_else(|| dest.kind().default_max_attempts()),
                         base: retry_base,
                     },
-                    rate: dest.rate.or_else(|| dest.kind().default_rate()),
+                    rate: dest.rate_limit(),
                     config: dest.clone(),
                 })
                 .collect(),
@@ -244,13 +244,14 @@ impl<T> Index<RouteId> for PerRoute<T> {
 mod tests {
     use super::*;
     use crate::config::DestSettings;
+    use crate::rate::RateSetting;
 
     fn dest(name: &str, settings: DestSettings, events: &[&str]) -> DestConfig {
         DestConfig {
             name: name.into(),
             settings,
             events: events.iter().map(|e| (*e).to_owned()).collect(),
-            rate: None,
+            rate: Default::default(),
             when: None,
             messages: None,
         }
@@ -431,12 +432,16 @@ mod tests {
         assert_eq!(routes.named("slack").unwrap().rate(), Some(one_a_second));
         assert_eq!(routes.named("console").unwrap().rate(), None);
         let mut slow = dest("slow", DestSettings::Console, &["*"]);
-        slow.rate = Some(Rate::parse("30/m").unwrap());
-        let routes = Routes::new(&[slow], None, Duration::from_secs(1));
+        slow.rate = RateSetting::Limit(Rate::parse("30/m").unwrap());
+        let url = crate::secret::Secret::new("https://hooks.example/x");
+        let mut free = dest("free", DestSettings::Slack { url }, &["*"]);
+        free.rate = RateSetting::Unlimited;
+        let routes = Routes::new(&[slow, free], None, Duration::from_secs(1));
         assert_eq!(
             routes.named("slow").unwrap().rate(),
             Some(Rate::parse("30/m").unwrap())
         );
+        assert_eq!(routes.named("free").unwrap().rate(), None);
     }
 
     #[test]

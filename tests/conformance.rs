@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use events::event::{Event, Payload, format_ts_ms, now_ms};
 use events::queue::{
     Admin, Backlog, Consumer, ConsumerHeld, ConsumerStats, DeadFilter, DeadLetter, Delivery,
-    Describe, Producer, Queue, QueueError, RetryClaim, Settlement, StreamEntry,
+    Describe, Producer, Queue, QueueError, RetryClaim, Settlement, StreamEntry, Tally,
 };
 use events::rate::Rate;
 
@@ -110,6 +110,7 @@ macro_rules! conformance_tests {
             dead_letter_counts_follow_the_letters,
             purged_dead_letters_are_the_filtered_ones_and_leave_the_counts_right,
             a_rate_limit_is_shared_by_every_connection,
+            tallies_add_up_across_settles_and_connections,
         );
     };
 }
@@ -279,6 +280,7 @@ pub fn settle_acks_and_writes_retries_and_dead_letters(b: &dyn Backend) {
             done_retries: vec![],
             retries: vec![(retry.clone(), due)],
             dead: vec![dead.clone()],
+            ..Settlement::default()
         },
     )
     .unwrap();
@@ -305,6 +307,39 @@ pub fn settle_acks_and_writes_retries_and_dead_letters(b: &dyn Backend) {
     thread::sleep(SHORT + Duration::from_millis(100));
     assert!(q.claim("other", 10, Duration::ZERO).unwrap().is_empty());
     assert!(q.recover("w").unwrap().is_empty());
+}
+
+pub fn tallies_add_up_across_settles_and_connections(b: &dyn Backend) {
+    let mut q = b.open(LONG);
+    assert!(q.stats().unwrap().tallies.is_empty());
+    let settle = |q: &mut Box<dyn Queue>, dest: &str, delivered, rate_limited| {
+        let mut s = Settlement::default();
+        s.tallies.insert(
+            dest.to_owned(),
+            Tally {
+                delivered,
+                rate_limited,
+            },
+        );
+        q.settle("w", &s).unwrap();
+    };
+    settle(&mut q, "slack", 3, 1);
+    settle(&mut q, "segment", 500, 0);
+    let mut other = b.reopen();
+    settle(&mut other, "slack", 2, 4);
+    let tallies = q.stats().unwrap().tallies;
+    let slack = Tally {
+        delivered: 5,
+        rate_limited: 5,
+    };
+    let segment = Tally {
+        delivered: 500,
+        rate_limited: 0,
+    };
+    assert_eq!(
+        tallies.into_iter().collect::<Vec<_>>(),
+        [("segment".to_owned(), segment), ("slack".to_owned(), slack)]
+    );
 }
 
 pub fn claim_retries_only_due_and_leases_them(b: &dyn Backend) {

@@ -250,6 +250,7 @@ fn a_file_from_before_consumer_leases_is_migrated_in_place() {
          DROP TABLE consumer_leases;
          DROP TABLE rate_limits;
          DROP TABLE alert_windows;
+         DROP TABLE tallies;
          DROP INDEX stream_written;
          ALTER TABLE stream DROP COLUMN written_ms;
          PRAGMA user_version = 1;",

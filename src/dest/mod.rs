@@ -40,6 +40,16 @@ pub enum Attempt {
 }
 
 impl Attempt {
+    /// Whether the receiver said "too many requests" (to any item of the
+    /// send): one rate-limited request, however many items it carried.
+    pub fn is_rate_limited(&self) -> bool {
+        match self {
+            Attempt::RetryAfter(..) => true,
+            Attempt::Each(each) => each.iter().any(Attempt::is_rate_limited),
+            _ => false,
+        }
+    }
+
     /// The outcome of item `index` of the send: its own when the items fared
     /// differently, else the one outcome of them all. Never `Each`.
     pub fn of(&self, index: usize) -> Attempt {

@@ -25,6 +25,7 @@ pub mod entry;
 pub mod redis;
 pub mod sqlite;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -267,6 +268,8 @@ pub struct Settlement {
     pub retries: Vec<(Delivery, i64)>,
     /// Deliveries that gave up.
     pub dead: Vec<DeadLetter>,
+    /// What each destination did, added to its running totals.
+    pub tallies: BTreeMap<String, Tally>,
 }
 
 impl Settlement {
@@ -275,6 +278,25 @@ impl Settlement {
             && self.done_retries.is_empty()
             && self.retries.is_empty()
             && self.dead.is_empty()
+            && self.tallies.is_empty()
+    }
+}
+
+/// A destination's running totals, kept by the queue for every worker
+/// together, so `status` can say what each destination did and how fast.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Tally {
+    /// Deliveries it accepted.
+    pub delivered: u64,
+    /// Requests it answered with "too many requests" (HTTP 429, or Slack's
+    /// `ratelimited`), each waited out without spending an attempt.
+    pub rate_limited: u64,
+}
+
+impl Tally {
+    pub fn add(&mut self, other: Tally) {
+        self.delivered += other.delivered;
+        self.rate_limited += other.rate_limited;
     }
 }
 
@@ -315,6 +337,8 @@ pub struct Stats {
     pub next_retry_ms: Option<i64>,
     /// Dead letters counted by (destination, error), most first.
     pub dead: Vec<(String, String, u64)>,
+    /// Each destination's running totals, by name.
+    pub tallies: BTreeMap<String, Tally>,
 }
 
 /// What every backend says about itself, whoever calls it.

@@ -23,7 +23,7 @@
 //! Every key shares the `{events}` hash tag, so the MULTI/EXEC blocks and
 //! scripts below also run on a Redis Cluster.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use redis::{Connection, Value};
@@ -34,7 +34,7 @@ use super::entry::{self, RawEntry};
 use super::{
     Admin, Backlog, Consumer, ConsumerHeld, ConsumerStats, DeadFilter, DeadLetter, Delivery,
     Describe, Durability, NotReplicated, Producer, QueueError, QueueOptions, Result, RetryClaim,
-    Settlement, Stats, StoredDeadLetter, UnavailableReason,
+    Settlement, Stats, StoredDeadLetter, Tally, UnavailableReason,
 };
 use crate::config::redact_url;
 use crate::event::{Event, now_ms};
@@ -902,6 +902,7 @@ impl Consumer for RedisQueue {
         for letter in &s.dead {
             self.add_dead(&mut pipe, letter);
         }
+        self.add_tallies(&mut pipe, &s.tallies);
         if !s.acks.is_empty() {
             pipe.cmd("XACK")
                 .arg(&self.stream)
@@ -1254,6 +1255,7 @@ impl Admin for RedisQueue {
         }
         (stats.retries, stats.next_retry_ms) = self.retry_summary(&[])?;
         stats.dead = self.dead_counts()?;
+        stats.tallies = self.tallies()?;
         Ok(stats)
     }
 
@@ -1301,6 +1303,55 @@ impl Admin for RedisQueue {
 
 /// Whether an entry's `ts` is too far from its id's time to be found by
 /// reading the stream by id around a window.
+/// A field of the tallies hash: `delivered:<destination>`.
+const DELIVERED: &str = "delivered:";
+/// A field of the tallies hash: `rate_limited:<destination>`.
+const RATE_LIMITED: &str = "rate_limited:";
+
+impl RedisQueue {
+    fn tallies_key(&self) -> String {
+        format!("{}:tallies", self.prefix)
+    }
+
+    /// Adds to `pipe` the increments of each destination's totals.
+    fn add_tallies(&self, pipe: &mut redis::Pipeline, tallies: &BTreeMap<String, Tally>) {
+        let key = self.tallies_key();
+        for (dest, tally) in tallies {
+            for (field, n) in [
+                (DELIVERED, tally.delivered),
+                (RATE_LIMITED, tally.rate_limited),
+            ] {
+                if n > 0 {
+                    pipe.cmd("HINCRBY")
+                        .arg(&key)
+                        .arg(format!("{field}{dest}"))
+                        .arg(n)
+                        .ignore();
+                }
+            }
+        }
+    }
+
+    /// Every destination's totals: one small hash, whatever the traffic.
+    fn tallies(&mut self) -> Result<BTreeMap<String, Tally>> {
+        let key = self.tallies_key();
+        let fields: Vec<(String, String)> =
+            self.with(|c| redis::cmd("HGETALL").arg(&key).query(c))?;
+        let mut tallies: BTreeMap<String, Tally> = BTreeMap::new();
+        for (field, n) in fields {
+            // Anyone who can reach Redis can write here: what is not a
+            // count counts as none.
+            let n = n.parse().unwrap_or(0);
+            if let Some(dest) = field.strip_prefix(DELIVERED) {
+                tallies.entry(dest.to_owned()).or_default().delivered = n;
+            } else if let Some(dest) = field.strip_prefix(RATE_LIMITED) {
+                tallies.entry(dest.to_owned()).or_default().rate_limited = n;
+            }
+        }
+        Ok(tallies)
+    }
+}
+
 fn is_skewed_ms(entry_ms: u64, ts_ms: i64) -> bool {
     (i128::from(ts_ms) - i128::from(entry_ms)).abs() > i128::from(SKEW_MS)
 }

@@ -168,6 +168,12 @@ const MIGRATIONS: &[&str] = &[
         until_ms INTEGER NOT NULL,
         counted_between INTEGER NOT NULL
     ) WITHOUT ROWID;",
+    // 7: each destination's running totals, for `status`.
+    "CREATE TABLE tallies (
+        dest TEXT PRIMARY KEY,
+        delivered INTEGER NOT NULL DEFAULT 0,
+        rate_limited INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;",
 ];
 
 /// The queue in a SQLite file.
@@ -745,6 +751,7 @@ impl Consumer for SqliteQueue {
             for letter in &settlement.dead {
                 insert_dead(tx, letter)?;
             }
+            retries::add_tallies(tx, &settlement.tallies)?;
             touch(tx, consumer, now_ms())
         })
     }
@@ -1071,6 +1078,7 @@ impl Admin for SqliteQueue {
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             let (retries, next_retry_ms) = retries::summary(tx, &[])?;
             let dead = retries::dead_counts(tx)?;
+            let tallies = retries::tallies(tx)?;
             Ok(Stats {
                 length,
                 oldest,
@@ -1080,6 +1088,7 @@ impl Admin for SqliteQueue {
                 retries,
                 next_retry_ms,
                 dead,
+                tallies,
             })
         })
     }

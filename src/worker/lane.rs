@@ -190,7 +190,7 @@ impl Lane {
             }
             let items: Vec<Item> = batch.jobs.iter().map(|j| j.item.clone()).collect();
             let started = Instant::now();
-            let attempt = self.send(&items);
+            let attempt = self.send_counted(&items);
             if let Attempt::RetryAfter(wait, _) = &attempt
                 && *wait <= INLINE_WAIT
                 && !self.stopping()
@@ -259,6 +259,16 @@ impl Lane {
         let started = Instant::now();
         let attempt = self.send_unmeasured(items);
         metrics.sent(items.len(), &attempt, started.elapsed());
+        attempt
+    }
+
+    /// Sends, and tells the settler when the receiver said "too many
+    /// requests", so `status` counts it for every worker together.
+    fn send_counted(&self, items: &[Item]) -> Attempt {
+        let attempt = self.send(items);
+        if attempt.is_rate_limited() {
+            let _ = self.reports.send(Report::RateLimited { dest: self.index });
+        }
         attempt
     }
 
@@ -351,7 +361,7 @@ mod tests {
                 name: "joining".into(),
                 settings: crate::config::DestSettings::Console,
                 events: vec!["*".into()],
-                rate: None,
+                rate: Default::default(),
                 when: None,
                 messages: None,
             }],

@@ -79,6 +79,9 @@ pub enum Report {
         attempt: Attempt,
         elapsed: Duration,
     },
+    /// A lane's request was answered "too many requests" (and, when the
+    /// wait was short, is being sent again): counted in the queue.
+    RateLimited { dest: RouteId },
 }
 
 /// How a worker runs.

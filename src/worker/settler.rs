@@ -27,7 +27,7 @@ use crate::alert;
 use crate::dest::Attempt;
 use crate::event::now_ms;
 use crate::metrics::Metrics;
-use crate::queue::{DeadLetter, Delivery, Queue, Settlement};
+use crate::queue::{DeadLetter, Delivery, Queue, Settlement, Tally};
 use crate::retry::{Decision, decide};
 use crate::route::{RouteId, Routes};
 use crate::sanitize::escape;
@@ -254,6 +254,10 @@ pub fn fold(
             pending.dead.push(letter);
             1
         }
+        Report::RateLimited { dest } => {
+            tally(pending, routes, dest).rate_limited += 1;
+            0
+        }
         Report::Sent {
             dest,
             jobs,
@@ -267,6 +271,9 @@ pub fn fold(
                 if let Some(metrics) = metrics {
                     metrics.decided(dest, &decision, &outcome, &job.item.event, now_ms);
                 }
+                if decision == Decision::Delivered {
+                    tally(pending, routes, dest).delivered += 1;
+                }
                 let (retry, letter) =
                     resolve(routes, dest, &job, &outcome, decision, elapsed, now_ms);
                 finished += settle_job(job.origin, retry, letter, entries, pending);
@@ -274,6 +281,12 @@ pub fn fold(
             finished
         }
     }
+}
+
+/// The running totals of `dest` this settlement adds to.
+fn tally<'a>(pending: &'a mut Settlement, routes: &Routes, dest: RouteId) -> &'a mut Tally {
+    let name = routes.get(dest).name();
+    pending.tallies.entry(name.to_owned()).or_default()
 }
 
 /// The retry or dead letter (or neither, once delivered) one sent job
@@ -410,7 +423,7 @@ mod tests {
             name: name.into(),
             settings: DestSettings::Console,
             events: vec!["*".into()],
-            rate: None,
+            rate: Default::default(),
             when: None,
             messages: None,
         };

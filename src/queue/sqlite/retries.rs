@@ -2,9 +2,14 @@
 //! dead letters, each at a cost that does not grow with what is kept: due
 //! retries are read per destination from the `(dest, due_ms)` index (so a
 //! `--only` worker never walks deliveries it leaves to others), and counts
-//! come from the tables the triggers of migration 4 keep.
+//! come from the tables the triggers of migration 4 keep and from the
+//! destinations' running totals (migration 7).
+
+use std::collections::BTreeMap;
 
 use rusqlite::{Transaction, params};
+
+use crate::queue::Tally;
 
 /// A due retry as stored: token, destination, delivery JSON.
 pub(super) type DueRow = (String, String, String);
@@ -129,6 +134,40 @@ pub(super) fn dead_counts(tx: &Transaction) -> rusqlite::Result<Vec<(String, Str
         Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)?.max(0) as u64))
     })?
     .collect()
+}
+
+/// Adds to each destination's running totals.
+pub(super) fn add_tallies(
+    tx: &Transaction,
+    tallies: &BTreeMap<String, Tally>,
+) -> rusqlite::Result<()> {
+    for (dest, tally) in tallies {
+        tx.prepare_cached(
+            "INSERT INTO tallies (dest, delivered, rate_limited) VALUES (?1, ?2, ?3)
+             ON CONFLICT (dest) DO UPDATE SET
+                 delivered = delivered + excluded.delivered,
+                 rate_limited = rate_limited + excluded.rate_limited",
+        )?
+        .execute(params![
+            dest,
+            tally.delivered as i64,
+            tally.rate_limited as i64
+        ])?;
+    }
+    Ok(())
+}
+
+/// Every destination's running totals, by name.
+pub(super) fn tallies(tx: &Transaction) -> rusqlite::Result<BTreeMap<String, Tally>> {
+    tx.prepare_cached("SELECT dest, delivered, rate_limited FROM tallies")?
+        .query_map([], |r| {
+            let tally = Tally {
+                delivered: r.get::<_, i64>(1)?.max(0) as u64,
+                rate_limited: r.get::<_, i64>(2)?.max(0) as u64,
+            };
+            Ok((r.get(0)?, tally))
+        })?
+        .collect()
 }
 
 #[cfg(test)]
