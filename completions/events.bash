@@ -469,7 +469,7 @@ _events() {
             return 0
             ;;
         events__subcmd__status)
-            opts="-v -q -h -V --format --verbose --quiet --redis-url --db --config --help --version"
+            opts="-v -q -h -V --format --watch --verbose --quiet --redis-url --db --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -163,6 +163,7 @@ set edit:completion:arg-completer[events] = {|@words|
             cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store'
             cand --db 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]'
             cand --config 'A TOML file adding event types and destinations [default: ./events.toml when present]'
+            cand --watch 'Refresh every second, with deliveries per second per destination, until Ctrl-C: in place on a terminal; one table (or, with `--format json`, one JSON line) per second otherwise'
             cand -v 'Say more on stderr (every retry and claim)'
             cand --verbose 'Say more on stderr (every retry and claim)'
             cand -q 'Say less on stderr (only failures)'

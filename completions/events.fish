@@ -126,6 +126,7 @@ json\t''"
 complete -c events -n "__fish_events_using_subcommand status" -l redis-url -d 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store' -r
 complete -c events -n "__fish_events_using_subcommand status" -l db -d 'The embedded store\'s file [default: $XDG_STATE_HOME/events/events.db]' -r -F
 complete -c events -n "__fish_events_using_subcommand status" -l config -d 'A TOML file adding event types and destinations [default: ./events.toml when present]' -r -F
+complete -c events -n "__fish_events_using_subcommand status" -l watch -d 'Refresh every second, with deliveries per second per destination, until Ctrl-C: in place on a terminal; one table (or, with `--format json`, one JSON line) per second otherwise'
 complete -c events -n "__fish_events_using_subcommand status" -s v -l verbose -d 'Say more on stderr (every retry and claim)'
 complete -c events -n "__fish_events_using_subcommand status" -s q -l quiet -d 'Say less on stderr (only failures)'
 complete -c events -n "__fish_events_using_subcommand status" -s h -l help -d 'Print help'

@@ -274,6 +274,11 @@ pub struct TemplatesArgs {
 pub struct StatusArgs {
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    /// Refresh every second, with deliveries per second per destination,
+    /// until Ctrl-C: in place on a terminal; one table (or, with
+    /// `--format json`, one JSON line) per second otherwise.
+    #[arg(long)]
+    pub watch: bool,
 }
 
 /// Print a shell completion script.

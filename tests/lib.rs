@@ -28,6 +28,7 @@ mod teams;
 mod templates;
 mod untrusted_input;
 mod upgrade;
+mod watch;
 mod webhook;
 mod when;
 mod work;

@@ -23,30 +23,34 @@
 //! - `destinations`: `[{"name", "kind", "target", "events"}]`, with `target`
 //!   redacted and `events` the routing globs;
 //! - `destinations_error`: why the destinations cannot be used, or null.
+//! - with `--watch`, the same object once a second, one per line (JSON
+//!   Lines), each destination's `per_second` filled in from the second on.
+//!
+//! Each destination also has `rate` (its limit, such as `"1/s"`, or null for
+//! unlimited), `delivered` and `rate_limited` (requests answered "too many
+//! requests"): running totals of every worker, kept by the queue. Its
+//! `per_second` is null except under `--watch`.
+
+mod text;
+mod watch;
+
+use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::{Context, print, table};
+use super::{Context, print};
 use crate::cli::{Format, StatusArgs};
 use crate::config::{Backend, Config};
 use crate::event::{format_ts_ms, now_ms};
-use crate::queue::{self, Admin, Stats};
-use crate::sanitize::escape;
-
-/// A retry overdue by less than this is simply "due now".
-const OVERDUE_MS: i64 = 5_000;
+use crate::queue::{self, Admin, Stats, Tally};
 
 pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<()> {
     let config = ctx.config()?;
     let mut queue: Box<dyn Admin> = queue::open(config)?;
-    let mut stats = queue.stats()?;
-    stats.consumers.sort_by(|a, b| a.name.cmp(&b.name));
-    let status = Status {
-        location: queue.describe(),
-        stats,
-        now_ms: now_ms(),
-        config,
-    };
+    if args.watch {
+        return watch::run(queue.as_mut(), config, args.format);
+    }
+    let status = Status::new(queue.stats()?, queue.describe(), config, None);
     match args.format {
         Format::Json => print(&format!(
             "{}\n",
@@ -62,6 +66,27 @@ struct Status<'a> {
     stats: Stats,
     now_ms: i64,
     config: &'a Config,
+    /// Deliveries a second by destination since the previous reading, under
+    /// `--watch`.
+    rates: Option<BTreeMap<String, f64>>,
+}
+
+impl<'a> Status<'a> {
+    fn new(
+        mut stats: Stats,
+        location: String,
+        config: &'a Config,
+        rates: Option<BTreeMap<String, f64>>,
+    ) -> Status<'a> {
+        stats.consumers.sort_by(|a, b| a.name.cmp(&b.name));
+        Status {
+            location,
+            stats,
+            now_ms: now_ms(),
+            config,
+            rates,
+        }
+    }
 }
 
 impl Status<'_> {
@@ -73,7 +98,7 @@ impl Status<'_> {
         self.stats.dead.iter().map(|(_, _, n)| n).sum()
     }
 
-    fn json(&self) -> Value {
+    pub(super) fn json(&self) -> Value {
         let s = &self.stats;
         let end = |e: &Option<(String, String)>| match e {
             Some((id, ts)) => json!({"id": id, "ts": ts}),
@@ -84,11 +109,16 @@ impl Status<'_> {
                 dests
                     .iter()
                     .map(|d| {
+                        let tally = self.tally(&d.name);
                         json!({
                             "name": d.name,
                             "kind": d.kind().as_str(),
                             "target": d.target(),
                             "events": d.events,
+                            "rate": d.rate_limit().map(|r| r.to_string()),
+                            "delivered": tally.delivered,
+                            "rate_limited": tally.rate_limited,
+                            "per_second": self.per_second(&d.name),
                         })
                     })
                     .collect(),
@@ -128,87 +158,14 @@ impl Status<'_> {
         })
     }
 
-    /// Small sections, each a heading line and, when it lists anything, a
-    /// table.
-    fn table(&self) -> String {
-        let s = &self.stats;
-        let mut out = format!("Queue: {}\n", self.location);
+    fn tally(&self, dest: &str) -> Tally {
+        self.stats.tallies.get(dest).copied().unwrap_or_default()
+    }
 
-        let ends = [("oldest", &s.oldest), ("newest", &s.newest)];
-        let ends = ends.iter().filter_map(|(label, end)| {
-            let (id, ts) = end.as_ref()?;
-            Some(vec![
-                label.to_string(),
-                escape(id).into(),
-                escape(ts).into(),
-            ])
-        });
-        let stream = match s.length {
-            0 => "Stream: empty".to_owned(),
-            n => format!("Stream: {n} events, {} unread", s.lag),
-        };
-        table::section(&mut out, stream, &["", "EVENT ID", "TIME"], ends.collect());
-
-        let consumers = match s.consumers.len() {
-            0 => "Consumers: none".to_owned(),
-            n => format!("Consumers: {n}, {} pending", self.pending()),
-        };
-        let rows = s.consumers.iter().map(|c| {
-            let name = escape(&c.name).into_owned();
-            vec![name, c.pending.to_string(), human(c.idle_ms)]
-        });
-        table::section(
-            &mut out,
-            consumers,
-            &["NAME", "PENDING", "IDLE"],
-            rows.collect(),
-        );
-
-        let retries = match s.next_retry_ms {
-            _ if s.retries == 0 => "Retries: none scheduled".to_owned(),
-            None => format!("Retries: {} scheduled", s.retries),
-            Some(due) => format!(
-                "Retries: {} scheduled, {}",
-                s.retries,
-                next_retry(due - self.now_ms)
-            ),
-        };
-        table::section(&mut out, retries, &[], Vec::new());
-
-        let dead = match self.dead_total() {
-            0 => "Dead letters: none".to_owned(),
-            n => format!("Dead letters: {n}"),
-        };
-        let rows = s.dead.iter().map(|(dest, error, count)| {
-            vec![escape(dest).into(), escape(error).into(), count.to_string()]
-        });
-        table::section(
-            &mut out,
-            dead,
-            &["DESTINATION", "ERROR", "COUNT"],
-            rows.collect(),
-        );
-
-        let (heading, rows) = match self.config.destinations() {
-            Err(e) => (format!("Destinations: cannot be used: {e}"), Vec::new()),
-            Ok(dests) => (
-                format!("Destinations: {}", dests.len()),
-                dests
-                    .iter()
-                    .map(|d| {
-                        let kind = d.kind().as_str().to_owned();
-                        vec![d.name.clone(), kind, d.target(), d.events.join(" ")]
-                    })
-                    .collect(),
-            ),
-        };
-        table::section(
-            &mut out,
-            heading,
-            &["NAME", "KIND", "TARGET", "EVENTS"],
-            rows,
-        );
-        out
+    /// Deliveries a second to `dest` since the previous refresh of
+    /// `status --watch`; `None` otherwise, or before a second reading.
+    fn per_second(&self, dest: &str) -> Option<f64> {
+        self.rates.as_ref()?.get(dest).copied()
     }
 }
 
@@ -216,47 +173,5 @@ fn backend_kind(backend: &Backend) -> &'static str {
     match backend {
         Backend::Redis { .. } => "redis",
         Backend::Sqlite { .. } => "sqlite",
-    }
-}
-
-/// `next retry in 2m`, `next retry due now`, or overdue (no worker running?).
-fn next_retry(in_ms: i64) -> String {
-    if in_ms > 0 {
-        format!("next retry in {}", human(in_ms.unsigned_abs()))
-    } else if -in_ms < OVERDUE_MS {
-        "next retry due now".to_owned()
-    } else {
-        format!(
-            "next retry overdue by {} (is a worker running?)",
-            human(in_ms.unsigned_abs())
-        )
-    }
-}
-
-/// A duration in its largest whole unit: `45s`, `3m`, `5h`, `12d`.
-fn human(ms: u64) -> String {
-    let secs = ms / 1000;
-    match secs {
-        0..60 => format!("{secs}s"),
-        60..3600 => format!("{}m", secs / 60),
-        3600..172_800 => format!("{}h", secs / 3600),
-        _ => format!("{}d", secs / 86_400),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_read_like_people_say_them() {
-        assert_eq!(human(999), "0s");
-        assert_eq!(human(3_000), "3s");
-        assert_eq!(human(125_000), "2m");
-        assert_eq!(human(3 * 3_600_000), "3h");
-        assert_eq!(human(9 * 86_400_000), "9d");
-        assert_eq!(next_retry(120_000), "next retry in 2m");
-        assert_eq!(next_retry(-1_000), "next retry due now");
-        assert!(next_retry(-600_000).starts_with("next retry overdue by 10m"));
     }
 }
