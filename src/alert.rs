@@ -14,8 +14,9 @@ use crate::queue::DeadLetter;
 /// The type of the event an alert is.
 pub const ALERT_TYPE: &str = "events.dead_letters";
 
-/// At most one alert per destination in this long; what dies meanwhile is
-/// counted into the next.
+/// At most one alert per destination in this long unless
+/// `EVENTS_ALERT_WINDOW` says otherwise; what dies meanwhile is counted into
+/// the next.
 pub const WINDOW: Duration = Duration::from_secs(5 * 60);
 
 /// The longest error text an alert carries: enough to recognise a cause,
@@ -107,6 +108,22 @@ pub fn count_into(
     }
 }
 
+/// What `window` owes at `now_ms` when no new dead letter comes to carry
+/// it: the count of a window that ended with dead letters counted in it,
+/// reported now and opening a new window; `None` otherwise.
+pub fn due(window: Window, now_ms: i64, length: Duration) -> (Window, Option<u64>) {
+    match window.until_ms {
+        Some(until) if now_ms >= until && window.between > 0 => (
+            Window {
+                until_ms: Some(now_ms + length.as_millis() as i64),
+                between: 0,
+            },
+            Some(window.between),
+        ),
+        _ => (window, None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,5 +175,18 @@ mod tests {
         let (w, now) = count_into(w, 1, 5 * minute, WINDOW);
         assert_eq!(now, Some(8), "what happened in between, and this one");
         assert_eq!(w.until_ms, Some(10 * minute));
+    }
+
+    #[test]
+    fn a_window_that_ends_with_letters_counted_owes_them_once() {
+        let minute = 60_000;
+        let (w, _) = count_into(Window::default(), 1, 0, WINDOW);
+        assert_eq!(due(w, 6 * minute, WINDOW), (w, None), "nothing counted");
+        let (w, _) = count_into(w, 4, minute, WINDOW);
+        assert_eq!(due(w, 4 * minute, WINDOW), (w, None), "still open");
+        let (w, owed) = due(w, 5 * minute, WINDOW);
+        assert_eq!(owed, Some(4));
+        assert_eq!(w.until_ms, Some(10 * minute), "reporting opens a window");
+        assert_eq!(due(w, 11 * minute, WINDOW).1, None, "owed once");
     }
 }

@@ -264,6 +264,9 @@ pub struct Delivery {
     /// Whether the worker raises `events.dead_letters` alerts
     /// (`EVENTS_ALERTS`, on unless `0`).
     pub alerts: bool,
+    /// At most one alert per destination in this long
+    /// (`EVENTS_ALERT_WINDOW`, 5 minutes unless set).
+    pub alert_window: Duration,
 }
 
 /// Everything a subcommand needs, checked.
@@ -487,8 +490,24 @@ fn delivery_settings(env: &dyn Fn(&str) -> Option<String>) -> Result<Delivery, C
         dead_retention: retention(env, "EVENTS_DEAD_RETENTION")?,
         claim_lease,
         alerts: parse_env(env, "EVENTS_ALERTS", parse_bool, "1 or 0")?.unwrap_or(true),
+        alert_window: parse_env(
+            env,
+            "EVENTS_ALERT_WINDOW",
+            |v| {
+                humantime::parse_duration(v)
+                    .ok()
+                    .filter(|d| ALERT_WINDOW.contains(d))
+            },
+            "a duration from 1s to 1d, such as 5m or 1h",
+        )?
+        .unwrap_or(crate::alert::WINDOW),
     })
 }
+
+/// How long an alert window may be: under a second is no window at all,
+/// over a day is alerts switched off (`EVENTS_ALERTS=0` says that).
+const ALERT_WINDOW: std::ops::RangeInclusive<Duration> =
+    Duration::from_secs(1)..=Duration::from_secs(86_400);
 
 /// Replicas an emit may wait for: more than a primary ever has is a typo.
 const EMIT_REPLICAS: std::ops::RangeInclusive<u32> = 0..=16;

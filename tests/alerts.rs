@@ -142,12 +142,55 @@ fn three_workers_and_many_dead_letters_in_one_window_raise_one_alert() {
         .cli(&["HGET", "{events}:alert_between", "segment"])
         .parse()
         .unwrap_or(0);
-    let first: u64 = alert_lines(&slack)[0]
-        .strip_prefix("Dead letters: ")
+    let first = count_of(&alert_lines(&slack)[0]);
+    assert_eq!(first + between, 3 * SIGNUPS as u64);
+}
+
+/// The count an alert line announces.
+fn count_of(line: &str) -> u64 {
+    line.strip_prefix("Dead letters: ")
         .and_then(|rest| rest.split(' ').next())
         .map(|n| n.replace(',', "").parse().unwrap())
-        .unwrap();
-    assert_eq!(first + between, 3 * SIGNUPS as u64);
+        .unwrap_or_else(|| panic!("not an alert line: {line}"))
+}
+
+#[test]
+fn what_dies_within_a_window_is_reported_when_it_ends_without_another_death() {
+    let redis = RedisServer::start();
+    let (segment, slack) = (refusing_segment(), Sink::start());
+    let events = || on(&redis, &segment, &slack).env("EVENTS_ALERT_WINDOW", "5s");
+    let worker = events().arg("work").spawn();
+    events()
+        .args(["emit", "user.signup", "--email", "first@example.com"])
+        .run()
+        .success();
+    let wait = Duration::from_secs(60);
+    let first = slack.wait_accepted(2, wait);
+    assert!(first.len() >= 2, "the signup, then its alert");
+    // Five more die within the window: counted, and no death comes after
+    // them to carry the count.
+    events()
+        .arg("emit")
+        .arg("--stdin")
+        .stdin(signups(0..5))
+        .run()
+        .success();
+    let deadline = std::time::Instant::now() + wait;
+    while alert_lines(&slack).len() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    worker.signal("TERM");
+    worker.wait(wait).success();
+    let alerts = alert_lines(&slack);
+    assert_eq!(alerts.len(), 2, "{alerts:?}");
+    assert_eq!(count_of(&alerts[0]), 1, "{alerts:?}");
+    assert_eq!(count_of(&alerts[1]), 5, "{alerts:?}");
+    assert!(
+        alerts[1].contains(" to segment failed: HTTP 401"),
+        "{alerts:?}"
+    );
+    let between = redis.cli(&["HGET", "{events}:alert_between", "segment"]);
+    assert_eq!(between, "", "nothing left owed");
 }
 
 #[test]

@@ -434,6 +434,13 @@ const TUNING_MISTAKES: &[(&str, &str, &str)] = &[
         "a week",
         "EVENTS_DEAD_RETENTION must be a duration such as 30d or 12h, at most 36500d",
     ),
+    (
+        "EVENTS_ALERT_WINDOW",
+        "500ms",
+        "EVENTS_ALERT_WINDOW must be a duration from 1s to 1d, such as 5m or 1h",
+    ),
+    ("EVENTS_ALERT_WINDOW", "2d", "from 1s to 1d"),
+    ("EVENTS_ALERT_WINDOW", "-5m", "from 1s to 1d"),
 ];
 
 #[test]

@@ -111,6 +111,7 @@ macro_rules! conformance_tests {
             purged_dead_letters_are_the_filtered_ones_and_leave_the_counts_right,
             a_rate_limit_is_shared_by_every_connection,
             tallies_add_up_across_settles_and_connections,
+            an_alert_window_that_ends_owes_what_it_counted_to_one_caller,
         );
     };
 }
@@ -339,6 +340,45 @@ pub fn tallies_add_up_across_settles_and_connections(b: &dyn Backend) {
     assert_eq!(
         tallies.into_iter().collect::<Vec<_>>(),
         [("segment".to_owned(), segment), ("slack".to_owned(), slack)]
+    );
+}
+
+pub fn an_alert_window_that_ends_owes_what_it_counted_to_one_caller(b: &dyn Backend) {
+    let window = Duration::from_millis(400);
+    let mut q = b.open(LONG);
+    assert_eq!(
+        q.count_dead_for_alert("segment", 1, "HTTP 401 a", window)
+            .unwrap(),
+        Some(1),
+        "the first is reported at once"
+    );
+    for error in ["HTTP 401 b", "HTTP 401 c"] {
+        assert_eq!(
+            q.count_dead_for_alert("segment", 2, error, window).unwrap(),
+            None
+        );
+    }
+    // A window with nothing counted owes nothing, ended or not.
+    assert_eq!(
+        q.count_dead_for_alert("slack", 1, "HTTP 404", window)
+            .unwrap(),
+        Some(1)
+    );
+    assert!(q.alerts_due(window).unwrap().is_empty(), "still open");
+    thread::sleep(window + Duration::from_millis(100));
+    let mut other = b.reopen();
+    let owed = other.alerts_due(window).unwrap();
+    assert_eq!(owed.len(), 1, "{owed:?}");
+    assert_eq!(
+        (owed[0].dest.as_str(), owed[0].count, owed[0].error.as_str()),
+        ("segment", 4, "HTTP 401 c")
+    );
+    assert!(q.alerts_due(window).unwrap().is_empty(), "owed once");
+    assert_eq!(
+        q.count_dead_for_alert("segment", 1, "HTTP 401 d", window)
+            .unwrap(),
+        None,
+        "reporting opened a window"
     );
 }
 

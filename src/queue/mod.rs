@@ -425,7 +425,8 @@ pub trait Consumer: Describe {
     /// now), else how long until the next send is free.
     fn take_token(&mut self, dest: &str, rate: Rate) -> Result<Option<Duration>>;
 
-    /// Counts `count` dead letters to `dest` into its alert window, which
+    /// Counts `count` dead letters to `dest` (the latest failing with
+    /// `error`) into its alert window, which
     /// every worker on this queue shares (see [`crate::alert::count_into`]):
     /// how many to report when this call opens a new window, `None` while
     /// one is open.
@@ -433,8 +434,16 @@ pub trait Consumer: Describe {
         &mut self,
         dest: &str,
         count: u64,
+        error: &str,
         window: Duration,
     ) -> Result<Option<u64>>;
+
+    /// The alerts owed by windows that ended with dead letters counted in
+    /// them and no later dead letter to carry them (see
+    /// [`crate::alert::due`]): each destination's count and latest error.
+    /// Each is returned to one caller only, whichever worker asks first, and
+    /// opens a new window.
+    fn alerts_due(&mut self, window: Duration) -> Result<Vec<crate::alert::Tally>>;
 }
 
 /// The operator's side: `status`, `replay` and housekeeping.

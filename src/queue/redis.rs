@@ -36,6 +36,7 @@ use super::{
     Describe, Durability, NotReplicated, Producer, QueueError, QueueOptions, Result, RetryClaim,
     Settlement, Stats, StoredDeadLetter, Tally, UnavailableReason,
 };
+use crate::alert;
 use crate::config::redact_url;
 use crate::event::{Event, now_ms};
 use crate::rate::Rate;
@@ -105,12 +106,27 @@ return 0";
 /// it was. Returns what to report when this call opens a window, else nil.
 const COUNT_FOR_ALERT: &str = r"
 if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[3]) then
-  local between = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+  local between = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0') or 0
   redis.call('HDEL', KEYS[2], ARGV[1])
+  redis.call('HDEL', KEYS[3], ARGV[1])
   return between + tonumber(ARGV[2])
 end
 redis.call('HINCRBY', KEYS[2], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
 return false
+";
+
+/// Reports what one destination's ended alert window counted, opening a
+/// new window: `{count, error}`, or nothing when nothing is owed (or the
+/// window is still open, or another worker just reported it).
+const ALERT_DUE: &str = r"
+local between = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0') or 0
+if between <= 0 then return false end
+if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[2]) then return false end
+local err = redis.call('HGET', KEYS[3], ARGV[1]) or ''
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+return {between, err}
 ";
 
 const TAKE_TOKEN: &str = r"
@@ -981,21 +997,47 @@ impl Consumer for RedisQueue {
         &mut self,
         dest: &str,
         count: u64,
+        error: &str,
         window: Duration,
     ) -> Result<Option<u64>> {
-        let open = format!("{}:alert:{dest}", self.prefix);
-        let between = format!("{}:alert_between", self.prefix);
+        let [open, between, errors] = self.alert_keys(dest);
         let script = redis::Script::new(COUNT_FOR_ALERT);
         let window_ms = window.as_millis() as u64;
         self.with(|c| {
             script
                 .key(&open)
                 .key(&between)
+                .key(&errors)
                 .arg(dest)
                 .arg(count)
                 .arg(window_ms)
+                .arg(error)
                 .invoke(c)
         })
+    }
+
+    fn alerts_due(&mut self, window: Duration) -> Result<Vec<alert::Tally>> {
+        let [_, between, _] = self.alert_keys("");
+        let dests: Vec<String> = self.with(|c| redis::cmd("HKEYS").arg(&between).query(c))?;
+        let script = redis::Script::new(ALERT_DUE);
+        let window_ms = window.as_millis() as u64;
+        let mut due = Vec::new();
+        for dest in dests {
+            let keys = self.alert_keys(&dest);
+            let owed: Option<(u64, String)> = self.with(|c| {
+                script
+                    .key(&keys[0])
+                    .key(&keys[1])
+                    .key(&keys[2])
+                    .arg(&dest)
+                    .arg(window_ms)
+                    .invoke(c)
+            })?;
+            if let Some((count, error)) = owed {
+                due.push(alert::Tally { dest, count, error });
+            }
+        }
+        Ok(due)
     }
 
     fn backlog(&mut self, only: &[String]) -> Result<Backlog> {
@@ -1309,6 +1351,17 @@ const DELIVERED: &str = "delivered:";
 const RATE_LIMITED: &str = "rate_limited:";
 
 impl RedisQueue {
+    /// One destination's alert window (a key that expires when it ends),
+    /// and the hashes of what every destination counted meanwhile and its
+    /// latest error.
+    fn alert_keys(&self, dest: &str) -> [String; 3] {
+        [
+            format!("{}:alert:{dest}", self.prefix),
+            format!("{}:alert_between", self.prefix),
+            format!("{}:alert_errors", self.prefix),
+        ]
+    }
+
     fn tallies_key(&self) -> String {
         format!("{}:tallies", self.prefix)
     }

@@ -174,6 +174,9 @@ const MIGRATIONS: &[&str] = &[
         delivered INTEGER NOT NULL DEFAULT 0,
         rate_limited INTEGER NOT NULL DEFAULT 0
     ) WITHOUT ROWID;",
+    // 8: the latest error counted into an alert window, reported with the
+    // count when the window ends.
+    "ALTER TABLE alert_windows ADD COLUMN last_error TEXT NOT NULL DEFAULT '';",
 ];
 
 /// The queue in a SQLite file.
@@ -857,6 +860,7 @@ impl Consumer for SqliteQueue {
         &mut self,
         dest: &str,
         count: u64,
+        error: &str,
         window: Duration,
     ) -> Result<Option<u64>> {
         self.write(|tx| {
@@ -875,12 +879,43 @@ impl Consumer for SqliteQueue {
                 .unwrap_or_default();
             let (after, report) = alert::count_into(before, count, now_ms(), window);
             tx.execute(
-                "INSERT INTO alert_windows (dest, until_ms, counted_between) VALUES (?1, ?2, ?3)
+                "INSERT INTO alert_windows (dest, until_ms, counted_between, last_error)
+                 VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (dest) DO UPDATE SET until_ms = excluded.until_ms,
-                 counted_between = excluded.counted_between",
-                params![dest, after.until_ms, after.between as i64],
+                 counted_between = excluded.counted_between, last_error = excluded.last_error",
+                params![dest, after.until_ms, after.between as i64, error],
             )?;
             Ok(report)
+        })
+    }
+
+    fn alerts_due(&mut self, window: Duration) -> Result<Vec<alert::Tally>> {
+        self.write(|tx| {
+            let now = now_ms();
+            let owing = tx
+                .prepare_cached(
+                    "SELECT dest, until_ms, counted_between, last_error FROM alert_windows
+                     WHERE counted_between > 0 AND until_ms <= ?1",
+                )?
+                .query_map([now], |row| {
+                    let window = alert::Window {
+                        until_ms: Some(row.get(1)?),
+                        between: row.get::<_, i64>(2)?.max(0) as u64,
+                    };
+                    Ok((row.get::<_, String>(0)?, window, row.get::<_, String>(3)?))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut due = Vec::new();
+            for (dest, before, error) in owing {
+                let (after, owed) = alert::due(before, now, window);
+                let Some(count) = owed else { continue };
+                tx.execute(
+                    "UPDATE alert_windows SET until_ms = ?2, counted_between = 0 WHERE dest = ?1",
+                    params![dest, after.until_ms],
+                )?;
+                due.push(alert::Tally { dest, count, error });
+            }
+            Ok(due)
         })
     }
 

@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
+use crate::alert;
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::dest::{self, Attempt, Destination, Item};
@@ -41,6 +42,7 @@ use crate::queue::{
     UnavailableReason,
 };
 use crate::route::{POISON_DEST, PerRoute, Route, RouteId, Routes};
+use crate::sanitize::escape;
 use crate::template::Style;
 use settler::Settler;
 pub use stop::Stop;
@@ -113,6 +115,10 @@ const DEFER_BEHIND: Duration = Duration::from_secs(1);
 pub const BURST_SOON: Duration = Duration::from_secs(5);
 /// How often history and dead letters are trimmed to their retentions.
 const TRIM_EVERY: Duration = Duration::from_secs(600);
+/// How often alert windows that ended are asked for the dead letters they
+/// counted, at most: an alert window's remainder is reported this long
+/// after it ends at the latest (sooner for a short window).
+const ALERTS_EVERY: Duration = Duration::from_secs(30);
 /// How long one read waits for new entries at most: a stop request is
 /// noticed within it (plus Redis's 100 ms timer tick, to which it rounds a
 /// `BLOCK` up; an entry that arrives ends the wait at once).
@@ -201,6 +207,7 @@ impl Worker {
             wake: Arc::clone(&wake),
             metrics: self.metrics.clone(),
             alerts: self.config.delivery.alerts,
+            alert_window: self.config.delivery.alert_window,
         };
         let settler = std::thread::Builder::new()
             .name("settler".into())
@@ -355,6 +362,7 @@ impl Reader<'_> {
             renewal: now + self.renew_every(),
             trim: now,
             retries: now,
+            alerts: now + self.alerts_every(),
         };
         let only = self.worker.options.only.clone();
         let burst = self.worker.options.burst;
@@ -367,6 +375,10 @@ impl Reader<'_> {
             if now >= timers.trim {
                 self.trim();
                 timers.trim = now + TRIM_EVERY;
+            }
+            if now >= timers.alerts {
+                self.raise_owed_alerts();
+                timers.alerts = now + self.alerts_every();
             }
             if let Some(due) = self.wake.take_next_due() {
                 timers.retries = timers.retries.min(due_instant(now, now_ms(), due));
@@ -557,6 +569,36 @@ impl Reader<'_> {
         }
     }
 
+    /// How often to look for alerts owed: a tenth of the window, at most
+    /// [`ALERTS_EVERY`]; never, in effect, with alerts off.
+    fn alerts_every(&self) -> Duration {
+        let delivery = &self.worker.config.delivery;
+        if delivery.alerts {
+            (delivery.alert_window / 10).clamp(Duration::from_millis(100), ALERTS_EVERY)
+        } else {
+            Duration::from_secs(86_400 * 365)
+        }
+    }
+
+    /// Raises the alerts that windows ended owing: the dead letters counted
+    /// while a window was open, when no later one came to carry them.
+    fn raise_owed_alerts(&mut self) {
+        let window = self.worker.config.delivery.alert_window;
+        let owed = match self.queue.alerts_due(window) {
+            Ok(owed) => owed,
+            Err(e) => return log::warn!("cannot look for dead-letter alerts owed: {e}"),
+        };
+        for tally in owed {
+            let alert = alert::event(&tally.dest, tally.count, &tally.error);
+            if let Err(e) = self.queue.append(&[alert]) {
+                log::warn!(
+                    "cannot raise the dead-letter alert about {}: {e}",
+                    escape(&tally.dest)
+                );
+            }
+        }
+    }
+
     fn trim(&mut self) {
         let before = now_ms() - self.worker.config.delivery.retention.as_millis() as i64;
         match self.queue.trim(before) {
@@ -741,13 +783,15 @@ struct Timers {
     trim: Instant,
     /// Look for due retries.
     retries: Instant,
+    /// Look for dead-letter alerts owed by windows that ended.
+    alerts: Instant,
 }
 
 impl Timers {
     /// The next chore; due retries count only with `room` to claim them
     /// (otherwise a full window would spin on a retry look it cannot make).
     fn next(&self, room: bool) -> Instant {
-        let next = self.renewal.min(self.trim);
+        let next = self.renewal.min(self.trim).min(self.alerts);
         if room { next.min(self.retries) } else { next }
     }
 }
@@ -904,6 +948,7 @@ mod tests {
             renewal: now + Duration::from_secs(20),
             trim: now + Duration::from_secs(600),
             retries: now + Duration::from_millis(300),
+            alerts: now + Duration::from_secs(30),
         };
         assert_eq!(timers.next(true), now + Duration::from_millis(300));
         assert_eq!(timers.next(false), now + Duration::from_secs(20));

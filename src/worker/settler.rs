@@ -59,6 +59,8 @@ pub struct Settler {
     pub metrics: Option<Arc<Metrics>>,
     /// Whether dead letters raise `events.dead_letters` alerts.
     pub alerts: bool,
+    /// At most one alert per destination in this long.
+    pub alert_window: Duration,
 }
 
 /// `GIVE_UP_AFTER`, or the claim lease when that is shorter.
@@ -164,7 +166,7 @@ impl Settler {
         for tally in alert::tally(dead) {
             let raised = self
                 .queue
-                .count_dead_for_alert(&tally.dest, tally.count, alert::WINDOW)
+                .count_dead_for_alert(&tally.dest, tally.count, &tally.error, self.alert_window)
                 .and_then(|report| match report {
                     Some(count) => {
                         self.queue
@@ -640,6 +642,7 @@ mod tests {
             wake: Arc::new(Wake::new(&[])),
             metrics: None,
             alerts,
+            alert_window: alert::WINDOW,
         };
         let running = std::thread::spawn(move || settler.run());
         reports
@@ -704,6 +707,7 @@ mod tests {
             wake: Arc::clone(&wake),
             metrics: None,
             alerts: true,
+            alert_window: alert::WINDOW,
         };
         let running = std::thread::spawn(move || settler.run());
         // An entry no destination is routed to is acknowledged at once.
