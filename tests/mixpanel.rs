@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use crate::support::{Events, RedisServer, Reply, Sink};
+use crate::support::{
+    Events, ONE_SIGNUP, RedisServer, Reply, Sink, eight_signups_one_bad, emit_lines,
+};
 
 const TOKEN: &str = "mp_SeCrEtProjectToken456";
 
@@ -19,31 +21,6 @@ fn mixpanel(redis: &RedisServer, sink: &Sink) -> Events {
         .env("MIXPANEL_TOKEN", TOKEN)
         .env("MIXPANEL_API_URL", sink.base_url())
         .env("EVENTS_RETRY_BASE_MS", "10")
-}
-
-fn emit_lines(redis: &RedisServer, lines: &str) {
-    Events::new()
-        .env("REDIS_URL", redis.url())
-        .args(["emit", "--stdin"])
-        .stdin(lines)
-        .run()
-        .success();
-}
-
-/// Eight signups; the sixth is `bad@example.com`.
-fn eight_signups_one_bad() -> String {
-    (0..8)
-        .map(|i| {
-            let email = if i == 5 {
-                "bad".to_owned()
-            } else {
-                format!("u{i}")
-            };
-            format!(
-                "{{\"type\":\"user.signup\",\"payload\":{{\"email\":\"{email}@example.com\"}}}}\n"
-            )
-        })
-        .collect()
 }
 
 /// How many times each `distinct_id` was sent, in every request.
@@ -188,10 +165,7 @@ fn a_batch_refused_as_a_whole_is_split_so_only_the_bad_event_dies() {
 fn a_429_waits_and_a_retry_carries_the_same_insert_id() {
     let redis = RedisServer::start();
     let sink = Sink::start();
-    emit_lines(
-        &redis,
-        "{\"type\":\"user.signup\",\"payload\":{\"email\":\"a@example.com\"}}\n",
-    );
+    emit_lines(&redis, ONE_SIGNUP);
     sink.script(vec![
         Reply::status(429, "{\"error\":\"rate limited\"}").header("Retry-After", "1"),
         Reply::status(503, "{\"error\":\"try later\"}"),
@@ -230,10 +204,7 @@ fn a_config_file_destination_reads_its_token_and_the_token_is_never_shown() {
         ),
     )
     .unwrap();
-    emit_lines(
-        &redis,
-        "{\"type\":\"user.signup\",\"payload\":{\"email\":\"a@example.com\"}}\n",
-    );
+    emit_lines(&redis, ONE_SIGNUP);
     sink.script(vec![Reply::status(
         401,
         "{\"error\":\"Invalid credentials\"}",

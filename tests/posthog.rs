@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use crate::support::{Events, RedisServer, Reply, Sink};
+use crate::support::{
+    Events, ONE_SIGNUP, RedisServer, Reply, Sink, eight_signups_one_bad, emit_lines,
+};
 
 const API_KEY: &str = "phc_SeCrEtProjectKey123";
 
@@ -17,15 +19,6 @@ fn posthog(redis: &RedisServer, sink: &Sink) -> Events {
         .env("POSTHOG_API_KEY", API_KEY)
         .env("POSTHOG_HOST", sink.base_url())
         .env("EVENTS_RETRY_BASE_MS", "10")
-}
-
-fn emit_lines(redis: &RedisServer, lines: &str) {
-    Events::new()
-        .env("REDIS_URL", redis.url())
-        .args(["emit", "--stdin"])
-        .stdin(lines)
-        .run()
-        .success();
 }
 
 /// Every capture call the sink accepted, by `uuid`, with how often.
@@ -106,10 +99,7 @@ fn an_event_without_email_is_its_own_distinct_id() {
 fn a_retry_carries_the_same_uuid_and_a_500_spends_an_attempt() {
     let redis = RedisServer::start();
     let sink = Sink::start();
-    emit_lines(
-        &redis,
-        "{\"type\":\"user.signup\",\"payload\":{\"email\":\"a@example.com\"}}\n",
-    );
+    emit_lines(&redis, ONE_SIGNUP);
     sink.script(vec![Reply::status(500, "upstream down")]);
     posthog(&redis, &sink)
         .args(["work", "--burst"])
@@ -136,19 +126,7 @@ fn a_batch_refused_for_one_event_is_split_so_only_that_event_dies() {
             )
         })
     });
-    let lines: String = (0..8)
-        .map(|i| {
-            let email = if i == 5 {
-                "bad".to_owned()
-            } else {
-                format!("u{i}")
-            };
-            format!(
-                "{{\"type\":\"user.signup\",\"payload\":{{\"email\":\"{email}@example.com\"}}}}\n"
-            )
-        })
-        .collect();
-    emit_lines(&redis, &lines);
+    emit_lines(&redis, &eight_signups_one_bad());
     posthog(&redis, &sink)
         .args(["work", "--burst"])
         .run()
@@ -177,10 +155,7 @@ fn a_batch_refused_for_one_event_is_split_so_only_that_event_dies() {
 fn a_429_waits_without_spending_an_attempt() {
     let redis = RedisServer::start();
     let sink = Sink::start();
-    emit_lines(
-        &redis,
-        "{\"type\":\"user.signup\",\"payload\":{\"email\":\"a@example.com\"}}\n",
-    );
+    emit_lines(&redis, ONE_SIGNUP);
     sink.script(vec![
         Reply::status(429, "too many").header("Retry-After", "1"),
     ]);
@@ -198,10 +173,7 @@ fn a_429_waits_without_spending_an_attempt() {
 fn a_401_is_permanent_and_the_key_is_never_shown() {
     let redis = RedisServer::start();
     let sink = Sink::start();
-    emit_lines(
-        &redis,
-        "{\"type\":\"user.signup\",\"payload\":{\"email\":\"a@example.com\"}}\n",
-    );
+    emit_lines(&redis, ONE_SIGNUP);
     sink.script(vec![Reply::status(401, "invalid API key")]);
     let work = posthog(&redis, &sink)
         .args(["-v", "work", "--burst"])

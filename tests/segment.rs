@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use crate::support::{Events, RedisServer, Reply, Sink};
+use crate::support::{Events, ONE_SIGNUP, RedisServer, Reply, Sink, emit_lines};
 
 fn segment(redis: &RedisServer, sink: &Sink) -> Events {
     Events::new()
@@ -15,15 +15,6 @@ fn segment(redis: &RedisServer, sink: &Sink) -> Events {
         .env("SEGMENT_WRITE_KEY", "wk_test_123")
         .env("SEGMENT_ENDPOINT", sink.base_url())
         .env("EVENTS_RETRY_BASE_MS", "10")
-}
-
-fn emit_lines(redis: &RedisServer, lines: &str) {
-    Events::new()
-        .env("REDIS_URL", redis.url())
-        .args(["emit", "--stdin"])
-        .stdin(lines)
-        .run()
-        .success();
 }
 
 #[test]
@@ -125,10 +116,7 @@ fn an_event_over_32_kb_is_dead_lettered_not_sent() {
 fn a_400_is_permanent_and_a_500_is_retried() {
     let redis = RedisServer::start();
     let sink = Sink::start();
-    emit_lines(
-        &redis,
-        "{\"type\":\"user.signup\",\"payload\":{\"email\":\"a@example.com\"}}\n",
-    );
+    emit_lines(&redis, ONE_SIGNUP);
     sink.script(vec![
         Reply::status(500, "oops"),
         Reply::status(400, "bad request"),
@@ -148,10 +136,7 @@ fn a_400_is_permanent_and_a_500_is_retried() {
 fn a_429_waits_for_retry_after() {
     let redis = RedisServer::start();
     let sink = Sink::start();
-    emit_lines(
-        &redis,
-        "{\"type\":\"user.signup\",\"payload\":{\"email\":\"a@example.com\"}}\n",
-    );
+    emit_lines(&redis, ONE_SIGNUP);
     sink.script(vec![
         Reply::status(429, "slow down").header("Retry-After", "1"),
     ]);

@@ -18,7 +18,10 @@ pub mod redis;
 #[allow(unused_imports)]
 pub use self::{
     cmd::{Events, Outcome, Running, bin},
-    deliveries::{LONG, WEBHOOK_SECRET, signups, slack_lines, webhook_ids},
+    deliveries::{
+        LONG, ONE_SIGNUP, WEBHOOK_SECRET, eight_signups_one_bad, emit_lines, signups, slack_lines,
+        webhook_ids,
+    },
     hostile::Misbehaviour,
     http::{Reply, Request, Sink},
     redis::RedisServer,
