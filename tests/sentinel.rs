@@ -78,6 +78,16 @@ fn a_running_worker_follows_the_failover_to_the_new_primary() {
         "{}",
         worker.stderr_so_far()
     );
+    let moved = format!(
+        "the sentinels name a new primary for {SERVICE}: 127.0.0.1:{} (was 127.0.0.1:{})",
+        setup.replica.port(),
+        setup.primary.port()
+    );
+    assert!(
+        worker.wait_for_stderr(&moved, LONG),
+        "{}",
+        worker.stderr_so_far()
+    );
     worker.signal("TERM");
     worker.wait(LONG).success();
     let delivered = webhook_ids(&sink);

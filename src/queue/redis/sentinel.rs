@@ -263,12 +263,19 @@ impl Sentinels {
     /// `ROLE`), and returns a client for it.
     pub fn primary(&mut self) -> RedisResult<redis::Client> {
         let client = self.client.get_client()?;
-        self.primary = Some(match client.get_connection_info().addr() {
+        let primary = match client.get_connection_info().addr() {
             ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
                 address(host, *port)
             }
             other => other.to_string(),
-        });
+        };
+        if let Some(before) = self.primary.as_ref().filter(|before| **before != primary) {
+            log::info!(
+                "the sentinels name a new primary for {}: {primary} (was {before})",
+                self.url.service
+            );
+        }
+        self.primary = Some(primary);
         Ok(client)
     }
 
