@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::net::TcpListener;
 
 use crate::support::sentinel::{SERVICE, SentinelSetup};
-use crate::support::{Events, LONG, Sink, WEBHOOK_SECRET, webhook_ids};
+use crate::support::{Events, LONG, RedisServer, Sink, WEBHOOK_SECRET, webhook_ids};
 
 const STREAM: &str = "{events}:stream";
 
@@ -150,4 +150,44 @@ fn unreachable_sentinels_are_exit_1_naming_each_one_tried() {
             "cannot reach the Redis primary of svc (sentinels tried: 127.0.0.1:{}, 127.0.0.1:{})",
             ports[0], ports[1]
         ));
+}
+
+/// A primary turned replica without dropping its clients answers READONLY:
+/// the connection is closed on it, so the next call reconnects (with
+/// Sentinel, asking the sentinels for the new primary first).
+#[test]
+fn a_connection_to_a_server_turned_replica_is_closed_on_readonly() {
+    use events::config::{Config, Global};
+    use events::error::Error;
+    use events::queue::{QueueError, UnavailableReason};
+    use serde_json::json;
+
+    let server = RedisServer::start();
+    let other = RedisServer::start();
+    let url = server.url();
+    let env = |name: &str| (name == "REDIS_URL").then(|| url.clone());
+    let config = Config::load_with(&Global::default(), &env).unwrap();
+    let mut emitter = events::Emitter::new(config).unwrap();
+    let signup = json!({"email": "a@example.com"});
+    emitter.emit("user.signup", signup.clone()).unwrap();
+    server.cli(&["REPLICAOF", "127.0.0.1", &other.port().to_string()]);
+    let err = emitter.emit("user.signup", signup.clone()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Queue(QueueError::Unavailable {
+                reason: UnavailableReason::ReadOnly,
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+    let clients = server.cli(&["CLIENT", "LIST", "TYPE", "normal"]);
+    assert_eq!(
+        clients.lines().count(),
+        1,
+        "only redis-cli's own connection is left: {clients}"
+    );
+    server.cli(&["REPLICAOF", "NO", "ONE"]);
+    emitter.emit("user.signup", signup).unwrap();
 }

@@ -392,6 +392,13 @@ mod tests {
         assert_eq!(sentinels.shown(), "svc (sentinels tried: h1:1)");
     }
 
+    #[test]
+    fn a_tls_url_builds_a_client_for_sentinels_and_primary() {
+        let url = parse("rediss+sentinel://u:p@h1:1,h2:2/svc/3").unwrap();
+        let sentinels = Sentinels::new(url).unwrap();
+        assert_eq!(sentinels.describe(), "sentinel svc, sentinels h1:1, h2:2");
+    }
+
     proptest::proptest! {
         #[test]
         fn any_text_parses_or_gives_an_error(text in "\\PC{0,80}") {
