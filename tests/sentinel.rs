@@ -191,3 +191,27 @@ fn a_connection_to_a_server_turned_replica_is_closed_on_readonly() {
     server.cli(&["REPLICAOF", "NO", "ONE"]);
     emitter.emit("user.signup", signup).unwrap();
 }
+
+#[test]
+fn a_primary_that_needs_the_password_the_url_lacks_is_exit_1_saying_where_it_goes() {
+    let setup = SentinelSetup::start_with(Some("Zs3cret"));
+    let sink = Sink::start();
+    events(&setup.url(), &sink)
+        .args(["emit", "user.signup", "--email", "a@example.com"])
+        .run()
+        .code(1)
+        .stderr_has(&format!(
+            "Redis at sentinel {SERVICE}, sentinels 127.0.0.1:"
+        ))
+        .stderr_has("needs a password")
+        .stderr_has("give it in the URL, redis+sentinel://:PASSWORD@host:port,…/SERVICE");
+    let wrong = setup
+        .url()
+        .replacen("redis+sentinel://", "redis+sentinel://:Zwrong@", 1);
+    events(&wrong, &sink)
+        .args(["emit", "user.signup", "--email", "a@example.com"])
+        .run()
+        .code(1)
+        .stderr_has("refused the password (or user) in the URL")
+        .stderr_lacks("Zwrong");
+}

@@ -314,6 +314,16 @@ impl RedisQueue {
             // protocol error rather than NOAUTH: the server was asked plainly.
             class = Class::NeedsPassword;
         }
+        let (form, user_form) = match self.sentinels {
+            Some(_) => (
+                "redis+sentinel://:PASSWORD@host:port,…/SERVICE",
+                "redis+sentinel://USER:PASSWORD@…",
+            ),
+            None => (
+                "redis://:PASSWORD@host:port",
+                "redis://USER:PASSWORD@host:port",
+            ),
+        };
         match class {
             Class::Unavailable(reason) => {
                 let message = match reason {
@@ -340,11 +350,11 @@ impl RedisQueue {
             }
             Class::NeedsPassword => QueueError::Auth(format!(
                 "Redis at {shown} needs a password: give it in the URL, \
-                 redis://:PASSWORD@host:port (or redis://USER:PASSWORD@host:port with an ACL user)"
+                 {form} (or {user_form} with an ACL user)"
             )),
             Class::WrongPassword => QueueError::Auth(format!(
                 "Redis at {shown} refused the password (or user) in the URL: check the \
-                 PASSWORD in redis://:PASSWORD@host:port"
+                 PASSWORD in {form}"
             )),
             Class::Other => {
                 QueueError::Backend(format!("Redis at {shown} answered with an error: {e}"))
