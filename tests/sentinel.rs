@@ -97,6 +97,46 @@ fn a_running_worker_follows_the_failover_to_the_new_primary() {
 }
 
 #[test]
+fn a_running_worker_follows_when_the_primary_is_killed() {
+    let mut setup = SentinelSetup::start();
+    let sink = Sink::start();
+    let url = setup.url();
+    let worker = events(&url, &sink).arg("work").spawn();
+    let durable = || {
+        events(&url, &sink)
+            .env("EVENTS_EMIT_REPLICAS", "1")
+            .env("EVENTS_EMIT_REPLICAS_TIMEOUT_MS", "30000")
+    };
+    let first = emit(durable(), "first@example.com");
+    assert_eq!(sink.wait_accepted(1, LONG).len(), 1);
+    setup.sync_replica();
+    let killed = setup.primary.port();
+    setup.crash_primary();
+    let second = emit(events(&url, &sink), "second@example.com");
+    assert_eq!(
+        sink.wait_accepted(2, LONG).len(),
+        2,
+        "{}",
+        worker.stderr_so_far()
+    );
+    let moved = format!(
+        "the sentinels name a new primary for {SERVICE}: 127.0.0.1:{} (was 127.0.0.1:{killed})",
+        setup.replica.port()
+    );
+    assert!(
+        worker.wait_for_stderr(&moved, LONG),
+        "{}",
+        worker.stderr_so_far()
+    );
+    worker.signal("TERM");
+    worker.wait(LONG).success();
+    assert_eq!(
+        webhook_ids(&sink),
+        BTreeMap::from([(first, 1), (second, 1)])
+    );
+}
+
+#[test]
 fn status_names_the_service_and_its_primary_never_the_password() {
     let setup = SentinelSetup::start_with(Some("Zs3cret"));
     let sink = Sink::start();

@@ -129,6 +129,17 @@ impl SentinelSetup {
     pub fn failover(&self) {
         let first = self.sentinels.first().expect("three sentinels");
         sentinel_cli(first.port, &["SENTINEL", "FAILOVER", SERVICE]);
+        self.wait_for_promotion();
+    }
+
+    /// Kills the primary (SIGKILL) and returns once the sentinels, finding
+    /// it down, have promoted the replica and all name it.
+    pub fn crash_primary(&mut self) {
+        self.primary.crash();
+        self.wait_for_promotion();
+    }
+
+    fn wait_for_promotion(&self) {
         let promoted = Some(self.replica.port());
         wait_until("every sentinel to name the replica as the primary", || {
             self.primary_ports().iter().all(|port| *port == promoted)
