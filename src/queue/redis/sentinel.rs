@@ -305,6 +305,8 @@ impl Sentinels {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::queue::redis::RedisQueue;
+    use crate::queue::{Describe, QueueOptions};
 
     fn parse(url: &str) -> Result<SentinelUrl, SentinelUrlError> {
         SentinelUrl::parse(url)
@@ -406,8 +408,8 @@ mod tests {
             let _ = parse(&format!("redis+sentinel://{text}"));
         }
 
-        /// Whatever the password holds, no error and no description shows
-        /// any of it.
+        /// Whatever the password holds, no error and no description (the
+        /// queue's `describe`, as `status` shows it) shows any of it.
         #[test]
         fn no_part_of_a_password_is_ever_shown(
             password in "[#/?@:,%\\[\\]a-z\\PC]{0,20}",
@@ -422,12 +424,18 @@ mod tests {
                 let shown = match parse(&url) {
                     Ok(parsed) => {
                         let debug = format!("{parsed:?}");
+                        let queue = RedisQueue::with_sentinels(
+                            parsed.clone(),
+                            "{events}",
+                            QueueOptions::default(),
+                        );
+                        let queue = queue.map_or_else(|e| e.to_string(), |q| q.describe());
                         let sentinels = Sentinels::new(parsed);
                         let described = sentinels.map_or_else(
                             |e| e.to_string(),
                             |s| format!("{} {}", s.describe(), s.shown()),
                         );
-                        format!("{debug} {described}")
+                        format!("{debug} {queue} {described}")
                     }
                     Err(e) => e.to_string(),
                 };
