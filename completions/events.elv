@@ -18,7 +18,7 @@ set edit:completion:arg-completer[events] = {|@words|
     }
     var completions = [
         &'events'= {
-            cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store'
+            cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store'
             cand --db 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]'
             cand --config 'A TOML file adding event types and destinations [default: ./events.toml when present]'
             cand -v 'Say more on stderr (every retry and claim)'
@@ -50,7 +50,7 @@ set edit:completion:arg-completer[events] = {|@words|
             cand --field 'Any field, typed by the catalog; repeatable'
             cand --json 'Fields as a JSON object'
             cand --idempotency-key 'A re-run with the same key within 24 h writes nothing and prints the first event''s id'
-            cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store'
+            cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store'
             cand --db 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]'
             cand --config 'A TOML file adding event types and destinations [default: ./events.toml when present]'
             cand --dry-run 'Validate and print the event and its message; write nothing'
@@ -69,7 +69,7 @@ set edit:completion:arg-completer[events] = {|@words|
             cand --consumer 'This worker''s name in the consumer group [default: host name and pid]'
             cand --only 'Deliver only to these destinations (by name); repeatable'
             cand --metrics-addr 'Serve /metrics (Prometheus), /healthz and /readyz on this address, e.g. 127.0.0.1:9464 [default: off]'
-            cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store'
+            cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store'
             cand --db 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]'
             cand --config 'A TOML file adding event types and destinations [default: ./events.toml when present]'
             cand --burst 'Exit 0 once nothing is new, pending or due for retry within 5 s'
@@ -89,7 +89,7 @@ set edit:completion:arg-completer[events] = {|@words|
             cand --type 'Only event types matching this glob; repeatable'
             cand --to 'Only to this destination (by name)'
             cand --limit 'Replay at most N events'
-            cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store'
+            cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store'
             cand --db 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]'
             cand --config 'A TOML file adding event types and destinations [default: ./events.toml when present]'
             cand --dead 'Dead letters, each to the destination that failed (unless --to)'
@@ -109,7 +109,7 @@ set edit:completion:arg-completer[events] = {|@words|
             cand --type 'Only letters of event types matching this glob; repeatable'
             cand --dest 'Only letters of deliveries to this destination (by name, configured or not); repeatable'
             cand --before 'Only letters dead-lettered before WHEN: RFC 3339 or a duration ago such as 90m, 2h, 7d (-7d means the same)'
-            cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store'
+            cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store'
             cand --db 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]'
             cand --config 'A TOML file adding event types and destinations [default: ./events.toml when present]'
             cand --dead 'Dead letters (the only thing purged, and required to say so)'
@@ -129,7 +129,7 @@ set edit:completion:arg-completer[events] = {|@words|
             cand --type 'Only event types matching this glob; repeatable'
             cand --format '`text`: each event''s message, as the console destination prints it; `json`: each event as a JSON line'
             cand --since 'Start with the events written since WHEN (RFC 3339 or a duration ago such as 90m, 2h, 7d) rather than only new ones'
-            cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store'
+            cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store'
             cand --db 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]'
             cand --config 'A TOML file adding event types and destinations [default: ./events.toml when present]'
             cand -v 'Say more on stderr (every retry and claim)'
@@ -145,7 +145,7 @@ set edit:completion:arg-completer[events] = {|@words|
             cand -f 'Override a sample value; repeatable'
             cand --field 'Override a sample value; repeatable'
             cand --format 'format'
-            cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store'
+            cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store'
             cand --db 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]'
             cand --config 'A TOML file adding event types and destinations [default: ./events.toml when present]'
             cand --preview 'Render each message with sample values'
@@ -160,7 +160,7 @@ set edit:completion:arg-completer[events] = {|@words|
         }
         &'events;status'= {
             cand --format 'format'
-            cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store'
+            cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store'
             cand --db 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]'
             cand --config 'A TOML file adding event types and destinations [default: ./events.toml when present]'
             cand --watch 'Refresh every second, with deliveries per second per destination, until Ctrl-C: in place on a terminal; one table (or, with `--format json`, one JSON line) per second otherwise'
@@ -174,7 +174,7 @@ set edit:completion:arg-completer[events] = {|@words|
             cand --version 'Print version'
         }
         &'events;completions'= {
-            cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store'
+            cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store'
             cand --db 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]'
             cand --config 'A TOML file adding event types and destinations [default: ./events.toml when present]'
             cand -v 'Say more on stderr (every retry and claim)'
@@ -188,7 +188,7 @@ set edit:completion:arg-completer[events] = {|@words|
         }
         &'events;man'= {
             cand --dir 'Write the pages into this directory instead of printing `events(1)`'
-            cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store'
+            cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store'
             cand --db 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]'
             cand --config 'A TOML file adding event types and destinations [default: ./events.toml when present]'
             cand -v 'Say more on stderr (every retry and claim)'

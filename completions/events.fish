@@ -24,7 +24,7 @@ function __fish_events_using_subcommand
     contains -- $cmd[1] $argv
 end
 
-complete -c events -n "__fish_events_needs_command" -l redis-url -d 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store' -r
+complete -c events -n "__fish_events_needs_command" -l redis-url -d 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store' -r
 complete -c events -n "__fish_events_needs_command" -l db -d 'The embedded store\'s file [default: $XDG_STATE_HOME/events/events.db]' -r -F
 complete -c events -n "__fish_events_needs_command" -l config -d 'A TOML file adding event types and destinations [default: ./events.toml when present]' -r -F
 complete -c events -n "__fish_events_needs_command" -s v -l verbose -d 'Say more on stderr (every retry and claim)'
@@ -49,7 +49,7 @@ complete -c events -n "__fish_events_using_subcommand emit" -l error -d 'The `er
 complete -c events -n "__fish_events_using_subcommand emit" -s f -l field -d 'Any field, typed by the catalog; repeatable' -r
 complete -c events -n "__fish_events_using_subcommand emit" -l json -d 'Fields as a JSON object' -r
 complete -c events -n "__fish_events_using_subcommand emit" -l idempotency-key -d 'A re-run with the same key within 24 h writes nothing and prints the first event\'s id' -r
-complete -c events -n "__fish_events_using_subcommand emit" -l redis-url -d 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store' -r
+complete -c events -n "__fish_events_using_subcommand emit" -l redis-url -d 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store' -r
 complete -c events -n "__fish_events_using_subcommand emit" -l db -d 'The embedded store\'s file [default: $XDG_STATE_HOME/events/events.db]' -r -F
 complete -c events -n "__fish_events_using_subcommand emit" -l config -d 'A TOML file adding event types and destinations [default: ./events.toml when present]' -r -F
 complete -c events -n "__fish_events_using_subcommand emit" -l dry-run -d 'Validate and print the event and its message; write nothing'
@@ -62,7 +62,7 @@ complete -c events -n "__fish_events_using_subcommand work" -l concurrency -d 'T
 complete -c events -n "__fish_events_using_subcommand work" -l consumer -d 'This worker\'s name in the consumer group [default: host name and pid]' -r
 complete -c events -n "__fish_events_using_subcommand work" -l only -d 'Deliver only to these destinations (by name); repeatable' -r
 complete -c events -n "__fish_events_using_subcommand work" -l metrics-addr -d 'Serve /metrics (Prometheus), /healthz and /readyz on this address, e.g. 127.0.0.1:9464 [default: off]' -r
-complete -c events -n "__fish_events_using_subcommand work" -l redis-url -d 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store' -r
+complete -c events -n "__fish_events_using_subcommand work" -l redis-url -d 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store' -r
 complete -c events -n "__fish_events_using_subcommand work" -l db -d 'The embedded store\'s file [default: $XDG_STATE_HOME/events/events.db]' -r -F
 complete -c events -n "__fish_events_using_subcommand work" -l config -d 'A TOML file adding event types and destinations [default: ./events.toml when present]' -r -F
 complete -c events -n "__fish_events_using_subcommand work" -l burst -d 'Exit 0 once nothing is new, pending or due for retry within 5 s'
@@ -76,7 +76,7 @@ complete -c events -n "__fish_events_using_subcommand replay" -l file -d 'Events
 complete -c events -n "__fish_events_using_subcommand replay" -l type -d 'Only event types matching this glob; repeatable' -r
 complete -c events -n "__fish_events_using_subcommand replay" -l to -d 'Only to this destination (by name)' -r
 complete -c events -n "__fish_events_using_subcommand replay" -l limit -d 'Replay at most N events' -r
-complete -c events -n "__fish_events_using_subcommand replay" -l redis-url -d 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store' -r
+complete -c events -n "__fish_events_using_subcommand replay" -l redis-url -d 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store' -r
 complete -c events -n "__fish_events_using_subcommand replay" -l db -d 'The embedded store\'s file [default: $XDG_STATE_HOME/events/events.db]' -r -F
 complete -c events -n "__fish_events_using_subcommand replay" -l config -d 'A TOML file adding event types and destinations [default: ./events.toml when present]' -r -F
 complete -c events -n "__fish_events_using_subcommand replay" -l dead -d 'Dead letters, each to the destination that failed (unless --to)'
@@ -89,7 +89,7 @@ complete -c events -n "__fish_events_using_subcommand replay" -s V -l version -d
 complete -c events -n "__fish_events_using_subcommand purge" -l type -d 'Only letters of event types matching this glob; repeatable' -r
 complete -c events -n "__fish_events_using_subcommand purge" -l dest -d 'Only letters of deliveries to this destination (by name, configured or not); repeatable' -r
 complete -c events -n "__fish_events_using_subcommand purge" -l before -d 'Only letters dead-lettered before WHEN: RFC 3339 or a duration ago such as 90m, 2h, 7d (-7d means the same)' -r
-complete -c events -n "__fish_events_using_subcommand purge" -l redis-url -d 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store' -r
+complete -c events -n "__fish_events_using_subcommand purge" -l redis-url -d 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store' -r
 complete -c events -n "__fish_events_using_subcommand purge" -l db -d 'The embedded store\'s file [default: $XDG_STATE_HOME/events/events.db]' -r -F
 complete -c events -n "__fish_events_using_subcommand purge" -l config -d 'A TOML file adding event types and destinations [default: ./events.toml when present]' -r -F
 complete -c events -n "__fish_events_using_subcommand purge" -l dead -d 'Dead letters (the only thing purged, and required to say so)'
@@ -103,7 +103,7 @@ complete -c events -n "__fish_events_using_subcommand tail" -l type -d 'Only eve
 complete -c events -n "__fish_events_using_subcommand tail" -l format -d '`text`: each event\'s message, as the console destination prints it; `json`: each event as a JSON line' -r -f -a "text\t''
 json\t''"
 complete -c events -n "__fish_events_using_subcommand tail" -l since -d 'Start with the events written since WHEN (RFC 3339 or a duration ago such as 90m, 2h, 7d) rather than only new ones' -r
-complete -c events -n "__fish_events_using_subcommand tail" -l redis-url -d 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store' -r
+complete -c events -n "__fish_events_using_subcommand tail" -l redis-url -d 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store' -r
 complete -c events -n "__fish_events_using_subcommand tail" -l db -d 'The embedded store\'s file [default: $XDG_STATE_HOME/events/events.db]' -r -F
 complete -c events -n "__fish_events_using_subcommand tail" -l config -d 'A TOML file adding event types and destinations [default: ./events.toml when present]' -r -F
 complete -c events -n "__fish_events_using_subcommand tail" -s v -l verbose -d 'Say more on stderr (every retry and claim)'
@@ -113,7 +113,7 @@ complete -c events -n "__fish_events_using_subcommand tail" -s V -l version -d '
 complete -c events -n "__fish_events_using_subcommand templates" -s f -l field -d 'Override a sample value; repeatable' -r
 complete -c events -n "__fish_events_using_subcommand templates" -l format -r -f -a "table\t''
 json\t''"
-complete -c events -n "__fish_events_using_subcommand templates" -l redis-url -d 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store' -r
+complete -c events -n "__fish_events_using_subcommand templates" -l redis-url -d 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store' -r
 complete -c events -n "__fish_events_using_subcommand templates" -l db -d 'The embedded store\'s file [default: $XDG_STATE_HOME/events/events.db]' -r -F
 complete -c events -n "__fish_events_using_subcommand templates" -l config -d 'A TOML file adding event types and destinations [default: ./events.toml when present]' -r -F
 complete -c events -n "__fish_events_using_subcommand templates" -l preview -d 'Render each message with sample values'
@@ -123,7 +123,7 @@ complete -c events -n "__fish_events_using_subcommand templates" -s h -l help -d
 complete -c events -n "__fish_events_using_subcommand templates" -s V -l version -d 'Print version'
 complete -c events -n "__fish_events_using_subcommand status" -l format -r -f -a "table\t''
 json\t''"
-complete -c events -n "__fish_events_using_subcommand status" -l redis-url -d 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store' -r
+complete -c events -n "__fish_events_using_subcommand status" -l redis-url -d 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store' -r
 complete -c events -n "__fish_events_using_subcommand status" -l db -d 'The embedded store\'s file [default: $XDG_STATE_HOME/events/events.db]' -r -F
 complete -c events -n "__fish_events_using_subcommand status" -l config -d 'A TOML file adding event types and destinations [default: ./events.toml when present]' -r -F
 complete -c events -n "__fish_events_using_subcommand status" -l watch -d 'Refresh every second, with deliveries per second per destination, until Ctrl-C: in place on a terminal; one table (or, with `--format json`, one JSON line) per second otherwise'
@@ -131,7 +131,7 @@ complete -c events -n "__fish_events_using_subcommand status" -s v -l verbose -d
 complete -c events -n "__fish_events_using_subcommand status" -s q -l quiet -d 'Say less on stderr (only failures)'
 complete -c events -n "__fish_events_using_subcommand status" -s h -l help -d 'Print help'
 complete -c events -n "__fish_events_using_subcommand status" -s V -l version -d 'Print version'
-complete -c events -n "__fish_events_using_subcommand completions" -l redis-url -d 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store' -r
+complete -c events -n "__fish_events_using_subcommand completions" -l redis-url -d 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store' -r
 complete -c events -n "__fish_events_using_subcommand completions" -l db -d 'The embedded store\'s file [default: $XDG_STATE_HOME/events/events.db]' -r -F
 complete -c events -n "__fish_events_using_subcommand completions" -l config -d 'A TOML file adding event types and destinations [default: ./events.toml when present]' -r -F
 complete -c events -n "__fish_events_using_subcommand completions" -s v -l verbose -d 'Say more on stderr (every retry and claim)'
@@ -139,7 +139,7 @@ complete -c events -n "__fish_events_using_subcommand completions" -s q -l quiet
 complete -c events -n "__fish_events_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c events -n "__fish_events_using_subcommand completions" -s V -l version -d 'Print version'
 complete -c events -n "__fish_events_using_subcommand man" -l dir -d 'Write the pages into this directory instead of printing `events(1)`' -r -F
-complete -c events -n "__fish_events_using_subcommand man" -l redis-url -d 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store' -r
+complete -c events -n "__fish_events_using_subcommand man" -l redis-url -d 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store' -r
 complete -c events -n "__fish_events_using_subcommand man" -l db -d 'The embedded store\'s file [default: $XDG_STATE_HOME/events/events.db]' -r -F
 complete -c events -n "__fish_events_using_subcommand man" -l config -d 'A TOML file adding event types and destinations [default: ./events.toml when present]' -r -F
 complete -c events -n "__fish_events_using_subcommand man" -s v -l verbose -d 'Say more on stderr (every retry and claim)'

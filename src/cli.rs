@@ -32,7 +32,7 @@ pub struct GlobalArgs {
     /// Say less on stderr (only failures).
     #[arg(short, long, global = true)]
     pub quiet: bool,
-    /// Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store.
+    /// Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store.
     #[arg(
         long,
         global = true,

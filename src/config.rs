@@ -16,6 +16,7 @@ use toml::Spanned;
 use crate::catalog::{Catalog, EventSpec, FieldType};
 use crate::filter::When;
 use crate::queue::Durability;
+use crate::queue::redis::sentinel::{SentinelUrl, is_sentinel_url};
 use crate::rate::{Rate, RateSetting};
 pub use crate::secret::{Secret, SigningKey, redact_url};
 
@@ -49,6 +50,12 @@ pub enum Backend {
     Sqlite {
         path: PathBuf,
     },
+    /// A primary that Redis Sentinel names (`redis+sentinel://`), checked
+    /// when the configuration loads; the sentinels are asked on connecting.
+    Sentinel {
+        url: Secret,
+        sentinel: Box<SentinelUrl>,
+    },
 }
 
 /// As `Display`: a client's own `Debug` would show the password.
@@ -63,6 +70,7 @@ impl fmt::Display for Backend {
         match self {
             Backend::Redis { url, .. } => write!(f, "redis {}", redact_url(url.expose())),
             Backend::Sqlite { path } => write!(f, "sqlite {}", path.display()),
+            Backend::Sentinel { url, .. } => write!(f, "redis {}", redact_url(url.expose())),
         }
     }
 }
@@ -404,13 +412,21 @@ fn hash_tag(key: &str) -> Option<&str> {
 }
 
 fn redis_backend(url: &str) -> Result<Backend, ConfigError> {
+    if is_sentinel_url(url) {
+        let sentinel = SentinelUrl::parse(url)
+            .map_err(|e| ConfigError(format!("the Redis URL {} {e}", redact_url(url))))?;
+        return Ok(Backend::Sentinel {
+            url: Secret::new(url),
+            sentinel: Box::new(sentinel),
+        });
+    }
     if !(url.starts_with("redis://")
         || url.starts_with("rediss://")
         || url.starts_with("redis+unix://")
         || url.starts_with("unix://"))
     {
         return err(format!(
-            "the Redis URL {} must start with redis:// or rediss://",
+            "the Redis URL {} must start with redis://, rediss:// or redis+sentinel://",
             redact_url(url)
         ));
     }

@@ -20,6 +20,7 @@ mod rate_limit;
 mod readme;
 mod replay;
 mod segment;
+mod sentinel;
 mod slack_bot;
 mod sqlite_store;
 mod status;

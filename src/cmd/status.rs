@@ -173,5 +173,6 @@ fn backend_kind(backend: &Backend) -> &'static str {
     match backend {
         Backend::Redis { .. } => "redis",
         Backend::Sqlite { .. } => "sqlite",
+        Backend::Sentinel { .. } => "redis",
     }
 }

@@ -558,5 +558,8 @@ pub fn open(config: &crate::config::Config) -> Result<Box<dyn Queue>> {
         crate::config::Backend::Sqlite { path } => {
             Box::new(sqlite::SqliteQueue::open(path, options)?)
         }
+        crate::config::Backend::Sentinel { sentinel, .. } => Box::new(
+            redis::RedisQueue::with_sentinels((**sentinel).clone(), &config.prefix, options)?,
+        ),
     })
 }

@@ -42,6 +42,7 @@ use crate::event::{Event, now_ms};
 use crate::rate::Rate;
 
 mod retry;
+pub mod sentinel;
 
 /// The consumer group every worker joins.
 pub const GROUP: &str = "workers";
@@ -147,7 +148,11 @@ if not ok or #held > 0 then return 0 end
 return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])";
 
 pub struct RedisQueue {
-    client: redis::Client,
+    /// The server to connect to; with Sentinel, the primary the sentinels
+    /// named last (none before they are first asked).
+    client: Option<redis::Client>,
+    /// With a Sentinel URL: asked for the primary before every connection.
+    sentinels: Option<Box<sentinel::Sentinels>>,
     /// Where, for messages: the URL without its password.
     shown: String,
     conn: Option<Connection>,
@@ -183,8 +188,19 @@ impl RedisQueue {
         prefix: &str,
         options: QueueOptions,
     ) -> RedisQueue {
+        RedisQueue::build(Some(client), None, shown, prefix, options)
+    }
+
+    fn build(
+        client: Option<redis::Client>,
+        sentinels: Option<Box<sentinel::Sentinels>>,
+        shown: String,
+        prefix: &str,
+        options: QueueOptions,
+    ) -> RedisQueue {
         RedisQueue {
             client,
+            sentinels,
             shown,
             conn: None,
             stream: format!("{prefix}:stream"),
@@ -201,10 +217,68 @@ impl RedisQueue {
         }
     }
 
+    /// A queue on the primary that the sentinels of `url` name, asked
+    /// lazily: the first operation reports sentinels that cannot be reached.
+    pub fn with_sentinels(
+        url: sentinel::SentinelUrl,
+        prefix: &str,
+        options: QueueOptions,
+    ) -> Result<RedisQueue> {
+        let sentinels = sentinel::Sentinels::new(url).map_err(|e| {
+            QueueError::Backend(format!("the Redis Sentinel URL cannot be used: {e}"))
+        })?;
+        let shown = sentinels.describe();
+        let sentinels = Some(Box::new(sentinels));
+        Ok(RedisQueue::build(None, sentinels, shown, prefix, options))
+    }
+
+    /// The client to connect with. With Sentinel, the sentinels are asked
+    /// again before every connection, so a failover leads to the new primary.
+    fn client_now(&mut self) -> Result<redis::Client> {
+        if let Some(sentinels) = self.sentinels.as_mut() {
+            let asked = sentinels.primary();
+            self.shown = sentinels.describe();
+            let client = asked.map_err(|e| self.sentinel_error(e))?;
+            self.client = Some(client);
+        }
+        Ok(self
+            .client
+            .clone()
+            .expect("a client from the URL, or from the sentinels just above"))
+    }
+
+    /// Why the sentinels named no primary: none answered (unreachable, as
+    /// for one server), none knows a primary that answers as one (a failover
+    /// under way, or a service they do not monitor), or the primary refused
+    /// the password.
+    fn sentinel_error(&self, e: RedisError) -> QueueError {
+        let shown = self
+            .sentinels
+            .as_ref()
+            .map(|s| s.shown())
+            .unwrap_or_default();
+        if is_connection_error(&e) {
+            return QueueError::unavailable(
+                UnavailableReason::Unreachable,
+                format!("cannot reach the Redis primary of {shown}: {e}"),
+            );
+        }
+        if e.kind() == ErrorKind::MasterNameNotFoundBySentinel {
+            return QueueError::unavailable(
+                UnavailableReason::Failover,
+                format!(
+                    "no sentinel names a primary that answers as one for {shown}: \
+                     a failover is under way, or they monitor no service of that name"
+                ),
+            );
+        }
+        self.error(e)
+    }
+
     fn conn(&mut self) -> Result<&mut Connection> {
         if self.conn.is_none() {
             let conn = self
-                .client
+                .client_now()?
                 .get_connection_with_timeout(CONNECT_TIMEOUT)
                 .map_err(|e| self.error(e))?;
             let waits = self
@@ -233,7 +307,11 @@ impl RedisQueue {
     ) -> std::result::Result<T, RawError> {
         let conn = self.conn().map_err(RawError::Queue)?;
         f(conn).map_err(|e| {
-            if is_connection_error(&e) {
+            // A primary turned replica (a failover) answers READONLY: the
+            // next call reconnects, to the new primary with Sentinel.
+            if is_connection_error(&e)
+                || classify(&e) == Class::Unavailable(UnavailableReason::ReadOnly)
+            {
                 self.conn = None;
             }
             RawError::Redis(e)
@@ -252,6 +330,16 @@ impl RedisQueue {
             // protocol error rather than NOAUTH: the server was asked plainly.
             class = Class::NeedsPassword;
         }
+        let (form, user_form) = match self.sentinels {
+            Some(_) => (
+                "redis+sentinel://:PASSWORD@host:port,…/SERVICE",
+                "redis+sentinel://USER:PASSWORD@…",
+            ),
+            None => (
+                "redis://:PASSWORD@host:port",
+                "redis://USER:PASSWORD@host:port",
+            ),
+        };
         match class {
             Class::Unavailable(reason) => {
                 let message = match reason {
@@ -278,11 +366,11 @@ impl RedisQueue {
             }
             Class::NeedsPassword => QueueError::Auth(format!(
                 "Redis at {shown} needs a password: give it in the URL, \
-                 redis://:PASSWORD@host:port (or redis://USER:PASSWORD@host:port with an ACL user)"
+                 {form} (or {user_form} with an ACL user)"
             )),
             Class::WrongPassword => QueueError::Auth(format!(
                 "Redis at {shown} refused the password (or user) in the URL: check the \
-                 PASSWORD in redis://:PASSWORD@host:port"
+                 PASSWORD in {form}"
             )),
             Class::Other => {
                 QueueError::Backend(format!("Redis at {shown} answered with an error: {e}"))
@@ -293,7 +381,10 @@ impl RedisQueue {
     /// Whether the server turns away this client for want of a password:
     /// a fresh connection's `PING` answered with `NOAUTH`.
     fn needs_password(&self) -> bool {
-        let Ok(mut conn) = self.client.get_connection_with_timeout(CONNECT_TIMEOUT) else {
+        let Some(client) = &self.client else {
+            return false;
+        };
+        let Ok(mut conn) = client.get_connection_with_timeout(CONNECT_TIMEOUT) else {
             return false;
         };
         let _ = conn.set_read_timeout(Some(RESPONSE_TIMEOUT));

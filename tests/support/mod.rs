@@ -12,6 +12,7 @@ pub mod deliveries;
 pub mod hostile;
 pub mod http;
 pub mod redis;
+pub mod sentinel;
 
 // Re-exported so tests can write `support::Events`; like the helpers, not all are used by every
 // build. `self::` because the `redis` crate is in scope too and a bare `redis::` is ambiguous.
