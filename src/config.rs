@@ -14,6 +14,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::catalog::{Catalog, EventSpec, FieldType};
+use crate::dest::webhook::shape::Shape;
 use crate::filter::When;
 use crate::queue::Durability;
 use crate::rate::Rate;
@@ -171,9 +172,11 @@ pub enum DestSettings {
         api_url: String,
     },
     /// The signing key is decoded once, here: the webhook only signs.
+    /// `shape` holds its own headers and body, if the config file sets them.
     Webhook {
         url: Secret,
         key: SigningKey,
+        shape: Shape,
     },
 }
 
@@ -649,6 +652,7 @@ fn env_destinations(
             settings: DestSettings::Webhook {
                 url: Secret::new(url),
                 key,
+                shape: Shape::default(),
             },
             events: all(),
             rate: None,
@@ -743,6 +747,8 @@ struct DestEntry {
     rate: Option<Spanned<String>>,
     when: Option<Spanned<String>>,
     template: Option<Spanned<String>>,
+    headers: Option<Spanned<toml::Table>>,
+    body: Option<Spanned<toml::Value>>,
 }
 
 impl ConfigFile {
@@ -834,7 +840,7 @@ impl ConfigFile {
             let kind = DestKind::parse(entry.kind.get_ref()).ok_or_else(|| {
                 self.at(entry.kind.span(), "kind", format!("unknown destination kind {:?} (expected slack, discord, teams, segment, posthog, mixpanel, webhook or console)", entry.kind.get_ref()))
             })?;
-            let settings = self.settings(entry, kind, env)?;
+            let mut settings = self.settings(entry, kind, env)?;
             let events = match &entry.events {
                 Some(globs) if globs.get_ref().is_empty() => {
                     return Err(self.at(
@@ -867,6 +873,23 @@ impl ConfigFile {
                 ),
                 None => None,
             };
+            if let DestSettings::Webhook { shape, .. } = &mut settings {
+                *shape = self.shape(entry, catalog, &events, env)?;
+            } else if let Some((span, key)) = entry
+                .headers
+                .as_ref()
+                .map(|h| (h.span(), "headers"))
+                .or_else(|| entry.body.as_ref().map(|b| (b.span(), "body")))
+            {
+                return Err(self.at(
+                    span,
+                    key,
+                    format!(
+                        "only webhook destinations take {key}; {name:?} is a {} destination",
+                        kind.as_str()
+                    ),
+                ));
+            }
             out.push(DestConfig {
                 name,
                 settings,
@@ -960,8 +983,43 @@ impl ConfigFile {
                 DestSettings::Webhook {
                     url: secret(&entry.url_env, "url_env", "EVENTS_WEBHOOK_URL")?,
                     key,
+                    shape: Shape::default(),
                 }
             }
+        })
+    }
+
+    /// A webhook's own `headers` and `body`, checked against the fields of
+    /// every type `events` routes; an error names the line of the header or
+    /// template at fault when it can find it.
+    fn shape(
+        &self,
+        entry: &DestEntry,
+        catalog: &Catalog,
+        events: &[String],
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Shape, ConfigError> {
+        Shape::compile(
+            entry.headers.as_ref().map(Spanned::get_ref),
+            entry.body.as_ref().map(Spanned::get_ref),
+            catalog,
+            events,
+            env,
+        )
+        .map_err(|e| {
+            let (key, span) = match &e {
+                crate::dest::webhook::shape::ShapeError::BodyTemplate { .. }
+                | crate::dest::webhook::shape::ShapeError::NotJson { .. } => {
+                    ("body", entry.body.as_ref().map(Spanned::span))
+                }
+                _ => ("headers", entry.headers.as_ref().map(Spanned::span)),
+            };
+            let span = span.unwrap_or(entry.kind.span());
+            let start = e
+                .needle()
+                .and_then(|needle| self.text.get(span.clone())?.find(needle))
+                .map_or(span.start, |at| span.start + at);
+            self.at(start..start, key, e)
         })
     }
 

@@ -221,6 +221,22 @@ impl Template {
         &self.source
     }
 
+    /// The field's name when the template is exactly one plain `{field}`,
+    /// with no literal text and no format spec: a JSON body template keeps
+    /// such a value's own JSON type.
+    pub fn lone_field(&self) -> Option<&str> {
+        match self.parts.as_slice() {
+            [
+                Part::Field {
+                    name,
+                    thousands: false,
+                    ..
+                },
+            ] => Some(name),
+            _ => None,
+        }
+    }
+
     /// Field names referenced, in order of first appearance, deduplicated.
     pub fn fields(&self) -> Vec<&str> {
         let mut names: Vec<&str> = Vec::new();

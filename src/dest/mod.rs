@@ -191,10 +191,11 @@ pub fn build(config: &DestConfig, catalog: &Catalog, timeout: Duration) -> Arc<d
         DestSettings::Mixpanel { token, api_url } => {
             Arc::new(mixpanel::Mixpanel::new(name, token, api_url, timeout))
         }
-        DestSettings::Webhook { url, key } => Arc::new(webhook::Webhook::new(
+        DestSettings::Webhook { url, key, shape } => Arc::new(webhook::Webhook::new(
             name,
             url.clone(),
             key.clone(),
+            shape.clone(),
             timeout,
         )),
     }
