@@ -991,7 +991,8 @@ impl ConfigFile {
 
     /// A webhook's own `headers` and `body`, checked against the fields of
     /// every type `events` routes; an error names the line of the header or
-    /// template at fault when it can find it.
+    /// template at fault: its first appearance from where the setting starts
+    /// (a `[destination.headers]` table's span is its heading alone).
     fn shape(
         &self,
         entry: &DestEntry,
@@ -1017,7 +1018,7 @@ impl ConfigFile {
             let span = span.unwrap_or(entry.kind.span());
             let start = e
                 .needle()
-                .and_then(|needle| self.text.get(span.clone())?.find(needle))
+                .and_then(|needle| self.text.get(span.start..)?.find(needle))
                 .map_or(span.start, |at| span.start + at);
             self.at(start..start, key, e)
         })

@@ -29,5 +29,6 @@ mod templates;
 mod untrusted_input;
 mod upgrade;
 mod webhook;
+mod webhook_shape;
 mod when;
 mod work;
