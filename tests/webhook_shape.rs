@@ -153,12 +153,16 @@ fn bad_headers_are_refused_at_load_naming_file_and_line() {
     );
     let err = refused(r#"headers = { "Content-Type" = "text/plain" }"#);
     assert!(
-        err.contains("events.toml:13: headers: the header Content-Type is set by the webhook itself"),
+        err.contains(
+            "events.toml:13: headers: the header Content-Type is set by the webhook itself"
+        ),
         "{err}"
     );
     let err = refused("[destination.headers]\nX-Plan = \"x\"\nwebhook-signature = \"v1,forged\"");
     assert!(
-        err.contains("events.toml:15: headers: the header webhook-signature is set by the webhook itself"),
+        err.contains(
+            "events.toml:15: headers: the header webhook-signature is set by the webhook itself"
+        ),
         "{err}"
     );
     let err = refused(r#"headers = { Authorization = { env = "CRM_TOKEN" } }"#);
@@ -188,7 +192,8 @@ fn a_body_field_no_routed_type_has_is_refused_at_load_naming_its_line() {
 #[test]
 fn only_webhooks_take_headers_and_a_body() {
     let home = tempfile::tempdir().unwrap();
-    let toml = "[[destination]]\nname = \"log\"\nkind = \"console\"\nbody = { text = \"{email}\" }\n";
+    let toml =
+        "[[destination]]\nname = \"log\"\nkind = \"console\"\nbody = { text = \"{email}\" }\n";
     with_config(home.path(), toml)
         .args(["work", "--burst"])
         .run()

@@ -127,6 +127,12 @@ pub trait Destination: Send + Sync {
     /// never take it (a permanent failure).
     fn prepare(&self, event: &Event) -> Result<String, String>;
 
+    /// How values are escaped in what it posts: its markup's
+    /// (`Style::Slack`, `Style::Discord`), or none.
+    fn style(&self) -> crate::template::Style {
+        crate::template::Style::Plain
+    }
+
     /// How many items one send may join.
     fn batch_limit(&self) -> BatchLimit {
         BatchLimit {
