@@ -7,6 +7,7 @@ mod support;
 mod alerts;
 mod config_file;
 mod conformance;
+mod digest;
 mod discord;
 mod durable_emit;
 mod emit;
