@@ -268,6 +268,11 @@ pub struct TemplatesArgs {
     pub fields: Vec<String>,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    /// With --preview: what this destination (by name) would receive — its
+    /// own template, its escaping, and whether its `when` routes the sample
+    /// there.
+    #[arg(long, value_name = "DEST", requires = "preview")]
+    pub to: Option<String>,
 }
 
 /// Show the health of the pipeline: backlog, workers, retries, dead letters.
