@@ -155,6 +155,7 @@ Register-ArgumentCompleter -Native -CommandName 'events' -ScriptBlock {
             [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'Override a sample value; repeatable')
             [CompletionResult]::new('--field', '--field', [CompletionResultType]::ParameterName, 'Override a sample value; repeatable')
             [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'format')
+            [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'With --preview: what this destination (by name) would receive — its own template, its escaping, and whether its `when` routes the sample there')
             [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'A TOML file adding event types and destinations [default: ./events.toml when present]')

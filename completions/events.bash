@@ -595,7 +595,7 @@ _events() {
             return 0
             ;;
         events__subcmd__templates)
-            opts="-f -v -q -h -V --preview --field --format --verbose --quiet --redis-url --db --config --help --version"
+            opts="-f -v -q -h -V --preview --field --format --to --verbose --quiet --redis-url --db --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -611,6 +611,10 @@ _events() {
                     ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --redis-url)

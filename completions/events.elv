@@ -146,6 +146,7 @@ set edit:completion:arg-completer[events] = {|@words|
             cand -f 'Override a sample value; repeatable'
             cand --field 'Override a sample value; repeatable'
             cand --format 'format'
+            cand --to 'With --preview: what this destination (by name) would receive — its own template, its escaping, and whether its `when` routes the sample there'
             cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store'
             cand --db 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]'
             cand --config 'A TOML file adding event types and destinations [default: ./events.toml when present]'

@@ -114,6 +114,7 @@ complete -c events -n "__fish_events_using_subcommand tail" -s V -l version -d '
 complete -c events -n "__fish_events_using_subcommand templates" -s f -l field -d 'Override a sample value; repeatable' -r
 complete -c events -n "__fish_events_using_subcommand templates" -l format -r -f -a "table\t''
 json\t''"
+complete -c events -n "__fish_events_using_subcommand templates" -l to -d 'With --preview: what this destination (by name) would receive — its own template, its escaping, and whether its `when` routes the sample there' -r
 complete -c events -n "__fish_events_using_subcommand templates" -l redis-url -d 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store' -r
 complete -c events -n "__fish_events_using_subcommand templates" -l db -d 'The embedded store\'s file [default: $XDG_STATE_HOME/events/events.db]' -r -F
 complete -c events -n "__fish_events_using_subcommand templates" -l config -d 'A TOML file adding event types and destinations [default: ./events.toml when present]' -r -F

@@ -27,6 +27,7 @@ mod status;
 mod tail;
 mod teams;
 mod templates;
+mod templates_preview;
 mod untrusted_input;
 mod upgrade;
 mod webhook;

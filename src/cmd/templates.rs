@@ -19,7 +19,15 @@ use crate::route::{Route, Routes};
 use crate::template::Style;
 
 pub fn run(ctx: &Context, args: TemplatesArgs) -> anyhow::Result<()> {
-    let catalog = &ctx.config()?.catalog;
+    let to = match &args.to {
+        Some(name) => Some(Receiver::new(ctx.config()?, name)?),
+        None => None,
+    };
+    // With --to, that destination's messages: its own template, if any.
+    let catalog = to
+        .as_ref()
+        .and_then(|r| r.route.config().messages.as_ref())
+        .unwrap_or(&ctx.config()?.catalog);
     let specs: Vec<&EventSpec> = if args.types.is_empty() {
         catalog.iter().collect()
     } else {
@@ -29,10 +37,6 @@ pub fn run(ctx: &Context, args: TemplatesArgs) -> anyhow::Result<()> {
             .collect::<Result<_, _>>()?
     };
     let overrides = key_values(&args.fields, "--field")?;
-    let to = match &args.to {
-        Some(name) => Some(Receiver::new(ctx.config()?, name)?),
-        None => None,
-    };
     let mut rows = Vec::new();
     for spec in specs {
         let message = if args.preview {
