@@ -159,3 +159,45 @@ fn to_must_name_a_destination_and_needs_preview() {
         .code(2)
         .stderr_has("--preview");
 }
+
+/// The README's example for "big imports to #sales, churn to #billing,
+/// everything to Discord" loads and routes as it says.
+#[test]
+fn the_readmes_routing_example_routes_as_it_says() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme
+        .split("### Big imports to #sales, churn to #billing, everything to Discord")
+        .nth(1)
+        .expect("the README section");
+    let toml = section
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|block| block.split("```").next())
+        .expect("its config");
+    let run = |dest: &str, field: &str| {
+        let events = Events::new();
+        std::fs::write(events.home_dir().join("events.toml"), toml).unwrap();
+        let out = events
+            .env("SLACK_BOT_TOKEN", "xoxb-HIDDEN")
+            .env(
+                "DISCORD_WEBHOOK_URL",
+                "https://discord.com/api/webhooks/1/HIDDEN",
+            )
+            .args(["templates", "import.completed", "--preview", "--to", dest])
+            .args(["--field", field, "--format", "json"])
+            .run()
+            .success();
+        out.stdout_json()[0]["preview"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(
+        run("sales", "row_count=250000"),
+        "Big import: 250,000 rows by ada@example.com via CRM contacts"
+    );
+    assert!(run("sales", "row_count=5").contains("is false"));
+    assert!(run("billing", "row_count=5").contains("globs do not match"));
+    assert_eq!(
+        run("everything", "row_count=5"),
+        "Import: 5 rows by ada@example.com"
+    );
+}

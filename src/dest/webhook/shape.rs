@@ -170,18 +170,6 @@ impl Shape {
         }
         Ok(out)
     }
-
-    /// The header names, with how each value is made: for display, no value
-    /// of a secret shown.
-    pub fn describe_headers(&self) -> Vec<(String, String)> {
-        self.headers
-            .iter()
-            .map(|(name, value)| match value {
-                HeaderValue::Template(t) => (name.clone(), t.source().to_owned()),
-                HeaderValue::Secret(_) => (name.clone(), "***".to_owned()),
-            })
-            .collect()
-    }
 }
 
 fn header(
@@ -353,7 +341,7 @@ Authorization = { env = "TOKEN" }"#,
                 ("Authorization", "Bearer s3cret".to_owned())
             ]
         );
-        let shown = format!("{shape:?} {:?}", shape.describe_headers());
+        let shown = format!("{shape:?}");
         assert!(!shown.contains("s3cret"), "{shown}");
     }
 
