@@ -13,7 +13,7 @@ fn python_thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -49,7 +49,7 @@ fn emit_window(home: &Path, n: u64) -> u64 {
         sum += rows;
         let importer = match i {
             5 => "Once",
-            i if i % 7 == 0 => "Sheets",
+            i if i.is_multiple_of(7) => "Sheets",
             _ => "CRM",
         };
         input.push_str(
@@ -79,8 +79,8 @@ fn dry_run_prints_counts_and_sums_as_python_groups_them() {
     let home = tempfile::tempdir().unwrap();
     let n = 1_203;
     let sum = emit_window(home.path(), n);
-    let crm = (0..n).filter(|i| i % 7 != 0).count() as u64;
-    let sheets = (0..n).filter(|i| i % 7 == 0).count() as u64;
+    let crm = (0..n).filter(|i| !i.is_multiple_of(7)).count() as u64;
+    let sheets = (0..n).filter(|i| i.is_multiple_of(7)).count() as u64;
     let out = Events::new()
         .home(home.path())
         .args(["digest", "--since", "1h", "--dry-run"])

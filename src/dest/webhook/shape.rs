@@ -59,13 +59,13 @@ pub enum ShapeError {
     #[error("header {name}: {error}")]
     HeaderTemplate {
         name: String,
-        error: TemplateOverrideError,
+        error: Box<TemplateOverrideError>,
     },
     #[error("body{path}: {error}")]
     BodyTemplate {
         path: String,
         template: String,
-        error: TemplateOverrideError,
+        error: Box<TemplateOverrideError>,
     },
     #[error("body{path}: {what} cannot be sent as JSON")]
     NotJson { path: String, what: &'static str },
@@ -142,7 +142,7 @@ impl Shape {
     /// a body written for product events cannot name its fields.
     pub fn body(&self, event: &Event) -> Result<String, String> {
         match &self.body {
-            Some(node) if !(event.kind == crate::alert::ALERT_TYPE) => {
+            Some(node) if event.kind != crate::alert::ALERT_TYPE => {
                 Ok(render(node, &event.payload)?.to_string())
             }
             _ => Ok(event.to_json_line()),
@@ -193,7 +193,7 @@ fn header(
             }
             check(source).map_err(|error| ShapeError::HeaderTemplate {
                 name: named(),
-                error,
+                error: Box::new(error),
             })?;
             HeaderValue::Template(Template::parse(source).expect("checked above"))
         }
@@ -231,7 +231,7 @@ fn node(
             check(source).map_err(|error| ShapeError::BodyTemplate {
                 path: path.to_owned(),
                 template: source.clone(),
-                error,
+                error: Box::new(error),
             })?;
             let template = Template::parse(source).expect("checked above");
             match template.lone_field() {
