@@ -14,7 +14,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::catalog::{Catalog, EventSpec, FieldType};
-use crate::dest::webhook::shape::Shape;
+use crate::dest::webhook::shape::{Shape, ShapeError};
 use crate::filter::When;
 use crate::queue::Durability;
 use crate::rate::Rate;
@@ -873,23 +873,7 @@ impl ConfigFile {
                 ),
                 None => None,
             };
-            if let DestSettings::Webhook { shape, .. } = &mut settings {
-                *shape = self.shape(entry, catalog, &events, env)?;
-            } else if let Some((span, key)) = entry
-                .headers
-                .as_ref()
-                .map(|h| (h.span(), "headers"))
-                .or_else(|| entry.body.as_ref().map(|b| (b.span(), "body")))
-            {
-                return Err(self.at(
-                    span,
-                    key,
-                    format!(
-                        "only webhook destinations take {key}; {name:?} is a {} destination",
-                        kind.as_str()
-                    ),
-                ));
-            }
+            self.shape(entry, &mut settings, catalog, &events, env)?;
             out.push(DestConfig {
                 name,
                 settings,
@@ -989,18 +973,39 @@ impl ConfigFile {
         })
     }
 
-    /// A webhook's own `headers` and `body`, checked against the fields of
-    /// every type `events` routes; an error names the line of the header or
-    /// template at fault: its first appearance from where the setting starts
-    /// (a `[destination.headers]` table's span is its heading alone).
+    /// Puts a webhook's own `headers` and `body` into its `settings`,
+    /// checked against the fields of every type `events` routes; an error
+    /// names the line of the header or template at fault: its first
+    /// appearance from where the setting starts (a `[destination.headers]`
+    /// table's span is its heading alone). Other kinds take neither.
     fn shape(
         &self,
         entry: &DestEntry,
+        settings: &mut DestSettings,
         catalog: &Catalog,
         events: &[String],
         env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Shape, ConfigError> {
-        Shape::compile(
+    ) -> Result<(), ConfigError> {
+        let DestSettings::Webhook { shape, .. } = settings else {
+            let set = entry
+                .headers
+                .as_ref()
+                .map(|h| (h.span(), "headers"))
+                .or_else(|| entry.body.as_ref().map(|b| (b.span(), "body")));
+            return match set {
+                Some((span, key)) => Err(self.at(
+                    span,
+                    key,
+                    format!(
+                        "only webhook destinations take {key}; {:?} is a {} destination",
+                        entry.name.get_ref(),
+                        entry.kind.get_ref()
+                    ),
+                )),
+                None => Ok(()),
+            };
+        };
+        *shape = Shape::compile(
             entry.headers.as_ref().map(Spanned::get_ref),
             entry.body.as_ref().map(Spanned::get_ref),
             catalog,
@@ -1009,8 +1014,7 @@ impl ConfigFile {
         )
         .map_err(|e| {
             let (key, span) = match &e {
-                crate::dest::webhook::shape::ShapeError::BodyTemplate { .. }
-                | crate::dest::webhook::shape::ShapeError::NotJson { .. } => {
+                ShapeError::BodyTemplate { .. } | ShapeError::NotJson { .. } => {
                     ("body", entry.body.as_ref().map(Spanned::span))
                 }
                 _ => ("headers", entry.headers.as_ref().map(Spanned::span)),
@@ -1021,7 +1025,8 @@ impl ConfigFile {
                 .and_then(|needle| self.text.get(span.start..)?.find(needle))
                 .map_or(span.start, |at| span.start + at);
             self.at(start..start, key, e)
-        })
+        })?;
+        Ok(())
     }
 
     /// A Slack destination posting to `channel` with a bot token: an
