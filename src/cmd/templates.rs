@@ -51,6 +51,12 @@ pub fn run(ctx: &Context, args: TemplatesArgs) -> anyhow::Result<()> {
         };
         rows.push((spec, message));
     }
+    show(&rows, &args)
+}
+
+/// Prints the catalog's rows (with their previews, if any) as `--format`
+/// asks.
+fn show(rows: &[(&EventSpec, Option<String>)], args: &TemplatesArgs) -> anyhow::Result<()> {
     match args.format {
         Format::Json => {
             let items: Vec<Value> = rows
@@ -81,7 +87,7 @@ pub fn run(ctx: &Context, args: TemplatesArgs) -> anyhow::Result<()> {
             } else {
                 table::new(&["TYPE", "FIELDS", "TEMPLATE"])
             };
-            for (spec, message) in &rows {
+            for (spec, message) in rows {
                 match message {
                     Some(message) => t.add_row(vec![spec.name.clone(), message.clone()]),
                     None => t.add_row(vec![
