@@ -39,6 +39,7 @@ Register-ArgumentCompleter -Native -CommandName 'events' -ScriptBlock {
             [CompletionResult]::new('tail', 'tail', [CompletionResultType]::ParameterValue, 'Print each new event as it is written, until interrupted')
             [CompletionResult]::new('templates', 'templates', [CompletionResultType]::ParameterValue, 'List the event catalog, or preview every message')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show the health of the pipeline: backlog, workers, retries, dead letters')
+            [CompletionResult]::new('digest', 'digest', [CompletionResultType]::ParameterValue, 'Send one message summarising a window of history, per event type')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Write man pages (one per subcommand)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -154,6 +155,7 @@ Register-ArgumentCompleter -Native -CommandName 'events' -ScriptBlock {
             [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'Override a sample value; repeatable')
             [CompletionResult]::new('--field', '--field', [CompletionResultType]::ParameterName, 'Override a sample value; repeatable')
             [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'format')
+            [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'With --preview: what this destination (by name) would receive — its own template, its escaping, and whether its `when` routes the sample there')
             [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'A TOML file adding event types and destinations [default: ./events.toml when present]')
@@ -180,6 +182,24 @@ Register-ArgumentCompleter -Native -CommandName 'events' -ScriptBlock {
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say less on stderr (only failures)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'events;digest' {
+            [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'The window''s start: RFC 3339 or a duration ago such as 24h, 7d')
+            [CompletionResult]::new('--until', '--until', [CompletionResultType]::ParameterName, 'The window''s end (exclusive) [default: now]')
+            [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'Send to this chat destination (by name); repeatable [default: every configured chat destination]')
+            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'A TOML file adding event types and destinations [default: ./events.toml when present]')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Print the digest; send nothing')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more on stderr (every retry and claim)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say more on stderr (every retry and claim)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say less on stderr (only failures)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say less on stderr (only failures)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
@@ -221,6 +241,7 @@ Register-ArgumentCompleter -Native -CommandName 'events' -ScriptBlock {
             [CompletionResult]::new('tail', 'tail', [CompletionResultType]::ParameterValue, 'Print each new event as it is written, until interrupted')
             [CompletionResult]::new('templates', 'templates', [CompletionResultType]::ParameterValue, 'List the event catalog, or preview every message')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show the health of the pipeline: backlog, workers, retries, dead letters')
+            [CompletionResult]::new('digest', 'digest', [CompletionResultType]::ParameterValue, 'Send one message summarising a window of history, per event type')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Write man pages (one per subcommand)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -245,6 +266,9 @@ Register-ArgumentCompleter -Native -CommandName 'events' -ScriptBlock {
             break
         }
         'events;help;status' {
+            break
+        }
+        'events;help;digest' {
             break
         }
         'events;help;completions' {

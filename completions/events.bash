@@ -19,6 +19,9 @@ _events() {
             events,completions)
                 cmd="events__subcmd__completions"
                 ;;
+            events,digest)
+                cmd="events__subcmd__digest"
+                ;;
             events,emit)
                 cmd="events__subcmd__emit"
                 ;;
@@ -48,6 +51,9 @@ _events() {
                 ;;
             events__subcmd__help,completions)
                 cmd="events__subcmd__help__subcmd__completions"
+                ;;
+            events__subcmd__help,digest)
+                cmd="events__subcmd__help__subcmd__digest"
                 ;;
             events__subcmd__help,emit)
                 cmd="events__subcmd__help__subcmd__emit"
@@ -83,7 +89,7 @@ _events() {
 
     case "${cmd}" in
         events)
-            opts="-v -q -h -V --verbose --quiet --redis-url --db --config --help --version emit work replay purge tail templates status completions man help"
+            opts="-v -q -h -V --verbose --quiet --redis-url --db --config --help --version emit work replay purge tail templates status digest completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -115,6 +121,44 @@ _events() {
                 return 0
             fi
             case "${prev}" in
+                --redis-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        events__subcmd__digest)
+            opts="-v -q -h -V --since --until --to --dry-run --verbose --quiet --redis-url --db --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --until)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --redis-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -197,7 +241,7 @@ _events() {
             return 0
             ;;
         events__subcmd__help)
-            opts="emit work replay purge tail templates status completions man help"
+            opts="emit work replay purge tail templates status digest completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -211,6 +255,20 @@ _events() {
             return 0
             ;;
         events__subcmd__help__subcmd__completions)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        events__subcmd__help__subcmd__digest)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -537,7 +595,7 @@ _events() {
             return 0
             ;;
         events__subcmd__templates)
-            opts="-f -v -q -h -V --preview --field --format --verbose --quiet --redis-url --db --config --help --version"
+            opts="-f -v -q -h -V --preview --field --format --to --verbose --quiet --redis-url --db --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -553,6 +611,10 @@ _events() {
                     ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --redis-url)

@@ -36,6 +36,7 @@ set edit:completion:arg-completer[events] = {|@words|
             cand tail 'Print each new event as it is written, until interrupted'
             cand templates 'List the event catalog, or preview every message'
             cand status 'Show the health of the pipeline: backlog, workers, retries, dead letters'
+            cand digest 'Send one message summarising a window of history, per event type'
             cand completions 'Print a shell completion script'
             cand man 'Write man pages (one per subcommand)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -145,6 +146,7 @@ set edit:completion:arg-completer[events] = {|@words|
             cand -f 'Override a sample value; repeatable'
             cand --field 'Override a sample value; repeatable'
             cand --format 'format'
+            cand --to 'With --preview: what this destination (by name) would receive — its own template, its escaping, and whether its `when` routes the sample there'
             cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store'
             cand --db 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]'
             cand --config 'A TOML file adding event types and destinations [default: ./events.toml when present]'
@@ -170,6 +172,23 @@ set edit:completion:arg-completer[events] = {|@words|
             cand --quiet 'Say less on stderr (only failures)'
             cand -h 'Print help'
             cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'events;digest'= {
+            cand --since 'The window''s start: RFC 3339 or a duration ago such as 24h, 7d'
+            cand --until 'The window''s end (exclusive) [default: now]'
+            cand --to 'Send to this chat destination (by name); repeatable [default: every configured chat destination]'
+            cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store'
+            cand --db 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]'
+            cand --config 'A TOML file adding event types and destinations [default: ./events.toml when present]'
+            cand --dry-run 'Print the digest; send nothing'
+            cand -v 'Say more on stderr (every retry and claim)'
+            cand --verbose 'Say more on stderr (every retry and claim)'
+            cand -q 'Say less on stderr (only failures)'
+            cand --quiet 'Say less on stderr (only failures)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
         }
@@ -208,6 +227,7 @@ set edit:completion:arg-completer[events] = {|@words|
             cand tail 'Print each new event as it is written, until interrupted'
             cand templates 'List the event catalog, or preview every message'
             cand status 'Show the health of the pipeline: backlog, workers, retries, dead letters'
+            cand digest 'Send one message summarising a window of history, per event type'
             cand completions 'Print a shell completion script'
             cand man 'Write man pages (one per subcommand)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -225,6 +245,8 @@ set edit:completion:arg-completer[events] = {|@words|
         &'events;help;templates'= {
         }
         &'events;help;status'= {
+        }
+        &'events;help;digest'= {
         }
         &'events;help;completions'= {
         }

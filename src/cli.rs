@@ -58,6 +58,7 @@ pub enum Command {
     Tail(TailArgs),
     Templates(TemplatesArgs),
     Status(StatusArgs),
+    Digest(DigestArgs),
     Completions(CompletionsArgs),
     Man(ManArgs),
 }
@@ -267,6 +268,11 @@ pub struct TemplatesArgs {
     pub fields: Vec<String>,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    /// With --preview: what this destination (by name) would receive — its
+    /// own template, its escaping, and whether its `when` routes the sample
+    /// there.
+    #[arg(long, value_name = "DEST", requires = "preview")]
+    pub to: Option<String>,
 }
 
 /// Show the health of the pipeline: backlog, workers, retries, dead letters.
@@ -279,6 +285,32 @@ pub struct StatusArgs {
     /// `--format json`, one JSON line) per second otherwise.
     #[arg(long)]
     pub watch: bool,
+}
+
+/// Send one message summarising a window of history, per event type.
+///
+/// Per type: how many events, the sum of every integer field, and the
+/// commonest values of string fields that repeat. Sent to chat destinations
+/// (Slack, Discord, Teams) through their normal path, or printed with
+/// `--dry-run`. Suited to a daily cron job.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  events digest --since 24h --dry-run\n  events digest --since 24h --to growth\n  events digest --since 2026-11-27T00:00:00Z --until 2026-11-28T00:00:00Z"
+)]
+pub struct DigestArgs {
+    /// The window's start: RFC 3339 or a duration ago such as 24h, 7d.
+    #[arg(long, value_name = "WHEN", allow_hyphen_values = true)]
+    pub since: String,
+    /// The window's end (exclusive) [default: now].
+    #[arg(long, value_name = "WHEN", allow_hyphen_values = true)]
+    pub until: Option<String>,
+    /// Send to this chat destination (by name); repeatable [default: every
+    /// configured chat destination].
+    #[arg(long, value_name = "DEST")]
+    pub to: Vec<String>,
+    /// Print the digest; send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Print a shell completion script.

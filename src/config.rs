@@ -14,6 +14,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::catalog::{Catalog, EventSpec, FieldType};
+use crate::dest::webhook::shape::{Shape, ShapeError};
 use crate::filter::When;
 use crate::queue::Durability;
 use crate::queue::redis::sentinel::{SentinelUrl, is_sentinel_url};
@@ -179,9 +180,11 @@ pub enum DestSettings {
         api_url: String,
     },
     /// The signing key is decoded once, here: the webhook only signs.
+    /// `shape` holds its own headers and body, if the config file sets them.
     Webhook {
         url: Secret,
         key: SigningKey,
+        shape: Shape,
     },
 }
 
@@ -690,6 +693,7 @@ fn env_destinations(
             settings: DestSettings::Webhook {
                 url: Secret::new(url),
                 key,
+                shape: Shape::default(),
             },
             events: all(),
             rate: RateSetting::KindDefault,
@@ -784,6 +788,8 @@ struct DestEntry {
     rate: Option<Spanned<String>>,
     when: Option<Spanned<String>>,
     template: Option<Spanned<String>>,
+    headers: Option<Spanned<toml::Table>>,
+    body: Option<Spanned<toml::Value>>,
 }
 
 impl ConfigFile {
@@ -875,7 +881,7 @@ impl ConfigFile {
             let kind = DestKind::parse(entry.kind.get_ref()).ok_or_else(|| {
                 self.at(entry.kind.span(), "kind", format!("unknown destination kind {:?} (expected slack, discord, teams, segment, posthog, mixpanel, webhook or console)", entry.kind.get_ref()))
             })?;
-            let settings = self.settings(entry, kind, env)?;
+            let mut settings = self.settings(entry, kind, env)?;
             let events = match &entry.events {
                 Some(globs) if globs.get_ref().is_empty() => {
                     return Err(self.at(
@@ -907,6 +913,7 @@ impl ConfigFile {
                 ),
                 None => None,
             };
+            self.shape(entry, &mut settings, catalog, &events, env)?;
             out.push(DestConfig {
                 name,
                 settings,
@@ -1000,9 +1007,66 @@ impl ConfigFile {
                 DestSettings::Webhook {
                     url: secret(&entry.url_env, "url_env", "EVENTS_WEBHOOK_URL")?,
                     key,
+                    shape: Shape::default(),
                 }
             }
         })
+    }
+
+    /// Puts a webhook's own `headers` and `body` into its `settings`,
+    /// checked against the fields of every type `events` routes; an error
+    /// names the line of the header or template at fault: its first
+    /// appearance from where the setting starts (a `[destination.headers]`
+    /// table's span is its heading alone). Other kinds take neither.
+    fn shape(
+        &self,
+        entry: &DestEntry,
+        settings: &mut DestSettings,
+        catalog: &Catalog,
+        events: &[String],
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
+        let DestSettings::Webhook { shape, .. } = settings else {
+            let set = entry
+                .headers
+                .as_ref()
+                .map(|h| (h.span(), "headers"))
+                .or_else(|| entry.body.as_ref().map(|b| (b.span(), "body")));
+            return match set {
+                Some((span, key)) => Err(self.at(
+                    span,
+                    key,
+                    format!(
+                        "only webhook destinations take {key}; {:?} is a {} destination",
+                        entry.name.get_ref(),
+                        entry.kind.get_ref()
+                    ),
+                )),
+                None => Ok(()),
+            };
+        };
+        *shape = Shape::compile(
+            entry.headers.as_ref().map(Spanned::get_ref),
+            entry.body.as_ref().map(Spanned::get_ref),
+            catalog,
+            events,
+            env,
+        )
+        .map_err(|e| {
+            let (key, span) = match &e {
+                ShapeError::BodyTemplate { .. } | ShapeError::NotJson { .. } => {
+                    ("body", entry.body.as_ref().map(Spanned::span))
+                }
+                _ => ("headers", entry.headers.as_ref().map(Spanned::span)),
+            };
+            let span = span.unwrap_or(entry.kind.span());
+            let start = e
+                .needle()
+                .and_then(|needle| self.text.get(span.start..)?.find(needle))
+                .map_or(span.start, |at| span.start + at);
+            self.at(start..start, key, e)
+        })?;
+        Ok(())
     }
 
     /// A Slack destination posting to `channel` with a bot token: an

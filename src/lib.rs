@@ -25,6 +25,7 @@ pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod dest;
+pub mod digest;
 pub mod emitter;
 pub mod error;
 pub mod event;

@@ -46,6 +46,8 @@ pub enum Style {
     Slack,
     /// Discord message content: values are also escaped with [`discord_escape`].
     Discord,
+    /// Teams Adaptive Card text: values are also escaped with [`teams_escape`].
+    Teams,
     /// Console output: values are not escaped.
     Plain,
 }
@@ -219,6 +221,22 @@ impl Template {
     /// The template text as given to [`Template::parse`].
     pub fn source(&self) -> &str {
         &self.source
+    }
+
+    /// The field's name when the template is exactly one plain `{field}`,
+    /// with no literal text and no format spec: a JSON body template keeps
+    /// such a value's own JSON type.
+    pub fn lone_field(&self) -> Option<&str> {
+        match self.parts.as_slice() {
+            [
+                Part::Field {
+                    name,
+                    thousands: false,
+                    ..
+                },
+            ] => Some(name),
+            _ => None,
+        }
     }
 
     /// Field names referenced, in order of first appearance, deduplicated.
@@ -528,6 +546,45 @@ pub fn discord_escape(text: &str) -> String {
     out
 }
 
+/// Adaptive Card `TextBlock` text is a CommonMark subset (bold, italic,
+/// lists, links) plus `{{DATE(…)}}`/`{{TIME(…)}}` functions. Its markup
+/// characters get a backslash (CommonMark shows the character itself), so a
+/// value cannot turn text bold or italic, plant a link (`[text](url)`), open
+/// a list or call a date function; a `.` after a digit is escaped too, so
+/// `1.` cannot start a numbered list.
+pub fn teams_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut previous = ' ';
+    for c in text.chars() {
+        let markup = matches!(
+            c,
+            '\\' | '*'
+                | '_'
+                | '~'
+                | '`'
+                | '['
+                | ']'
+                | '('
+                | ')'
+                | '<'
+                | '>'
+                | '#'
+                | '+'
+                | '-'
+                | '!'
+                | '{'
+                | '}'
+                | '|'
+        );
+        if markup || (c == '.' && previous.is_ascii_digit()) {
+            out.push('\\');
+        }
+        out.push(c);
+        previous = c;
+    }
+    out
+}
+
 /// Makes one formatted value safe to insert: line breaks, control characters and bidi
 /// overrides become one space each ([`crate::sanitize::one_line`]), values over
 /// [`MAX_VALUE_CHARS`] are cut to that length ending in `…`, and for Slack it is escaped.
@@ -540,6 +597,7 @@ fn sanitize(value: &str, style: Style) -> String {
     match style {
         Style::Slack => slack_escape(&flat),
         Style::Discord => discord_escape(&flat),
+        Style::Teams => teams_escape(&flat),
         Style::Plain => flat,
     }
 }
@@ -549,6 +607,16 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use serde_json::json;
+
+    #[test]
+    fn teams_values_cannot_format_link_list_or_call_a_function() {
+        assert_eq!(
+            teams_escape("**bold** _it_ [x](http://e.vil) {{DATE(2017-02-14T06:00:00Z)}}"),
+            r"\*\*bold\*\* \_it\_ \[x\]\(http://e.vil\) \{\{DATE\(2017\-02\-14T06:00:00Z\)\}\}"
+        );
+        assert_eq!(teams_escape("1. ada@example.com"), r"1\. ada@example.com");
+        assert_eq!(teams_escape("- item"), r"\- item");
+    }
 
     #[test]
     fn control_characters_in_a_value_become_spaces() {

@@ -19,7 +19,7 @@ const COMPLETIONS: [(&str, &str); 5] = [
     ("powershell", "_events.ps1"),
 ];
 
-const SUBCOMMANDS: [&str; 9] = [
+const SUBCOMMANDS: [&str; 10] = [
     "emit",
     "work",
     "replay",
@@ -29,6 +29,7 @@ const SUBCOMMANDS: [&str; 9] = [
     "status",
     "completions",
     "man",
+    "digest",
 ];
 
 fn repo() -> &'static Path {

@@ -149,3 +149,24 @@ fn status_names_teams_without_its_signature() {
             .stdout_lacks(SIG);
     }
 }
+
+#[test]
+fn values_are_escaped_for_the_cards_markdown() {
+    let redis = RedisServer::start();
+    let sink = Sink::start();
+    sink.set_default(accepted());
+    let hostile = json!({"type": "import.failed", "payload": {
+        "email": "a@x.io", "importer_name": "CRM",
+        "error": "**urgent** [click](http://e.vil) {{DATE(2017-02-14T06:00:00Z)}}"}});
+    emit(&redis, format!("{hostile}\n"));
+    teams(&redis, &sink)
+        .args(["work", "--burst"])
+        .run()
+        .success();
+    assert_eq!(
+        teams_lines(&sink),
+        [
+            r"Import failed: a@x.io - \*\*urgent\*\* \[click\]\(http://e.vil\) \{\{DATE\(2017\-02\-14T06:00:00Z\)\}\}"
+        ]
+    );
+}

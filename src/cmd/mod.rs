@@ -1,6 +1,7 @@
 //! The subcommands: one file each, an args struct (in `cli.rs`) plus the
 //! function that runs it, dispatched from `run`.
 
+mod digest;
 mod emit;
 mod generate;
 mod purge;
@@ -63,6 +64,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tail(args) => tail::run(&ctx, args),
         Command::Templates(args) => templates::run(&ctx, args),
         Command::Status(args) => status::run(&ctx, args),
+        Command::Digest(args) => digest::run(&ctx, args),
         Command::Completions(args) => generate::completions(args),
         Command::Man(args) => generate::man(args),
     }

@@ -46,8 +46,12 @@ impl Destination for Discord {
 
     fn prepare(&self, event: &Event) -> Result<String, String> {
         self.catalog
-            .render(event, Style::Discord)
+            .render(event, self.style())
             .map_err(|e| e.to_string())
+    }
+
+    fn style(&self) -> Style {
+        Style::Discord
     }
 
     /// Bytes bound characters from above; with one newline between lines,

@@ -137,6 +137,12 @@ pub trait Destination: Send + Sync {
     /// never take it (a permanent failure).
     fn prepare(&self, event: &Event) -> Result<String, String>;
 
+    /// How values are escaped in what it posts: its markup's
+    /// (`Style::Slack`, `Style::Discord`), or none.
+    fn style(&self) -> crate::template::Style {
+        crate::template::Style::Plain
+    }
+
     /// How many items one send may join.
     fn batch_limit(&self) -> BatchLimit {
         BatchLimit {
@@ -201,10 +207,11 @@ pub fn build(config: &DestConfig, catalog: &Catalog, timeout: Duration) -> Arc<d
         DestSettings::Mixpanel { token, api_url } => {
             Arc::new(mixpanel::Mixpanel::new(name, token, api_url, timeout))
         }
-        DestSettings::Webhook { url, key } => Arc::new(webhook::Webhook::new(
+        DestSettings::Webhook { url, key, shape } => Arc::new(webhook::Webhook::new(
             name,
             url.clone(),
             key.clone(),
+            shape.clone(),
             timeout,
         )),
     }

@@ -56,8 +56,12 @@ impl Destination for SlackBot {
 
     fn prepare(&self, event: &Event) -> Result<String, String> {
         self.catalog
-            .render(event, Style::Slack)
+            .render(event, self.style())
             .map_err(|e| e.to_string())
+    }
+
+    fn style(&self) -> Style {
+        Style::Slack
     }
 
     fn batch_limit(&self) -> BatchLimit {

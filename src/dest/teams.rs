@@ -1,7 +1,7 @@
 //! Microsoft Teams through a Workflows (Power Automate) webhook: an Adaptive
-//! Card message carrying the text, one `TextBlock` a line. Messages that
-//! wait while one is in flight are joined into one card, in order, well
-//! under Teams' 28 KB message limit. Workflows answer `202 Accepted`; any
+//! Card message carrying the text, one `TextBlock` a line, values escaped
+//! for the card's Markdown. Messages that wait while one is in flight are
+//! joined into one card, in order, well under Teams' 28 KB message limit. Workflows answer `202 Accepted`; any
 //! 2xx is delivered.
 
 use std::time::Duration;
@@ -45,8 +45,12 @@ impl Destination for Teams {
 
     fn prepare(&self, event: &Event) -> Result<String, String> {
         self.catalog
-            .render(event, Style::Plain)
+            .render(event, self.style())
             .map_err(|e| e.to_string())
+    }
+
+    fn style(&self) -> Style {
+        Style::Teams
     }
 
     fn batch_limit(&self) -> BatchLimit {

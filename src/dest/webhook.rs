@@ -2,6 +2,10 @@
 //! JSON as the body, `webhook-id` (the event id, so receivers can drop
 //! duplicates), `webhook-timestamp`, and `webhook-signature: v1,<base64
 //! HMAC-SHA256 of "id.timestamp.body">` keyed with the `whsec_` secret.
+//! A destination's own [`shape::Shape`] may add headers and replace the
+//! body; the signature covers the body exactly as sent.
+
+pub mod shape;
 
 use std::time::Duration;
 
@@ -13,11 +17,13 @@ use sha2::Sha256;
 use super::{Attempt, Destination, Item, http};
 use crate::event::Event;
 use crate::secret::{Secret, SigningKey};
+use shape::Shape;
 
 pub struct Webhook {
     name: String,
     url: Secret,
     key: SigningKey,
+    shape: Shape,
     agent: ureq::Agent,
 }
 
@@ -31,11 +37,18 @@ pub fn sign(key: &SigningKey, id: &str, timestamp: i64, body: &str) -> String {
 }
 
 impl Webhook {
-    pub fn new(name: String, url: Secret, key: SigningKey, timeout: Duration) -> Webhook {
+    pub fn new(
+        name: String,
+        url: Secret,
+        key: SigningKey,
+        shape: Shape,
+        timeout: Duration,
+    ) -> Webhook {
         Webhook {
             name,
             url,
             key,
+            shape,
             agent: http::agent(timeout),
         }
     }
@@ -46,8 +59,11 @@ impl Destination for Webhook {
         &self.name
     }
 
+    /// The body, with the headers rendered once too: an event they cannot
+    /// be made for fails here, before any request.
     fn prepare(&self, event: &Event) -> Result<String, String> {
-        Ok(event.to_json_line())
+        self.shape.headers(event)?;
+        self.shape.body(event)
     }
 
     fn send(&self, items: &[Item]) -> Attempt {
@@ -56,9 +72,16 @@ impl Destination for Webhook {
         };
         let timestamp = chrono::Utc::now().timestamp();
         let signature = sign(&self.key, &item.event.id, timestamp, &item.body);
+        let headers = match self.shape.headers(&item.event) {
+            Ok(headers) => headers,
+            Err(e) => return Attempt::Permanent(e),
+        };
+        let request = headers.into_iter().fold(
+            self.agent.post(self.url.expose()),
+            |request, (name, value)| request.header(name, value),
+        );
         let answer = http::classify(
-            self.agent
-                .post(self.url.expose())
+            request
                 .header("Content-Type", "application/json")
                 .header("webhook-id", &item.event.id)
                 .header("webhook-timestamp", timestamp.to_string())

@@ -1,0 +1,208 @@
+//! `events digest`: a cron job's daily report. Reads a window of history
+//! (the read `replay --since` uses), sums it up per type
+//! ([`crate::digest`]) and posts it to chat destinations through their own
+//! sender — their escaping, joining and size limits — or prints it.
+//!
+//! It posts at once rather than through the queue: a report a cron job
+//! asked for either arrives while the job runs or the job fails (exit 1)
+//! and says why, retrying meanwhile as the destination's policy allows.
+
+use std::sync::Arc;
+
+use super::{Context, print};
+use crate::cli::DigestArgs;
+use crate::config::Config;
+use crate::dest::{self, Attempt, BatchLimit, Destination, Item};
+use crate::digest::Digest;
+use crate::error::UsageError;
+use crate::event::{Event, Payload, now_ms};
+use crate::queue;
+use crate::replay::Source;
+use crate::retry::RetryPolicy;
+use crate::route::{Route, Routes};
+use crate::template::Style;
+
+/// The longest wait a digest accepts from a rate-limited destination.
+const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+pub fn run(ctx: &Context, args: DigestArgs) -> anyhow::Result<()> {
+    let config = ctx.config()?;
+    let Source::History { from_ms, until_ms } = Source::new(
+        false,
+        Some(&args.since),
+        args.until.as_deref(),
+        None,
+        now_ms(),
+    )?
+    else {
+        return Err(UsageError("--since is required".into()).into());
+    };
+    let routes = Routes::from_config(config)?;
+    let targets = targets(&routes, &args.to, args.dry_run)?;
+    let mut digest = Digest::new(from_ms, until_ms);
+    queue::open(config)?.history(from_ms, until_ms, &mut |events| {
+        for event in &events {
+            digest.add(event, &config.catalog);
+        }
+        true
+    })?;
+    if args.dry_run {
+        let mut out = digest.lines(Style::Plain)?.join("\n");
+        out.push('\n');
+        return print(&out);
+    }
+    let mut failed = Vec::new();
+    for route in targets {
+        if let Err(reason) = post(config, route, &digest) {
+            log::error!("the digest was not delivered to {}: {reason}", route.name());
+            failed.push(route.name());
+        } else if !ctx.quiet {
+            log::info!(
+                "sent the digest of {} events to {}",
+                digest.total(),
+                route.name()
+            );
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!("the digest was not delivered to {}", failed.join(", "))
+    }
+}
+
+/// The chat destinations `--to` names, or every configured one.
+fn targets<'r>(routes: &'r Routes, to: &[String], dry_run: bool) -> anyhow::Result<Vec<&'r Route>> {
+    if to.is_empty() {
+        let chat: Vec<&Route> = routes.iter().filter(|r| r.kind().is_chat()).collect();
+        if chat.is_empty() && !dry_run {
+            return Err(UsageError(
+                "no chat destination (Slack, Discord, Teams) is configured to send the digest to; pass --dry-run to print it".into(),
+            )
+            .into());
+        }
+        return Ok(chat);
+    }
+    let ids = routes.resolve("--to", to)?;
+    ids.iter()
+        .map(|&id| {
+            let route = routes.get(id);
+            if route.kind().is_chat() {
+                Ok(route)
+            } else {
+                Err(UsageError(format!(
+                    "--to {}: a digest goes to chat destinations (Slack, Discord, Teams), and this is a {} destination",
+                    route.name(),
+                    route.kind().as_str()
+                ))
+                .into())
+            }
+        })
+        .collect()
+}
+
+/// Posts the digest to `route`, its lines escaped and joined as the
+/// destination does for any message, in as many messages as its limit asks.
+fn post(config: &Config, route: &Route, digest: &Digest) -> Result<(), String> {
+    let dest = dest::build(
+        route.config(),
+        &config.catalog,
+        config.delivery.http_timeout,
+    );
+    let lines = digest.lines(dest.style()).map_err(|e| e.to_string())?;
+    let event = Arc::new(Event::new("events.digest", Payload::new()));
+    let items: Vec<Item> = lines
+        .into_iter()
+        .map(|body| Item {
+            event: Arc::clone(&event),
+            body,
+        })
+        .collect();
+    for batch in batches(&items, dest.batch_limit()) {
+        send(dest.as_ref(), batch, route.policy())?;
+    }
+    Ok(())
+}
+
+/// `items` cut into runs that each fit `limit` (one item at least).
+fn batches(items: &[Item], limit: BatchLimit) -> Vec<&[Item]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, item) in items.iter().enumerate() {
+        let full = i - start >= limit.items || bytes + item.body.len() > limit.bytes;
+        if i > start && full {
+            out.push(&items[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += item.body.len();
+    }
+    if start < items.len() {
+        out.push(&items[start..]);
+    }
+    out
+}
+
+/// Sends one message, waiting out rate limits and retrying transient
+/// failures within the destination's attempt budget.
+fn send(dest: &dyn Destination, items: &[Item], policy: &RetryPolicy) -> Result<(), String> {
+    let mut attempts = 0;
+    loop {
+        match dest.send(items).of(0) {
+            Attempt::Delivered => return Ok(()),
+            Attempt::RetryAfter(wait, _) | Attempt::Deferred(wait, _) => {
+                std::thread::sleep(wait.min(MAX_WAIT));
+            }
+            Attempt::Transient(reason) => {
+                attempts += 1;
+                if policy.exhausted(attempts) {
+                    return Err(reason);
+                }
+                log::debug!("{}: {reason}; trying again", dest.name());
+                std::thread::sleep(policy.delay(attempts));
+            }
+            Attempt::Permanent(reason) => return Err(reason),
+            // `of` never gives `Each`.
+            Attempt::Each(_) => return Err("the destination gave no outcome".into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_keep_to_the_item_and_byte_limits() {
+        let event = Arc::new(Event::new("events.digest", Payload::new()));
+        let items: Vec<Item> = [5, 5, 5, 20, 1]
+            .iter()
+            .map(|&n| Item {
+                event: Arc::clone(&event),
+                body: "x".repeat(n),
+            })
+            .collect();
+        let sizes =
+            |limit| -> Vec<usize> { batches(&items, limit).iter().map(|b| b.len()).collect() };
+        assert_eq!(
+            sizes(BatchLimit {
+                items: 2,
+                bytes: 100
+            }),
+            [2, 2, 1]
+        );
+        assert_eq!(
+            sizes(BatchLimit {
+                items: 10,
+                bytes: 15
+            }),
+            [3, 1, 1]
+        );
+        assert_eq!(
+            sizes(BatchLimit {
+                items: 10,
+                bytes: 1000
+            }),
+            [5]
+        );
+    }
+}
