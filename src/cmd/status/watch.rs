@@ -26,9 +26,13 @@ use crate::worker::Stop;
 
 /// How often the view is refreshed.
 const EVERY: Duration = Duration::from_secs(1);
-/// Moves the cursor home and clears the screen: the next frame replaces the
-/// last one in place.
-const CLEAR: &str = "\x1b[H\x1b[2J";
+/// Moves the cursor home: the next frame is drawn over the last one.
+const HOME: &str = "\x1b[H";
+/// Erases the rest of a line, or (at the end) everything below the frame:
+/// what the last frame had there and this one does not. Drawing over
+/// rather than clearing first keeps the view from flickering.
+const ERASE_LINE: &str = "\x1b[K";
+const ERASE_BELOW: &str = "\x1b[J";
 
 /// Refreshes until SIGINT or SIGTERM, then exits 0.
 pub fn run(queue: &mut dyn Admin, config: &Config, format: Format) -> anyhow::Result<()> {
@@ -55,12 +59,14 @@ pub fn run(queue: &mut dyn Admin, config: &Config, format: Format) -> anyhow::Re
         };
         let frame = match format {
             Format::Json => frame,
-            Format::Table => format!(
-                "{}{frame}\nEvery {}s, at {}. Ctrl-C to stop.\n",
-                if terminal { CLEAR } else { "" },
-                EVERY.as_secs(),
-                format_ts_ms(now_ms())
-            ),
+            Format::Table => {
+                let frame = format!(
+                    "{frame}\nEvery {}s, at {}. Ctrl-C to stop.\n",
+                    EVERY.as_secs(),
+                    format_ts_ms(now_ms())
+                );
+                if terminal { in_place(&frame) } else { frame }
+            }
         };
         print(&frame)?;
         stop.wait_until(started + EVERY);
@@ -88,6 +94,18 @@ fn per_second(
         .collect()
 }
 
+/// `frame` drawn over the last one on a terminal.
+fn in_place(frame: &str) -> String {
+    let mut out = String::from(HOME);
+    for line in frame.lines() {
+        out.push_str(line);
+        out.push_str(ERASE_LINE);
+        out.push('\n');
+    }
+    out.push_str(ERASE_BELOW);
+    out
+}
+
 /// What a refresh shows while the queue does not answer.
 fn unreachable_frame(location: &str, error: &str, format: Format) -> String {
     match format {
@@ -106,6 +124,14 @@ fn unreachable_frame(location: &str, error: &str, format: Format) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_frame_on_a_terminal_is_drawn_over_the_last_leaving_nothing_of_it() {
+        assert_eq!(
+            in_place("Queue: x\n\nStream: empty\n"),
+            "\x1b[HQueue: x\x1b[K\n\x1b[K\nStream: empty\x1b[K\n\x1b[J"
+        );
+    }
 
     #[test]
     fn rates_are_the_deliveries_between_two_readings_over_the_time_between() {
