@@ -26,7 +26,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use redis::{Connection, Value};
+use redis::Value;
 
 use redis::{ErrorKind, RedisError, ServerErrorKind};
 
@@ -40,7 +40,10 @@ use crate::config::redact_url;
 use crate::event::{Event, now_ms};
 use crate::rate::Rate;
 
+mod cluster;
 mod retry;
+
+use cluster::{Conn, Mode};
 
 /// The consumer group every worker joins.
 pub const GROUP: &str = "workers";
@@ -134,7 +137,7 @@ pub struct RedisQueue {
     client: redis::Client,
     /// Where, for messages: the URL without its password.
     shown: String,
-    conn: Option<Connection>,
+    conn: Option<Conn>,
     stream: String,
     retry: String,
     deliveries: String,
@@ -185,18 +188,19 @@ impl RedisQueue {
         }
     }
 
-    fn conn(&mut self) -> Result<&mut Connection> {
+    fn conn(&mut self) -> Result<&mut Conn> {
         if self.conn.is_none() {
-            let conn = self
-                .client
-                .get_connection_with_timeout(CONNECT_TIMEOUT)
-                .map_err(|e| self.error(e))?;
             let waits = self
                 .options
                 .durability
                 .map_or(Duration::ZERO, |d| d.timeout);
-            conn.set_read_timeout(Some(RESPONSE_TIMEOUT + waits))
-                .map_err(|e| self.error(e))?;
+            let conn = Conn::open(
+                &self.client,
+                &self.stream,
+                CONNECT_TIMEOUT,
+                RESPONSE_TIMEOUT + waits,
+            )
+            .map_err(|e| self.error(e))?;
             self.conn = Some(conn);
             self.group_ready = false;
         }
@@ -205,7 +209,7 @@ impl RedisQueue {
 
     /// Runs `f` on the connection; a connection-level failure drops the
     /// connection so the next call reconnects.
-    fn with<T>(&mut self, f: impl FnOnce(&mut Connection) -> redis::RedisResult<T>) -> Result<T> {
+    fn with<T>(&mut self, f: impl FnOnce(&mut Conn) -> redis::RedisResult<T>) -> Result<T> {
         self.with_raw(f).map_err(|e| self.error(e))
     }
 
@@ -213,11 +217,18 @@ impl RedisQueue {
     /// expect some (by code: `BUSYGROUP`, `NOGROUP`).
     fn with_raw<T>(
         &mut self,
-        f: impl FnOnce(&mut Connection) -> redis::RedisResult<T>,
+        f: impl FnOnce(&mut Conn) -> redis::RedisResult<T>,
     ) -> std::result::Result<T, RawError> {
         let conn = self.conn().map_err(RawError::Queue)?;
         f(conn).map_err(|e| {
-            if is_connection_error(&e) {
+            // After a failover or a slot migration, a new connection learns
+            // where the queue's slot is now.
+            if is_connection_error(&e)
+                || matches!(
+                    classify(&e),
+                    Class::Unavailable(UnavailableReason::Failover | UnavailableReason::ReadOnly)
+                )
+            {
                 self.conn = None;
             }
             RawError::Redis(e)
@@ -609,6 +620,10 @@ enum Code {
     /// A blocked read ended by the server (`CLIENT UNBLOCK ... ERROR`, a
     /// failover).
     Unblocked,
+    /// The queue's slot is elsewhere, or moving, or its primary is failing
+    /// over (`MOVED`, `ASK`, `TRYAGAIN`, `CLUSTERDOWN`), seen in a pipeline
+    /// the cluster client could not redirect.
+    Moved,
     NoAuth,
     WrongPass,
     /// The generic `ERR`: anything Redis has no code for.
@@ -622,6 +637,7 @@ impl Code {
             "BUSYGROUP" => Code::BusyGroup,
             "NOGROUP" => Code::NoGroup,
             "UNBLOCKED" => Code::Unblocked,
+            "MOVED" | "ASK" | "TRYAGAIN" | "CLUSTERDOWN" => Code::Moved,
             "NOAUTH" => Code::NoAuth,
             "WRONGPASS" => Code::WrongPass,
             "ERR" => Code::Err,
@@ -670,12 +686,16 @@ fn classify(e: &RedisError) -> Class {
         ErrorKind::Server(ServerErrorKind::BusyLoading) => return Class::Unavailable(Loading),
         ErrorKind::Server(ServerErrorKind::ReadOnly) => return Class::Unavailable(ReadOnly),
         ErrorKind::Server(
-            ServerErrorKind::TryAgain | ServerErrorKind::MasterDown | ServerErrorKind::ClusterDown,
+            ServerErrorKind::TryAgain
+            | ServerErrorKind::MasterDown
+            | ServerErrorKind::ClusterDown
+            | ServerErrorKind::Moved
+            | ServerErrorKind::Ask,
         ) => return Class::Unavailable(Failover),
         _ => {}
     }
     match code(e) {
-        Some(Code::Unblocked) => Class::Unavailable(Failover),
+        Some(Code::Unblocked | Code::Moved) => Class::Unavailable(Failover),
         Some(Code::NoAuth) => Class::NeedsPassword,
         Some(Code::WrongPass) => Class::WrongPassword,
         _ => Class::Other,
@@ -684,7 +704,14 @@ fn classify(e: &RedisError) -> Class {
 
 impl Describe for RedisQueue {
     fn describe(&self) -> String {
-        format!("{} (keys {}:*)", self.shown, self.prefix)
+        let mode = match self.conn.as_ref().map(Conn::mode) {
+            None => String::new(),
+            Some(Mode::Standalone) => "; standalone".into(),
+            Some(Mode::Cluster { slot, owner }) => {
+                format!("; Redis Cluster, slot {slot} on the primary {owner}")
+            }
+        };
+        format!("{} (keys {}:*{mode})", self.shown, self.prefix)
     }
 }
 
@@ -1509,6 +1536,8 @@ mod classify_tests {
             ServerErrorKind::TryAgain,
             ServerErrorKind::MasterDown,
             ServerErrorKind::ClusterDown,
+            ServerErrorKind::Moved,
+            ServerErrorKind::Ask,
         ] {
             assert_eq!(classify(&server(kind)), Class::Unavailable(Failover));
         }
