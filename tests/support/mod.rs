@@ -7,6 +7,7 @@
 // allow here keeps `-D warnings` green without sprinkling attributes over every helper.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod cmd;
 pub mod deliveries;
 pub mod hostile;
@@ -17,6 +18,7 @@ pub mod redis;
 // build. `self::` because the `redis` crate is in scope too and a bare `redis::` is ambiguous.
 #[allow(unused_imports)]
 pub use self::{
+    cluster::RedisCluster,
     cmd::{Events, Outcome, Running, bin},
     deliveries::{LONG, WEBHOOK_SECRET, signups, slack_lines, webhook_ids},
     hostile::Misbehaviour,
