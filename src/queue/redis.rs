@@ -646,14 +646,15 @@ impl Code {
     }
 }
 
-/// The server's error code; for a pipeline, its first failure's.
+/// The server's error code; for a pipeline or an aborted transaction, its
+/// first failure's (a transaction refused with `MOVED` is not an
+/// `EXECABORT` to act on, but a slot to find again).
 fn code(e: &RedisError) -> Option<Code> {
-    e.code().map(Code::of).or_else(|| {
-        let failures = e.clone().into_server_errors()?;
-        failures
-            .first()
-            .map(|(_, failure)| Code::of(failure.code()))
-    })
+    let failures = e.clone().into_server_errors();
+    let first = failures.as_deref().and_then(<[_]>::first);
+    first
+        .map(|(_, failure)| Code::of(failure.code()))
+        .or_else(|| e.code().map(Code::of))
 }
 
 /// What a Redis error means to us, by its kind and code (never its text).
