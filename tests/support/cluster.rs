@@ -87,11 +87,16 @@ impl RedisCluster {
 
     /// The primary that owns the `{events}` slot.
     pub fn owner(&self) -> u16 {
+        self.owner_now().expect("a primary owns the {events} slot")
+    }
+
+    /// The live primary that owns the `{events}` slot, if any (none while
+    /// its crashed primary is being failed over).
+    fn owner_now(&self) -> Option<u16> {
         self.primaries()
             .into_iter()
             .find(|(_, slots)| slots.iter().any(|r| r.contains(&EVENTS_SLOT_NUMBER)))
             .map(|(port, _)| port)
-            .expect("a primary owns the {events} slot")
     }
 
     /// A primary that does not own the `{events}` slot.
@@ -186,7 +191,7 @@ impl RedisCluster {
     /// primary on `port` (crashed), and the cluster is healthy again.
     pub fn wait_failed_over(&self, port: u16) {
         let deadline = Instant::now() + SETTLE;
-        while self.owner() == port || self.health().is_err() {
+        while self.owner_now().is_none_or(|owner| owner == port) || self.health().is_err() {
             assert!(
                 Instant::now() < deadline,
                 "no replica took over from {port} within {SETTLE:?}"

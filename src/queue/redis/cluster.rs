@@ -82,7 +82,7 @@ impl Conn {
             .max_retry_wait(MAX_RETRY_WAIT_MS)
             .build()?
             .get_connection()?;
-        let slots = conn.route_command(&redis::cmd("CLUSTER").arg("SLOTS"), to_slot(slot))?;
+        let slots = conn.route_command(redis::cmd("CLUSTER").arg("SLOTS"), to_slot(slot))?;
         let owner = owner_in(&slots, slot).unwrap_or_else(|| "an unknown node".into());
         Ok(Conn::Cluster(Box::new(Cluster {
             conn,
