@@ -1,7 +1,8 @@
 //! `events` on a real Redis Cluster (three primaries, three replicas),
 //! always through a node that does not own the queue's slot: the commands
 //! follow the cluster to the slot's primary, and a running worker keeps
-//! going (nothing lost) through a primary's crash and a slot migration.
+//! going (nothing lost) through a primary's crash and a slot migration. And
+//! the check for a cluster never gets in the way of one server.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,7 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    Events, LONG, RedisCluster, Running, Sink, WEBHOOK_SECRET, signups, webhook_ids,
+    Events, LONG, RedisCluster, RedisServer, Running, Sink, WEBHOOK_SECRET, signups, webhook_ids,
 };
 
 /// `events` on the cluster node at `url`, with fast retries.
@@ -259,4 +260,15 @@ fn a_slot_migration_under_a_running_worker_loses_nothing() {
     wait_delivered(&sink, &emitted);
     assert!(webhook_ids(&sink).len() >= 10 + emitted.len());
     stop_worker(worker);
+}
+
+#[test]
+fn a_user_not_allowed_info_still_gets_one_server() {
+    let redis = RedisServer::start();
+    redis.cli(&[
+        "ACL", "SETUSER", "emitter", "on", ">s3cret", "~*", "+@all", "-info",
+    ]);
+    let url = format!("redis://emitter:s3cret@127.0.0.1:{}", redis.port());
+    emit_one(events(&url), 1).expect("the emit succeeds");
+    assert_eq!(redis.cli(&["XLEN", "{events}:stream"]), "1");
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use redis::cluster::{ClusterClient, ClusterConnection};
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
-use redis::{Cmd, Connection, ConnectionLike, RedisResult, Value};
+use redis::{Cmd, Connection, ConnectionLike, ErrorKind, RedisResult, ServerErrorKind, Value};
 
 /// Attempts of one request through redirections, reconnections and
 /// `TRYAGAIN` before the backend reports the cluster unavailable (and the
@@ -65,7 +65,16 @@ impl Conn {
     ) -> RedisResult<Conn> {
         let mut single = client.get_connection_with_timeout(connect)?;
         single.set_read_timeout(Some(response))?;
-        let info: String = redis::cmd("INFO").arg("cluster").query(&mut single)?;
+        let info = match redis::cmd("INFO")
+            .arg("cluster")
+            .query::<String>(&mut single)
+        {
+            Ok(info) => info,
+            // A server that forbids or renamed INFO is not a cluster node:
+            // those always answer it.
+            Err(e) if forbids_info(&e) => return Ok(Conn::Single(single)),
+            Err(e) => return Err(e),
+        };
         if !cluster_enabled(&info) {
             return Ok(Conn::Single(single));
         }
@@ -152,6 +161,14 @@ fn to_slot(slot: u16) -> RoutingInfo {
         slot,
         SlotAddr::Master,
     )))
+}
+
+/// `INFO` refused for this user (`NOPERM`) or unknown (renamed away).
+fn forbids_info(e: &redis::RedisError) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::Server(ServerErrorKind::NoPerm | ServerErrorKind::ResponseError)
+    )
 }
 
 /// `cluster_enabled:1` in an `INFO cluster` reply.
