@@ -21,7 +21,8 @@
 //!   free (ms, on the server's clock), shared by every worker.
 //!
 //! Every key shares the `{events}` hash tag, so the MULTI/EXEC blocks and
-//! scripts below also run on a Redis Cluster.
+//! scripts below also run on a Redis Cluster, where `cluster.rs` sends all
+//! of them to the primary that owns the slot.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
