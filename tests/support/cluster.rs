@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -33,18 +33,22 @@ pub struct RedisCluster {
     nodes: Vec<Node>,
 }
 
-/// Candidate ports: below 55535 so the cluster bus port (+10000) exists,
-/// spread by process so concurrent test runs rarely try the same ones.
-static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
+/// Node ports lie in `PORTS`, so that each cluster bus port (+10000) lies
+/// below the kernel's ephemeral range (32768 and up) too: no client socket
+/// or `redis-server` started on a port picked by the kernel can take the port
+/// of a node that is down for a restart.
+const PORTS: std::ops::Range<u32> = 20_000..22_700;
+/// The next candidate of this process; every test runs in a process of its
+/// own, which starts at its own hundred of `PORTS`.
+static NEXT_PORT: AtomicU32 = AtomicU32::new(0);
 
 fn free_port_pair() -> u16 {
-    if NEXT_PORT.load(Ordering::Relaxed) == 0 {
-        let start = 20_000 + (std::process::id() % 200) as u16 * 100;
-        let _ = NEXT_PORT.compare_exchange(0, start, Ordering::Relaxed, Ordering::Relaxed);
-    }
+    let span = PORTS.end - PORTS.start;
+    let first = std::process::id() % (span / 100) * 100;
+    let _ = NEXT_PORT.compare_exchange(0, first + 1, Ordering::Relaxed, Ordering::Relaxed);
     loop {
-        let port = NEXT_PORT.fetch_add(1, Ordering::Relaxed);
-        let port = 20_000 + (port - 20_000) % 25_000;
+        let n = NEXT_PORT.fetch_add(1, Ordering::Relaxed) - 1;
+        let port = u16::try_from(PORTS.start + n % span).expect("a port");
         let free = |p: u16| TcpListener::bind(("127.0.0.1", p)).is_ok();
         if free(port) && free(port + 10_000) {
             return port;
@@ -146,7 +150,7 @@ impl RedisCluster {
         let node = self.node_mut(port);
         assert!(node.child.is_none(), "the node on {port} is running");
         node.child = Some(spawn(port, node.dir.path()));
-        wait_ping(port);
+        wait_ping(port, node.dir.path());
     }
 
     /// Waits until every running node reports `cluster_state:ok`, the
@@ -300,7 +304,7 @@ impl Node {
             .expect("create a temporary directory for a cluster node");
         let port = free_port_pair();
         let child = spawn(port, dir.path());
-        wait_ping(port);
+        wait_ping(port, dir.path());
         Node {
             port,
             child: Some(child),
@@ -346,13 +350,17 @@ fn spawn(port: u16, dir: &Path) -> Child {
         .expect("start redis-server (is it on PATH?)")
 }
 
-fn wait_ping(port: u16) {
+fn wait_ping(port: u16, dir: &Path) {
     let deadline = Instant::now() + SETTLE;
     while try_cli(port, &["PING"]).as_deref() != Ok("PONG") {
-        assert!(
-            Instant::now() < deadline,
-            "the cluster node on {port} did not answer PING"
-        );
+        if Instant::now() > deadline {
+            let log = std::fs::read_to_string(dir.join("redis.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(20).collect();
+            panic!(
+                "the cluster node on {port} did not answer PING; its log ends:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
         thread::sleep(Duration::from_millis(20));
     }
 }
