@@ -180,7 +180,11 @@ fn a_primary_crash_under_a_running_worker_loses_no_confirmed_emit() {
     let (owner, other) = (cluster.owner(), cluster.other_primary());
     let url = RedisCluster::url(other);
     let sink = Sink::start();
-    let worker = webhook(&url, &sink).arg("work").spawn();
+    // The worker names the primary that will die: it must find the rest
+    // of the cluster on its own.
+    let worker = webhook(&RedisCluster::url(owner), &sink)
+        .arg("work")
+        .spawn();
     let emitter = {
         let url = url.clone();
         Emitter::start(move || {
@@ -197,6 +201,20 @@ fn a_primary_crash_under_a_running_worker_loses_no_confirmed_emit() {
 
     cluster.crash(owner);
     cluster.wait_failed_over(owner);
+    // While the node of its URL is down, the worker delivers through the
+    // replica that took over (the new primary has no replica yet, so this
+    // emit does not wait for one).
+    let deadline = Instant::now() + LONG;
+    let marker = loop {
+        if let Some(id) = emit_one(events(&url), 0) {
+            break id;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no emit succeeded after the failover"
+        );
+    };
+    wait_delivered(&sink, &BTreeSet::from([marker]));
     // Back as a replica of the new primary, so WAIT 1 can be met again.
     cluster.restart(owner);
     cluster.wait_healthy();

@@ -139,6 +139,9 @@ pub struct RedisQueue {
     /// Where, for messages: the URL without its password.
     shown: String,
     conn: Option<Conn>,
+    /// A Redis Cluster's nodes as last seen, to reconnect through when the
+    /// node of the URL is down.
+    cluster_nodes: Vec<(String, u16)>,
     stream: String,
     retry: String,
     deliveries: String,
@@ -175,6 +178,7 @@ impl RedisQueue {
             client,
             shown,
             conn: None,
+            cluster_nodes: Vec::new(),
             stream: format!("{prefix}:stream"),
             retry: format!("{prefix}:retry"),
             deliveries: format!("{prefix}:deliveries"),
@@ -197,11 +201,15 @@ impl RedisQueue {
                 .map_or(Duration::ZERO, |d| d.timeout);
             let conn = Conn::open(
                 &self.client,
+                &self.cluster_nodes,
                 &self.stream,
                 CONNECT_TIMEOUT,
                 RESPONSE_TIMEOUT + waits,
             )
             .map_err(|e| self.error(e))?;
+            if !conn.nodes().is_empty() {
+                self.cluster_nodes = conn.nodes().to_vec();
+            }
             self.conn = Some(conn);
             self.group_ready = false;
         }

@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use redis::cluster::{ClusterClient, ClusterConnection};
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
-use redis::{Cmd, Connection, ConnectionLike, ErrorKind, RedisResult, ServerErrorKind, Value};
+use redis::{
+    Cmd, Connection, ConnectionAddr, ConnectionLike, ErrorKind, RedisResult, ServerErrorKind, Value,
+};
 
 /// Attempts of one request through redirections, reconnections and
 /// `TRYAGAIN` before the backend reports the cluster unavailable (and the
@@ -51,13 +53,56 @@ pub(super) struct Cluster {
     /// or multi-key (`DEL`): put first, it sends every pipeline to the slot.
     anchor: Vec<u8>,
     owner: String,
+    /// Every node of the cluster when connected (`host`, `port`).
+    nodes: Vec<(String, u16)>,
 }
 
 impl Conn {
     /// Connects to the server `client` names and, when it is a cluster
     /// node, to the cluster through it. `key` is any key of the queue;
     /// replies may take up to `response` (longer than any blocking read).
+    ///
+    /// When that server cannot be reached and it was a cluster node, the
+    /// cluster's other nodes as last seen (`known`) are tried in turn: a
+    /// worker whose `REDIS_URL` names the primary that died finds the
+    /// replica that took over.
     pub(super) fn open(
+        client: &redis::Client,
+        known: &[(String, u16)],
+        key: &str,
+        connect: Duration,
+        response: Duration,
+    ) -> RedisResult<Conn> {
+        let first = Conn::open_one(client, key, connect, response);
+        let Err(e) = &first else { return first };
+        if !super::is_connection_error(e) {
+            return first;
+        }
+        let info = client.get_connection_info();
+        for (host, port) in known {
+            let Some(addr) = node_addr(info.addr(), host, *port) else {
+                continue;
+            };
+            let Ok(other) = redis::Client::open(info.clone().set_addr(addr)) else {
+                continue;
+            };
+            if let Ok(conn) = Conn::open_one(&other, key, connect, response) {
+                return Ok(conn);
+            }
+        }
+        first
+    }
+
+    /// The cluster's nodes (`host`, `port`) as this connection last saw
+    /// them; none for a single server.
+    pub(super) fn nodes(&self) -> &[(String, u16)] {
+        match self {
+            Conn::Single(_) => &[],
+            Conn::Cluster(c) => &c.nodes,
+        }
+    }
+
+    fn open_one(
         client: &redis::Client,
         key: &str,
         connect: Duration,
@@ -98,6 +143,7 @@ impl Conn {
             slot,
             anchor: redis::cmd("PTTL").arg(key).get_packed_command(),
             owner,
+            nodes: nodes_in(&slots),
         })))
     }
 
@@ -177,34 +223,79 @@ fn cluster_enabled(info: &str) -> bool {
         .any(|line| line.trim_end() == "cluster_enabled:1")
 }
 
-/// `host:port` of the primary of `slot` in a `CLUSTER SLOTS` reply: ranges
-/// of `[start, end, [host, port, id, …], replicas…]`.
-fn owner_in(slots: &Value, slot: u16) -> Option<String> {
+/// The ranges of a `CLUSTER SLOTS` reply: `[start, end, [host, port, id,
+/// …], replicas…]`, as (start, end, primary first then replicas).
+fn ranges(slots: &Value) -> Vec<(i64, i64, Vec<(String, u16)>)> {
     let Value::Array(ranges) = slots else {
+        return Vec::new();
+    };
+    ranges
+        .iter()
+        .filter_map(|range| {
+            let Value::Array(range) = range else {
+                return None;
+            };
+            let (Some(Value::Int(start)), Some(Value::Int(end))) = (range.first(), range.get(1))
+            else {
+                return None;
+            };
+            Some((*start, *end, range[2..].iter().filter_map(node).collect()))
+        })
+        .collect()
+}
+
+/// `[host, port, id, …]` of a `CLUSTER SLOTS` range.
+fn node(node: &Value) -> Option<(String, u16)> {
+    let Value::Array(node) = node else {
         return None;
     };
-    ranges.iter().find_map(|range| {
-        let Value::Array(range) = range else {
-            return None;
-        };
-        let (Some(Value::Int(start)), Some(Value::Int(end)), Some(Value::Array(primary))) =
-            (range.first(), range.get(1), range.get(2))
-        else {
-            return None;
-        };
-        if !(*start..=*end).contains(&i64::from(slot)) {
-            return None;
-        }
-        let host = match primary.first()? {
-            Value::BulkString(host) => String::from_utf8_lossy(host).into_owned(),
-            Value::SimpleString(host) => host.clone(),
-            _ => return None,
-        };
-        let Value::Int(port) = primary.get(1)? else {
-            return None;
-        };
-        Some(format!("{host}:{port}"))
-    })
+    let host = match node.first()? {
+        Value::BulkString(host) => String::from_utf8_lossy(host).into_owned(),
+        Value::SimpleString(host) => host.clone(),
+        _ => return None,
+    };
+    let Value::Int(port) = node.get(1)? else {
+        return None;
+    };
+    Some((host, u16::try_from(*port).ok()?))
+}
+
+/// `host:port` of the primary of `slot` in a `CLUSTER SLOTS` reply.
+fn owner_in(slots: &Value, slot: u16) -> Option<String> {
+    ranges(slots)
+        .into_iter()
+        .find(|(start, end, _)| (*start..=*end).contains(&i64::from(slot)))
+        .and_then(|(_, _, nodes)| nodes.into_iter().next())
+        .map(|(host, port)| format!("{host}:{port}"))
+}
+
+/// Every node in a `CLUSTER SLOTS` reply, once each.
+fn nodes_in(slots: &Value) -> Vec<(String, u16)> {
+    let mut nodes: Vec<(String, u16)> = ranges(slots)
+        .into_iter()
+        .flat_map(|(_, _, nodes)| nodes)
+        .collect();
+    nodes.sort();
+    nodes.dedup();
+    nodes
+}
+
+/// The address of another node, connected to the way `like` is (TLS or not).
+fn node_addr(like: &ConnectionAddr, host: &str, port: u16) -> Option<ConnectionAddr> {
+    match like {
+        ConnectionAddr::Tcp(..) => Some(ConnectionAddr::Tcp(host.to_owned(), port)),
+        ConnectionAddr::TcpTls {
+            insecure,
+            tls_params,
+            ..
+        } => Some(ConnectionAddr::TcpTls {
+            host: host.to_owned(),
+            port,
+            insecure: *insecure,
+            tls_params: tls_params.clone(),
+        }),
+        _ => None,
+    }
 }
 
 /// A packed command back into a `Cmd`, to route it.
@@ -303,6 +394,9 @@ mod tests {
         assert_eq!(owner_in(&slots, 5461).as_deref(), Some("10.0.0.1:7002"));
         assert_eq!(owner_in(&slots, 0).as_deref(), Some("10.0.0.1:7000"));
         assert_eq!(owner_in(&slots, 16000), None);
+        let nodes = nodes_in(&slots);
+        assert_eq!(nodes.len(), 4, "{nodes:?}");
+        assert!(nodes.contains(&("10.0.0.2".to_owned(), 7003)));
     }
 
     #[test]
