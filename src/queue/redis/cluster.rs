@@ -223,9 +223,12 @@ fn cluster_enabled(info: &str) -> bool {
         .any(|line| line.trim_end() == "cluster_enabled:1")
 }
 
+/// A node's `host` and `port`.
+type Node = (String, u16);
+
 /// The ranges of a `CLUSTER SLOTS` reply: `[start, end, [host, port, id,
 /// …], replicas…]`, as (start, end, primary first then replicas).
-fn ranges(slots: &Value) -> Vec<(i64, i64, Vec<(String, u16)>)> {
+fn ranges(slots: &Value) -> Vec<(i64, i64, Vec<Node>)> {
     let Value::Array(ranges) = slots else {
         return Vec::new();
     };
