@@ -403,6 +403,26 @@ mod tests {
     }
 
     #[test]
+    fn another_node_is_reached_the_way_the_url_node_is() {
+        let tcp = ConnectionAddr::Tcp("10.0.0.5".into(), 6379);
+        assert!(matches!(
+            node_addr(&tcp, "10.0.0.7", 7000),
+            Some(ConnectionAddr::Tcp(host, 7000)) if host == "10.0.0.7"
+        ));
+        let tls = ConnectionAddr::TcpTls {
+            host: "10.0.0.5".into(),
+            port: 6379,
+            insecure: false,
+            tls_params: None,
+        };
+        assert!(matches!(
+            node_addr(&tls, "10.0.0.7", 7000),
+            Some(ConnectionAddr::TcpTls { host, port: 7000, insecure: false, .. }) if host == "10.0.0.7"
+        ));
+        assert!(node_addr(&ConnectionAddr::Unix("/tmp/r.sock".into()), "h", 1).is_none());
+    }
+
+    #[test]
     fn a_packed_command_unpacks_to_the_same_command() {
         let cmd = redis::cmd("WAIT").arg(1).arg(500).clone();
         let again = unpack(&cmd.get_packed_command()).expect("it parses");
