@@ -141,7 +141,7 @@ pub struct RedisQueue {
     conn: Option<Conn>,
     /// A Redis Cluster's nodes as last seen, to reconnect through when the
     /// node of the URL is down.
-    cluster_nodes: Vec<(String, u16)>,
+    cluster_nodes: Vec<cluster::Node>,
     stream: String,
     retry: String,
     deliveries: String,

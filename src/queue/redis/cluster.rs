@@ -29,7 +29,7 @@ const MAX_RETRY_WAIT_MS: u64 = 1_000;
 
 /// How the queue's Redis is deployed, as `status` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Mode {
+pub(super) enum Mode {
     Standalone,
     /// A Redis Cluster; `owner` (`host:port`) is the primary that held the
     /// queue's slot when connected.
@@ -54,7 +54,7 @@ pub(super) struct Cluster {
     anchor: Vec<u8>,
     owner: String,
     /// Every node of the cluster when connected (`host`, `port`).
-    nodes: Vec<(String, u16)>,
+    nodes: Vec<Node>,
 }
 
 impl Conn {
@@ -68,7 +68,7 @@ impl Conn {
     /// replica that took over.
     pub(super) fn open(
         client: &redis::Client,
-        known: &[(String, u16)],
+        known: &[Node],
         key: &str,
         connect: Duration,
         response: Duration,
@@ -95,7 +95,7 @@ impl Conn {
 
     /// The cluster's nodes (`host`, `port`) as this connection last saw
     /// them; none for a single server.
-    pub(super) fn nodes(&self) -> &[(String, u16)] {
+    pub(super) fn nodes(&self) -> &[Node] {
         match self {
             Conn::Single(_) => &[],
             Conn::Cluster(c) => &c.nodes,
@@ -224,7 +224,7 @@ fn cluster_enabled(info: &str) -> bool {
 }
 
 /// A node's `host` and `port`.
-type Node = (String, u16);
+pub(super) type Node = (String, u16);
 
 /// The ranges of a `CLUSTER SLOTS` reply: `[start, end, [host, port, id,
 /// …], replicas…]`, as (start, end, primary first then replicas).
@@ -248,7 +248,7 @@ fn ranges(slots: &Value) -> Vec<(i64, i64, Vec<Node>)> {
 }
 
 /// `[host, port, id, …]` of a `CLUSTER SLOTS` range.
-fn node(node: &Value) -> Option<(String, u16)> {
+fn node(node: &Value) -> Option<Node> {
     let Value::Array(node) = node else {
         return None;
     };
@@ -273,8 +273,8 @@ fn owner_in(slots: &Value, slot: u16) -> Option<String> {
 }
 
 /// Every node in a `CLUSTER SLOTS` reply, once each.
-fn nodes_in(slots: &Value) -> Vec<(String, u16)> {
-    let mut nodes: Vec<(String, u16)> = ranges(slots)
+fn nodes_in(slots: &Value) -> Vec<Node> {
+    let mut nodes: Vec<Node> = ranges(slots)
         .into_iter()
         .flat_map(|(_, _, nodes)| nodes)
         .collect();
