@@ -5,6 +5,7 @@
 mod support;
 
 mod alerts;
+mod cluster;
 mod config_file;
 mod conformance;
 mod digest;

@@ -21,12 +21,13 @@
 //!   free (ms, on the server's clock), shared by every worker.
 //!
 //! Every key shares the `{events}` hash tag, so the MULTI/EXEC blocks and
-//! scripts below also run on a Redis Cluster.
+//! scripts below also run on a Redis Cluster, where `cluster.rs` sends all
+//! of them to the primary that owns the slot.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use redis::{Connection, Value};
+use redis::Value;
 
 use redis::{ErrorKind, RedisError, ServerErrorKind};
 
@@ -41,8 +42,11 @@ use crate::config::redact_url;
 use crate::event::{Event, now_ms};
 use crate::rate::Rate;
 
+mod cluster;
 mod retry;
 pub mod sentinel;
+
+use cluster::{Conn, Mode};
 
 /// The consumer group every worker joins.
 pub const GROUP: &str = "workers";
@@ -155,7 +159,10 @@ pub struct RedisQueue {
     sentinels: Option<Box<sentinel::Sentinels>>,
     /// Where, for messages: the URL without its password.
     shown: String,
-    conn: Option<Connection>,
+    conn: Option<Conn>,
+    /// A Redis Cluster's nodes as last seen, to reconnect through when the
+    /// node of the URL is down.
+    cluster_nodes: Vec<cluster::Node>,
     stream: String,
     retry: String,
     deliveries: String,
@@ -203,6 +210,7 @@ impl RedisQueue {
             sentinels,
             shown,
             conn: None,
+            cluster_nodes: Vec::new(),
             stream: format!("{prefix}:stream"),
             retry: format!("{prefix}:retry"),
             deliveries: format!("{prefix}:deliveries"),
@@ -275,18 +283,24 @@ impl RedisQueue {
         self.error(e)
     }
 
-    fn conn(&mut self) -> Result<&mut Connection> {
+    fn conn(&mut self) -> Result<&mut Conn> {
         if self.conn.is_none() {
-            let conn = self
-                .client_now()?
-                .get_connection_with_timeout(CONNECT_TIMEOUT)
-                .map_err(|e| self.error(e))?;
+            let client = self.client_now()?;
             let waits = self
                 .options
                 .durability
                 .map_or(Duration::ZERO, |d| d.timeout);
-            conn.set_read_timeout(Some(RESPONSE_TIMEOUT + waits))
-                .map_err(|e| self.error(e))?;
+            let conn = Conn::open(
+                &client,
+                &self.cluster_nodes,
+                &self.stream,
+                CONNECT_TIMEOUT,
+                RESPONSE_TIMEOUT + waits,
+            )
+            .map_err(|e| self.error(e))?;
+            if !conn.nodes().is_empty() {
+                self.cluster_nodes = conn.nodes().to_vec();
+            }
             self.conn = Some(conn);
             self.group_ready = false;
         }
@@ -295,7 +309,7 @@ impl RedisQueue {
 
     /// Runs `f` on the connection; a connection-level failure drops the
     /// connection so the next call reconnects.
-    fn with<T>(&mut self, f: impl FnOnce(&mut Connection) -> redis::RedisResult<T>) -> Result<T> {
+    fn with<T>(&mut self, f: impl FnOnce(&mut Conn) -> redis::RedisResult<T>) -> Result<T> {
         self.with_raw(f).map_err(|e| self.error(e))
     }
 
@@ -303,14 +317,19 @@ impl RedisQueue {
     /// expect some (by code: `BUSYGROUP`, `NOGROUP`).
     fn with_raw<T>(
         &mut self,
-        f: impl FnOnce(&mut Connection) -> redis::RedisResult<T>,
+        f: impl FnOnce(&mut Conn) -> redis::RedisResult<T>,
     ) -> std::result::Result<T, RawError> {
         let conn = self.conn().map_err(RawError::Queue)?;
         f(conn).map_err(|e| {
-            // A primary turned replica (a failover) answers READONLY: the
-            // next call reconnects, to the new primary with Sentinel.
+            // After a failover (a primary turned replica answers READONLY;
+            // with Sentinel, the next connection goes to the new primary) or
+            // a slot migration, a new connection learns where the queue's
+            // slot is now.
             if is_connection_error(&e)
-                || classify(&e) == Class::Unavailable(UnavailableReason::ReadOnly)
+                || matches!(
+                    classify(&e),
+                    Class::Unavailable(UnavailableReason::Failover | UnavailableReason::ReadOnly)
+                )
             {
                 self.conn = None;
             }
@@ -716,6 +735,10 @@ enum Code {
     /// A blocked read ended by the server (`CLIENT UNBLOCK ... ERROR`, a
     /// failover).
     Unblocked,
+    /// The queue's slot is elsewhere, or moving, or its primary is failing
+    /// over (`MOVED`, `ASK`, `TRYAGAIN`, `CLUSTERDOWN`), seen in a pipeline
+    /// the cluster client could not redirect.
+    Moved,
     NoAuth,
     WrongPass,
     /// The generic `ERR`: anything Redis has no code for.
@@ -729,6 +752,7 @@ impl Code {
             "BUSYGROUP" => Code::BusyGroup,
             "NOGROUP" => Code::NoGroup,
             "UNBLOCKED" => Code::Unblocked,
+            "MOVED" | "ASK" | "TRYAGAIN" | "CLUSTERDOWN" => Code::Moved,
             "NOAUTH" => Code::NoAuth,
             "WRONGPASS" => Code::WrongPass,
             "ERR" => Code::Err,
@@ -737,14 +761,15 @@ impl Code {
     }
 }
 
-/// The server's error code; for a pipeline, its first failure's.
+/// The server's error code; for a pipeline or an aborted transaction, its
+/// first failure's (a transaction refused with `MOVED` is not an
+/// `EXECABORT` to act on, but a slot to find again).
 fn code(e: &RedisError) -> Option<Code> {
-    e.code().map(Code::of).or_else(|| {
-        let failures = e.clone().into_server_errors()?;
-        failures
-            .first()
-            .map(|(_, failure)| Code::of(failure.code()))
-    })
+    let failures = e.clone().into_server_errors();
+    let first = failures.as_deref().and_then(<[_]>::first);
+    first
+        .map(|(_, failure)| Code::of(failure.code()))
+        .or_else(|| e.code().map(Code::of))
 }
 
 /// What a Redis error means to us, by its kind and code (never its text).
@@ -777,12 +802,16 @@ fn classify(e: &RedisError) -> Class {
         ErrorKind::Server(ServerErrorKind::BusyLoading) => return Class::Unavailable(Loading),
         ErrorKind::Server(ServerErrorKind::ReadOnly) => return Class::Unavailable(ReadOnly),
         ErrorKind::Server(
-            ServerErrorKind::TryAgain | ServerErrorKind::MasterDown | ServerErrorKind::ClusterDown,
+            ServerErrorKind::TryAgain
+            | ServerErrorKind::MasterDown
+            | ServerErrorKind::ClusterDown
+            | ServerErrorKind::Moved
+            | ServerErrorKind::Ask,
         ) => return Class::Unavailable(Failover),
         _ => {}
     }
     match code(e) {
-        Some(Code::Unblocked) => Class::Unavailable(Failover),
+        Some(Code::Unblocked | Code::Moved) => Class::Unavailable(Failover),
         Some(Code::NoAuth) => Class::NeedsPassword,
         Some(Code::WrongPass) => Class::WrongPassword,
         _ => Class::Other,
@@ -791,7 +820,14 @@ fn classify(e: &RedisError) -> Class {
 
 impl Describe for RedisQueue {
     fn describe(&self) -> String {
-        format!("{} (keys {}:*)", self.shown, self.prefix)
+        let mode = match self.conn.as_ref().map(Conn::mode) {
+            None => String::new(),
+            Some(Mode::Standalone) => "; standalone".into(),
+            Some(Mode::Cluster { slot, owner }) => {
+                format!("; Redis Cluster, slot {slot} on the primary {owner}")
+            }
+        };
+        format!("{} (keys {}:*{mode})", self.shown, self.prefix)
     }
 }
 
@@ -1704,6 +1740,8 @@ mod classify_tests {
             ServerErrorKind::TryAgain,
             ServerErrorKind::MasterDown,
             ServerErrorKind::ClusterDown,
+            ServerErrorKind::Moved,
+            ServerErrorKind::Ask,
         ] {
             assert_eq!(classify(&server(kind)), Class::Unavailable(Failover));
         }

@@ -293,6 +293,14 @@ impl Running {
         self.pid
     }
 
+    /// Whether the process is still running (it has not exited, nor been reaped).
+    pub fn is_running(&mut self) -> bool {
+        match &mut self.child {
+            Some(child) => child.try_wait().expect("poll the child process").is_none(),
+            None => false,
+        }
+    }
+
     /// Sends a signal by name (`"TERM"`, `"INT"`, `"HUP"`, `"KILL"`, …) with the shell's `kill`.
     /// Panics if the process has already been reaped (after `kill` or `wait`).
     pub fn signal(&self, name: &str) {

@@ -7,6 +7,7 @@
 // allow here keeps `-D warnings` green without sprinkling attributes over every helper.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod cmd;
 pub mod deliveries;
 pub mod hostile;
@@ -18,6 +19,7 @@ pub mod sentinel;
 // build. `self::` because the `redis` crate is in scope too and a bare `redis::` is ambiguous.
 #[allow(unused_imports)]
 pub use self::{
+    cluster::RedisCluster,
     cmd::{Events, Outcome, Running, bin},
     deliveries::{
         LONG, ONE_SIGNUP, WEBHOOK_SECRET, eight_signups_one_bad, emit_lines, signups, slack_lines,
