@@ -21,6 +21,7 @@
 //! stored entry or retry *is* (event, delivery or poison, and why) is
 //! decided once, in [`entry`].
 
+pub mod attempt;
 pub mod entry;
 pub mod redis;
 pub mod sqlite;
@@ -32,6 +33,7 @@ use wildmatch::WildMatch;
 
 use crate::event::Event;
 use crate::rate::Rate;
+pub use attempt::{AttemptRecord, Outcome};
 pub use entry::RawEntry;
 
 /// Why a queue operation failed.
@@ -267,6 +269,8 @@ pub struct Settlement {
     pub retries: Vec<(Delivery, i64)>,
     /// Deliveries that gave up.
     pub dead: Vec<DeadLetter>,
+    /// What each delivery attempt settled here came to.
+    pub attempts: Vec<AttemptRecord>,
 }
 
 impl Settlement {
@@ -275,6 +279,7 @@ impl Settlement {
             && self.done_retries.is_empty()
             && self.retries.is_empty()
             && self.dead.is_empty()
+            && self.attempts.is_empty()
     }
 }
 
@@ -462,6 +467,18 @@ pub trait Admin: Describe {
     /// not `ts`), never an entry that is unread or pending nor any after it.
     /// Returns how many entries were removed.
     fn trim(&mut self, before_ms: i64) -> Result<u64>;
+
+    /// The attempt records of the event `event_id`, oldest first.
+    fn attempts(&mut self, event_id: &str) -> Result<Vec<AttemptRecord>>;
+
+    /// The event `event_id`, if the history still holds it: looked for at
+    /// the stream position `hint` first (an attempt record's `entry`),
+    /// else through the whole stream.
+    fn event(&mut self, event_id: &str, hint: Option<&str>) -> Result<Option<Event>>;
+
+    /// When the delivery `token` (see [`Delivery::token`]) is next due, if
+    /// it waits in the retry set (or is being retried right now).
+    fn retry_due(&mut self, token: &str) -> Result<Option<i64>>;
 }
 
 /// All three sides at once, for callers that need them all (the worker
@@ -484,6 +501,8 @@ pub struct QueueOptions {
     pub claim_lease: Duration,
     /// Replicas a write by `emit` waits for; `None` waits for none.
     pub durability: Option<Durability>,
+    /// How long attempt records are kept (`EVENTS_RETENTION`).
+    pub retention: Duration,
 }
 
 impl Default for QueueOptions {
@@ -491,6 +510,7 @@ impl Default for QueueOptions {
         QueueOptions {
             claim_lease: Duration::from_secs(60),
             durability: None,
+            retention: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }
@@ -514,6 +534,7 @@ pub fn open(config: &crate::config::Config) -> Result<Box<dyn Queue>> {
     let options = QueueOptions {
         claim_lease: config.delivery.claim_lease,
         durability: config.durability,
+        retention: config.delivery.retention,
     };
     Ok(match &config.backend {
         crate::config::Backend::Redis { url, client } => Box::new(redis::RedisQueue::with_client(

@@ -32,14 +32,15 @@ use redis::{ErrorKind, RedisError, ServerErrorKind};
 
 use super::entry::{self, RawEntry};
 use super::{
-    Admin, Backlog, Consumer, ConsumerHeld, ConsumerStats, DeadFilter, DeadLetter, Delivery,
-    Describe, Durability, NotReplicated, Producer, QueueError, QueueOptions, Result, RetryClaim,
-    Settlement, Stats, StoredDeadLetter, UnavailableReason,
+    Admin, AttemptRecord, Backlog, Consumer, ConsumerHeld, ConsumerStats, DeadFilter, DeadLetter,
+    Delivery, Describe, Durability, NotReplicated, Producer, QueueError, QueueOptions, Result,
+    RetryClaim, Settlement, Stats, StoredDeadLetter, UnavailableReason,
 };
 use crate::config::redact_url;
 use crate::event::{Event, now_ms};
 use crate::rate::Rate;
 
+mod lifecycle;
 mod retry;
 
 /// The consumer group every worker joins.
@@ -902,6 +903,7 @@ impl Consumer for RedisQueue {
         for letter in &s.dead {
             self.add_dead(&mut pipe, letter);
         }
+        self.record_attempts(&mut pipe, &s.attempts);
         if !s.acks.is_empty() {
             pipe.cmd("XACK")
                 .arg(&self.stream)
@@ -1255,6 +1257,18 @@ impl Admin for RedisQueue {
         (stats.retries, stats.next_retry_ms) = self.retry_summary(&[])?;
         stats.dead = self.dead_counts()?;
         Ok(stats)
+    }
+
+    fn attempts(&mut self, event_id: &str) -> Result<Vec<AttemptRecord>> {
+        self.attempts_of(event_id)
+    }
+
+    fn event(&mut self, event_id: &str, hint: Option<&str>) -> Result<Option<Event>> {
+        self.find_event(event_id, hint)
+    }
+
+    fn retry_due(&mut self, token: &str) -> Result<Option<i64>> {
+        self.due_of(token)
     }
 
     fn trim(&mut self, before_ms: i64) -> Result<u64> {

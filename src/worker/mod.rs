@@ -78,6 +78,8 @@ pub enum Report {
         jobs: Vec<Job>,
         attempt: Attempt,
         elapsed: Duration,
+        /// The HTTP status of the receiver's last answer, if it gave one.
+        status: Option<u16>,
     },
 }
 
@@ -689,6 +691,7 @@ impl Reader<'_> {
             }],
             attempt,
             elapsed: Duration::ZERO,
+            status: None,
         });
     }
 }

@@ -27,7 +27,7 @@ use crate::alert;
 use crate::dest::Attempt;
 use crate::event::now_ms;
 use crate::metrics::Metrics;
-use crate::queue::{DeadLetter, Delivery, Queue, Settlement};
+use crate::queue::{AttemptRecord, DeadLetter, Delivery, Outcome, Queue, Settlement};
 use crate::retry::{Decision, decide};
 use crate::route::{RouteId, Routes};
 use crate::sanitize::escape;
@@ -251,6 +251,18 @@ pub fn fold(
             if let Some(metrics) = metrics {
                 metrics.dead_unsent(&letter.dest);
             }
+            if let Ok(event) = &letter.event {
+                pending.attempts.push(AttemptRecord {
+                    event_id: event.id.clone(),
+                    dest: letter.dest.clone(),
+                    at_ms: now_ms,
+                    outcome: Outcome::Dead,
+                    status: None,
+                    error: Some(letter.error.clone()),
+                    duration_ms: 0,
+                    entry: None,
+                });
+            }
             pending.dead.push(letter);
             1
         }
@@ -259,13 +271,27 @@ pub fn fold(
             jobs,
             attempt,
             elapsed,
+            status,
         } => {
             let mut finished = 0;
+            // One status for a send whose items fared alike; for a split
+            // batch the last answer is not each item's.
+            let status = status.filter(|_| !matches!(attempt, Attempt::Each(_)));
             for (index, job) in jobs.into_iter().enumerate() {
                 let outcome = attempt.of(index);
                 let decision = decide(&outcome, job.attempts, routes.get(dest).policy(), rng);
                 if let Some(metrics) = metrics {
                     metrics.decided(dest, &decision, &outcome, &job.item.event, now_ms);
+                }
+                if !matches!(outcome, Attempt::Deferred(..)) {
+                    pending.attempts.push(record(
+                        routes.get(dest).name(),
+                        &job,
+                        &decision,
+                        status,
+                        elapsed,
+                        now_ms,
+                    ));
                 }
                 let (retry, letter) =
                     resolve(routes, dest, &job, &outcome, decision, elapsed, now_ms);
@@ -273,6 +299,35 @@ pub fn fold(
             }
             finished
         }
+    }
+}
+
+/// The attempt record of one sent job: what `inspect` shows of it.
+fn record(
+    dest: &str,
+    job: &Job,
+    decision: &Decision,
+    status: Option<u16>,
+    elapsed: Duration,
+    now_ms: i64,
+) -> AttemptRecord {
+    let (outcome, error) = match decision {
+        Decision::Delivered => (Outcome::Delivered, None),
+        Decision::Retry { error, .. } => (Outcome::Retrying, Some(error.clone())),
+        Decision::Dead { error, .. } => (Outcome::Dead, Some(error.clone())),
+    };
+    AttemptRecord {
+        event_id: job.item.event.id.clone(),
+        dest: dest.to_owned(),
+        at_ms: now_ms,
+        outcome,
+        status,
+        error,
+        duration_ms: elapsed.as_millis() as u64,
+        entry: match &job.origin {
+            Origin::Entry(key) => Some(key.clone()),
+            Origin::Retry(_) => None,
+        },
     }
 }
 
@@ -443,6 +498,7 @@ mod tests {
             jobs,
             attempt,
             elapsed: Duration::ZERO,
+            status: None,
         }
     }
 
