@@ -36,6 +36,7 @@ set edit:completion:arg-completer[events] = {|@words|
             cand tail 'Print each new event as it is written, until interrupted'
             cand templates 'List the event catalog, or preview every message'
             cand status 'Show the health of the pipeline: backlog, workers, retries, dead letters'
+            cand inspect 'Show one event and, per destination, where its delivery stands and every attempt made'
             cand completions 'Print a shell completion script'
             cand man 'Write man pages (one per subcommand)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -172,6 +173,20 @@ set edit:completion:arg-completer[events] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'events;inspect'= {
+            cand --format 'format'
+            cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store'
+            cand --db 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]'
+            cand --config 'A TOML file adding event types and destinations [default: ./events.toml when present]'
+            cand -v 'Say more on stderr (every retry and claim)'
+            cand --verbose 'Say more on stderr (every retry and claim)'
+            cand -q 'Say less on stderr (only failures)'
+            cand --quiet 'Say less on stderr (only failures)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'events;completions'= {
             cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password) instead of the embedded store'
             cand --db 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]'
@@ -207,6 +222,7 @@ set edit:completion:arg-completer[events] = {|@words|
             cand tail 'Print each new event as it is written, until interrupted'
             cand templates 'List the event catalog, or preview every message'
             cand status 'Show the health of the pipeline: backlog, workers, retries, dead letters'
+            cand inspect 'Show one event and, per destination, where its delivery stands and every attempt made'
             cand completions 'Print a shell completion script'
             cand man 'Write man pages (one per subcommand)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -224,6 +240,8 @@ set edit:completion:arg-completer[events] = {|@words|
         &'events;help;templates'= {
         }
         &'events;help;status'= {
+        }
+        &'events;help;inspect'= {
         }
         &'events;help;completions'= {
         }

@@ -58,6 +58,7 @@ pub enum Command {
     Tail(TailArgs),
     Templates(TemplatesArgs),
     Status(StatusArgs),
+    Inspect(InspectArgs),
     Completions(CompletionsArgs),
     Man(ManArgs),
 }
@@ -272,6 +273,25 @@ pub struct TemplatesArgs {
 /// Show the health of the pipeline: backlog, workers, retries, dead letters.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// Show one event and, per destination, where its delivery stands and
+/// every attempt made.
+///
+/// States: delivered; retrying (with when it is next due); dead; waiting
+/// (no worker has got to it yet); not routed (the current configuration
+/// sends it elsewhere). Attempts are kept as long as the history
+/// (EVENTS_RETENTION). Exits 1 when no event or attempt has this id.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  events inspect 01JD3Q8W3M6Z5N4V2X1Y0T9S8R\n  events inspect 01JD3Q8W3M6Z5N4V2X1Y0T9S8R --format json"
+)]
+pub struct InspectArgs {
+    /// The event's id, as `emit` printed it.
+    #[arg(value_name = "ID")]
+    pub id: String,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 }

@@ -279,6 +279,7 @@ pub fn settle_acks_and_writes_retries_and_dead_letters(b: &dyn Backend) {
             done_retries: vec![],
             retries: vec![(retry.clone(), due)],
             dead: vec![dead.clone()],
+            attempts: vec![],
         },
     )
     .unwrap();

@@ -12,6 +12,7 @@ mod durable_emit;
 mod emit;
 mod generated;
 mod hostile;
+mod inspect;
 mod metrics;
 mod mixpanel;
 mod posthog;

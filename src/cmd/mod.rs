@@ -3,6 +3,7 @@
 
 mod emit;
 mod generate;
+mod inspect;
 mod purge;
 mod replay;
 mod status;
@@ -63,6 +64,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tail(args) => tail::run(&ctx, args),
         Command::Templates(args) => templates::run(&ctx, args),
         Command::Status(args) => status::run(&ctx, args),
+        Command::Inspect(args) => inspect::run(&ctx, args),
         Command::Completions(args) => generate::completions(args),
         Command::Man(args) => generate::man(args),
     }
