@@ -10,6 +10,7 @@ mod conformance;
 mod discord;
 mod durable_emit;
 mod emit;
+mod forget;
 mod generated;
 mod hostile;
 mod inspect;

@@ -2,6 +2,7 @@
 //! function that runs it, dispatched from `run`.
 
 mod emit;
+mod forget;
 mod generate;
 mod inspect;
 mod purge;
@@ -65,6 +66,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Templates(args) => templates::run(&ctx, args),
         Command::Status(args) => status::run(&ctx, args),
         Command::Inspect(args) => inspect::run(&ctx, args),
+        Command::Forget(args) => forget::run(&ctx, args),
         Command::Completions(args) => generate::completions(args),
         Command::Man(args) => generate::man(args),
     }

@@ -23,6 +23,7 @@
 
 pub mod attempt;
 pub mod entry;
+pub mod forget;
 pub mod redis;
 pub mod sqlite;
 
@@ -479,6 +480,13 @@ pub trait Admin: Describe {
     /// When the delivery `token` (see [`Delivery::token`]) is next due, if
     /// it waits in the retry set (or is being retried right now).
     fn retry_due(&mut self, token: &str) -> Result<Option<i64>>;
+
+    /// Erases every event `person` owns from the history, the retry set
+    /// and its bodies, the dead letters, the attempt records and the
+    /// idempotency keys pointing at them, each event at once (a delivery
+    /// of it in flight meanwhile writes nothing back); with `dry_run`,
+    /// only counts. Returns what it removed (or would), per place.
+    fn forget(&mut self, person: &forget::Person, dry_run: bool) -> Result<forget::Erased>;
 }
 
 /// All three sides at once, for callers that need them all (the worker

@@ -31,6 +31,7 @@ use redis::{Connection, Value};
 use redis::{ErrorKind, RedisError, ServerErrorKind};
 
 use super::entry::{self, RawEntry};
+use super::forget::{Erased, Person};
 use super::{
     Admin, AttemptRecord, Backlog, Consumer, ConsumerHeld, ConsumerStats, DeadFilter, DeadLetter,
     Delivery, Describe, Durability, NotReplicated, Producer, QueueError, QueueOptions, Result,
@@ -40,6 +41,7 @@ use crate::config::redact_url;
 use crate::event::{Event, now_ms};
 use crate::rate::Rate;
 
+mod forget;
 mod lifecycle;
 mod retry;
 
@@ -904,6 +906,7 @@ impl Consumer for RedisQueue {
             self.add_dead(&mut pipe, letter);
         }
         self.record_attempts(&mut pipe, &s.attempts);
+        self.guard(&mut pipe, s);
         if !s.acks.is_empty() {
             pipe.cmd("XACK")
                 .arg(&self.stream)
@@ -1269,6 +1272,10 @@ impl Admin for RedisQueue {
 
     fn retry_due(&mut self, token: &str) -> Result<Option<i64>> {
         self.due_of(token)
+    }
+
+    fn forget(&mut self, person: &Person, dry_run: bool) -> Result<Erased> {
+        self.forget_person(person, dry_run)
     }
 
     fn trim(&mut self, before_ms: i64) -> Result<u64> {
