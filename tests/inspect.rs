@@ -3,12 +3,19 @@
 //! once and then succeeded and after one that died; an unknown id. Every
 //! test runs on both backends.
 
+use std::time::Duration;
+
+use events::event::{Event, now_ms};
+use events::queue::redis::RedisQueue;
+use events::queue::sqlite::SqliteQueue;
+use events::queue::{AttemptRecord, Outcome, Queue, QueueOptions, Settlement};
 use serde_json::{Value, json};
 
 use crate::replay::{Backend, WEBHOOK_SECRET, on_both_backends};
 use crate::support::{Events, Reply, Sink};
 
 on_both_backends!(
+    attempt_records_are_kept_as_long_as_the_history,
     a_delivery_that_failed_once_then_succeeded_shows_both_attempts,
     a_delivery_that_died_shows_dead_and_the_error,
     an_unknown_id_exits_1_and_says_so,
@@ -182,4 +189,53 @@ fn an_unknown_id_exits_1_and_says_so(backend: Backend) {
         .code(1)
         .stderr_has("no event with id 01J\\u{1b}[2K in the history")
         .stderr_lacks("\u{1b}");
+}
+
+/// Settles one attempt record with a retention of an hour: read back by
+/// event id; on Redis its list expires within the hour, in the embedded
+/// store a trim of the history removes it.
+fn attempt_records_are_kept_as_long_as_the_history(backend: Backend) {
+    let options = QueueOptions {
+        retention: Duration::from_secs(3600),
+        ..QueueOptions::default()
+    };
+    let mut queue: Box<dyn Queue> = match &backend {
+        Backend::Redis { url, .. } => Box::new(RedisQueue::open(url, "{events}", options).unwrap()),
+        Backend::Sqlite { .. } => {
+            Box::new(SqliteQueue::open(&backend.db_path().unwrap(), options).unwrap())
+        }
+    };
+    let event = Event::new("user.signup", Default::default());
+    let record = AttemptRecord {
+        event_id: event.id.clone(),
+        dest: "hook".into(),
+        at_ms: now_ms(),
+        outcome: Outcome::Delivered,
+        status: Some(204),
+        error: None,
+        duration_ms: 12,
+        entry: None,
+    };
+    let settlement = Settlement {
+        attempts: vec![record.clone()],
+        ..Settlement::default()
+    };
+    queue.settle("w", &settlement).unwrap();
+    assert_eq!(queue.attempts(&event.id).unwrap(), [record]);
+    assert_eq!(queue.attempts("another").unwrap(), []);
+    match &backend {
+        Backend::Redis { server, .. } => {
+            let ttl: i64 = server
+                .cli(&["PTTL", &format!("{{events}}:attempts:{}", event.id)])
+                .parse()
+                .unwrap();
+            assert!(0 < ttl && ttl <= 3_600_000, "{ttl}");
+        }
+        Backend::Sqlite { .. } => {
+            queue.trim(now_ms() - 60_000).unwrap();
+            assert_eq!(queue.attempts(&event.id).unwrap().len(), 1, "newer: kept");
+            queue.trim(now_ms() + 1).unwrap();
+            assert_eq!(queue.attempts(&event.id).unwrap(), []);
+        }
+    }
 }

@@ -38,6 +38,7 @@ pub struct EntryState {
     remaining: usize,
     retries: Vec<(Delivery, i64)>,
     dead: Vec<DeadLetter>,
+    attempts: Vec<AttemptRecord>,
 }
 
 pub struct Settler {
@@ -251,18 +252,7 @@ pub fn fold(
             if let Some(metrics) = metrics {
                 metrics.dead_unsent(&letter.dest);
             }
-            if let Ok(event) = &letter.event {
-                pending.attempts.push(AttemptRecord {
-                    event_id: event.id.clone(),
-                    dest: letter.dest.clone(),
-                    at_ms: now_ms,
-                    outcome: Outcome::Dead,
-                    status: None,
-                    error: Some(letter.error.clone()),
-                    duration_ms: 0,
-                    entry: None,
-                });
-            }
+            pending.attempts.extend(unsent_record(&letter));
             pending.dead.push(letter);
             1
         }
@@ -274,8 +264,7 @@ pub fn fold(
             status,
         } => {
             let mut finished = 0;
-            // One status for a send whose items fared alike; for a split
-            // batch the last answer is not each item's.
+            // A split batch's last answer is not each item's.
             let status = status.filter(|_| !matches!(attempt, Attempt::Each(_)));
             for (index, job) in jobs.into_iter().enumerate() {
                 let outcome = attempt.of(index);
@@ -283,23 +272,44 @@ pub fn fold(
                 if let Some(metrics) = metrics {
                     metrics.decided(dest, &decision, &outcome, &job.item.event, now_ms);
                 }
-                if !matches!(outcome, Attempt::Deferred(..)) {
-                    pending.attempts.push(record(
+                let record = (!matches!(outcome, Attempt::Deferred(..))).then(|| {
+                    record(
                         routes.get(dest).name(),
                         &job,
                         &decision,
                         status,
                         elapsed,
                         now_ms,
-                    ));
-                }
+                    )
+                });
                 let (retry, letter) =
                     resolve(routes, dest, &job, &outcome, decision, elapsed, now_ms);
-                finished += settle_job(job.origin, retry, letter, entries, pending);
+                let outcome = Outcomes {
+                    retry,
+                    letter,
+                    record,
+                };
+                finished += settle_job(job.origin, outcome, entries, pending);
             }
             finished
         }
     }
+}
+
+/// The record of a delivery dead-lettered without being sent (it cannot
+/// be rendered, its destination is gone), when it is an event's.
+fn unsent_record(letter: &DeadLetter) -> Option<AttemptRecord> {
+    let event = letter.event.as_ref().ok()?;
+    Some(AttemptRecord {
+        event_id: event.id.clone(),
+        dest: letter.dest.clone(),
+        at_ms: letter.at_ms,
+        outcome: Outcome::Dead,
+        status: None,
+        error: Some(letter.error.clone()),
+        duration_ms: 0,
+        entry: None,
+    })
 }
 
 /// The attempt record of one sent job: what `inspect` shows of it.
@@ -400,29 +410,38 @@ fn resolve(
     }
 }
 
-/// Adds one job's retry or dead letter to what its claim writes: at once
-/// for a retry, with the entry's acknowledgement once the entry's last
-/// delivery is resolved. Returns how many claims it finished.
-fn settle_job(
-    origin: Origin,
+/// What one sent job comes to: a retry or a dead letter (or neither, once
+/// delivered), and the record of the attempt (none for a deferral).
+struct Outcomes {
     retry: Option<(Delivery, i64)>,
     letter: Option<DeadLetter>,
+    record: Option<AttemptRecord>,
+}
+
+/// Adds one job's outcomes to what its claim writes: at once for a retry,
+/// with the entry's acknowledgement once the entry's last delivery is
+/// resolved. Returns how many claims it finished.
+fn settle_job(
+    origin: Origin,
+    outcomes: Outcomes,
     entries: &mut HashMap<String, EntryState>,
     pending: &mut Settlement,
 ) -> usize {
     match origin {
         Origin::Retry(token) => {
             pending.done_retries.push(token);
-            pending.retries.extend(retry);
-            pending.dead.extend(letter);
+            pending.retries.extend(outcomes.retry);
+            pending.dead.extend(outcomes.letter);
+            pending.attempts.extend(outcomes.record);
             1
         }
         Origin::Entry(key) => {
             let Some(state) = entries.get_mut(&key) else {
                 return 0;
             };
-            state.retries.extend(retry);
-            state.dead.extend(letter);
+            state.retries.extend(outcomes.retry);
+            state.dead.extend(outcomes.letter);
+            state.attempts.extend(outcomes.record);
             state.remaining -= 1;
             if state.remaining > 0 {
                 return 0;
@@ -430,6 +449,7 @@ fn settle_job(
             let state = entries.remove(&key).expect("present above");
             pending.retries.extend(state.retries);
             pending.dead.extend(state.dead);
+            pending.attempts.extend(state.attempts);
             pending.acks.push(key);
             1
         }
@@ -635,6 +655,47 @@ mod tests {
             (two.id.as_str(), 0)
         );
         assert_eq!(*due, NOW + 60_000);
+    }
+
+    #[test]
+    fn every_send_is_recorded_with_its_status_and_a_deferral_is_not() {
+        let routes = routes();
+        let event = event();
+        let mut s = Settling::default();
+        s.apply(
+            &routes,
+            Report::Entry {
+                key: "1-0".into(),
+                deliveries: 1,
+            },
+        );
+        let report = Report::Sent {
+            dest: id(&routes, "a"),
+            jobs: vec![job(Origin::Entry("1-0".into()), &event, 0)],
+            attempt: Attempt::Transient("HTTP 503 busy".into()),
+            elapsed: Duration::from_millis(42),
+            status: Some(503),
+        };
+        s.apply(&routes, report);
+        let deferred = sent(
+            id(&routes, "b"),
+            vec![job(Origin::Retry("t".into()), &event, 1)],
+            Attempt::Deferred(Duration::ZERO, "the worker stopped before sending".into()),
+        );
+        s.apply(&routes, deferred);
+        assert_eq!(
+            s.pending.attempts,
+            [AttemptRecord {
+                event_id: event.id.clone(),
+                dest: "a".into(),
+                at_ms: NOW,
+                outcome: Outcome::Retrying,
+                status: Some(503),
+                error: Some("HTTP 503 busy".into()),
+                duration_ms: 42,
+                entry: Some("1-0".into()),
+            }]
+        );
     }
 
     #[test]
