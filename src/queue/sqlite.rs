@@ -183,8 +183,9 @@ const MIGRATIONS: &[&str] = &[
         duration_ms INTEGER NOT NULL,
         entry TEXT
     );
+    -- Looked up by event; trimmed from the oldest row (rows are written
+    -- in time order), which needs no index of its own.
     CREATE INDEX attempts_event ON attempts (event_id);
-    CREATE INDEX attempts_at ON attempts (at_ms);
     CREATE TABLE forgotten (
         event_id TEXT PRIMARY KEY,
         at_ms INTEGER NOT NULL

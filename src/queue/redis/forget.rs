@@ -4,8 +4,9 @@
 //! it, its dead letters (with any written since the reading), its attempt
 //! records and idempotency keys, and marks it in `{events}:forgotten`. A
 //! worker delivering the event at that moment settles afterwards; its
-//! settle carries [`GUARD`], which in the same transaction takes back
-//! whatever it wrote about an event marked there. So an event in flight is
+//! settle carries [`GUARD`], which in the same transaction takes back the
+//! retries and dead letters it wrote about an event marked there (its
+//! attempt records are not written at all). So an event in flight is
 //! either delivered or gone, never half-erased, and nothing brings it back.
 
 use std::collections::{BTreeMap, HashSet};
@@ -234,11 +235,10 @@ impl RedisQueue {
             .arg(key);
     }
 
-    /// Adds to `pipe` the [`GUARD`] of a settlement that writes about
-    /// events.
+    /// Adds to `pipe` the [`GUARD`] of a settlement that schedules retries
+    /// or writes dead letters (its attempt records guard themselves).
     pub(super) fn guard(&self, pipe: &mut redis::Pipeline, s: &Settlement) {
-        let mut ids: Vec<&str> = s.attempts.iter().map(|r| r.event_id.as_str()).collect();
-        ids.extend(s.retries.iter().map(|(d, _)| d.event.id.as_str()));
+        let mut ids: Vec<&str> = s.retries.iter().map(|(d, _)| d.event.id.as_str()).collect();
         ids.extend(
             s.dead
                 .iter()

@@ -1,10 +1,12 @@
 //! Where the Redis backend keeps what `inspect` reads: one list of attempt
 //! records per event, `{events}:attempts:<event id>`, appended in the same
 //! atomic settle as the outcome it records and expiring `EVENTS_RETENTION`
-//! after the event's last attempt. One key per event makes the write one
-//! `RPUSH` and `PEXPIRE` in the settle's round trip, the lookup one
-//! `LRANGE`, and erasing an event one `DEL`; every key keeps the prefix's
-//! hash tag, so all of it stays in one Cluster slot.
+//! after the event's first attempt (as its history entry goes that long
+//! after it was written). One key per event makes the lookup one `LRANGE`
+//! and erasing an event one `DEL`; the appends of a whole settle are one
+//! script call ([`RECORD`]), which also skips events `forget` erased while
+//! they were in flight. Every key keeps the prefix's hash tag, so all of it
+//! stays in one Cluster slot.
 
 use std::collections::BTreeMap;
 
@@ -15,14 +17,36 @@ use crate::event::Event;
 use crate::queue::entry::RawEntry;
 use crate::queue::{AttemptRecord, Result, token_dest};
 
+/// Appends attempt records, grouped by event. `KEYS[1]`: the events
+/// `forget` erased lately, whose records are not written. `ARGV`: the
+/// retention (ms), the key prefix of the lists, then per event its id, a
+/// count and that many records. A list just created gets its expiry.
+const RECORD: &str = r"
+local erased = redis.call('ZCARD', KEYS[1]) > 0
+local i = 3
+while i <= #ARGV do
+  local id, n = ARGV[i], tonumber(ARGV[i + 1])
+  if not (erased and redis.call('ZSCORE', KEYS[1], id)) then
+    local key = ARGV[2] .. id
+    if redis.call('RPUSH', key, unpack(ARGV, i + 2, i + 1 + n)) == n then
+      redis.call('PEXPIRE', key, ARGV[1])
+    end
+  end
+  i = i + 2 + n
+end
+return 0
+";
+
 impl RedisQueue {
     pub(super) fn attempts_key(&self, event_id: &str) -> String {
         format!("{}:attempts:{event_id}", self.prefix)
     }
 
-    /// Adds to `pipe` the appends of `records`, one list per event, and
-    /// each list's expiry pushed back to a full retention from now.
+    /// Adds to `pipe` the appends of `records` (see [`RECORD`]).
     pub(super) fn record_attempts(&self, pipe: &mut redis::Pipeline, records: &[AttemptRecord]) {
+        if records.is_empty() {
+            return;
+        }
         let mut by_event: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         for record in records {
             by_event
@@ -31,11 +55,16 @@ impl RedisQueue {
                 .push(serde_json::to_string(record).expect("a record serialises"));
         }
         let retention_ms = self.options.retention.as_millis().max(1) as u64;
+        pipe.cmd("EVAL")
+            .arg(RECORD)
+            .arg(1)
+            .arg(self.forgotten_key())
+            .arg(retention_ms)
+            .arg(format!("{}:attempts:", self.prefix));
         for (event_id, records) in by_event {
-            let key = self.attempts_key(event_id);
-            pipe.cmd("RPUSH").arg(&key).arg(records).ignore();
-            pipe.cmd("PEXPIRE").arg(&key).arg(retention_ms).ignore();
+            pipe.arg(event_id).arg(records.len()).arg(records);
         }
+        pipe.ignore();
     }
 
     /// The attempt records of `event_id`, oldest first; a record that

@@ -1,7 +1,7 @@
 //! Where the SQLite backend keeps what `inspect` reads: the `attempts`
 //! table of migration 7, one row per delivery attempt, written in the
 //! settle's own transaction, looked up by the `event_id` index and trimmed
-//! by `at_ms` with the history. Events `forget` erased are listed in
+//! from the oldest row with the history. Events `forget` erased are listed in
 //! `forgotten` for a day, so a settle of a delivery that was in flight
 //! while they were erased writes nothing back about them.
 
@@ -105,7 +105,9 @@ pub(super) fn due_of(tx: &Transaction, token: &str) -> rusqlite::Result<Option<i
 
 /// Removes up to `chunk` attempt records settled before `before_ms`, and
 /// the marks of events erased more than a day ago; returns how many
-/// records went.
+/// records went. Records are written in time order, so the old ones are the
+/// first rows: the oldest `chunk` are read by rowid, and those up to the
+/// first newer one removed, without an index on the time.
 pub(super) fn trim(
     tx: &Transaction,
     before_ms: i64,
@@ -114,11 +116,20 @@ pub(super) fn trim(
 ) -> rusqlite::Result<usize> {
     tx.prepare_cached("DELETE FROM forgotten WHERE at_ms < ?1")?
         .execute([now_ms - FORGOTTEN_FOR_MS])?;
-    tx.prepare_cached(
-        "DELETE FROM attempts WHERE rowid IN (
-             SELECT rowid FROM attempts WHERE at_ms < ?1 LIMIT ?2)",
-    )?
-    .execute(params![before_ms, chunk])
+    let last_old: Option<i64> = tx
+        .prepare_cached(
+            "SELECT max(rowid) FROM (SELECT rowid, at_ms FROM attempts ORDER BY rowid LIMIT ?2)
+             WHERE rowid < coalesce((SELECT min(rowid) FROM
+                 (SELECT rowid, at_ms FROM attempts ORDER BY rowid LIMIT ?2)
+                 WHERE at_ms >= ?1), 9223372036854775807)",
+        )?
+        .query_row(params![before_ms, chunk], |row| row.get(0))?;
+    match last_old {
+        Some(last) => tx
+            .prepare_cached("DELETE FROM attempts WHERE rowid <= ?1")?
+            .execute([last]),
+        None => Ok(0),
+    }
 }
 
 /// How long an erased event's id is remembered: far longer than any
