@@ -92,7 +92,12 @@ for i = at + tonumber(ARGV[at]) + 1, #ARGV do
   if redis.call('GET', ARGV[i]) == id then idem = idem + redis.call('DEL', ARGV[i]) end
 end
 local retries = retries_of(id, KEYS[3], KEYS[4], ARGV[3], KEYS[10])
-local attempts = redis.call('LLEN', KEYS[8])
+local attempts = 0
+local records = redis.call('GET', KEYS[8])
+if records then
+  attempts = 1
+  for _ in string.gmatch(records, '\n') do attempts = attempts + 1 end
+end
 redis.call('DEL', KEYS[8])
 redis.call('ZADD', KEYS[9], ARGV[2], id)
 return {entries, retries, letters, attempts, idem}
@@ -374,11 +379,15 @@ impl RedisQueue {
             erased.retries += found.retries;
             erased.dead_letters += found.dead.len() as u64;
             erased.idempotency_keys += found.idem.len() as u64;
-            pipe.cmd("LLEN").arg(self.attempts_key(id));
+            pipe.cmd("GET").arg(self.attempts_key(id));
         }
         if !g.events.is_empty() {
-            let lengths: Vec<u64> = self.with(|c| pipe.query(c))?;
-            erased.attempts = lengths.iter().sum();
+            let records: Vec<Option<String>> = self.with(|c| pipe.query(c))?;
+            erased.attempts = records
+                .iter()
+                .flatten()
+                .map(|r| r.lines().count() as u64)
+                .sum();
         }
         Ok(erased)
     }

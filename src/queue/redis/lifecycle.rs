@@ -1,8 +1,9 @@
-//! Where the Redis backend keeps what `inspect` reads: one list of attempt
-//! records per event, `{events}:attempts:<event id>`, appended in the same
+//! Where the Redis backend keeps what `inspect` reads: the attempt records
+//! of each event in one string, `{events}:attempts:<event id>`, one JSON
+//! document a line, appended in the same
 //! atomic settle as the outcome it records and expiring `EVENTS_RETENTION`
 //! after the event's first attempt (as its history entry goes that long
-//! after it was written). One key per event makes the lookup one `LRANGE`
+//! after it was written). One key per event makes the lookup one `GET`
 //! and erasing an event one `DEL`; the appends of a whole settle are one
 //! script call ([`RECORD`]), which also skips events `forget` erased while
 //! they were in flight. Every key keeps the prefix's hash tag, so all of it
@@ -19,20 +20,19 @@ use crate::queue::{AttemptRecord, Result, token_dest};
 
 /// Appends attempt records, grouped by event. `KEYS[1]`: the events
 /// `forget` erased lately, whose records are not written. `ARGV`: the
-/// retention (ms), the key prefix of the lists, then per event its id, a
-/// count and that many records. A list just created gets its expiry.
+/// retention (ms), the key prefix, then per event its id and its records
+/// (one JSON document a line). A first attempt, by far the most common,
+/// is one `SET` that creates the key with its expiry; a later one appends.
 const RECORD: &str = r"
 local erased = redis.call('ZCARD', KEYS[1]) > 0
-local i = 3
-while i <= #ARGV do
-  local id, n = ARGV[i], tonumber(ARGV[i + 1])
+for i = 3, #ARGV, 2 do
+  local id = ARGV[i]
   if not (erased and redis.call('ZSCORE', KEYS[1], id)) then
     local key = ARGV[2] .. id
-    if redis.call('RPUSH', key, unpack(ARGV, i + 2, i + 1 + n)) == n then
-      redis.call('PEXPIRE', key, ARGV[1])
+    if not redis.call('SET', key, ARGV[i + 1], 'NX', 'PX', ARGV[1]) then
+      redis.call('APPEND', key, '\n' .. ARGV[i + 1])
     end
   end
-  i = i + 2 + n
 end
 return 0
 ";
@@ -47,12 +47,13 @@ impl RedisQueue {
         if records.is_empty() {
             return;
         }
-        let mut by_event: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        let mut by_event: BTreeMap<&str, String> = BTreeMap::new();
         for record in records {
-            by_event
-                .entry(&record.event_id)
-                .or_default()
-                .push(serde_json::to_string(record).expect("a record serialises"));
+            let lines = by_event.entry(&record.event_id).or_default();
+            if !lines.is_empty() {
+                lines.push('\n');
+            }
+            lines.push_str(&serde_json::to_string(record).expect("a record serialises"));
         }
         let retention_ms = self.options.retention.as_millis().max(1) as u64;
         pipe.cmd("EVAL")
@@ -61,8 +62,8 @@ impl RedisQueue {
             .arg(self.forgotten_key())
             .arg(retention_ms)
             .arg(format!("{}:attempts:", self.prefix));
-        for (event_id, records) in by_event {
-            pipe.arg(event_id).arg(records.len()).arg(records);
+        for (event_id, lines) in by_event {
+            pipe.arg(event_id).arg(lines);
         }
         pipe.ignore();
     }
@@ -71,11 +72,11 @@ impl RedisQueue {
     /// cannot be decoded (written by hand) is left out.
     pub(super) fn attempts_of(&mut self, event_id: &str) -> Result<Vec<AttemptRecord>> {
         let key = self.attempts_key(event_id);
-        let stored: Vec<String> =
-            self.with(|c| redis::cmd("LRANGE").arg(&key).arg(0).arg(-1).query(c))?;
+        let stored: Option<String> = self.with(|c| redis::cmd("GET").arg(&key).query(c))?;
         Ok(stored
             .iter()
-            .filter_map(|text| serde_json::from_str(text).ok())
+            .flat_map(|text| text.lines())
+            .filter_map(|line| serde_json::from_str(line).ok())
             .collect())
     }
 
