@@ -37,6 +37,8 @@ set edit:completion:arg-completer[events] = {|@words|
             cand templates 'List the event catalog, or preview every message'
             cand status 'Show the health of the pipeline: backlog, workers, retries, dead letters'
             cand digest 'Send one message summarising a window of history, per event type'
+            cand inspect 'Show one event and, per destination, where its delivery stands and every attempt made'
+            cand forget 'Erase one person''s events: from the history, the retry set, the dead letters, the attempt records and the idempotency keys'
             cand completions 'Print a shell completion script'
             cand man 'Write man pages (one per subcommand)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -192,6 +194,40 @@ set edit:completion:arg-completer[events] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'events;inspect'= {
+            cand --format 'format'
+            cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store'
+            cand --db 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]'
+            cand --config 'A TOML file adding event types and destinations [default: ./events.toml when present]'
+            cand -v 'Say more on stderr (every retry and claim)'
+            cand --verbose 'Say more on stderr (every retry and claim)'
+            cand -q 'Say less on stderr (only failures)'
+            cand --quiet 'Say less on stderr (only failures)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'events;forget'= {
+            cand --email 'The events whose payload''s `email` is E'
+            cand -f 'The events whose payload field KEY is VALUE; repeatable'
+            cand --field 'The events whose payload field KEY is VALUE; repeatable'
+            cand --format 'format'
+            cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store'
+            cand --db 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]'
+            cand --config 'A TOML file adding event types and destinations [default: ./events.toml when present]'
+            cand --dry-run 'Count what would be erased; erase nothing'
+            cand -y 'Do not ask for confirmation'
+            cand --yes 'Do not ask for confirmation'
+            cand -v 'Say more on stderr (every retry and claim)'
+            cand --verbose 'Say more on stderr (every retry and claim)'
+            cand -q 'Say less on stderr (only failures)'
+            cand --quiet 'Say less on stderr (only failures)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'events;completions'= {
             cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store'
             cand --db 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]'
@@ -228,6 +264,8 @@ set edit:completion:arg-completer[events] = {|@words|
             cand templates 'List the event catalog, or preview every message'
             cand status 'Show the health of the pipeline: backlog, workers, retries, dead letters'
             cand digest 'Send one message summarising a window of history, per event type'
+            cand inspect 'Show one event and, per destination, where its delivery stands and every attempt made'
+            cand forget 'Erase one person''s events: from the history, the retry set, the dead letters, the attempt records and the idempotency keys'
             cand completions 'Print a shell completion script'
             cand man 'Write man pages (one per subcommand)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -247,6 +285,10 @@ set edit:completion:arg-completer[events] = {|@words|
         &'events;help;status'= {
         }
         &'events;help;digest'= {
+        }
+        &'events;help;inspect'= {
+        }
+        &'events;help;forget'= {
         }
         &'events;help;completions'= {
         }

@@ -39,6 +39,8 @@ complete -c events -n "__fish_events_needs_command" -f -a "tail" -d 'Print each 
 complete -c events -n "__fish_events_needs_command" -f -a "templates" -d 'List the event catalog, or preview every message'
 complete -c events -n "__fish_events_needs_command" -f -a "status" -d 'Show the health of the pipeline: backlog, workers, retries, dead letters'
 complete -c events -n "__fish_events_needs_command" -f -a "digest" -d 'Send one message summarising a window of history, per event type'
+complete -c events -n "__fish_events_needs_command" -f -a "inspect" -d 'Show one event and, per destination, where its delivery stands and every attempt made'
+complete -c events -n "__fish_events_needs_command" -f -a "forget" -d 'Erase one person\'s events: from the history, the retry set, the dead letters, the attempt records and the idempotency keys'
 complete -c events -n "__fish_events_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c events -n "__fish_events_needs_command" -f -a "man" -d 'Write man pages (one per subcommand)'
 complete -c events -n "__fish_events_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -144,6 +146,28 @@ complete -c events -n "__fish_events_using_subcommand digest" -s v -l verbose -d
 complete -c events -n "__fish_events_using_subcommand digest" -s q -l quiet -d 'Say less on stderr (only failures)'
 complete -c events -n "__fish_events_using_subcommand digest" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c events -n "__fish_events_using_subcommand digest" -s V -l version -d 'Print version'
+complete -c events -n "__fish_events_using_subcommand inspect" -l format -r -f -a "table\t''
+json\t''"
+complete -c events -n "__fish_events_using_subcommand inspect" -l redis-url -d 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store' -r
+complete -c events -n "__fish_events_using_subcommand inspect" -l db -d 'The embedded store\'s file [default: $XDG_STATE_HOME/events/events.db]' -r -F
+complete -c events -n "__fish_events_using_subcommand inspect" -l config -d 'A TOML file adding event types and destinations [default: ./events.toml when present]' -r -F
+complete -c events -n "__fish_events_using_subcommand inspect" -s v -l verbose -d 'Say more on stderr (every retry and claim)'
+complete -c events -n "__fish_events_using_subcommand inspect" -s q -l quiet -d 'Say less on stderr (only failures)'
+complete -c events -n "__fish_events_using_subcommand inspect" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c events -n "__fish_events_using_subcommand inspect" -s V -l version -d 'Print version'
+complete -c events -n "__fish_events_using_subcommand forget" -l email -d 'The events whose payload\'s `email` is E' -r
+complete -c events -n "__fish_events_using_subcommand forget" -s f -l field -d 'The events whose payload field KEY is VALUE; repeatable' -r
+complete -c events -n "__fish_events_using_subcommand forget" -l format -r -f -a "table\t''
+json\t''"
+complete -c events -n "__fish_events_using_subcommand forget" -l redis-url -d 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store' -r
+complete -c events -n "__fish_events_using_subcommand forget" -l db -d 'The embedded store\'s file [default: $XDG_STATE_HOME/events/events.db]' -r -F
+complete -c events -n "__fish_events_using_subcommand forget" -l config -d 'A TOML file adding event types and destinations [default: ./events.toml when present]' -r -F
+complete -c events -n "__fish_events_using_subcommand forget" -l dry-run -d 'Count what would be erased; erase nothing'
+complete -c events -n "__fish_events_using_subcommand forget" -s y -l yes -d 'Do not ask for confirmation'
+complete -c events -n "__fish_events_using_subcommand forget" -s v -l verbose -d 'Say more on stderr (every retry and claim)'
+complete -c events -n "__fish_events_using_subcommand forget" -s q -l quiet -d 'Say less on stderr (only failures)'
+complete -c events -n "__fish_events_using_subcommand forget" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c events -n "__fish_events_using_subcommand forget" -s V -l version -d 'Print version'
 complete -c events -n "__fish_events_using_subcommand completions" -l redis-url -d 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store' -r
 complete -c events -n "__fish_events_using_subcommand completions" -l db -d 'The embedded store\'s file [default: $XDG_STATE_HOME/events/events.db]' -r -F
 complete -c events -n "__fish_events_using_subcommand completions" -l config -d 'A TOML file adding event types and destinations [default: ./events.toml when present]' -r -F
@@ -159,14 +183,16 @@ complete -c events -n "__fish_events_using_subcommand man" -s v -l verbose -d 'S
 complete -c events -n "__fish_events_using_subcommand man" -s q -l quiet -d 'Say less on stderr (only failures)'
 complete -c events -n "__fish_events_using_subcommand man" -s h -l help -d 'Print help'
 complete -c events -n "__fish_events_using_subcommand man" -s V -l version -d 'Print version'
-complete -c events -n "__fish_events_using_subcommand help; and not __fish_seen_subcommand_from emit work replay purge tail templates status digest completions man help" -f -a "emit" -d 'Validate an event and put it on the queue; prints its id'
-complete -c events -n "__fish_events_using_subcommand help; and not __fish_seen_subcommand_from emit work replay purge tail templates status digest completions man help" -f -a "work" -d 'Deliver queued events to every destination, until SIGINT/SIGTERM'
-complete -c events -n "__fish_events_using_subcommand help; and not __fish_seen_subcommand_from emit work replay purge tail templates status digest completions man help" -f -a "replay" -d 'Put dead letters, history or a file of events back into delivery'
-complete -c events -n "__fish_events_using_subcommand help; and not __fish_seen_subcommand_from emit work replay purge tail templates status digest completions man help" -f -a "purge" -d 'Remove dead letters for good, all or those the filters select'
-complete -c events -n "__fish_events_using_subcommand help; and not __fish_seen_subcommand_from emit work replay purge tail templates status digest completions man help" -f -a "tail" -d 'Print each new event as it is written, until interrupted'
-complete -c events -n "__fish_events_using_subcommand help; and not __fish_seen_subcommand_from emit work replay purge tail templates status digest completions man help" -f -a "templates" -d 'List the event catalog, or preview every message'
-complete -c events -n "__fish_events_using_subcommand help; and not __fish_seen_subcommand_from emit work replay purge tail templates status digest completions man help" -f -a "status" -d 'Show the health of the pipeline: backlog, workers, retries, dead letters'
-complete -c events -n "__fish_events_using_subcommand help; and not __fish_seen_subcommand_from emit work replay purge tail templates status digest completions man help" -f -a "digest" -d 'Send one message summarising a window of history, per event type'
-complete -c events -n "__fish_events_using_subcommand help; and not __fish_seen_subcommand_from emit work replay purge tail templates status digest completions man help" -f -a "completions" -d 'Print a shell completion script'
-complete -c events -n "__fish_events_using_subcommand help; and not __fish_seen_subcommand_from emit work replay purge tail templates status digest completions man help" -f -a "man" -d 'Write man pages (one per subcommand)'
-complete -c events -n "__fish_events_using_subcommand help; and not __fish_seen_subcommand_from emit work replay purge tail templates status digest completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c events -n "__fish_events_using_subcommand help; and not __fish_seen_subcommand_from emit work replay purge tail templates status digest inspect forget completions man help" -f -a "emit" -d 'Validate an event and put it on the queue; prints its id'
+complete -c events -n "__fish_events_using_subcommand help; and not __fish_seen_subcommand_from emit work replay purge tail templates status digest inspect forget completions man help" -f -a "work" -d 'Deliver queued events to every destination, until SIGINT/SIGTERM'
+complete -c events -n "__fish_events_using_subcommand help; and not __fish_seen_subcommand_from emit work replay purge tail templates status digest inspect forget completions man help" -f -a "replay" -d 'Put dead letters, history or a file of events back into delivery'
+complete -c events -n "__fish_events_using_subcommand help; and not __fish_seen_subcommand_from emit work replay purge tail templates status digest inspect forget completions man help" -f -a "purge" -d 'Remove dead letters for good, all or those the filters select'
+complete -c events -n "__fish_events_using_subcommand help; and not __fish_seen_subcommand_from emit work replay purge tail templates status digest inspect forget completions man help" -f -a "tail" -d 'Print each new event as it is written, until interrupted'
+complete -c events -n "__fish_events_using_subcommand help; and not __fish_seen_subcommand_from emit work replay purge tail templates status digest inspect forget completions man help" -f -a "templates" -d 'List the event catalog, or preview every message'
+complete -c events -n "__fish_events_using_subcommand help; and not __fish_seen_subcommand_from emit work replay purge tail templates status digest inspect forget completions man help" -f -a "status" -d 'Show the health of the pipeline: backlog, workers, retries, dead letters'
+complete -c events -n "__fish_events_using_subcommand help; and not __fish_seen_subcommand_from emit work replay purge tail templates status digest inspect forget completions man help" -f -a "digest" -d 'Send one message summarising a window of history, per event type'
+complete -c events -n "__fish_events_using_subcommand help; and not __fish_seen_subcommand_from emit work replay purge tail templates status digest inspect forget completions man help" -f -a "inspect" -d 'Show one event and, per destination, where its delivery stands and every attempt made'
+complete -c events -n "__fish_events_using_subcommand help; and not __fish_seen_subcommand_from emit work replay purge tail templates status digest inspect forget completions man help" -f -a "forget" -d 'Erase one person\'s events: from the history, the retry set, the dead letters, the attempt records and the idempotency keys'
+complete -c events -n "__fish_events_using_subcommand help; and not __fish_seen_subcommand_from emit work replay purge tail templates status digest inspect forget completions man help" -f -a "completions" -d 'Print a shell completion script'
+complete -c events -n "__fish_events_using_subcommand help; and not __fish_seen_subcommand_from emit work replay purge tail templates status digest inspect forget completions man help" -f -a "man" -d 'Write man pages (one per subcommand)'
+complete -c events -n "__fish_events_using_subcommand help; and not __fish_seen_subcommand_from emit work replay purge tail templates status digest inspect forget completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -59,6 +59,8 @@ pub enum Command {
     Templates(TemplatesArgs),
     Status(StatusArgs),
     Digest(DigestArgs),
+    Inspect(InspectArgs),
+    Forget(ForgetArgs),
     Completions(CompletionsArgs),
     Man(ManArgs),
 }
@@ -311,6 +313,55 @@ pub struct DigestArgs {
     /// Print the digest; send nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// Show one event and, per destination, where its delivery stands and
+/// every attempt made.
+///
+/// States: delivered; retrying (with when it is next due); dead; waiting
+/// (no worker has got to it yet); not routed (the current configuration
+/// sends it elsewhere). Attempts are kept as long as the history
+/// (EVENTS_RETENTION). Exits 1 when no event or attempt has this id.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  events inspect 01JD3Q8W3M6Z5N4V2X1Y0T9S8R\n  events inspect 01JD3Q8W3M6Z5N4V2X1Y0T9S8R --format json"
+)]
+pub struct InspectArgs {
+    /// The event's id, as `emit` printed it.
+    #[arg(value_name = "ID")]
+    pub id: String,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// Erase one person's events: from the history, the retry set, the dead
+/// letters, the attempt records and the idempotency keys.
+///
+/// An event is theirs when its payload carries one of the values given
+/// (`--email E` is `--field email=E`), compared exactly. Erasing is for
+/// good, so it asks first on a terminal and needs `--yes` otherwise;
+/// `--dry-run` only counts. Safe while workers run. What destinations
+/// already received is theirs to erase: see "Personal data" in the README.
+#[derive(Debug, Args)]
+#[command(
+    group(clap::ArgGroup::new("who").required(true).multiple(true).args(["email", "fields"])),
+    after_help = "Examples:\n  events forget --email ada@example.com --dry-run\n  events forget --email ada@example.com -f user_id=42 --yes"
+)]
+pub struct ForgetArgs {
+    /// The events whose payload's `email` is E.
+    #[arg(long, value_name = "E")]
+    pub email: Option<String>,
+    /// The events whose payload field KEY is VALUE; repeatable.
+    #[arg(short = 'f', long = "field", value_name = "KEY=VALUE")]
+    pub fields: Vec<String>,
+    /// Count what would be erased; erase nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
 }
 
 /// Print a shell completion script.

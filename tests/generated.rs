@@ -19,7 +19,7 @@ const COMPLETIONS: [(&str, &str); 5] = [
     ("powershell", "_events.ps1"),
 ];
 
-const SUBCOMMANDS: [&str; 10] = [
+const SUBCOMMANDS: [&str; 12] = [
     "emit",
     "work",
     "replay",
@@ -27,6 +27,8 @@ const SUBCOMMANDS: [&str; 10] = [
     "tail",
     "templates",
     "status",
+    "inspect",
+    "forget",
     "completions",
     "man",
     "digest",

@@ -251,6 +251,8 @@ fn a_file_from_before_consumer_leases_is_migrated_in_place() {
          DROP TABLE rate_limits;
          DROP TABLE alert_windows;
          DROP TABLE tallies;
+         DROP TABLE attempts;
+         DROP TABLE forgotten;
          DROP INDEX stream_written;
          ALTER TABLE stream DROP COLUMN written_ms;
          PRAGMA user_version = 1;",

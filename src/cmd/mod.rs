@@ -3,7 +3,9 @@
 
 mod digest;
 mod emit;
+mod forget;
 mod generate;
+mod inspect;
 mod purge;
 mod replay;
 mod status;
@@ -65,6 +67,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Templates(args) => templates::run(&ctx, args),
         Command::Status(args) => status::run(&ctx, args),
         Command::Digest(args) => digest::run(&ctx, args),
+        Command::Inspect(args) => inspect::run(&ctx, args),
+        Command::Forget(args) => forget::run(&ctx, args),
         Command::Completions(args) => generate::completions(args),
         Command::Man(args) => generate::man(args),
     }

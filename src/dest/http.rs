@@ -52,6 +52,19 @@ pub struct Answer {
     pub attempt: Attempt,
 }
 
+thread_local! {
+    /// The status of the last response read on this thread.
+    static LAST_STATUS: std::cell::Cell<Option<u16>> = const { std::cell::Cell::new(None) };
+}
+
+/// The status of the last response read on this thread since the last
+/// call, if one was: a lane sends on its own thread, so after a send this is
+/// what the receiver answered, for the attempt records, without every
+/// destination handing its statuses up through `Destination::send`.
+pub fn take_status() -> Option<u16> {
+    LAST_STATUS.take()
+}
+
 /// Classifies a response: 2xx delivered (the status is the receiver's word,
 /// whatever the body says); 3xx permanent (a redirect is never followed);
 /// 429 wait for `Retry-After`; 408 and 5xx transient; any other status
@@ -84,6 +97,7 @@ pub fn classify_with(
         Err(e) => return failed(Attempt::Transient(describe_error(&e))),
     };
     let status = response.status().as_u16();
+    LAST_STATUS.set(Some(status));
     let answer = |attempt| Answer {
         status: Some(status),
         attempt,

@@ -21,7 +21,9 @@
 //! stored entry or retry *is* (event, delivery or poison, and why) is
 //! decided once, in [`entry`].
 
+pub mod attempt;
 pub mod entry;
+pub mod forget;
 pub mod redis;
 pub mod sqlite;
 
@@ -33,6 +35,7 @@ use wildmatch::WildMatch;
 
 use crate::event::Event;
 use crate::rate::Rate;
+pub use attempt::{AttemptRecord, Outcome};
 pub use entry::RawEntry;
 
 /// Why a queue operation failed.
@@ -270,6 +273,8 @@ pub struct Settlement {
     pub dead: Vec<DeadLetter>,
     /// What each destination did, added to its running totals.
     pub tallies: BTreeMap<String, Tally>,
+    /// What each delivery attempt settled here came to.
+    pub attempts: Vec<AttemptRecord>,
 }
 
 impl Settlement {
@@ -279,6 +284,7 @@ impl Settlement {
             && self.retries.is_empty()
             && self.dead.is_empty()
             && self.tallies.is_empty()
+            && self.attempts.is_empty()
     }
 }
 
@@ -495,6 +501,25 @@ pub trait Admin: Describe {
     /// not `ts`), never an entry that is unread or pending nor any after it.
     /// Returns how many entries were removed.
     fn trim(&mut self, before_ms: i64) -> Result<u64>;
+
+    /// The attempt records of the event `event_id`, oldest first.
+    fn attempts(&mut self, event_id: &str) -> Result<Vec<AttemptRecord>>;
+
+    /// The event `event_id`, if the history still holds it: looked for at
+    /// the stream position `hint` first (an attempt record's `entry`),
+    /// else through the whole stream.
+    fn event(&mut self, event_id: &str, hint: Option<&str>) -> Result<Option<Event>>;
+
+    /// When the delivery `token` (see [`Delivery::token`]) is next due, if
+    /// it waits in the retry set (or is being retried right now).
+    fn retry_due(&mut self, token: &str) -> Result<Option<i64>>;
+
+    /// Erases every event `person` owns from the history, the retry set
+    /// and its bodies, the dead letters, the attempt records and the
+    /// idempotency keys pointing at them, each event at once (a delivery
+    /// of it in flight meanwhile writes nothing back); with `dry_run`,
+    /// only counts. Returns what it removed (or would), per place.
+    fn forget(&mut self, person: &forget::Person, dry_run: bool) -> Result<forget::Erased>;
 }
 
 /// All three sides at once, for callers that need them all (the worker
@@ -517,6 +542,8 @@ pub struct QueueOptions {
     pub claim_lease: Duration,
     /// Replicas a write by `emit` waits for; `None` waits for none.
     pub durability: Option<Durability>,
+    /// How long attempt records are kept (`EVENTS_RETENTION`).
+    pub retention: Duration,
 }
 
 impl Default for QueueOptions {
@@ -524,6 +551,7 @@ impl Default for QueueOptions {
         QueueOptions {
             claim_lease: Duration::from_secs(60),
             durability: None,
+            retention: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }
@@ -547,6 +575,7 @@ pub fn open(config: &crate::config::Config) -> Result<Box<dyn Queue>> {
     let options = QueueOptions {
         claim_lease: config.delivery.claim_lease,
         durability: config.durability,
+        retention: config.delivery.retention,
     };
     Ok(match &config.backend {
         crate::config::Backend::Redis { url, client } => Box::new(redis::RedisQueue::with_client(

@@ -32,10 +32,11 @@ use redis::Value;
 use redis::{ErrorKind, RedisError, ServerErrorKind};
 
 use super::entry::{self, RawEntry};
+use super::forget::{Erased, Person};
 use super::{
-    Admin, Backlog, Consumer, ConsumerHeld, ConsumerStats, DeadFilter, DeadLetter, Delivery,
-    Describe, Durability, NotReplicated, Producer, QueueError, QueueOptions, Result, RetryClaim,
-    Settlement, Stats, StoredDeadLetter, Tally, UnavailableReason,
+    Admin, AttemptRecord, Backlog, Consumer, ConsumerHeld, ConsumerStats, DeadFilter, DeadLetter,
+    Delivery, Describe, Durability, NotReplicated, Producer, QueueError, QueueOptions, Result,
+    RetryClaim, Settlement, Stats, StoredDeadLetter, Tally, UnavailableReason,
 };
 use crate::alert;
 use crate::config::redact_url;
@@ -43,6 +44,8 @@ use crate::event::{Event, now_ms};
 use crate::rate::Rate;
 
 mod cluster;
+mod forget;
+mod lifecycle;
 mod retry;
 pub mod sentinel;
 
@@ -1046,6 +1049,8 @@ impl Consumer for RedisQueue {
             self.add_dead(&mut pipe, letter);
         }
         self.add_tallies(&mut pipe, &s.tallies);
+        self.record_attempts(&mut pipe, &s.attempts);
+        self.guard(&mut pipe, s);
         if !s.acks.is_empty() {
             pipe.cmd("XACK")
                 .arg(&self.stream)
@@ -1426,6 +1431,22 @@ impl Admin for RedisQueue {
         stats.dead = self.dead_counts()?;
         stats.tallies = self.tallies()?;
         Ok(stats)
+    }
+
+    fn attempts(&mut self, event_id: &str) -> Result<Vec<AttemptRecord>> {
+        self.attempts_of(event_id)
+    }
+
+    fn event(&mut self, event_id: &str, hint: Option<&str>) -> Result<Option<Event>> {
+        self.find_event(event_id, hint)
+    }
+
+    fn retry_due(&mut self, token: &str) -> Result<Option<i64>> {
+        self.due_of(token)
+    }
+
+    fn forget(&mut self, person: &Person, dry_run: bool) -> Result<Erased> {
+        self.forget_person(person, dry_run)
     }
 
     fn trim(&mut self, before_ms: i64) -> Result<u64> {

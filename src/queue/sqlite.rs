@@ -19,14 +19,16 @@ use serde::de::DeserializeOwned;
 
 use super::entry::{self, RawEntry};
 use super::{
-    Admin, Backlog, Consumer, ConsumerHeld, ConsumerStats, DeadFilter, DeadLetter, Delivery,
-    Describe, Producer, QueueError, QueueOptions, Result, RetryClaim, Settlement, Stats,
+    Admin, AttemptRecord, Backlog, Consumer, ConsumerHeld, ConsumerStats, DeadFilter, DeadLetter,
+    Delivery, Describe, Producer, QueueError, QueueOptions, Result, RetryClaim, Settlement, Stats,
     StoredDeadLetter, UnavailableReason,
 };
 use crate::alert;
 use crate::event::{Event, now_ms};
 use crate::rate::{self, Rate, Taken};
 
+mod forget;
+mod lifecycle;
 mod retries;
 
 /// How long a statement waits for another process's write to finish. Long
@@ -177,6 +179,26 @@ const MIGRATIONS: &[&str] = &[
     // 8: the latest error counted into an alert window, reported with the
     // count when the window ends.
     "ALTER TABLE alert_windows ADD COLUMN last_error TEXT NOT NULL DEFAULT '';",
+    // 9: every delivery attempt, for `inspect`, trimmed with the history;
+    // and the events `forget` erased lately, which a settle of a delivery
+    // in flight meanwhile must not write back.
+    "CREATE TABLE attempts (
+        event_id TEXT NOT NULL,
+        dest TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        outcome TEXT NOT NULL,
+        status INTEGER,
+        error TEXT,
+        duration_ms INTEGER NOT NULL,
+        entry TEXT
+    );
+    -- Looked up by event; trimmed from the oldest row (rows are written
+    -- in time order), which needs no index of its own.
+    CREATE INDEX attempts_event ON attempts (event_id);
+    CREATE TABLE forgotten (
+        event_id TEXT PRIMARY KEY,
+        at_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;",
 ];
 
 /// The queue in a SQLite file.
@@ -362,7 +384,11 @@ fn configure(conn: &mut Connection) -> rusqlite::Result<()> {
             Err(e) => return Err(e),
         }
     }
-    conn.pragma_update(None, "synchronous", "NORMAL")
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // Space freed inside a page (a row deleted, or moved by an update) is
+    // zeroed when that costs no extra write, so an erased person's data is
+    // not left behind in it; `forget` itself zeroes whole freed pages too.
+    conn.pragma_update(None, "secure_delete", "FAST")
 }
 
 /// Brings the schema up to date. When it already is, this is a single read of
@@ -748,11 +774,29 @@ impl Consumer for SqliteQueue {
                 tx.prepare_cached("DELETE FROM retry WHERE token = ?1")?
                     .execute([token])?;
             }
+            // An event erased while it was being delivered stays erased.
+            let guard = lifecycle::any_forgotten(tx)?;
+            let gone = |id: &str| -> rusqlite::Result<bool> {
+                Ok(guard && lifecycle::is_forgotten(tx, id)?)
+            };
             for (delivery, due_ms) in &settlement.retries {
-                upsert_retry(tx, delivery, *due_ms)?;
+                if !gone(&delivery.event.id)? {
+                    upsert_retry(tx, delivery, *due_ms)?;
+                }
             }
             for letter in &settlement.dead {
-                insert_dead(tx, letter)?;
+                let erased = match &letter.event {
+                    Ok(event) => gone(&event.id)?,
+                    Err(_) => false,
+                };
+                if !erased {
+                    insert_dead(tx, letter)?;
+                }
+            }
+            for record in &settlement.attempts {
+                if !gone(&record.event_id)? {
+                    lifecycle::insert_attempt(tx, record)?;
+                }
             }
             retries::add_tallies(tx, &settlement.tallies)?;
             touch(tx, consumer, now_ms())
@@ -1128,6 +1172,26 @@ impl Admin for SqliteQueue {
         })
     }
 
+    fn attempts(&mut self, event_id: &str) -> Result<Vec<AttemptRecord>> {
+        self.read(|tx| lifecycle::attempts_of(tx, event_id))
+    }
+
+    fn event(&mut self, event_id: &str, hint: Option<&str>) -> Result<Option<Event>> {
+        self.read(|tx| lifecycle::find_event(tx, event_id, hint))
+    }
+
+    fn retry_due(&mut self, token: &str) -> Result<Option<i64>> {
+        self.read(|tx| lifecycle::due_of(tx, token))
+    }
+
+    fn forget(
+        &mut self,
+        person: &super::forget::Person,
+        dry_run: bool,
+    ) -> Result<super::forget::Erased> {
+        self.forget_person(person, dry_run)
+    }
+
     fn trim(&mut self, before_ms: i64) -> Result<u64> {
         let mut removed = 0;
         loop {
@@ -1149,6 +1213,11 @@ impl Admin for SqliteQueue {
             if (n as i64) < TRIM_CHUNK {
                 break;
             }
+        }
+        // Attempt records go with the history they are about.
+        let now = now_ms();
+        while self.write(|tx| lifecycle::trim(tx, before_ms, now, TRIM_CHUNK))? as i64 == TRIM_CHUNK
+        {
         }
         // Housekeeping nobody else does: expired idempotency keys, and
         // workers gone since before the window that hold nothing.

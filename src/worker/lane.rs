@@ -190,7 +190,9 @@ impl Lane {
             }
             let items: Vec<Item> = batch.jobs.iter().map(|j| j.item.clone()).collect();
             let started = Instant::now();
+            crate::dest::http::take_status();
             let attempt = self.send_counted(&items);
+            let status = crate::dest::http::take_status();
             if let Attempt::RetryAfter(wait, _) = &attempt
                 && *wait <= INLINE_WAIT
                 && !self.stopping()
@@ -210,6 +212,7 @@ impl Lane {
                 jobs: std::mem::take(&mut batch.jobs),
                 attempt,
                 elapsed: started.elapsed(),
+                status,
             });
             return;
         }
@@ -291,6 +294,7 @@ impl Lane {
             jobs,
             attempt: Attempt::Deferred(Duration::ZERO, "the worker stopped before sending".into()),
             elapsed: Duration::ZERO,
+            status: None,
         });
     }
 

@@ -80,6 +80,8 @@ pub enum Report {
         jobs: Vec<Job>,
         attempt: Attempt,
         elapsed: Duration,
+        /// The HTTP status of the receiver's last answer, if it gave one.
+        status: Option<u16>,
     },
     /// A lane's request was answered "too many requests" (and, when the
     /// wait was short, is being sent again): counted in the queue.
@@ -734,6 +736,7 @@ impl Reader<'_> {
             }],
             attempt,
             elapsed: Duration::ZERO,
+            status: None,
         });
     }
 }

@@ -27,7 +27,7 @@ use crate::alert;
 use crate::dest::Attempt;
 use crate::event::now_ms;
 use crate::metrics::Metrics;
-use crate::queue::{DeadLetter, Delivery, Queue, Settlement, Tally};
+use crate::queue::{AttemptRecord, DeadLetter, Delivery, Outcome, Queue, Settlement, Tally};
 use crate::retry::{Decision, decide};
 use crate::route::{RouteId, Routes};
 use crate::sanitize::escape;
@@ -38,6 +38,7 @@ pub struct EntryState {
     remaining: usize,
     retries: Vec<(Delivery, i64)>,
     dead: Vec<DeadLetter>,
+    attempts: Vec<AttemptRecord>,
 }
 
 pub struct Settler {
@@ -253,6 +254,7 @@ pub fn fold(
             if let Some(metrics) = metrics {
                 metrics.dead_unsent(&letter.dest);
             }
+            pending.attempts.extend(unsent_record(&letter));
             pending.dead.push(letter);
             1
         }
@@ -265,8 +267,11 @@ pub fn fold(
             jobs,
             attempt,
             elapsed,
+            status,
         } => {
             let mut finished = 0;
+            // A split batch's last answer is not each item's.
+            let status = status.filter(|_| !matches!(attempt, Attempt::Each(_)));
             for (index, job) in jobs.into_iter().enumerate() {
                 let outcome = attempt.of(index);
                 let decision = decide(&outcome, job.attempts, routes.get(dest).policy(), rng);
@@ -276,9 +281,24 @@ pub fn fold(
                 if decision == Decision::Delivered {
                     tally(pending, routes, dest).delivered += 1;
                 }
+                let record = (!matches!(outcome, Attempt::Deferred(..))).then(|| {
+                    record(
+                        routes.get(dest).name(),
+                        &job,
+                        &decision,
+                        status,
+                        elapsed,
+                        now_ms,
+                    )
+                });
                 let (retry, letter) =
                     resolve(routes, dest, &job, &outcome, decision, elapsed, now_ms);
-                finished += settle_job(job.origin, retry, letter, entries, pending);
+                let outcome = Outcomes {
+                    retry,
+                    letter,
+                    record,
+                };
+                finished += settle_job(job.origin, outcome, entries, pending);
             }
             finished
         }
@@ -289,6 +309,51 @@ pub fn fold(
 fn tally<'a>(pending: &'a mut Settlement, routes: &Routes, dest: RouteId) -> &'a mut Tally {
     let name = routes.get(dest).name();
     pending.tallies.entry(name.to_owned()).or_default()
+}
+
+/// The record of a delivery dead-lettered without being sent (it cannot
+/// be rendered, its destination is gone), when it is an event's.
+fn unsent_record(letter: &DeadLetter) -> Option<AttemptRecord> {
+    let event = letter.event.as_ref().ok()?;
+    Some(AttemptRecord {
+        event_id: event.id.clone(),
+        dest: letter.dest.clone(),
+        at_ms: letter.at_ms,
+        outcome: Outcome::Dead,
+        status: None,
+        error: Some(letter.error.clone()),
+        duration_ms: 0,
+        entry: None,
+    })
+}
+
+/// The attempt record of one sent job: what `inspect` shows of it.
+fn record(
+    dest: &str,
+    job: &Job,
+    decision: &Decision,
+    status: Option<u16>,
+    elapsed: Duration,
+    now_ms: i64,
+) -> AttemptRecord {
+    let (outcome, error) = match decision {
+        Decision::Delivered => (Outcome::Delivered, None),
+        Decision::Retry { error, .. } => (Outcome::Retrying, Some(error.clone())),
+        Decision::Dead { error, .. } => (Outcome::Dead, Some(error.clone())),
+    };
+    AttemptRecord {
+        event_id: job.item.event.id.clone(),
+        dest: dest.to_owned(),
+        at_ms: now_ms,
+        outcome,
+        status,
+        error,
+        duration_ms: elapsed.as_millis() as u64,
+        entry: match &job.origin {
+            Origin::Entry(key) => Some(key.clone()),
+            Origin::Retry(_) => None,
+        },
+    }
 }
 
 /// The retry or dead letter (or neither, once delivered) one sent job
@@ -360,29 +425,38 @@ fn resolve(
     }
 }
 
-/// Adds one job's retry or dead letter to what its claim writes: at once
-/// for a retry, with the entry's acknowledgement once the entry's last
-/// delivery is resolved. Returns how many claims it finished.
-fn settle_job(
-    origin: Origin,
+/// What one sent job comes to: a retry or a dead letter (or neither, once
+/// delivered), and the record of the attempt (none for a deferral).
+struct Outcomes {
     retry: Option<(Delivery, i64)>,
     letter: Option<DeadLetter>,
+    record: Option<AttemptRecord>,
+}
+
+/// Adds one job's outcomes to what its claim writes: at once for a retry,
+/// with the entry's acknowledgement once the entry's last delivery is
+/// resolved. Returns how many claims it finished.
+fn settle_job(
+    origin: Origin,
+    outcomes: Outcomes,
     entries: &mut HashMap<String, EntryState>,
     pending: &mut Settlement,
 ) -> usize {
     match origin {
         Origin::Retry(token) => {
             pending.done_retries.push(token);
-            pending.retries.extend(retry);
-            pending.dead.extend(letter);
+            pending.retries.extend(outcomes.retry);
+            pending.dead.extend(outcomes.letter);
+            pending.attempts.extend(outcomes.record);
             1
         }
         Origin::Entry(key) => {
             let Some(state) = entries.get_mut(&key) else {
                 return 0;
             };
-            state.retries.extend(retry);
-            state.dead.extend(letter);
+            state.retries.extend(outcomes.retry);
+            state.dead.extend(outcomes.letter);
+            state.attempts.extend(outcomes.record);
             state.remaining -= 1;
             if state.remaining > 0 {
                 return 0;
@@ -390,6 +464,7 @@ fn settle_job(
             let state = entries.remove(&key).expect("present above");
             pending.retries.extend(state.retries);
             pending.dead.extend(state.dead);
+            pending.attempts.extend(state.attempts);
             pending.acks.push(key);
             1
         }
@@ -458,6 +533,7 @@ mod tests {
             jobs,
             attempt,
             elapsed: Duration::ZERO,
+            status: None,
         }
     }
 
@@ -594,6 +670,47 @@ mod tests {
             (two.id.as_str(), 0)
         );
         assert_eq!(*due, NOW + 60_000);
+    }
+
+    #[test]
+    fn every_send_is_recorded_with_its_status_and_a_deferral_is_not() {
+        let routes = routes();
+        let event = event();
+        let mut s = Settling::default();
+        s.apply(
+            &routes,
+            Report::Entry {
+                key: "1-0".into(),
+                deliveries: 1,
+            },
+        );
+        let report = Report::Sent {
+            dest: id(&routes, "a"),
+            jobs: vec![job(Origin::Entry("1-0".into()), &event, 0)],
+            attempt: Attempt::Transient("HTTP 503 busy".into()),
+            elapsed: Duration::from_millis(42),
+            status: Some(503),
+        };
+        s.apply(&routes, report);
+        let deferred = sent(
+            id(&routes, "b"),
+            vec![job(Origin::Retry("t".into()), &event, 1)],
+            Attempt::Deferred(Duration::ZERO, "the worker stopped before sending".into()),
+        );
+        s.apply(&routes, deferred);
+        assert_eq!(
+            s.pending.attempts,
+            [AttemptRecord {
+                event_id: event.id.clone(),
+                dest: "a".into(),
+                at_ms: NOW,
+                outcome: Outcome::Retrying,
+                status: Some(503),
+                error: Some("HTTP 503 busy".into()),
+                duration_ms: 42,
+                entry: Some("1-0".into()),
+            }]
+        );
     }
 
     #[test]

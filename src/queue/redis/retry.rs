@@ -102,7 +102,7 @@ return claimed
 ";
 
 /// Ids `ms-seq` compared as numbers, and the counts' field of an entry.
-const DEAD_HELPERS: &str = r"
+pub(super) const DEAD_HELPERS: &str = r"
 local function before_or_at(a, b)
   local am, as = string.match(a, '^(%d+)-(%d+)$')
   local bm, bs = string.match(b, '^(%d+)-(%d+)$')

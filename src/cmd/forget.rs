@@ -1,0 +1,110 @@
+//! `events forget --email E`: erase one person when they ask to be erased.
+//! Counted first and confirmed (asked on a terminal, `--yes` elsewhere), as
+//! `purge` is: erasing is for good. The queue finds and erases
+//! ([`crate::queue::Admin::forget`]); this prints what it removed, per
+//! place, on stdout.
+//!
+//! `--format json` prints `{"erased": BOOL, "history", "retries",
+//! "dead_letters", "attempts", "idempotency_keys"}`, the counts removed (or,
+//! with `--dry-run`, `erased` false and the counts that would be).
+
+use std::io::{BufRead, IsTerminal};
+
+use anyhow::Context as _;
+use serde_json::json;
+
+use super::{Context, key_values, print};
+use crate::cli::{ForgetArgs, Format};
+use crate::error::UsageError;
+use crate::queue;
+use crate::queue::forget::{Erased, Person};
+
+pub fn run(ctx: &Context, args: ForgetArgs) -> anyhow::Result<()> {
+    let person = person(&args)?;
+    let config = ctx.config()?;
+    let mut queue = queue::open(config)?;
+    if args.dry_run || !args.yes {
+        let counted = queue.forget(&person, true)?;
+        if args.dry_run || counted.total() == 0 {
+            return print(&report(&counted, false, args.format));
+        }
+        confirm(&counted)?;
+    }
+    let erased = queue
+        .forget(&person, false)
+        .context("forget stopped part way: run it again to erase the rest")?;
+    print(&report(&erased, true, args.format))
+}
+
+/// The person the flags name; an empty value matches nothing anyone wants.
+fn person(args: &ForgetArgs) -> anyhow::Result<Person> {
+    let mut fields = key_values(&args.fields, "--field")?;
+    if let Some(email) = &args.email {
+        fields.push(("email".to_owned(), email.clone()));
+    }
+    if let Some((key, _)) = fields.iter().find(|(_, value)| value.is_empty()) {
+        return Err(UsageError(format!(
+            "the value to erase for '{key}' is empty: give the value that identifies the person"
+        ))
+        .into());
+    }
+    Ok(Person::new(fields).expect("clap requires --email or --field"))
+}
+
+fn report(counts: &Erased, erased: bool, format: Format) -> String {
+    match format {
+        Format::Json => format!(
+            "{}\n",
+            json!({
+                "erased": erased,
+                "history": counts.history,
+                "retries": counts.retries,
+                "dead_letters": counts.dead_letters,
+                "attempts": counts.attempts,
+                "idempotency_keys": counts.idempotency_keys,
+            })
+        ),
+        Format::Table => {
+            let verb = if erased { "removed" } else { "would remove" };
+            [
+                ("events in the history", counts.history),
+                ("retries (with their bodies)", counts.retries),
+                ("dead letters", counts.dead_letters),
+                ("attempt records", counts.attempts),
+                ("idempotency keys", counts.idempotency_keys),
+            ]
+            .iter()
+            .map(|(place, n)| format!("{verb} {n} {place}\n"))
+            .collect()
+        }
+    }
+}
+
+/// Erasing is for good: ask at a terminal, refuse elsewhere.
+fn confirm(counted: &Erased) -> anyhow::Result<()> {
+    let what = format!(
+        "{} events, {} retries, {} dead letters, {} attempt records and {} idempotency keys",
+        counted.history,
+        counted.retries,
+        counted.dead_letters,
+        counted.attempts,
+        counted.idempotency_keys
+    );
+    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+        return Err(UsageError(format!(
+            "this would erase {what} for good; pass --yes to do it, or --dry-run to count them"
+        ))
+        .into());
+    }
+    eprint!("Erase {what} for good? [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .context("cannot read the answer from stdin")?;
+    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+        Ok(())
+    } else {
+        Err(UsageError("not confirmed: nothing was erased".into()).into())
+    }
+}

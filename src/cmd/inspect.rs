@@ -1,0 +1,170 @@
+//! `events inspect ID`: one event's whole story, for a teammate asking "did
+//! the churn for ada@ reach Segment?": the event, then per destination where
+//! its delivery stands and every attempt made. Read-only. Everything in it
+//! came from outside (payloads, ids, receivers' error texts), so every text
+//! is escaped before it reaches the terminal.
+//!
+//! `--format json` prints one object: `event` (the event, or null once
+//! trimmed from the history) and `destinations`: `[{"name", "state",
+//! "next_due", "attempts": [{"at", "outcome", "status", "error",
+//! "duration_ms"}]}]`, `state` one of `delivered`, `retrying`, `dead`,
+//! `waiting`, `not routed`, and `next_due` RFC 3339 or null.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+
+use super::{Context, print};
+use crate::cli::{Format, InspectArgs};
+use crate::event::{Event, format_ts_ms};
+use crate::queue::attempt::DestState;
+use crate::queue::{self, AttemptRecord};
+use crate::route::Routes;
+use crate::sanitize::escape;
+
+/// An id no event, retry or attempt record carries.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "no event with id {0} in the history, nor any attempt to deliver one \
+     (it may be older than EVENTS_RETENTION, or erased by forget)"
+)]
+pub struct UnknownEvent(String);
+
+/// One destination's part of the story.
+struct DestReport<'a> {
+    name: String,
+    state: DestState,
+    attempts: Vec<&'a AttemptRecord>,
+}
+
+pub fn run(ctx: &Context, args: InspectArgs) -> anyhow::Result<()> {
+    let config = ctx.config()?;
+    let mut queue = queue::open(config)?;
+    let records = queue.attempts(&args.id)?;
+    let hint = records.iter().find_map(|r| r.entry.as_deref());
+    let event = queue.event(&args.id, hint)?;
+    let routes = match Routes::from_config(config) {
+        Ok(routes) => Some(routes),
+        Err(e) => {
+            log::warn!("cannot tell where events go now, so none is shown as routed: {e}");
+            None
+        }
+    };
+    let routed: Vec<String> = match (&event, &routes) {
+        (Some(event), Some(routes)) => routes.of(event).map(|r| r.name().to_owned()).collect(),
+        _ => Vec::new(),
+    };
+    let mut names: BTreeSet<String> = records.iter().map(|r| r.dest.clone()).collect();
+    names.extend(routed.iter().cloned());
+    if let Some(routes) = &routes {
+        names.extend(routes.iter().map(|r| r.name().to_owned()));
+    }
+    if event.is_none() && records.is_empty() {
+        return Err(UnknownEvent(escape(&args.id).into_owned()).into());
+    }
+    let mut dests = Vec::new();
+    for name in names {
+        let attempts: Vec<&AttemptRecord> = records.iter().filter(|r| r.dest == name).collect();
+        let due = queue.retry_due(&format!("{}|{name}", args.id))?;
+        let state = DestState::of(&attempts, due, routed.contains(&name));
+        dests.push(DestReport {
+            name,
+            state,
+            attempts,
+        });
+    }
+    print(&match args.format {
+        Format::Json => format!("{}\n", json_line(&as_json(event.as_ref(), &dests))),
+        Format::Table => as_text(&args.id, event.as_ref(), &dests),
+    })
+}
+
+fn as_text(id: &str, event: Option<&Event>, dests: &[DestReport]) -> String {
+    let mut out = match event {
+        Some(event) => format!(
+            "event {} {} at {}\npayload {}\n",
+            escape(&event.id),
+            escape(&event.kind),
+            escape(&event.ts),
+            escape(&Value::Object(event.payload.clone()).to_string())
+        ),
+        None => format!("event {} (no longer in the history)\n", escape(id)),
+    };
+    for dest in dests {
+        let due = match dest.state {
+            DestState::Retrying(Some(due)) => format!(", next due {}", format_ts_ms(due)),
+            _ => String::new(),
+        };
+        out.push_str(&format!(
+            "\n{}: {}{due}\n",
+            escape(&dest.name),
+            dest.state.as_str()
+        ));
+        for attempt in &dest.attempts {
+            let status = attempt
+                .status
+                .map_or(String::new(), |s| format!(" HTTP {s}"));
+            let error = attempt
+                .error
+                .as_deref()
+                .map_or(String::new(), |e| format!(": {}", escape(e)));
+            out.push_str(&format!(
+                "  {} {}{status} ({} ms){error}\n",
+                format_ts_ms(attempt.at_ms),
+                attempt.outcome.as_str(),
+                attempt.duration_ms
+            ));
+        }
+    }
+    out
+}
+
+/// `value` as one line of JSON with the characters that could drive a
+/// terminal escaped too (JSON escapes only the control characters; line
+/// separators and bidi overrides would pass as they are).
+fn json_line(value: &Value) -> String {
+    value
+        .to_string()
+        .chars()
+        .map(|c| {
+            if crate::sanitize::is_unsafe(c) {
+                format!("\\u{:04x}", c as u32)
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// As JSON: strings as sent, for tools.
+fn as_json(event: Option<&Event>, dests: &[DestReport]) -> Value {
+    let destinations: Vec<Value> = dests
+        .iter()
+        .map(|dest| {
+            let next_due = match dest.state {
+                DestState::Retrying(Some(due)) => Value::from(format_ts_ms(due)),
+                _ => Value::Null,
+            };
+            let attempts: Vec<Value> = dest
+                .attempts
+                .iter()
+                .map(|a| {
+                    json!({
+                        "at": format_ts_ms(a.at_ms),
+                        "outcome": a.outcome.as_str(),
+                        "status": a.status,
+                        "error": a.error,
+                        "duration_ms": a.duration_ms,
+                    })
+                })
+                .collect();
+            json!({
+                "name": dest.name,
+                "state": dest.state.as_str(),
+                "next_due": next_due,
+                "attempts": attempts,
+            })
+        })
+        .collect();
+    json!({ "event": event, "destinations": destinations })
+}

@@ -1,0 +1,124 @@
+//! Where the Redis backend keeps what `inspect` reads: the attempt records
+//! of each event in one string, `{events}:attempts:<event id>`, one JSON
+//! document a line, appended in the same
+//! atomic settle as the outcome it records and expiring `EVENTS_RETENTION`
+//! after the event's first attempt (as its history entry goes that long
+//! after it was written). One key per event makes the lookup one `GET`
+//! and erasing an event one `DEL`; the appends of a whole settle are one
+//! script call ([`RECORD`]), which also skips events `forget` erased while
+//! they were in flight. Every key keeps the prefix's hash tag, so all of it
+//! stays in one Cluster slot.
+
+use std::collections::BTreeMap;
+
+use redis::Value;
+
+use super::{RedisQueue, raw_entries, raw_entry};
+use crate::event::Event;
+use crate::queue::entry::RawEntry;
+use crate::queue::{AttemptRecord, Result, token_dest};
+
+/// Appends attempt records, grouped by event. `KEYS[1]`: the events
+/// `forget` erased lately, whose records are not written. `ARGV`: the
+/// retention (ms), the key prefix, then per event its id and its records
+/// (one JSON document a line). A first attempt, by far the most common,
+/// is one `SET` that creates the key with its expiry; a later one appends.
+const RECORD: &str = r"
+local erased = redis.call('ZCARD', KEYS[1]) > 0
+for i = 3, #ARGV, 2 do
+  local id = ARGV[i]
+  if not (erased and redis.call('ZSCORE', KEYS[1], id)) then
+    local key = ARGV[2] .. id
+    if not redis.call('SET', key, ARGV[i + 1], 'NX', 'PX', ARGV[1]) then
+      redis.call('APPEND', key, '\n' .. ARGV[i + 1])
+    end
+  end
+end
+return 0
+";
+
+impl RedisQueue {
+    pub(super) fn attempts_key(&self, event_id: &str) -> String {
+        format!("{}:attempts:{event_id}", self.prefix)
+    }
+
+    /// Adds to `pipe` the appends of `records` (see [`RECORD`]).
+    pub(super) fn record_attempts(&self, pipe: &mut redis::Pipeline, records: &[AttemptRecord]) {
+        if records.is_empty() {
+            return;
+        }
+        let mut by_event: BTreeMap<&str, String> = BTreeMap::new();
+        for record in records {
+            let lines = by_event.entry(&record.event_id).or_default();
+            if !lines.is_empty() {
+                lines.push('\n');
+            }
+            lines.push_str(&serde_json::to_string(record).expect("a record serialises"));
+        }
+        let retention_ms = self.options.retention.as_millis().max(1) as u64;
+        pipe.cmd("EVAL")
+            .arg(RECORD)
+            .arg(1)
+            .arg(self.forgotten_key())
+            .arg(retention_ms)
+            .arg(format!("{}:attempts:", self.prefix));
+        for (event_id, lines) in by_event {
+            pipe.arg(event_id).arg(lines);
+        }
+        pipe.ignore();
+    }
+
+    /// The attempt records of `event_id`, oldest first; a record that
+    /// cannot be decoded (written by hand) is left out.
+    pub(super) fn attempts_of(&mut self, event_id: &str) -> Result<Vec<AttemptRecord>> {
+        let key = self.attempts_key(event_id);
+        let stored: Option<String> = self.with(|c| redis::cmd("GET").arg(&key).query(c))?;
+        Ok(stored
+            .iter()
+            .flat_map(|text| text.lines())
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect())
+    }
+
+    /// The event `event_id` in the history: at the stream entry `hint`
+    /// when that holds it, else by reading the whole stream.
+    pub(super) fn find_event(
+        &mut self,
+        event_id: &str,
+        hint: Option<&str>,
+    ) -> Result<Option<Event>> {
+        let stream = self.stream.clone();
+        if let Some(key) = hint {
+            let reply: Value =
+                self.with(|c| redis::cmd("XRANGE").arg(&stream).arg(key).arg(key).query(c))?;
+            let found = raw_entries(reply)
+                .into_iter()
+                .map(|(key, fields)| raw_entry(key, fields))
+                .find_map(|raw| decoded(raw).filter(|e| e.id == event_id));
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        let mut found = None;
+        self.scan(&stream, "-".to_owned(), |page| {
+            found = page
+                .into_iter()
+                .map(|(key, fields)| raw_entry(key, fields))
+                .find_map(|raw| decoded(raw).filter(|e| e.id == event_id));
+            found.is_none()
+        })?;
+        Ok(found)
+    }
+
+    /// When the delivery `token` is due in the retry set, if it is there.
+    pub(super) fn due_of(&mut self, token: &str) -> Result<Option<i64>> {
+        let key = self.retry_key(token_dest(token));
+        let score: Option<f64> =
+            self.with(|c| redis::cmd("ZSCORE").arg(&key).arg(token).query(c))?;
+        Ok(score.map(|s| s as i64))
+    }
+}
+
+fn decoded(raw: RawEntry) -> Option<Event> {
+    crate::queue::StreamEntry::from(raw).event.ok()
+}

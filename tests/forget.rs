@@ -1,0 +1,270 @@
+//! Tests of `forget`: one person's events erased from every place a real
+//! `work --burst` left them (history, retry set and bodies, dead letters,
+//! attempt records, idempotency keys), read back as raw bytes: every key
+//! under the prefix on Redis, the database files on SQLite. Other people's
+//! events stay; `--dry-run` and a refusal change nothing; a delivery in
+//! flight while its event is erased writes nothing back. Every test runs on
+//! both backends.
+
+use std::time::Duration;
+
+use ::redis::Value;
+use serde_json::json;
+
+use crate::replay::{Backend, WEBHOOK_SECRET, on_both_backends};
+use crate::support::{Events, Reply, Sink};
+
+on_both_backends!(
+    forget_leaves_nothing_of_the_value_and_spares_the_others,
+    dry_run_and_a_refusal_change_nothing,
+    a_delivery_in_flight_while_forgotten_writes_nothing_back,
+);
+
+const ADA: &str = "ada@example.com";
+const BOB: &str = "bob@example.com";
+
+/// `events` with a webhook destination at `hook`.
+fn env(backend: &Backend, hook: &Sink) -> Events {
+    backend
+        .events()
+        .env("EVENTS_WEBHOOK_URL", hook.url())
+        .env("EVENTS_WEBHOOK_SECRET", WEBHOOK_SECRET)
+}
+
+/// Cancellations die (410), failed payments wait an hour in the retry set
+/// (429), the rest are delivered. Ada has one of each (her signup under
+/// an idempotency key), Bob a signup and a cancellation.
+fn every_place_filled(backend: &Backend, hook: &Sink) {
+    hook.rule(|request| {
+        if request.body.contains("subscription.cancelled") {
+            Some(Reply::status(410, "gone"))
+        } else if request.body.contains("subscription.payment_failed") {
+            Some(Reply::status(429, "slow down").header("Retry-After", "3600"))
+        } else {
+            None
+        }
+    });
+    let emit = |args: &[&str]| {
+        env(backend, hook).arg("emit").args(args).run().success();
+    };
+    emit(&[
+        "user.signup",
+        "--email",
+        ADA,
+        "--idempotency-key",
+        "signup-1",
+    ]);
+    emit(&[
+        "subscription.cancelled",
+        "--email",
+        ADA,
+        "--field",
+        "plan=pro",
+    ]);
+    emit(&["subscription.payment_failed", "--email", ADA]);
+    emit(&["user.signup", "--email", BOB]);
+    emit(&[
+        "subscription.cancelled",
+        "--email",
+        BOB,
+        "--field",
+        "plan=team",
+    ]);
+    env(backend, hook).args(["work", "--burst"]).run().success();
+}
+
+/// Everything the queue stores, as text: on Redis every key under the
+/// prefix read by its type (stream entries included); on SQLite the
+/// database, its write-ahead log and its shared-memory file as raw bytes.
+fn stored(backend: &Backend) -> String {
+    match backend {
+        Backend::Redis { url, .. } => redis_dump(url),
+        Backend::Sqlite { .. } => {
+            let db = backend.db_path().unwrap();
+            let mut bytes = Vec::new();
+            for suffix in ["", "-wal", "-shm", "-journal"] {
+                let path = format!("{}{suffix}", db.display());
+                if let Ok(content) = std::fs::read(&path) {
+                    bytes.extend(content);
+                }
+            }
+            String::from_utf8_lossy(&bytes).into_owned()
+        }
+    }
+}
+
+fn redis_dump(url: &str) -> String {
+    let mut conn = ::redis::Client::open(url)
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let keys: Vec<String> = ::redis::cmd("KEYS").arg("*").query(&mut conn).unwrap();
+    assert!(
+        keys.iter().all(|k| k.starts_with("{events}:")),
+        "only keys under the prefix: {keys:?}"
+    );
+    let mut out = String::new();
+    for key in keys {
+        let kind: String = ::redis::cmd("TYPE").arg(&key).query(&mut conn).unwrap();
+        let mut read = match kind.as_str() {
+            "string" => ::redis::cmd("GET"),
+            "hash" => ::redis::cmd("HGETALL"),
+            "list" => ::redis::cmd("LRANGE"),
+            "set" => ::redis::cmd("SMEMBERS"),
+            "zset" => ::redis::cmd("ZRANGE"),
+            "stream" => ::redis::cmd("XRANGE"),
+            other => panic!("{key} is a {other}"),
+        };
+        read.arg(&key);
+        match kind.as_str() {
+            "list" | "zset" => read.arg(0).arg(-1),
+            "stream" => read.arg("-").arg("+"),
+            _ => &mut read,
+        };
+        let read: Value = read.query(&mut conn).unwrap();
+        out.push_str(&format!("{key} {read:?}\n"));
+    }
+    out
+}
+
+fn forget_leaves_nothing_of_the_value_and_spares_the_others(backend: Backend) {
+    let hook = Sink::start();
+    every_place_filled(&backend, &hook);
+    let before = stored(&backend);
+    assert!(before.contains(ADA) && before.contains(BOB));
+
+    env(&backend, &hook)
+        .args(["forget", "--email", ADA, "--yes"])
+        .run()
+        .success()
+        .stdout_is(
+            "removed 3 events in the history\n\
+             removed 1 retries (with their bodies)\n\
+             removed 1 dead letters\n\
+             removed 3 attempt records\n\
+             removed 1 idempotency keys\n",
+        );
+    let after = stored(&backend);
+    assert!(!after.contains(ADA), "{ADA} is still stored:\n{after}");
+    assert!(!after.contains("signup-1"), "the idempotency key is gone");
+    assert!(after.contains(BOB), "Bob's events are untouched");
+
+    let st = crate::replay::status(env(&backend, &hook));
+    assert_eq!(st["stream"]["length"], 2, "{st:#}");
+    assert_eq!(st["retries"]["scheduled"], 0, "{st:#}");
+    assert_eq!(
+        st["dead"]["by_destination"],
+        json!([{"destination": "webhook", "error": "HTTP 410 gone", "count": 1}]),
+        "Bob's dead letter stays, counted"
+    );
+    let replayed = env(&backend, &hook)
+        .args(["replay", "--since", "1h", "--dry-run"])
+        .run()
+        .success()
+        .stdout_json_lines();
+    let emails: Vec<&str> = replayed
+        .iter()
+        .map(|e| e["payload"]["email"].as_str().unwrap())
+        .collect();
+    assert_eq!(emails, [BOB, BOB]);
+
+    // Once erased, the same key may be used again: it points at nothing.
+    env(&backend, &hook)
+        .args(["emit", "user.signup", "--email", "carol@example.com"])
+        .args(["--idempotency-key", "signup-1"])
+        .run()
+        .success();
+    env(&backend, &hook)
+        .args(["forget", "--email", ADA, "--yes", "--format", "json"])
+        .run()
+        .success()
+        .stdout_is(
+            "{\"attempts\":0,\"dead_letters\":0,\"erased\":true,\"history\":0,\
+             \"idempotency_keys\":0,\"retries\":0}\n",
+        );
+    assert!(stored(&backend).contains("carol@example.com"));
+}
+
+fn dry_run_and_a_refusal_change_nothing(backend: Backend) {
+    let hook = Sink::start();
+    every_place_filled(&backend, &hook);
+    let counts = "would remove 3 events in the history\n\
+                  would remove 1 retries (with their bodies)\n\
+                  would remove 1 dead letters\n\
+                  would remove 3 attempt records\n\
+                  would remove 1 idempotency keys\n";
+    env(&backend, &hook)
+        .args(["forget", "-f", &format!("email={ADA}"), "--dry-run"])
+        .run()
+        .success()
+        .stdout_is(counts);
+    env(&backend, &hook)
+        .args(["forget", "--email", ADA])
+        .run()
+        .code(2)
+        .stdout_is("")
+        .stderr_has("this would erase 3 events, 1 retries, 1 dead letters, 3 attempt records and 1 idempotency keys for good; pass --yes");
+    env(&backend, &hook)
+        .args(["forget", "--email", ADA, "--dry-run"])
+        .run()
+        .success()
+        .stdout_is(counts);
+    assert!(stored(&backend).contains(ADA));
+
+    env(&backend, &hook)
+        .args(["forget", "--dry-run"])
+        .run()
+        .code(2)
+        .stderr_has("--email");
+    env(&backend, &hook)
+        .args(["forget", "-f", "email=", "--yes"])
+        .run()
+        .code(2)
+        .stderr_has("the value to erase for 'email' is empty");
+}
+
+fn a_delivery_in_flight_while_forgotten_writes_nothing_back(backend: Backend) {
+    let hook = Sink::start();
+    // Ada's event is answered late, and then with a failure: the worker
+    // settles it (a retry, an attempt) after it was erased.
+    hook.rule(|request| {
+        request
+            .body
+            .contains(ADA)
+            .then(|| Reply::status(503, "busy").delay(Duration::from_secs(3)))
+    });
+    let worker = env(&backend, &hook)
+        .env("EVENTS_RETRY_BASE_MS", "600000")
+        .args(["work"])
+        .spawn();
+    env(&backend, &hook)
+        .args(["emit", "user.signup", "--email", ADA])
+        .run()
+        .success();
+    let requests = hook.wait_requests(1, Duration::from_secs(60));
+    assert!(requests[0].body.contains(ADA));
+
+    env(&backend, &hook)
+        .args(["forget", "--email", ADA, "--yes"])
+        .run()
+        .success()
+        .stdout_has("removed 1 events in the history\n");
+    assert!(
+        worker.wait_for_stderr("retry in", Duration::from_secs(60)),
+        "the worker settles the failed delivery: {}",
+        worker.stderr_so_far()
+    );
+    // Bob's event, sent after, is delivered: the worker settled and went on.
+    env(&backend, &hook)
+        .args(["emit", "user.signup", "--email", BOB])
+        .run()
+        .success();
+    assert_eq!(hook.wait_accepted(1, Duration::from_secs(60)).len(), 1);
+    worker.signal("INT");
+    worker.wait(Duration::from_secs(60)).success();
+
+    let after = stored(&backend);
+    assert!(!after.contains(ADA), "{ADA} came back:\n{after}");
+    let st = crate::replay::status(env(&backend, &hook));
+    assert_eq!(st["retries"]["scheduled"], 0, "{st:#}");
+}
