@@ -192,6 +192,31 @@ fn unreachable_sentinels_are_exit_1_naming_each_one_tried() {
         ));
 }
 
+/// A sentinel that accepts connections and never answers (a hung process,
+/// a proxy in front of a dead one) costs a couple of seconds, not the whole
+/// lookup: the next sentinel is asked.
+#[test]
+fn a_sentinel_that_never_answers_is_passed_over() {
+    let setup = SentinelSetup::start();
+    let sink = Sink::start();
+    let hung = TcpListener::bind("127.0.0.1:0").expect("a port to hang on");
+    let port = hung.local_addr().unwrap().port();
+    // Connections complete in the kernel's backlog and are never read.
+    let url = setup.url().replacen(
+        "redis+sentinel://",
+        &format!("redis+sentinel://127.0.0.1:{port},"),
+        1,
+    );
+    let id = emit(events(&url, &sink).timeout(LONG), "hung@example.com");
+    events(&url, &sink)
+        .args(["work", "--burst"])
+        .timeout(LONG)
+        .run()
+        .success();
+    assert_eq!(webhook_ids(&sink), BTreeMap::from([(id, 1)]));
+    drop(hung);
+}
+
 /// A primary turned replica without dropping its clients answers READONLY:
 /// the connection is closed on it, so the next call reconnects (with
 /// Sentinel, asking the sentinels for the new primary first).

@@ -10,12 +10,23 @@
 //! a sentinel without `requirepass` refuses an `AUTH`.
 
 use std::fmt;
+use std::sync::Mutex;
+use std::time::Duration;
 
 use percent_encoding::percent_decode_str;
-use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
-use redis::{ConnectionAddr, RedisResult, TlsMode};
+use redis::{
+    ConnectionAddr, ConnectionInfo, ErrorKind, IntoConnectionInfo, RedisConnectionInfo, RedisError,
+    RedisResult, Value,
+};
 
 use crate::secret::Secret;
+
+/// How long connecting to one sentinel, or to the primary it names, may
+/// take: a sentinel whose host drops packets is passed over after this.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one of them may take to answer: a sentinel that accepts a
+/// connection and never answers is passed over too, never waited on.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The port sentinels listen on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 26379;
@@ -121,6 +132,14 @@ impl SentinelUrl {
         })
     }
 
+    /// The service and its sentinels in any order: what makes two URLs the
+    /// same sentinels, whatever their order.
+    fn key(&self) -> String {
+        let mut sentinels = self.sentinels.clone();
+        sentinels.sort();
+        format!("{} {sentinels:?}", self.service)
+    }
+
     /// The sentinels as `host:port, host:port`, for messages.
     pub fn sentinel_list(&self) -> String {
         let addresses: Vec<String> = self
@@ -131,35 +150,46 @@ impl SentinelUrl {
         addresses.join(", ")
     }
 
-    /// A client that asks these sentinels for the primary and connects to
-    /// it with the URL's user, password, database and TLS.
-    fn client(&self) -> RedisResult<SentinelClient> {
-        let addresses = self.sentinels.iter().map(|(host, port)| {
-            let (host, port) = (host.clone(), *port);
-            if self.tls {
-                ConnectionAddr::TcpTls {
-                    host,
-                    port,
-                    insecure: false,
-                    tls_params: None,
-                }
-            } else {
-                ConnectionAddr::Tcp(host, port)
-            }
-        });
-        let mut builder =
-            SentinelClientBuilder::new(addresses, &self.service, SentinelServerType::Master)?
-                .set_client_to_redis_db(self.db);
+    /// How to reach the server at `host:port`, plain or TLS as the URL
+    /// says.
+    fn addr(&self, host: &str, port: u16) -> ConnectionAddr {
+        let host = host.to_owned();
         if self.tls {
-            builder = builder.set_client_to_redis_tls_mode(TlsMode::Secure);
+            ConnectionAddr::TcpTls {
+                host,
+                port,
+                insecure: false,
+                tls_params: None,
+            }
+        } else {
+            ConnectionAddr::Tcp(host, port)
         }
+    }
+
+    /// A sentinel's connection settings: no password, no database, and no
+    /// `CLIENT SETINFO` on connecting (one question, one answer to wait
+    /// for).
+    fn sentinel_info(&self, host: &str, port: u16) -> RedisResult<ConnectionInfo> {
+        let redis = RedisConnectionInfo::default().set_skip_set_lib_name();
+        Ok(self
+            .addr(host, port)
+            .into_connection_info()?
+            .set_redis_settings(redis))
+    }
+
+    /// A data node's: the URL's user, password and database.
+    fn data_info(&self, host: &str, port: u16) -> RedisResult<ConnectionInfo> {
+        let mut redis = RedisConnectionInfo::default().set_db(self.db);
         if let Some(user) = &self.user {
-            builder = builder.set_client_to_redis_username(user);
+            redis = redis.set_username(user);
         }
         if let Some(password) = &self.password {
-            builder = builder.set_client_to_redis_password(password.expose());
+            redis = redis.set_password(password.expose());
         }
-        builder.build()
+        Ok(self
+            .addr(host, port)
+            .into_connection_info()?
+            .set_redis_settings(redis))
     }
 }
 
@@ -234,6 +264,23 @@ fn parse_path(path: &str) -> Result<(String, i64), SentinelUrlError> {
     }
 }
 
+/// Whether a `ROLE` reply is a primary's (`master`, first).
+fn is_primary(role: &Value) -> bool {
+    let Value::Array(parts) = role else {
+        return false;
+    };
+    matches!(
+        parts.first(),
+        Some(Value::BulkString(b)) if b.as_slice() == b"master"
+    ) || matches!(parts.first(), Some(Value::SimpleString(s)) if s == "master")
+}
+
+/// A sentinel's answer that names no usable primary: a failover under way,
+/// or a service it does not monitor.
+fn not_found(why: &'static str) -> RedisError {
+    RedisError::from((ErrorKind::MasterNameNotFoundBySentinel, why))
+}
+
 /// `host:port`, with an IPv6 host in brackets.
 fn address(host: &str, port: u16) -> String {
     if host.contains(':') {
@@ -246,29 +293,74 @@ fn address(host: &str, port: u16) -> String {
 /// The sentinels of one service, and the primary they named last.
 pub struct Sentinels {
     url: SentinelUrl,
-    client: SentinelClient,
     primary: Option<String>,
 }
 
+/// The sentinel that answered last in this process, by the list it was
+/// one of: every connection of a worker (reader, settler, lanes) starts
+/// with it, so one that hangs costs its timeout once per process.
+static ANSWERED: Mutex<Vec<(String, (String, u16))>> = Mutex::new(Vec::new());
+
 impl Sentinels {
-    pub fn new(url: SentinelUrl) -> RedisResult<Sentinels> {
-        Ok(Sentinels {
-            client: url.client()?,
-            url,
-            primary: None,
-        })
+    pub fn new(mut url: SentinelUrl) -> RedisResult<Sentinels> {
+        for (host, port) in &url.sentinels {
+            url.sentinel_info(host, *port)?;
+        }
+        let list = url.key();
+        let answered = ANSWERED.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, first)) = answered.iter().find(|(of, _)| *of == list)
+            && let Some(index) = url.sentinels.iter().position(|s| s == first)
+        {
+            url.sentinels[..=index].rotate_right(1);
+        }
+        drop(answered);
+        Ok(Sentinels { url, primary: None })
+    }
+
+    /// Remembers `first` as the sentinel to ask first in this process.
+    fn answered(&self, list: String, first: (String, u16)) {
+        let mut answered = ANSWERED.lock().unwrap_or_else(|e| e.into_inner());
+        answered.retain(|(of, _)| *of != list);
+        answered.push((list, first));
     }
 
     /// Asks the sentinels, in turn, for the service's primary (checked with
-    /// `ROLE`), and returns a client for it.
+    /// `ROLE`, as Sentinel's client guidelines ask), and returns a client
+    /// for it. Each sentinel, and the primary it names, gets
+    /// [`CONNECT_TIMEOUT`] and [`ANSWER_TIMEOUT`]: one that hangs is passed
+    /// over like one that refuses. When none names a primary that answers
+    /// as one, the error says why: a sentinel's answer, if any gave one,
+    /// else the last connection's failure.
     pub fn primary(&mut self) -> RedisResult<redis::Client> {
-        let client = self.client.get_client()?;
-        let primary = match client.get_connection_info().addr() {
-            ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
-                address(host, *port)
+        let mut failed: Option<RedisError> = None;
+        let mut found = None;
+        for (index, (host, port)) in self.url.sentinels.iter().enumerate() {
+            match self.ask(host, *port) {
+                Ok(named) => {
+                    found = Some((named, index));
+                    break;
+                }
+                Err(e) => {
+                    // An answer (no primary, a replica named) says more
+                    // than a sentinel that could not be reached.
+                    if failed
+                        .as_ref()
+                        .is_none_or(|f| f.is_io_error() || f.is_timeout())
+                    {
+                        failed = Some(e);
+                    }
+                }
             }
-            other => other.to_string(),
+        }
+        let Some(((client, primary), index)) = found else {
+            return Err(failed.unwrap_or_else(|| not_found("no sentinel to ask")));
         };
+        // The one that answered is asked first next time (Sentinel's client
+        // guidelines): a sentinel that hangs costs its timeout once, not at
+        // every reconnection.
+        let list = self.url.key();
+        self.url.sentinels[..=index].rotate_right(1);
+        self.answered(list, self.url.sentinels[0].clone());
         if let Some(before) = self.primary.as_ref().filter(|before| **before != primary) {
             log::info!(
                 "the sentinels name a new primary for {}: {primary} (was {before})",
@@ -277,6 +369,33 @@ impl Sentinels {
         }
         self.primary = Some(primary);
         Ok(client)
+    }
+
+    /// Asks one sentinel for the primary and checks it: a client for it,
+    /// and its `host:port`.
+    fn ask(&self, host: &str, port: u16) -> RedisResult<(redis::Client, String)> {
+        let sentinel = redis::Client::open(self.url.sentinel_info(host, port)?)?;
+        let mut conn = sentinel.get_connection_with_timeout(CONNECT_TIMEOUT)?;
+        conn.set_read_timeout(Some(ANSWER_TIMEOUT))?;
+        conn.set_write_timeout(Some(ANSWER_TIMEOUT))?;
+        let named: Option<(String, u16)> = redis::cmd("SENTINEL")
+            .arg("get-master-addr-by-name")
+            .arg(&self.url.service)
+            .query(&mut conn)?;
+        let Some((host, port)) = named else {
+            return Err(not_found("knows no primary of that name"));
+        };
+        let client = redis::Client::open(self.url.data_info(&host, port)?)?;
+        let mut primary = client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
+        primary.set_read_timeout(Some(ANSWER_TIMEOUT))?;
+        primary.set_write_timeout(Some(ANSWER_TIMEOUT))?;
+        let role: Value = redis::cmd("ROLE").query(&mut primary)?;
+        if !is_primary(&role) {
+            return Err(not_found(
+                "names a server that does not answer as a primary",
+            ));
+        }
+        Ok((client, address(&host, port)))
     }
 
     /// `sentinel SERVICE, primary host:port`, or the sentinels while no
