@@ -8,8 +8,6 @@
 //! "dead_letters", "attempts", "idempotency_keys"}`, the counts removed (or,
 //! with `--dry-run`, `erased` false and the counts that would be).
 
-use std::io::{BufRead, IsTerminal};
-
 use anyhow::Context as _;
 use serde_json::json;
 
@@ -90,21 +88,11 @@ fn confirm(counted: &Erased) -> anyhow::Result<()> {
         counted.attempts,
         counted.idempotency_keys
     );
-    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
-        return Err(UsageError(format!(
+    super::confirm(
+        format!(
             "this would erase {what} for good; pass --yes to do it, or --dry-run to count them"
-        ))
-        .into());
-    }
-    eprint!("Erase {what} for good? [y/N] ");
-    let mut answer = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut answer)
-        .context("cannot read the answer from stdin")?;
-    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
-        Ok(())
-    } else {
-        Err(UsageError("not confirmed: nothing was erased".into()).into())
-    }
+        ),
+        &format!("Erase {what} for good?"),
+        "not confirmed: nothing was erased",
+    )
 }

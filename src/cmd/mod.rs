@@ -163,6 +163,28 @@ pub fn key_values(args: &[String], flag: &str) -> anyhow::Result<Vec<(String, St
 
 /// Writes `text` to stdout; a closed pipe is reported as such so `main` can
 /// exit quietly.
+/// What cannot be undone is asked about at a terminal and refused
+/// elsewhere (a cron job, a pipe) with `refusal`, which says how to go on
+/// (`--yes`, `--dry-run`). `question` is asked on stderr; anything but `y`
+/// or `yes` is an error saying `declined`.
+pub fn confirm(refusal: String, question: &str, declined: &str) -> anyhow::Result<()> {
+    use std::io::{BufRead, IsTerminal};
+    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+        return Err(UsageError(refusal).into());
+    }
+    eprint!("{question} [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .context("cannot read the answer from stdin")?;
+    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+        Ok(())
+    } else {
+        Err(UsageError(declined.to_owned()).into())
+    }
+}
+
 pub fn print(text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();

@@ -4,13 +4,10 @@
 //! asked on a terminal, `--yes` elsewhere. The queue does the selecting and
 //! keeps the counts `status` shows ([`crate::queue::Admin::purge_dead`]).
 
-use std::io::{BufRead, IsTerminal};
-
 use anyhow::Context as _;
 
 use super::Context;
 use crate::cli::PurgeArgs;
-use crate::error::UsageError;
 use crate::event::now_ms;
 use crate::queue::{self, DeadFilter};
 use crate::replay::parse_when;
@@ -53,21 +50,11 @@ pub fn run(ctx: &Context, args: PurgeArgs) -> anyhow::Result<()> {
 
 /// Removing is for good: ask at a terminal, refuse elsewhere.
 fn confirm(matching: u64) -> anyhow::Result<()> {
-    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
-        return Err(UsageError(format!(
+    super::confirm(
+        format!(
             "this would remove {matching} dead letters for good; pass --yes to do it, or --dry-run to count them"
-        ))
-        .into());
-    }
-    eprint!("Remove {matching} dead letters for good? [y/N] ");
-    let mut answer = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut answer)
-        .context("cannot read the answer from stdin")?;
-    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
-        Ok(())
-    } else {
-        Err(UsageError("not confirmed: nothing was removed".into()).into())
-    }
+        ),
+        &format!("Remove {matching} dead letters for good?"),
+        "not confirmed: nothing was removed",
+    )
 }

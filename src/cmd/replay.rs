@@ -8,15 +8,13 @@
 //! people have seen. Dead letters were never seen.
 
 use std::fmt::Display;
-use std::io::{BufRead, IsTerminal};
+use std::io::IsTerminal;
 
-use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{Context, print};
 use crate::catalog::ValidationError;
 use crate::cli::ReplayArgs;
-use crate::error::UsageError;
 use crate::event::now_ms;
 use crate::queue;
 use crate::replay::{Chunk, Count, Plan, Replay, Sink, Source, Tally, Write};
@@ -172,23 +170,13 @@ impl Progress {
 fn confirm(tally: &Tally, slack: &[&str]) -> anyhow::Result<()> {
     let dests = slack.join(", ");
     let n = tally.slack_events;
-    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
-        return Err(UsageError(format!(
+    super::confirm(
+        format!(
             "this would post {n} events to chat destinations ({dests}) again, repeating messages people have seen; pass --yes to do it, --dry-run to see them, or --to another destination"
-        ))
-        .into());
-    }
-    eprint!("Replay {n} events to chat destinations ({dests})? [y/N] ");
-    let mut answer = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut answer)
-        .context("cannot read the answer from stdin")?;
-    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
-        Ok(())
-    } else {
-        Err(UsageError("not confirmed: nothing was replayed".into()).into())
-    }
+        ),
+        &format!("Replay {n} events to chat destinations ({dests})?"),
+        "not confirmed: nothing was replayed",
+    )
 }
 
 /// What a replay cut short by an error had done: exactly the events and
