@@ -299,13 +299,6 @@ pub struct Tally {
     pub rate_limited: u64,
 }
 
-impl Tally {
-    pub fn add(&mut self, other: Tally) {
-        self.delivered += other.delivered;
-        self.rate_limited += other.rate_limited;
-    }
-}
-
 /// What is left to do, for `work --burst` to know when it is finished.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Backlog {

@@ -306,9 +306,14 @@ pub fn fold(
 }
 
 /// The running totals of `dest` this settlement adds to.
+/// Allocates the name only for the first outcome of a destination in a
+/// settlement: this runs once per delivery.
 fn tally<'a>(pending: &'a mut Settlement, routes: &Routes, dest: RouteId) -> &'a mut Tally {
     let name = routes.get(dest).name();
-    pending.tallies.entry(name.to_owned()).or_default()
+    if !pending.tallies.contains_key(name) {
+        pending.tallies.insert(name.to_owned(), Tally::default());
+    }
+    pending.tallies.get_mut(name).expect("inserted above")
 }
 
 /// The record of a delivery dead-lettered without being sent (it cannot
