@@ -104,6 +104,27 @@ fn dry_run_prints_counts_and_sums_as_python_groups_them() {
 }
 
 #[test]
+fn sums_past_64_bits_print_exactly() {
+    let home = tempfile::tempdir().unwrap();
+    let max = u64::MAX.to_string();
+    for _ in 0..3 {
+        Events::new()
+            .home(home.path())
+            .args(["emit", "import.completed", "--email", "a@x.io"])
+            .args(["--importer-name", "CRM", "--row-count", &max])
+            .run()
+            .success();
+    }
+    // Printed by Python 3: f"{3 * (2**64 - 1):,}".
+    Events::new()
+        .home(home.path())
+        .args(["digest", "--since", "1h", "--dry-run"])
+        .run()
+        .success()
+        .stdout_has("import.completed: 3 (55,340,232,221,128,654,845 rows)");
+}
+
+#[test]
 fn a_window_before_the_events_is_empty() {
     let home = tempfile::tempdir().unwrap();
     emit_window(home.path(), 2);
