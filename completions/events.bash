@@ -153,7 +153,7 @@ _events() {
             return 0
             ;;
         events__subcmd__digest)
-            opts="-v -q -h -V --since --until --to --dry-run --verbose --quiet --redis-url --db --config --help --version"
+            opts="-v -q -h -V --since --until --to --dry-run --max-wait --verbose --quiet --redis-url --db --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -168,6 +168,10 @@ _events() {
                     return 0
                     ;;
                 --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-wait)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -181,6 +181,7 @@ set edit:completion:arg-completer[events] = {|@words|
             cand --since 'The window''s start: RFC 3339 or a duration ago such as 24h, 7d'
             cand --until 'The window''s end (exclusive) [default: now]'
             cand --to 'Send to this chat destination (by name); repeatable [default: every configured chat destination]'
+            cand --max-wait 'Give up on a destination still rate limited or failing once the digest has waited this long in all (exit 1), such as 30s, 5m, 1h (at most a day)'
             cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store'
             cand --db 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]'
             cand --config 'A TOML file adding event types and destinations [default: ./events.toml when present]'

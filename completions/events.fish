@@ -138,6 +138,7 @@ complete -c events -n "__fish_events_using_subcommand status" -s V -l version -d
 complete -c events -n "__fish_events_using_subcommand digest" -l since -d 'The window\'s start: RFC 3339 or a duration ago such as 24h, 7d' -r
 complete -c events -n "__fish_events_using_subcommand digest" -l until -d 'The window\'s end (exclusive) [default: now]' -r
 complete -c events -n "__fish_events_using_subcommand digest" -l to -d 'Send to this chat destination (by name); repeatable [default: every configured chat destination]' -r
+complete -c events -n "__fish_events_using_subcommand digest" -l max-wait -d 'Give up on a destination still rate limited or failing once the digest has waited this long in all (exit 1), such as 30s, 5m, 1h (at most a day)' -r
 complete -c events -n "__fish_events_using_subcommand digest" -l redis-url -d 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store' -r
 complete -c events -n "__fish_events_using_subcommand digest" -l db -d 'The embedded store\'s file [default: $XDG_STATE_HOME/events/events.db]' -r -F
 complete -c events -n "__fish_events_using_subcommand digest" -l config -d 'A TOML file adding event types and destinations [default: ./events.toml when present]' -r -F

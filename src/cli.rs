@@ -313,6 +313,20 @@ pub struct DigestArgs {
     /// Print the digest; send nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Give up on a destination still rate limited or failing once the
+    /// digest has waited this long in all (exit 1), such as 30s, 5m, 1h
+    /// (at most a day).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = max_wait)]
+    pub max_wait: std::time::Duration,
+}
+
+/// `--max-wait`: a duration up to a day.
+fn max_wait(text: &str) -> Result<std::time::Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(wait) if wait.as_secs() <= 86_400 => Ok(wait),
+        Ok(_) => Err("at most a day (1d)".into()),
+        Err(_) => Err("expected a duration such as 30s, 5m or 1h".into()),
+    }
 }
 
 /// Show one event and, per destination, where its delivery stands and

@@ -7,7 +7,8 @@
 //! - the sum of every integer field the catalog declares, labelled by the
 //!   field's name: a name ending in `_count` loses that ending and gains an
 //!   `s` (`row_count` → `rows`), any other keeps its name, underscores read
-//!   as spaces (`seats` → `seats`, `amount_cents` → `amount cents`);
+//!   as spaces (`seats` → `seats`, `amount_cents` → `amount cents`); sums
+//!   are exact however large (see [`Sum`]);
 //! - for every string field whose values repeat, its three commonest
 //!   values seen at least twice, each with its count.
 //!
@@ -21,7 +22,7 @@ use serde_json::{Map, Value};
 
 use crate::catalog::{Catalog, FieldType};
 use crate::event::{Event, format_ts_ms};
-use crate::template::{RenderError, Style, Template};
+use crate::template::{RenderError, Style, Template, group_thousands};
 
 /// How many values of a string field are shown.
 const TOP: usize = 3;
@@ -31,7 +32,7 @@ const TOP: usize = 3;
 struct TypeTally {
     count: u64,
     /// Each declared integer field's sum, in catalog order.
-    sums: Vec<(String, i128)>,
+    sums: Vec<(String, Sum)>,
     /// Each declared string field's values and how often each was seen.
     values: Vec<(String, HashMap<String, u64>)>,
 }
@@ -61,7 +62,7 @@ impl Digest {
             let mut tally = TypeTally::default();
             for (name, kind) in catalog.get(&event.kind).map_or(&[][..], |s| &s.fields) {
                 match kind {
-                    FieldType::Integer { .. } => tally.sums.push((name.clone(), 0)),
+                    FieldType::Integer { .. } => tally.sums.push((name.clone(), Sum::default())),
                     FieldType::String => tally.values.push((name.clone(), HashMap::new())),
                     FieldType::Number | FieldType::Boolean => {}
                 }
@@ -70,11 +71,8 @@ impl Digest {
         });
         tally.count += 1;
         for (name, sum) in &mut tally.sums {
-            let value = event.payload.get(name);
-            if let Some(n) = value.and_then(Value::as_i64) {
-                *sum += i128::from(n);
-            } else if let Some(n) = value.and_then(Value::as_u64) {
-                *sum += i128::from(n);
+            if let Some(value) = event.payload.get(name) {
+                sum.add(value);
             }
         }
         for (name, seen) in &mut tally.values {
@@ -123,7 +121,7 @@ fn type_line(kind: &str, tally: &TypeTally) -> Line {
     line.number(tally.count);
     for (i, (field, sum)) in tally.sums.iter().enumerate() {
         line.text(if i == 0 { " (" } else { ", " });
-        line.number(*sum);
+        line.number(sum);
         line.text(" ");
         line.value(&label(field));
     }
@@ -149,6 +147,42 @@ fn type_line(kind: &str, tally: &TypeTally) -> Line {
         }
     }
     line
+}
+
+/// The exact sum of a field's values: its positive and its negative part
+/// apart, each in a `u128`. Fewer than 2^64 events (their count is a `u64`)
+/// of values under 2^64 each stay under 2^128, so neither part overflows
+/// and no sum is ever clamped or wrapped.
+///
+/// Only whole numbers within 64 bits are summed: the catalog accepts no
+/// other for an integer field, and a value it once accepted as a `number`
+/// (`1.5`, or `1e30`, which JSON reading here holds as a float, not
+/// exactly) would make the sum inexact, so it is left out.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Sum {
+    up: u128,
+    down: u128,
+}
+
+impl Sum {
+    fn add(&mut self, value: &Value) {
+        if let Some(n) = value.as_u64() {
+            self.up = self.up.saturating_add(u128::from(n));
+        } else if let Some(n) = value.as_i64() {
+            self.down = self.down.saturating_add(u128::from(n.unsigned_abs()));
+        }
+    }
+}
+
+/// The sum as a plain integer, `-` before a negative one.
+impl std::fmt::Display for Sum {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.up >= self.down {
+            write!(f, "{}", self.up - self.down)
+        } else {
+            write!(f, "-{}", self.down - self.up)
+        }
+    }
 }
 
 /// The words for a sum of `field`: see the module's rule.
@@ -201,15 +235,10 @@ impl Line {
         self.field(Value::String(text.to_owned()), "");
     }
 
-    /// A count or sum, with Python's `{:,}` grouping. A sum beyond what
-    /// JSON numbers here carry (over 18 quintillion) is shown at the limit.
-    fn number(&mut self, n: impl Into<i128>) {
-        let n: i128 = n.into();
-        let value = u64::try_from(n)
-            .map(Value::from)
-            .or_else(|_| i64::try_from(n).map(Value::from))
-            .unwrap_or_else(|_| Value::from(if n > 0 { u64::MAX } else { 0 }));
-        self.field(value, ":,");
+    /// A count or sum, exact, with Python's `{:,}` grouping. Our own
+    /// text: digits, commas and a minus sign need no escaping.
+    fn number(&mut self, n: impl std::fmt::Display) {
+        self.text(&group_thousands(&n.to_string()));
     }
 
     fn render(&self, style: Style) -> Result<String, RenderError> {
@@ -289,6 +318,107 @@ mod tests {
         assert_eq!(label("seats"), "seats");
         assert_eq!(label("amount_cents"), "amount cents");
         assert_eq!(label("count"), "count");
+    }
+
+    /// A catalog with `ledger.moved`, whose `amount` is a signed integer.
+    fn ledger() -> Catalog {
+        let mut catalog = Catalog::builtin();
+        let fields = vec![("amount".to_owned(), FieldType::Integer { signed: true })];
+        catalog.insert(crate::catalog::EventSpec::new("ledger.moved", fields, "Moved").unwrap());
+        catalog
+    }
+
+    /// The `ledger.moved` line of a digest of these amounts.
+    fn ledger_line(amounts: &[Value]) -> String {
+        let catalog = ledger();
+        let mut digest = Digest::new(0, 60_000);
+        for amount in amounts {
+            digest.add(
+                &event("ledger.moved", json!({ "amount": amount })),
+                &catalog,
+            );
+        }
+        digest.lines(Style::Plain).unwrap().remove(1)
+    }
+
+    /// Python's `f"{n:,}"`, worked out apart from the code under test:
+    /// groups of three cut from the right of the digits.
+    fn python_grouping(n: i128) -> String {
+        let digits: Vec<char> = n.unsigned_abs().to_string().chars().rev().collect();
+        let groups: Vec<String> = digits
+            .chunks(3)
+            .map(|c| c.iter().rev().collect())
+            .rev()
+            .collect();
+        let sign = if n < 0 { "-" } else { "" };
+        format!("{sign}{}", groups.join(","))
+    }
+
+    #[test]
+    fn sums_past_64_bits_are_exact_both_ways() {
+        let catalog = Catalog::builtin();
+        let mut digest = Digest::new(0, 60_000);
+        for _ in 0..3 {
+            digest.add(&import("a@x.io", "CRM", u64::MAX), &catalog);
+        }
+        // Printed by Python 3: f"{3 * (2**64 - 1):,}".
+        assert!(
+            digest.lines(Style::Plain).unwrap()[1]
+                .starts_with("import.completed: 3 (55,340,232,221,128,654,845 rows)")
+        );
+        // f"{3 * -2**63:,}" and f"{-5:,}".
+        let lows = [json!(i64::MIN), json!(i64::MIN), json!(i64::MIN)];
+        assert_eq!(
+            ledger_line(&lows),
+            "ledger.moved: 3 (-27,670,116,110,564,327,424 amount)"
+        );
+        assert_eq!(ledger_line(&[json!(-5)]), "ledger.moved: 1 (-5 amount)");
+        // f"{(2**64 - 1) + -2**63 + -2**63:,}".
+        assert_eq!(
+            ledger_line(&[json!(u64::MAX), json!(i64::MIN), json!(i64::MIN)]),
+            "ledger.moved: 3 (-1 amount)"
+        );
+    }
+
+    #[test]
+    fn values_that_are_not_exact_integers_are_left_out_of_sums() {
+        // 2**70 reads as a float here; adding it would not be exact.
+        let big: Value = serde_json::from_str("1180591620717411303424").unwrap();
+        assert_eq!(
+            ledger_line(&[json!(7), big, json!(1.5), json!("9"), json!(-2)]),
+            "ledger.moved: 5 (5 amount)"
+        );
+    }
+
+    use proptest::strategy::Strategy;
+
+    proptest::proptest! {
+        /// Any mix of values across the whole signed and unsigned 64-bit
+        /// range sums exactly, grouped as Python groups it.
+        #[test]
+        fn big_sums_match_exact_arithmetic_grouped_as_python_does(
+            values in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::num::u64::ANY.prop_map(Value::from),
+                    proptest::num::i64::ANY.prop_map(Value::from),
+                    (u64::MAX - 1000..=u64::MAX).prop_map(Value::from),
+                    (i64::MIN..i64::MIN + 1000).prop_map(Value::from),
+                ],
+                1..40,
+            ),
+        ) {
+            let exact: i128 = values
+                .iter()
+                .map(|v| v.as_u64().map_or_else(|| i128::from(v.as_i64().unwrap()), i128::from))
+                .sum();
+            let line = ledger_line(&values);
+            let expected = format!(
+                "ledger.moved: {} ({} amount)",
+                python_grouping(values.len() as i128),
+                python_grouping(exact)
+            );
+            proptest::prop_assert_eq!(line, expected);
+        }
     }
 
     #[test]

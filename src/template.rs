@@ -497,7 +497,7 @@ fn python_float_repr(x: f64) -> String {
 
 /// Inserts `,` every three digits in the integer part of a number already printed in
 /// Python's style (`-1234567.5` → `-1,234,567.5`, `1e+16` unchanged).
-fn group_thousands(text: &str) -> String {
+pub fn group_thousands(text: &str) -> String {
     let (sign, unsigned) = match text.strip_prefix('-') {
         Some(rest) => ("-", rest),
         None => ("", text),

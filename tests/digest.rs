@@ -3,10 +3,11 @@
 //! destination through its own path.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::support::{Events, Reply, Sink};
+use crate::support::{Events, LONG, Reply, Sink};
 
 /// Python's `f"{n:,}"` for an integer.
 fn python_thousands(n: u64) -> String {
@@ -101,6 +102,27 @@ fn dry_run_prints_counts_and_sums_as_python_groups_them() {
         )
     );
     assert_eq!(lines[2], "user.signup: 3");
+}
+
+#[test]
+fn sums_past_64_bits_print_exactly() {
+    let home = tempfile::tempdir().unwrap();
+    let max = u64::MAX.to_string();
+    for _ in 0..3 {
+        Events::new()
+            .home(home.path())
+            .args(["emit", "import.completed", "--email", "a@x.io"])
+            .args(["--importer-name", "CRM", "--row-count", &max])
+            .run()
+            .success();
+    }
+    // Printed by Python 3: f"{3 * (2**64 - 1):,}".
+    Events::new()
+        .home(home.path())
+        .args(["digest", "--since", "1h", "--dry-run"])
+        .run()
+        .success()
+        .stdout_has("import.completed: 3 (55,340,232,221,128,654,845 rows)");
 }
 
 #[test]
@@ -285,4 +307,121 @@ fn without_a_chat_destination_it_asks_for_dry_run() {
         .run()
         .code(2)
         .stderr_has("no chat destination (Slack, Discord, Teams) is configured to send the digest to; pass --dry-run to print it");
+}
+
+/// A home whose `events.toml` posts to Slack at `SLACK_URL` and declares
+/// 45 event types, one event of each emitted: a digest of 46 lines, more
+/// than one Slack message carries (40), goes in two parts.
+fn a_two_part_window() -> tempfile::TempDir {
+    let home = tempfile::tempdir().unwrap();
+    let mut toml = String::from(
+        "[[destination]]\nname = \"slack\"\nkind = \"slack\"\nurl_env = \"SLACK_URL\"\n",
+    );
+    let mut input = String::new();
+    for i in 0..45 {
+        toml.push_str(&format!(
+            "\n[[event]]\ntype = \"report.part{i}\"\nfields = {{}}\ntemplate = \"Part {i}\"\n"
+        ));
+        input.push_str(&format!(
+            "{{\"type\": \"report.part{i}\", \"payload\": {{}}}}\n"
+        ));
+    }
+    std::fs::write(home.path().join("events.toml"), toml).unwrap();
+    Events::new()
+        .home(home.path())
+        .args(["emit", "--stdin"])
+        .stdin(input)
+        .run()
+        .success();
+    home
+}
+
+/// How far apart the sink received requests `a` and `b`.
+fn apart(requests: &[crate::support::Request], a: usize, b: usize) -> Duration {
+    requests[b].at.duration_since(requests[a].at)
+}
+
+#[test]
+fn a_digest_in_two_parts_keeps_slacks_one_message_a_second() {
+    let home = a_two_part_window();
+    let slack = Sink::start();
+    Events::new()
+        .home(home.path())
+        .env("SLACK_URL", slack.url())
+        .args(["digest", "--since", "1h"])
+        .run()
+        .success();
+    let parts = slack.accepted();
+    assert_eq!(parts.len(), 2, "the digest is split in two");
+    assert!(
+        parts[0].json()["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Digest ")
+    );
+    // Slack's default rate: one message a second, taken before each send;
+    // the margin is for the first request's connection set-up.
+    let gap = apart(&parts, 0, 1);
+    assert!(gap >= Duration::from_millis(900), "parts {gap:?} apart");
+}
+
+#[test]
+fn a_digest_waits_for_the_sends_a_worker_took() {
+    let home = tempfile::tempdir().unwrap();
+    let slack = Sink::start();
+    let toml = "[[destination]]\nname = \"slack\"\nkind = \"slack\"\nurl_env = \"SLACK_URL\"\nrate = \"1/2s\"\n";
+    std::fs::write(home.path().join("events.toml"), toml).unwrap();
+    let events = || {
+        Events::new()
+            .home(home.path())
+            .env("SLACK_URL", slack.url())
+    };
+    let worker = events().arg("work").spawn();
+    events()
+        .args(["emit", "user.signup", "--email", "a@x.io"])
+        .run()
+        .success();
+    assert_eq!(slack.wait_accepted(1, LONG).len(), 1, "the worker sent it");
+    events().args(["digest", "--since", "1h"]).run().success();
+    worker.signal("TERM");
+    worker.wait(LONG).success();
+    let sent = slack.accepted();
+    assert_eq!(sent.len(), 2, "the worker's message, then the digest");
+    assert!(
+        sent[1].json()["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Digest ")
+    );
+    // The worker took the send at most a few milliseconds before its
+    // request arrived: the digest waited out the rest of the two seconds.
+    let gap = apart(&sent, 0, 1);
+    assert!(gap >= Duration::from_millis(1_800), "sent {gap:?} apart");
+}
+
+#[test]
+fn a_slack_that_always_answers_429_ends_the_digest_after_max_wait() {
+    let chat = Chat::new();
+    chat.emit_hostile_imports();
+    // A day's wait (clamped to an hour), none that parses, and one second.
+    for (retry_after, at_most) in [("999999999", 1), ("-5", 4), ("soon", 4), ("1", 4)] {
+        let slack = Sink::start();
+        slack.set_default(Reply::status(429, "rate_limited").header("Retry-After", retry_after));
+        let started = Instant::now();
+        chat.events()
+            .env("SLACK_URL", slack.url())
+            .args(["digest", "--since", "1h", "--to", "slack", "--max-wait", "2s"])
+            // Only a hang guard: it used to run forever.
+            .timeout(Duration::from_secs(30))
+            .run()
+            .code(1)
+            .stderr_has("the digest was not delivered to slack")
+            .stderr_has("still refused after waiting as long as --max-wait 2s allows; the last answer: HTTP 429 rate_limited");
+        let asked = slack.request_count();
+        assert!(
+            (1..=at_most).contains(&asked),
+            "Retry-After {retry_after}: {asked} requests in {:?}",
+            started.elapsed()
+        );
+    }
 }

@@ -6,8 +6,11 @@
 //! It posts at once rather than through the queue: a report a cron job
 //! asked for either arrives while the job runs or the job fails (exit 1)
 //! and says why, retrying meanwhile as the destination's policy allows.
+//! Each send is taken from the destination's rate limit that the workers
+//! share, and all its waiting together ends at `--max-wait`.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::{Context, print};
 use crate::cli::DigestArgs;
@@ -21,9 +24,7 @@ use crate::replay::Source;
 use crate::retry::RetryPolicy;
 use crate::route::{Route, Routes};
 use crate::template::Style;
-
-/// The longest wait a digest accepts from a rate-limited destination.
-const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+use crate::worker::lane::Limiter;
 
 pub fn run(ctx: &Context, args: DigestArgs) -> anyhow::Result<()> {
     let config = ctx.config()?;
@@ -51,9 +52,13 @@ pub fn run(ctx: &Context, args: DigestArgs) -> anyhow::Result<()> {
         out.push('\n');
         return print(&out);
     }
+    let deadline = Deadline {
+        at: Instant::now() + args.max_wait,
+        max_wait: args.max_wait,
+    };
     let mut failed = Vec::new();
     for route in targets {
-        if let Err(reason) = post(config, route, &digest) {
+        if let Err(reason) = post(config, route, &digest, &deadline) {
             log::error!("the digest was not delivered to {}: {reason}", route.name());
             failed.push(route.name());
         } else if !ctx.quiet {
@@ -102,8 +107,14 @@ fn targets<'r>(routes: &'r Routes, to: &[String], dry_run: bool) -> anyhow::Resu
 }
 
 /// Posts the digest to `route`, its lines escaped and joined as the
-/// destination does for any message, in as many messages as its limit asks.
-fn post(config: &Config, route: &Route, digest: &Digest) -> Result<(), String> {
+/// destination does for any message, in as many messages as its limit asks,
+/// each taken from its rate limit as a worker's send is.
+fn post(
+    config: &Config,
+    route: &Route,
+    digest: &Digest,
+    deadline: &Deadline,
+) -> Result<(), String> {
     let dest = dest::build(
         route.config(),
         &config.catalog,
@@ -118,8 +129,21 @@ fn post(config: &Config, route: &Route, digest: &Digest) -> Result<(), String> {
             body,
         })
         .collect();
+    let limiter = match route.rate() {
+        Some(rate) => Some(Limiter::new(
+            queue::open(config).map_err(|e| e.to_string())?,
+            rate,
+        )),
+        None => None,
+    };
+    let mut poster = Poster {
+        dest: dest.as_ref(),
+        policy: route.policy(),
+        limiter,
+        deadline,
+    };
     for batch in batches(&items, dest.batch_limit()) {
-        send(dest.as_ref(), batch, route.policy())?;
+        poster.send(batch)?;
     }
     Ok(())
 }
@@ -142,28 +166,81 @@ fn batches(items: &[Item], limit: BatchLimit) -> Vec<&[Item]> {
     out
 }
 
-/// Sends one message, waiting out rate limits and retrying transient
-/// failures within the destination's attempt budget.
-fn send(dest: &dyn Destination, items: &[Item], policy: &RetryPolicy) -> Result<(), String> {
-    let mut attempts = 0;
-    loop {
-        match dest.send(items).of(0) {
-            Attempt::Delivered => return Ok(()),
-            Attempt::RetryAfter(wait, _) | Attempt::Deferred(wait, _) => {
-                std::thread::sleep(wait.min(MAX_WAIT));
-            }
-            Attempt::Transient(reason) => {
-                attempts += 1;
-                if policy.exhausted(attempts) {
-                    return Err(reason);
-                }
-                log::debug!("{}: {reason}; trying again", dest.name());
-                std::thread::sleep(policy.delay(attempts));
-            }
-            Attempt::Permanent(reason) => return Err(reason),
-            // `of` never gives `Each`.
-            Attempt::Each(_) => return Err("the destination gave no outcome".into()),
+/// When the digest stops waiting: `--max-wait` after it started.
+struct Deadline {
+    at: Instant,
+    max_wait: Duration,
+}
+
+impl Deadline {
+    /// Sleeps `wait`, unless that would end past the deadline: then gives
+    /// up at once, with the destination's `last` answer if it gave one.
+    fn sleep(&self, wait: Duration, last: Option<&str>) -> Result<(), String> {
+        let ends = Instant::now().checked_add(wait);
+        if ends.is_none_or(|ends| ends > self.at) {
+            let max_wait = humantime::format_duration(self.max_wait);
+            return Err(match last {
+                Some(answer) => format!(
+                    "still refused after waiting as long as --max-wait {max_wait} allows; the last answer: {answer}"
+                ),
+                None => format!("its rate limit had no send free within --max-wait {max_wait}"),
+            });
         }
+        std::thread::sleep(wait);
+        Ok(())
+    }
+}
+
+/// Sends one destination's messages.
+struct Poster<'a> {
+    dest: &'a dyn Destination,
+    policy: &'a RetryPolicy,
+    /// The destination's rate limit, shared with every worker.
+    limiter: Option<Limiter>,
+    deadline: &'a Deadline,
+}
+
+impl Poster<'_> {
+    /// Sends one message, each attempt a send taken from the rate limit,
+    /// waiting out `Retry-After` and retrying transient failures within the
+    /// destination's attempt budget, until the deadline.
+    fn send(&mut self, items: &[Item]) -> Result<(), String> {
+        let mut attempts = 0;
+        let mut last: Option<String> = None;
+        loop {
+            self.take_send(last.as_deref())?;
+            let wait = match self.dest.send(items).of(0) {
+                Attempt::Delivered => return Ok(()),
+                Attempt::RetryAfter(wait, reason) | Attempt::Deferred(wait, reason) => {
+                    last = Some(reason);
+                    wait
+                }
+                Attempt::Transient(reason) => {
+                    attempts += 1;
+                    if self.policy.exhausted(attempts) {
+                        return Err(reason);
+                    }
+                    log::debug!("{}: {reason}; trying again", self.dest.name());
+                    last = Some(reason);
+                    self.policy.delay(attempts)
+                }
+                Attempt::Permanent(reason) => return Err(reason),
+                // `of` never gives `Each`.
+                Attempt::Each(_) => return Err("the destination gave no outcome".into()),
+            };
+            self.deadline.sleep(wait, last.as_deref())?;
+        }
+    }
+
+    /// Takes a send from the rate limit, if there is one, waiting for it.
+    fn take_send(&mut self, last: Option<&str>) -> Result<(), String> {
+        let Some(limiter) = &mut self.limiter else {
+            return Ok(());
+        };
+        while let Some(wait) = limiter.take(self.dest.name()) {
+            self.deadline.sleep(wait, last)?;
+        }
+        Ok(())
     }
 }
 

@@ -78,7 +78,7 @@ impl Limiter {
     /// `None` when a send is taken, else how long to wait before asking
     /// again. A queue that cannot be asked means waiting one interval: the
     /// limit is kept even then.
-    fn take(&mut self, dest: &str) -> Option<Duration> {
+    pub fn take(&mut self, dest: &str) -> Option<Duration> {
         match self.queue.take_token(dest, self.rate) {
             Ok(wait) => {
                 self.failing = false;
