@@ -622,12 +622,9 @@ fn classify(path: &Path, e: rusqlite::Error) -> QueueError {
             UnavailableReason::Unreachable,
             format!("cannot open the event store {path}: {e} (is the directory writable?)"),
         ),
-        Some(ErrorCode::ReadOnly) => QueueError::unavailable(
-            UnavailableReason::ReadOnly,
-            format!(
-                "cannot write to the event store {path}: {e} (are the file and its directory writable?)"
-            ),
-        ),
+        Some(ErrorCode::ReadOnly) => QueueError::NotWritable(format!(
+            "the store {path} cannot be written: {e} (are the file and its directory writable?)"
+        )),
         Some(ErrorCode::DiskFull) => QueueError::unavailable(
             UnavailableReason::Unreachable,
             format!("cannot write to the event store {path}: {e}"),
@@ -1476,7 +1473,7 @@ mod tests {
     }
 
     #[test]
-    fn read_only_store_is_unavailable_and_named() {
+    fn read_only_store_is_not_writable_and_named() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("q.db");
         let mut queue = SqliteQueue::open(&path, QueueOptions::default()).unwrap();
@@ -1485,13 +1482,10 @@ mod tests {
         let err = queue
             .append(&[Event::new("user.signup", Default::default())])
             .unwrap_err();
-        assert!(matches!(err, QueueError::Unavailable { .. }), "{err:?}");
+        assert!(matches!(err, QueueError::NotWritable(_)), "{err:?}");
         let text = err.to_string();
         assert!(
-            text.starts_with(&format!(
-                "cannot write to the event store {}",
-                path.display()
-            )),
+            text.starts_with(&format!("the store {} cannot be written", path.display())),
             "{text}"
         );
     }
