@@ -125,20 +125,75 @@ pub enum Taken {
     /// Send now; the next send is free from `next_free_ms` on (what the
     /// queue stores).
     Granted { next_free_ms: i64 },
+    /// Send now, replacing a stored state that could not be read (`why`):
+    /// a limit that cannot be read is started afresh, never waited on.
+    Reset {
+        next_free_ms: i64,
+        why: &'static str,
+    },
     /// Not yet: the next send is free after this wait.
     Wait(Duration),
 }
 
-/// The bucket's decision at `now_ms`, given when the next send is free
-/// (`None` when nobody has sent yet, or long enough ago that the stored
-/// state expired). The Redis backend runs the same rule in its script.
-pub fn take(next_free_ms: Option<i64>, now_ms: i64, rate: Rate) -> Taken {
-    match next_free_ms {
+/// What the queue holds for a destination's limit, as found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored<'a> {
+    /// Nothing: nobody has sent yet, or long enough ago that it expired.
+    Nothing,
+    /// Text, read as when the next send is free (ms): what the queue
+    /// writes, or whatever else was put there.
+    Text(&'a str),
+    /// Something that is not text at all (a Redis list, say): why.
+    Unreadable(&'static str),
+}
+
+/// Whole milliseconds are written with at most this many digits (a time
+/// till the year 33658): more than a double holds exactly is not a state
+/// the queue wrote, and Redis's script reads numbers as doubles.
+const MAX_DIGITS: usize = 15;
+
+/// Why a stored state is not one the queue wrote, as the Redis script says it.
+pub const NOT_WHOLE_MS: &str = "not a whole number of milliseconds";
+pub const TOO_FAR_AHEAD: &str = "further ahead than one interval";
+
+/// The bucket's decision at `now_ms`, given what the queue stores: when
+/// the next send is free. A state the queue never writes (not a whole
+/// number of ms, or further ahead than one interval, which only a clock
+/// set back or a hand edit makes) is reset, so that it stalls nothing.
+/// The Redis backend runs the same rule in its script.
+pub fn take(stored: Stored<'_>, now_ms: i64, rate: Rate) -> Taken {
+    let interval = rate.interval_ms();
+    let next = match stored {
+        Stored::Nothing => None,
+        Stored::Text(text) => match whole_ms(text) {
+            Some(next) if next > now_ms + interval => return reset(now_ms, rate, TOO_FAR_AHEAD),
+            Some(next) => Some(next),
+            None => return reset(now_ms, rate, NOT_WHOLE_MS),
+        },
+        Stored::Unreadable(why) => return reset(now_ms, rate, why),
+    };
+    match next {
         Some(next) if next > now_ms => Taken::Wait(Duration::from_millis((next - now_ms) as u64)),
         _ => Taken::Granted {
-            next_free_ms: now_ms + rate.interval_ms(),
+            next_free_ms: now_ms + interval,
         },
     }
+}
+
+fn reset(now_ms: i64, rate: Rate, why: &'static str) -> Taken {
+    Taken::Reset {
+        next_free_ms: now_ms + rate.interval_ms(),
+        why,
+    }
+}
+
+/// `-?[0-9]{1,15}`, as the script's `^%-?(%d+)$` reads it.
+fn whole_ms(text: &str) -> Option<i64> {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let whole = !digits.is_empty()
+        && digits.len() <= MAX_DIGITS
+        && digits.bytes().all(|b| b.is_ascii_digit());
+    whole.then(|| text.parse().ok()).flatten()
 }
 
 #[cfg(test)]
@@ -202,28 +257,72 @@ mod tests {
     fn the_bucket_grants_one_send_per_interval_and_says_how_long_to_wait() {
         let one_a_second = rate("1/s");
         assert_eq!(
-            take(None, 10_000, one_a_second),
+            take(Stored::Nothing, 10_000, one_a_second),
             Taken::Granted {
                 next_free_ms: 11_000
             }
         );
         // Another worker asks 300 ms later: it waits for the rest.
         assert_eq!(
-            take(Some(11_000), 10_300, one_a_second),
+            take(Stored::Text("11000"), 10_300, one_a_second),
             Taken::Wait(Duration::from_millis(700))
         );
         // Once free, the interval counts from now, not from when it freed:
         // an idle spell earns no burst.
         assert_eq!(
-            take(Some(11_000), 11_000, one_a_second),
+            take(Stored::Text("11000"), 11_000, one_a_second),
             Taken::Granted {
                 next_free_ms: 12_000
             }
         );
         assert_eq!(
-            take(Some(11_000), 50_000, rate("5/2s")),
+            take(Stored::Text("11000"), 50_000, rate("5/2s")),
             Taken::Granted {
                 next_free_ms: 50_400
+            }
+        );
+    }
+
+    #[test]
+    fn a_state_the_queue_never_writes_is_reset_not_waited_on() {
+        let one_a_second = rate("1/s");
+        let now = 1_700_000_000_000;
+        let reset = |why| Taken::Reset {
+            next_free_ms: now + 1000,
+            why,
+        };
+        for text in ["abc", "", "nan", "inf", "1e300", "12.5", " 5", "+5", "--5"] {
+            assert_eq!(
+                take(Stored::Text(text), now, one_a_second),
+                reset(NOT_WHOLE_MS),
+                "{text:?}"
+            );
+        }
+        let huge = "9".repeat(16);
+        assert_eq!(
+            take(Stored::Text(&huge), now, one_a_second),
+            reset(NOT_WHOLE_MS)
+        );
+        // A far-future time (or a clock set back) would stall for years.
+        let ten_years_on = (now + 10 * 365 * 86_400_000).to_string();
+        assert_eq!(
+            take(Stored::Text(&ten_years_on), now, one_a_second),
+            reset(TOO_FAR_AHEAD)
+        );
+        let one_interval_on = (now + 1000).to_string();
+        assert_eq!(
+            take(Stored::Text(&one_interval_on), now, one_a_second),
+            Taken::Wait(Duration::from_secs(1))
+        );
+        assert_eq!(
+            take(Stored::Unreadable("a list"), now, one_a_second),
+            reset("a list")
+        );
+        // The past, even before the epoch, is only free.
+        assert_eq!(
+            take(Stored::Text("-5"), now, one_a_second),
+            Taken::Granted {
+                next_free_ms: now + 1000
             }
         );
     }
@@ -242,15 +341,16 @@ mod tests {
             sends in 1u32..10,
         ) {
             let rate = Rate::new(sends, Duration::from_secs(1)).unwrap();
-            let (mut now, mut state, mut last) = (0i64, None, None::<i64>);
+            let (mut now, mut state, mut last) = (0i64, None::<String>, None::<i64>);
             for step in steps {
                 now += step;
-                if let Taken::Granted { next_free_ms } = take(state, now, rate) {
+                let stored = state.as_deref().map_or(Stored::Nothing, Stored::Text);
+                if let Taken::Granted { next_free_ms } = take(stored, now, rate) {
                     if let Some(last) = last {
                         proptest::prop_assert!(now - last >= rate.interval_ms());
                     }
                     last = Some(now);
-                    state = Some(next_free_ms);
+                    state = Some(next_free_ms.to_string());
                 }
             }
         }

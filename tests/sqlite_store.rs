@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::support::readonly::ReadOnly;
 use crate::support::{Events, LONG, Reply, Sink, WEBHOOK_SECRET as SECRET, signups, webhook_ids};
 
 fn at(home: &Path) -> Events {
@@ -273,4 +274,35 @@ fn a_file_from_before_consumer_leases_is_migrated_in_place() {
         .query_row("SELECT count(*) FROM consumer_leases", [], |row| row.get(0))
         .unwrap();
     assert_eq!(leases, 0, "released on a clean stop");
+}
+
+/// A store that cannot be written is not waited for: `--burst` is for
+/// cron, and a long-running worker would only loop; both exit 1 with the
+/// reason, and send nothing they could not then acknowledge.
+#[test]
+fn a_worker_on_a_read_only_store_exits_with_the_reason() {
+    let home = tempfile::tempdir().unwrap();
+    let db = home.path().join("state/events/events.db");
+    let sink = Sink::start();
+    at(home.path())
+        .args(["emit", "user.signup", "--email", "ada@example.com"])
+        .run()
+        .success();
+    let _read_only = ReadOnly::file(&db);
+    let said = format!(
+        "events: error: the store {} cannot be written: ",
+        db.display()
+    );
+    for args in [&["work", "--burst"][..], &["work"]] {
+        // Both used to wait for ever.
+        let out = webhook(home.path(), &sink)
+            .args(args)
+            .timeout(Duration::from_secs(20))
+            .run()
+            .code(1)
+            .stderr_has(&said)
+            .stderr_has("writable?");
+        assert!(!out.stderr.contains("retrying"), "{args:?}: {}", out.stderr);
+    }
+    assert_eq!(sink.request_count(), 0, "nothing sent");
 }

@@ -49,6 +49,10 @@ pub enum QueueError {
         reason: UnavailableReason,
         message: String,
     },
+    /// The store cannot be written: a read-only file, directory or
+    /// filesystem. Waiting does not help: someone must make it writable.
+    #[error("{0}")]
+    NotWritable(String),
     /// The server needs a password, or refused the one given. Waiting does
     /// not help: the URL must change.
     #[error("{0}")]

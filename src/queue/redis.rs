@@ -105,10 +105,6 @@ const RELEASE_CONSUMER: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0";
 
-/// `rate::take` on the server's clock (workers on other hosts share it):
-/// `KEYS[1]` holds when the next send is free (ms), expiring once it is;
-/// `ARGV[1]` is the interval (ms). Returns 0 when a send is taken, else the
-/// ms to wait.
 /// `KEYS[1]` exists while `ARGV[1]`'s alert window is open (it expires
 /// with it); `KEYS[2]` counts, per destination, the dead letters seen while
 /// it was. Returns what to report when this call opens a window, else nil.
@@ -137,15 +133,39 @@ redis.call('HDEL', KEYS[3], ARGV[1])
 return {between, err}
 ";
 
-const TAKE_TOKEN: &str = r"
+/// The Redis server's clock in ms, as `now` for [`TAKE_TOKEN_RULE`]:
+/// workers on other hosts share it.
+const SERVER_NOW: &str = r"
 if redis.replicate_commands then redis.replicate_commands() end
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local next_free = tonumber(redis.call('GET', KEYS[1]) or '0')
-if next_free > now then return next_free - now end
+";
+
+/// `rate::take` at `now`: `KEYS[1]` holds when the next send is free (ms),
+/// expiring once it is; `ARGV[1]` is the interval (ms). Returns `{0, why}`
+/// when a send is taken (`why` when the state found could not be read and
+/// was reset, else nil), `{ms, nil}` when it must wait. Public for the
+/// test that holds it to `rate::take`.
+#[doc(hidden)]
+pub const TAKE_TOKEN_RULE: &str = r"
 local interval = tonumber(ARGV[1])
+local ok, stored = pcall(redis.call, 'GET', KEYS[1])
+local why = false
+if not ok then
+  why = 'not a string'
+elseif stored then
+  local digits = string.match(stored, '^%-?(%d+)$')
+  if not digits or #digits > 15 then
+    why = 'not a whole number of milliseconds'
+  elseif tonumber(stored) > now + interval then
+    why = 'further ahead than one interval'
+  elseif tonumber(stored) > now then
+    return {tonumber(stored) - now, false}
+  end
+end
 redis.call('SET', KEYS[1], now + interval, 'PX', interval)
-return 0";
+return {0, why}
+";
 
 /// Deletes a consumer from the group unless it still holds entries.
 const LEAVE: &str = r"
@@ -1120,8 +1140,12 @@ impl Consumer for RedisQueue {
 
     fn take_token(&mut self, dest: &str, rate: Rate) -> Result<Option<Duration>> {
         let key = format!("{}:rate:{dest}", self.prefix);
-        let script = redis::Script::new(TAKE_TOKEN);
-        let wait_ms: u64 = self.with(|c| script.key(&key).arg(rate.interval_ms()).invoke(c))?;
+        let script = redis::Script::new(&format!("{SERVER_NOW}{TAKE_TOKEN_RULE}"));
+        let (wait_ms, reset): (u64, Option<String>) =
+            self.with(|c| script.key(&key).arg(rate.interval_ms()).invoke(c))?;
+        if let Some(why) = reset {
+            log::warn!("the rate limit state at {key} could not be read ({why}); reset");
+        }
         Ok((wait_ms > 0).then(|| Duration::from_millis(wait_ms)))
     }
 

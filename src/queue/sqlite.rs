@@ -622,12 +622,9 @@ fn classify(path: &Path, e: rusqlite::Error) -> QueueError {
             UnavailableReason::Unreachable,
             format!("cannot open the event store {path}: {e} (is the directory writable?)"),
         ),
-        Some(ErrorCode::ReadOnly) => QueueError::unavailable(
-            UnavailableReason::ReadOnly,
-            format!(
-                "cannot write to the event store {path}: {e} (are the file and its directory writable?)"
-            ),
-        ),
+        Some(ErrorCode::ReadOnly) => QueueError::NotWritable(format!(
+            "the store {path} cannot be written: {e} (are the file and its directory writable?)"
+        )),
         Some(ErrorCode::DiskFull) => QueueError::unavailable(
             UnavailableReason::Unreachable,
             format!("cannot write to the event store {path}: {e}"),
@@ -878,26 +875,44 @@ impl Consumer for SqliteQueue {
 
     fn take_token(&mut self, dest: &str, rate: Rate) -> Result<Option<Duration>> {
         // Every worker on this file runs on this machine: they share its clock.
-        self.write(|tx| {
-            let next_free_ms: Option<i64> = tx
+        let (wait, reset) = self.write(|tx| {
+            let found: Option<Value> = tx
                 .query_row(
                     "SELECT next_free_ms FROM rate_limits WHERE dest = ?1",
                     [dest],
                     |row| row.get(0),
                 )
                 .optional()?;
-            match rate::take(next_free_ms, now_ms(), rate) {
-                Taken::Wait(wait) => Ok(Some(wait)),
-                Taken::Granted { next_free_ms } => {
-                    tx.execute(
-                        "INSERT INTO rate_limits (dest, next_free_ms) VALUES (?1, ?2)
-                         ON CONFLICT (dest) DO UPDATE SET next_free_ms = excluded.next_free_ms",
-                        params![dest, next_free_ms],
-                    )?;
-                    Ok(None)
-                }
-            }
-        })
+            let text = match &found {
+                Some(Value::Integer(ms)) => Some(ms.to_string()),
+                Some(Value::Real(ms)) => Some(ms.to_string()),
+                Some(Value::Text(text)) => Some(text.clone()),
+                _ => None,
+            };
+            let stored = match (&found, &text) {
+                (None, _) => rate::Stored::Nothing,
+                (_, Some(text)) => rate::Stored::Text(text),
+                (Some(_), None) => rate::Stored::Unreadable("neither a number nor text"),
+            };
+            let (next_free_ms, reset) = match rate::take(stored, now_ms(), rate) {
+                Taken::Wait(wait) => return Ok((Some(wait), None)),
+                Taken::Granted { next_free_ms } => (next_free_ms, None),
+                Taken::Reset { next_free_ms, why } => (next_free_ms, Some(why)),
+            };
+            tx.execute(
+                "INSERT INTO rate_limits (dest, next_free_ms) VALUES (?1, ?2)
+                 ON CONFLICT (dest) DO UPDATE SET next_free_ms = excluded.next_free_ms",
+                params![dest, next_free_ms],
+            )?;
+            Ok((None, reset))
+        })?;
+        if let Some(why) = reset {
+            log::warn!(
+                "the rate limit state at row {dest:?} of rate_limits in {} could not be read ({why}); reset",
+                self.path.display()
+            );
+        }
+        Ok(wait)
     }
 
     fn count_dead_for_alert(
@@ -1458,7 +1473,7 @@ mod tests {
     }
 
     #[test]
-    fn read_only_store_is_unavailable_and_named() {
+    fn read_only_store_is_not_writable_and_named() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("q.db");
         let mut queue = SqliteQueue::open(&path, QueueOptions::default()).unwrap();
@@ -1467,13 +1482,10 @@ mod tests {
         let err = queue
             .append(&[Event::new("user.signup", Default::default())])
             .unwrap_err();
-        assert!(matches!(err, QueueError::Unavailable { .. }), "{err:?}");
+        assert!(matches!(err, QueueError::NotWritable(_)), "{err:?}");
         let text = err.to_string();
         assert!(
-            text.starts_with(&format!(
-                "cannot write to the event store {}",
-                path.display()
-            )),
+            text.starts_with(&format!("the store {} cannot be written", path.display())),
             "{text}"
         );
     }

@@ -12,6 +12,7 @@ pub mod cmd;
 pub mod deliveries;
 pub mod hostile;
 pub mod http;
+pub mod readonly;
 pub mod redis;
 pub mod sentinel;
 
