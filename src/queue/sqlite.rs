@@ -1024,9 +1024,14 @@ impl Admin for SqliteQueue {
             return Ok(());
         }
         self.write(|tx| {
-            deliveries
-                .iter()
-                .try_for_each(|delivery| upsert_retry(tx, delivery, due_ms))
+            // A replay read these events before they may have been erased.
+            let guard = lifecycle::any_forgotten(tx)?;
+            for delivery in deliveries {
+                if !(guard && lifecycle::is_forgotten(tx, &delivery.event.id)?) {
+                    upsert_retry(tx, delivery, due_ms)?;
+                }
+            }
+            Ok(())
         })
     }
 
@@ -1105,10 +1110,20 @@ impl Admin for SqliteQueue {
             return Ok(());
         }
         self.write(|tx| {
+            // Only a letter still there goes back: one erased (or purged, or
+            // replayed by another) since it was read stays gone. A letter's
+            // deliveries are side by side.
+            let mut taken = None;
             for (seq, delivery) in letters {
-                tx.prepare_cached("DELETE FROM dead WHERE seq = ?1")?
-                    .execute([seq])?;
-                upsert_retry(tx, delivery, due_ms)?;
+                if taken.is_none_or(|(last, _)| last != seq) {
+                    let removed = tx
+                        .prepare_cached("DELETE FROM dead WHERE seq = ?1")?
+                        .execute([seq])?;
+                    taken = Some((seq, removed > 0));
+                }
+                if taken.is_some_and(|(_, there)| there) {
+                    upsert_retry(tx, delivery, due_ms)?;
+                }
             }
             Ok(())
         })
