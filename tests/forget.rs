@@ -6,6 +6,8 @@
 //! flight while its event is erased writes nothing back. Every test runs on
 //! both backends.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use ::redis::Value;
@@ -24,6 +26,7 @@ on_both_backends!(
     a_delivery_in_flight_while_forgotten_writes_nothing_back,
     a_dead_letter_replay_under_way_brings_nothing_back,
     a_history_replay_under_way_brings_nothing_back,
+    a_large_event_retried_before_it_is_forgotten_leaves_no_trace,
     copies_held_by_a_replay_a_worker_and_a_digest_all_stay_erased,
 );
 
@@ -388,6 +391,54 @@ fn a_history_replay_under_way_brings_nothing_back(backend: Backend) {
     nothing_of_ada_comes_back(&backend, &hook);
 }
 
+/// On SQLite a row over a page long keeps most of itself on overflow
+/// pages, which a deletion that only zeroes what costs no extra write
+/// leaves as they were once freed.
+fn a_large_event_retried_before_it_is_forgotten_leaves_no_trace(backend: Backend) {
+    let hook = Sink::start();
+    let ada_calls = Arc::new(AtomicUsize::new(0));
+    let calls = Arc::clone(&ada_calls);
+    // Her first delivery fails once, so its retry (the whole event) is
+    // written, then deleted by the worker once the second one succeeds.
+    hook.rule(move |request| {
+        (request.body.contains(ADA) && calls.fetch_add(1, Ordering::SeqCst) == 0)
+            .then(|| Reply::status(503, "busy"))
+    });
+    // Keys sort before `email`: her address lies past the first page.
+    let filler = "x".repeat(12_000);
+    for (email, times) in [(ADA, 1), (BOB, 3)] {
+        for _ in 0..times {
+            env(&backend, &hook)
+                .args(["emit", "user.signup", "--email", email])
+                .args(["-f", &format!("aaa={filler}")])
+                .run()
+                .success();
+        }
+    }
+    for _ in 0..3 {
+        env(&backend, &hook)
+            .args(["work", "--burst"])
+            .run()
+            .success();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        ada_calls.load(Ordering::SeqCst),
+        2,
+        "failed once, then delivered"
+    );
+    assert_eq!(hook.accepted_count(), 4);
+
+    env(&backend, &hook)
+        .args(["forget", "--email", ADA, "--yes"])
+        .run()
+        .success()
+        .stdout_has("removed 1 events in the history\n");
+    let after = stored(&backend);
+    assert!(!after.contains(ADA), "{ADA} is still stored");
+    assert!(after.contains(BOB), "Bob's events are untouched");
+}
+
 /// Ada's new signup is in a worker's hands (its delivery held by the
 /// receiver), the digest has read her events and is posting them (held
 /// too), and a dead-letter replay and a history replay have read hers when
@@ -440,4 +491,44 @@ fn copies_held_by_a_replay_a_worker_and_a_digest_all_stay_erased(backend: Backen
     worker.wait(Duration::from_secs(60)).success();
     digest.wait(Duration::from_secs(60)).success();
     nothing_of_ada_comes_back(&backend, &hook);
+}
+
+/// A file an earlier version wrote may hold a deleted row's overflow pages
+/// as they were (it zeroed only what cost no extra write): `forget`
+/// overwrites the free pages too.
+#[test]
+fn free_pages_an_earlier_version_left_as_they_were_are_overwritten() {
+    let backend = Backend::sqlite();
+    let hook = Sink::start();
+    env(&backend, &hook)
+        .args(["emit", "user.signup", "--email", ADA])
+        .run()
+        .success();
+    let db = backend.db_path().unwrap();
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.pragma_update(None, "secure_delete", "FAST").unwrap();
+        let body = format!(r#"{{"filler":"{}","email":"{ADA}"}}"#, "x".repeat(12_000));
+        conn.execute(
+            "INSERT INTO retry (token, due_ms, dest, delivery) VALUES ('old|webhook', 0, 'webhook', ?1)",
+            [&body],
+        )
+        .unwrap();
+        conn.execute("DELETE FROM retry WHERE token = 'old|webhook'", [])
+            .unwrap();
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .unwrap();
+    }
+    let before = std::fs::read(&db).unwrap();
+    assert!(
+        String::from_utf8_lossy(&before).matches(ADA).count() >= 2,
+        "the deleted row is still in a free page"
+    );
+    env(&backend, &hook)
+        .args(["forget", "--email", ADA, "--yes"])
+        .run()
+        .success()
+        .stdout_has("removed 1 events in the history\n");
+    let after = stored(&backend);
+    assert!(!after.contains(ADA), "{ADA} is still stored");
 }

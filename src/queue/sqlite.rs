@@ -385,10 +385,11 @@ fn configure(conn: &mut Connection) -> rusqlite::Result<()> {
         }
     }
     conn.pragma_update(None, "synchronous", "NORMAL")?;
-    // Space freed inside a page (a row deleted, or moved by an update) is
-    // zeroed when that costs no extra write, so an erased person's data is
-    // not left behind in it; `forget` itself zeroes whole freed pages too.
-    conn.pragma_update(None, "secure_delete", "FAST")
+    // What any row deleted or rewritten held is overwritten with zeros:
+    // the space it took in its page, and every page it frees (a row over a
+    // page long keeps the rest of itself on pages of its own), so nothing
+    // of a person is left in the file once `forget` erased their events.
+    conn.pragma_update(None, "secure_delete", "ON")
 }
 
 /// Brings the schema up to date. When it already is, this is a single read of
