@@ -532,3 +532,33 @@ fn free_pages_an_earlier_version_left_as_they_were_are_overwritten() {
     let after = stored(&backend);
     assert!(!after.contains(ADA), "{ADA} is still stored");
 }
+
+/// A store that cannot be written: `forget` says so, and that nothing was
+/// erased, rather than asking to run it again.
+#[test]
+fn a_read_only_store_says_nothing_was_erased() {
+    let backend = Backend::sqlite();
+    let hook = Sink::start();
+    env(&backend, &hook)
+        .args(["emit", "user.signup", "--email", ADA])
+        .run()
+        .success();
+    let db = backend.db_path().unwrap();
+    // Opened read-only by SQLite itself: file modes do not stop root.
+    let read_only = format!("file:{}?mode=ro", db.display());
+    let out = env(&backend, &hook)
+        .env("EVENTS_DB", &read_only)
+        .args(["forget", "--email", ADA, "--yes"])
+        .run()
+        .code(1)
+        .stdout_is("")
+        .stderr_lacks("run it again")
+        .stderr_lacks("panicked");
+    let first = out.stderr.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("events: error: nothing was erased: cannot write to the event store"),
+        "{}",
+        out.stderr
+    );
+    assert!(stored(&backend).contains(ADA), "nothing was erased indeed");
+}

@@ -514,7 +514,8 @@ pub trait Admin: Describe {
     /// and its bodies, the dead letters, the attempt records and the
     /// idempotency keys pointing at them, each event at once (a delivery
     /// of it in flight meanwhile writes nothing back); with `dry_run`,
-    /// only counts. Returns what it removed (or would), per place.
+    /// only counts. Returns what it removed (or would), per place; an error
+    /// says first whether nothing was erased or perhaps part.
     fn forget(&mut self, person: &forget::Person, dry_run: bool) -> Result<forget::Erased>;
 }
 

@@ -18,8 +18,8 @@ use super::retry::DEAD_HELPERS;
 use super::{RedisQueue, dead_letter, raw_entry};
 use crate::event::now_ms;
 use crate::queue::entry;
-use crate::queue::forget::{Erased, Person};
-use crate::queue::{Delivery, Result, Settlement};
+use crate::queue::forget::{Erased, Person, stopped};
+use crate::queue::{Delivery, QueueError, Result, Settlement, UnavailableReason};
 
 /// How long an erased event's id stays marked: far longer than any
 /// delivery can stay in flight.
@@ -182,18 +182,26 @@ struct Gathered {
 
 impl RedisQueue {
     pub(super) fn forget_person(&mut self, person: &Person, dry_run: bool) -> Result<Erased> {
-        let gathered = self.gather(person)?;
+        let gathered = self
+            .gather(person)
+            .map_err(|e| if dry_run { e } else { stopped(e, false) })?;
         if dry_run {
             return self.count(&gathered);
         }
         let mut erased = Erased::default();
         let events: Vec<(&String, &Found)> = gathered.events.iter().collect();
-        for batch in events.chunks(ERASE_BATCH) {
+        for (done, batch) in events.chunks(ERASE_BATCH).enumerate() {
             let mut pipe = redis::pipe();
             for (id, found) in batch {
                 self.erase(&mut pipe, id, found, &gathered.dead_after);
             }
-            let removed: Vec<Vec<u64>> = self.with(|c| pipe.query(c))?;
+            // A batch that failed may have erased some of its events,
+            // unless the server refused every write (a replica).
+            let removed: Vec<Vec<u64>> = self.with(|c| pipe.query(c)).map_err(|e| {
+                let refused = matches!(&e, QueueError::Unavailable { reason, .. }
+                    if *reason == UnavailableReason::ReadOnly);
+                stopped(e, done > 0 || !refused)
+            })?;
             for counts in removed {
                 let n = |i: usize| counts.get(i).copied().unwrap_or(0);
                 erased.add(Erased {
@@ -218,7 +226,7 @@ impl RedisQueue {
             .arg("-inf")
             .arg(now_ms() - FORGOTTEN_FOR_MS)
             .ignore();
-        let removed: Vec<u64> = self.with(|c| pipe.query(c))?;
+        let removed: Vec<u64> = self.with(|c| pipe.query(c)).map_err(|e| stopped(e, true))?;
         let (entries, letters) = removed.split_at(gathered.poison_entries.len());
         erased.history += entries.iter().sum::<u64>();
         erased.dead_letters += letters.iter().sum::<u64>();

@@ -14,7 +14,7 @@ use rusqlite::{Transaction, params};
 
 use super::{DEAD_PAGE, HISTORY_BATCH, Row, SqliteQueue, from_json, lifecycle, stored_letter};
 use crate::event::now_ms;
-use crate::queue::forget::{Erased, Person};
+use crate::queue::forget::{Erased, Person, stopped};
 use crate::queue::{Delivery, QueueError, Result, entry};
 
 /// What reading found: the person's events, the rows to remove by
@@ -31,7 +31,10 @@ struct Gathered {
 
 impl SqliteQueue {
     pub(super) fn forget_person(&mut self, person: &Person, dry_run: bool) -> Result<Erased> {
-        let g = self.gather(person)?;
+        // One transaction: until the checkpoint, a failure erased nothing.
+        let g = self
+            .gather(person)
+            .map_err(|e| if dry_run { e } else { stopped(e, false) })?;
         if dry_run {
             return self.read(|tx| {
                 let mut erased = Erased {
@@ -47,11 +50,13 @@ impl SqliteQueue {
                 Ok(erased)
             });
         }
-        let erased = self.write(|tx| {
-            let erased = erase(tx, &g, person)?;
-            scrub_free_pages(tx)?;
-            Ok(erased)
-        })?;
+        let erased = self
+            .write(|tx| {
+                let erased = erase(tx, &g, person)?;
+                scrub_free_pages(tx)?;
+                Ok(erased)
+            })
+            .map_err(|e| stopped(e, false))?;
         self.checkpoint()?;
         Ok(erased)
     }
