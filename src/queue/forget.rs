@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::event::Event;
+use crate::queue::QueueError;
 
 /// The person to erase: the payload fields and values that identify them
 /// (`email=ada@example.com`). An event is theirs when its payload carries
@@ -70,6 +71,25 @@ impl Erased {
 
     pub fn total(&self) -> u64 {
         self.history + self.retries + self.dead_letters + self.attempts + self.idempotency_keys
+    }
+}
+
+/// `e`, which stopped an erasure, saying first what it had erased: nothing,
+/// or (`some`) perhaps part of it.
+pub(crate) fn stopped(e: QueueError, some: bool) -> QueueError {
+    let said = if some {
+        "forget stopped part way: run it again to erase the rest"
+    } else {
+        "nothing was erased"
+    };
+    match e {
+        QueueError::Unavailable { reason, message } => QueueError::Unavailable {
+            reason,
+            message: format!("{said}: {message}"),
+        },
+        QueueError::Auth(message) => QueueError::Auth(format!("{said}: {message}")),
+        QueueError::Backend(message) => QueueError::Backend(format!("{said}: {message}")),
+        other => other,
     }
 }
 

@@ -462,7 +462,8 @@ pub trait Admin: Describe {
         visit: &mut dyn FnMut(Vec<Event>) -> bool,
     ) -> Result<()>;
 
-    /// Adds deliveries to the retry set, due at `due_ms` (replay).
+    /// Adds deliveries to the retry set, due at `due_ms` (replay), except
+    /// those of events `forget` erased since they were read.
     fn enqueue(&mut self, deliveries: &[Delivery], due_ms: i64) -> Result<()>;
 
     /// Every dead letter, oldest first.
@@ -470,7 +471,9 @@ pub trait Admin: Describe {
 
     /// Moves dead letters back into the retry set, due at `due_ms`: each
     /// `(key, delivery)` removes the dead letter `key` and adds `delivery`,
-    /// atomically.
+    /// atomically, and only while the letter is still there (one erased,
+    /// purged or replayed since it was read is not brought back). A
+    /// letter's deliveries are side by side.
     fn requeue_dead(&mut self, letters: &[(String, Delivery)], due_ms: i64) -> Result<()>;
 
     /// How many dead letters `filter` selects, removing nothing.
@@ -515,7 +518,8 @@ pub trait Admin: Describe {
     /// and its bodies, the dead letters, the attempt records and the
     /// idempotency keys pointing at them, each event at once (a delivery
     /// of it in flight meanwhile writes nothing back); with `dry_run`,
-    /// only counts. Returns what it removed (or would), per place.
+    /// only counts. Returns what it removed (or would), per place; an error
+    /// says first whether nothing was erased or perhaps part.
     fn forget(&mut self, person: &forget::Person, dry_run: bool) -> Result<forget::Erased>;
 }
 

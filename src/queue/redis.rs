@@ -1301,6 +1301,8 @@ impl Admin for RedisQueue {
             pipe.atomic();
             let legacy = self.legacy_retries()?;
             self.schedule(&mut pipe, chunk.iter().map(|d| (d, due_ms)), legacy);
+            // A replay read these events before they may have been erased.
+            self.guard_deliveries(&mut pipe, chunk);
             self.with(|c| pipe.exec(c))?;
         }
         Ok(())
@@ -1335,12 +1337,8 @@ impl Admin for RedisQueue {
             },
         ) {
             let mut pipe = redis::pipe();
-            pipe.atomic();
             let legacy = self.legacy_retries()?;
-            self.schedule(&mut pipe, chunk.iter().map(|(_, d)| (d, due_ms)), legacy);
-            for (key, _) in chunk {
-                self.remove_dead(&mut pipe, key);
-            }
+            self.requeue(&mut pipe, &chunk, due_ms, legacy);
             self.with(|c| pipe.exec(c))?;
         }
         Ok(())

@@ -385,10 +385,11 @@ fn configure(conn: &mut Connection) -> rusqlite::Result<()> {
         }
     }
     conn.pragma_update(None, "synchronous", "NORMAL")?;
-    // Space freed inside a page (a row deleted, or moved by an update) is
-    // zeroed when that costs no extra write, so an erased person's data is
-    // not left behind in it; `forget` itself zeroes whole freed pages too.
-    conn.pragma_update(None, "secure_delete", "FAST")
+    // What any row deleted or rewritten held is overwritten with zeros:
+    // the space it took in its page, and every page it frees (a row over a
+    // page long keeps the rest of itself on pages of its own), so nothing
+    // of a person is left in the file once `forget` erased their events.
+    conn.pragma_update(None, "secure_delete", "ON")
 }
 
 /// Brings the schema up to date. When it already is, this is a single read of
@@ -1039,9 +1040,14 @@ impl Admin for SqliteQueue {
             return Ok(());
         }
         self.write(|tx| {
-            deliveries
-                .iter()
-                .try_for_each(|delivery| upsert_retry(tx, delivery, due_ms))
+            // A replay read these events before they may have been erased.
+            let guard = lifecycle::any_forgotten(tx)?;
+            for delivery in deliveries {
+                if !(guard && lifecycle::is_forgotten(tx, &delivery.event.id)?) {
+                    upsert_retry(tx, delivery, due_ms)?;
+                }
+            }
+            Ok(())
         })
     }
 
@@ -1120,10 +1126,20 @@ impl Admin for SqliteQueue {
             return Ok(());
         }
         self.write(|tx| {
+            // Only a letter still there goes back: one erased (or purged, or
+            // replayed by another) since it was read stays gone. A letter's
+            // deliveries are side by side.
+            let mut taken = None;
             for (seq, delivery) in letters {
-                tx.prepare_cached("DELETE FROM dead WHERE seq = ?1")?
-                    .execute([seq])?;
-                upsert_retry(tx, delivery, due_ms)?;
+                if taken.is_none_or(|(last, _)| last != seq) {
+                    let removed = tx
+                        .prepare_cached("DELETE FROM dead WHERE seq = ?1")?
+                        .execute([seq])?;
+                    taken = Some((seq, removed > 0));
+                }
+                if taken.is_some_and(|(_, there)| there) {
+                    upsert_retry(tx, delivery, due_ms)?;
+                }
             }
             Ok(())
         })

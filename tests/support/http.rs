@@ -62,6 +62,33 @@ pub struct Reply {
     pub delay: Duration,
     /// Instead of a well-formed answer, a hostile one (see `hostile`).
     pub misbehaviour: Option<Misbehaviour>,
+    /// Held back until this gate opens (other requests are served meanwhile).
+    pub gate: Option<Gate>,
+}
+
+/// Holds the replies given it (`Reply::held`) until it is opened, so a
+/// client stays in the middle of its request for as long as a test needs;
+/// at most two minutes, so a test that never opens it cannot hang.
+#[derive(Clone, Debug, Default)]
+pub struct Gate(Arc<(Mutex<bool>, Condvar)>);
+
+impl Gate {
+    pub fn new() -> Gate {
+        Gate::default()
+    }
+
+    /// Lets every held reply go, and every later one at once.
+    pub fn open(&self) {
+        let (open, changed) = &*self.0;
+        *open.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        changed.notify_all();
+    }
+
+    fn pass(&self) {
+        let (open, changed) = &*self.0;
+        let guard = open.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = changed.wait_timeout_while(guard, Duration::from_secs(120), |open| !*open);
+    }
 }
 
 impl Reply {
@@ -77,6 +104,7 @@ impl Reply {
             headers: Vec::new(),
             delay: Duration::ZERO,
             misbehaviour: None,
+            gate: None,
         }
     }
 
@@ -93,6 +121,12 @@ impl Reply {
 
     pub fn delay(mut self, delay: Duration) -> Reply {
         self.delay = delay;
+        self
+    }
+
+    /// Answered only once `gate` opens.
+    pub fn held(mut self, gate: &Gate) -> Reply {
+        self.gate = Some(gate.clone());
         self
     }
 
@@ -209,6 +243,9 @@ impl Shared {
             self.changed.notify_all();
             if !reply.delay.is_zero() {
                 thread::sleep(reply.delay);
+            }
+            if let Some(gate) = &reply.gate {
+                gate.pass();
             }
             if let Some(misbehaviour) = &reply.misbehaviour {
                 // A hostile answer never leaves the connection usable.

@@ -27,6 +27,6 @@ pub use self::{
         webhook_ids,
     },
     hostile::Misbehaviour,
-    http::{Reply, Request, Sink},
+    http::{Gate, Reply, Request, Sink},
     redis::RedisServer,
 };

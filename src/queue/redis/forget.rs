@@ -8,6 +8,9 @@
 //! retries and dead letters it wrote about an event marked there (its
 //! attempt records are not written at all). So an event in flight is
 //! either delivered or gone, never half-erased, and nothing brings it back.
+//! A replay holds copies too: its history deliveries carry the same
+//! [`GUARD`], and its dead letters go back only if each is still there
+//! ([`REQUEUE`]), in the same script that takes it.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -15,8 +18,8 @@ use super::retry::DEAD_HELPERS;
 use super::{RedisQueue, dead_letter, raw_entry};
 use crate::event::now_ms;
 use crate::queue::entry;
-use crate::queue::forget::{Erased, Person};
-use crate::queue::{Delivery, Result, Settlement};
+use crate::queue::forget::{Erased, Person, stopped};
+use crate::queue::{Delivery, QueueError, Result, Settlement, UnavailableReason};
 
 /// How long an erased event's id stays marked: far longer than any
 /// delivery can stay in flight.
@@ -126,6 +129,37 @@ end
 return 0
 ";
 
+/// Moves dead letters back into the retry set, each only if it is still
+/// there: one erased (or purged, or replayed by another) since it was read
+/// stays gone. `KEYS`: dead, dead counts, dead counted, deliveries, retry
+/// destinations, the old retry set. `ARGV`: retry key prefix, due time,
+/// whether the old set may hold tokens (`1`), then per letter its id, the
+/// number of its deliveries and, for each, token, destination and body.
+/// Returns how many letters it moved.
+const REQUEUE: &str = r"
+local prefix, due, legacy = ARGV[1], ARGV[2], ARGV[3] == '1'
+local i, moved = 4, 0
+while i <= #ARGV do
+  local key, n = ARGV[i], tonumber(ARGV[i + 1])
+  i = i + 2
+  -- Added before the letter is removed: a server out of memory refuses
+  -- the first addition, before anything is written.
+  if #redis.call('XRANGE', KEYS[1], key, key) > 0 then
+    moved = moved + 1
+    for j = i, i + 3 * (n - 1), 3 do
+      local token, dest = ARGV[j], ARGV[j + 1]
+      redis.call('ZADD', prefix .. dest, due, token)
+      redis.call('HSET', KEYS[4], token, ARGV[j + 2])
+      redis.call('SADD', KEYS[5], dest)
+      if legacy then redis.call('ZREM', KEYS[6], token) end
+    end
+    dead_remove(KEYS[1], KEYS[2], KEYS[3], key)
+  end
+  i = i + 3 * n
+end
+return moved
+";
+
 /// What reading found of one event of the person.
 #[derive(Default)]
 struct Found {
@@ -148,18 +182,26 @@ struct Gathered {
 
 impl RedisQueue {
     pub(super) fn forget_person(&mut self, person: &Person, dry_run: bool) -> Result<Erased> {
-        let gathered = self.gather(person)?;
+        let gathered = self
+            .gather(person)
+            .map_err(|e| if dry_run { e } else { stopped(e, false) })?;
         if dry_run {
             return self.count(&gathered);
         }
         let mut erased = Erased::default();
         let events: Vec<(&String, &Found)> = gathered.events.iter().collect();
-        for batch in events.chunks(ERASE_BATCH) {
+        for (done, batch) in events.chunks(ERASE_BATCH).enumerate() {
             let mut pipe = redis::pipe();
             for (id, found) in batch {
                 self.erase(&mut pipe, id, found, &gathered.dead_after);
             }
-            let removed: Vec<Vec<u64>> = self.with(|c| pipe.query(c))?;
+            // A batch that failed may have erased some of its events,
+            // unless the server refused every write (a replica).
+            let removed: Vec<Vec<u64>> = self.with(|c| pipe.query(c)).map_err(|e| {
+                let refused = matches!(&e, QueueError::Unavailable { reason, .. }
+                    if *reason == UnavailableReason::ReadOnly);
+                stopped(e, done > 0 || !refused)
+            })?;
             for counts in removed {
                 let n = |i: usize| counts.get(i).copied().unwrap_or(0);
                 erased.add(Erased {
@@ -184,7 +226,7 @@ impl RedisQueue {
             .arg("-inf")
             .arg(now_ms() - FORGOTTEN_FOR_MS)
             .ignore();
-        let removed: Vec<u64> = self.with(|c| pipe.query(c))?;
+        let removed: Vec<u64> = self.with(|c| pipe.query(c)).map_err(|e| stopped(e, true))?;
         let (entries, letters) = removed.split_at(gathered.poison_entries.len());
         erased.history += entries.iter().sum::<u64>();
         erased.dead_letters += letters.iter().sum::<u64>();
@@ -250,6 +292,18 @@ impl RedisQueue {
                 .filter_map(|l| l.event.as_ref().ok())
                 .map(|e| e.id.as_str()),
         );
+        self.guard_ids(pipe, ids, s.dead.len());
+    }
+
+    /// Adds to `pipe` the [`GUARD`] of deliveries a replay schedules.
+    pub(super) fn guard_deliveries(&self, pipe: &mut redis::Pipeline, deliveries: &[Delivery]) {
+        let ids = deliveries.iter().map(|d| d.event.id.as_str()).collect();
+        self.guard_ids(pipe, ids, 0);
+    }
+
+    /// The [`GUARD`] of writes about the events `ids`, after `dead` new
+    /// dead letters.
+    fn guard_ids(&self, pipe: &mut redis::Pipeline, mut ids: Vec<&str>, dead: usize) {
         if ids.is_empty() {
             return;
         }
@@ -267,9 +321,41 @@ impl RedisQueue {
             .arg(&self.retry)
             .arg(format!("{}:retry:", self.prefix))
             .arg(format!("{}:attempts:", self.prefix))
-            .arg(s.dead.len())
+            .arg(dead)
             .arg(ids)
             .ignore();
+    }
+
+    /// Adds to `pipe` the [`REQUEUE`] of these dead letters (each key's
+    /// deliveries side by side), due at `due_ms`.
+    pub(super) fn requeue(
+        &self,
+        pipe: &mut redis::Pipeline,
+        letters: &[&(String, Delivery)],
+        due_ms: i64,
+        legacy: bool,
+    ) {
+        let cmd = pipe
+            .cmd("EVAL")
+            .arg([DEAD_HELPERS, ERASE_FNS, REQUEUE].concat())
+            .arg(6)
+            .arg(&self.dead)
+            .arg(format!("{}:dead:counts", self.prefix))
+            .arg(format!("{}:dead:counted", self.prefix))
+            .arg(&self.deliveries)
+            .arg(format!("{}:retry-dests", self.prefix))
+            .arg(&self.retry)
+            .arg(format!("{}:retry:", self.prefix))
+            .arg(due_ms)
+            .arg(u8::from(legacy));
+        for group in letters.chunk_by(|a, b| a.0 == b.0) {
+            cmd.arg(&group[0].0).arg(group.len());
+            for (_, delivery) in group {
+                let body = serde_json::to_string(delivery).expect("a delivery serialises");
+                cmd.arg(delivery.token()).arg(&delivery.dest).arg(body);
+            }
+        }
+        cmd.ignore();
     }
 
     /// Reads everything of the person's: the stream, the retry bodies and

@@ -3,8 +3,10 @@
 //! transaction, which also takes any retry or dead letter of those events
 //! written since the reading and marks them in `forgotten`, so a settle of a
 //! delivery in flight writes nothing back. Deleted content is overwritten
-//! (`secure_delete`) and the write-ahead log emptied afterwards
-//! (`wal_checkpoint(TRUNCATE)`), so nothing of the value stays in the files.
+//! (`secure_delete`, on for every connection), the pages a version that
+//! did not zero them left free are overwritten in the same transaction,
+//! and the write-ahead log is emptied afterwards (`wal_checkpoint(TRUNCATE)`),
+//! so nothing of the value stays in the files.
 
 use std::collections::BTreeSet;
 
@@ -12,7 +14,7 @@ use rusqlite::{Transaction, params};
 
 use super::{DEAD_PAGE, HISTORY_BATCH, Row, SqliteQueue, from_json, lifecycle, stored_letter};
 use crate::event::now_ms;
-use crate::queue::forget::{Erased, Person};
+use crate::queue::forget::{Erased, Person, stopped};
 use crate::queue::{Delivery, QueueError, Result, entry};
 
 /// What reading found: the person's events, the rows to remove by
@@ -29,7 +31,10 @@ struct Gathered {
 
 impl SqliteQueue {
     pub(super) fn forget_person(&mut self, person: &Person, dry_run: bool) -> Result<Erased> {
-        let g = self.gather(person)?;
+        // One transaction: until the checkpoint, a failure erased nothing.
+        let g = self
+            .gather(person)
+            .map_err(|e| if dry_run { e } else { stopped(e, false) })?;
         if dry_run {
             return self.read(|tx| {
                 let mut erased = Erased {
@@ -45,12 +50,13 @@ impl SqliteQueue {
                 Ok(erased)
             });
         }
-        self.conn
-            .pragma_update(None, "secure_delete", "ON")
-            .map_err(|e| super::classify(&self.path, e))?;
-        let erased = self.write(|tx| erase(tx, &g, person));
-        let _ = self.conn.pragma_update(None, "secure_delete", "OFF");
-        let erased = erased?;
+        let erased = self
+            .write(|tx| {
+                let erased = erase(tx, &g, person)?;
+                scrub_free_pages(tx)?;
+                Ok(erased)
+            })
+            .map_err(|e| stopped(e, false))?;
         self.checkpoint()?;
         Ok(erased)
     }
@@ -199,6 +205,34 @@ fn erase(tx: &Transaction, g: &Gathered, person: &Person) -> rusqlite::Result<Er
         [now - lifecycle::FORGOTTEN_FOR_MS],
     )?;
     Ok(erased)
+}
+
+/// Bytes of zeros written per row while free pages are overwritten.
+const SCRUB_ROW: i64 = 4 << 20;
+
+/// Overwrites every free page of the file with zeros. Pages are zeroed as
+/// they are freed (`secure_delete`), but a file written by an earlier
+/// version, which zeroed only what cost no extra write, may keep a deleted
+/// row's overflow pages as they were. Filling the free pages with zeros
+/// and freeing them again costs one write of each, and nothing when there
+/// are none.
+fn scrub_free_pages(tx: &Transaction) -> rusqlite::Result<()> {
+    let free: i64 = tx.query_row("PRAGMA freelist_count", [], |row| row.get(0))?;
+    if free == 0 {
+        return Ok(());
+    }
+    let page: i64 = tx.query_row("PRAGMA page_size", [], |row| row.get(0))?;
+    tx.execute_batch("CREATE TABLE forget_scrub (zeros BLOB NOT NULL)")?;
+    let mut left = free * page;
+    while left > 0 {
+        let n = left.min(SCRUB_ROW);
+        tx.execute(
+            "INSERT INTO forget_scrub (zeros) VALUES (zeroblob(?1))",
+            [n],
+        )?;
+        left -= n;
+    }
+    tx.execute_batch("DROP TABLE forget_scrub")
 }
 
 /// Rows of `table` (`attempts` or `idem`) about the event `id`.
