@@ -11,8 +11,8 @@ use events::queue::sqlite::SqliteQueue;
 use events::queue::{AttemptRecord, Outcome, Queue, QueueOptions, Settlement};
 use serde_json::{Value, json};
 
-use crate::replay::{Backend, WEBHOOK_SECRET, on_both_backends};
-use crate::support::{Events, Reply, Sink};
+use crate::replay::WEBHOOK_SECRET;
+use crate::support::{Backend, Events, Reply, Sink, on_both_backends};
 
 on_both_backends!(
     attempt_records_are_kept_as_long_as_the_history,

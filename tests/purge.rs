@@ -5,8 +5,8 @@
 
 use serde_json::json;
 
-use crate::replay::{Backend, WEBHOOK_SECRET, on_both_backends, status};
-use crate::support::{Events, Reply, Sink};
+use crate::replay::{WEBHOOK_SECRET, status};
+use crate::support::{Backend, Events, Reply, Sink, on_both_backends};
 
 on_both_backends!(
     purge_removes_only_the_letters_the_filters_select,

@@ -1,70 +1,20 @@
 //! Tests of `replay`: dead letters, history windows and files put back into
 //! delivery (and delivered by a real `work --burst`), filters, `--dry-run`,
 //! and the Slack confirmation. Every test runs on both backends.
-//!
-//! `Backend` and `on_both_backends!` are shared with `status.rs`.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
 use serde_json::Value;
 
-use crate::support::{Events, RedisServer, Reply, Sink};
+// Re-exported: `forget.rs` takes them from here.
+#[allow(unused_imports)]
+pub(crate) use crate::support::{Backend, on_both_backends};
+use crate::support::{Events, Reply, Sink};
 
 /// A webhook signing secret (the Standard Webhooks test vector's).
 pub(crate) const WEBHOOK_SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
 const WAIT: Duration = Duration::from_secs(10);
-
-/// The queue of one test: a throw-away Redis, or an SQLite file in a
-/// temporary directory.
-pub(crate) enum Backend {
-    Redis { server: RedisServer, url: String },
-    Sqlite { dir: tempfile::TempDir },
-}
-
-impl Backend {
-    pub(crate) fn redis() -> Backend {
-        let server = RedisServer::start();
-        let url = server.url();
-        Backend::Redis { server, url }
-    }
-
-    pub(crate) fn sqlite() -> Backend {
-        let dir = tempfile::Builder::new()
-            .prefix("events-db-")
-            .tempdir()
-            .expect("create a temporary directory");
-        Backend::Sqlite { dir }
-    }
-
-    /// The Redis server requires this password from now on (Redis only).
-    pub(crate) fn require_password(&mut self, password: &str) {
-        if let Backend::Redis { server, url } = self {
-            server.cli(&["CONFIG", "SET", "requirepass", password]);
-            *url = format!("redis://:{password}@127.0.0.1:{}", server.port());
-        }
-    }
-
-    pub(crate) fn db_path(&self) -> Option<PathBuf> {
-        match self {
-            Backend::Redis { .. } => None,
-            Backend::Sqlite { dir } => Some(dir.path().join("events.db")),
-        }
-    }
-
-    /// `events` on this queue, with fast retries and timeouts.
-    pub(crate) fn events(&self) -> Events {
-        let events = Events::new()
-            .env("EVENTS_RETRY_BASE_MS", "5")
-            .env("EVENTS_MAX_ATTEMPTS", "2")
-            .env("EVENTS_HTTP_TIMEOUT_MS", "2000");
-        match self {
-            Backend::Redis { url, .. } => events.env("REDIS_URL", url),
-            Backend::Sqlite { dir } => events.env("EVENTS_DB", dir.path().join("events.db")),
-        }
-    }
-}
 
 /// `status --format json` run with `events`.
 pub(crate) fn status(events: Events) -> Value {
@@ -74,20 +24,6 @@ pub(crate) fn status(events: Events) -> Value {
         .success()
         .stdout_json()
 }
-
-/// Instantiates each named test body (a `fn(Backend)`) once per backend, as
-/// `redis::NAME` and `sqlite::NAME`.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod redis {
-            $(#[test] fn $name() { super::$name($crate::replay::Backend::redis()) })*
-        }
-        mod sqlite {
-            $(#[test] fn $name() { super::$name($crate::replay::Backend::sqlite()) })*
-        }
-    };
-}
-pub(crate) use on_both_backends;
 
 on_both_backends!(
     fixed_destination_gets_each_dead_letter_once,

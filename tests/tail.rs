@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use crate::replay::{Backend, WEBHOOK_SECRET, on_both_backends};
-use crate::support::{Events, Sink};
+use crate::replay::WEBHOOK_SECRET;
+use crate::support::{Backend, Events, Sink, on_both_backends};
 
 const WAIT: Duration = Duration::from_secs(10);
 

@@ -6,8 +6,8 @@
 use proptest::prelude::*;
 use serde_json::Value;
 
-use crate::replay::{Backend, WEBHOOK_SECRET, on_both_backends, status};
-use crate::support::{Events, RedisServer};
+use crate::replay::{WEBHOOK_SECRET, status};
+use crate::support::{Backend, Events, RedisServer, on_both_backends};
 
 /// How many good lines surround the bad one: more than one batch of
 /// `emit --stdin` (1,000), so a failure after the first batch shows.

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::replay::{Backend, WEBHOOK_SECRET, on_both_backends, status};
-use crate::support::{Events, Reply, Sink};
+use crate::replay::{WEBHOOK_SECRET, status};
+use crate::support::{Backend, Events, Reply, Sink, on_both_backends};
 
 const WAIT: Duration = Duration::from_secs(30);
 

@@ -233,31 +233,7 @@ pub fn fold(
             );
             0
         }
-        Report::Poison { origin, letter } => {
-            match origin {
-                Origin::Entry(key) => {
-                    log::warn!(
-                        "dead: entry {key} cannot be delivered: {}",
-                        escape(&letter.error)
-                    );
-                    pending.acks.push(key);
-                }
-                Origin::Retry(token) => {
-                    log::warn!(
-                        "dead: a retry to {} cannot be delivered: {}",
-                        escape(&letter.dest),
-                        escape(&letter.error)
-                    );
-                    pending.done_retries.push(token);
-                }
-            }
-            if let Some(metrics) = metrics {
-                metrics.dead_unsent(&letter.dest);
-            }
-            pending.attempts.extend(unsent_record(&letter));
-            pending.dead.push(letter);
-            1
-        }
+        Report::Poison { origin, letter } => fold_poison(origin, letter, pending, metrics),
         Report::RateLimited { dest } => {
             tally(pending, routes, dest).rate_limited += 1;
             0
@@ -269,40 +245,116 @@ pub fn fold(
             elapsed,
             status,
         } => {
-            let mut finished = 0;
-            // A split batch's last answer is not each item's.
-            let status = status.filter(|_| !matches!(attempt, Attempt::Each(_)));
-            for (index, job) in jobs.into_iter().enumerate() {
-                let outcome = attempt.of(index);
-                let decision = decide(&outcome, job.attempts, routes.get(dest).policy(), rng);
-                if let Some(metrics) = metrics {
-                    metrics.decided(dest, &decision, &outcome, &job.item.event, now_ms);
-                }
-                if decision == Decision::Delivered {
-                    tally(pending, routes, dest).delivered += 1;
-                }
-                let record = (!matches!(outcome, Attempt::Deferred(..))).then(|| {
-                    record(
-                        routes.get(dest).name(),
-                        &job,
-                        &decision,
+            let status = status_of_each(status, &attempt);
+            jobs.into_iter()
+                .enumerate()
+                .map(|(index, job)| {
+                    let sent = SentJob {
+                        dest,
+                        outcome: attempt.of(index),
+                        job,
                         status,
                         elapsed,
-                        now_ms,
-                    )
-                });
-                let (retry, letter) =
-                    resolve(routes, dest, &job, &outcome, decision, elapsed, now_ms);
-                let outcome = Outcomes {
-                    retry,
-                    letter,
-                    record,
-                };
-                finished += settle_job(job.origin, outcome, entries, pending);
-            }
-            finished
+                    };
+                    fold_sent(routes, sent, now_ms, rng, metrics, entries, pending)
+                })
+                .sum()
         }
     }
+}
+
+/// Dead-letters a delivery that could not be sent at all, finishing its
+/// claim at once. Returns how many claimed units it finished: one.
+fn fold_poison(
+    origin: Origin,
+    letter: DeadLetter,
+    pending: &mut Settlement,
+    metrics: Option<&Metrics>,
+) -> usize {
+    match origin {
+        Origin::Entry(key) => {
+            log::warn!(
+                "dead: entry {key} cannot be delivered: {}",
+                escape(&letter.error)
+            );
+            pending.acks.push(key);
+        }
+        Origin::Retry(token) => {
+            log::warn!(
+                "dead: a retry to {} cannot be delivered: {}",
+                escape(&letter.dest),
+                escape(&letter.error)
+            );
+            pending.done_retries.push(token);
+        }
+    }
+    if let Some(metrics) = metrics {
+        metrics.dead_unsent(&letter.dest);
+    }
+    pending.attempts.extend(unsent_record(&letter));
+    pending.dead.push(letter);
+    1
+}
+
+/// The HTTP status recorded with each item of a send: the answer's, except
+/// for a batch whose items fared differently, where the last answer is
+/// not each item's.
+fn status_of_each(status: Option<u16>, attempt: &Attempt) -> Option<u16> {
+    status.filter(|_| !matches!(attempt, Attempt::Each(_)))
+}
+
+/// One job of a send, with what came of it.
+struct SentJob {
+    dest: RouteId,
+    job: Job,
+    outcome: Attempt,
+    status: Option<u16>,
+    elapsed: Duration,
+}
+
+/// Decides what one sent job comes to (delivered, a retry, a dead letter),
+/// counts and records it, and adds it to its claim's settlement. Returns
+/// how many claimed units it finished.
+fn fold_sent(
+    routes: &Routes,
+    sent: SentJob,
+    now_ms: i64,
+    rng: &mut fastrand::Rng,
+    metrics: Option<&Metrics>,
+    entries: &mut HashMap<String, EntryState>,
+    pending: &mut Settlement,
+) -> usize {
+    let SentJob {
+        dest,
+        job,
+        outcome,
+        status,
+        elapsed,
+    } = sent;
+    let decision = decide(&outcome, job.attempts, routes.get(dest).policy(), rng);
+    if let Some(metrics) = metrics {
+        metrics.decided(dest, &decision, &outcome, &job.item.event, now_ms);
+    }
+    if decision == Decision::Delivered {
+        tally(pending, routes, dest).delivered += 1;
+    }
+    let record = (!matches!(outcome, Attempt::Deferred(..))).then(|| {
+        record(
+            routes.get(dest).name(),
+            &job,
+            &decision,
+            status,
+            elapsed,
+            now_ms,
+        )
+    });
+    let (retry, letter) = resolve(routes, dest, &job, &outcome, decision, elapsed, now_ms);
+    let outcomes = Outcomes {
+        retry,
+        letter,
+        record,
+    };
+    settle_job(job.origin, outcomes, entries, pending)
 }
 
 /// The running totals of `dest` this settlement adds to.
@@ -716,6 +768,19 @@ mod tests {
                 entry: Some("1-0".into()),
             }]
         );
+    }
+
+    #[test]
+    fn each_item_of_a_send_keeps_its_status_unless_the_items_fared_differently() {
+        let busy = Attempt::Transient("HTTP 503 busy".into());
+        assert_eq!(status_of_each(Some(503), &busy), Some(503));
+        assert_eq!(status_of_each(Some(200), &Attempt::Delivered), Some(200));
+        assert_eq!(status_of_each(None, &busy), None);
+        let split = Attempt::Each(vec![
+            Attempt::Delivered,
+            Attempt::Permanent("HTTP 400 invalid".into()),
+        ]);
+        assert_eq!(status_of_each(Some(200), &split), None);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 // allow here keeps `-D warnings` green without sprinkling attributes over every helper.
 #![allow(dead_code)]
 
+pub mod backends;
 pub mod cluster;
 pub mod cmd;
 pub mod deliveries;
@@ -19,7 +20,10 @@ pub mod sentinel;
 // Re-exported so tests can write `support::Events`; like the helpers, not all are used by every
 // build. `self::` because the `redis` crate is in scope too and a bare `redis::` is ambiguous.
 #[allow(unused_imports)]
+pub(crate) use self::backends::on_both_backends;
+#[allow(unused_imports)]
 pub use self::{
+    backends::Backend,
     cluster::RedisCluster,
     cmd::{Events, Outcome, Running, bin},
     deliveries::{

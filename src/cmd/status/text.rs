@@ -13,9 +13,20 @@ impl Status<'_> {
     /// Small sections, each a heading line and, when it lists anything, a
     /// table.
     pub(super) fn table(&self) -> String {
-        let s = &self.stats;
         let mut out = format!("Queue: {}\n", self.location);
+        self.stream_section(&mut out);
+        self.consumers_section(&mut out);
+        let s = &self.stats;
+        let retries = retries_heading(s.retries, s.next_retry_ms, self.now_ms);
+        table::section(&mut out, retries, &[], Vec::new());
+        self.dead_section(&mut out);
+        self.destinations_section(&mut out);
+        out
+    }
 
+    /// How long the stream is, how much of it is unread, and its two ends.
+    fn stream_section(&self, out: &mut String) {
+        let s = &self.stats;
         let ends = [("oldest", &s.oldest), ("newest", &s.newest)];
         let ends = ends.iter().filter_map(|(label, end)| {
             let (id, ts) = end.as_ref()?;
@@ -29,8 +40,12 @@ impl Status<'_> {
             0 => "Stream: empty".to_owned(),
             n => format!("Stream: {n} events, {} unread", s.lag),
         };
-        table::section(&mut out, stream, &["", "EVENT ID", "TIME"], ends.collect());
+        table::section(out, stream, &["", "EVENT ID", "TIME"], ends.collect());
+    }
 
+    /// Each consumer with what it holds and how long it has been idle.
+    fn consumers_section(&self, out: &mut String) {
+        let s = &self.stats;
         let consumers = match s.consumers.len() {
             0 => "Consumers: none".to_owned(),
             n => format!("Consumers: {n}, {} pending", self.pending()),
@@ -39,38 +54,28 @@ impl Status<'_> {
             let name = escape(&c.name).into_owned();
             vec![name, c.pending.to_string(), human(c.idle_ms)]
         });
-        table::section(
-            &mut out,
-            consumers,
-            &["NAME", "PENDING", "IDLE"],
-            rows.collect(),
-        );
+        table::section(out, consumers, &["NAME", "PENDING", "IDLE"], rows.collect());
+    }
 
-        let retries = match s.next_retry_ms {
-            _ if s.retries == 0 => "Retries: none scheduled".to_owned(),
-            None => format!("Retries: {} scheduled", s.retries),
-            Some(due) => format!(
-                "Retries: {} scheduled, {}",
-                s.retries,
-                next_retry(due - self.now_ms)
-            ),
-        };
-        table::section(&mut out, retries, &[], Vec::new());
-
+    /// The dead letters, counted by destination and error.
+    fn dead_section(&self, out: &mut String) {
         let dead = match self.dead_total() {
             0 => "Dead letters: none".to_owned(),
             n => format!("Dead letters: {n}"),
         };
-        let rows = s.dead.iter().map(|(dest, error, count)| {
+        let rows = self.stats.dead.iter().map(|(dest, error, count)| {
             vec![escape(dest).into(), escape(error).into(), count.to_string()]
         });
         table::section(
-            &mut out,
+            out,
             dead,
             &["DESTINATION", "ERROR", "COUNT"],
             rows.collect(),
         );
+    }
 
+    /// Every configured destination, one row each, or why none can be used.
+    fn destinations_section(&self, out: &mut String) {
         let (heading, rows) = match self.config.destinations() {
             Err(e) => (format!("Destinations: cannot be used: {e}"), Vec::new()),
             Ok(dests) => (
@@ -78,29 +83,8 @@ impl Status<'_> {
                 dests.iter().map(|d| self.destination_row(d)).collect(),
             ),
         };
-        let header: &[&str] = match self.rates {
-            Some(_) => &[
-                "NAME",
-                "KIND",
-                "RATE",
-                "DELIVERED",
-                "/S",
-                "429S",
-                "TARGET",
-                "EVENTS",
-            ],
-            None => &[
-                "NAME",
-                "KIND",
-                "RATE",
-                "DELIVERED",
-                "429S",
-                "TARGET",
-                "EVENTS",
-            ],
-        };
-        table::section(&mut out, heading, header, rows);
-        out
+        let header = destinations_header(self.rates.is_some());
+        table::section(out, heading, header, rows);
     }
 
     /// A destination's row: what it is, its limit, what it did (and, when
@@ -128,6 +112,41 @@ impl Status<'_> {
             d.events.join(" "),
         ]);
         row
+    }
+}
+
+/// `Retries: none scheduled`, or how many are and when the next is due.
+fn retries_heading(retries: u64, next_retry_ms: Option<i64>, now_ms: i64) -> String {
+    match next_retry_ms {
+        _ if retries == 0 => "Retries: none scheduled".to_owned(),
+        None => format!("Retries: {retries} scheduled"),
+        Some(due) => format!("Retries: {retries} scheduled, {}", next_retry(due - now_ms)),
+    }
+}
+
+/// The destinations' columns; deliveries a second only while watching.
+fn destinations_header(watching: bool) -> &'static [&'static str] {
+    if watching {
+        &[
+            "NAME",
+            "KIND",
+            "RATE",
+            "DELIVERED",
+            "/S",
+            "429S",
+            "TARGET",
+            "EVENTS",
+        ]
+    } else {
+        &[
+            "NAME",
+            "KIND",
+            "RATE",
+            "DELIVERED",
+            "429S",
+            "TARGET",
+            "EVENTS",
+        ]
     }
 }
 
@@ -170,5 +189,28 @@ mod tests {
         assert_eq!(next_retry(120_000), "next retry in 2m");
         assert_eq!(next_retry(-1_000), "next retry due now");
         assert!(next_retry(-600_000).starts_with("next retry overdue by 10m"));
+    }
+
+    #[test]
+    fn the_retries_heading_says_how_many_and_when_the_next_is_due() {
+        let now = 1_700_000_000_000;
+        assert_eq!(retries_heading(0, None, now), "Retries: none scheduled");
+        assert_eq!(
+            retries_heading(0, Some(now + 60_000), now),
+            "Retries: none scheduled"
+        );
+        assert_eq!(retries_heading(3, None, now), "Retries: 3 scheduled");
+        assert_eq!(
+            retries_heading(3, Some(now + 120_000), now),
+            "Retries: 3 scheduled, next retry in 2m"
+        );
+    }
+
+    #[test]
+    fn deliveries_a_second_are_a_column_only_while_watching() {
+        assert!(destinations_header(true).contains(&"/S"));
+        assert!(!destinations_header(false).contains(&"/S"));
+        assert_eq!(destinations_header(true).len(), 8);
+        assert_eq!(destinations_header(false).len(), 7);
     }
 }
