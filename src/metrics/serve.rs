@@ -8,9 +8,8 @@ use std::net::{TcpListener, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tiny_http::{Header, Request, Response, Server};
-
 use super::Metrics;
+use super::http::{self, Answer};
 use crate::queue::Queue;
 use crate::sanitize::escape;
 
@@ -47,7 +46,7 @@ pub fn bind(addr: &str) -> Result<TcpListener, MetricsError> {
 type Readiness = Arc<Mutex<Option<String>>>;
 
 /// Serves `metrics` on `listener` and keeps its backlog fresh from `queue`,
-/// each on a thread that lives as long as the process.
+/// each on threads that live as long as the process.
 pub fn start(listener: TcpListener, metrics: Arc<Metrics>, queue: Box<dyn Queue>) {
     let readiness: Readiness = Arc::new(Mutex::new(Some("the queue was not asked yet".into())));
     let mut refresher = Refresher {
@@ -60,15 +59,8 @@ pub fn start(listener: TcpListener, metrics: Arc<Metrics>, queue: Box<dyn Queue>
         .name("metrics-refresh".into())
         .spawn(move || refresher.run())
         .expect("threads can be spawned");
-    let server = Server::from_listener(listener, None).expect("a bound listener serves");
-    std::thread::Builder::new()
-        .name("metrics-http".into())
-        .spawn(move || {
-            for request in server.incoming_requests() {
-                answer(request, &metrics, &readiness);
-            }
-        })
-        .expect("threads can be spawned");
+    let handler = move |method: &str, path: &str| answer(method, path, &metrics, &readiness);
+    http::serve(listener, Arc::new(handler)).expect("threads can be spawned");
 }
 
 struct Refresher {
@@ -117,20 +109,13 @@ fn route(method: &str, path: &str, metrics: &Metrics, readiness: &Readiness) -> 
     }
 }
 
-fn answer(request: Request, metrics: &Metrics, readiness: &Readiness) {
-    let (status, body) = route(request.method().as_str(), request.url(), metrics, readiness);
-    let kind = if status == 200 && request.url().starts_with("/metrics") {
-        "application/openmetrics-text; version=1.0.0; charset=utf-8"
-    } else {
-        "text/plain; charset=utf-8"
-    };
-    let header = Header::from_bytes("Content-Type", kind).expect("a valid header");
-    let response = Response::from_string(body)
-        .with_status_code(status)
-        .with_header(header);
-    if let Err(e) = request.respond(response) {
-        log::debug!("cannot answer a metrics request: {e}");
+fn answer(method: &str, path: &str, metrics: &Metrics, readiness: &Readiness) -> Answer {
+    let (status, body) = route(method, path, metrics, readiness);
+    let mut answer = Answer::plain(status, body);
+    if status == 200 && path.starts_with("/metrics") {
+        answer.content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
     }
+    answer
 }
 
 #[cfg(test)]
