@@ -310,3 +310,35 @@ fn idle_slow_and_oversized_clients_do_not_block_healthz() {
     assert_eq!(get_within(&addr, "/readyz", PROBE_BOUND).0, 200);
     running.kill();
 }
+
+#[test]
+fn readyz_turns_503_while_redis_is_frozen_and_200_once_it_thaws() {
+    let redis = RedisServer::start();
+    let addr = free_addr();
+    let mut running = worker(
+        Events::new()
+            .env("REDIS_URL", redis.url())
+            .env("EVENTS_CONSOLE", "1"),
+        &addr,
+    );
+    let (status, _) = wait_for(&addr, "/readyz", |s, _| s == 200);
+    assert_eq!(status, 200);
+    redis.pause();
+    // Refreshed every 2 s, each check given 2 s: 503 well within 10 s, where
+    // it used to stay 200 until the client's own timeouts ran out.
+    let (status, body) = wait_within(&addr, "/readyz", Duration::from_secs(10), |s, _| s == 503);
+    assert_eq!(status, 503, "{body}");
+    assert!(body.starts_with("the queue does not answer: "), "{body}");
+    assert_eq!(
+        get_within(&addr, "/healthz", PROBE_BOUND),
+        (200, "ok\n".into())
+    );
+    let (_, scrape) = get_within(&addr, "/metrics", PROBE_BOUND);
+    assert_eq!(value(&scrape, "events_queue_up"), Some(0.0), "{scrape}");
+    redis.resume();
+    let (status, body) = wait_for(&addr, "/readyz", |s, _| s == 200);
+    assert_eq!(status, 200, "{body}");
+    let (_, scrape) = get(&addr, "/metrics");
+    assert_eq!(value(&scrape, "events_queue_up"), Some(1.0), "{scrape}");
+    running.kill();
+}
