@@ -2,11 +2,15 @@
 //! replica of it and three sentinels (`redis-server <conf> --sentinel`,
 //! each with its own writable config file, since a sentinel rewrites it),
 //! on free ports of 127.0.0.1, all killed when dropped. Failover times are
-//! short so a test's `SENTINEL FAILOVER` completes in seconds.
+//! short so a test's `SENTINEL FAILOVER` completes in seconds. Also fake
+//! sentinels that answer like hostile servers ([`FakeSentinel`]).
 
-use std::net::TcpListener;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -258,4 +262,89 @@ fn free_port() -> u16 {
         .and_then(|listener| listener.local_addr())
         .expect("find a free port on 127.0.0.1")
         .port()
+}
+
+/// How a [`FakeSentinel`] answers whatever it is asked.
+#[derive(Clone, Debug)]
+pub enum Trick {
+    /// A bulk string announced at a megabyte, sent one byte a second.
+    Trickle,
+    /// An error line of `bytes` bytes, laced with terminal controls,
+    /// generated as it is streamed.
+    Huge(usize),
+    /// These bytes, then the connection held open.
+    Say(Vec<u8>),
+}
+
+/// A TCP server on 127.0.0.1 posing as a sentinel: it reads a question
+/// and answers it with a [`Trick`], on every connection, until dropped.
+pub struct FakeSentinel {
+    port: u16,
+    stop: Arc<AtomicBool>,
+}
+
+impl FakeSentinel {
+    pub fn start(trick: Trick) -> FakeSentinel {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a port for a fake sentinel");
+        let port = listener.local_addr().expect("its address").port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stopped.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                let stopped = Arc::clone(&stopped);
+                let trick = trick.clone();
+                thread::spawn(move || answer(stream, &trick, &stopped));
+            }
+        });
+        FakeSentinel { port, stop }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for FakeSentinel {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wakes the accepting thread so it sees the flag.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+/// Answers one connection with `trick` until the client or the test is gone.
+fn answer(mut stream: TcpStream, trick: &Trick, stop: &AtomicBool) {
+    let mut question = [0; 4096];
+    if !matches!(stream.read(&mut question), Ok(n) if n > 0) {
+        return;
+    }
+    let sent = match trick {
+        Trick::Trickle => stream.write_all(b"$1048576\r\n").and_then(|()| {
+            while !stop.load(Ordering::SeqCst) {
+                stream.write_all(b"x")?;
+                thread::sleep(Duration::from_secs(1));
+            }
+            Ok(())
+        }),
+        Trick::Huge(bytes) => stream.write_all(b"-ERR ").and_then(|()| {
+            let chunk = b"\x1b[2K\x07forged line\x1b]0;title\x07 ".repeat(4096);
+            let mut left = *bytes;
+            while left > 0 && !stop.load(Ordering::SeqCst) {
+                let n = left.min(chunk.len());
+                stream.write_all(&chunk[..n])?;
+                left -= n;
+            }
+            stream.write_all(b"\r\n")
+        }),
+        Trick::Say(bytes) => stream.write_all(bytes),
+    };
+    if sent.is_ok() {
+        // Held open: the client decides when it has had enough.
+        while !stop.load(Ordering::SeqCst) && matches!(stream.read(&mut question), Ok(n) if n > 0) {
+        }
+    }
 }
