@@ -274,9 +274,13 @@ pub enum Trick {
     Huge(usize),
     /// These bytes, then the connection held open.
     Say(Vec<u8>),
+    /// These bytes for each command received, as a server refusing them
+    /// all: a fake Redis server rather than a sentinel.
+    Refuse(Vec<u8>),
 }
 
-/// A TCP server on 127.0.0.1 posing as a sentinel: it reads a question
+/// A TCP server on 127.0.0.1 posing as a sentinel (or, with
+/// [`Trick::Refuse`], a Redis server): it reads a question
 /// and answers it with a [`Trick`], on every connection, until dropped.
 pub struct FakeSentinel {
     port: u16,
@@ -319,8 +323,11 @@ impl Drop for FakeSentinel {
 /// Answers one connection with `trick` until the client or the test is gone.
 fn answer(mut stream: TcpStream, trick: &Trick, stop: &AtomicBool) {
     let mut question = [0; 4096];
-    if !matches!(stream.read(&mut question), Ok(n) if n > 0) {
+    let Ok(n @ 1..) = stream.read(&mut question) else {
         return;
+    };
+    if let Trick::Refuse(said) = trick {
+        return refuse(stream, &question[..n], said);
     }
     let sent = match trick {
         Trick::Trickle => stream.write_all(b"$1048576\r\n").and_then(|()| {
@@ -341,10 +348,39 @@ fn answer(mut stream: TcpStream, trick: &Trick, stop: &AtomicBool) {
             stream.write_all(b"\r\n")
         }),
         Trick::Say(bytes) => stream.write_all(bytes),
+        Trick::Refuse(_) => Ok(()),
     };
     if sent.is_ok() {
         // Held open: the client decides when it has had enough.
         while !stop.load(Ordering::SeqCst) && matches!(stream.read(&mut question), Ok(n) if n > 0) {
+        }
+    }
+}
+
+/// Answers `said` to each command (an array, `*N` at the start of a line;
+/// pipelined ones arrive together), read after `first`, until the client
+/// hangs up.
+fn refuse(mut stream: TcpStream, first: &[u8], said: &[u8]) {
+    let commands = |bytes: &[u8]| {
+        let starts = bytes
+            .windows(3)
+            .filter(|w| w[..2] == *b"\r\n" && w[2] == b'*')
+            .count();
+        starts + usize::from(bytes.first() == Some(&b'*'))
+    };
+    let mut read = first.to_vec();
+    loop {
+        // A command's last argument may be `*` (XADD's id): one too many
+        // answers, at worst, never one too few.
+        for _ in 0..commands(&read) {
+            if stream.write_all(said).is_err() {
+                return;
+            }
+        }
+        let mut buf = [0; 4096];
+        match stream.read(&mut buf) {
+            Ok(n @ 1..) => read = buf[..n].to_vec(),
+            _ => return,
         }
     }
 }
