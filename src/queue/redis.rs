@@ -42,6 +42,7 @@ use crate::alert;
 use crate::config::redact_url;
 use crate::event::{Event, now_ms};
 use crate::rate::Rate;
+use crate::sanitize;
 
 mod cluster;
 mod forget;
@@ -291,7 +292,10 @@ impl RedisQueue {
         if is_connection_error(&e) {
             return QueueError::unavailable(
                 UnavailableReason::Unreachable,
-                format!("cannot reach the Redis primary of {shown}: {e}"),
+                format!(
+                    "cannot reach the Redis primary of {shown}: {}",
+                    sanitize::excerpt(&e.to_string())
+                ),
             );
         }
         if e.kind() == ErrorKind::MasterNameNotFoundBySentinel {
@@ -366,6 +370,8 @@ impl RedisQueue {
             RawError::Redis(e) => e,
         };
         let shown = &self.shown;
+        // What the server said, short and escaped: the server may be anyone's.
+        let said = sanitize::excerpt(&e.to_string());
         let mut class = classify(&e);
         if class == Class::Other && code(&e) == Some(Code::Err) && self.needs_password() {
             // An unauthenticated client sending a long command gets a
@@ -398,10 +404,10 @@ impl RedisQueue {
                     ),
                     UnavailableReason::Failover => format!(
                         "Redis at {shown} cannot serve the request right now \
-                         (a failover or resharding is under way: {e})"
+                         (a failover or resharding is under way: {said})"
                     ),
                     UnavailableReason::Unreachable | UnavailableReason::Locked => {
-                        format!("cannot reach Redis at {shown}: {e}")
+                        format!("cannot reach Redis at {shown}: {said}")
                     }
                 };
                 QueueError::unavailable(reason, message)
@@ -415,7 +421,7 @@ impl RedisQueue {
                  PASSWORD in {form}"
             )),
             Class::Other => {
-                QueueError::Backend(format!("Redis at {shown} answered with an error: {e}"))
+                QueueError::Backend(format!("Redis at {shown} answered with an error: {said}"))
             }
         }
     }
