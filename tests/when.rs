@@ -171,3 +171,90 @@ fn a_when_that_does_not_parse_is_exit_2_naming_file_and_line() {
         out.stderr
     );
 }
+
+/// A config whose one console destination has `when` = `source`, as a TOML
+/// basic string on line 4.
+fn console_when(source: &str) -> String {
+    let quoted = serde_json::to_string(source).unwrap();
+    format!("[[destination]]\nname = \"a\"\nkind = \"console\"\nwhen = {quoted}\n")
+}
+
+#[test]
+fn a_when_nested_thousands_deep_is_exit_2_naming_file_and_line() {
+    let home = tempfile::tempdir().unwrap();
+    let deep = [
+        format!("payload{} == 1", ".a".repeat(20_000)),
+        format!("{}1{} == 1", "(".repeat(1_000), ")".repeat(1_000)),
+        format!("{}{} == []", "[".repeat(1_000), "]".repeat(1_000)),
+        format!("1{} == 1", " + 1".repeat(1_000)),
+        format!("{}true", "!".repeat(1_000)),
+    ];
+    for source in deep {
+        std::fs::write(home.path().join("events.toml"), console_when(&source)).unwrap();
+        let out = Events::new()
+            .home(home.path())
+            .args(["work", "--burst"])
+            .run()
+            .code(2);
+        assert!(
+            out.stderr
+                .starts_with("events: error: events.toml:4: when: CEL expression "),
+            "{}",
+            out.stderr
+        );
+        assert!(out.stderr.contains(" allowed"), "{}", out.stderr);
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+    /// Whatever a `when` holds, loading it and judging an event with it
+    /// ends in exit 0 or 2, never in a signal.
+    #[test]
+    fn any_when_text_exits_0_or_2(source in cel_like()) {
+        let home = tempfile::tempdir().unwrap();
+        let events = || Events::new().home(home.path());
+        events()
+            .args(["emit", "user.signup", "--email", "a@example.com"])
+            .run()
+            .success();
+        std::fs::write(home.path().join("events.toml"), console_when(&source)).unwrap();
+        let out = events().args(["work", "--burst"]).run();
+        proptest::prop_assert!(
+            matches!(out.status, Some(0 | 2)),
+            "{source:?}: {:?} {:?}\n{}",
+            out.status,
+            out.signal(),
+            out.stderr
+        );
+    }
+}
+
+/// Text made of CEL's tokens, each repeated up to hundreds of times.
+fn cel_like() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    let token = proptest::sample::select(vec![
+        "(", ")", "[", "]", "{", "}", ".a", "!", "-", "+", "1", "payload", "\"", "'", "r\"", "\\",
+        "&&", "||", "?", ":", ",", "//", "\n", " in ", " ", "==", "size(", "[0]",
+    ]);
+    let run = (token, 1..2_000usize).prop_map(|(t, n)| t.repeat(n));
+    let pair = proptest::sample::select(vec![
+        ("(", ")"),
+        ("[", "]"),
+        ("{1: ", "}"),
+        ("size(", ")"),
+        ("payload.a", ".a"),
+        ("!", ""),
+        ("1 + ", ""),
+        ("true ? 1 : ", ""),
+        ("[1].all(x, ", ")"),
+    ]);
+    let nested = (pair, 1..3_000usize)
+        .prop_map(|((open, close), n)| format!("{}1{} == 1", open.repeat(n), close.repeat(n)));
+    prop_oneof![
+        nested,
+        proptest::collection::vec(run, 0..8).prop_map(|runs| runs.concat()),
+        any::<String>(),
+    ]
+}
