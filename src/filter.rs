@@ -8,6 +8,7 @@
 //! Before it is parsed, an expression is measured by a scan of its tokens
 //! that bounds how deep its tree can be, and refused beyond [`MAX_DEPTH`].
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -65,10 +66,8 @@ impl When {
     pub fn judge(&self, event: &Event) -> Verdict {
         let mut context = Context::with_env(Arc::clone(&self.env));
         context.add_variable_from_value("type", Value::from(event.kind.clone()));
-        match cel::to_value(&event.payload) {
-            Ok(payload) => context.add_variable_from_value("payload", payload),
-            Err(e) => return Verdict::Failed(e.to_string()),
-        }
+        let payload = event.payload.iter().map(|(k, v)| (k.clone(), value(v)));
+        context.add_variable_from_value("payload", payload.collect::<HashMap<_, _>>());
         match self.program.execute(&context) {
             Ok(Value::Bool(true)) => Verdict::Wanted,
             Ok(Value::Bool(false)) => Verdict::Unwanted,
@@ -84,6 +83,28 @@ impl When {
     /// reported.
     pub fn first_failure(&self) -> bool {
         !self.reported.swap(true, Ordering::Relaxed)
+    }
+}
+
+/// `json` as CEL sees it, with the types an expression is written against:
+/// an integer is an `int` (a `uint` only beyond `int`'s range), so that
+/// `payload.row_count + 1` adds two ints; a fraction is a `double`.
+fn value(json: &serde_json::Value) -> Value {
+    use serde_json::Value as Json;
+    match json {
+        Json::Null => Value::Null,
+        Json::Bool(b) => Value::Bool(*b),
+        Json::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => Value::Int(i),
+            (None, Some(u)) => Value::UInt(u),
+            (None, None) => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Json::String(s) => Value::from(s.clone()),
+        Json::Array(items) => Value::List(Arc::new(items.iter().map(value).collect())),
+        Json::Object(fields) => {
+            let fields = fields.iter().map(|(k, v)| (k.clone(), value(v)));
+            Value::from(fields.collect::<HashMap<_, _>>())
+        }
     }
 }
 
@@ -149,6 +170,52 @@ mod tests {
         assert_eq!(judge(250_000, "team"), Verdict::Wanted);
         assert_eq!(judge(99_999, "pro"), Verdict::Unwanted);
         assert_eq!(judge(500_000, "free"), Verdict::Unwanted);
+    }
+
+    #[test]
+    fn integers_are_signed_as_a_python_or_js_user_expects() {
+        let judge = |source: &str, rows: serde_json::Value| {
+            let when = When::compile(source).unwrap();
+            when.judge(&event("import.completed", json!({ "row_count": rows })))
+        };
+        assert_eq!(
+            judge("payload.row_count + 1 > 5", json!(5)),
+            Verdict::Wanted
+        );
+        assert_eq!(
+            judge("payload.row_count + 1 > 5", json!(4)),
+            Verdict::Unwanted
+        );
+        assert_eq!(
+            judge("payload.row_count * 2 >= 10", json!(5)),
+            Verdict::Wanted
+        );
+        assert_eq!(
+            judge("payload.row_count - 10 < 0", json!(5)),
+            Verdict::Wanted
+        );
+        assert_eq!(
+            judge("payload.row_count - 10 < 0", json!(-3)),
+            Verdict::Wanted
+        );
+        assert_eq!(
+            judge("type(payload.row_count) == int", json!(5)),
+            Verdict::Wanted
+        );
+        // Beyond i64, an integer is a uint; a fraction is a double.
+        let max = json!(u64::MAX);
+        assert_eq!(
+            judge("payload.row_count == 18446744073709551615u", max),
+            Verdict::Wanted
+        );
+        assert_eq!(
+            judge("payload.row_count * 2.0 > 3.0", json!(1.6)),
+            Verdict::Wanted
+        );
+        assert_eq!(
+            judge("type(payload.row_count) == double", json!(2.5)),
+            Verdict::Wanted
+        );
     }
 
     #[test]

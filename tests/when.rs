@@ -258,3 +258,52 @@ fn cel_like() -> impl proptest::strategy::Strategy<Value = String> {
         any::<String>(),
     ]
 }
+
+#[test]
+fn integer_fields_take_arithmetic_as_in_python_or_js() {
+    let home = tempfile::tempdir().unwrap();
+    let toml = r#"
+[[destination]]
+name = "plus"
+kind = "console"
+events = ["import.completed"]
+when = 'payload.row_count + 1 > 5'
+
+[[destination]]
+name = "times"
+kind = "console"
+events = ["import.completed"]
+when = 'payload.row_count * 2 >= 10'
+
+[[destination]]
+name = "minus"
+kind = "console"
+events = ["import.completed"]
+when = 'payload.row_count - 10 < 0'
+"#;
+    std::fs::write(home.path().join("events.toml"), toml).unwrap();
+    let events = || Events::new().home(home.path());
+    let emit = |rows: &str| {
+        let out = events()
+            .args(["emit", "import.completed", "--email", "a@example.com"])
+            .args(["--row-count", rows, "--importer-name", "csv"])
+            .run()
+            .success();
+        out.stdout.trim().to_owned()
+    };
+    let (five, four) = (emit("5"), emit("4"));
+    let out = events().args(["work", "--burst"]).run().success();
+    let to = |id: &str| {
+        let mut names: Vec<&str> = out
+            .stderr
+            .lines()
+            .filter(|l| l.contains(&format!("delivered import.completed {id} to ")))
+            .filter_map(|l| l.split(" to ").nth(1)?.split(' ').next())
+            .collect();
+        names.sort_unstable();
+        names
+    };
+    assert_eq!(to(&five), ["minus", "plus", "times"], "{}", out.stderr);
+    assert_eq!(to(&four), ["minus"], "{}", out.stderr);
+    assert!(!out.stderr.contains("when "), "{}", out.stderr);
+}
