@@ -106,7 +106,7 @@ fn only_big_imports_on_paid_plans_reach_sales() {
 }
 
 #[test]
-fn a_when_that_fails_at_run_time_routes_nowhere_and_says_so_once_at_v() {
+fn a_when_that_fails_at_run_time_routes_nowhere_and_warns_once_per_destination() {
     let redis = RedisServer::start();
     let home = tempfile::tempdir().unwrap();
     let sink = Sink::start();
@@ -116,25 +116,58 @@ name = "sales"
 kind = "slack"
 url_env = "SLACK_SALES_URL"
 when = 'payload.row_count >= 100000'
+
+[[destination]]
+name = "typed"
+kind = "slack"
+url_env = "SLACK_SALES_URL"
+when = 'payload.email > 3'
 "#;
     let run = || with_config(home.path(), &redis, toml).env("SLACK_SALES_URL", sink.url());
-    for email in ["a@example.com", "b@example.com"] {
+    let signup = |email: &str| {
         run()
             .args(["emit", "user.signup", "--email", email])
             .run()
             .success();
+    };
+    for email in ["a@example.com", "b@example.com", "c@example.com"] {
+        signup(email);
     }
-    let out = run().args(["-v", "work", "--burst"]).run().success();
+    let out = run().args(["work", "--burst"]).run().success();
     assert_eq!(sink.accepted().len(), 0);
-    let said = out.stderr.matches("sales: when ").count();
-    assert_eq!(said, 1, "{}", out.stderr);
+    let warned = |stderr: &str, dest: &str| {
+        stderr
+            .lines()
+            .filter(|l| l.contains(&format!(": {dest}: when ")))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let sales = warned(&out.stderr, "sales");
+    assert_eq!(sales.len(), 1, "{}", out.stderr);
     assert!(
-        out.stderr.contains("failed on a user.signup event"),
+        sales[0].starts_with(
+            "events: warning: sales: when \"payload.row_count >= 100000\" failed on a user.signup event, which goes nowhere by this route: "
+        ) && sales[0].contains("row_count")
+            && sales[0].ends_with("; the next failures are shown at -v"),
+        "{}",
+        out.stderr
+    );
+    let typed = warned(&out.stderr, "typed");
+    assert_eq!(typed.len(), 1, "{}", out.stderr);
+    assert!(
+        typed[0].starts_with("events: warning: typed: when \"payload.email > 3\" failed"),
         "{}",
         out.stderr
     );
     assert_eq!(redis.cli(&["XLEN", "{events}:dead"]), "0");
     assert_eq!(redis.pending(), 0, "nothing left claimed");
+
+    // At -v, every failure is said: the first as a warning, the next below.
+    signup("d@example.com");
+    signup("e@example.com");
+    let out = run().args(["-v", "work", "--burst"]).run().success();
+    assert_eq!(warned(&out.stderr, "sales").len(), 2, "{}", out.stderr);
+    assert_eq!(sink.accepted().len(), 0);
 }
 
 #[test]
