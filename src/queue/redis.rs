@@ -39,9 +39,9 @@ use super::{
     RetryClaim, Settlement, Stats, StoredDeadLetter, Tally, UnavailableReason,
 };
 use crate::alert;
-use crate::config::redact_url;
 use crate::event::{Event, now_ms};
 use crate::rate::Rate;
+use crate::secret::redact_url;
 
 mod cluster;
 mod forget;
