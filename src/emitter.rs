@@ -110,7 +110,7 @@ impl Emitter {
 /// replicas to wait for: quietly ignoring it would promise a durability the
 /// file does not give.
 fn check_durability(config: &Setup) -> Result<(), ConfigError> {
-    match (config.backend(), config.store.durability) {
+    match (config.backend(), config.store.options.durability) {
         (Backend::Sqlite { .. }, Some(durability)) => Err(ConfigError::variable(
             "EVENTS_EMIT_REPLICAS",
             format!(

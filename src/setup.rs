@@ -54,6 +54,11 @@ impl Setup {
             config.global.redis_url.as_deref(),
             config.global.db.as_deref(),
             &|name| env.get(name),
+            QueueOptions {
+                claim_lease: delivery.claim_lease,
+                retention: delivery.retention,
+                durability: None,
+            },
         )
         .map_err(|e| ConfigError::variable(e.name, e.message))?;
         let disabled = env.flag("EVENTS_DISABLED")?.unwrap_or(false);
@@ -100,16 +105,9 @@ impl Setup {
         &self.store.backend
     }
 
-    /// Opens the queue, tuned by the delivery settings.
+    /// Opens the queue.
     pub fn open_queue(&self) -> Result<Box<dyn Queue>, QueueError> {
-        queue::open(
-            &self.store,
-            QueueOptions {
-                claim_lease: self.delivery.claim_lease,
-                durability: self.store.durability,
-                retention: self.delivery.retention,
-            },
-        )
+        queue::open(&self.store)
     }
 }
 

@@ -62,23 +62,27 @@ impl fmt::Display for Backend {
     }
 }
 
-/// The store's settings, checked.
+/// Everything the store needs to be opened: `setup` builds one, and every
+/// queue opened from it (a worker's reader, settler and lanes) shares what
+/// it holds.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub backend: Backend,
     /// The prefix of every Redis key, `{events}` by default.
     pub prefix: String,
-    /// `EVENTS_EMIT_REPLICAS`: the replicas an emit waits for; `None` when 0.
-    pub durability: Option<Durability>,
+    /// Its tuning; `EVENTS_EMIT_REPLICAS` sets its durability.
+    pub options: QueueOptions,
 }
 
 impl Settings {
     /// The settings from the flags `redis_url` and `db` and the environment
-    /// `env` (empty values already counted as unset).
+    /// `env` (empty values already counted as unset), with `options` tuned
+    /// by the delivery settings.
     pub fn parse(
         redis_url: Option<&str>,
         db: Option<&Path>,
         env: &dyn Fn(&str) -> Option<String>,
+        options: QueueOptions,
     ) -> std::result::Result<Settings, SettingError> {
         let backend = match redis_url.map(str::to_owned).or_else(|| env("REDIS_URL")) {
             Some(url) => redis_backend(&url)?,
@@ -94,7 +98,10 @@ impl Settings {
         };
         Ok(Settings {
             backend,
-            durability: durability(env)?,
+            options: QueueOptions {
+                durability: durability(env)?,
+                ..options
+            },
             prefix: match env("EVENTS_PREFIX") {
                 Some(prefix) => checked_prefix(prefix)?,
                 None => "{events}".into(),
@@ -104,7 +111,8 @@ impl Settings {
 }
 
 /// Opens the queue `settings` name.
-pub fn open(settings: &Settings, options: QueueOptions) -> Result<Box<dyn Queue>> {
+pub fn open(settings: &Settings) -> Result<Box<dyn Queue>> {
+    let options = settings.options.clone();
     Ok(match &settings.backend {
         Backend::Redis { url, client } => Box::new(redis::RedisQueue::with_client(
             (**client).clone(),
