@@ -39,10 +39,10 @@ use super::{
     RetryClaim, Settlement, Stats, StoredDeadLetter, Tally, UnavailableReason,
 };
 use crate::alert;
-use crate::config::redact_url;
 use crate::event::{Event, now_ms};
 use crate::rate::Rate;
 use crate::sanitize;
+use crate::secret::redact_url;
 
 mod cluster;
 mod forget;
