@@ -26,7 +26,7 @@ pub struct Emitter {
 impl Emitter {
     /// An emitter configured from the environment (`REDIS_URL`, `EVENTS_DB`,
     /// `EVENTS_CONFIG`, …), as the `events` command is.
-    pub fn parse_env() -> Result<Emitter, Error> {
+    pub fn from_env() -> Result<Emitter, Error> {
         Emitter::new(Setup::load(&Global::default())?)
     }
 
