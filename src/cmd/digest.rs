@@ -209,7 +209,7 @@ impl Poster<'_> {
         let mut last: Option<String> = None;
         loop {
             self.take_send(last.as_deref())?;
-            let wait = match self.dest.send(items).of(0) {
+            let wait = match self.dest.send(items).of(0).attempt {
                 Attempt::Delivered => return Ok(()),
                 Attempt::RetryAfter(wait, reason) | Attempt::Deferred(wait, reason) => {
                     last = Some(reason);

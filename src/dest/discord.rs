@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Value, json};
 
 use super::http::{self, ErrorBody};
-use super::{Attempt, BatchLimit, Destination, Item};
+use super::{Answer, BatchLimit, Destination, Item};
 use crate::catalog::Catalog;
 use crate::event::Event;
 use crate::secret::Secret;
@@ -63,7 +63,7 @@ impl Destination for Discord {
         }
     }
 
-    fn send(&self, items: &[Item]) -> Attempt {
+    fn send(&self, items: &[Item]) -> Answer {
         let body = payload(items).to_string();
         http::classify_with(
             self.agent
@@ -72,7 +72,6 @@ impl Destination for Discord {
                 .send(&body),
             read_error,
         )
-        .attempt
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::{Attempt, BatchLimit, Destination, Item, http, join_bodies, split_if_refused};
+use super::{Answer, BatchLimit, Destination, Item, http, join_bodies, split_if_refused};
 use crate::event::Event;
 use crate::secret::Secret;
 
@@ -36,7 +36,7 @@ impl PostHog {
         }
     }
 
-    fn post(&self, items: &[Item]) -> http::Answer {
+    fn post(&self, items: &[Item]) -> Answer {
         let body = format!("{}{}]}}", self.envelope.expose(), join_bodies(items));
         http::classify(
             self.agent
@@ -85,7 +85,7 @@ impl Destination for PostHog {
     /// PostHog refuses a whole batch (`400`, `413`) for one bad event: it is
     /// sent again in halves, down to single events, so only the refused ones
     /// are dead-lettered and their batch-mates are delivered.
-    fn send(&self, items: &[Item]) -> Attempt {
+    fn send(&self, items: &[Item]) -> Answer {
         let answer = self.post(items);
         split_if_refused(&self.name, items, answer, |part| self.send(part))
     }

@@ -8,7 +8,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
 
-use super::{Attempt, BatchLimit, Destination, Item, http, join_bodies, split_if_refused};
+use super::{Answer, BatchLimit, Destination, Item, http, join_bodies, split_if_refused};
 use crate::event::Event;
 use crate::secret::Secret;
 
@@ -85,14 +85,14 @@ impl Destination for Segment {
     /// event among good ones: it is sent again in halves, down to single
     /// events, so only the refused ones are dead-lettered, with Segment's
     /// error, and their batch-mates are delivered.
-    fn send(&self, items: &[Item]) -> Attempt {
+    fn send(&self, items: &[Item]) -> Answer {
         let answer = self.post(items);
         split_if_refused(&self.name, items, answer, |part| self.send(part))
     }
 }
 
 impl Segment {
-    fn post(&self, items: &[Item]) -> http::Answer {
+    fn post(&self, items: &[Item]) -> Answer {
         let calls = join_bodies(items);
         let body = format!("{{\"batch\":[{calls}]}}");
         http::classify(

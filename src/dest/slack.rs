@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::{Attempt, BatchLimit, Destination, Item, http};
+use super::{Answer, BatchLimit, Destination, Item, http};
 use crate::catalog::Catalog;
 use crate::event::Event;
 use crate::secret::Secret;
@@ -58,7 +58,7 @@ impl Destination for Slack {
         }
     }
 
-    fn send(&self, items: &[Item]) -> Attempt {
+    fn send(&self, items: &[Item]) -> Answer {
         let text = super::join_lines(items);
         let body = json!({ "text": text }).to_string();
         http::classify(
@@ -67,6 +67,5 @@ impl Destination for Slack {
                 .header("Content-Type", "application/json")
                 .send(&body),
         )
-        .attempt
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{Attempt, BatchLimit, Destination, Item, http};
+use super::{Answer, BatchLimit, Destination, Item, http};
 use crate::catalog::Catalog;
 use crate::event::Event;
 use crate::secret::Secret;
@@ -60,7 +60,7 @@ impl Destination for Teams {
         }
     }
 
-    fn send(&self, items: &[Item]) -> Attempt {
+    fn send(&self, items: &[Item]) -> Answer {
         let body = payload(items).to_string();
         http::classify(
             self.agent
@@ -68,7 +68,6 @@ impl Destination for Teams {
                 .header("Content-Type", "application/json")
                 .send(&body),
         )
-        .attempt
     }
 }
 

@@ -14,7 +14,7 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-use super::{Attempt, Destination, Item, http};
+use super::{Answer, Attempt, Destination, Item, http};
 use crate::event::Event;
 use crate::secret::{Secret, SigningKey};
 use shape::Shape;
@@ -66,15 +66,15 @@ impl Destination for Webhook {
         self.shape.body(event)
     }
 
-    fn send(&self, items: &[Item]) -> Attempt {
+    fn send(&self, items: &[Item]) -> Answer {
         let Some(item) = items.first() else {
-            return Attempt::Delivered;
+            return Attempt::Delivered.into();
         };
         let timestamp = chrono::Utc::now().timestamp();
         let signature = sign(&self.key, &item.event.id, timestamp, &item.body);
         let headers = match self.shape.headers(&item.event) {
             Ok(headers) => headers,
-            Err(e) => return Attempt::Permanent(e),
+            Err(e) => return Attempt::Permanent(e).into(),
         };
         let request = headers.into_iter().fold(
             self.agent.post(self.url.expose()),
@@ -94,7 +94,7 @@ impl Destination for Webhook {
                 self.name
             );
         }
-        answer.attempt
+        answer
     }
 }
 

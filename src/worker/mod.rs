@@ -34,7 +34,7 @@ use crossbeam_channel::Sender;
 use crate::alert;
 use crate::catalog::Catalog;
 use crate::config::Config;
-use crate::dest::{self, Attempt, Destination, Item};
+use crate::dest::{self, Answer, Attempt, Destination, Item};
 use crate::event::{Event, now_ms};
 use crate::metrics::Metrics;
 use crate::queue::{
@@ -78,10 +78,10 @@ pub enum Report {
     Sent {
         dest: RouteId,
         jobs: Vec<Job>,
-        attempt: Attempt,
+        /// The outcome and the receiver's HTTP status, per job when they
+        /// fared differently.
+        answer: Answer,
         elapsed: Duration,
-        /// The HTTP status of the receiver's last answer, if it gave one.
-        status: Option<u16>,
     },
     /// A lane's request was answered "too many requests" (and, when the
     /// wait was short, is being sent again): counted in the queue.
@@ -734,9 +734,8 @@ impl Reader<'_> {
                 attempts,
                 queued_at: Instant::now(),
             }],
-            attempt,
+            answer: attempt.into(),
             elapsed: Duration::ZERO,
-            status: None,
         });
     }
 }

@@ -24,7 +24,7 @@ use super::wake::Wake;
 
 use super::{Job, Origin, Report};
 use crate::alert;
-use crate::dest::Attempt;
+use crate::dest::{Answer, Attempt};
 use crate::event::now_ms;
 use crate::metrics::Metrics;
 use crate::queue::{AttemptRecord, DeadLetter, Delivery, Outcome, Queue, Settlement, Tally};
@@ -265,15 +265,15 @@ pub fn fold(
         Report::Sent {
             dest,
             jobs,
-            attempt,
+            answer,
             elapsed,
-            status,
         } => {
             let mut finished = 0;
-            // A split batch's last answer is not each item's.
-            let status = status.filter(|_| !matches!(attempt, Attempt::Each(_)));
             for (index, job) in jobs.into_iter().enumerate() {
-                let outcome = attempt.of(index);
+                let Answer {
+                    attempt: outcome,
+                    status,
+                } = answer.of(index);
                 let decision = decide(&outcome, job.attempts, routes.get(dest).policy(), rng);
                 if let Some(metrics) = metrics {
                     metrics.decided(dest, &decision, &outcome, &job.item.event, now_ms);
@@ -536,9 +536,8 @@ mod tests {
         Report::Sent {
             dest,
             jobs,
-            attempt,
+            answer: attempt.into(),
             elapsed: Duration::ZERO,
-            status: None,
         }
     }
 
@@ -662,8 +661,8 @@ mod tests {
                 job(Origin::Entry("2-0".into()), &two, 0),
             ],
             Attempt::Each(vec![
-                Attempt::Delivered,
-                Attempt::RetryAfter(Duration::from_secs(60), "HTTP 429".into()),
+                Attempt::Delivered.into(),
+                Attempt::RetryAfter(Duration::from_secs(60), "HTTP 429".into()).into(),
             ]),
         );
         assert_eq!(s.apply(&routes, report), 2);
@@ -692,9 +691,11 @@ mod tests {
         let report = Report::Sent {
             dest: id(&routes, "a"),
             jobs: vec![job(Origin::Entry("1-0".into()), &event, 0)],
-            attempt: Attempt::Transient("HTTP 503 busy".into()),
+            answer: Answer {
+                attempt: Attempt::Transient("HTTP 503 busy".into()),
+                status: Some(503),
+            },
             elapsed: Duration::from_millis(42),
-            status: Some(503),
         };
         s.apply(&routes, report);
         let deferred = sent(
