@@ -17,7 +17,7 @@ use crate::cli::DigestArgs;
 use crate::config::Config;
 use crate::dest::{self, Attempt, BatchLimit, Destination, Item};
 use crate::digest::Digest;
-use crate::error::UsageError;
+use crate::error::Error;
 use crate::event::{Event, Payload, now_ms};
 use crate::queue;
 use crate::replay::Source;
@@ -34,11 +34,12 @@ pub fn run(ctx: &Context, args: DigestArgs) -> anyhow::Result<()> {
         args.until.as_deref(),
         None,
         now_ms(),
-    )?
+    )
+    .map_err(Error::from)?
     else {
-        return Err(UsageError("--since is required".into()).into());
+        return Err(Error::Usage("--since is required".into()).into());
     };
-    let routes = Routes::from_config(config)?;
+    let routes = Routes::from_config(config).map_err(Error::from)?;
     let targets = targets(&routes, &args.to, args.dry_run)?;
     let mut digest = Digest::new(from_ms, until_ms);
     queue::open(config)?.history(from_ms, until_ms, &mut |events| {
@@ -81,21 +82,21 @@ fn targets<'r>(routes: &'r Routes, to: &[String], dry_run: bool) -> anyhow::Resu
     if to.is_empty() {
         let chat: Vec<&Route> = routes.iter().filter(|r| r.kind().is_chat()).collect();
         if chat.is_empty() && !dry_run {
-            return Err(UsageError(
+            return Err(Error::Usage(
                 "no chat destination (Slack, Discord, Teams) is configured to send the digest to; pass --dry-run to print it".into(),
             )
             .into());
         }
         return Ok(chat);
     }
-    let ids = routes.resolve("--to", to)?;
+    let ids = routes.resolve("--to", to).map_err(Error::from)?;
     ids.iter()
         .map(|&id| {
             let route = routes.get(id);
             if route.kind().is_chat() {
                 Ok(route)
             } else {
-                Err(UsageError(format!(
+                Err(Error::Usage(format!(
                     "--to {}: a digest goes to chat destinations (Slack, Discord, Teams), and this is a {} destination",
                     route.name(),
                     route.kind().as_str()
