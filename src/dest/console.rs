@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use super::{Answer, Attempt, BatchLimit, Destination, Item};
+use super::{Answer, Attempt, BatchLimit, Destination, Item, Unsendable};
 use crate::catalog::Catalog;
 use crate::event::Event;
 use crate::template::Style;
@@ -24,10 +24,10 @@ impl Destination for Console {
         &self.name
     }
 
-    fn prepare(&self, event: &Event) -> Result<String, String> {
+    fn prepare(&self, event: &Event) -> Result<String, Unsendable> {
         self.catalog
             .render(event, Style::Plain)
-            .map_err(|e| e.to_string())
+            .map_err(Unsendable::from)
     }
 
     fn batch_limit(&self) -> BatchLimit {

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Value, json};
 
 use super::http::{self, ErrorBody};
-use super::{Answer, BatchLimit, Destination, Item};
+use super::{Answer, BatchLimit, Destination, Item, Unsendable};
 use crate::catalog::Catalog;
 use crate::event::Event;
 use crate::secret::Secret;
@@ -44,10 +44,10 @@ impl Destination for Discord {
         &self.name
     }
 
-    fn prepare(&self, event: &Event) -> Result<String, String> {
+    fn prepare(&self, event: &Event) -> Result<String, Unsendable> {
         self.catalog
             .render(event, self.style())
-            .map_err(|e| e.to_string())
+            .map_err(Unsendable::from)
     }
 
     fn style(&self) -> Style {

@@ -12,7 +12,9 @@ use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Answer, Attempt, BatchLimit, Destination, Item, http, join_bodies, split_if_refused};
+use super::{
+    Answer, Attempt, BatchLimit, Destination, Item, Unsendable, http, join_bodies, split_if_refused,
+};
 use crate::event::Event;
 use crate::secret::Secret;
 
@@ -128,13 +130,13 @@ impl Destination for Mixpanel {
         &self.name
     }
 
-    fn prepare(&self, event: &Event) -> Result<String, String> {
-        let record = record(event)?.to_string();
+    fn prepare(&self, event: &Event) -> Result<String, Unsendable> {
+        let record = record(event).map_err(Unsendable)?.to_string();
         if record.len() > MAX_EVENT_BYTES {
-            return Err(format!(
+            return Err(Unsendable(format!(
                 "the event is {} bytes as a Mixpanel record; Mixpanel accepts at most 1 MB",
                 record.len()
-            ));
+            )));
         }
         Ok(record)
     }

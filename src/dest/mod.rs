@@ -142,6 +142,18 @@ pub fn join_bodies(items: &[Item]) -> String {
         .join(",")
 }
 
+/// Why a destination can never take an event as it is: the event cannot be
+/// rendered, or is too large for the receiver. A permanent failure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Unsendable(pub String);
+
+impl From<crate::catalog::ValidationError> for Unsendable {
+    fn from(err: crate::catalog::ValidationError) -> Unsendable {
+        Unsendable(err.to_string())
+    }
+}
+
 /// One delivery ready to send: the event and the body piece this
 /// destination made of it (a message line, a JSON document).
 #[derive(Debug, Clone)]
@@ -165,7 +177,7 @@ pub trait Destination: Send + Sync {
 
     /// Makes the body piece for `event`, or says why this destination can
     /// never take it (a permanent failure).
-    fn prepare(&self, event: &Event) -> Result<String, String>;
+    fn prepare(&self, event: &Event) -> Result<String, Unsendable>;
 
     /// How values are escaped in what it posts: its markup's
     /// (`Style::Slack`, `Style::Discord`), or none.

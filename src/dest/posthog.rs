@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::{Answer, BatchLimit, Destination, Item, http, join_bodies, split_if_refused};
+use super::{
+    Answer, BatchLimit, Destination, Item, Unsendable, http, join_bodies, split_if_refused,
+};
 use crate::event::Event;
 use crate::secret::Secret;
 
@@ -64,13 +66,13 @@ impl Destination for PostHog {
         &self.name
     }
 
-    fn prepare(&self, event: &Event) -> Result<String, String> {
+    fn prepare(&self, event: &Event) -> Result<String, Unsendable> {
         let call = capture(event).to_string();
         if call.len() > MAX_EVENT_BYTES {
-            return Err(format!(
+            return Err(Unsendable(format!(
                 "the event is {} bytes as a PostHog event; PostHog accepts at most 1 MB",
                 call.len()
-            ));
+            )));
         }
         Ok(call)
     }

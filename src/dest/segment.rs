@@ -8,7 +8,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
 
-use super::{Answer, BatchLimit, Destination, Item, http, join_bodies, split_if_refused};
+use super::{
+    Answer, BatchLimit, Destination, Item, Unsendable, http, join_bodies, split_if_refused,
+};
 use crate::event::Event;
 use crate::secret::Secret;
 
@@ -63,13 +65,13 @@ impl Destination for Segment {
         &self.name
     }
 
-    fn prepare(&self, event: &Event) -> Result<String, String> {
+    fn prepare(&self, event: &Event) -> Result<String, Unsendable> {
         let call = track(event).to_string();
         if call.len() > MAX_CALL_BYTES {
-            return Err(format!(
+            return Err(Unsendable(format!(
                 "the event is {} bytes as a Segment call; Segment accepts at most 32 KB",
                 call.len()
-            ));
+            )));
         }
         Ok(call)
     }

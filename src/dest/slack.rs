@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::{Answer, BatchLimit, Destination, Item, http};
+use super::{Answer, BatchLimit, Destination, Item, Unsendable, http};
 use crate::catalog::Catalog;
 use crate::event::Event;
 use crate::secret::Secret;
@@ -41,10 +41,10 @@ impl Destination for Slack {
         &self.name
     }
 
-    fn prepare(&self, event: &Event) -> Result<String, String> {
+    fn prepare(&self, event: &Event) -> Result<String, Unsendable> {
         self.catalog
             .render(event, self.style())
-            .map_err(|e| e.to_string())
+            .map_err(Unsendable::from)
     }
 
     fn style(&self) -> Style {

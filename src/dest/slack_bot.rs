@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::http::{self, ErrorBody};
-use super::{Answer, Attempt, BatchLimit, Destination, Item};
+use super::{Answer, Attempt, BatchLimit, Destination, Item, Unsendable};
 use crate::catalog::Catalog;
 use crate::event::Event;
 use crate::secret::Secret;
@@ -54,10 +54,10 @@ impl Destination for SlackBot {
         &self.name
     }
 
-    fn prepare(&self, event: &Event) -> Result<String, String> {
+    fn prepare(&self, event: &Event) -> Result<String, Unsendable> {
         self.catalog
             .render(event, self.style())
-            .map_err(|e| e.to_string())
+            .map_err(Unsendable::from)
     }
 
     fn style(&self) -> Style {

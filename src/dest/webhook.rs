@@ -14,7 +14,7 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-use super::{Answer, Attempt, Destination, Item, http};
+use super::{Answer, Attempt, Destination, Item, Unsendable, http};
 use crate::event::Event;
 use crate::secret::{Secret, SigningKey};
 use shape::Shape;
@@ -61,9 +61,9 @@ impl Destination for Webhook {
 
     /// The body, with the headers rendered once too: an event they cannot
     /// be made for fails here, before any request.
-    fn prepare(&self, event: &Event) -> Result<String, String> {
-        self.shape.headers(event)?;
-        self.shape.body(event)
+    fn prepare(&self, event: &Event) -> Result<String, Unsendable> {
+        self.shape.headers(event).map_err(Unsendable)?;
+        self.shape.body(event).map_err(Unsendable)
     }
 
     fn send(&self, items: &[Item]) -> Answer {

@@ -120,7 +120,7 @@ impl Reader<'_> {
                 };
                 let _ = served.jobs.send(job);
             }
-            Err(e) => self.unsent(route, origin, event, attempts, Attempt::Permanent(e)),
+            Err(e) => self.unsent(route, origin, event, attempts, Attempt::Permanent(e.0)),
         }
     }
 

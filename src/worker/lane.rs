@@ -315,7 +315,7 @@ mod tests {
         fn name(&self) -> &str {
             "joining"
         }
-        fn prepare(&self, _: &Event) -> Result<String, String> {
+        fn prepare(&self, _: &Event) -> Result<String, crate::dest::Unsendable> {
             Ok(String::new())
         }
         fn batch_limit(&self) -> BatchLimit {
