@@ -1,9 +1,12 @@
 //! The library's error, and the exit status each kind of error means, so
 //! callers can tell invalid input (2) from an unavailable queue (1).
 
+use std::io::ErrorKind;
+
 use crate::catalog::ValidationError;
 use crate::config::ConfigError;
 use crate::queue::QueueError;
+use crate::replay::ReplayError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -27,7 +30,7 @@ pub enum Error {
     Metrics(#[from] crate::metrics::serve::MetricsError),
     /// A replay could not be planned or made.
     #[error(transparent)]
-    Replay(#[from] crate::replay::ReplayError),
+    Replay(#[from] ReplayError),
 }
 
 impl Error {
@@ -39,20 +42,15 @@ impl Error {
             | Error::Config(_)
             | Error::UnknownDestination(_)
             | Error::Usage(_)
-            | Error::Metrics(_) => 2,
-            Error::Queue(e) => queue_code(e),
-            Error::Replay(e) => e.code(),
+            | Error::Metrics(_)
+            | Error::Replay(ReplayError::Usage(_)) => 2,
+            // A name in use is a usage mistake: another --consumer fixes it.
+            Error::Queue(QueueError::ConsumerHeld(_))
+            | Error::Replay(ReplayError::Queue(QueueError::ConsumerHeld(_))) => 2,
+            // A closed stdout (`replay --dry-run | head`) is no failure.
+            Error::Replay(ReplayError::Output(e)) if e.kind() == ErrorKind::BrokenPipe => 0,
+            Error::Queue(_) | Error::Replay(_) => 1,
         }
-    }
-}
-
-/// The exit status a queue failure means: a consumer name in use is a
-/// usage mistake (another --consumer fixes it), anything else a runtime
-/// failure.
-pub fn queue_code(err: &QueueError) -> i32 {
-    match err {
-        QueueError::ConsumerHeld(_) => 2,
-        _ => 1,
     }
 }
 
@@ -75,7 +73,6 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::replay::ReplayError;
 
     #[test]
     fn the_first_library_error_in_the_chain_says_the_exit_status() {

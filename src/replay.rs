@@ -48,19 +48,6 @@ pub enum ReplayError {
     Output(#[source] std::io::Error),
 }
 
-impl ReplayError {
-    /// The exit status it means: 2 for a usage mistake, 0 for a closed
-    /// stdout (`replay --dry-run | head`), else the queue's or 1.
-    pub fn code(&self) -> i32 {
-        match self {
-            ReplayError::Usage(_) => 2,
-            ReplayError::Queue(e) => crate::error::queue_code(e),
-            ReplayError::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
-            ReplayError::Read { .. } | ReplayError::Output(_) => 1,
-        }
-    }
-}
-
 /// Deliveries per chunk: per queue write, and per piece of a dry run's
 /// output.
 pub const CHUNK: usize = 1000;
