@@ -16,8 +16,8 @@ use toml::Spanned;
 use crate::catalog::{Catalog, EventSpec, FieldType};
 use crate::dest::webhook::shape::{Shape, ShapeError};
 use crate::filter::When;
-use crate::queue::Durability;
-use crate::queue::redis::sentinel::{SentinelUrl, is_sentinel_url};
+pub use crate::queue::Backend;
+use crate::queue::{Durability, QueueOptions};
 use crate::rate::{Rate, RateSetting};
 pub use crate::secret::{Secret, SigningKey, redact_url};
 
@@ -37,43 +37,6 @@ pub struct Global {
     pub redis_url: Option<String>,
     pub db: Option<PathBuf>,
     pub config: Option<PathBuf>,
-}
-
-/// Where the queue lives.
-#[derive(Clone)]
-pub enum Backend {
-    /// The client is parsed from the URL once, when the configuration
-    /// loads; every queue opened on it shares that parse.
-    Redis {
-        url: Secret,
-        client: Box<redis::Client>,
-    },
-    Sqlite {
-        path: PathBuf,
-    },
-    /// A primary that Redis Sentinel names (`redis+sentinel://`), checked
-    /// when the configuration loads; the sentinels are asked on connecting.
-    Sentinel {
-        url: Secret,
-        sentinel: Box<SentinelUrl>,
-    },
-}
-
-/// As `Display`: a client's own `Debug` would show the password.
-impl fmt::Debug for Backend {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
-
-impl fmt::Display for Backend {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Backend::Redis { url, .. } => write!(f, "redis {}", redact_url(url.expose())),
-            Backend::Sqlite { path } => write!(f, "sqlite {}", path.display()),
-            Backend::Sentinel { url, .. } => write!(f, "redis {}", redact_url(url.expose())),
-        }
-    }
 }
 
 /// The kinds of destination.
@@ -283,15 +246,12 @@ pub struct Delivery {
 /// Everything a subcommand needs, checked.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub backend: Backend,
-    /// The prefix of every Redis key, `{events}` by default.
-    pub prefix: String,
+    /// Where the queue lives, its keys' prefix and its tuning.
+    pub store: crate::queue::Settings,
     pub catalog: Catalog,
     /// `EVENTS_DISABLED=1`: `emit` validates and writes nothing.
     pub disabled: bool,
     pub delivery: Delivery,
-    /// `EVENTS_EMIT_REPLICAS`: the replicas an emit waits for; `None` when 0.
-    pub durability: Option<Durability>,
     /// The config file read, if any.
     pub file: Option<PathBuf>,
     /// Destinations, resolved lazily: `emit` must work in a cron job whose
@@ -365,16 +325,23 @@ impl Config {
             dests.iter().try_for_each(check_url)?;
             Ok(dests)
         });
+        let options = QueueOptions {
+            claim_lease: delivery.claim_lease,
+            durability,
+            retention: delivery.retention,
+        };
         Ok(Config {
-            backend,
-            prefix: match env("EVENTS_PREFIX") {
-                Some(prefix) => checked_prefix(prefix)?,
-                None => "{events}".into(),
+            store: crate::queue::Settings {
+                backend,
+                prefix: match env("EVENTS_PREFIX") {
+                    Some(prefix) => checked_prefix(prefix)?,
+                    None => "{events}".into(),
+                },
+                options,
             },
             catalog,
             disabled,
             delivery,
-            durability,
             file: file_path,
             destinations,
             console_fallback,
@@ -415,38 +382,7 @@ fn hash_tag(key: &str) -> Option<&str> {
 }
 
 fn redis_backend(url: &str) -> Result<Backend, ConfigError> {
-    if is_sentinel_url(url) {
-        let sentinel = SentinelUrl::parse(url)
-            .map_err(|e| ConfigError(format!("the Redis URL {} {e}", redact_url(url))))?;
-        return Ok(Backend::Sentinel {
-            url: Secret::new(url),
-            sentinel: Box::new(sentinel),
-        });
-    }
-    if !(url.starts_with("redis://")
-        || url.starts_with("rediss://")
-        || url.starts_with("redis+unix://")
-        || url.starts_with("unix://"))
-    {
-        return err(format!(
-            "the Redis URL {} must start with redis://, rediss:// or redis+sentinel://",
-            redact_url(url)
-        ));
-    }
-    let client = redis::Client::open(url).map_err(|e| {
-        ConfigError(format!(
-            "the Redis URL {} is not valid: {}",
-            redact_url(url),
-            e.to_string()
-                .split(" - ")
-                .next()
-                .unwrap_or("it does not parse")
-        ))
-    })?;
-    Ok(Backend::Redis {
-        url: Secret::new(url),
-        client: Box::new(client),
-    })
+    Backend::redis(url).map_err(ConfigError)
 }
 
 /// Bounds that keep the delivery guarantees: a claim lease shorter than a
@@ -1270,13 +1206,13 @@ mod tests {
             "EVENTS_WEBHOOK_SECRET is not a valid signing secret: expected whsec_ followed by base64"
         );
         // The rest of the configuration loaded: `emit` needs no destination.
-        assert!(matches!(config.backend, Backend::Sqlite { .. }));
+        assert!(matches!(config.store.backend, Backend::Sqlite { .. }));
     }
 
     #[test]
     fn the_redis_client_is_made_once_at_load_and_never_shows_the_password() {
         let config = load(&[("REDIS_URL", "redis://:hunter2@127.0.0.1:6379/0")]);
-        let Backend::Redis { client, .. } = &config.backend else {
+        let Backend::Redis { client, .. } = &config.store.backend else {
             panic!("not redis");
         };
         assert_eq!(

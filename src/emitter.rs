@@ -46,7 +46,7 @@ impl Emitter {
     fn queue(&mut self) -> Result<&mut Box<dyn Producer>, Error> {
         if self.queue.is_none() {
             check_durability(&self.config)?;
-            self.queue = Some(queue::open(&self.config)?);
+            self.queue = Some(queue::open(&self.config.store)?);
         }
         Ok(self.queue.as_mut().expect("opened above"))
     }
@@ -108,7 +108,7 @@ impl Emitter {
 /// replicas to wait for: quietly ignoring it would promise a durability the
 /// file does not give.
 fn check_durability(config: &Config) -> Result<(), ConfigError> {
-    match (&config.backend, config.durability) {
+    match (&config.store.backend, config.store.options.durability) {
         (Backend::Sqlite { .. }, Some(durability)) => Err(ConfigError(format!(
             "EVENTS_EMIT_REPLICAS={} needs Redis: the embedded SQLite store has no replicas; \
              set REDIS_URL, or unset EVENTS_EMIT_REPLICAS",

@@ -338,14 +338,14 @@ impl<'p, S: Sink> Replay<'p, S> {
     fn feed(&mut self, source: &Source, config: &Config) -> anyhow::Result<()> {
         match source {
             Source::Dead => {
-                for letter in queue::open(config)?.dead_letters()? {
+                for letter in queue::open(&config.store)?.dead_letters()? {
                     self.letter(letter)?;
                 }
                 Ok(())
             }
             Source::History { from_ms, until_ms } => {
                 let mut failure = None;
-                queue::open(config)?.history(*from_ms, *until_ms, &mut |events| {
+                queue::open(&config.store)?.history(*from_ms, *until_ms, &mut |events| {
                     for event in events {
                         match self.event(event) {
                             Ok(true) => {}

@@ -324,7 +324,7 @@ fn replay_interrupted<'a>(config: &Config, source: Source, meanwhile: impl FnOnc
     let plan = Plan::new(Routes::from_config(config).unwrap(), None, &[], None).unwrap();
     let sink = Interrupted {
         write: Write {
-            queue: events::queue::open(config).unwrap(),
+            queue: events::queue::open(&config.store).unwrap(),
             due_ms: now_ms(),
         },
         meanwhile: Some(Box::new(meanwhile)),

@@ -41,7 +41,7 @@ pub fn run(ctx: &Context, args: DigestArgs) -> anyhow::Result<()> {
     let routes = Routes::from_config(config)?;
     let targets = targets(&routes, &args.to, args.dry_run)?;
     let mut digest = Digest::new(from_ms, until_ms);
-    queue::open(config)?.history(from_ms, until_ms, &mut |events| {
+    queue::open(&config.store)?.history(from_ms, until_ms, &mut |events| {
         for event in &events {
             digest.add(event, &config.catalog);
         }
@@ -131,7 +131,7 @@ fn post(
         .collect();
     let limiter = match route.rate() {
         Some(rate) => Some(Limiter::new(
-            queue::open(config).map_err(|e| e.to_string())?,
+            queue::open(&config.store).map_err(|e| e.to_string())?,
             rate,
         )),
         None => None,

@@ -19,7 +19,7 @@ use crate::queue::forget::{Erased, Person};
 pub fn run(ctx: &Context, args: ForgetArgs) -> anyhow::Result<()> {
     let person = person(&args)?;
     let config = ctx.config()?;
-    let mut queue = queue::open(config)?;
+    let mut queue = queue::open(&config.store)?;
     if args.dry_run || !args.yes {
         let counted = queue.forget(&person, true)?;
         if args.dry_run || counted.total() == 0 {

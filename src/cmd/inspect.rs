@@ -39,7 +39,7 @@ struct DestReport<'a> {
 
 pub fn run(ctx: &Context, args: InspectArgs) -> anyhow::Result<()> {
     let config = ctx.config()?;
-    let mut queue = queue::open(config)?;
+    let mut queue = queue::open(&config.store)?;
     let records = queue.attempts(&args.id)?;
     let hint = records.iter().find_map(|r| r.entry.as_deref());
     let event = queue.event(&args.id, hint)?;

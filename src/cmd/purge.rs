@@ -22,7 +22,7 @@ pub fn run(ctx: &Context, args: PurgeArgs) -> anyhow::Result<()> {
     };
     let filter = DeadFilter::new(Some(before_ms), &args.types, &args.dests);
     let config = ctx.config()?;
-    let mut queue = queue::open(config)?;
+    let mut queue = queue::open(&config.store)?;
     let matching = queue.count_dead(&filter)?;
     if args.dry_run {
         if !ctx.quiet {

@@ -53,7 +53,7 @@ pub fn run(ctx: &Context, args: ReplayArgs) -> anyhow::Result<()> {
     let sink = if args.dry_run {
         Shown::new(Target::Print, ctx, total)
     } else {
-        let queue = queue::open(config)?;
+        let queue = queue::open(&config.store)?;
         Shown::new(Target::Write(Write { queue, due_ms: now }), ctx, total)
     };
     let mut replay = Replay::new(&plan, sink);

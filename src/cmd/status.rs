@@ -46,7 +46,7 @@ use crate::queue::{self, Admin, Stats, Tally};
 
 pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<()> {
     let config = ctx.config()?;
-    let mut queue: Box<dyn Admin> = queue::open(config)?;
+    let mut queue: Box<dyn Admin> = queue::open(&config.store)?;
     if args.watch {
         return watch::run(queue.as_mut(), config, args.format);
     }
@@ -127,7 +127,7 @@ impl Status<'_> {
             Err(e) => (Vec::new(), json!(e.to_string())),
         };
         json!({
-            "backend": {"kind": backend_kind(&self.config.backend), "where": self.location},
+            "backend": {"kind": backend_kind(&self.config.store.backend), "where": self.location},
             "stream": {
                 "length": s.length,
                 "lag": s.lag,

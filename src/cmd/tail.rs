@@ -36,7 +36,7 @@ pub fn run(ctx: &Context, args: TailArgs) -> anyhow::Result<()> {
     let stop = Stop::default();
     stop.on_signals(&[SIGINT, SIGTERM])
         .context("cannot listen for signals")?;
-    let mut queue = queue::open(config)?;
+    let mut queue = queue::open(&config.store)?;
     let mut after = queue.follow_from(from_ms)?;
     if !ctx.quiet {
         log::info!(

@@ -29,7 +29,7 @@ pub fn run(ctx: &Context, args: WorkArgs) -> anyhow::Result<()> {
         Some(addr) => {
             let listener = serve::bind(&addr)?;
             let metrics = Arc::new(Metrics::new(worker.routes()));
-            serve::start(listener, Arc::clone(&metrics), crate::queue::open(config)?);
+            serve::start(listener, Arc::clone(&metrics), crate::queue::open(&config.store)?);
             log::info!("serving /metrics, /healthz and /readyz on {addr}");
             worker.with_metrics(metrics)
         }
@@ -42,7 +42,7 @@ pub fn run(ctx: &Context, args: WorkArgs) -> anyhow::Result<()> {
     }
     let stop = Stop::default();
     stop.on_signals(&[SIGINT, SIGTERM])?;
-    log::debug!("worker {consumer} on {}", config.backend);
+    log::debug!("worker {consumer} on {}", config.store.backend);
     worker.run(stop)?;
     Ok(())
 }

@@ -25,6 +25,7 @@ pub mod attempt;
 pub mod entry;
 pub mod forget;
 pub mod redis;
+mod settings;
 pub mod sqlite;
 
 use std::collections::BTreeMap;
@@ -37,6 +38,7 @@ use crate::event::Event;
 use crate::rate::Rate;
 pub use attempt::{AttemptRecord, Outcome};
 pub use entry::RawEntry;
+pub use settings::{Backend, Settings, open};
 
 /// Why a queue operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -569,27 +571,4 @@ pub fn count_dead<'a>(letters: impl Iterator<Item = &'a DeadLetter>) -> Vec<(Str
     let mut out: Vec<_> = counts.into_iter().map(|((d, e), n)| (d, e, n)).collect();
     out.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| (&a.0, &a.1).cmp(&(&b.0, &b.1))));
     out
-}
-
-/// Opens the queue the configuration names.
-pub fn open(config: &crate::config::Config) -> Result<Box<dyn Queue>> {
-    let options = QueueOptions {
-        claim_lease: config.delivery.claim_lease,
-        durability: config.durability,
-        retention: config.delivery.retention,
-    };
-    Ok(match &config.backend {
-        crate::config::Backend::Redis { url, client } => Box::new(redis::RedisQueue::with_client(
-            (**client).clone(),
-            crate::secret::redact_url(url.expose()),
-            &config.prefix,
-            options,
-        )),
-        crate::config::Backend::Sqlite { path } => {
-            Box::new(sqlite::SqliteQueue::open(path, options)?)
-        }
-        crate::config::Backend::Sentinel { sentinel, .. } => Box::new(
-            redis::RedisQueue::with_sentinels((**sentinel).clone(), &config.prefix, options)?,
-        ),
-    })
 }

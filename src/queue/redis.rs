@@ -39,7 +39,7 @@ use super::{
     RetryClaim, Settlement, Stats, StoredDeadLetter, Tally, UnavailableReason,
 };
 use crate::alert;
-use crate::config::redact_url;
+use crate::secret::redact_url;
 use crate::event::{Event, now_ms};
 use crate::rate::Rate;
 

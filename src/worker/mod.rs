@@ -191,8 +191,8 @@ impl Worker {
     /// Runs until a stop is requested (or, with `burst`, until there is
     /// nothing left to do).
     pub fn run(self, stop: Stop) -> Result<(), crate::Error> {
-        let mut reader = queue::open(&self.config)?;
-        let settler_queue = queue::open(&self.config)?;
+        let mut reader = queue::open(&self.config.store)?;
+        let settler_queue = queue::open(&self.config.store)?;
         let inflight = Arc::new(AtomicUsize::new(0));
         let held = Arc::new(held::Held::default());
         let wake = Arc::new(Wake::new(&self.options.only));
@@ -281,7 +281,7 @@ impl Worker {
             // connection of its own.
             let limiter = match route
                 .rate()
-                .map(|rate| queue::open(&self.config).map(|queue| lane::Limiter::new(queue, rate)))
+                .map(|rate| queue::open(&self.config.store).map(|queue| lane::Limiter::new(queue, rate)))
             {
                 Some(Err(e)) => {
                     failed = Some(e);
