@@ -27,6 +27,7 @@ pub mod forget;
 pub mod redis;
 mod settings;
 pub mod sqlite;
+pub mod window;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -432,7 +433,7 @@ pub trait Consumer: Describe {
 
     /// Counts `count` dead letters to `dest` (the latest failing with
     /// `error`) into its alert window, which
-    /// every worker on this queue shares (see [`crate::alert::count_into`]):
+    /// every worker on this queue shares (see [`window::count_into`]):
     /// how many to report when this call opens a new window, `None` while
     /// one is open.
     fn count_dead_for_alert(
@@ -445,10 +446,10 @@ pub trait Consumer: Describe {
 
     /// The alerts owed by windows that ended with dead letters counted in
     /// them and no later dead letter to carry them (see
-    /// [`crate::alert::due`]): each destination's count and latest error.
+    /// [`window::due`]): each destination's count and latest error.
     /// Each is returned to one caller only, whichever worker asks first, and
     /// opens a new window.
-    fn alerts_due(&mut self, window: Duration) -> Result<Vec<crate::alert::Tally>>;
+    fn alerts_due(&mut self, window: Duration) -> Result<Vec<window::Tally>>;
 }
 
 /// The operator's side: `status`, `replay` and housekeeping.

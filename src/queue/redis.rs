@@ -38,7 +38,7 @@ use super::{
     Delivery, Describe, Durability, NotReplicated, Producer, QueueError, QueueOptions, Result,
     RetryClaim, Settlement, Stats, StoredDeadLetter, Tally, UnavailableReason,
 };
-use crate::alert;
+use super::window;
 use crate::secret::redact_url;
 use crate::event::{Event, now_ms};
 use crate::rate::Rate;
@@ -1172,7 +1172,7 @@ impl Consumer for RedisQueue {
         })
     }
 
-    fn alerts_due(&mut self, window: Duration) -> Result<Vec<alert::Tally>> {
+    fn alerts_due(&mut self, window: Duration) -> Result<Vec<window::Tally>> {
         let [_, between, _] = self.alert_keys("");
         let dests: Vec<String> = self.with(|c| redis::cmd("HKEYS").arg(&between).query(c))?;
         let script = redis::Script::new(ALERT_DUE);
@@ -1190,7 +1190,7 @@ impl Consumer for RedisQueue {
                     .invoke(c)
             })?;
             if let Some((count, error)) = owed {
-                due.push(alert::Tally { dest, count, error });
+                due.push(window::Tally { dest, count, error });
             }
         }
         Ok(due)

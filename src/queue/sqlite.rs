@@ -23,7 +23,7 @@ use super::{
     Delivery, Describe, Producer, QueueError, QueueOptions, Result, RetryClaim, Settlement, Stats,
     StoredDeadLetter, UnavailableReason,
 };
-use crate::alert;
+use super::window;
 use crate::event::{Event, now_ms};
 use crate::rate::{self, Rate, Taken};
 
@@ -929,7 +929,7 @@ impl Consumer for SqliteQueue {
                     "SELECT until_ms, counted_between FROM alert_windows WHERE dest = ?1",
                     [dest],
                     |row| {
-                        Ok(alert::Window {
+                        Ok(window::Window {
                             until_ms: Some(row.get(0)?),
                             between: row.get::<_, i64>(1)?.max(0) as u64,
                         })
@@ -937,7 +937,7 @@ impl Consumer for SqliteQueue {
                 )
                 .optional()?
                 .unwrap_or_default();
-            let (after, report) = alert::count_into(before, count, now_ms(), window);
+            let (after, report) = window::count_into(before, count, now_ms(), window);
             tx.execute(
                 "INSERT INTO alert_windows (dest, until_ms, counted_between, last_error)
                  VALUES (?1, ?2, ?3, ?4)
@@ -949,7 +949,7 @@ impl Consumer for SqliteQueue {
         })
     }
 
-    fn alerts_due(&mut self, window: Duration) -> Result<Vec<alert::Tally>> {
+    fn alerts_due(&mut self, window: Duration) -> Result<Vec<window::Tally>> {
         self.write(|tx| {
             let now = now_ms();
             let owing = tx
@@ -958,7 +958,7 @@ impl Consumer for SqliteQueue {
                      WHERE counted_between > 0 AND until_ms <= ?1",
                 )?
                 .query_map([now], |row| {
-                    let window = alert::Window {
+                    let window = window::Window {
                         until_ms: Some(row.get(1)?),
                         between: row.get::<_, i64>(2)?.max(0) as u64,
                     };
@@ -967,13 +967,13 @@ impl Consumer for SqliteQueue {
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             let mut due = Vec::new();
             for (dest, before, error) in owing {
-                let (after, owed) = alert::due(before, now, window);
+                let (after, owed) = window::due(before, now, window);
                 let Some(count) = owed else { continue };
                 tx.execute(
                     "UPDATE alert_windows SET until_ms = ?2, counted_between = 0 WHERE dest = ?1",
                     params![dest, after.until_ms],
                 )?;
-                due.push(alert::Tally { dest, count, error });
+                due.push(window::Tally { dest, count, error });
             }
             Ok(due)
         })
