@@ -42,11 +42,11 @@ use super::{Context, print};
 use crate::cli::{Format, StatusArgs};
 use crate::config::{Backend, Config};
 use crate::event::{format_ts_ms, now_ms};
-use crate::queue::{self, Admin, Stats, Tally};
+use crate::queue::{self, Health, Stats, Tally};
 
 pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<()> {
     let config = ctx.config()?;
-    let mut queue: Box<dyn Admin> = queue::open(&config.store)?;
+    let mut queue: Box<dyn Health> = queue::open(&config.store)?;
     if args.watch {
         return watch::run(queue.as_mut(), config, args.format);
     }

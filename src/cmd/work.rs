@@ -29,7 +29,11 @@ pub fn run(ctx: &Context, args: WorkArgs) -> anyhow::Result<()> {
         Some(addr) => {
             let listener = serve::bind(&addr)?;
             let metrics = Arc::new(Metrics::new(worker.routes()));
-            serve::start(listener, Arc::clone(&metrics), crate::queue::open(&config.store)?);
+            serve::start(
+                listener,
+                Arc::clone(&metrics),
+                crate::queue::open(&config.store)?,
+            );
             log::info!("serving /metrics, /healthz and /readyz on {addr}");
             worker.with_metrics(metrics)
         }

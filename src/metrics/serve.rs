@@ -11,7 +11,7 @@ use std::time::Duration;
 use tiny_http::{Header, Request, Response, Server};
 
 use super::Metrics;
-use crate::queue::Queue;
+use crate::queue::Health;
 use crate::sanitize::escape;
 
 /// How often the queue's counts are refreshed: `/readyz` turns 503 within
@@ -48,7 +48,7 @@ type Readiness = Arc<Mutex<Option<String>>>;
 
 /// Serves `metrics` on `listener` and keeps its backlog fresh from `queue`,
 /// each on a thread that lives as long as the process.
-pub fn start(listener: TcpListener, metrics: Arc<Metrics>, queue: Box<dyn Queue>) {
+pub fn start(listener: TcpListener, metrics: Arc<Metrics>, queue: Box<dyn Health>) {
     let readiness: Readiness = Arc::new(Mutex::new(Some("the queue was not asked yet".into())));
     let mut refresher = Refresher {
         queue,
@@ -72,7 +72,7 @@ pub fn start(listener: TcpListener, metrics: Arc<Metrics>, queue: Box<dyn Queue>
 }
 
 struct Refresher {
-    queue: Box<dyn Queue>,
+    queue: Box<dyn Health>,
     metrics: Arc<Metrics>,
     readiness: Readiness,
 }

@@ -87,9 +87,7 @@ pub(crate) fn stopped(e: QueueError, some: bool) -> QueueError {
             reason,
             message: format!("{said}: {message}"),
         },
-        QueueError::NotWritable(message) => {
-            QueueError::NotWritable(format!("{said}: {message}"))
-        }
+        QueueError::NotWritable(message) => QueueError::NotWritable(format!("{said}: {message}")),
         QueueError::Auth(message) => QueueError::Auth(format!("{said}: {message}")),
         QueueError::Backend(message) => QueueError::Backend(format!("{said}: {message}")),
         other => other,

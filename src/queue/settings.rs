@@ -19,7 +19,9 @@ pub enum Backend {
         url: Secret,
         client: Box<::redis::Client>,
     },
-    Sqlite { path: PathBuf },
+    Sqlite {
+        path: PathBuf,
+    },
     /// A primary that Redis Sentinel names (`redis+sentinel://`), checked
     /// when the configuration loads; the sentinels are asked on connecting.
     Sentinel {
@@ -92,7 +94,10 @@ fn why_invalid(text: &str) -> &'static str {
         if url.to_file_path().is_err() {
             return "Missing path";
         }
-        if url.query_pairs().any(|(k, v)| k == "db" && v.parse::<i64>().is_err()) {
+        if url
+            .query_pairs()
+            .any(|(k, v)| k == "db" && v.parse::<i64>().is_err())
+        {
             return "Invalid database number";
         }
         return "it does not parse";

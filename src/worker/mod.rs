@@ -279,10 +279,9 @@ impl Worker {
             };
             // A rate-limited destination asks the queue for each send, on a
             // connection of its own.
-            let limiter = match route
-                .rate()
-                .map(|rate| queue::open(&self.config.store).map(|queue| lane::Limiter::new(queue, rate)))
-            {
+            let limiter = match route.rate().map(|rate| {
+                queue::open(&self.config.store).map(|queue| lane::Limiter::new(queue, rate))
+            }) {
                 Some(Err(e)) => {
                     failed = Some(e);
                     return served;

@@ -24,11 +24,33 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use redis::Value;
 
 use super::{RedisQueue, array, text};
-use crate::queue::{DeadLetter, Result, token_dest};
+use crate::queue::{
+    DeadLetter, Delivery, Result, Retries, RetryClaim, Settle, Settlement, entry, token_dest,
+};
 
 /// Tokens moved out of the old single retry set per script call, and dead
 /// letters counted per script call: each call stays around a millisecond.
 const CHUNK: usize = 1000;
+
+/// `broken(body)`: why a stored delivery cannot be decoded, or nil. The rule
+/// and the words of `entry::decode_retry`, for a claim script to
+/// dead-letter such a retry in the claim itself. Prepended to the claim script.
+const BROKEN_RETRY: &str = r"
+local function broken(body)
+  if not body then return 'has no delivery' end
+  local ok, d = pcall(cjson.decode, body)
+  if not ok then return 'is not JSON' end
+  local function text(v) return type(v) == 'string' end
+  local e = type(d) == 'table' and d.event
+  if type(e) ~= 'table' or not text(e.id) or not text(e.type) or not text(e.ts)
+      or type(e.payload) ~= 'table' or not text(d.dest) or type(d.attempts) ~= 'number'
+      or d.attempts < 0 or d.attempts % 1 ~= 0 or d.attempts > 4294967295
+      or (d.last_error ~= nil and d.last_error ~= cjson.null and not text(d.last_error)) then
+    return 'is not a delivery'
+  end
+  return nil
+end
+";
 
 /// Moves up to `ARGV[2]` tokens from the old single retry set `KEYS[1]`
 /// into the per-destination sets (key prefix `ARGV[1]`), naming each
@@ -328,7 +350,7 @@ impl RedisQueue {
         lease_until: i64,
         only: &[String],
     ) -> Result<Vec<Option<String>>> {
-        let script = script(&[MIGRATE, super::BROKEN_RETRY, DEAD_ADD_FN, CLAIM]);
+        let script = script(&[MIGRATE, BROKEN_RETRY, DEAD_ADD_FN, CLAIM]);
         let keys = [
             self.retry.clone(),
             self.deliveries.clone(),
@@ -452,6 +474,82 @@ fn sorted_counts(counts: HashMap<String, i64>) -> Vec<(String, String, u64)> {
         .collect();
     out.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| (&a.0, &a.1).cmp(&(&b.0, &b.1))));
     out
+}
+
+impl RedisQueue {
+    /// Claims up to `count` retries due at `now_ms` (see
+    /// [`Claims::claim_retries`]); one the claim script cannot decode is
+    /// dead-lettered by it, and what only serde refuses is settled dead here.
+    pub(super) fn claim_due(
+        &mut self,
+        now_ms: i64,
+        count: usize,
+        only: &[String],
+    ) -> Result<Vec<RetryClaim>> {
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let lease_until = now_ms + self.options.claim_lease.as_millis() as i64;
+        let flat = self.claim_tokens(now_ms, count, lease_until, only)?;
+        let mut claims = Vec::new();
+        let mut broken = Settlement::default();
+        for pair in flat.chunks(2) {
+            let (Some(token), body) = (pair[0].clone(), pair.get(1).cloned().flatten()) else {
+                continue;
+            };
+            match entry::decode_retry(body.as_deref()) {
+                Ok(delivery) => claims.push(RetryClaim { token, delivery }),
+                // Only what the script's check lets through and serde still
+                // refuses (a fractional attempt count) lands here.
+                Err(why) => {
+                    let letter = entry::broken_retry_letter(&token, body.as_deref(), &why, now_ms);
+                    broken.dead.push(letter);
+                    broken.done_retries.push(token);
+                }
+            }
+        }
+        if !broken.is_empty() {
+            self.settle("", &broken)?;
+        }
+        Ok(claims)
+    }
+
+    /// Adds to `pipe` the writes that schedule each delivery at its due
+    /// time, replacing any delivery of the same event to the same destination.
+    pub(super) fn schedule<'a>(
+        &self,
+        pipe: &mut redis::Pipeline,
+        deliveries: impl IntoIterator<Item = (&'a Delivery, i64)>,
+        legacy: bool,
+    ) {
+        let scheduled: Vec<(String, String, i64)> = deliveries
+            .into_iter()
+            .map(|(delivery, due_ms)| {
+                let body = serde_json::to_string(delivery).expect("a delivery serialises");
+                (delivery.token(), body, due_ms)
+            })
+            .collect();
+        self.schedule_tokens(pipe, &scheduled, legacy);
+    }
+}
+
+impl Retries for RedisQueue {
+    fn enqueue(&mut self, deliveries: &[Delivery], due_ms: i64) -> Result<()> {
+        for chunk in deliveries.chunks(1000) {
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            let legacy = self.legacy_retries()?;
+            self.schedule(&mut pipe, chunk.iter().map(|d| (d, due_ms)), legacy);
+            // A replay read these events before they may have been erased.
+            self.guard_deliveries(&mut pipe, chunk);
+            self.with(|c| pipe.exec(c))?;
+        }
+        Ok(())
+    }
+
+    fn retry_due(&mut self, token: &str) -> Result<Option<i64>> {
+        self.due_of(token)
+    }
 }
 
 #[cfg(test)]
