@@ -2,7 +2,7 @@
 //! most one dead-letter alert per destination per window, what dies
 //! meanwhile counted into the next. The decision is here, as pure
 //! functions, which the SQLite backend runs in Rust and the Redis backend's
-//! scripts (`alert_count.lua`, `alert_due.lua`) write again in Lua; a test
+//! scripts (`count_for_alert.lua`, `alert_due.lua`) write again in Lua; a test
 //! holds both to the same answers. What an alert says is `crate::alert`'s.
 
 use std::time::Duration;

@@ -25,19 +25,7 @@ use crate::queue::{AttemptRecord, Lifecycle, Result, token_dest};
 /// retention (ms), the key prefix, then per event its id and its records
 /// (one JSON document a line). A first attempt, by far the most common,
 /// is one `SET` that creates the key with its expiry; a later one appends.
-const RECORD: &str = r"
-local erased = redis.call('ZCARD', KEYS[1]) > 0
-for i = 3, #ARGV, 2 do
-  local id = ARGV[i]
-  if not (erased and redis.call('ZSCORE', KEYS[1], id)) then
-    local key = ARGV[2] .. id
-    if not redis.call('SET', key, ARGV[i + 1], 'NX', 'PX', ARGV[1]) then
-      redis.call('APPEND', key, '\n' .. ARGV[i + 1])
-    end
-  end
-end
-return 0
-";
+const RECORD: &str = include_str!("record.lua");
 
 impl RedisQueue {
     pub(super) fn attempts_key(&self, event_id: &str) -> String {

@@ -13,60 +13,26 @@ use crate::rate::Rate;
 /// Takes or renews the consumer name `KEYS[1]` for the holder `ARGV[1]` for
 /// `ARGV[2]` ms; when another holds it, returns that holder and the ms its
 /// lease has left.
-const HOLD_CONSUMER: &str = r"
-local current = redis.call('GET', KEYS[1])
-if current == false or current == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return false
-end
-return {current, redis.call('PTTL', KEYS[1])}";
+const HOLD_CONSUMER: &str = include_str!("hold_consumer.lua");
 
-const RELEASE_CONSUMER: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0";
+const RELEASE_CONSUMER: &str = include_str!("release_consumer.lua");
 
 /// Deletes a consumer from the group unless it still holds entries.
-const LEAVE: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local ok, held = pcall(redis.call, 'XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
-if not ok or #held > 0 then return 0 end
-return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])";
+const LEAVE: &str = include_str!("leave.lua");
 
 /// `KEYS[1]` exists while `ARGV[1]`'s alert window is open (it expires
 /// with it); `KEYS[2]` counts, per destination, the dead letters seen while
 /// it was. Returns what to report when this call opens a window, else nil.
-const COUNT_FOR_ALERT: &str = r"
-if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[3]) then
-  local between = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0') or 0
-  redis.call('HDEL', KEYS[2], ARGV[1])
-  redis.call('HDEL', KEYS[3], ARGV[1])
-  return between + tonumber(ARGV[2])
-end
-redis.call('HINCRBY', KEYS[2], ARGV[1], ARGV[2])
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
-return false
-";
+const COUNT_FOR_ALERT: &str = include_str!("count_for_alert.lua");
 
 /// Reports what one destination's ended alert window counted, opening a
 /// new window: `{count, error}`, or nothing when nothing is owed (or the
 /// window is still open, or another worker just reported it).
-const ALERT_DUE: &str = r"
-local between = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0') or 0
-if between <= 0 then return false end
-if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[2]) then return false end
-local err = redis.call('HGET', KEYS[3], ARGV[1]) or ''
-redis.call('HDEL', KEYS[2], ARGV[1])
-redis.call('HDEL', KEYS[3], ARGV[1])
-return {between, err}
-";
+const ALERT_DUE: &str = include_str!("alert_due.lua");
 
 /// The Redis server's clock in ms, as `now` for [`TAKE_TOKEN_RULE`]:
 /// workers on other hosts share it.
-const SERVER_NOW: &str = r"
-if redis.replicate_commands then redis.replicate_commands() end
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-";
+const SERVER_NOW: &str = include_str!("server_now.lua");
 
 /// `rate::take` at `now`: `KEYS[1]` holds when the next send is free (ms),
 /// expiring once it is; `ARGV[1]` is the interval (ms). Returns `{0, why}`
@@ -74,25 +40,7 @@ local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 /// was reset, else nil), `{ms, nil}` when it must wait. Public for the
 /// test that holds it to `rate::take`.
 #[doc(hidden)]
-pub const TAKE_TOKEN_RULE: &str = r"
-local interval = tonumber(ARGV[1])
-local ok, stored = pcall(redis.call, 'GET', KEYS[1])
-local why = false
-if not ok then
-  why = 'not a string'
-elseif stored then
-  local digits = string.match(stored, '^%-?(%d+)$')
-  if not digits or #digits > 15 then
-    why = 'not a whole number of milliseconds'
-  elseif tonumber(stored) > now + interval then
-    why = 'further ahead than one interval'
-  elseif tonumber(stored) > now then
-    return {tonumber(stored) - now, false}
-  end
-end
-redis.call('SET', KEYS[1], now + interval, 'PX', interval)
-return {0, why}
-";
+pub const TAKE_TOKEN_RULE: &str = include_str!("take_token_rule.lua");
 
 impl RateLimit for RedisQueue {
     fn take_token(&mut self, dest: &str, rate: Rate) -> Result<Option<Duration>> {

@@ -35,40 +35,12 @@ const CHUNK: usize = 1000;
 /// `broken(body)`: why a stored delivery cannot be decoded, or nil. The rule
 /// and the words of `entry::decode_retry`, for a claim script to
 /// dead-letter such a retry in the claim itself. Prepended to the claim script.
-const BROKEN_RETRY: &str = r"
-local function broken(body)
-  if not body then return 'has no delivery' end
-  local ok, d = pcall(cjson.decode, body)
-  if not ok then return 'is not JSON' end
-  local function text(v) return type(v) == 'string' end
-  local e = type(d) == 'table' and d.event
-  if type(e) ~= 'table' or not text(e.id) or not text(e.type) or not text(e.ts)
-      or type(e.payload) ~= 'table' or not text(d.dest) or type(d.attempts) ~= 'number'
-      or d.attempts < 0 or d.attempts % 1 ~= 0 or d.attempts > 4294967295
-      or (d.last_error ~= nil and d.last_error ~= cjson.null and not text(d.last_error)) then
-    return 'is not a delivery'
-  end
-  return nil
-end
-";
+const BROKEN_RETRY: &str = include_str!("broken_retry.lua");
 
 /// Moves up to `ARGV[2]` tokens from the old single retry set `KEYS[1]`
 /// into the per-destination sets (key prefix `ARGV[1]`), naming each
 /// destination in `KEYS[2]`. Shared by the scripts below.
-const MIGRATE: &str = r"
-local function migrate(legacy, dests, prefix, chunk)
-  local page = redis.call('ZRANGE', legacy, 0, chunk - 1, 'WITHSCORES')
-  local tokens = {}
-  for i = 1, #page, 2 do
-    local dest = string.match(page[i], '|([^|]*)$') or ''
-    redis.call('ZADD', prefix .. dest, page[i + 1], page[i])
-    redis.call('SADD', dests, dest)
-    tokens[#tokens + 1] = page[i]
-  end
-  if #tokens > 0 then redis.call('ZREM', legacy, unpack(tokens)) end
-  return redis.call('ZCARD', legacy)
-end
-";
+const MIGRATE: &str = include_str!("migrate.lua");
 
 /// `KEYS`: the old retry set, the destinations set. `ARGV`: the
 /// per-destination key prefix, the chunk. Returns how many are left.
@@ -82,122 +54,27 @@ const MIGRATE_CHUNK: &str = "return migrate(KEYS[1], KEYS[2], ARGV[1], tonumber(
 /// (`broken`) is dead-lettered in the same call (`KEYS[4..6]`: the dead
 /// stream and its counts), so it never comes back and no crash can separate
 /// the two writes.
-const CLAIM: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 1 then migrate(KEYS[1], KEYS[3], ARGV[1], 1000) end
-local want = tonumber(ARGV[3])
-local named = #ARGV > 4
-local dests
-if named then
-  dests = {}
-  for i = 5, #ARGV do dests[#dests + 1] = ARGV[i] end
-else
-  dests = redis.call('SMEMBERS', KEYS[3])
-end
-local due = {}
-for _, dest in ipairs(dests) do
-  local key = ARGV[1] .. dest
-  local page = redis.call('ZRANGEBYSCORE', key, '-inf', ARGV[2], 'WITHSCORES', 'LIMIT', 0, want)
-  if #page == 0 and not named and redis.call('EXISTS', key) == 0 then
-    redis.call('SREM', KEYS[3], dest)
-  end
-  for i = 1, #page, 2 do due[#due + 1] = {tonumber(page[i + 1]), page[i], key} end
-end
-table.sort(due, function(a, b) return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2]) end)
-local claimed = {}
-for i = 1, math.min(want, #due) do
-  local d = due[i]
-  local body = redis.call('HGET', KEYS[2], d[2])
-  local why = broken(body)
-  if why then
-    local dest = string.match(d[2], '|([^|]*)$') or ''
-    dead_add(KEYS[4], KEYS[5], KEYS[6], body or '', 1, dest, 0,
-      'the retry ' .. d[2] .. ' ' .. why, ARGV[2])
-    redis.call('ZREM', d[3], d[2])
-    redis.call('HDEL', KEYS[2], d[2])
-  else
-    redis.call('ZADD', d[3], 'XX', ARGV[4], d[2])
-    claimed[#claimed + 1] = d[2]
-    claimed[#claimed + 1] = body
-  end
-end
-return claimed
-";
+const CLAIM: &str = include_str!("claim.lua");
 
 /// Ids `ms-seq` compared as numbers, and the counts' field of an entry.
-pub(super) const DEAD_HELPERS: &str = r"
-local function before_or_at(a, b)
-  local am, as = string.match(a, '^(%d+)-(%d+)$')
-  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
-  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
-  return am < bm or (am == bm and as <= bs)
-end
-local function field(fields)
-  local dest, err = '', ''
-  for i = 1, #fields, 2 do
-    if fields[i] == 'dest' then dest = fields[i + 1] elseif fields[i] == 'error' then err = fields[i + 1] end
-  end
-  return dest .. '\n' .. err
-end
-";
+pub(super) const DEAD_HELPERS: &str = include_str!("dead_helpers.lua");
 
 /// `dead_add(...)`: adds a dead letter to `dead` and counts it in `counts`
 /// when the counts are complete (`counted` is `all`); counting starts
 /// complete on an empty dead stream. Prepended to the scripts that write
 /// dead letters.
-const DEAD_ADD_FN: &str = r"
-local function dead_add(dead, counts, counted, event, poison, dest, attempts, err, at)
-  local state = redis.call('GET', counted)
-  if not state and redis.call('XLEN', dead) == 0 then
-    redis.call('DEL', counts)
-    redis.call('SET', counted, 'all')
-    state = 'all'
-  end
-  redis.call('XADD', dead, '*', 'event', event, 'poison', poison, 'dest', dest,
-    'attempts', attempts, 'error', err, 'at', at)
-  if state == 'all' then redis.call('HINCRBY', counts, dest .. '\n' .. err, 1) end
-end
-";
+const DEAD_ADD_FN: &str = include_str!("dead_add_fn.lua");
 
 /// Adds a dead letter (`ARGV`: event, poison, dest, attempts, error, at) to
 /// `KEYS[1]`, counted in `KEYS[2]` as `dead_add` says.
-const DEAD_ADD: &str = r"
-dead_add(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
-return 1
-";
+const DEAD_ADD: &str = include_str!("dead_add.lua");
 
 /// Removes the dead letter `ARGV[1]`, uncounting it if it was counted.
-const DEAD_REMOVE: &str = r"
-local entry = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
-if #entry == 0 then return 0 end
-redis.call('XDEL', KEYS[1], ARGV[1])
-local state = redis.call('GET', KEYS[3])
-if state == 'all' or (state and before_or_at(ARGV[1], state)) then
-  local f = field(entry[1][2])
-  if redis.call('HINCRBY', KEYS[2], f, -1) <= 0 then redis.call('HDEL', KEYS[2], f) end
-end
-return 1
-";
+const DEAD_REMOVE: &str = include_str!("dead_remove.lua");
 
 /// Counts up to `ARGV[1]` more letters of a dead stream whose counts are
 /// not complete; returns 1 once they are.
-const DEAD_COUNT: &str = r"
-local state = redis.call('GET', KEYS[3])
-if state == 'all' then
-  -- A dead stream deleted by hand takes its counts with it.
-  if redis.call('XLEN', KEYS[1]) == 0 then redis.call('DEL', KEYS[2]) end
-  return 1
-end
-local start = '-'
-if state then start = '(' .. state else redis.call('DEL', KEYS[2]) end
-local page = redis.call('XRANGE', KEYS[1], start, '+', 'COUNT', ARGV[1])
-for _, entry in ipairs(page) do redis.call('HINCRBY', KEYS[2], field(entry[2]), 1) end
-if #page < tonumber(ARGV[1]) then
-  redis.call('SET', KEYS[3], 'all')
-  return 1
-end
-redis.call('SET', KEYS[3], page[#page][1])
-return 0
-";
+const DEAD_COUNT: &str = include_str!("dead_count.lua");
 
 fn script(parts: &[&str]) -> redis::Script {
     redis::Script::new(&parts.concat())
