@@ -153,15 +153,23 @@ impl Routes {
     }
 
     /// The routes `event` goes to. A `when` that cannot be evaluated routes
-    /// nowhere, and says so once per destination at `-v`.
+    /// nowhere: the first such event of each destination is a warning, the
+    /// next ones are said at `-v`, so a broken filter is seen without one
+    /// line per event.
     pub fn of<'a>(&'a self, event: &'a Event) -> impl Iterator<Item = &'a Route> + 'a {
         self.0.iter().filter(move |r| match r.decide(event) {
             Verdict::Wanted => true,
             Verdict::Unwanted => false,
             Verdict::Failed(error) => {
-                if let Some(when) = r.config.when.as_ref().filter(|w| w.first_failure()) {
-                    log::debug!(
-                        "{}: when {:?} failed on a {} event, which goes nowhere by this route (said once): {}",
+                if let Some(when) = &r.config.when {
+                    let (level, more) = if when.first_failure() {
+                        (log::Level::Warn, "; the next failures are shown at -v")
+                    } else {
+                        (log::Level::Debug, "")
+                    };
+                    log::log!(
+                        level,
+                        "{}: when {:?} failed on a {} event, which goes nowhere by this route: {}{more}",
                         r.name(),
                         when.source(),
                         sanitize::escape(&event.kind),

@@ -58,6 +58,25 @@ pub fn escape(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// The most of a remote server's text an error message echoes, in characters.
+pub const MAX_ECHO: usize = 300;
+
+/// At most [`MAX_ECHO`] characters of `text`, escaped as by [`escape`], with `…` where it
+/// was cut: for error messages that echo what a remote server said, so a server answering
+/// megabytes cannot make an error message of them.
+pub fn excerpt(text: &str) -> String {
+    let end = text
+        .char_indices()
+        .nth(MAX_ECHO)
+        .map_or(text.len(), |(i, _)| i);
+    let escaped = escape(&text[..end]);
+    let mut short: String = escaped.chars().take(MAX_ECHO).collect();
+    if end < text.len() || short.len() < escaped.len() {
+        short.push('…');
+    }
+    short
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,11 +98,25 @@ mod tests {
         assert_eq!(escape("user.signup é"), "user.signup é");
     }
 
+    #[test]
+    fn an_excerpt_is_short_escaped_and_marked_where_cut() {
+        assert_eq!(excerpt("ERR no such key"), "ERR no such key");
+        let long = format!("ERR \u{1b}[2K{}", "x".repeat(10_000));
+        let short = excerpt(&long);
+        assert!(short.starts_with("ERR \\u{1b}[2Kxxx"), "{short}");
+        assert!(short.ends_with("x…"), "{short}");
+        assert_eq!(short.chars().count(), MAX_ECHO + 1);
+        let controls = excerpt(&"\u{7}".repeat(MAX_ECHO));
+        assert_eq!(controls.chars().count(), MAX_ECHO + 1, "{controls}");
+    }
+
     proptest! {
         #[test]
         fn results_never_hold_an_unsafe_character(text in any::<String>()) {
             prop_assert!(!one_line(&text).chars().any(is_unsafe));
             prop_assert!(!escape(&text).chars().any(is_unsafe));
+            prop_assert!(!excerpt(&text).chars().any(is_unsafe));
+            prop_assert!(excerpt(&text).chars().count() <= MAX_ECHO + 1);
             prop_assert!(one_line(&text).chars().count() <= text.chars().count());
         }
     }

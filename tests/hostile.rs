@@ -338,6 +338,31 @@ fn a_huge_body_is_read_only_as_far_as_the_error_text() {
     }
 }
 
+/// An error body of one enormous line, laced with terminal controls and a
+/// bidi override: the error text echoes a short excerpt of it, escaped.
+#[test]
+fn an_error_body_of_one_huge_line_is_echoed_short_and_escaped() {
+    let line = format!("\u{202e}\u{1b}[2Kforged {}", "y".repeat(1024 * 1024));
+    for kind in KINDS {
+        let redis = RedisServer::start();
+        let sink = Sink::start();
+        sink.script(vec![Reply::status(503, &line)]);
+        emit(&redis, &signups(0..1));
+        let out = work_patiently(kind, &redis, &sink)
+            .stderr_has("HTTP 503 \\u{202e}\\u{1b}[2Kforged yyy")
+            .stderr_has("yyy… (attempt 1 of")
+            .stderr_has("delivered user.signup");
+        for shown in out.stderr.lines() {
+            assert!(
+                shown.len() < 1024,
+                "{kind:?}: a line of {} bytes",
+                shown.len()
+            );
+            assert!(!shown.chars().any(char::is_control), "{kind:?}: {shown:?}");
+        }
+    }
+}
+
 #[test]
 fn a_huge_header_is_a_transient_failure() {
     for kind in KINDS {

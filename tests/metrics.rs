@@ -5,6 +5,7 @@
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
+use crate::support::hostile::{idle_connections, oversized_head, pipeline_unread, trickle};
 use crate::support::{Events, RedisServer, Reply, Running, Sink, WEBHOOK_SECRET};
 
 /// Only a hang guard: every wait below ends as soon as its condition holds.
@@ -38,9 +39,14 @@ fn free_addr() -> String {
 
 /// `GET http://addr/path`: the status (0 when nothing answers) and body.
 fn get(addr: &str, path: &str) -> (u16, String) {
+    get_within(addr, path, Duration::from_secs(10))
+}
+
+/// `get`, giving up (status 0) after `timeout`.
+fn get_within(addr: &str, path: &str, timeout: Duration) -> (u16, String) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
+        .timeout_global(Some(timeout))
         .build()
         .into();
     match agent.get(format!("http://{addr}{path}")).call() {
@@ -54,7 +60,17 @@ fn get(addr: &str, path: &str) -> (u16, String) {
 
 /// Polls `GET addr/path` until `done` holds for its answer; returns it.
 fn wait_for(addr: &str, path: &str, done: impl Fn(u16, &str) -> bool) -> (u16, String) {
-    let deadline = Instant::now() + GUARD;
+    wait_within(addr, path, GUARD, done)
+}
+
+/// `wait_for`, giving up after `limit`.
+fn wait_within(
+    addr: &str,
+    path: &str,
+    limit: Duration,
+    done: impl Fn(u16, &str) -> bool,
+) -> (u16, String) {
+    let deadline = Instant::now() + limit;
     loop {
         let (status, body) = get(addr, path);
         if done(status, &body) || Instant::now() > deadline {
@@ -241,4 +257,88 @@ fn a_metrics_address_in_use_is_exit_2_before_any_work() {
         .run()
         .code(2)
         .stderr_has("not a host:port address");
+}
+
+/// Where a probe used to hang for good: an answer within this long is no hang.
+const PROBE_BOUND: Duration = Duration::from_secs(5);
+
+/// A worker on SQLite (no Redis needed) serving on a free address.
+fn sqlite_worker(home: &tempfile::TempDir) -> (Running, String) {
+    let addr = free_addr();
+    let events = Events::new()
+        .env("EVENTS_DB", home.path().join("events.db"))
+        .env("EVENTS_CONSOLE", "1");
+    (worker(events, &addr), addr)
+}
+
+#[test]
+fn a_client_pipelining_scrapes_it_never_reads_does_not_block_healthz() {
+    let home = tempfile::tempdir().unwrap();
+    let (mut running, addr) = sqlite_worker(&home);
+    let _greedy = pipeline_unread(&addr, "/metrics", 20_000);
+    for _ in 0..3 {
+        let answer = get_within(&addr, "/healthz", PROBE_BOUND);
+        assert_eq!(answer, (200, "ok\n".into()), "{}", running.stderr_so_far());
+    }
+    let (status, scrape) = get_within(&addr, "/metrics", PROBE_BOUND);
+    assert_eq!(status, 200, "{scrape}");
+    assert_eq!(value(&scrape, "events_queue_up"), Some(1.0), "{scrape}");
+    running.kill();
+}
+
+#[test]
+fn idle_slow_and_oversized_clients_do_not_block_healthz() {
+    let home = tempfile::tempdir().unwrap();
+    let (mut running, addr) = sqlite_worker(&home);
+    let slow = trickle(&addr, Duration::from_millis(500), GUARD);
+    let idle = idle_connections(&addr, 30);
+    let answer = get_within(&addr, "/healthz", PROBE_BOUND);
+    assert_eq!(answer, (200, "ok\n".into()), "{}", running.stderr_so_far());
+    let answer = oversized_head(&addr, "/healthz", 64 * 1024);
+    assert!(answer.starts_with("HTTP/1.1 431 "), "{answer}");
+    let put_up_with = slow.join().unwrap();
+    assert!(
+        put_up_with < GUARD,
+        "a head sent a byte at a time kept its connection"
+    );
+    drop(idle);
+    // More connections than are served at once, all silent: the oldest
+    // make way for the probe.
+    let _flood = idle_connections(&addr, 300);
+    let answer = get_within(&addr, "/healthz", PROBE_BOUND);
+    assert_eq!(answer, (200, "ok\n".into()), "{}", running.stderr_so_far());
+    assert_eq!(get_within(&addr, "/readyz", PROBE_BOUND).0, 200);
+    running.kill();
+}
+
+#[test]
+fn readyz_turns_503_while_redis_is_frozen_and_200_once_it_thaws() {
+    let redis = RedisServer::start();
+    let addr = free_addr();
+    let mut running = worker(
+        Events::new()
+            .env("REDIS_URL", redis.url())
+            .env("EVENTS_CONSOLE", "1"),
+        &addr,
+    );
+    let (status, _) = wait_for(&addr, "/readyz", |s, _| s == 200);
+    assert_eq!(status, 200);
+    redis.pause();
+    // Refreshed every 2 s, each check given 2 s: 503 well within 10 s, where
+    // it used to stay 200 until the client's own timeouts ran out.
+    let (status, body) = wait_within(&addr, "/readyz", Duration::from_secs(10), |s, _| s == 503);
+    assert_eq!(status, 503, "{body}");
+    assert!(body.starts_with("the queue does not answer: "), "{body}");
+    assert_eq!(
+        get_within(&addr, "/healthz", PROBE_BOUND),
+        (200, "ok\n".into())
+    );
+    let (_, scrape) = get_within(&addr, "/metrics", PROBE_BOUND);
+    assert_eq!(value(&scrape, "events_queue_up"), Some(0.0), "{scrape}");
+    redis.resume();
+    let (status, body) = wait_for(&addr, "/readyz", |s, _| s == 200);
+    assert_eq!(status, 200, "{body}");
+    let (_, scrape) = get(&addr, "/metrics");
+    assert_eq!(value(&scrape, "events_queue_up"), Some(1.0), "{scrape}");
+    running.kill();
 }

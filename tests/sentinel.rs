@@ -6,9 +6,10 @@
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
+use std::time::Duration;
 
-use crate::support::sentinel::{SERVICE, SentinelSetup};
-use crate::support::{Events, LONG, RedisServer, Sink, WEBHOOK_SECRET, webhook_ids};
+use crate::support::sentinel::{FakeSentinel, SERVICE, SentinelSetup, Trick};
+use crate::support::{Events, LONG, Outcome, RedisServer, Sink, WEBHOOK_SECRET, webhook_ids};
 
 const STREAM: &str = "{events}:stream";
 
@@ -279,4 +280,82 @@ fn a_primary_that_needs_the_password_the_url_lacks_is_exit_1_saying_where_it_goe
         .code(1)
         .stderr_has("refused the password (or user) in the URL")
         .stderr_lacks("Zwrong");
+}
+
+/// Far longer than the lookup may take (2 s a sentinel); reached only when
+/// a sentinel holds the command for ever.
+const HANG: Duration = Duration::from_secs(30);
+
+/// `emit` with the fake sentinel alone: it fails, exit 1.
+fn emit_via(fake: &FakeSentinel) -> Outcome {
+    let sink = Sink::start();
+    let url = format!("redis+sentinel://127.0.0.1:{}/mymaster", fake.port());
+    events(&url, &sink)
+        .args(["emit", "user.signup", "--email", "a@example.com"])
+        .timeout(HANG)
+        .run()
+        .code(1)
+}
+
+/// stderr is one short line, with nothing that could drive a terminal.
+fn assert_short_and_safe(out: &Outcome) {
+    let stderr = &out.stderr;
+    assert!(stderr.len() < 2048, "{} bytes of stderr", stderr.len());
+    let line = stderr.strip_suffix('\n').unwrap_or(stderr);
+    assert!(
+        !line.chars().any(|c| c.is_control()),
+        "a control character in {line:?}"
+    );
+}
+
+#[test]
+fn a_sentinel_that_trickles_its_answer_is_given_up_on_after_2_s() {
+    let fake = FakeSentinel::start(Trick::Trickle);
+    let out = emit_via(&fake).stderr_has(&format!(
+        "cannot reach the Redis primary of mymaster (sentinels tried: 127.0.0.1:{port}): \
+         sentinel 127.0.0.1:{port} did not answer within 2 s",
+        port = fake.port()
+    ));
+    assert_short_and_safe(&out);
+}
+
+#[test]
+fn a_sentinels_64_mb_answer_is_cut_short_and_never_echoed() {
+    let fake = FakeSentinel::start(Trick::Huge(64 << 20));
+    let out = emit_via(&fake).stderr_has(&format!(
+        "sentinel 127.0.0.1:{} sent more than 64 KiB without finishing its answer",
+        fake.port()
+    ));
+    assert_short_and_safe(&out);
+}
+
+#[test]
+fn a_sentinels_error_is_echoed_short_with_its_controls_escaped() {
+    let mut said = b"-ERR \x1b[2Kforged\x07 ".to_vec();
+    said.extend(b"x".repeat(3000));
+    said.extend(b"\r\n");
+    let fake = FakeSentinel::start(Trick::Say(said));
+    let out = emit_via(&fake).stderr_has(&format!(
+        "sentinel 127.0.0.1:{} answered with an error: ERR \\u{{1b}}[2Kforged\\u{{7}} xxx",
+        fake.port()
+    ));
+    assert_short_and_safe(&out);
+    assert!(out.stderr.contains("…"), "{}", out.stderr);
+}
+
+/// An HTTP server in the list (a wrong port) waits for a request's end,
+/// which a Redis command never has: it is passed over as one that never
+/// answers, and the next sentinel names the primary.
+#[test]
+fn an_http_server_listed_as_a_sentinel_is_passed_over() {
+    let setup = SentinelSetup::start();
+    let sink = Sink::start();
+    let http = Sink::start();
+    let url = setup.url().replacen(
+        "redis+sentinel://",
+        &format!("redis+sentinel://127.0.0.1:{},", http.port()),
+        1,
+    );
+    emit(events(&url, &sink).timeout(HANG), "http@example.com");
+    assert!(http.requests().is_empty(), "{:?}", http.requests());
 }

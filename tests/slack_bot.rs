@@ -121,6 +121,32 @@ fn ok_false_with_a_permanent_error_is_dead_lettered_at_once() {
     assert_eq!(redis.cli(&["XLEN", "{events}:dead"]), "1");
 }
 
+/// Slack's `error` is the receiver's text like any other: echoed short,
+/// its controls escaped.
+#[test]
+fn a_long_hostile_slack_error_is_echoed_short_and_escaped() {
+    let redis = RedisServer::start();
+    let sink = Sink::start();
+    let error = format!("\u{202e}\u{1b}[2Kforged {}", "z".repeat(20_000));
+    sink.set_default(slack_api(200, json!({"ok": false, "error": error})));
+    let home = tempfile::tempdir().unwrap();
+    let run = || events(home.path(), &redis, &sink);
+    run()
+        .args(["emit", "user.signup", "--email", "ada@example.com"])
+        .run()
+        .success();
+    let out = run()
+        .args(["work", "--burst"])
+        .run()
+        .success()
+        .stderr_has("HTTP 200 \\u{202e}\\u{1b}[2Kforged zzz")
+        .stderr_has("zzz… (after 1 attempt)");
+    for shown in out.stderr.lines() {
+        assert!(shown.len() < 1024, "a line of {} bytes", shown.len());
+        assert!(!shown.chars().any(char::is_control), "{shown:?}");
+    }
+}
+
 #[test]
 fn ok_false_ratelimited_waits_without_spending_an_attempt() {
     let redis = RedisServer::start();

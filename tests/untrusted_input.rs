@@ -7,6 +7,7 @@ use proptest::prelude::*;
 use serde_json::Value;
 
 use crate::replay::{WEBHOOK_SECRET, status};
+use crate::support::sentinel::{FakeSentinel, Trick};
 use crate::support::{Backend, Events, RedisServer, on_both_backends};
 
 /// How many good lines surround the bad one: more than one batch of
@@ -284,6 +285,27 @@ proptest! {
             _ => prop_assert!(false, "{:?}: {:?}", text, out),
         }
     }
+}
+
+/// A server at `REDIS_URL` that is not the Redis it should be, refusing
+/// every command with a long error full of terminal controls: the error
+/// message echoes a short excerpt of it, escaped.
+#[test]
+fn a_redis_servers_long_error_is_echoed_short_and_escaped() {
+    let mut said = b"-ERR \x1b[2Kforged\x07 ".to_vec();
+    said.extend(b"x".repeat(100_000));
+    said.extend(b"\r\n");
+    let server = FakeSentinel::start(Trick::Refuse(said));
+    let out = Events::new()
+        .env("REDIS_URL", format!("redis://127.0.0.1:{}", server.port()))
+        .args(["emit", "user.signup", "--email", "a@example.com"])
+        .run()
+        .code(1)
+        .stderr_has("answered with an error: ")
+        .stderr_has("\\u{1b}[2Kforged\\u{7} xxx");
+    assert!(out.stderr.len() < 1024, "{} bytes", out.stderr.len());
+    assert!(out.stderr.ends_with("x…\n"), "{}", out.stderr);
+    assert!(!has_control(out.stderr.trim_end()), "{:?}", out.stderr);
 }
 
 #[test]

@@ -106,7 +106,7 @@ fn only_big_imports_on_paid_plans_reach_sales() {
 }
 
 #[test]
-fn a_when_that_fails_at_run_time_routes_nowhere_and_says_so_once_at_v() {
+fn a_when_that_fails_at_run_time_routes_nowhere_and_warns_once_per_destination() {
     let redis = RedisServer::start();
     let home = tempfile::tempdir().unwrap();
     let sink = Sink::start();
@@ -116,25 +116,58 @@ name = "sales"
 kind = "slack"
 url_env = "SLACK_SALES_URL"
 when = 'payload.row_count >= 100000'
+
+[[destination]]
+name = "typed"
+kind = "slack"
+url_env = "SLACK_SALES_URL"
+when = 'payload.email > 3'
 "#;
     let run = || with_config(home.path(), &redis, toml).env("SLACK_SALES_URL", sink.url());
-    for email in ["a@example.com", "b@example.com"] {
+    let signup = |email: &str| {
         run()
             .args(["emit", "user.signup", "--email", email])
             .run()
             .success();
+    };
+    for email in ["a@example.com", "b@example.com", "c@example.com"] {
+        signup(email);
     }
-    let out = run().args(["-v", "work", "--burst"]).run().success();
+    let out = run().args(["work", "--burst"]).run().success();
     assert_eq!(sink.accepted().len(), 0);
-    let said = out.stderr.matches("sales: when ").count();
-    assert_eq!(said, 1, "{}", out.stderr);
+    let warned = |stderr: &str, dest: &str| {
+        stderr
+            .lines()
+            .filter(|l| l.contains(&format!(": {dest}: when ")))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let sales = warned(&out.stderr, "sales");
+    assert_eq!(sales.len(), 1, "{}", out.stderr);
     assert!(
-        out.stderr.contains("failed on a user.signup event"),
+        sales[0].starts_with(
+            "events: warning: sales: when \"payload.row_count >= 100000\" failed on a user.signup event, which goes nowhere by this route: "
+        ) && sales[0].contains("row_count")
+            && sales[0].ends_with("; the next failures are shown at -v"),
+        "{}",
+        out.stderr
+    );
+    let typed = warned(&out.stderr, "typed");
+    assert_eq!(typed.len(), 1, "{}", out.stderr);
+    assert!(
+        typed[0].starts_with("events: warning: typed: when \"payload.email > 3\" failed"),
         "{}",
         out.stderr
     );
     assert_eq!(redis.cli(&["XLEN", "{events}:dead"]), "0");
     assert_eq!(redis.pending(), 0, "nothing left claimed");
+
+    // At -v, every failure is said: the first as a warning, the next below.
+    signup("d@example.com");
+    signup("e@example.com");
+    let out = run().args(["-v", "work", "--burst"]).run().success();
+    assert_eq!(warned(&out.stderr, "sales").len(), 2, "{}", out.stderr);
+    assert_eq!(sink.accepted().len(), 0);
 }
 
 #[test]
@@ -170,4 +203,140 @@ fn a_when_that_does_not_parse_is_exit_2_naming_file_and_line() {
         "{}",
         out.stderr
     );
+}
+
+/// A config whose one console destination has `when` = `source`, as a TOML
+/// basic string on line 4.
+fn console_when(source: &str) -> String {
+    let quoted = serde_json::to_string(source).unwrap();
+    format!("[[destination]]\nname = \"a\"\nkind = \"console\"\nwhen = {quoted}\n")
+}
+
+#[test]
+fn a_when_nested_thousands_deep_is_exit_2_naming_file_and_line() {
+    let home = tempfile::tempdir().unwrap();
+    let deep = [
+        format!("payload{} == 1", ".a".repeat(20_000)),
+        format!("{}1{} == 1", "(".repeat(1_000), ")".repeat(1_000)),
+        format!("{}{} == []", "[".repeat(1_000), "]".repeat(1_000)),
+        format!("1{} == 1", " + 1".repeat(1_000)),
+        format!("{}true", "!".repeat(1_000)),
+    ];
+    for source in deep {
+        std::fs::write(home.path().join("events.toml"), console_when(&source)).unwrap();
+        let out = Events::new()
+            .home(home.path())
+            .args(["work", "--burst"])
+            .run()
+            .code(2);
+        assert!(
+            out.stderr
+                .starts_with("events: error: events.toml:4: when: CEL expression "),
+            "{}",
+            out.stderr
+        );
+        assert!(out.stderr.contains(" allowed"), "{}", out.stderr);
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+    /// Whatever a `when` holds, loading it and judging an event with it
+    /// ends in exit 0 or 2, never in a signal.
+    #[test]
+    fn any_when_text_exits_0_or_2(source in cel_like()) {
+        let home = tempfile::tempdir().unwrap();
+        let events = || Events::new().home(home.path());
+        events()
+            .args(["emit", "user.signup", "--email", "a@example.com"])
+            .run()
+            .success();
+        std::fs::write(home.path().join("events.toml"), console_when(&source)).unwrap();
+        let out = events().args(["work", "--burst"]).run();
+        proptest::prop_assert!(
+            matches!(out.status, Some(0 | 2)),
+            "{source:?}: {:?} {:?}\n{}",
+            out.status,
+            out.signal(),
+            out.stderr
+        );
+    }
+}
+
+/// Text made of CEL's tokens, each repeated up to hundreds of times.
+fn cel_like() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    let token = proptest::sample::select(vec![
+        "(", ")", "[", "]", "{", "}", ".a", "!", "-", "+", "1", "payload", "\"", "'", "r\"", "\\",
+        "&&", "||", "?", ":", ",", "//", "\n", " in ", " ", "==", "size(", "[0]",
+    ]);
+    let run = (token, 1..2_000usize).prop_map(|(t, n)| t.repeat(n));
+    let pair = proptest::sample::select(vec![
+        ("(", ")"),
+        ("[", "]"),
+        ("{1: ", "}"),
+        ("size(", ")"),
+        ("payload.a", ".a"),
+        ("!", ""),
+        ("1 + ", ""),
+        ("true ? 1 : ", ""),
+        ("[1].all(x, ", ")"),
+    ]);
+    let nested = (pair, 1..3_000usize)
+        .prop_map(|((open, close), n)| format!("{}1{} == 1", open.repeat(n), close.repeat(n)));
+    prop_oneof![
+        nested,
+        proptest::collection::vec(run, 0..8).prop_map(|runs| runs.concat()),
+        any::<String>(),
+    ]
+}
+
+#[test]
+fn integer_fields_take_arithmetic_as_in_python_or_js() {
+    let home = tempfile::tempdir().unwrap();
+    let toml = r#"
+[[destination]]
+name = "plus"
+kind = "console"
+events = ["import.completed"]
+when = 'payload.row_count + 1 > 5'
+
+[[destination]]
+name = "times"
+kind = "console"
+events = ["import.completed"]
+when = 'payload.row_count * 2 >= 10'
+
+[[destination]]
+name = "minus"
+kind = "console"
+events = ["import.completed"]
+when = 'payload.row_count - 10 < 0'
+"#;
+    std::fs::write(home.path().join("events.toml"), toml).unwrap();
+    let events = || Events::new().home(home.path());
+    let emit = |rows: &str| {
+        let out = events()
+            .args(["emit", "import.completed", "--email", "a@example.com"])
+            .args(["--row-count", rows, "--importer-name", "csv"])
+            .run()
+            .success();
+        out.stdout.trim().to_owned()
+    };
+    let (five, four) = (emit("5"), emit("4"));
+    let out = events().args(["work", "--burst"]).run().success();
+    let to = |id: &str| {
+        let mut names: Vec<&str> = out
+            .stderr
+            .lines()
+            .filter(|l| l.contains(&format!("delivered import.completed {id} to ")))
+            .filter_map(|l| l.split(" to ").nth(1)?.split(' ').next())
+            .collect();
+        names.sort_unstable();
+        names
+    };
+    assert_eq!(to(&five), ["minus", "plus", "times"], "{}", out.stderr);
+    assert_eq!(to(&four), ["minus"], "{}", out.stderr);
+    assert!(!out.stderr.contains("when "), "{}", out.stderr);
 }

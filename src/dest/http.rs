@@ -12,6 +12,7 @@ use ureq::ResponseExt as _;
 use ureq::http::Uri;
 
 use super::Attempt;
+use crate::sanitize;
 
 /// An agent that returns 3xx/4xx/5xx responses instead of errors, keeps a
 /// connection open for every lane, and times out each phase of a request
@@ -188,20 +189,16 @@ pub fn redirect_text(status: u16, host: Option<&str>) -> String {
     }
 }
 
-/// `HTTP 404 channel_not_found`: the status and the body's first line, short,
-/// without control characters (a receiver's body must not drive the
-/// operator's terminal).
+/// `HTTP 404 channel_not_found`: the status and the body's first line, cut
+/// short and its control characters escaped ([`sanitize::excerpt`]): a
+/// receiver's body must not drive the operator's terminal.
 pub fn error_text(status: u16, body: &str) -> String {
     let first = body
         .lines()
         .map(str::trim)
         .find(|l| !l.is_empty())
         .unwrap_or("");
-    let short: String = first
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(200)
-        .collect();
+    let short = sanitize::excerpt(first);
     if short.is_empty() {
         format!("HTTP {status}")
     } else {
@@ -262,8 +259,11 @@ mod tests {
     }
 
     #[test]
-    fn error_text_drops_control_characters() {
-        assert_eq!(error_text(400, "bad\x1b[31m red"), "HTTP 400 bad[31m red");
+    fn error_text_escapes_control_characters() {
+        assert_eq!(
+            error_text(400, "bad\x1b[31m red"),
+            "HTTP 400 bad\\u{1b}[31m red"
+        );
     }
 
     fn wait(value: &str) -> Option<Duration> {

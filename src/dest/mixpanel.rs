@@ -166,7 +166,7 @@ mod tests {
             Attempt::Each(vec![
                 Attempt::Delivered,
                 Attempt::Permanent(
-                    "HTTP 400 properties.time: 'properties.time' is invalid[31m".into()
+                    "HTTP 400 properties.time: 'properties.time' is invalid\\u{1b}[31m".into()
                 ),
                 Attempt::Delivered,
             ])

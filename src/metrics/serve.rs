@@ -1,16 +1,16 @@
 //! The HTTP side of `work --metrics-addr`: `/metrics`, `/healthz` and
-//! `/readyz`, served from a thread of their own so a scrape never waits on
+//! `/readyz`, served from threads of their own so a scrape never waits on
 //! a delivery, and a second thread that asks the queue for its counts every
 //! few seconds, which is both the backlog gauges and the readiness answer:
-//! a scrape or a probe never touches the queue itself.
+//! a scrape or a probe never touches the queue itself, and a check the queue
+//! leaves unanswered for [`ANSWER_WITHIN`] counts as the queue being away.
 
 use std::net::{TcpListener, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use tiny_http::{Header, Request, Response, Server};
+use std::time::{Duration, Instant};
 
 use super::Metrics;
+use super::http::{self, Answer};
 use crate::queue::Health;
 use crate::sanitize::escape;
 
@@ -43,32 +43,64 @@ pub fn bind(addr: &str) -> Result<TcpListener, MetricsError> {
     })
 }
 
-/// Why the queue is not ready; `None` while it answers.
-type Readiness = Arc<Mutex<Option<String>>>;
+/// How long the queue has to answer a check: one still under way after
+/// this long makes the queue not ready, whatever the client's own timeouts.
+pub const ANSWER_WITHIN: Duration = Duration::from_secs(2);
+
+/// The last check's verdict (why the queue is not ready, `None` when it
+/// answered) and when the check under way, if any, began.
+struct Check {
+    failed: Option<String>,
+    asked_at: Option<Instant>,
+}
+
+#[derive(Clone)]
+struct Readiness(Arc<Mutex<Check>>);
+
+impl Readiness {
+    fn new(failed: Option<String>) -> Readiness {
+        Readiness(Arc::new(Mutex::new(Check {
+            failed,
+            asked_at: None,
+        })))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Check> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Why the queue is not ready, `None` when it is; a check overdue
+    /// marks the queue down in `metrics` too.
+    fn judge(&self, metrics: &Metrics) -> Option<String> {
+        let check = self.lock();
+        match check.asked_at {
+            Some(at) if at.elapsed() > ANSWER_WITHIN => {
+                metrics.set_queue_down();
+                let secs = ANSWER_WITHIN.as_secs();
+                Some(format!(
+                    "the queue does not answer: no reply within {secs}s"
+                ))
+            }
+            _ => check.failed.clone(),
+        }
+    }
+}
 
 /// Serves `metrics` on `listener` and keeps its backlog fresh from `queue`,
-/// each on a thread that lives as long as the process.
+/// each on threads that live as long as the process.
 pub fn start(listener: TcpListener, metrics: Arc<Metrics>, queue: Box<dyn Health>) {
-    let readiness: Readiness = Arc::new(Mutex::new(Some("the queue was not asked yet".into())));
-    let mut refresher = Refresher {
+    let readiness = Readiness::new(Some("the queue was not asked yet".into()));
+    let refresher = Refresher {
         queue,
         metrics: Arc::clone(&metrics),
-        readiness: Arc::clone(&readiness),
+        readiness: readiness.clone(),
     };
-    refresher.refresh();
     std::thread::Builder::new()
         .name("metrics-refresh".into())
         .spawn(move || refresher.run())
         .expect("threads can be spawned");
-    let server = Server::from_listener(listener, None).expect("a bound listener serves");
-    std::thread::Builder::new()
-        .name("metrics-http".into())
-        .spawn(move || {
-            for request in server.incoming_requests() {
-                answer(request, &metrics, &readiness);
-            }
-        })
-        .expect("threads can be spawned");
+    let handler = move |method: &str, path: &str| answer(method, path, &metrics, &readiness);
+    http::serve(listener, Arc::new(handler)).expect("threads can be spawned");
 }
 
 struct Refresher {
@@ -78,15 +110,22 @@ struct Refresher {
 }
 
 impl Refresher {
+    /// Checks at once, then every [`REFRESH`]; the probes are served
+    /// meanwhile, even while the first check hangs.
     fn run(mut self) {
         loop {
-            std::thread::sleep(REFRESH);
             self.refresh();
+            std::thread::sleep(REFRESH);
         }
     }
 
+    /// Asks the queue for its counts; while it has not answered, the probes
+    /// see how long it has been asked.
     fn refresh(&mut self) {
-        let state = match self.queue.stats() {
+        self.readiness.lock().asked_at = Some(Instant::now());
+        let stats = self.queue.stats();
+        let mut check = self.readiness.lock();
+        check.failed = match stats {
             Ok(stats) => {
                 self.metrics.set_backlog(&stats);
                 None
@@ -96,7 +135,7 @@ impl Refresher {
                 Some(format!("the queue does not answer: {e}"))
             }
         };
-        *self.readiness.lock().unwrap_or_else(|p| p.into_inner()) = state;
+        check.asked_at = None;
     }
 }
 
@@ -107,30 +146,26 @@ fn route(method: &str, path: &str, metrics: &Metrics, readiness: &Readiness) -> 
         return (405, "only GET is served\n".into());
     }
     match path {
-        "/metrics" => (200, metrics.render()),
+        "/metrics" => {
+            readiness.judge(metrics);
+            (200, metrics.render())
+        }
         "/healthz" => (200, "ok\n".into()),
-        "/readyz" => match &*readiness.lock().unwrap_or_else(|p| p.into_inner()) {
+        "/readyz" => match readiness.judge(metrics) {
             None => (200, "ready\n".into()),
-            Some(reason) => (503, format!("{}\n", escape(reason))),
+            Some(reason) => (503, format!("{}\n", escape(&reason))),
         },
         _ => (404, "not found: try /metrics, /healthz or /readyz\n".into()),
     }
 }
 
-fn answer(request: Request, metrics: &Metrics, readiness: &Readiness) {
-    let (status, body) = route(request.method().as_str(), request.url(), metrics, readiness);
-    let kind = if status == 200 && request.url().starts_with("/metrics") {
-        "application/openmetrics-text; version=1.0.0; charset=utf-8"
-    } else {
-        "text/plain; charset=utf-8"
-    };
-    let header = Header::from_bytes("Content-Type", kind).expect("a valid header");
-    let response = Response::from_string(body)
-        .with_status_code(status)
-        .with_header(header);
-    if let Err(e) = request.respond(response) {
-        log::debug!("cannot answer a metrics request: {e}");
+fn answer(method: &str, path: &str, metrics: &Metrics, readiness: &Readiness) -> Answer {
+    let (status, body) = route(method, path, metrics, readiness);
+    let mut answer = Answer::plain(status, body);
+    if status == 200 && path.starts_with("/metrics") {
+        answer.content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
     }
+    answer
 }
 
 #[cfg(test)]
@@ -141,7 +176,7 @@ mod tests {
     #[test]
     fn each_path_gets_its_answer_and_anything_else_is_404() {
         let metrics = Metrics::new(&Routes::new(&[], None, Duration::from_secs(1)));
-        let ready: Readiness = Arc::new(Mutex::new(None));
+        let ready = Readiness::new(None);
         assert_eq!(route("GET", "/healthz", &metrics, &ready).0, 200);
         assert_eq!(
             route("GET", "/readyz", &metrics, &ready),
@@ -153,11 +188,26 @@ mod tests {
         assert_eq!(route("GET", "/", &metrics, &ready).0, 404);
         assert_eq!(route("GET", "/metrics/x", &metrics, &ready).0, 404);
         assert_eq!(route("POST", "/metrics", &metrics, &ready).0, 405);
-        *ready.lock().unwrap() = Some("the queue does not answer: refused".into());
+        ready.lock().failed = Some("the queue does not answer: refused".into());
         assert_eq!(
             route("GET", "/readyz?verbose", &metrics, &ready),
             (503, "the queue does not answer: refused\n".into())
         );
         assert_eq!(route("GET", "/healthz", &metrics, &ready).0, 200);
+    }
+
+    #[test]
+    fn a_check_left_unanswered_too_long_is_not_ready_and_the_queue_down() {
+        let metrics = Metrics::new(&Routes::new(&[], None, Duration::from_secs(1)));
+        let ready = Readiness::new(None);
+        metrics.set_backlog(&Default::default());
+        ready.lock().asked_at = Some(Instant::now());
+        assert_eq!(route("GET", "/readyz", &metrics, &ready).0, 200);
+        ready.lock().asked_at = Instant::now().checked_sub(ANSWER_WITHIN * 2);
+        let (status, body) = route("GET", "/readyz", &metrics, &ready);
+        assert_eq!(status, 503);
+        assert_eq!(body, "the queue does not answer: no reply within 2s\n");
+        let (_, scrape) = route("GET", "/metrics", &metrics, &ready);
+        assert!(scrape.contains("events_queue_up 0\n"), "{scrape}");
     }
 }

@@ -110,3 +110,64 @@ impl Misbehaviour {
         let _ = writer.shutdown(Shutdown::Both);
     }
 }
+
+// Hostile clients, for a server the product runs (`work --metrics-addr`).
+
+/// Connects to `addr` and sends `requests` copies of `GET path`, pipelined,
+/// never reading an answer; gives up writing after 2 s (a server that stops
+/// reading). The connection stays open for as long as the stream is kept.
+pub fn pipeline_unread(addr: &str, path: &str, requests: usize) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).expect("connect to the server");
+    stream
+        .set_write_timeout(Some(std::time::Duration::from_secs(2)))
+        .unwrap();
+    let one = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    let _ = stream.write_all(one.repeat(requests).as_bytes());
+    stream
+}
+
+/// `n` connections to `addr` that never send a byte.
+pub fn idle_connections(addr: &str, n: usize) -> Vec<TcpStream> {
+    (0..n)
+        .map(|_| TcpStream::connect(addr).expect("connect to the server"))
+        .collect()
+}
+
+/// A connection to `addr` that sends a request head one byte every
+/// `interval`, never ending it, until the server closes the connection (or
+/// `give_up` passes); returns how long the server put up with it.
+pub fn trickle(
+    addr: &str,
+    interval: std::time::Duration,
+    give_up: std::time::Duration,
+) -> std::thread::JoinHandle<std::time::Duration> {
+    let mut stream = TcpStream::connect(addr).expect("connect to the server");
+    std::thread::spawn(move || {
+        let start = std::time::Instant::now();
+        let head = b"GET /metrics HTTP/1.1\r\nX-Slow: "
+            .iter()
+            .chain(std::iter::repeat(&b'a'));
+        for byte in head {
+            if stream.write_all(&[*byte]).is_err() || start.elapsed() > give_up {
+                break;
+            }
+            std::thread::sleep(interval);
+        }
+        start.elapsed()
+    })
+}
+
+/// Sends `GET path` with one header `bytes` long and returns whatever the
+/// server answers before it closes (or 5 s pass).
+pub fn oversized_head(addr: &str, path: &str, bytes: usize) -> String {
+    let mut stream = TcpStream::connect(addr).expect("connect to the server");
+    let timeout = Some(std::time::Duration::from_secs(5));
+    stream.set_write_timeout(timeout).unwrap();
+    stream.set_read_timeout(timeout).unwrap();
+    let filler = "a".repeat(bytes);
+    let head = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nX-Filler: {filler}\r\n\r\n");
+    let _ = stream.write_all(head.as_bytes());
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}

@@ -103,6 +103,30 @@ impl RedisServer {
         }
     }
 
+    /// Freezes the server with SIGSTOP: its socket stays open and accepts,
+    /// but nothing is answered, as with a server stuck in a long command or
+    /// a host that stopped scheduling it. `resume` (or dropping) thaws it.
+    pub fn pause(&self) {
+        assert!(self.signal(libc::SIGSTOP), "kill -STOP redis-server");
+    }
+
+    /// Thaws a server frozen by `pause` (SIGCONT).
+    pub fn resume(&self) {
+        assert!(self.signal(libc::SIGCONT), "kill -CONT redis-server");
+    }
+
+    /// Sends `signal` to the server; false when it is not running.
+    fn signal(&self, signal: libc::c_int) -> bool {
+        let Some(child) = &self.child else {
+            return false;
+        };
+        let Ok(pid) = libc::pid_t::try_from(child.id()) else {
+            return false;
+        };
+        // SAFETY: kill(2) on our own child's pid; it touches no memory.
+        unsafe { libc::kill(pid, signal) == 0 }
+    }
+
     /// Stops the server if it is running, then starts it again on the same port, in the same
     /// directory, with the same options; returns once it answers PING (after loading its AOF).
     pub fn restart(&mut self) {
@@ -239,6 +263,8 @@ impl RedisServer {
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
+        // A paused server is thawed first, so nothing is left stopped.
+        self.signal(libc::SIGCONT);
         self.crash();
     }
 }

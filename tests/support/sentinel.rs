@@ -2,11 +2,15 @@
 //! replica of it and three sentinels (`redis-server <conf> --sentinel`,
 //! each with its own writable config file, since a sentinel rewrites it),
 //! on free ports of 127.0.0.1, all killed when dropped. Failover times are
-//! short so a test's `SENTINEL FAILOVER` completes in seconds.
+//! short so a test's `SENTINEL FAILOVER` completes in seconds. Also fake
+//! sentinels that answer like hostile servers ([`FakeSentinel`]).
 
-use std::net::TcpListener;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -258,4 +262,125 @@ fn free_port() -> u16 {
         .and_then(|listener| listener.local_addr())
         .expect("find a free port on 127.0.0.1")
         .port()
+}
+
+/// How a [`FakeSentinel`] answers whatever it is asked.
+#[derive(Clone, Debug)]
+pub enum Trick {
+    /// A bulk string announced at a megabyte, sent one byte a second.
+    Trickle,
+    /// An error line of `bytes` bytes, laced with terminal controls,
+    /// generated as it is streamed.
+    Huge(usize),
+    /// These bytes, then the connection held open.
+    Say(Vec<u8>),
+    /// These bytes for each command received, as a server refusing them
+    /// all: a fake Redis server rather than a sentinel.
+    Refuse(Vec<u8>),
+}
+
+/// A TCP server on 127.0.0.1 posing as a sentinel (or, with
+/// [`Trick::Refuse`], a Redis server): it reads a question
+/// and answers it with a [`Trick`], on every connection, until dropped.
+pub struct FakeSentinel {
+    port: u16,
+    stop: Arc<AtomicBool>,
+}
+
+impl FakeSentinel {
+    pub fn start(trick: Trick) -> FakeSentinel {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a port for a fake sentinel");
+        let port = listener.local_addr().expect("its address").port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stopped.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                let stopped = Arc::clone(&stopped);
+                let trick = trick.clone();
+                thread::spawn(move || answer(stream, &trick, &stopped));
+            }
+        });
+        FakeSentinel { port, stop }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for FakeSentinel {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wakes the accepting thread so it sees the flag.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+/// Answers one connection with `trick` until the client or the test is gone.
+fn answer(mut stream: TcpStream, trick: &Trick, stop: &AtomicBool) {
+    let mut question = [0; 4096];
+    let Ok(n @ 1..) = stream.read(&mut question) else {
+        return;
+    };
+    if let Trick::Refuse(said) = trick {
+        return refuse(stream, &question[..n], said);
+    }
+    let sent = match trick {
+        Trick::Trickle => stream.write_all(b"$1048576\r\n").and_then(|()| {
+            while !stop.load(Ordering::SeqCst) {
+                stream.write_all(b"x")?;
+                thread::sleep(Duration::from_secs(1));
+            }
+            Ok(())
+        }),
+        Trick::Huge(bytes) => stream.write_all(b"-ERR ").and_then(|()| {
+            let chunk = b"\x1b[2K\x07forged line\x1b]0;title\x07 ".repeat(4096);
+            let mut left = *bytes;
+            while left > 0 && !stop.load(Ordering::SeqCst) {
+                let n = left.min(chunk.len());
+                stream.write_all(&chunk[..n])?;
+                left -= n;
+            }
+            stream.write_all(b"\r\n")
+        }),
+        Trick::Say(bytes) => stream.write_all(bytes),
+        Trick::Refuse(_) => Ok(()),
+    };
+    if sent.is_ok() {
+        // Held open: the client decides when it has had enough.
+        while !stop.load(Ordering::SeqCst) && matches!(stream.read(&mut question), Ok(n) if n > 0) {
+        }
+    }
+}
+
+/// Answers `said` to each command (an array, `*N` at the start of a line;
+/// pipelined ones arrive together), read after `first`, until the client
+/// hangs up.
+fn refuse(mut stream: TcpStream, first: &[u8], said: &[u8]) {
+    let commands = |bytes: &[u8]| {
+        let starts = bytes
+            .windows(3)
+            .filter(|w| w[..2] == *b"\r\n" && w[2] == b'*')
+            .count();
+        starts + usize::from(bytes.first() == Some(&b'*'))
+    };
+    let mut read = first.to_vec();
+    loop {
+        // A command's last argument may be `*` (XADD's id): one too many
+        // answers, at worst, never one too few.
+        for _ in 0..commands(&read) {
+            if stream.write_all(said).is_err() {
+                return;
+            }
+        }
+        let mut buf = [0; 4096];
+        match stream.read(&mut buf) {
+            Ok(n @ 1..) => read = buf[..n].to_vec(),
+            _ => return,
+        }
+    }
 }

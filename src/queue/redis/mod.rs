@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use redis::{ErrorKind, RedisError};
 
 use super::{Describe, QueueError, QueueOptions, Result, UnavailableReason};
+use crate::sanitize;
 use crate::secret::redact_url;
 
 mod admin;
@@ -182,7 +183,10 @@ impl RedisQueue {
         if is_connection_error(&e) {
             return QueueError::unavailable(
                 UnavailableReason::Unreachable,
-                format!("cannot reach the Redis primary of {shown}: {e}"),
+                format!(
+                    "cannot reach the Redis primary of {shown}: {}",
+                    sanitize::excerpt(&e.to_string())
+                ),
             );
         }
         if e.kind() == ErrorKind::MasterNameNotFoundBySentinel {
@@ -257,6 +261,8 @@ impl RedisQueue {
             RawError::Redis(e) => e,
         };
         let shown = &self.shown;
+        // What the server said, short and escaped: the server may be anyone's.
+        let said = sanitize::excerpt(&e.to_string());
         let mut class = classify(&e);
         if class == Class::Other && code(&e) == Some(Code::Err) && self.needs_password() {
             // An unauthenticated client sending a long command gets a
@@ -289,10 +295,10 @@ impl RedisQueue {
                     ),
                     UnavailableReason::Failover => format!(
                         "Redis at {shown} cannot serve the request right now \
-                         (a failover or resharding is under way: {e})"
+                         (a failover or resharding is under way: {said})"
                     ),
                     UnavailableReason::Unreachable | UnavailableReason::Locked => {
-                        format!("cannot reach Redis at {shown}: {e}")
+                        format!("cannot reach Redis at {shown}: {said}")
                     }
                 };
                 QueueError::unavailable(reason, message)
@@ -306,7 +312,7 @@ impl RedisQueue {
                  PASSWORD in {form}"
             )),
             Class::Other => {
-                QueueError::Backend(format!("Redis at {shown} answered with an error: {e}"))
+                QueueError::Backend(format!("Redis at {shown} answered with an error: {said}"))
             }
         }
     }

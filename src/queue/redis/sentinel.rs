@@ -19,14 +19,18 @@ use redis::{
     RedisResult, Value,
 };
 
+use crate::sanitize;
 use crate::secret::Secret;
 
-/// How long connecting to one sentinel, or to the primary it names, may
-/// take: a sentinel whose host drops packets is passed over after this.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long one of them may take to answer: a sentinel that accepts a
-/// connection and never answers is passed over too, never waited on.
-const ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
+mod exchange;
+
+use exchange::{Deadline, Exchange};
+
+/// How long the whole exchange with one sentinel (connecting, asking,
+/// reading its answer), or with the primary it names, may take: one whose
+/// host drops packets, that never answers or that answers a byte at a time
+/// is passed over after this.
+const LIMIT: Duration = Duration::from_secs(2);
 
 /// The port sentinels listen on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 26379;
@@ -281,6 +285,40 @@ fn not_found(why: &'static str) -> RedisError {
     RedisError::from((ErrorKind::MasterNameNotFoundBySentinel, why))
 }
 
+/// A sentinel's answer to `get-master-addr-by-name` that is neither an
+/// address nor none.
+fn not_address() -> RedisError {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        "answered with something other than an address",
+    )
+    .into()
+}
+
+/// `e`, which the `who` at `host:port` gave, as an I/O error naming it
+/// (`sentinel 10.0.0.5:26379 did not answer within 2 s`), so the lookup
+/// passes over it as one it could not reach. What a server said is echoed
+/// short and escaped; a lookup's own verdict (no primary) is kept as is.
+fn about(who: &str, host: &str, port: u16, e: RedisError) -> RedisError {
+    if e.kind() == ErrorKind::MasterNameNotFoundBySentinel {
+        return e;
+    }
+    let server = address(host, port);
+    let why = match e.code() {
+        Some(code) => format!(
+            "answered with an error: {}",
+            sanitize::excerpt(&format!("{code} {}", e.detail().unwrap_or_default()))
+        ),
+        None => sanitize::excerpt(&e.to_string()),
+    };
+    let kind = if e.is_timeout() {
+        std::io::ErrorKind::TimedOut
+    } else {
+        std::io::ErrorKind::Other
+    };
+    std::io::Error::new(kind, format!("{who} {server} {why}")).into()
+}
+
 /// `host:port`, with an IPv6 host in brackets.
 fn address(host: &str, port: u16) -> String {
     if host.contains(':') {
@@ -326,9 +364,10 @@ impl Sentinels {
 
     /// Asks the sentinels, in turn, for the service's primary (checked with
     /// `ROLE`, as Sentinel's client guidelines ask), and returns a client
-    /// for it. Each sentinel, and the primary it names, gets
-    /// [`CONNECT_TIMEOUT`] and [`ANSWER_TIMEOUT`]: one that hangs is passed
-    /// over like one that refuses. When none names a primary that answers
+    /// for it. The exchange with each sentinel, and with the primary it
+    /// names, gets [`LIMIT`] in all and has its answers read up to a bound:
+    /// one that hangs, trickles or floods is passed over like one that
+    /// refuses. When none names a primary that answers
     /// as one, the error says why: a sentinel's answer, if any gave one,
     /// else the last connection's failure.
     pub fn primary(&mut self) -> RedisResult<redis::Client> {
@@ -372,30 +411,70 @@ impl Sentinels {
     }
 
     /// Asks one sentinel for the primary and checks it: a client for it,
-    /// and its `host:port`.
+    /// and its `host:port`. Each error names the server it came from.
     fn ask(&self, host: &str, port: u16) -> RedisResult<(redis::Client, String)> {
-        let sentinel = redis::Client::open(self.url.sentinel_info(host, port)?)?;
-        let mut conn = sentinel.get_connection_with_timeout(CONNECT_TIMEOUT)?;
-        conn.set_read_timeout(Some(ANSWER_TIMEOUT))?;
-        conn.set_write_timeout(Some(ANSWER_TIMEOUT))?;
-        let named: Option<(String, u16)> = redis::cmd("SENTINEL")
-            .arg("get-master-addr-by-name")
-            .arg(&self.url.service)
-            .query(&mut conn)?;
+        let named = self
+            .named(host, port)
+            .map_err(|e| about("sentinel", host, port, e))?;
         let Some((host, port)) = named else {
             return Err(not_found("knows no primary of that name"));
         };
         let client = redis::Client::open(self.url.data_info(&host, port)?)?;
-        let mut primary = client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
-        primary.set_read_timeout(Some(ANSWER_TIMEOUT))?;
-        primary.set_write_timeout(Some(ANSWER_TIMEOUT))?;
-        let role: Value = redis::cmd("ROLE").query(&mut primary)?;
+        self.check_role(&host, port).map_err(|e| match e.code() {
+            // The primary's own refusal (`NOAUTH`, `WRONGPASS`) is told
+            // as a data node's.
+            Some(_) => e,
+            None => about("primary", &host, port, e),
+        })?;
+        Ok((client, address(&host, port)))
+    }
+
+    /// The primary the sentinel at `host:port` names, if it knows one.
+    fn named(&self, host: &str, port: u16) -> RedisResult<Option<(String, u16)>> {
+        let mut sentinel = Exchange::open(host, port, self.url.tls, Deadline::after(LIMIT))?;
+        let answer = sentinel.ask(
+            redis::cmd("SENTINEL")
+                .arg("get-master-addr-by-name")
+                .arg(&self.url.service),
+        )?;
+        let text = |value: &Value| match value {
+            Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
+            Value::SimpleString(text) => Some(text.clone()),
+            _ => None,
+        };
+        match &answer {
+            Value::Nil => Ok(None),
+            Value::Array(parts) if parts.len() == 2 => {
+                let host =
+                    text(&parts[0]).filter(|h| !h.is_empty() && !h.contains(char::is_control));
+                let port = text(&parts[1]).and_then(|p| p.parse::<u16>().ok());
+                match (host, port) {
+                    (Some(host), Some(port)) => Ok(Some((host, port))),
+                    _ => Err(not_address()),
+                }
+            }
+            _ => Err(not_address()),
+        }
+    }
+
+    /// Whether the server at `host:port` answers `ROLE` as a primary (with
+    /// the URL's user and password, if any), within [`LIMIT`].
+    fn check_role(&self, host: &str, port: u16) -> RedisResult<()> {
+        let mut primary = Exchange::open(host, port, self.url.tls, Deadline::after(LIMIT))?;
+        if let Some(password) = &self.url.password {
+            let mut auth = redis::cmd("AUTH");
+            if let Some(user) = &self.url.user {
+                auth.arg(user);
+            }
+            primary.ask(auth.arg(password.expose()))?;
+        }
+        let role = primary.ask(&redis::cmd("ROLE"))?;
         if !is_primary(&role) {
             return Err(not_found(
                 "names a server that does not answer as a primary",
             ));
         }
-        Ok((client, address(&host, port)))
+        Ok(())
     }
 
     /// `sentinel SERVICE, primary host:port`, or the sentinels while no
