@@ -6,7 +6,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use super::redis::sentinel::{SentinelUrl, is_sentinel_url};
+use super::redis::sentinel::{Answered, SentinelUrl, is_sentinel_url};
 use super::{Queue, QueueOptions, Result, redis, sqlite};
 use crate::secret::{Secret, redact_url};
 
@@ -24,9 +24,12 @@ pub enum Backend {
     },
     /// A primary that Redis Sentinel names (`redis+sentinel://`), checked
     /// when the configuration loads; the sentinels are asked on connecting.
+    /// `answered` is the sentinel that answered last, shared by every
+    /// queue opened from these settings.
     Sentinel {
         url: Secret,
         sentinel: Box<SentinelUrl>,
+        answered: Answered,
     },
 }
 
@@ -57,6 +60,7 @@ impl Backend {
             return Ok(Backend::Sentinel {
                 url: Secret::new(url),
                 sentinel: Box::new(sentinel),
+                answered: Answered::default(),
             });
         }
         if !(url.starts_with("redis://")
@@ -143,8 +147,11 @@ pub fn open(settings: &Settings) -> Result<Box<dyn Queue>> {
             options,
         )),
         Backend::Sqlite { path } => Box::new(sqlite::SqliteQueue::open(path, options)?),
-        Backend::Sentinel { sentinel, .. } => Box::new(redis::RedisQueue::with_sentinels(
+        Backend::Sentinel {
+            sentinel, answered, ..
+        } => Box::new(redis::RedisQueue::with_sentinels(
             (**sentinel).clone(),
+            answered.clone(),
             prefix,
             options,
         )?),

@@ -144,10 +144,11 @@ impl RedisQueue {
     /// lazily: the first operation reports sentinels that cannot be reached.
     pub fn with_sentinels(
         url: sentinel::SentinelUrl,
+        answered: sentinel::Answered,
         prefix: &str,
         options: QueueOptions,
     ) -> Result<RedisQueue> {
-        let sentinels = sentinel::Sentinels::new(url).map_err(|e| {
+        let sentinels = sentinel::Sentinels::new(url, answered).map_err(|e| {
             QueueError::Backend(format!("the Redis Sentinel URL cannot be used: {e}"))
         })?;
         let shown = sentinels.describe();
