@@ -7,6 +7,7 @@ use std::fmt;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::config::{ConfigError, Table};
 use crate::event::{Event, Payload};
 use crate::template::{RenderError, Style, Template, TemplateError};
 
@@ -507,6 +508,60 @@ fn describe_value(value: &Value) -> String {
     } else {
         format!("{kind} ({shown})")
     }
+}
+
+/// The catalog with the config file's `[[event]]` tables applied, in
+/// order: each adds a type or overrides a built-in's template (and, if it
+/// sets them, its fields). An error names the file, line and key.
+pub fn with_tables(mut catalog: Catalog, tables: &[Table]) -> Result<Catalog, ConfigError> {
+    for table in tables {
+        table.only(&["type", "fields", "template"], |_| None)?;
+        let kind = table.require::<String>("type")?;
+        let template = table.require::<String>("template")?;
+        let name = kind.get_ref();
+        if !valid_type_name(name) {
+            return Err(table.at(
+                kind.span(),
+                "type",
+                format!(
+                    "{name:?} is not a valid event type name (letters, digits, '_', '-' and '.')"
+                ),
+            ));
+        }
+        let fields = match table.get::<toml::Table>("fields")? {
+            Some(fields) => {
+                let mut parsed = Vec::new();
+                for (field, kind) in fields.get_ref() {
+                    let kind = kind.as_str().and_then(FieldType::parse).ok_or_else(|| {
+                        table.at(
+                            fields.span(),
+                            &format!("fields.{field}"),
+                            format!("unknown field type {kind} (expected \"string\", \"integer\", \"signed\", \"number\" or \"boolean\")"),
+                        )
+                    })?;
+                    parsed.push((field.clone(), kind));
+                }
+                parsed
+            }
+            None => catalog
+                .get(name)
+                .map(|s| s.fields.clone())
+                .unwrap_or_default(),
+        };
+        let mut spec = EventSpec::new(name, fields, template.get_ref())
+            .map_err(|e| table.at(template.span(), "template", e))?;
+        spec.custom = catalog.get(name).is_none_or(|s| s.custom);
+        catalog.insert(spec);
+    }
+    Ok(catalog)
+}
+
+/// Event type names: letters, digits, `_`, `-` and `.`.
+fn valid_type_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
 #[cfg(test)]

@@ -6,10 +6,12 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::catalog::{Catalog, ValidationError};
-use crate::config::{Backend, Config, ConfigError, Global};
+use crate::config::{ConfigError, Global};
 use crate::error::Error;
 use crate::event::{Event, Payload};
-use crate::queue::{self, Producer};
+use crate::queue::Backend;
+use crate::queue::Producer;
+use crate::setup::Setup;
 
 /// How long an idempotency key is remembered.
 pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -18,19 +20,19 @@ pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
 pub struct Emitter {
     queue: Option<Box<dyn Producer>>,
     catalog: Catalog,
-    config: Config,
+    config: Setup,
 }
 
 impl Emitter {
     /// An emitter configured from the environment (`REDIS_URL`, `EVENTS_DB`,
     /// `EVENTS_CONFIG`, …), as the `events` command is.
     pub fn from_env() -> Result<Emitter, Error> {
-        Emitter::new(Config::load(&Global::default())?)
+        Emitter::new(Setup::load(&Global::default())?)
     }
 
     /// An emitter for `config`. The queue is opened on the first emit;
     /// with `EVENTS_DISABLED` it is never opened.
-    pub fn new(config: Config) -> Result<Emitter, Error> {
+    pub fn new(config: Setup) -> Result<Emitter, Error> {
         Ok(Emitter {
             queue: None,
             catalog: config.catalog.clone(),
@@ -46,7 +48,7 @@ impl Emitter {
     fn queue(&mut self) -> Result<&mut Box<dyn Producer>, Error> {
         if self.queue.is_none() {
             check_durability(&self.config)?;
-            self.queue = Some(queue::open(&self.config.store)?);
+            self.queue = Some(self.config.open_queue()?);
         }
         Ok(self.queue.as_mut().expect("opened above"))
     }
@@ -107,13 +109,16 @@ impl Emitter {
 /// Refuses `EVENTS_EMIT_REPLICAS` on the embedded store, which has no
 /// replicas to wait for: quietly ignoring it would promise a durability the
 /// file does not give.
-fn check_durability(config: &Config) -> Result<(), ConfigError> {
-    match (&config.store.backend, config.store.options.durability) {
-        (Backend::Sqlite { .. }, Some(durability)) => Err(ConfigError(format!(
-            "EVENTS_EMIT_REPLICAS={} needs Redis: the embedded SQLite store has no replicas; \
+fn check_durability(config: &Setup) -> Result<(), ConfigError> {
+    match (config.backend(), config.store.options.durability) {
+        (Backend::Sqlite { .. }, Some(durability)) => Err(ConfigError::variable(
+            "EVENTS_EMIT_REPLICAS",
+            format!(
+                "EVENTS_EMIT_REPLICAS={} needs Redis: the embedded SQLite store has no replicas; \
              set REDIS_URL, or unset EVENTS_EMIT_REPLICAS",
-            durability.replicas
-        ))),
+                durability.replicas
+            ),
+        )),
         _ => Ok(()),
     }
 }

@@ -39,6 +39,7 @@ pub mod retry;
 pub mod route;
 pub mod sanitize;
 pub mod secret;
+pub mod setup;
 pub mod template;
 pub mod worker;
 

@@ -266,16 +266,13 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{DestConfig, DestSettings};
+    use crate::dest::DestConfig;
 
     fn routes() -> Routes {
         let console = DestConfig {
             name: "hooks".into(),
-            settings: DestSettings::Console,
             events: vec!["*".into()],
-            rate: Default::default(),
-            when: None,
-            messages: None,
+            ..DestConfig::console("")
         };
         Routes::new(&[console], None, Duration::from_secs(1))
     }

@@ -23,11 +23,11 @@ use anyhow::Context as _;
 use wildmatch::WildMatch;
 
 use crate::catalog::Catalog;
-use crate::config::Config;
 use crate::error::UsageError;
 use crate::event::{Event, parse_ts};
 use crate::queue::{self, Delivery, StoredDeadLetter};
 use crate::route::{POISON_DEST, Route, Routes, UnknownDestination};
+use crate::setup::Setup;
 
 /// Deliveries per chunk: per queue write, and per piece of a dry run's
 /// output.
@@ -330,34 +330,36 @@ impl<'p, S: Sink> Replay<'p, S> {
 
     /// Replays every event of `source` (reading the queue and catalog
     /// `config` names), then hands on what is left.
-    pub fn run(&mut self, source: &Source, config: &Config) -> anyhow::Result<()> {
+    pub fn run(&mut self, source: &Source, config: &Setup) -> anyhow::Result<()> {
         self.feed(source, config)?;
         self.flush()
     }
 
-    fn feed(&mut self, source: &Source, config: &Config) -> anyhow::Result<()> {
+    fn feed(&mut self, source: &Source, config: &Setup) -> anyhow::Result<()> {
         match source {
             Source::Dead => {
-                for letter in queue::open(&config.store)?.dead_letters()? {
+                for letter in config.open_queue()?.dead_letters()? {
                     self.letter(letter)?;
                 }
                 Ok(())
             }
             Source::History { from_ms, until_ms } => {
                 let mut failure = None;
-                queue::open(&config.store)?.history(*from_ms, *until_ms, &mut |events| {
-                    for event in events {
-                        match self.event(event) {
-                            Ok(true) => {}
-                            Ok(false) => return false,
-                            Err(e) => {
-                                failure = Some(e);
-                                return false;
+                config
+                    .open_queue()?
+                    .history(*from_ms, *until_ms, &mut |events| {
+                        for event in events {
+                            match self.event(event) {
+                                Ok(true) => {}
+                                Ok(false) => return false,
+                                Err(e) => {
+                                    failure = Some(e);
+                                    return false;
+                                }
                             }
                         }
-                    }
-                    true
-                })?;
+                        true
+                    })?;
                 failure.map_or(Ok(()), Err)
             }
             Source::File(Input::Path(path)) => {
@@ -494,7 +496,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::config::{DestConfig, DestSettings};
+    use crate::dest::DestConfig;
     use crate::queue::DeadLetter;
     use crate::secret::Secret;
 
@@ -503,19 +505,14 @@ mod tests {
     fn routes() -> Routes {
         let dest = |name: &str, settings, events: &[&str]| DestConfig {
             name: name.into(),
-            settings,
             events: events.iter().map(|e| (*e).to_owned()).collect(),
-            rate: Default::default(),
-            when: None,
-            messages: None,
+            ..settings
         };
-        let slack = DestSettings::Slack {
-            url: Secret::new("https://hooks.example/x"),
-        };
+        let slack = DestConfig::slack("", Secret::new("https://hooks.example/x"));
         Routes::new(
             &[
                 dest("slack", slack, &["user.*"]),
-                dest("console", DestSettings::Console, &["*"]),
+                dest("console", DestConfig::console(""), &["*"]),
             ],
             None,
             Duration::from_secs(1),

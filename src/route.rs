@@ -8,7 +8,7 @@ use std::time::Duration;
 use wildmatch::WildMatch;
 
 use crate::alert;
-use crate::config::{Config, ConfigError, DestConfig, DestKind};
+use crate::dest::{DestConfig, Kind};
 use crate::event::Event;
 use crate::filter::Verdict;
 use crate::rate::Rate;
@@ -46,7 +46,7 @@ impl Route {
         &self.config.name
     }
 
-    pub fn kind(&self) -> DestKind {
+    pub fn kind(&self) -> &'static dyn Kind {
         self.config.kind()
     }
 
@@ -113,7 +113,7 @@ impl Routes {
                     globs: dest.events.iter().map(|g| WildMatch::new(g)).collect(),
                     policy: RetryPolicy {
                         max_attempts: max_attempts
-                            .unwrap_or_else(|| dest.kind().default_max_attempts()),
+                            .unwrap_or_else(|| dest.kind().default_attempts()),
                         base: retry_base,
                     },
                     rate: dest.rate_limit(),
@@ -121,15 +121,6 @@ impl Routes {
                 })
                 .collect(),
         )
-    }
-
-    /// The routes of `config`'s destinations, with its delivery tuning.
-    pub fn from_config(config: &Config) -> Result<Routes, ConfigError> {
-        Ok(Routes::new(
-            config.destinations()?,
-            config.delivery.max_attempts,
-            config.delivery.retry_base,
-        ))
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Route> {
@@ -251,29 +242,23 @@ impl<T> Index<RouteId> for PerRoute<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::DestSettings;
     use crate::rate::RateSetting;
 
-    fn dest(name: &str, settings: DestSettings, events: &[&str]) -> DestConfig {
+    fn dest(name: &str, settings: DestConfig, events: &[&str]) -> DestConfig {
         DestConfig {
             name: name.into(),
-            settings,
             events: events.iter().map(|e| (*e).to_owned()).collect(),
-            rate: Default::default(),
-            when: None,
-            messages: None,
+            ..settings
         }
     }
 
     fn routes() -> Routes {
-        let slack = DestSettings::Slack {
-            url: crate::secret::Secret::new("https://hooks.example/x"),
-        };
+        let slack = DestConfig::slack("", crate::secret::Secret::new("https://hooks.example/x"));
         Routes::new(
             &[
                 dest("slack", slack, &["user.*", "billing.failed"]),
-                dest("console", DestSettings::Console, &["*"]),
-                dest("audit", DestSettings::Console, &["import.?ompleted"]),
+                dest("console", DestConfig::console(""), &["*"]),
+                dest("audit", DestConfig::console(""), &["import.?ompleted"]),
             ],
             None,
             Duration::from_secs(1),
@@ -318,9 +303,7 @@ mod tests {
 
     /// Big imports to #sales, churn to #billing, everything else to #growth.
     fn channels() -> Routes {
-        let slack = || DestSettings::Slack {
-            url: crate::secret::Secret::new("https://hooks.example/x"),
-        };
+        let slack = || DestConfig::slack("", crate::secret::Secret::new("https://hooks.example/x"));
         let when = |source: &str| Some(crate::filter::When::compile(source).unwrap());
         let mut sales = dest("sales", slack(), &["import.completed"]);
         sales.when = when(r#"payload.row_count >= 100000 && payload.plan in ["pro", "team"]"#);
@@ -383,8 +366,8 @@ mod tests {
     fn an_alert_goes_everywhere_its_type_routes_but_to_the_destination_it_is_about() {
         let routes = Routes::new(
             &[
-                dest("segment", DestSettings::Console, &["*"]),
-                dest("slack", DestSettings::Console, &["events.*"]),
+                dest("segment", DestConfig::console(""), &["*"]),
+                dest("slack", DestConfig::console(""), &["events.*"]),
             ],
             None,
             Duration::from_secs(1),
@@ -439,10 +422,10 @@ mod tests {
         let one_a_second = Rate::parse("1/s").unwrap();
         assert_eq!(routes.named("slack").unwrap().rate(), Some(one_a_second));
         assert_eq!(routes.named("console").unwrap().rate(), None);
-        let mut slow = dest("slow", DestSettings::Console, &["*"]);
+        let mut slow = dest("slow", DestConfig::console(""), &["*"]);
         slow.rate = RateSetting::Limit(Rate::parse("30/m").unwrap());
         let url = crate::secret::Secret::new("https://hooks.example/x");
-        let mut free = dest("free", DestSettings::Slack { url }, &["*"]);
+        let mut free = dest("free", DestConfig::slack("", url), &["*"]);
         free.rate = RateSetting::Unlimited;
         let routes = Routes::new(&[slow, free], None, Duration::from_secs(1));
         assert_eq!(
@@ -458,7 +441,7 @@ mod tests {
         assert_eq!(routes.named("slack").unwrap().policy().max_attempts, 5);
         assert_eq!(routes.named("console").unwrap().policy().max_attempts, 10);
         let capped = Routes::new(
-            &[dest("console", DestSettings::Console, &["*"])],
+            &[dest("console", DestConfig::console(""), &["*"])],
             Some(3),
             Duration::from_millis(10),
         );

@@ -311,6 +311,18 @@ const DESTINATION_MISTAKES: &[(&str, &str)] = &[
         "[[destination]]\nname = \"a\"\nkind = \"webhook\"\nurl_env = \"HOOK\"\nsecret_env = \"HOOK_SECRET\"\n",
         "events.toml:5: secret_env: the signing secret is not a valid signing secret",
     ),
+    (
+        "[[destination]]\nname = \"a\"\nkind = \"console\"\ncolour = \"red\"\n",
+        "events.toml:4: unknown field `colour`, expected one of `name`, `kind`, `events`, `rate`, `when`, `template`",
+    ),
+    (
+        "[[destination]]\nname = \"a\"\nkind = \"discord\"\nurl_env = \"HOOK\"\nchannel = \"#x\"\n",
+        "events.toml:5: channel: only slack destinations take channel; \"a\" is a discord destination",
+    ),
+    (
+        "[[destination]]\nname = \"a\"\nkind = \"segment\"\nwrite_key_env = \"HOOK\"\nurl_env = \"HOOK\"\n",
+        "events.toml:5: url_env: only slack, discord, teams or webhook destinations take url_env; \"a\" is a segment destination",
+    ),
 ];
 
 #[test]

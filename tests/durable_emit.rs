@@ -220,9 +220,10 @@ fn emit_stdin_stops_at_the_first_batch_no_replica_confirms() {
 
 #[test]
 fn the_library_emitter_reports_unconfirmed_events_with_their_id() {
-    use events::config::{Config, Global};
+    use events::config::Global;
     use events::error::Error;
     use events::queue::{NotReplicated, QueueError};
+    use events::setup::Setup;
 
     let primary = RedisServer::start();
     let url = primary.url();
@@ -232,7 +233,7 @@ fn the_library_emitter_reports_unconfirmed_events_with_their_id() {
         "EVENTS_EMIT_REPLICAS_TIMEOUT_MS" => Some(SHORT_MS.to_owned()),
         _ => None,
     };
-    let config = Config::load_with(&Global::default(), &env).unwrap();
+    let config = Setup::load_with(&Global::default(), &env).unwrap();
     let mut emitter = events::Emitter::new(config).unwrap();
     let err = emitter
         .emit("user.signup", json!({"email": "a@example.com"}))

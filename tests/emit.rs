@@ -841,13 +841,14 @@ fn a_redis_url_that_does_not_parse_is_invalid_input_without_its_password() {
 
 /// The library's emitter on `server`, configured as the command would be.
 fn library_emitter(server: &RedisServer) -> events::Emitter {
-    use events::config::{Config, Global};
+    use events::config::Global;
+    use events::setup::Setup;
 
     let global = Global {
         redis_url: Some(server.url()),
         ..Default::default()
     };
-    let config = Config::load_with(&global, &|_| None).expect("a valid configuration");
+    let config = Setup::load_with(&global, &|_| None).expect("a valid configuration");
     events::Emitter::new(config).expect("an emitter")
 }
 

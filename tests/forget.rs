@@ -11,14 +11,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use ::redis::Value;
-use events::config::{Config, Global};
+use events::config::Global;
 use events::event::now_ms;
 use events::replay::{Chunk, Plan, Replay, Source, Write};
-use events::route::Routes;
+use events::setup::Setup;
 use serde_json::json;
 
-use crate::replay::{Backend, WEBHOOK_SECRET, on_both_backends};
-use crate::support::{Events, Gate, Reply, Sink};
+use crate::replay::WEBHOOK_SECRET;
+use crate::support::{Backend, Events, Gate, Reply, Sink, on_both_backends};
 
 on_both_backends!(
     forget_leaves_nothing_of_the_value_and_spares_the_others,
@@ -281,7 +281,7 @@ fn a_delivery_in_flight_while_forgotten_writes_nothing_back(backend: Backend) {
 
 /// The configuration `env(backend, hook)` gives the command, for the
 /// library's own replay.
-fn library_config(backend: &Backend, hook: &Sink) -> Config {
+fn library_config(backend: &Backend, hook: &Sink) -> Setup {
     let mut vars = vec![
         ("EVENTS_WEBHOOK_URL", hook.url()),
         ("EVENTS_WEBHOOK_SECRET", WEBHOOK_SECRET.to_owned()),
@@ -299,7 +299,7 @@ fn library_config(backend: &Backend, hook: &Sink) -> Config {
             .find(|(key, _)| *key == name)
             .map(|(_, value)| value.clone())
     };
-    Config::load_with(&Global::default(), &env).unwrap()
+    Setup::load_with(&Global::default(), &env).unwrap()
 }
 
 /// Writes what a replay hands it as `replay` does, but first runs
@@ -320,11 +320,11 @@ impl events::replay::Sink for Interrupted<'_> {
 
 /// Replays `source` to every destination, as `events replay` does, running
 /// `meanwhile` once the events are read and before they are written back.
-fn replay_interrupted<'a>(config: &Config, source: Source, meanwhile: impl FnOnce() + 'a) {
-    let plan = Plan::new(Routes::from_config(config).unwrap(), None, &[], None).unwrap();
+fn replay_interrupted<'a>(config: &Setup, source: Source, meanwhile: impl FnOnce() + 'a) {
+    let plan = Plan::new(config.routes().unwrap(), None, &[], None).unwrap();
     let sink = Interrupted {
         write: Write {
-            queue: events::queue::open(&config.store).unwrap(),
+            queue: config.open_queue().unwrap(),
             due_ms: now_ms(),
         },
         meanwhile: Some(Box::new(meanwhile)),

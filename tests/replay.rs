@@ -7,10 +7,7 @@ use std::time::Duration;
 use chrono::{SecondsFormat, Utc};
 use serde_json::Value;
 
-// Re-exported: `forget.rs` takes them from here.
-#[allow(unused_imports)]
-pub(crate) use crate::support::{Backend, on_both_backends};
-use crate::support::{Events, Reply, Sink};
+use crate::support::{Backend, Events, Reply, Sink, on_both_backends};
 
 /// A webhook signing secret (the Standard Webhooks test vector's).
 pub(crate) const WEBHOOK_SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";

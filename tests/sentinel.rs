@@ -223,16 +223,17 @@ fn a_sentinel_that_never_answers_is_passed_over() {
 /// Sentinel, asking the sentinels for the new primary first).
 #[test]
 fn a_connection_to_a_server_turned_replica_is_closed_on_readonly() {
-    use events::config::{Config, Global};
+    use events::config::Global;
     use events::error::Error;
     use events::queue::{QueueError, UnavailableReason};
+    use events::setup::Setup;
     use serde_json::json;
 
     let server = RedisServer::start();
     let other = RedisServer::start();
     let url = server.url();
     let env = |name: &str| (name == "REDIS_URL").then(|| url.clone());
-    let config = Config::load_with(&Global::default(), &env).unwrap();
+    let config = Setup::load_with(&Global::default(), &env).unwrap();
     let mut emitter = events::Emitter::new(config).unwrap();
     let signup = json!({"email": "a@example.com"});
     emitter.emit("user.signup", signup.clone()).unwrap();

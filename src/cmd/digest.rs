@@ -14,20 +14,19 @@ use std::time::{Duration, Instant};
 
 use super::{Context, print};
 use crate::cli::DigestArgs;
-use crate::config::Config;
 use crate::dest::{self, Attempt, BatchLimit, Destination, Item};
 use crate::digest::Digest;
 use crate::error::UsageError;
 use crate::event::{Event, Payload, now_ms};
-use crate::queue;
 use crate::replay::Source;
 use crate::retry::RetryPolicy;
 use crate::route::{Route, Routes};
+use crate::setup::Setup;
 use crate::template::Style;
 use crate::worker::lane::Limiter;
 
 pub fn run(ctx: &Context, args: DigestArgs) -> anyhow::Result<()> {
-    let config = ctx.config()?;
+    let config = ctx.setup()?;
     let Source::History { from_ms, until_ms } = Source::new(
         false,
         Some(&args.since),
@@ -38,15 +37,17 @@ pub fn run(ctx: &Context, args: DigestArgs) -> anyhow::Result<()> {
     else {
         return Err(UsageError("--since is required".into()).into());
     };
-    let routes = Routes::from_config(config)?;
+    let routes = config.routes()?;
     let targets = targets(&routes, &args.to, args.dry_run)?;
     let mut digest = Digest::new(from_ms, until_ms);
-    queue::open(&config.store)?.history(from_ms, until_ms, &mut |events| {
-        for event in &events {
-            digest.add(event, &config.catalog);
-        }
-        true
-    })?;
+    config
+        .open_queue()?
+        .history(from_ms, until_ms, &mut |events| {
+            for event in &events {
+                digest.add(event, &config.catalog);
+            }
+            true
+        })?;
     if args.dry_run {
         let mut out = digest.lines(Style::Plain)?.join("\n");
         out.push('\n');
@@ -98,7 +99,7 @@ fn targets<'r>(routes: &'r Routes, to: &[String], dry_run: bool) -> anyhow::Resu
                 Err(UsageError(format!(
                     "--to {}: a digest goes to chat destinations (Slack, Discord, Teams), and this is a {} destination",
                     route.name(),
-                    route.kind().as_str()
+                    route.kind().name()
                 ))
                 .into())
             }
@@ -109,12 +110,7 @@ fn targets<'r>(routes: &'r Routes, to: &[String], dry_run: bool) -> anyhow::Resu
 /// Posts the digest to `route`, its lines escaped and joined as the
 /// destination does for any message, in as many messages as its limit asks,
 /// each taken from its rate limit as a worker's send is.
-fn post(
-    config: &Config,
-    route: &Route,
-    digest: &Digest,
-    deadline: &Deadline,
-) -> Result<(), String> {
+fn post(config: &Setup, route: &Route, digest: &Digest, deadline: &Deadline) -> Result<(), String> {
     let dest = dest::build(
         route.config(),
         &config.catalog,
@@ -131,7 +127,7 @@ fn post(
         .collect();
     let limiter = match route.rate() {
         Some(rate) => Some(Limiter::new(
-            queue::open(&config.store).map_err(|e| e.to_string())?,
+            config.open_queue().map_err(|e| e.to_string())?,
             rate,
         )),
         None => None,

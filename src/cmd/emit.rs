@@ -18,7 +18,7 @@ use crate::template::Style;
 const BATCH: usize = 1000;
 
 pub fn run(ctx: &Context, args: EmitArgs) -> anyhow::Result<()> {
-    let config = ctx.config()?;
+    let config = ctx.setup()?;
     let mut emitter = Emitter::new(config.clone())?;
     if args.stdin {
         return emit_stdin(ctx, &mut emitter, args.dry_run);

@@ -13,13 +13,12 @@ use serde_json::json;
 use super::{Context, key_values, print};
 use crate::cli::{ForgetArgs, Format};
 use crate::error::UsageError;
-use crate::queue;
 use crate::queue::forget::{Erased, Person};
 
 pub fn run(ctx: &Context, args: ForgetArgs) -> anyhow::Result<()> {
     let person = person(&args)?;
-    let config = ctx.config()?;
-    let mut queue = queue::open(&config.store)?;
+    let config = ctx.setup()?;
+    let mut queue = config.open_queue()?;
     if args.dry_run || !args.yes {
         let counted = queue.forget(&person, true)?;
         if args.dry_run || counted.total() == 0 {

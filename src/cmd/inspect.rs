@@ -17,9 +17,8 @@ use serde_json::{Value, json};
 use super::{Context, print};
 use crate::cli::{Format, InspectArgs};
 use crate::event::{Event, format_ts_ms};
+use crate::queue::AttemptRecord;
 use crate::queue::attempt::DestState;
-use crate::queue::{self, AttemptRecord};
-use crate::route::Routes;
 use crate::sanitize::escape;
 
 /// An id no event, retry or attempt record carries.
@@ -38,12 +37,12 @@ struct DestReport<'a> {
 }
 
 pub fn run(ctx: &Context, args: InspectArgs) -> anyhow::Result<()> {
-    let config = ctx.config()?;
-    let mut queue = queue::open(&config.store)?;
+    let config = ctx.setup()?;
+    let mut queue = config.open_queue()?;
     let records = queue.attempts(&args.id)?;
     let hint = records.iter().find_map(|r| r.entry.as_deref());
     let event = queue.event(&args.id, hint)?;
-    let routes = match Routes::from_config(config) {
+    let routes = match config.routes() {
         Ok(routes) => Some(routes),
         Err(e) => {
             log::warn!("cannot tell where events go now, so none is shown as routed: {e}");

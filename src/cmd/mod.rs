@@ -19,16 +19,17 @@ use std::cell::OnceCell;
 use anyhow::Context as _;
 
 use crate::cli::{Cli, Command, GlobalArgs};
-use crate::config::{Config, Global};
+use crate::config::Global;
 use crate::error::UsageError;
+use crate::setup::Setup;
 
-/// What every subcommand may need: the global options and the configuration,
-/// loaded once on first use (`completions` and `man` never load it).
+/// What every subcommand may need: the global options and what `setup`
+/// built from the configuration, once on first use (`completions` and `man` never load it).
 pub struct Context {
     pub global: Global,
     pub verbose: bool,
     pub quiet: bool,
-    config: OnceCell<Config>,
+    setup: OnceCell<Setup>,
 }
 
 impl Context {
@@ -41,16 +42,16 @@ impl Context {
             },
             verbose: args.verbose,
             quiet: args.quiet,
-            config: OnceCell::new(),
+            setup: OnceCell::new(),
         }
     }
 
-    pub fn config(&self) -> anyhow::Result<&Config> {
-        if let Some(config) = self.config.get() {
-            return Ok(config);
+    pub fn setup(&self) -> anyhow::Result<&Setup> {
+        if let Some(setup) = self.setup.get() {
+            return Ok(setup);
         }
-        let config = Config::load(&self.global)?;
-        Ok(self.config.get_or_init(|| config))
+        let setup = Setup::load(&self.global)?;
+        Ok(self.setup.get_or_init(|| setup))
     }
 }
 

@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use super::Context;
 use crate::cli::PurgeArgs;
 use crate::event::now_ms;
-use crate::queue::{self, DeadFilter};
+use crate::queue::DeadFilter;
 use crate::replay::parse_when;
 
 pub fn run(ctx: &Context, args: PurgeArgs) -> anyhow::Result<()> {
@@ -21,8 +21,8 @@ pub fn run(ctx: &Context, args: PurgeArgs) -> anyhow::Result<()> {
         None => now,
     };
     let filter = DeadFilter::new(Some(before_ms), &args.types, &args.dests);
-    let config = ctx.config()?;
-    let mut queue = queue::open(&config.store)?;
+    let config = ctx.setup()?;
+    let mut queue = config.open_queue()?;
     let matching = queue.count_dead(&filter)?;
     if args.dry_run {
         if !ctx.quiet {

@@ -16,17 +16,15 @@ use super::{Context, print};
 use crate::catalog::ValidationError;
 use crate::cli::ReplayArgs;
 use crate::event::now_ms;
-use crate::queue;
 use crate::replay::{Chunk, Count, Plan, Replay, Sink, Source, Tally, Write};
-use crate::route::Routes;
 
 /// Replays longer than this many events show a progress bar (on a terminal).
 const PROGRESS_FROM: u64 = 1000;
 
 pub fn run(ctx: &Context, args: ReplayArgs) -> anyhow::Result<()> {
-    let config = ctx.config()?;
+    let config = ctx.setup()?;
     let plan = Plan::new(
-        Routes::from_config(config)?,
+        config.routes()?,
         args.to.as_deref(),
         &args.types,
         args.limit,
@@ -53,7 +51,7 @@ pub fn run(ctx: &Context, args: ReplayArgs) -> anyhow::Result<()> {
     let sink = if args.dry_run {
         Shown::new(Target::Print, ctx, total)
     } else {
-        let queue = queue::open(&config.store)?;
+        let queue = config.open_queue()?;
         Shown::new(Target::Write(Write { queue, due_ms: now }), ctx, total)
     };
     let mut replay = Replay::new(&plan, sink);

@@ -40,13 +40,14 @@ use serde_json::{Value, json};
 
 use super::{Context, print};
 use crate::cli::{Format, StatusArgs};
-use crate::config::{Backend, Config};
 use crate::event::{format_ts_ms, now_ms};
-use crate::queue::{self, Health, Stats, Tally};
+use crate::queue::Backend;
+use crate::queue::{Health, Stats, Tally};
+use crate::setup::Setup;
 
 pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<()> {
-    let config = ctx.config()?;
-    let mut queue: Box<dyn Health> = queue::open(&config.store)?;
+    let config = ctx.setup()?;
+    let mut queue: Box<dyn Health> = config.open_queue()?;
     if args.watch {
         return watch::run(queue.as_mut(), config, args.format);
     }
@@ -65,7 +66,7 @@ struct Status<'a> {
     location: String,
     stats: Stats,
     now_ms: i64,
-    config: &'a Config,
+    config: &'a Setup,
     /// Deliveries a second by destination since the previous reading, under
     /// `--watch`.
     rates: Option<BTreeMap<String, f64>>,
@@ -75,7 +76,7 @@ impl<'a> Status<'a> {
     fn new(
         mut stats: Stats,
         location: String,
-        config: &'a Config,
+        config: &'a Setup,
         rates: Option<BTreeMap<String, f64>>,
     ) -> Status<'a> {
         stats.consumers.sort_by(|a, b| a.name.cmp(&b.name));
@@ -112,7 +113,7 @@ impl Status<'_> {
                         let tally = self.tally(&d.name);
                         json!({
                             "name": d.name,
-                            "kind": d.kind().as_str(),
+                            "kind": d.kind().name(),
                             "target": d.target(),
                             "events": d.events,
                             "rate": d.rate_limit().map(|r| r.to_string()),
@@ -127,7 +128,7 @@ impl Status<'_> {
             Err(e) => (Vec::new(), json!(e.to_string())),
         };
         json!({
-            "backend": {"kind": backend_kind(&self.config.store.backend), "where": self.location},
+            "backend": {"kind": backend_kind(self.config.backend()), "where": self.location},
             "stream": {
                 "length": s.length,
                 "lag": s.lag,

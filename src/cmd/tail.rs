@@ -14,7 +14,7 @@ use super::{Context, print};
 use crate::catalog::Catalog;
 use crate::cli::{TailArgs, TailFormat};
 use crate::event::{Event, now_ms};
-use crate::queue::{self, QueueError, entry};
+use crate::queue::{QueueError, entry};
 use crate::replay::parse_when;
 use crate::sanitize;
 use crate::template::Style;
@@ -32,11 +32,11 @@ pub fn run(ctx: &Context, args: TailArgs) -> anyhow::Result<()> {
         .map(|when| parse_when("--since", when, now_ms()))
         .transpose()?;
     let types: Vec<WildMatch> = args.types.iter().map(|g| WildMatch::new(g)).collect();
-    let config = ctx.config()?;
+    let config = ctx.setup()?;
     let stop = Stop::default();
     stop.on_signals(&[SIGINT, SIGTERM])
         .context("cannot listen for signals")?;
-    let mut queue = queue::open(&config.store)?;
+    let mut queue = config.open_queue()?;
     let mut after = queue.follow_from(from_ms)?;
     if !ctx.quiet {
         log::info!(

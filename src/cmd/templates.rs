@@ -10,24 +10,24 @@ use serde_json::{Value, json};
 use super::{Context, key_values, print, table};
 use crate::catalog::EventSpec;
 use crate::cli::{Format, TemplatesArgs};
-use crate::config::Config;
 use crate::dest::{self, Destination};
 use crate::emitter::typed_fields;
 use crate::event::{Event, Payload};
 use crate::filter::Verdict;
-use crate::route::{Route, Routes};
+use crate::route::Route;
+use crate::setup::Setup;
 use crate::template::Style;
 
 pub fn run(ctx: &Context, args: TemplatesArgs) -> anyhow::Result<()> {
     let to = match &args.to {
-        Some(name) => Some(Receiver::new(ctx.config()?, name)?),
+        Some(name) => Some(Receiver::new(ctx.setup()?, name)?),
         None => None,
     };
     // With --to, that destination's messages: its own template, if any.
     let catalog = to
         .as_ref()
         .and_then(|r| r.route.config().messages.as_ref())
-        .unwrap_or(&ctx.config()?.catalog);
+        .unwrap_or(&ctx.setup()?.catalog);
     let specs: Vec<&EventSpec> = if args.types.is_empty() {
         catalog.iter().collect()
     } else {
@@ -113,8 +113,8 @@ struct Receiver {
 }
 
 impl Receiver {
-    fn new(config: &Config, name: &str) -> anyhow::Result<Receiver> {
-        let routes = Routes::from_config(config)?;
+    fn new(config: &Setup, name: &str) -> anyhow::Result<Receiver> {
+        let routes = config.routes()?;
         let id = routes.resolve("--to", &[name.to_owned()])?[0];
         let route = routes.get(id).clone();
         let dest = dest::build(

@@ -12,7 +12,7 @@ use crate::metrics::{Metrics, serve};
 use crate::worker::{Options, Stop, Worker};
 
 pub fn run(ctx: &Context, args: WorkArgs) -> anyhow::Result<()> {
-    let config = ctx.config()?;
+    let config = ctx.setup()?;
     let consumer = args.consumer.unwrap_or_else(default_consumer);
     let worker = Worker::new(
         config,
@@ -29,11 +29,7 @@ pub fn run(ctx: &Context, args: WorkArgs) -> anyhow::Result<()> {
         Some(addr) => {
             let listener = serve::bind(&addr)?;
             let metrics = Arc::new(Metrics::new(worker.routes()));
-            serve::start(
-                listener,
-                Arc::clone(&metrics),
-                crate::queue::open(&config.store)?,
-            );
+            serve::start(listener, Arc::clone(&metrics), config.open_queue()?);
             log::info!("serving /metrics, /healthz and /readyz on {addr}");
             worker.with_metrics(metrics)
         }
@@ -46,7 +42,7 @@ pub fn run(ctx: &Context, args: WorkArgs) -> anyhow::Result<()> {
     }
     let stop = Stop::default();
     stop.on_signals(&[SIGINT, SIGTERM])?;
-    log::debug!("worker {consumer} on {}", config.store.backend);
+    log::debug!("worker {consumer} on {}", config.backend());
     worker.run(stop)?;
     Ok(())
 }

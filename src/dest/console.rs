@@ -50,3 +50,51 @@ impl Destination for Console {
         }
     }
 }
+
+/// The `console` kind: no keys, `EVENTS_CONSOLE=1` in the environment, and
+/// the fallback when nothing else is configured.
+pub struct ConsoleKind;
+
+impl super::Kind for ConsoleKind {
+    fn name(&self) -> &'static str {
+        "console"
+    }
+
+    fn keys(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    fn parse_table(
+        &self,
+        _: &super::kind::Entry<'_>,
+    ) -> Result<Box<dyn super::Settings>, crate::config::ConfigError> {
+        Ok(Box::new(ConsoleSettings))
+    }
+
+    fn parse_env(
+        &self,
+        env: &crate::config::Env<'_>,
+    ) -> Result<Option<Box<dyn super::Settings>>, crate::config::ConfigError> {
+        let on = env.flag("EVENTS_CONSOLE")?.unwrap_or(false);
+        Ok(on.then(|| Box::new(ConsoleSettings) as Box<dyn super::Settings>))
+    }
+}
+
+/// A console needs nothing: it writes to stdout.
+#[derive(Debug)]
+pub struct ConsoleSettings;
+
+impl super::Settings for ConsoleSettings {
+    fn target(&self) -> String {
+        "stdout".into()
+    }
+
+    fn build(
+        &self,
+        name: String,
+        catalog: &Catalog,
+        _: std::time::Duration,
+    ) -> std::sync::Arc<dyn Destination> {
+        std::sync::Arc::new(Console::new(name, catalog.clone()))
+    }
+}

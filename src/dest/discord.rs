@@ -11,11 +11,14 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Value, json};
 
 use super::http::{self, ErrorBody};
+use super::kind::Entry;
 use super::{Attempt, BatchLimit, Destination, Item};
 use crate::catalog::Catalog;
+use crate::config::{ConfigError, Env, redact_url};
 use crate::event::Event;
 use crate::secret::Secret;
 use crate::template::Style;
+use std::sync::Arc;
 
 /// Discord refuses a message longer than this, in characters.
 const MAX_CONTENT_CHARS: usize = 2000;
@@ -109,6 +112,67 @@ fn read_error(body: &str) -> ErrorBody {
             (None, Some(code)) => Some(format!("code {code}")),
             (None, None) => None,
         },
+    }
+}
+
+/// The `discord` kind: a webhook URL read from `url_env` (`DISCORD_WEBHOOK_URL`).
+pub struct DiscordKind;
+
+impl super::Kind for DiscordKind {
+    fn name(&self) -> &'static str {
+        "discord"
+    }
+
+    fn keys(&self) -> &'static [&'static str] {
+        &["url_env"]
+    }
+
+    fn is_chat(&self) -> bool {
+        true
+    }
+
+    /// Five per two seconds, as Discord documents.
+    fn default_rate(&self) -> Option<crate::rate::Rate> {
+        crate::rate::Rate::new(5, Duration::from_secs(2))
+    }
+
+    fn parse_table(&self, entry: &Entry<'_>) -> Result<Box<dyn super::Settings>, ConfigError> {
+        Ok(Box::new(DiscordSettings {
+            url: entry.secret("url_env", "DISCORD_WEBHOOK_URL")?,
+        }))
+    }
+
+    fn parse_env(&self, env: &Env<'_>) -> Result<Option<Box<dyn super::Settings>>, ConfigError> {
+        Ok(env.get("DISCORD_WEBHOOK_URL").map(|url| {
+            Box::new(DiscordSettings {
+                url: Secret::new(url),
+            }) as Box<dyn super::Settings>
+        }))
+    }
+}
+
+/// The webhook URL a Discord destination posts to.
+#[derive(Debug)]
+pub struct DiscordSettings {
+    pub url: Secret,
+}
+
+impl super::Settings for DiscordSettings {
+    fn target(&self) -> String {
+        redact_url(self.url.expose())
+    }
+
+    fn url(&self) -> Option<&str> {
+        Some(self.url.expose())
+    }
+
+    fn build(&self, name: String, catalog: &Catalog, timeout: Duration) -> Arc<dyn Destination> {
+        Arc::new(Discord::new(
+            name,
+            self.url.clone(),
+            catalog.clone(),
+            timeout,
+        ))
     }
 }
 

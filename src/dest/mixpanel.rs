@@ -12,9 +12,12 @@ use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::kind::Entry;
 use super::{Attempt, BatchLimit, Destination, Item, http, join_bodies, split_if_refused};
+use crate::config::{ConfigError, Env, redact_url};
 use crate::event::Event;
 use crate::secret::Secret;
+use std::sync::Arc;
 
 /// Mixpanel refuses an event over 1 MB.
 const MAX_EVENT_BYTES: usize = 1024 * 1024;
@@ -147,6 +150,67 @@ impl Destination for Mixpanel {
             return partial(items.len(), &failed);
         }
         split_if_refused(&self.name, items, answer, |part| self.send(part))
+    }
+}
+
+/// Mixpanel's ingestion API (US residency).
+pub const MIXPANEL_DEFAULT_API_URL: &str = "https://api.mixpanel.com";
+
+/// The `mixpanel` kind: its secret from `token_env` (`MIXPANEL_TOKEN`), its
+/// URL from `api_url` (`MIXPANEL_API_URL`, else Mixpanel's ingestion API (US residency)).
+pub struct MixpanelKind;
+
+impl super::Kind for MixpanelKind {
+    fn name(&self) -> &'static str {
+        "mixpanel"
+    }
+
+    fn keys(&self) -> &'static [&'static str] {
+        &["token_env", "api_url"]
+    }
+
+    fn parse_table(&self, entry: &Entry<'_>) -> Result<Box<dyn super::Settings>, ConfigError> {
+        Ok(Box::new(MixpanelSettings {
+            token: entry.secret("token_env", "MIXPANEL_TOKEN")?,
+            api_url: entry.setting("api_url", "MIXPANEL_API_URL", MIXPANEL_DEFAULT_API_URL)?,
+        }))
+    }
+
+    fn parse_env(&self, env: &Env<'_>) -> Result<Option<Box<dyn super::Settings>>, ConfigError> {
+        Ok(env.get("MIXPANEL_TOKEN").map(|secret| {
+            Box::new(MixpanelSettings {
+                token: Secret::new(secret),
+                api_url: env
+                    .get("MIXPANEL_API_URL")
+                    .unwrap_or_else(|| MIXPANEL_DEFAULT_API_URL.into()),
+            }) as Box<dyn super::Settings>
+        }))
+    }
+}
+
+/// What a Mixpanel destination needs to send.
+#[derive(Debug)]
+pub struct MixpanelSettings {
+    pub token: Secret,
+    pub api_url: String,
+}
+
+impl super::Settings for MixpanelSettings {
+    fn target(&self) -> String {
+        redact_url(&self.api_url)
+    }
+
+    fn url(&self) -> Option<&str> {
+        Some(&self.api_url)
+    }
+
+    fn build(
+        &self,
+        name: String,
+        _: &crate::catalog::Catalog,
+        timeout: Duration,
+    ) -> Arc<dyn Destination> {
+        Arc::new(Mixpanel::new(name, &self.token, &self.api_url, timeout))
     }
 }
 

@@ -4,10 +4,13 @@
 //! is which.
 
 pub mod console;
+pub mod declare;
 pub mod discord;
 pub mod http;
+pub mod kind;
 pub mod mixpanel;
 pub mod posthog;
+pub mod registry;
 pub mod segment;
 pub mod slack;
 pub mod slack_bot;
@@ -18,8 +21,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::catalog::Catalog;
-use crate::config::{DestConfig, DestSettings};
 use crate::event::Event;
+use crate::filter::When;
+use crate::rate::{Rate, RateSetting};
+pub use kind::{Kind, Settings};
 
 /// The result of one send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,64 +160,87 @@ pub trait Destination: Send + Sync {
     fn send(&self, items: &[Item]) -> Attempt;
 }
 
+/// One configured destination: its name and kind, what its kind read for
+/// it, and the common settings routing reads.
+#[derive(Debug, Clone)]
+pub struct DestConfig {
+    pub name: String,
+    pub kind: &'static dyn Kind,
+    pub settings: Arc<dyn Settings>,
+    /// Globs over event types; the destination gets the events matching any.
+    pub events: Vec<String>,
+    /// Its `rate` in the config file: a limit, `unlimited`, or (absent)
+    /// the kind's default ([`Kind::default_rate`]).
+    pub rate: RateSetting,
+    /// Its `when` in the config file: which of the events its globs match
+    /// it wants.
+    pub when: Option<When>,
+    /// Its messages: the catalog with its `template` in place of each
+    /// routed type's, or `None` for the shared catalog's.
+    pub messages: Option<Catalog>,
+}
+
+impl DestConfig {
+    /// A destination of `kind` named `name` taking every event, with the
+    /// kind's defaults.
+    pub fn new(name: &str, kind: &'static dyn Kind, settings: Arc<dyn Settings>) -> DestConfig {
+        DestConfig {
+            name: name.to_owned(),
+            kind,
+            settings,
+            events: vec!["*".to_owned()],
+            rate: RateSetting::KindDefault,
+            when: None,
+            messages: None,
+        }
+    }
+
+    pub fn kind(&self) -> &'static dyn Kind {
+        self.kind
+    }
+
+    /// The rate limit in force: its `rate`, else its kind's default; `None`
+    /// for unlimited.
+    pub fn rate_limit(&self) -> Option<Rate> {
+        self.rate.or_default(self.kind.default_rate())
+    }
+
+    /// Where it sends, safe to print.
+    pub fn target(&self) -> String {
+        self.settings.target()
+    }
+
+    /// Builds its sender, its messages from its own `template` when it has
+    /// one.
+    pub fn build(&self, catalog: &Catalog, timeout: Duration) -> Arc<dyn Destination> {
+        let catalog = self.messages.as_ref().unwrap_or(catalog);
+        self.settings.build(self.name.clone(), catalog, timeout)
+    }
+}
+
+#[cfg(test)]
+impl DestConfig {
+    /// A console destination named `name`, for tests.
+    pub fn console(name: &str) -> DestConfig {
+        DestConfig::new(
+            name,
+            &console::ConsoleKind,
+            Arc::new(console::ConsoleSettings),
+        )
+    }
+
+    /// A Slack incoming webhook named `name`, for tests.
+    pub fn slack(name: &str, url: crate::secret::Secret) -> DestConfig {
+        DestConfig::new(
+            name,
+            &slack::SlackKind,
+            Arc::new(slack::SlackSettings::Webhook { url }),
+        )
+    }
+}
+
 /// Builds the destination `config` describes, its messages from its own
 /// `template` when it has one.
 pub fn build(config: &DestConfig, catalog: &Catalog, timeout: Duration) -> Arc<dyn Destination> {
-    let name = config.name.clone();
-    let catalog = config.messages.as_ref().unwrap_or(catalog);
-    match &config.settings {
-        DestSettings::Console => Arc::new(console::Console::new(name, catalog.clone())),
-        DestSettings::Slack { url } => Arc::new(slack::Slack::new(
-            name,
-            url.clone(),
-            catalog.clone(),
-            timeout,
-        )),
-        DestSettings::SlackBot {
-            token,
-            channel,
-            api_url,
-        } => Arc::new(slack_bot::SlackBot::new(
-            name,
-            token.clone(),
-            channel.clone(),
-            api_url,
-            catalog.clone(),
-            timeout,
-        )),
-        DestSettings::Discord { url } => Arc::new(discord::Discord::new(
-            name,
-            url.clone(),
-            catalog.clone(),
-            timeout,
-        )),
-        DestSettings::Teams { url } => Arc::new(teams::Teams::new(
-            name,
-            url.clone(),
-            catalog.clone(),
-            timeout,
-        )),
-        DestSettings::Segment {
-            write_key,
-            endpoint,
-        } => Arc::new(segment::Segment::new(
-            name,
-            write_key.clone(),
-            endpoint,
-            timeout,
-        )),
-        DestSettings::PostHog { api_key, host } => {
-            Arc::new(posthog::PostHog::new(name, api_key, host, timeout))
-        }
-        DestSettings::Mixpanel { token, api_url } => {
-            Arc::new(mixpanel::Mixpanel::new(name, token, api_url, timeout))
-        }
-        DestSettings::Webhook { url, key, shape } => Arc::new(webhook::Webhook::new(
-            name,
-            url.clone(),
-            key.clone(),
-            shape.clone(),
-            timeout,
-        )),
-    }
+    config.build(catalog, timeout)
 }

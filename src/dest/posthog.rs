@@ -6,9 +6,12 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use super::kind::Entry;
 use super::{Attempt, BatchLimit, Destination, Item, http, join_bodies, split_if_refused};
+use crate::config::{ConfigError, Env, redact_url};
 use crate::event::Event;
 use crate::secret::Secret;
+use std::sync::Arc;
 
 /// PostHog drops an event over 1 MB.
 const MAX_EVENT_BYTES: usize = 1024 * 1024;
@@ -88,6 +91,67 @@ impl Destination for PostHog {
     fn send(&self, items: &[Item]) -> Attempt {
         let answer = self.post(items);
         split_if_refused(&self.name, items, answer, |part| self.send(part))
+    }
+}
+
+/// PostHog's US cloud.
+pub const POSTHOG_DEFAULT_HOST: &str = "https://us.i.posthog.com";
+
+/// The `posthog` kind: its secret from `api_key_env` (`POSTHOG_API_KEY`), its
+/// URL from `host` (`POSTHOG_HOST`, else PostHog's US cloud).
+pub struct PostHogKind;
+
+impl super::Kind for PostHogKind {
+    fn name(&self) -> &'static str {
+        "posthog"
+    }
+
+    fn keys(&self) -> &'static [&'static str] {
+        &["api_key_env", "host"]
+    }
+
+    fn parse_table(&self, entry: &Entry<'_>) -> Result<Box<dyn super::Settings>, ConfigError> {
+        Ok(Box::new(PostHogSettings {
+            api_key: entry.secret("api_key_env", "POSTHOG_API_KEY")?,
+            host: entry.setting("host", "POSTHOG_HOST", POSTHOG_DEFAULT_HOST)?,
+        }))
+    }
+
+    fn parse_env(&self, env: &Env<'_>) -> Result<Option<Box<dyn super::Settings>>, ConfigError> {
+        Ok(env.get("POSTHOG_API_KEY").map(|secret| {
+            Box::new(PostHogSettings {
+                api_key: Secret::new(secret),
+                host: env
+                    .get("POSTHOG_HOST")
+                    .unwrap_or_else(|| POSTHOG_DEFAULT_HOST.into()),
+            }) as Box<dyn super::Settings>
+        }))
+    }
+}
+
+/// What a PostHog destination needs to send.
+#[derive(Debug)]
+pub struct PostHogSettings {
+    pub api_key: Secret,
+    pub host: String,
+}
+
+impl super::Settings for PostHogSettings {
+    fn target(&self) -> String {
+        redact_url(&self.host)
+    }
+
+    fn url(&self) -> Option<&str> {
+        Some(&self.host)
+    }
+
+    fn build(
+        &self,
+        name: String,
+        _: &crate::catalog::Catalog,
+        timeout: Duration,
+    ) -> Arc<dyn Destination> {
+        Arc::new(PostHog::new(name, &self.api_key, &self.host, timeout))
     }
 }
 

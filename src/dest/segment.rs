@@ -8,9 +8,12 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
 
+use super::kind::Entry;
 use super::{Attempt, BatchLimit, Destination, Item, http, join_bodies, split_if_refused};
+use crate::config::{ConfigError, Env, redact_url};
 use crate::event::Event;
 use crate::secret::Secret;
+use std::sync::Arc;
 
 /// Segment rejects a call over 32 KB and a batch over 500 KB.
 const MAX_CALL_BYTES: usize = 32 * 1024;
@@ -102,5 +105,71 @@ impl Segment {
                 .header("Authorization", self.authorization.expose())
                 .send(&body),
         )
+    }
+}
+
+/// The public Segment API.
+pub const SEGMENT_DEFAULT_ENDPOINT: &str = "https://api.segment.io";
+
+/// The `segment` kind: its secret from `write_key_env` (`SEGMENT_WRITE_KEY`), its
+/// URL from `endpoint` (`SEGMENT_ENDPOINT`, else the public Segment API).
+pub struct SegmentKind;
+
+impl super::Kind for SegmentKind {
+    fn name(&self) -> &'static str {
+        "segment"
+    }
+
+    fn keys(&self) -> &'static [&'static str] {
+        &["write_key_env", "endpoint"]
+    }
+
+    fn parse_table(&self, entry: &Entry<'_>) -> Result<Box<dyn super::Settings>, ConfigError> {
+        Ok(Box::new(SegmentSettings {
+            write_key: entry.secret("write_key_env", "SEGMENT_WRITE_KEY")?,
+            endpoint: entry.setting("endpoint", "SEGMENT_ENDPOINT", SEGMENT_DEFAULT_ENDPOINT)?,
+        }))
+    }
+
+    fn parse_env(&self, env: &Env<'_>) -> Result<Option<Box<dyn super::Settings>>, ConfigError> {
+        Ok(env.get("SEGMENT_WRITE_KEY").map(|secret| {
+            Box::new(SegmentSettings {
+                write_key: Secret::new(secret),
+                endpoint: env
+                    .get("SEGMENT_ENDPOINT")
+                    .unwrap_or_else(|| SEGMENT_DEFAULT_ENDPOINT.into()),
+            }) as Box<dyn super::Settings>
+        }))
+    }
+}
+
+/// What a Segment destination needs to send.
+#[derive(Debug)]
+pub struct SegmentSettings {
+    pub write_key: Secret,
+    pub endpoint: String,
+}
+
+impl super::Settings for SegmentSettings {
+    fn target(&self) -> String {
+        redact_url(&self.endpoint)
+    }
+
+    fn url(&self) -> Option<&str> {
+        Some(&self.endpoint)
+    }
+
+    fn build(
+        &self,
+        name: String,
+        _: &crate::catalog::Catalog,
+        timeout: Duration,
+    ) -> Arc<dyn Destination> {
+        Arc::new(Segment::new(
+            name,
+            self.write_key.clone(),
+            &self.endpoint,
+            timeout,
+        ))
     }
 }

@@ -8,11 +8,14 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use super::kind::Entry;
 use super::{Attempt, BatchLimit, Destination, Item, http};
 use crate::catalog::Catalog;
+use crate::config::{ConfigError, Env, redact_url};
 use crate::event::Event;
 use crate::secret::Secret;
 use crate::template::Style;
+use std::sync::Arc;
 
 /// The lines' bytes a card may carry: with every byte doubled by JSON
 /// escaping and each line's `TextBlock` around it, the message stays under
@@ -90,6 +93,62 @@ fn payload(items: &[Item]) -> Value {
             },
         }],
     })
+}
+
+/// The `teams` kind: a webhook URL read from `url_env` (`TEAMS_WEBHOOK_URL`).
+pub struct TeamsKind;
+
+impl super::Kind for TeamsKind {
+    fn name(&self) -> &'static str {
+        "teams"
+    }
+
+    fn keys(&self) -> &'static [&'static str] {
+        &["url_env"]
+    }
+
+    fn is_chat(&self) -> bool {
+        true
+    }
+
+    /// Four a second, as Teams documents.
+    fn default_rate(&self) -> Option<crate::rate::Rate> {
+        crate::rate::Rate::new(4, Duration::from_secs(1))
+    }
+
+    fn parse_table(&self, entry: &Entry<'_>) -> Result<Box<dyn super::Settings>, ConfigError> {
+        Ok(Box::new(TeamsSettings {
+            url: entry.secret("url_env", "TEAMS_WEBHOOK_URL")?,
+        }))
+    }
+
+    fn parse_env(&self, env: &Env<'_>) -> Result<Option<Box<dyn super::Settings>>, ConfigError> {
+        Ok(env.get("TEAMS_WEBHOOK_URL").map(|url| {
+            Box::new(TeamsSettings {
+                url: Secret::new(url),
+            }) as Box<dyn super::Settings>
+        }))
+    }
+}
+
+/// The webhook URL a Teams destination posts to.
+#[derive(Debug)]
+pub struct TeamsSettings {
+    pub url: Secret,
+}
+
+impl super::Settings for TeamsSettings {
+    fn target(&self) -> String {
+        redact_url(self.url.expose())
+    }
+
+    fn url(&self) -> Option<&str> {
+        Some(self.url.expose())
+    }
+
+    fn build(&self, name: String, catalog: &Catalog, timeout: Duration) -> Arc<dyn Destination> {
+        Arc::new(Teams::new(name, self.url.clone(), catalog.clone(), timeout))
+    }
 }
 
 #[cfg(test)]

@@ -14,10 +14,14 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
+use super::kind::Entry;
 use super::{Attempt, Destination, Item, http};
+use crate::config::{ConfigError, Env, redact_url};
 use crate::event::Event;
 use crate::secret::{Secret, SigningKey};
 use shape::Shape;
+use shape::ShapeError;
+use std::sync::Arc;
 
 pub struct Webhook {
     name: String,
@@ -95,6 +99,124 @@ impl Destination for Webhook {
             );
         }
         answer.attempt
+    }
+}
+
+/// The `webhook` kind: a URL (`url_env`, `EVENTS_WEBHOOK_URL`), a signing
+/// secret (`secret_env`, `EVENTS_WEBHOOK_SECRET`), and its own `headers`
+/// and `body` ([`Shape`]).
+pub struct WebhookKind;
+
+impl super::Kind for WebhookKind {
+    fn name(&self) -> &'static str {
+        "webhook"
+    }
+
+    fn keys(&self) -> &'static [&'static str] {
+        &["url_env", "secret_env", "headers", "body"]
+    }
+
+    /// The signing key is decoded once, here: the webhook only signs.
+    fn parse_table(&self, entry: &Entry<'_>) -> Result<Box<dyn super::Settings>, ConfigError> {
+        let signing = entry.secret("secret_env", "EVENTS_WEBHOOK_SECRET")?;
+        let key = SigningKey::parse(signing.expose()).map_err(|e| {
+            let span = entry
+                .string("secret_env")
+                .ok()
+                .flatten()
+                .map_or(entry.kind_span.clone(), |s| s.span());
+            entry.at(span, "secret_env", format!("the signing secret {e}"))
+        })?;
+        Ok(Box::new(WebhookSettings {
+            url: entry.secret("url_env", "EVENTS_WEBHOOK_URL")?,
+            key,
+            shape: shape(entry)?,
+        }))
+    }
+
+    fn parse_env(&self, env: &Env<'_>) -> Result<Option<Box<dyn super::Settings>>, ConfigError> {
+        let Some(url) = env.get("EVENTS_WEBHOOK_URL") else {
+            return Ok(None);
+        };
+        let Some(secret) = env.get("EVENTS_WEBHOOK_SECRET") else {
+            return Err(ConfigError::destination(
+                "webhook",
+                "EVENTS_WEBHOOK_URL is set but EVENTS_WEBHOOK_SECRET is not: webhooks are always signed (set it to a whsec_… secret)",
+            ));
+        };
+        let key = SigningKey::parse(&secret).map_err(|e| {
+            ConfigError::destination("webhook", format!("EVENTS_WEBHOOK_SECRET {e}"))
+        })?;
+        Ok(Some(Box::new(WebhookSettings {
+            url: Secret::new(url),
+            key,
+            shape: Shape::default(),
+        })))
+    }
+}
+
+/// Its own `headers` and `body`, checked against the fields of every type
+/// its `events` route; an error names the line of the header or template
+/// at fault: its first appearance from where the setting starts (a
+/// `[destination.headers]` table's span is its heading alone).
+fn shape(entry: &Entry<'_>) -> Result<Shape, ConfigError> {
+    let headers = entry.table.get::<toml::Table>("headers")?;
+    let body = entry.table.get::<toml::Value>("body")?;
+    Shape::compile(
+        headers.as_ref().map(toml::Spanned::get_ref),
+        body.as_ref().map(toml::Spanned::get_ref),
+        entry.catalog,
+        entry.events,
+        &|name| entry.env.get(name),
+    )
+    .map_err(|e| {
+        let (key, span) = match &e {
+            ShapeError::BodyTemplate { .. } | ShapeError::NotJson { .. } => {
+                ("body", body.as_ref().map(toml::Spanned::span))
+            }
+            _ => ("headers", headers.as_ref().map(toml::Spanned::span)),
+        };
+        let span = span.unwrap_or(entry.kind_span.clone());
+        let text = &entry.table.source().text;
+        let start = e
+            .needle()
+            .and_then(|needle| text.get(span.start..)?.find(needle))
+            .map_or(span.start, |at| span.start + at);
+        entry.at(start..start, key, e)
+    })
+}
+
+/// What a webhook needs to send: the signing key decoded once, and its
+/// own headers and body, if the config file sets them.
+#[derive(Debug)]
+pub struct WebhookSettings {
+    pub url: Secret,
+    pub key: SigningKey,
+    pub shape: Shape,
+}
+
+impl super::Settings for WebhookSettings {
+    fn target(&self) -> String {
+        redact_url(self.url.expose())
+    }
+
+    fn url(&self) -> Option<&str> {
+        Some(self.url.expose())
+    }
+
+    fn build(
+        &self,
+        name: String,
+        _: &crate::catalog::Catalog,
+        timeout: Duration,
+    ) -> Arc<dyn Destination> {
+        Arc::new(Webhook::new(
+            name,
+            self.url.clone(),
+            self.key.clone(),
+            self.shape.clone(),
+            timeout,
+        ))
     }
 }
 

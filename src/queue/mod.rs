@@ -27,7 +27,7 @@ pub mod attempt;
 pub mod entry;
 pub mod forget;
 pub mod redis;
-mod settings;
+pub mod settings;
 pub mod sqlite;
 pub mod window;
 

@@ -1,14 +1,29 @@
-//! The store's own settings: where it lives (the backend and its URL or
-//! file), the prefix of its keys and its tuning. The configuration reads
-//! what was written; the queue parses its URL here and is opened from these
-//! settings alone, never from the whole configuration.
+//! The store's own settings: where the queue lives (`--redis-url` /
+//! `REDIS_URL`, else the SQLite file of `--db` / `EVENTS_DB`), the Redis key
+//! prefix (`EVENTS_PREFIX`), and the replicas an emit waits for
+//! (`EVENTS_EMIT_REPLICAS`). Read from plain values, so the store never
+//! sees the whole configuration.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::redis::sentinel::{Answered, SentinelUrl, is_sentinel_url};
-use super::{Queue, QueueOptions, Result, redis, sqlite};
+use super::{Durability, Queue, QueueOptions, Result, redis, sqlite};
 use crate::secret::{Secret, redact_url};
+
+/// A store setting that cannot be used: the variable (or the flag standing
+/// for it) at fault, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SettingError {
+    pub name: &'static str,
+    pub message: String,
+}
+
+fn refuse<T>(name: &'static str, message: String) -> std::result::Result<T, SettingError> {
+    Err(SettingError { name, message })
+}
 
 /// Where the queue lives.
 #[derive(Clone)]
@@ -50,41 +65,143 @@ impl fmt::Display for Backend {
     }
 }
 
-impl Backend {
-    /// The Redis (or Redis Sentinel) at `url`, checked now; the message of
-    /// the error names the URL without its password.
-    pub fn redis(url: &str) -> std::result::Result<Backend, String> {
-        if is_sentinel_url(url) {
-            let sentinel = SentinelUrl::parse(url)
-                .map_err(|e| format!("the Redis URL {} {e}", redact_url(url)))?;
-            return Ok(Backend::Sentinel {
-                url: Secret::new(url),
-                sentinel: Box::new(sentinel),
-                answered: Answered::default(),
-            });
-        }
-        if !(url.starts_with("redis://")
-            || url.starts_with("rediss://")
-            || url.starts_with("redis+unix://")
-            || url.starts_with("unix://"))
-        {
-            return Err(format!(
-                "the Redis URL {} must start with redis://, rediss:// or redis+sentinel://",
-                redact_url(url)
-            ));
-        }
-        let client = ::redis::Client::open(url).map_err(|_| {
-            format!(
-                "the Redis URL {} is not valid: {}",
-                redact_url(url),
-                why_invalid(url)
-            )
-        })?;
-        Ok(Backend::Redis {
-            url: Secret::new(url),
-            client: Box::new(client),
+/// Everything the store needs to be opened: `setup` builds one, and every
+/// queue opened from it (a worker's reader, settler and lanes) shares what
+/// it holds.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub backend: Backend,
+    /// The prefix of every Redis key, `{events}` by default.
+    pub prefix: String,
+    /// Its tuning; `EVENTS_EMIT_REPLICAS` sets its durability.
+    pub options: QueueOptions,
+}
+
+impl Settings {
+    /// The settings from the flags `redis_url` and `db` and the environment
+    /// `env` (empty values already counted as unset), with `options` tuned
+    /// by the delivery settings.
+    pub fn parse(
+        redis_url: Option<&str>,
+        db: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+        options: QueueOptions,
+    ) -> std::result::Result<Settings, SettingError> {
+        let backend = match redis_url.map(str::to_owned).or_else(|| env("REDIS_URL")) {
+            Some(url) => redis_backend(&url)?,
+            None => Backend::Sqlite {
+                path: match db
+                    .map(Path::to_owned)
+                    .or_else(|| env("EVENTS_DB").map(Into::into))
+                {
+                    Some(path) => path,
+                    None => default_db_path(env)?,
+                },
+            },
+        };
+        Ok(Settings {
+            backend,
+            options: QueueOptions {
+                durability: durability(env)?,
+                ..options
+            },
+            prefix: match env("EVENTS_PREFIX") {
+                Some(prefix) => checked_prefix(prefix)?,
+                None => "{events}".into(),
+            },
         })
     }
+}
+
+/// Opens the queue `settings` name.
+pub fn open(settings: &Settings) -> Result<Box<dyn Queue>> {
+    let options = settings.options.clone();
+    Ok(match &settings.backend {
+        Backend::Redis { url, client } => Box::new(redis::RedisQueue::with_client(
+            (**client).clone(),
+            redact_url(url.expose()),
+            &settings.prefix,
+            options,
+        )),
+        Backend::Sqlite { path } => Box::new(sqlite::SqliteQueue::open(path, options)?),
+        Backend::Sentinel {
+            sentinel, answered, ..
+        } => Box::new(redis::RedisQueue::with_sentinels(
+            (**sentinel).clone(),
+            answered.clone(),
+            &settings.prefix,
+            options,
+        )?),
+    })
+}
+
+/// The Redis key prefix, which must hold a hash tag: on a Redis Cluster
+/// only the part between the first `{` and the first `}` after it picks a
+/// key's slot, and every key must share one slot for the queue's
+/// transactions and scripts to run there.
+fn checked_prefix(prefix: String) -> std::result::Result<String, SettingError> {
+    if hash_tag(&prefix).is_some() {
+        return Ok(prefix);
+    }
+    let bare = prefix.replace(['{', '}'], "");
+    let fix = if bare.is_empty() {
+        "{events}".to_owned()
+    } else {
+        format!("{{{bare}}}")
+    };
+    refuse(
+        "EVENTS_PREFIX",
+        format!(
+            "EVENTS_PREFIX {prefix:?} has no {{hash tag}}: Redis Cluster needs every key in one slot; use {fix:?}"
+        ),
+    )
+}
+
+/// A key's hash tag as Redis Cluster reads it: what lies between the first
+/// `{` and the first `}` after it, when that is not empty.
+fn hash_tag(key: &str) -> Option<&str> {
+    let (_, after) = key.split_once('{')?;
+    let (tag, _) = after.split_once('}')?;
+    (!tag.is_empty()).then_some(tag)
+}
+
+fn redis_backend(url: &str) -> std::result::Result<Backend, SettingError> {
+    if is_sentinel_url(url) {
+        let sentinel = SentinelUrl::parse(url).map_err(|e| SettingError {
+            name: "REDIS_URL",
+            message: format!("the Redis URL {} {e}", redact_url(url)),
+        })?;
+        return Ok(Backend::Sentinel {
+            url: Secret::new(url),
+            sentinel: Box::new(sentinel),
+            answered: Answered::default(),
+        });
+    }
+    if !(url.starts_with("redis://")
+        || url.starts_with("rediss://")
+        || url.starts_with("redis+unix://")
+        || url.starts_with("unix://"))
+    {
+        return refuse(
+            "REDIS_URL",
+            format!(
+                "the Redis URL {} must start with redis://, rediss:// or redis+sentinel://",
+                redact_url(url)
+            ),
+        );
+    }
+    let client = ::redis::Client::open(url).map_err(|_| SettingError {
+        name: "REDIS_URL",
+        message: format!(
+            "the Redis URL {} is not valid: {}",
+            redact_url(url),
+            why_invalid(url)
+        ),
+    })?;
+    Ok(Backend::Redis {
+        url: Secret::new(url),
+        client: Box::new(client),
+    })
 }
 
 /// Why the redis crate refuses `text`, in its words, read from the URL's
@@ -124,43 +241,94 @@ fn why_invalid(text: &str) -> &'static str {
     }
 }
 
-/// Everything the store needs to be opened: the configuration builds one,
-/// and every queue opened from it (a worker's reader, settler and lanes)
-/// shares what it holds.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub backend: Backend,
-    /// The prefix of every Redis key, `{events}` by default.
-    pub prefix: String,
-    pub options: QueueOptions,
+/// Replicas an emit may wait for: more than a primary ever has is a typo.
+const EMIT_REPLICAS: std::ops::RangeInclusive<u32> = 0..=16;
+/// How long an emit may wait for them: a minute is already far past what a
+/// healthy replica needs (a few ms on one network).
+const EMIT_REPLICAS_TIMEOUT_MS: std::ops::RangeInclusive<u64> = 1..=60_000;
+
+/// `EVENTS_EMIT_REPLICAS` and `EVENTS_EMIT_REPLICAS_TIMEOUT_MS`; `None`
+/// when no replica is asked for (the default).
+fn durability(
+    env: &dyn Fn(&str) -> Option<String>,
+) -> std::result::Result<Option<Durability>, SettingError> {
+    let replicas = ranged(env, "EVENTS_EMIT_REPLICAS", EMIT_REPLICAS, "replicas")?.unwrap_or(0);
+    let timeout = ranged(
+        env,
+        "EVENTS_EMIT_REPLICAS_TIMEOUT_MS",
+        EMIT_REPLICAS_TIMEOUT_MS,
+        "milliseconds",
+    )?
+    .map_or(Duration::from_secs(1), Duration::from_millis);
+    Ok((replicas > 0).then_some(Durability { replicas, timeout }))
 }
 
-/// Opens the queue `settings` name.
-pub fn open(settings: &Settings) -> Result<Box<dyn Queue>> {
-    let options = settings.options.clone();
-    let prefix = &settings.prefix;
-    Ok(match &settings.backend {
-        Backend::Redis { url, client } => Box::new(redis::RedisQueue::with_client(
-            (**client).clone(),
-            redact_url(url.expose()),
-            prefix,
-            options,
-        )),
-        Backend::Sqlite { path } => Box::new(sqlite::SqliteQueue::open(path, options)?),
-        Backend::Sentinel {
-            sentinel, answered, ..
-        } => Box::new(redis::RedisQueue::with_sentinels(
-            (**sentinel).clone(),
-            answered.clone(),
-            prefix,
-            options,
-        )?),
-    })
+/// The whole number in `name`, checked against `range`.
+fn ranged<T: std::str::FromStr + PartialOrd + fmt::Display>(
+    env: &dyn Fn(&str) -> Option<String>,
+    name: &'static str,
+    range: std::ops::RangeInclusive<T>,
+    unit: &str,
+) -> std::result::Result<Option<T>, SettingError> {
+    let Some(value) = env(name) else {
+        return Ok(None);
+    };
+    match value.trim().parse::<T>().ok().filter(|n| range.contains(n)) {
+        Some(n) => Ok(Some(n)),
+        None => refuse(
+            name,
+            format!(
+                "{name} must be a whole number of {unit} from {} to {}, not {value:?}",
+                range.start(),
+                range.end()
+            ),
+        ),
+    }
+}
+
+fn default_db_path(
+    env: &dyn Fn(&str) -> Option<String>,
+) -> std::result::Result<PathBuf, SettingError> {
+    let state = env("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env("HOME").map(|h| Path::new(&h).join(".local/state")));
+    match state {
+        Some(dir) => Ok(dir.join("events").join("events.db")),
+        None => refuse(
+            "EVENTS_DB",
+            "cannot choose where to keep the event store: set --db or EVENTS_DB (neither XDG_STATE_HOME nor HOME is set)".into(),
+        ),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// Any password, encoded or not, with the characters that end a
+        /// URL's userinfo early for a parser: no part of it is ever shown,
+        /// by `redact_url` or by the backend's `Display`.
+        #[test]
+        fn no_part_of_any_password_is_ever_shown(password in "[#/?@:%a-z\\PC]{0,20}", path in "(/[0-9]{1,2})?") {
+            let password = format!("Zq{password}Zq");
+            for url in [
+                format!("redis://:{password}@127.0.0.1:6379{path}"),
+                format!("rediss://user:{password}@cache.internal{path}"),
+                format!("redis+sentinel://:{password}@h1:26379,h2:26379/mymaster"),
+                format!(":{password}@127.0.0.1:6379"),
+            ] {
+                let shown = [
+                    redact_url(&url),
+                    redis_backend(&url).map_or_else(|e| e.to_string(), |b| format!("{b:?}")),
+                    redis_backend(&url).map_or_else(|e| e.to_string(), |b| b.to_string()),
+                ];
+                for text in shown {
+                    proptest::prop_assert!(!text.contains("Zq"), "{url:?} shown as {text:?}");
+                }
+            }
+        }
+    }
 
     /// The reason given is the redis crate's own, for each way a URL fails.
     #[test]
@@ -178,10 +346,31 @@ mod tests {
             let why = why_invalid(url);
             assert!(refused.starts_with(why), "{url}: {why:?} for {refused:?}");
         }
-        let refused = Backend::redis("redis://:hunter2@127.0.0.1:6379/x").unwrap_err();
+        let refused = redis_backend("redis://:hunter2@127.0.0.1:6379/x").unwrap_err();
         assert_eq!(
-            refused,
+            refused.message,
             "the Redis URL redis://***@127.0.0.1:6379/*** is not valid: Invalid database number"
         );
+    }
+
+    #[test]
+    fn a_prefix_needs_the_hash_tag_redis_cluster_reads() {
+        assert_eq!(hash_tag("{events}"), Some("events"));
+        assert_eq!(hash_tag("app:{events}:x"), Some("events"));
+        assert_eq!(hash_tag("{a}{b}"), Some("a"));
+        assert_eq!(hash_tag("}{a}"), Some("a"));
+        // Redis reads the first `{` and the first `}` after it: an empty
+        // tag means the whole key is hashed.
+        assert_eq!(hash_tag("{}{a}"), None);
+        assert_eq!(hash_tag("myapp:events"), None);
+        assert_eq!(hash_tag("{myapp"), None);
+        let refused = |prefix: &str| checked_prefix(prefix.into()).unwrap_err().to_string();
+        assert_eq!(
+            refused("myapp:events"),
+            r#"EVENTS_PREFIX "myapp:events" has no {hash tag}: Redis Cluster needs every key in one slot; use "{myapp:events}""#
+        );
+        assert!(refused("{}app").ends_with(r#"use "{app}""#));
+        assert!(refused("{}").ends_with(r#"use "{events}""#));
+        assert_eq!(checked_prefix("{team-a}".into()).unwrap(), "{team-a}");
     }
 }

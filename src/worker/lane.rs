@@ -361,13 +361,10 @@ mod tests {
         let (reports, report_rx) = crossbeam_channel::unbounded();
         let stop = Stop::default();
         let routes = crate::route::Routes::new(
-            &[crate::config::DestConfig {
+            &[crate::dest::DestConfig {
                 name: "joining".into(),
-                settings: crate::config::DestSettings::Console,
                 events: vec!["*".into()],
-                rate: Default::default(),
-                when: None,
-                messages: None,
+                ..crate::dest::DestConfig::console("")
             }],
             None,
             Duration::from_secs(1),

@@ -21,6 +21,7 @@
 
 pub mod held;
 pub mod lane;
+pub mod settings;
 pub mod settler;
 pub mod stop;
 pub mod wake;
@@ -33,16 +34,15 @@ use crossbeam_channel::Sender;
 
 use crate::alert;
 use crate::catalog::Catalog;
-use crate::config::Config;
 use crate::dest::{self, Attempt, Destination, Item};
 use crate::event::{Event, now_ms};
 use crate::metrics::Metrics;
 use crate::queue::{
-    self, Backlog, DeadFilter, DeadLetter, Queue, QueueError, RetryClaim, StreamEntry,
-    UnavailableReason,
+    Backlog, DeadFilter, DeadLetter, Queue, QueueError, RetryClaim, StreamEntry, UnavailableReason,
 };
 use crate::route::{POISON_DEST, PerRoute, Route, RouteId, Routes};
 use crate::sanitize::escape;
+use crate::setup::Setup;
 use crate::template::Style;
 use settler::Settler;
 pub use stop::Stop;
@@ -134,7 +134,7 @@ const RETRY_LOOK: Duration = Duration::from_millis(500);
 const BURST_LOOK: Duration = Duration::from_millis(20);
 
 pub struct Worker {
-    config: Config,
+    config: Setup,
     options: Options,
     catalog: Catalog,
     /// Every configured destination: an event is routed to all of them,
@@ -159,8 +159,8 @@ struct Served {
 
 impl Worker {
     /// A worker for `config`'s destinations (or those `options.only` names).
-    pub fn new(config: &Config, options: Options) -> Result<Worker, crate::Error> {
-        let routes = Routes::from_config(config)?;
+    pub fn new(config: &Setup, options: Options) -> Result<Worker, crate::Error> {
+        let routes = config.routes()?;
         let only = routes.resolve("--only", &options.only)?;
         Ok(Worker {
             catalog: config.catalog.clone(),
@@ -191,8 +191,8 @@ impl Worker {
     /// Runs until a stop is requested (or, with `burst`, until there is
     /// nothing left to do).
     pub fn run(self, stop: Stop) -> Result<(), crate::Error> {
-        let mut reader = queue::open(&self.config.store)?;
-        let settler_queue = queue::open(&self.config.store)?;
+        let mut reader = self.config.open_queue()?;
+        let settler_queue = self.config.open_queue()?;
         let inflight = Arc::new(AtomicUsize::new(0));
         let held = Arc::new(held::Held::default());
         let wake = Arc::new(Wake::new(&self.options.only));
@@ -280,7 +280,9 @@ impl Worker {
             // A rate-limited destination asks the queue for each send, on a
             // connection of its own.
             let limiter = match route.rate().map(|rate| {
-                queue::open(&self.config.store).map(|queue| lane::Limiter::new(queue, rate))
+                self.config
+                    .open_queue()
+                    .map(|queue| lane::Limiter::new(queue, rate))
             }) {
                 Some(Err(e)) => {
                     failed = Some(e);

@@ -544,7 +544,7 @@ mod tests {
     use std::time::Instant;
 
     use super::*;
-    use crate::config::{DestConfig, DestSettings};
+    use crate::dest::DestConfig;
     use crate::dest::Item;
     use crate::event::Event;
     use crate::queue::QueueOptions;
@@ -556,11 +556,8 @@ mod tests {
     fn routes() -> Routes {
         let console = |name: &str| DestConfig {
             name: name.into(),
-            settings: DestSettings::Console,
             events: vec!["*".into()],
-            rate: Default::default(),
-            when: None,
-            messages: None,
+            ..DestConfig::console("")
         };
         Routes::new(
             &[console("a"), console("b")],

@@ -3,7 +3,7 @@
 
 use super::Status;
 use crate::cmd::table;
-use crate::config::DestConfig;
+use crate::dest::DestConfig;
 use crate::sanitize::escape;
 
 /// A retry overdue by less than this is simply "due now".
@@ -96,7 +96,7 @@ impl Status<'_> {
             .map_or("unlimited".to_owned(), |r| r.to_string());
         let mut row = vec![
             d.name.clone(),
-            d.kind().as_str().to_owned(),
+            d.kind().name().to_owned(),
             rate,
             tally.delivered.to_string(),
         ];
