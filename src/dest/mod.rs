@@ -6,9 +6,11 @@
 pub mod console;
 pub mod declare;
 pub mod discord;
+pub mod email;
 pub mod http;
 pub mod kind;
 pub mod mixpanel;
+pub mod pagerduty;
 pub mod posthog;
 pub mod registry;
 pub mod segment;
