@@ -142,10 +142,8 @@ impl SmtpUrl {
                 Security::Plain => Tls::None,
             });
         if let Some((user, password)) = &self.user {
-            builder = builder.credentials(Credentials::new(
-                user.clone(),
-                password.expose().to_owned(),
-            ));
+            builder =
+                builder.credentials(Credentials::new(user.clone(), password.expose().to_owned()));
         }
         Ok(builder.build())
     }
@@ -350,7 +348,10 @@ mod tests {
             security("smtp://u:p@smtp.example.com"),
             Ok((Security::StartTls, 587))
         );
-        assert_eq!(security("smtp://127.0.0.1:2525"), Ok((Security::Plain, 2525)));
+        assert_eq!(
+            security("smtp://127.0.0.1:2525"),
+            Ok((Security::Plain, 2525))
+        );
         assert_eq!(security("smtp://localhost"), Ok((Security::Plain, 25)));
         assert_eq!(security("smtp://[::1]:2525"), Ok((Security::Plain, 2525)));
     }

@@ -87,7 +87,12 @@ pub struct PagerDuty {
 }
 
 impl PagerDuty {
-    pub fn new(name: String, settings: &Settings, catalog: Catalog, timeout: Duration) -> PagerDuty {
+    pub fn new(
+        name: String,
+        settings: &Settings,
+        catalog: Catalog,
+        timeout: Duration,
+    ) -> PagerDuty {
         PagerDuty {
             name,
             routing_key: settings.routing_key.clone(),
