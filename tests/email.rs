@@ -234,3 +234,51 @@ fn plain_smtp_to_another_host_is_refused_without_showing_the_url() {
         .code(2)
         .stderr_has("to: \"ops\" is not an email address");
 }
+
+/// `smtps://` to a server that does not speak TLS: the handshake fails, is
+/// retried, and the password never crosses the unencrypted connection.
+#[test]
+fn smtps_never_sends_the_password_without_tls() {
+    let redis = RedisServer::start();
+    let smtp = SmtpServer::start();
+    let home = tempfile::tempdir().unwrap();
+    let url = smtp
+        .url(&format!("u:{PASSWORD}"))
+        .replace("smtp://", "smtps://");
+    let run = || events(home.path(), &redis, &url, "");
+    emit(&run, "ada@example.com");
+    run()
+        .env("EVENTS_MAX_ATTEMPTS", "2")
+        .args(["-v", "work", "--burst"])
+        .run()
+        .success()
+        .stderr_has("(attempt 1 of 2)")
+        .stderr_has("dead: user.signup");
+    assert!(smtp.logins().is_empty());
+    assert!(smtp.mails().is_empty());
+}
+
+/// A server that accepts the connection and never greets is given up on
+/// after the HTTP timeout, and retried.
+#[test]
+fn a_server_that_never_answers_times_out() {
+    let redis = RedisServer::start();
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let home = tempfile::tempdir().unwrap();
+    let url = format!("smtp://u:{PASSWORD}@127.0.0.1:{port}");
+    let run = || events(home.path(), &redis, &url, "");
+    emit(&run, "ada@example.com");
+    let started = std::time::Instant::now();
+    let out = run()
+        .env("EVENTS_MAX_ATTEMPTS", "1")
+        .env("EVENTS_HTTP_TIMEOUT_MS", "500")
+        .args(["-v", "work", "--burst"])
+        .run()
+        .success()
+        .stderr_has("SMTP timed out")
+        .stderr_has("dead: user.signup");
+    no_password(&out);
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    drop(silent);
+}

@@ -312,11 +312,20 @@ impl Destination for Email {
 /// anything else (refused connection, timeout, TLS) is worth retrying.
 fn classify(e: &lettre::transport::smtp::Error, hide: impl Fn(&str) -> String) -> Attempt {
     let reason = std::error::Error::source(e).map(ToString::to_string);
-    let text = match (e.status(), &reason) {
-        (Some(code), Some(reason)) => format!("SMTP {code} {reason}"),
-        (Some(code), None) => format!("SMTP {code}"),
-        _ if e.is_timeout() => "SMTP timed out".into(),
-        _ => format!("SMTP {e}"),
+    let text = match (e.status(), &reason, io_error(e)) {
+        (Some(code), Some(reason), _) => format!("SMTP {code} {reason}"),
+        (Some(code), None, _) => format!("SMTP {code}"),
+        // A socket read timeout is `WouldBlock` on Unix.
+        (None, _, Some(io))
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+            ) =>
+        {
+            "SMTP timed out".into()
+        }
+        (None, _, Some(io)) => format!("SMTP connection error: {io}"),
+        (None, _, None) => format!("SMTP {e}"),
     };
     let text = hide(&text);
     if e.is_permanent() || e.is_client() {
@@ -324,6 +333,18 @@ fn classify(e: &lettre::transport::smtp::Error, hide: impl Fn(&str) -> String) -
     } else {
         Attempt::Transient(text)
     }
+}
+
+/// The I/O error under `e`, if a socket failed.
+fn io_error(e: &lettre::transport::smtp::Error) -> Option<&std::io::Error> {
+    let mut source = std::error::Error::source(e);
+    while let Some(error) = source {
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            return Some(io);
+        }
+        source = error.source();
+    }
+    None
 }
 
 #[cfg(test)]
