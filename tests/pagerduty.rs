@@ -172,7 +172,7 @@ fn an_invalid_event_is_dead_lettered_at_once_with_pagerdutys_words() {
     emit(&run, "ada@example.com");
     work(&run)
         .stderr_has("dead: user.signup")
-        .stderr_has("HTTP 400 Event object is invalid: Routing key *** is [31m unknown")
+        .stderr_has("HTTP 400 Event object is invalid: Routing key *** is \\u{1b}[31m unknown")
         .stderr_lacks("\u{1b}");
     assert_eq!(sink.request_count(), 1);
     assert_eq!(dead_count(&redis), "1");

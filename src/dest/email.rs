@@ -8,6 +8,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use lettre::message::header::ContentType;
@@ -17,8 +18,10 @@ use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{Message, SmtpTransport, Transport as _};
 
+use super::kind::Entry;
 use super::{Attempt, Destination, Item};
 use crate::catalog::Catalog;
+use crate::config::{ConfigError, Env};
 use crate::event::Event;
 use crate::secret::{Secret, redact_url};
 use crate::template::Style;
@@ -79,7 +82,7 @@ impl SmtpUrl {
             Some(url::Host::Ipv6(ip)) => ip.to_string(),
             None => return Err("names no host".into()),
         };
-        if url.query().is_some() || url.path().trim_matches('/') != "" {
+        if url.query().is_some() || !url.path().trim_matches('/').is_empty() {
             return Err("takes no path or query: the scheme and port say how to connect".into());
         }
         let (security, port) = match (url.scheme(), url.port()) {
@@ -184,13 +187,100 @@ fn hello_name() -> ClientId {
 
 /// What an email destination needs to send.
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub struct EmailSettings {
     pub smtp: SmtpUrl,
     pub from: Mailbox,
     pub to: Vec<Mailbox>,
     /// The messages with its `subject` template in place of each routed
     /// type's, or `None` for the message itself as the subject.
     pub subject: Option<Catalog>,
+}
+
+impl super::Settings for EmailSettings {
+    fn target(&self) -> String {
+        self.smtp.redacted()
+    }
+
+    fn build(&self, name: String, catalog: &Catalog, timeout: Duration) -> Arc<dyn Destination> {
+        Arc::new(Email::new(name, self.clone(), catalog.clone(), timeout))
+    }
+}
+
+/// The `email` kind: the SMTP URL from `smtp_url_env` (`EVENTS_SMTP_URL`),
+/// `from`, the list `to`, and an optional `subject` template checked
+/// against the fields of every type it routes. Only a config file
+/// declares one: it needs its sender and recipients.
+pub struct EmailKind;
+
+impl super::Kind for EmailKind {
+    fn name(&self) -> &'static str {
+        "email"
+    }
+
+    fn keys(&self) -> &'static [&'static str] {
+        &["smtp_url_env", "from", "to", "subject"]
+    }
+
+    fn parse_table(&self, entry: &Entry<'_>) -> Result<Box<dyn super::Settings>, ConfigError> {
+        let smtp = smtp_url(entry)?;
+        let from = match entry.string("from")? {
+            Some(from) => parse_mailbox(from.get_ref()).map_err(|e| entry.at(from.span(), "from", e))?,
+            None => return Err(entry.at(entry.kind_span.clone(), "from", format!("destination {:?} needs the address its mail comes from (from = \"events@example.com\")", entry.name))),
+        };
+        let subject = match entry.string("subject")? {
+            Some(subject) => Some(
+                entry
+                    .catalog
+                    .with_template(entry.events, subject.get_ref())
+                    .map_err(|e| entry.at(subject.span(), "subject", e))?,
+            ),
+            None => None,
+        };
+        Ok(Box::new(EmailSettings {
+            smtp,
+            from,
+            to: recipients(entry)?,
+            subject,
+        }))
+    }
+
+    fn parse_env(&self, _: &Env<'_>) -> Result<Option<Box<dyn super::Settings>>, ConfigError> {
+        Ok(None)
+    }
+}
+
+/// The SMTP URL in the variable `smtp_url_env` names, checked; the error
+/// never shows it.
+fn smtp_url(entry: &Entry<'_>) -> Result<SmtpUrl, ConfigError> {
+    let url = entry.secret("smtp_url_env", DEFAULT_URL_ENV)?;
+    SmtpUrl::parse(url.expose()).map_err(|e| {
+        let named = entry.string("smtp_url_env").ok().flatten();
+        let (var, span) = match &named {
+            Some(var) => (var.get_ref().as_str(), var.span()),
+            None => (DEFAULT_URL_ENV, entry.kind_span.clone()),
+        };
+        entry.at(span, "smtp_url_env", format!("the SMTP URL in {var} {e}"))
+    })
+}
+
+/// The addresses of `to`: at least one.
+fn recipients(entry: &Entry<'_>) -> Result<Vec<Mailbox>, ConfigError> {
+    match entry.table.get::<Vec<String>>("to")? {
+        Some(to) if !to.get_ref().is_empty() => to
+            .get_ref()
+            .iter()
+            .map(|address| parse_mailbox(address))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| entry.at(to.span(), "to", e)),
+        to => Err(entry.at(
+            to.map_or(entry.kind_span.clone(), |to| to.span()),
+            "to",
+            format!(
+                "destination {:?} needs at least one recipient (to = [\"ops@example.com\"])",
+                entry.name
+            ),
+        )),
+    }
 }
 
 /// `from` or an entry of `to`, checked: `Ops <ops@example.com>` or
@@ -203,14 +293,19 @@ pub fn parse_mailbox(text: &str) -> Result<Mailbox, String> {
 
 pub struct Email {
     name: String,
-    settings: Settings,
+    settings: EmailSettings,
     catalog: Catalog,
     /// Built once; `None` with the reason when TLS cannot be set up.
     transport: Result<SmtpTransport, String>,
 }
 
 impl Email {
-    pub fn new(name: String, settings: Settings, catalog: Catalog, timeout: Duration) -> Email {
+    pub fn new(
+        name: String,
+        settings: EmailSettings,
+        catalog: Catalog,
+        timeout: Duration,
+    ) -> Email {
         Email {
             name,
             transport: settings.smtp.transport(timeout),

@@ -7,13 +7,16 @@
 //! secret: it is never shown, not even when PagerDuty's answer quotes it.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use super::http::{self, ErrorBody};
+use super::kind::Entry;
 use super::{Attempt, Destination, Item};
 use crate::catalog::Catalog;
+use crate::config::{ConfigError, Env, redact_url};
 use crate::event::Event;
 use crate::secret::Secret;
 
@@ -67,11 +70,69 @@ impl fmt::Display for Severity {
 
 /// What a PagerDuty destination needs to send.
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub struct PagerDutySettings {
     pub routing_key: Secret,
     pub severity: Severity,
     /// `https://events.pagerduty.com`, or a test server.
     pub api_url: String,
+}
+
+impl super::Settings for PagerDutySettings {
+    fn target(&self) -> String {
+        redact_url(&self.api_url)
+    }
+
+    fn url(&self) -> Option<&str> {
+        Some(&self.api_url)
+    }
+
+    fn build(&self, name: String, catalog: &Catalog, timeout: Duration) -> Arc<dyn Destination> {
+        Arc::new(PagerDuty::new(name, self, catalog.clone(), timeout))
+    }
+}
+
+/// The `pagerduty` kind: its routing key from `routing_key_env`
+/// (`PAGERDUTY_ROUTING_KEY`), its `severity` (default `error`), PagerDuty's
+/// API unless `api_url` says otherwise. Only a config file declares one: a
+/// key alone in the environment must not page someone for every event.
+pub struct PagerDutyKind;
+
+impl super::Kind for PagerDutyKind {
+    fn name(&self) -> &'static str {
+        "pagerduty"
+    }
+
+    fn keys(&self) -> &'static [&'static str] {
+        &["routing_key_env", "severity", "api_url"]
+    }
+
+    fn parse_table(&self, entry: &Entry<'_>) -> Result<Box<dyn super::Settings>, ConfigError> {
+        let routing_key = entry.secret("routing_key_env", "PAGERDUTY_ROUTING_KEY")?;
+        let severity = match entry.string("severity")? {
+            Some(severity) => Severity::parse(severity.get_ref()).ok_or_else(|| {
+                entry.at(
+                    severity.span(),
+                    "severity",
+                    format!(
+                        "unknown severity {:?} (expected critical, error, warning or info)",
+                        severity.get_ref()
+                    ),
+                )
+            })?,
+            None => Severity::default(),
+        };
+        Ok(Box::new(PagerDutySettings {
+            routing_key,
+            severity,
+            api_url: entry
+                .string("api_url")?
+                .map_or(DEFAULT_API_URL.into(), toml::Spanned::into_inner),
+        }))
+    }
+
+    fn parse_env(&self, _: &Env<'_>) -> Result<Option<Box<dyn super::Settings>>, ConfigError> {
+        Ok(None)
+    }
 }
 
 pub struct PagerDuty {
@@ -89,7 +150,7 @@ pub struct PagerDuty {
 impl PagerDuty {
     pub fn new(
         name: String,
-        settings: &Settings,
+        settings: &PagerDutySettings,
         catalog: Catalog,
         timeout: Duration,
     ) -> PagerDuty {
@@ -219,7 +280,7 @@ mod tests {
     use super::*;
 
     fn pagerduty(api_url: &str) -> PagerDuty {
-        let settings = Settings {
+        let settings = PagerDutySettings {
             routing_key: Secret::new("R0UTINGKEY"),
             severity: Severity::Warning,
             api_url: api_url.into(),
@@ -256,7 +317,7 @@ mod tests {
     fn the_endpoint_is_the_api_urls_enqueue_and_nothing_shows_the_key() {
         let pd = pagerduty("http://127.0.0.1:9/");
         assert_eq!(pd.endpoint, "http://127.0.0.1:9/v2/enqueue");
-        let settings = Settings {
+        let settings = PagerDutySettings {
             routing_key: Secret::new("R0UTINGKEY"),
             severity: Severity::default(),
             api_url: DEFAULT_API_URL.into(),
