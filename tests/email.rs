@@ -282,3 +282,46 @@ fn a_server_that_never_answers_times_out() {
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
     drop(silent);
 }
+
+#[test]
+fn a_missing_sender_or_recipient_or_a_key_of_another_kind_is_a_config_error_naming_the_line() {
+    let redis = RedisServer::start();
+    let home = tempfile::tempdir().unwrap();
+    let url = "smtps://u:p@smtp.example.com";
+    let refused = |config: String, expected: &str| {
+        std::fs::write(home.path().join("events.toml"), config).unwrap();
+        Events::new()
+            .home(home.path())
+            .env("REDIS_URL", redis.url())
+            .env("EVENTS_SMTP_URL", url)
+            .args(["work", "--burst"])
+            .run()
+            .code(2)
+            .stderr_has(expected);
+    };
+    refused(
+        config("").replace("from = \"Events <events@example.com>\"\n", ""),
+        "events.toml:4: from: destination \"mail\" needs the address its mail comes from",
+    );
+    refused(
+        config("").replace(
+            "[\"ops@example.com\", \"Ada Lovelace <ada@example.com>\"]",
+            "[]",
+        ),
+        "events.toml:6: to: destination \"mail\" needs at least one recipient",
+    );
+    refused(
+        config("severity = \"critical\""),
+        "events.toml:7: severity: only pagerduty destinations take severity; \"mail\" is a email destination",
+    );
+    std::fs::write(home.path().join("events.toml"), config("")).unwrap();
+    let out = Events::new()
+        .home(home.path())
+        .env("REDIS_URL", redis.url())
+        .args(["work", "--burst"])
+        .run()
+        .code(2)
+        .stderr_has("events.toml:4: smtp_url_env:")
+        .stderr_has("EVENTS_SMTP_URL, which is not set");
+    assert!(!out.stderr.contains("smtps://"));
+}

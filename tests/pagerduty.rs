@@ -284,3 +284,32 @@ fn a_bad_severity_or_missing_key_is_a_config_error_naming_the_line() {
         .code(2)
         .stderr_has("PAGERDUTY_ROUTING_KEY, which is not set");
 }
+
+#[test]
+fn an_api_url_that_is_not_http_is_a_config_error_and_the_key_alone_declares_nothing() {
+    let redis = RedisServer::start();
+    let sink = Sink::start();
+    let home = tempfile::tempdir().unwrap();
+    let config = config(&sink, "").replace(&sink.base_url(), "ftp://events.example.com");
+    std::fs::write(home.path().join("events.toml"), config).unwrap();
+    let out = Events::new()
+        .home(home.path())
+        .env("REDIS_URL", redis.url())
+        .env("PAGERDUTY_ROUTING_KEY", ROUTING_KEY)
+        .args(["work", "--burst"])
+        .run()
+        .code(2)
+        .stderr_has("destination 'oncall' has a URL that does not start with http:// or https://");
+    no_key(&out);
+    // Without a config file, the routing key alone pages no one.
+    std::fs::remove_file(home.path().join("events.toml")).unwrap();
+    let out = Events::new()
+        .home(home.path())
+        .env("REDIS_URL", redis.url())
+        .env("PAGERDUTY_ROUTING_KEY", ROUTING_KEY)
+        .args(["status", "--format", "json"])
+        .run()
+        .success();
+    assert!(!out.stdout.contains("pagerduty"), "{}", out.stdout);
+    no_key(&out);
+}
