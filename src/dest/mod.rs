@@ -1,14 +1,16 @@
-//! Destinations: where a delivered event goes. One trait, eight kinds
+//! Destinations: where a delivered event goes. One trait, ten kinds
 //! (console, Slack, Discord, Teams, Segment, PostHog, Mixpanel, signed
-//! webhooks); the worker drives them all the same way and never knows which
-//! is which.
+//! webhooks, PagerDuty, email); the worker drives them all the same way and
+//! never knows which is which.
 
 pub mod console;
 pub mod declare;
 pub mod discord;
+pub mod email;
 pub mod http;
 pub mod kind;
 pub mod mixpanel;
+pub mod pagerduty;
 pub mod posthog;
 pub mod registry;
 pub mod segment;

@@ -15,7 +15,7 @@ use super::stop::Stop;
 use super::{Job, Report};
 use crate::dest::{Answer, Attempt, BatchLimit, Destination, Item};
 use crate::metrics::RouteMetrics;
-use crate::queue::Queue;
+use crate::queue::RateLimit;
 use crate::rate::Rate;
 
 /// A `Retry-After` up to this long is waited out in the lane; a longer one
@@ -60,14 +60,14 @@ impl Lag {
 /// A destination's share of its rate limit: the queue every worker asks
 /// for a send before it makes one.
 pub struct Limiter {
-    pub queue: Box<dyn Queue>,
+    pub queue: Box<dyn RateLimit>,
     pub rate: Rate,
     /// Whether the last ask failed, to warn once per outage.
     failing: bool,
 }
 
 impl Limiter {
-    pub fn new(queue: Box<dyn Queue>, rate: Rate) -> Limiter {
+    pub fn new(queue: Box<dyn RateLimit>, rate: Rate) -> Limiter {
         Limiter {
             queue,
             rate,

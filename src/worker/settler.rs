@@ -27,7 +27,7 @@ use crate::alert;
 use crate::dest::{Answer, Attempt};
 use crate::event::now_ms;
 use crate::metrics::Metrics;
-use crate::queue::{AttemptRecord, DeadLetter, Delivery, Outcome, Queue, Settlement, Tally};
+use crate::queue::{AttemptRecord, DeadLetter, Delivery, Outcome, Settlement, Settling, Tally};
 use crate::retry::{Decision, decide};
 use crate::route::{RouteId, Routes};
 use crate::sanitize::escape;
@@ -42,7 +42,7 @@ pub struct EntryState {
 }
 
 pub struct Settler {
-    pub queue: Box<dyn Queue>,
+    pub queue: Box<dyn Settling>,
     pub consumer: String,
     pub reports: Receiver<Report>,
     /// Every configured destination, for its name and retry policy.
@@ -541,8 +541,9 @@ mod tests {
     use crate::dest::DestConfig;
     use crate::dest::Item;
     use crate::event::Event;
+    use crate::queue::QueueOptions;
+    use crate::queue::prelude::*;
     use crate::queue::sqlite::SqliteQueue;
-    use crate::queue::{Consumer, Producer, QueueOptions};
 
     const NOW: i64 = 1_800_000_000_000;
 
