@@ -19,7 +19,7 @@ use lettre::transport::smtp::extension::ClientId;
 use lettre::{Message, SmtpTransport, Transport as _};
 
 use super::kind::Entry;
-use super::{Attempt, Destination, Item};
+use super::{Answer, Attempt, Destination, Item, Unsendable};
 use crate::catalog::Catalog;
 use crate::config::{ConfigError, Env};
 use crate::event::Event;
@@ -373,31 +373,31 @@ impl Destination for Email {
         &self.name
     }
 
-    fn prepare(&self, event: &Event) -> Result<String, String> {
+    fn prepare(&self, event: &Event) -> Result<String, Unsendable> {
         let message = self
             .catalog
             .render(event, Style::Plain)
-            .map_err(|e| e.to_string())?;
-        self.subject(event, &message)?;
+            .map_err(Unsendable::from)?;
+        self.subject(event, &message).map_err(Unsendable)?;
         Ok(message)
     }
 
-    /// One mail an event.
-    fn send(&self, items: &[Item]) -> Attempt {
+    /// One mail an event. SMTP has no HTTP status to record.
+    fn send(&self, items: &[Item]) -> Answer {
         let Some(item) = items.first() else {
-            return Attempt::Delivered;
+            return Attempt::Delivered.into();
         };
         let transport = match &self.transport {
             Ok(transport) => transport,
-            Err(e) => return Attempt::Permanent(e.clone()),
+            Err(e) => return Attempt::Permanent(e.clone()).into(),
         };
         let message = match self.message(item) {
             Ok(message) => message,
-            Err(e) => return Attempt::Permanent(self.hide(&e)),
+            Err(e) => return Attempt::Permanent(self.hide(&e)).into(),
         };
         match transport.send(&message) {
-            Ok(_) => Attempt::Delivered,
-            Err(e) => classify(&e, |text| self.hide(text)),
+            Ok(_) => Attempt::Delivered.into(),
+            Err(e) => classify(&e, |text| self.hide(text)).into(),
         }
     }
 }

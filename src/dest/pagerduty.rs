@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::http::{self, ErrorBody};
 use super::kind::Entry;
-use super::{Attempt, Destination, Item};
+use super::{Answer, Attempt, Destination, Item, Unsendable};
 use crate::catalog::Catalog;
 use crate::config::{ConfigError, Env, redact_url};
 use crate::event::Event;
@@ -188,16 +188,16 @@ impl Destination for PagerDuty {
         &self.name
     }
 
-    fn prepare(&self, event: &Event) -> Result<String, String> {
+    fn prepare(&self, event: &Event) -> Result<String, Unsendable> {
         self.catalog
             .render(event, self.style())
-            .map_err(|e| e.to_string())
+            .map_err(Unsendable::from)
     }
 
     /// One event a request: an incident each.
-    fn send(&self, items: &[Item]) -> Attempt {
+    fn send(&self, items: &[Item]) -> Answer {
         let Some(item) = items.first() else {
-            return Attempt::Delivered;
+            return Attempt::Delivered.into();
         };
         let body = self.trigger(&item.event, &item.body).to_string();
         let result = self
@@ -209,19 +209,17 @@ impl Destination for PagerDuty {
             Ok(response) => http::retry_after_header(response).is_some(),
             Err(_) => false,
         };
-        let answer = http::classify_with(result, |body| ErrorBody {
+        let mut answer = http::classify_with(result, |body| ErrorBody {
             retry_after: None,
             text: Some(hide(
                 pagerduty_error(body).as_deref().unwrap_or(body),
                 self.routing_key.expose(),
             )),
         });
-        match answer.attempt {
-            Attempt::RetryAfter(_, text) if !said_wait => {
-                Attempt::RetryAfter(DEFAULT_RATE_LIMIT_WAIT, text)
-            }
-            attempt => attempt,
+        if !said_wait && let Attempt::RetryAfter(wait, _) = &mut answer.attempt {
+            *wait = DEFAULT_RATE_LIMIT_WAIT;
         }
+        answer
     }
 }
 
