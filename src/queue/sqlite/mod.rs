@@ -438,7 +438,9 @@ mod tests {
         check(&mut queue);
         let claimed = queue.claim("a", 3, Duration::ZERO).unwrap();
         check(&mut queue);
-        // The lease is zero: another consumer takes them over (state stays 1).
+        // The lease is zero: another consumer takes them over (state stays 1)
+        // once a millisecond has passed, the clock's grain.
+        std::thread::sleep(Duration::from_millis(2));
         let again = queue.claim("b", 3, Duration::ZERO).unwrap();
         assert_eq!(keys(&again), keys(&claimed));
         check(&mut queue);
