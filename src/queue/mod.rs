@@ -627,3 +627,26 @@ pub mod prelude {
         Lifecycle, Producer, Queue, RateLimit, Retries, Settle, Settling,
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Dead letters are stored as this JSON in both backends: letters
+    /// written by earlier versions must still read, poison included.
+    #[test]
+    fn a_stored_dead_letter_keeps_its_json_form() {
+        let stored = [
+            r#"{"event":{"Ok":{"id":"01M8GCM5T79SNA9DY6YG5C54D4","type":"user.signup","ts":"2026-11-27T09:00:00.000Z","payload":{"email":"a@b"}}},"dest":"slack","attempts":3,"error":"HTTP 500","at_ms":1700000000000}"#,
+            r#"{"event":{"Err":"type=x&payload=not json"},"dest":"*","attempts":0,"error":"'payload' is not valid JSON","at_ms":1700000000001}"#,
+        ];
+        for text in stored {
+            let letter: DeadLetter = serde_json::from_str(text).unwrap();
+            assert_eq!(serde_json::to_string(&letter).unwrap(), text);
+        }
+        let poison: DeadLetter = serde_json::from_str(stored[1]).unwrap();
+        assert_eq!(poison.event, Err("type=x&payload=not json".to_owned()));
+        let letter: DeadLetter = serde_json::from_str(stored[0]).unwrap();
+        assert_eq!(letter.event.unwrap().kind, "user.signup");
+    }
+}

@@ -12,7 +12,7 @@ use super::reader::Reader;
 use super::{Job, Origin, Report};
 use crate::dest::{Attempt, Item};
 use crate::event::{Event, now_ms};
-use crate::queue::{DeadLetter, RetryClaim, StreamEntry};
+use crate::queue::{DeadLetter, Poison, RetryClaim, StreamEntry};
 use crate::route::{POISON_DEST, Route, RouteId};
 use crate::template::Style;
 
@@ -35,7 +35,7 @@ impl Reader<'_> {
                 Err(poison) => {
                     self.report(Report::Poison {
                         origin: Origin::Entry(key),
-                        letter: poison_letter(Err(poison.raw), poison.reason),
+                        letter: poison_letter(poison),
                     });
                     continue;
                 }
@@ -43,7 +43,7 @@ impl Reader<'_> {
             if let Err(e) = self.worker.catalog.render(&event, Style::Plain) {
                 self.report(Report::Poison {
                     origin: Origin::Entry(key),
-                    letter: poison_letter(Ok(event), e.to_string()),
+                    letter: unrenderable_letter(event, e.to_string()),
                 });
                 continue;
             }
@@ -151,9 +151,21 @@ impl Reader<'_> {
     }
 }
 
-fn poison_letter(event: Result<Event, String>, reason: String) -> DeadLetter {
+/// The dead letter of an entry that does not decode: its raw text is kept.
+fn poison_letter(poison: Poison) -> DeadLetter {
     DeadLetter {
-        event,
+        event: Err(poison.raw),
+        dest: POISON_DEST.into(),
+        attempts: 0,
+        error: poison.reason,
+        at_ms: now_ms(),
+    }
+}
+
+/// The dead letter of an event the catalog cannot render.
+fn unrenderable_letter(event: Event, reason: String) -> DeadLetter {
+    DeadLetter {
+        event: Ok(event),
         dest: POISON_DEST.into(),
         attempts: 0,
         error: reason,

@@ -210,8 +210,8 @@ pub(super) fn to_json<T: Serialize + ?Sized>(value: &T) -> rusqlite::Result<Stri
     serde_json::to_string(value).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
 }
 
-pub(super) fn from_json<T: DeserializeOwned>(text: &str) -> std::result::Result<T, String> {
-    serde_json::from_str(text).map_err(|e| e.to_string())
+pub(super) fn from_json<T: DeserializeOwned>(text: &str) -> serde_json::Result<T> {
+    serde_json::from_str(text)
 }
 
 /// Parses a key this backend handed out (a row number).
