@@ -25,12 +25,12 @@ use super::*;
 
 /// Every kind, in order.
 pub static KINDS: &[&dyn Kind] = &[
-    &slack::SlackKind,
-    &discord::DiscordKind,
-    &teams::TeamsKind,
-    &segment::SegmentKind,
-    &posthog::PostHogKind,
-    &mixpanel::MixpanelKind,
+    &chat::slack::SlackKind,
+    &chat::discord::DiscordKind,
+    &chat::teams::TeamsKind,
+    &batch::segment::SegmentKind,
+    &batch::posthog::PostHogKind,
+    &batch::mixpanel::MixpanelKind,
     &webhook::WebhookKind,
     &pagerduty::PagerDutyKind,
     &email::EmailKind,
