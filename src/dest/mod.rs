@@ -105,6 +105,12 @@ impl From<crate::catalog::ValidationError> for Unsendable {
     }
 }
 
+impl From<webhook::shape::UnfitEvent> for Unsendable {
+    fn from(err: webhook::shape::UnfitEvent) -> Unsendable {
+        Unsendable(err.to_string())
+    }
+}
+
 /// One delivery ready to send: the event and the body piece this
 /// destination made of it (a message line, a JSON document).
 #[derive(Debug, Clone)]

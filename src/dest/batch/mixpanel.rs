@@ -262,4 +262,13 @@ mod tests {
             "7ae46f92-d630-5e90-9eb7-d4666131cec5"
         );
     }
+
+    #[test]
+    fn an_event_whose_time_cannot_be_read_is_named() {
+        let mut event = Event::new("user.signup", serde_json::Map::new());
+        event.ts = "noon".into();
+        let err = record(&event).unwrap_err();
+        assert_eq!(err, RecordError::Time("noon".into()));
+        assert_eq!(err.to_string(), "the event's time \"noon\" is not RFC 3339");
+    }
 }
