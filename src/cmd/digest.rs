@@ -250,3 +250,30 @@ impl Poster<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wait_past_the_deadline_gives_up_at_once_saying_why() {
+        let deadline = Deadline {
+            at: Instant::now(),
+            max_wait: Duration::from_secs(2),
+        };
+        let started = Instant::now();
+        let long = Duration::from_secs(60);
+        assert_eq!(
+            deadline.sleep(long, None).unwrap_err().to_string(),
+            "its rate limit had no send free within --max-wait 2s"
+        );
+        assert_eq!(
+            deadline
+                .sleep(long, Some("HTTP 429 slow down"))
+                .unwrap_err()
+                .to_string(),
+            "still refused after waiting as long as --max-wait 2s allows; the last answer: HTTP 429 slow down"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+}
