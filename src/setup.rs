@@ -153,8 +153,13 @@ mod tests {
         );
         let debug = format!("{dests:?}");
         assert!(!debug.contains("hidden"), "{debug}");
-        let posthog = crate::dest::posthog::PostHogKind;
-        assert!(!posthog.is_chat() && crate::dest::mixpanel::MixpanelKind.default_rate().is_none());
+        let posthog = crate::dest::batch::posthog::PostHogKind;
+        assert!(
+            !posthog.is_chat()
+                && crate::dest::batch::mixpanel::MixpanelKind
+                    .default_rate()
+                    .is_none()
+        );
     }
 
     #[test]

@@ -8,11 +8,14 @@
 //! instead of in the middle of the night. Because values come from event payloads that
 //! anyone may have written, every interpolated value is sanitised before it is inserted:
 //! line breaks, control characters (terminal escapes included) and bidi overrides become
-//! spaces ([`crate::sanitize::one_line`]), long values are cut, and for Slack the characters `&`, `<` and
-//! `>` are escaped so that a payload can never page a channel, ping a person or plant a link.
+//! spaces ([`crate::sanitize::one_line`]), long values are cut, and for a chat destination
+//! they are escaped in its markup ([`crate::dest::chat::markup`]) so that a payload can never
+//! page a channel, ping a person or plant a link.
 //! The template's own literal text is trusted and left untouched.
 
 use serde_json::{Map, Number, Value};
+
+use crate::dest::chat::markup;
 
 /// Longest a single interpolated value may be, in Unicode scalar values, after flattening
 /// it to one line (and before Slack escaping).
@@ -42,11 +45,11 @@ enum Part {
 /// Where the rendered text goes, which decides how values are sanitised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Style {
-    /// Slack message text: values are also escaped with [`slack_escape`].
+    /// Slack message text: values are also escaped with [`markup::slack`].
     Slack,
-    /// Discord message content: values are also escaped with [`discord_escape`].
+    /// Discord message content: values are also escaped with [`markup::discord`].
     Discord,
-    /// Teams Adaptive Card text: values are also escaped with [`teams_escape`].
+    /// Teams Adaptive Card text: values are also escaped with [`markup::teams`].
     Teams,
     /// Console output: values are not escaped.
     Plain,
@@ -518,76 +521,10 @@ pub fn group_thousands(text: &str) -> String {
     out
 }
 
-/// Step 3 of sanitising alone: `&` → `&amp;`, `<` → `&lt;`, `>` → `&gt;`, the escaping
-/// Slack requires so that text cannot form `<!channel>`, `<@U123>` or `<http://x|label>`.
-pub fn slack_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
-/// Discord's Markdown characters get a backslash, so a value cannot turn the
-/// message bold, hide it behind a spoiler, open a code block, quote, head or
-/// list a line, mask a link (`[text](url)`) or form a mention or timestamp
-/// (`<@123>`, `<t:0>`). A backslash shows the character itself in Discord.
-/// Mentions written as text (`@everyone`) are left alone: the message is sent
-/// with `allowed_mentions` empty, so they ping nobody.
-pub fn discord_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(
-            c,
-            '\\' | '*' | '_' | '~' | '`' | '|' | '>' | '<' | '#' | '-' | '[' | ']' | '(' | ')'
-        ) {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// Adaptive Card `TextBlock` text is a CommonMark subset (bold, italic,
-/// lists, links) plus `{{DATE(…)}}`/`{{TIME(…)}}` functions. Its markup
-/// characters get a backslash (CommonMark shows the character itself), so a
-/// value cannot turn text bold or italic, plant a link (`[text](url)`), open
-/// a list or call a date function; a `.` after a digit is escaped too, so
-/// `1.` cannot start a numbered list.
-pub fn teams_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut previous = ' ';
-    for c in text.chars() {
-        let markup = matches!(
-            c,
-            '\\' | '*'
-                | '_'
-                | '~'
-                | '`'
-                | '['
-                | ']'
-                | '('
-                | ')'
-                | '<'
-                | '>'
-                | '#'
-                | '+'
-                | '-'
-                | '!'
-                | '{'
-                | '}'
-                | '|'
-        );
-        if markup || (c == '.' && previous.is_ascii_digit()) {
-            out.push('\\');
-        }
-        out.push(c);
-        previous = c;
-    }
-    out
-}
-
 /// Makes one formatted value safe to insert: line breaks, control characters and bidi
 /// overrides become one space each ([`crate::sanitize::one_line`]), values over
-/// [`MAX_VALUE_CHARS`] are cut to that length ending in `…`, and for Slack it is escaped.
+/// [`MAX_VALUE_CHARS`] are cut to that length ending in `…`, and for a chat style it is
+/// escaped in that chat's markup.
 fn sanitize(value: &str, style: Style) -> String {
     let mut flat = crate::sanitize::one_line(value).into_owned();
     if flat.chars().count() > MAX_VALUE_CHARS {
@@ -595,9 +532,9 @@ fn sanitize(value: &str, style: Style) -> String {
         flat.push('…');
     }
     match style {
-        Style::Slack => slack_escape(&flat),
-        Style::Discord => discord_escape(&flat),
-        Style::Teams => teams_escape(&flat),
+        Style::Slack => markup::slack(&flat),
+        Style::Discord => markup::discord(&flat),
+        Style::Teams => markup::teams(&flat),
         Style::Plain => flat,
     }
 }
@@ -607,16 +544,6 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use serde_json::json;
-
-    #[test]
-    fn teams_values_cannot_format_link_list_or_call_a_function() {
-        assert_eq!(
-            teams_escape("**bold** _it_ [x](http://e.vil) {{DATE(2017-02-14T06:00:00Z)}}"),
-            r"\*\*bold\*\* \_it\_ \[x\]\(http://e.vil\) \{\{DATE\(2017\-02\-14T06:00:00Z\)\}\}"
-        );
-        assert_eq!(teams_escape("1. ada@example.com"), r"1\. ada@example.com");
-        assert_eq!(teams_escape("- item"), r"\- item");
-    }
 
     #[test]
     fn control_characters_in_a_value_become_spaces() {
@@ -851,7 +778,7 @@ mod tests {
             let slack = render("<b> {v} & </b>", payload.clone(), Style::Slack).unwrap();
             assert_eq!(slack, format!("<b> {escaped} & </b>"));
             assert_eq!(render("{v}", payload, Style::Plain).unwrap(), value);
-            assert_eq!(slack_escape(value), escaped);
+            assert_eq!(markup::slack(value), escaped);
         }
     }
 
@@ -875,7 +802,7 @@ mod tests {
             let payload = json!({ "v": value });
             let got = render("**{v}**", payload, Style::Discord).unwrap();
             assert_eq!(got, format!("**{escaped}**"));
-            assert_eq!(discord_escape(value), escaped);
+            assert_eq!(markup::discord(value), escaped);
         }
     }
 

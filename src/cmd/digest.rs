@@ -6,6 +6,9 @@
 //! It posts at once rather than through the queue: a report a cron job
 //! asked for either arrives while the job runs or the job fails (exit 1)
 //! and says why, retrying meanwhile as the destination's policy allows.
+//! The lines are joined and posted by the chat family ([`chat::messages`],
+//! the destination's own sender); what an answer means is decided as for
+//! any delivery ([`retry::decide`]); only the waiting is the command's.
 //! Each send is taken from the destination's rate limit that the workers
 //! share, and all its waiting together ends at `--max-wait`.
 
@@ -14,15 +17,16 @@ use std::time::{Duration, Instant};
 
 use super::{Context, print};
 use crate::cli::DigestArgs;
-use crate::dest::{self, Attempt, BatchLimit, Destination, Item};
+use crate::dest::{self, Destination, Item, chat};
 use crate::digest::Digest;
 use crate::error::Error;
 use crate::event::{Event, Payload, now_ms};
+use crate::queue::QueueError;
 use crate::replay::Source;
-use crate::retry::RetryPolicy;
+use crate::retry::{self, Decision, RetryPolicy};
 use crate::route::{Route, Routes};
 use crate::setup::Setup;
-use crate::template::Style;
+use crate::template::{RenderError, Style};
 use crate::worker::lane::Limiter;
 
 pub fn run(ctx: &Context, args: DigestArgs) -> anyhow::Result<()> {
@@ -108,18 +112,43 @@ fn targets<'r>(routes: &'r Routes, to: &[String], dry_run: bool) -> anyhow::Resu
         .collect()
 }
 
+/// Why the digest did not reach one destination.
+#[derive(Debug, thiserror::Error)]
+enum PostError {
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    /// The destination refused it for good, or failed as often as its
+    /// retry policy allows: its last answer.
+    #[error("{0}")]
+    Refused(String),
+    #[error(
+        "still refused after waiting as long as --max-wait {max_wait} allows; the last answer: {last}"
+    )]
+    StillRefused { max_wait: String, last: String },
+    #[error("its rate limit had no send free within --max-wait {max_wait}")]
+    NoSendFree { max_wait: String },
+}
+
 /// Posts the digest to `route`, its lines escaped and joined as the
-/// destination does for any message, in as many messages as its limit asks,
-/// each taken from its rate limit as a worker's send is.
-fn post(config: &Setup, route: &Route, digest: &Digest, deadline: &Deadline) -> Result<(), String> {
+/// destination does for any message ([`chat::messages`]), in as many
+/// messages as its limit asks, each taken from its rate limit as a
+/// worker's send is.
+fn post(
+    config: &Setup,
+    route: &Route,
+    digest: &Digest,
+    deadline: &Deadline,
+) -> Result<(), PostError> {
     let dest = dest::build(
         route.config(),
         &config.catalog,
         config.delivery.http_timeout,
     );
-    let lines = digest.lines(dest.style()).map_err(|e| e.to_string())?;
     let event = Arc::new(Event::new("events.digest", Payload::new()));
-    let items: Vec<Item> = lines
+    let items: Vec<Item> = digest
+        .lines(dest.style())?
         .into_iter()
         .map(|body| Item {
             event: Arc::clone(&event),
@@ -127,10 +156,7 @@ fn post(config: &Setup, route: &Route, digest: &Digest, deadline: &Deadline) -> 
         })
         .collect();
     let limiter = match route.rate() {
-        Some(rate) => Some(Limiter::new(
-            config.open_queue().map_err(|e| e.to_string())?,
-            rate,
-        )),
+        Some(rate) => Some(Limiter::new(config.open_queue()?, rate)),
         None => None,
     };
     let mut poster = Poster {
@@ -139,28 +165,10 @@ fn post(config: &Setup, route: &Route, digest: &Digest, deadline: &Deadline) -> 
         limiter,
         deadline,
     };
-    for batch in batches(&items, dest.batch_limit()) {
-        poster.send(batch)?;
+    for message in chat::messages(&items, dest.batch_limit()) {
+        poster.send(message)?;
     }
     Ok(())
-}
-
-/// `items` cut into runs that each fit `limit` (one item at least).
-fn batches(items: &[Item], limit: BatchLimit) -> Vec<&[Item]> {
-    let mut out = Vec::new();
-    let (mut start, mut bytes) = (0, 0);
-    for (i, item) in items.iter().enumerate() {
-        let full = i - start >= limit.items || bytes + item.body.len() > limit.bytes;
-        if i > start && full {
-            out.push(&items[start..i]);
-            (start, bytes) = (i, 0);
-        }
-        bytes += item.body.len();
-    }
-    if start < items.len() {
-        out.push(&items[start..]);
-    }
-    out
 }
 
 /// When the digest stops waiting: `--max-wait` after it started.
@@ -172,15 +180,16 @@ struct Deadline {
 impl Deadline {
     /// Sleeps `wait`, unless that would end past the deadline: then gives
     /// up at once, with the destination's `last` answer if it gave one.
-    fn sleep(&self, wait: Duration, last: Option<&str>) -> Result<(), String> {
+    fn sleep(&self, wait: Duration, last: Option<&str>) -> Result<(), PostError> {
         let ends = Instant::now().checked_add(wait);
         if ends.is_none_or(|ends| ends > self.at) {
-            let max_wait = humantime::format_duration(self.max_wait);
+            let max_wait = humantime::format_duration(self.max_wait).to_string();
             return Err(match last {
-                Some(answer) => format!(
-                    "still refused after waiting as long as --max-wait {max_wait} allows; the last answer: {answer}"
-                ),
-                None => format!("its rate limit had no send free within --max-wait {max_wait}"),
+                Some(last) => PostError::StillRefused {
+                    max_wait,
+                    last: last.to_owned(),
+                },
+                None => PostError::NoSendFree { max_wait },
             });
         }
         std::thread::sleep(wait);
@@ -199,38 +208,39 @@ struct Poster<'a> {
 
 impl Poster<'_> {
     /// Sends one message, each attempt a send taken from the rate limit,
-    /// waiting out `Retry-After` and retrying transient failures within the
+    /// what becomes of it decided as for any delivery ([`retry::decide`]):
+    /// a `Retry-After` waited out, a transient failure retried within the
     /// destination's attempt budget, until the deadline.
-    fn send(&mut self, items: &[Item]) -> Result<(), String> {
+    fn send(&mut self, items: &[Item]) -> Result<(), PostError> {
+        let mut rng = fastrand::Rng::new();
         let mut attempts = 0;
         let mut last: Option<String> = None;
         loop {
             self.take_send(last.as_deref())?;
-            let wait = match self.dest.send(items).of(0).attempt {
-                Attempt::Delivered => return Ok(()),
-                Attempt::RetryAfter(wait, reason) | Attempt::Deferred(wait, reason) => {
-                    last = Some(reason);
+            let answer = self.dest.send(items).of(0);
+            let wait = match retry::decide(&answer.attempt, attempts, self.policy, &mut rng) {
+                Decision::Delivered => return Ok(()),
+                Decision::Dead { error, .. } => return Err(PostError::Refused(error)),
+                Decision::Retry {
+                    attempts: spent,
+                    wait,
+                    spent: counted,
+                    error,
+                } => {
+                    if counted {
+                        log::debug!("{}: {error}; trying again", self.dest.name());
+                    }
+                    attempts = spent;
+                    last = Some(error);
                     wait
                 }
-                Attempt::Transient(reason) => {
-                    attempts += 1;
-                    if self.policy.exhausted(attempts) {
-                        return Err(reason);
-                    }
-                    log::debug!("{}: {reason}; trying again", self.dest.name());
-                    last = Some(reason);
-                    self.policy.delay(attempts)
-                }
-                Attempt::Permanent(reason) => return Err(reason),
-                // `of` never gives `Each`.
-                Attempt::Each(_) => return Err("the destination gave no outcome".into()),
             };
             self.deadline.sleep(wait, last.as_deref())?;
         }
     }
 
     /// Takes a send from the rate limit, if there is one, waiting for it.
-    fn take_send(&mut self, last: Option<&str>) -> Result<(), String> {
+    fn take_send(&mut self, last: Option<&str>) -> Result<(), PostError> {
         let Some(limiter) = &mut self.limiter else {
             return Ok(());
         };
@@ -246,37 +256,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn batches_keep_to_the_item_and_byte_limits() {
-        let event = Arc::new(Event::new("events.digest", Payload::new()));
-        let items: Vec<Item> = [5, 5, 5, 20, 1]
-            .iter()
-            .map(|&n| Item {
-                event: Arc::clone(&event),
-                body: "x".repeat(n),
-            })
-            .collect();
-        let sizes =
-            |limit| -> Vec<usize> { batches(&items, limit).iter().map(|b| b.len()).collect() };
+    fn a_wait_past_the_deadline_gives_up_at_once_saying_why() {
+        let deadline = Deadline {
+            at: Instant::now(),
+            max_wait: Duration::from_secs(2),
+        };
+        let started = Instant::now();
+        let long = Duration::from_secs(60);
         assert_eq!(
-            sizes(BatchLimit {
-                items: 2,
-                bytes: 100
-            }),
-            [2, 2, 1]
+            deadline.sleep(long, None).unwrap_err().to_string(),
+            "its rate limit had no send free within --max-wait 2s"
         );
         assert_eq!(
-            sizes(BatchLimit {
-                items: 10,
-                bytes: 15
-            }),
-            [3, 1, 1]
+            deadline
+                .sleep(long, Some("HTTP 429 slow down"))
+                .unwrap_err()
+                .to_string(),
+            "still refused after waiting as long as --max-wait 2s allows; the last answer: HTTP 429 slow down"
         );
-        assert_eq!(
-            sizes(BatchLimit {
-                items: 10,
-                bytes: 1000
-            }),
-            [5]
-        );
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 }

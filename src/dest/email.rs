@@ -68,22 +68,42 @@ impl fmt::Debug for SmtpUrl {
     }
 }
 
+/// Why an SMTP URL cannot be used, in words that follow "the SMTP URL in
+/// VAR": never the URL itself, which holds the password.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SmtpUrlError {
+    #[error(
+        "is not a valid URL such as smtps://user:password@smtp.example.com:465 (percent-encode any of : / ? # @ in the user and password)"
+    )]
+    NotUrl,
+    #[error("names no host")]
+    NoHost,
+    #[error("takes no path or query: the scheme and port say how to connect")]
+    PathOrQuery,
+    #[error(
+        "would send mail unencrypted to {0}: plain smtp:// is only for a loopback host; use smtps://…:465, or smtp://…:587 (STARTTLS)"
+    )]
+    Unencrypted(String),
+    #[error("has the scheme {0:?}: expected smtps:// or smtp://")]
+    Scheme(String),
+    #[error("has a user or password that is not UTF-8 once decoded")]
+    NotUtf8,
+    #[error("has a user but no password")]
+    NoPassword,
+}
+
 impl SmtpUrl {
     /// Checks `text`; the error never shows it (it holds the password).
-    pub fn parse(text: &str) -> Result<SmtpUrl, String> {
-        let url = url::Url::parse(text).map_err(|_| {
-            "is not a valid URL such as smtps://user:password@smtp.example.com:465 \
-             (percent-encode any of : / ? # @ in the user and password)"
-                .to_owned()
-        })?;
+    pub fn parse(text: &str) -> Result<SmtpUrl, SmtpUrlError> {
+        let url = url::Url::parse(text).map_err(|_| SmtpUrlError::NotUrl)?;
         let host = match url.host() {
             Some(url::Host::Domain(name)) => name.to_owned(),
             Some(url::Host::Ipv4(ip)) => ip.to_string(),
             Some(url::Host::Ipv6(ip)) => ip.to_string(),
-            None => return Err("names no host".into()),
+            None => return Err(SmtpUrlError::NoHost),
         };
         if url.query().is_some() || !url.path().trim_matches('/').is_empty() {
-            return Err("takes no path or query: the scheme and port say how to connect".into());
+            return Err(SmtpUrlError::PathOrQuery);
         }
         let (security, port) = match (url.scheme(), url.port()) {
             ("smtps", port) => (Security::Tls, port.unwrap_or(SUBMISSIONS_PORT)),
@@ -91,28 +111,19 @@ impl SmtpUrl {
                 (Security::StartTls, SUBMISSION_PORT)
             }
             ("smtp", port) if is_loopback(&host) => (Security::Plain, port.unwrap_or(SMTP_PORT)),
-            ("smtp", Some(_)) => {
-                return Err(format!(
-                    "would send mail unencrypted to {host}: plain smtp:// is only for a loopback host; \
-                     use smtps://…:465, or smtp://…:587 (STARTTLS)"
-                ));
-            }
-            (scheme, _) => {
-                return Err(format!(
-                    "has the scheme {scheme:?}: expected smtps:// or smtp://"
-                ));
-            }
+            ("smtp", Some(_)) => return Err(SmtpUrlError::Unencrypted(host)),
+            (scheme, _) => return Err(SmtpUrlError::Scheme(scheme.to_owned())),
         };
         let decode = |s: &str| {
             percent_encoding::percent_decode_str(s)
                 .decode_utf8()
                 .map(|s| s.into_owned())
-                .map_err(|_| "has a user or password that is not UTF-8 once decoded".to_owned())
+                .map_err(|_| SmtpUrlError::NotUtf8)
         };
         let user = match url.password() {
             Some(password) => Some((decode(url.username())?, Secret::new(decode(password)?))),
             None if !url.username().is_empty() => {
-                return Err("has a user but no password".into());
+                return Err(SmtpUrlError::NoPassword);
             }
             None => None,
         };
@@ -130,11 +141,8 @@ impl SmtpUrl {
         redact_url(self.url.expose())
     }
 
-    fn transport(&self, timeout: Duration) -> Result<SmtpTransport, String> {
-        let tls = || {
-            TlsParameters::new(self.host.clone())
-                .map_err(|e| format!("cannot set up TLS for the mail server: {e}"))
-        };
+    fn transport(&self, timeout: Duration) -> Result<SmtpTransport, MailError> {
+        let tls = || TlsParameters::new(self.host.clone()).map_err(MailError::Tls);
         let mut builder = SmtpTransport::builder_dangerous(self.host.clone())
             .port(self.port)
             .timeout(Some(timeout))
@@ -285,10 +293,24 @@ fn recipients(entry: &Entry<'_>) -> Result<Vec<Mailbox>, ConfigError> {
 
 /// `from` or an entry of `to`, checked: `Ops <ops@example.com>` or
 /// `ops@example.com`.
-pub fn parse_mailbox(text: &str) -> Result<Mailbox, String> {
-    text.trim()
-        .parse()
-        .map_err(|_| format!("{text:?} is not an email address such as \"Ops <ops@example.com>\""))
+pub fn parse_mailbox(text: &str) -> Result<Mailbox, NotMailbox> {
+    text.trim().parse().map_err(|_| NotMailbox(text.to_owned()))
+}
+
+/// A `from` or `to` that is not an email address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not an email address such as \"Ops <ops@example.com>\"")]
+pub struct NotMailbox(String);
+
+/// Why a mail cannot be made or sent as it is: a permanent failure.
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("cannot set up TLS for the mail server: {0}")]
+    Tls(lettre::transport::smtp::Error),
+    #[error(transparent)]
+    Subject(#[from] crate::catalog::ValidationError),
+    #[error("cannot make the mail: {0}")]
+    Build(lettre::error::Error),
 }
 
 pub struct Email {
@@ -296,7 +318,7 @@ pub struct Email {
     settings: EmailSettings,
     catalog: Catalog,
     /// Built once; `None` with the reason when TLS cannot be set up.
-    transport: Result<SmtpTransport, String>,
+    transport: Result<SmtpTransport, MailError>,
 }
 
 impl Email {
@@ -316,11 +338,9 @@ impl Email {
 
     /// The subject of `event`'s mail: its own template's, else `message`,
     /// on one line.
-    fn subject(&self, event: &Event, message: &str) -> Result<String, String> {
+    fn subject(&self, event: &Event, message: &str) -> Result<String, MailError> {
         let subject = match &self.settings.subject {
-            Some(catalog) => catalog
-                .render(event, Style::Plain)
-                .map_err(|e| e.to_string())?,
+            Some(catalog) => catalog.render(event, Style::Plain)?,
             None => message.to_owned(),
         };
         Ok(subject
@@ -330,7 +350,7 @@ impl Email {
             .collect())
     }
 
-    fn message(&self, item: &Item) -> Result<Message, String> {
+    fn message(&self, item: &Item) -> Result<Message, MailError> {
         let event = &item.event;
         let to: Mailboxes = self.settings.to.iter().cloned().collect();
         let mut builder = Message::builder()
@@ -343,7 +363,7 @@ impl Email {
         }
         builder
             .body(body(event, &item.body))
-            .map_err(|e| format!("cannot make the mail: {e}"))
+            .map_err(MailError::Build)
     }
 
     /// `text` without any secret of the URL, one line, bounded.
@@ -378,7 +398,8 @@ impl Destination for Email {
             .catalog
             .render(event, Style::Plain)
             .map_err(Unsendable::from)?;
-        self.subject(event, &message).map_err(Unsendable)?;
+        self.subject(event, &message)
+            .map_err(|e| Unsendable(e.to_string()))?;
         Ok(message)
     }
 
@@ -389,11 +410,11 @@ impl Destination for Email {
         };
         let transport = match &self.transport {
             Ok(transport) => transport,
-            Err(e) => return Attempt::Permanent(e.clone()).into(),
+            Err(e) => return Attempt::Permanent(e.to_string()).into(),
         };
         let message = match self.message(item) {
             Ok(message) => message,
-            Err(e) => return Attempt::Permanent(self.hide(&e)).into(),
+            Err(e) => return Attempt::Permanent(self.hide(&e.to_string())).into(),
         };
         match transport.send(&message) {
             Ok(_) => Attempt::Delivered.into(),
@@ -447,7 +468,9 @@ mod tests {
     use super::*;
 
     fn security(url: &str) -> Result<(Security, u16), String> {
-        SmtpUrl::parse(url).map(|u| (u.security, u.port))
+        SmtpUrl::parse(url)
+            .map(|u| (u.security, u.port))
+            .map_err(|e| e.to_string())
     }
 
     #[test]
@@ -504,5 +527,29 @@ mod tests {
         assert!(parse_mailbox("Ops <ops@example.com>").is_ok());
         assert!(parse_mailbox("ops@example.com").is_ok());
         assert!(parse_mailbox("ops").is_err());
+    }
+
+    #[test]
+    fn url_and_address_errors_read_as_before() {
+        assert_eq!(
+            SmtpUrl::parse("not a url").unwrap_err().to_string(),
+            "is not a valid URL such as smtps://user:password@smtp.example.com:465 (percent-encode any of : / ? # @ in the user and password)"
+        );
+        assert_eq!(
+            security("smtp://u:p@smtp.example.com:25").unwrap_err(),
+            "would send mail unencrypted to smtp.example.com: plain smtp:// is only for a loopback host; use smtps://…:465, or smtp://…:587 (STARTTLS)"
+        );
+        assert_eq!(
+            security("http://smtp.example.com").unwrap_err(),
+            "has the scheme \"http\": expected smtps:// or smtp://"
+        );
+        assert_eq!(
+            security("smtps://user@smtp.example.com").unwrap_err(),
+            "has a user but no password"
+        );
+        assert_eq!(
+            parse_mailbox("ops").unwrap_err().to_string(),
+            "\"ops\" is not an email address such as \"Ops <ops@example.com>\""
+        );
     }
 }

@@ -13,6 +13,57 @@ use ureq::http::Uri;
 
 use super::{Answer, Attempt};
 use crate::sanitize;
+use crate::secret::Secret;
+
+/// What a request came to: a response of any status, or a transport error.
+pub type Sent = Result<ureq::http::Response<ureq::Body>, ureq::Error>;
+
+/// Where a destination posts its JSON and the headers it sends with it. The
+/// URL and the authorization are secrets: neither is ever shown.
+#[derive(Debug, Clone)]
+pub struct Post {
+    url: Secret,
+    content_type: &'static str,
+    authorization: Option<Secret>,
+}
+
+impl Post {
+    /// A `POST` of `application/json` to `url`.
+    pub fn json(url: Secret) -> Post {
+        Post {
+            url,
+            content_type: "application/json",
+            authorization: None,
+        }
+    }
+
+    /// With `content_type` instead of `application/json`.
+    pub fn content_type(self, content_type: &'static str) -> Post {
+        Post {
+            content_type,
+            ..self
+        }
+    }
+
+    /// With an `Authorization` header of `value`.
+    pub fn authorization(self, value: Secret) -> Post {
+        Post {
+            authorization: Some(value),
+            ..self
+        }
+    }
+
+    /// Posts `body` through `agent`.
+    pub fn send(&self, agent: &ureq::Agent, body: &str) -> Sent {
+        let request = agent
+            .post(self.url.expose())
+            .header("Content-Type", self.content_type);
+        match &self.authorization {
+            Some(value) => request.header("Authorization", value.expose()).send(body),
+            None => request.send(body),
+        }
+    }
+}
 
 /// An agent that returns 3xx/4xx/5xx responses instead of errors, keeps a
 /// connection open for every lane, and times out each phase of a request
@@ -50,7 +101,7 @@ const MAX_BODY: u64 = 64 * 1024;
 /// 429 wait for `Retry-After`; 408 and 5xx transient; any other status
 /// permanent. The error text is the status and the first line of the body
 /// (Slack's `channel_not_found`).
-pub fn classify(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Answer {
+pub fn classify(result: Sent) -> Answer {
     classify_with(result, |_| ErrorBody::default())
 }
 
@@ -66,10 +117,7 @@ pub struct ErrorBody {
 
 /// As [`classify`], with `read` making sense of the body of an error
 /// response (its text, bounded) in the service's own terms.
-pub fn classify_with(
-    result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
-    read: impl Fn(&str) -> ErrorBody,
-) -> Answer {
+pub fn classify_with(result: Sent, read: impl Fn(&str) -> ErrorBody) -> Answer {
     let mut response = match result {
         Ok(response) => response,
         // A URL that cannot be requested will never work.

@@ -3,20 +3,15 @@
 //! webhooks, PagerDuty, email); the worker drives them all the same way and
 //! never knows which is which.
 
+pub mod batch;
+pub mod chat;
 pub mod console;
 pub mod declare;
-pub mod discord;
 pub mod email;
 pub mod http;
 pub mod kind;
-pub mod mixpanel;
 pub mod pagerduty;
-pub mod posthog;
 pub mod registry;
-pub mod segment;
-pub mod slack;
-pub mod slack_bot;
-pub mod teams;
 pub mod webhook;
 
 use std::sync::Arc;
@@ -98,57 +93,6 @@ impl Attempt {
     }
 }
 
-/// A batched destination's answer to `items`, narrowed when the receiver
-/// refused the whole batch (`400`, `413`) for what may be one bad event:
-/// the batch is sent again in two halves through `send` (which may halve
-/// again), one outcome per item, so only the refused events are
-/// dead-lettered and their batch-mates are delivered; each item keeps the
-/// status of the last request that carried it.
-pub fn split_if_refused(
-    name: &str,
-    items: &[Item],
-    answer: Answer,
-    send: impl Fn(&[Item]) -> Answer,
-) -> Answer {
-    if items.len() < 2 || !matches!(answer.status, Some(400 | 413)) {
-        return answer;
-    }
-    log::debug!(
-        "{name} refused a batch of {} ({:?}): sending it again in halves",
-        items.len(),
-        answer.attempt
-    );
-    let each = |part: &[Item]| match send(part) {
-        Answer {
-            attempt: Attempt::Each(answers),
-            ..
-        } => answers,
-        answer => vec![answer; part.len()],
-    };
-    let (left, right) = items.split_at(items.len() / 2);
-    let mut answers = each(left);
-    answers.extend(each(right));
-    Attempt::Each(answers).into()
-}
-
-/// The lines of `items` as one chat message, one line each, in order.
-pub fn join_lines(items: &[Item]) -> String {
-    items
-        .iter()
-        .map(|i| i.body.as_str())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// The body pieces of `items` joined with commas, for a JSON array.
-pub fn join_bodies(items: &[Item]) -> String {
-    items
-        .iter()
-        .map(|i| i.body.as_str())
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 /// Why a destination can never take an event as it is: the event cannot be
 /// rendered, or is too large for the receiver. A permanent failure.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -157,6 +101,12 @@ pub struct Unsendable(pub String);
 
 impl From<crate::catalog::ValidationError> for Unsendable {
     fn from(err: crate::catalog::ValidationError) -> Unsendable {
+        Unsendable(err.to_string())
+    }
+}
+
+impl From<webhook::shape::UnfitEvent> for Unsendable {
+    fn from(err: webhook::shape::UnfitEvent) -> Unsendable {
         Unsendable(err.to_string())
     }
 }
@@ -277,8 +227,8 @@ impl DestConfig {
     pub fn slack(name: &str, url: crate::secret::Secret) -> DestConfig {
         DestConfig::new(
             name,
-            &slack::SlackKind,
-            Arc::new(slack::SlackSettings::Webhook { url }),
+            &chat::slack::SlackKind,
+            Arc::new(chat::slack::SlackSettings::Webhook { url }),
         )
     }
 }

@@ -13,8 +13,13 @@
 //!    defaults, `parse_table()` (secrets through `Entry::secret`, errors
 //!    through `Entry::at` so they name `file:line: key`), and `parse_env()`
 //!    for the one destination its variables define without a config file.
-//! 2. Add `&<kind>::<Kind>,` to [`KINDS`] below (its module is already in
-//!    scope). The order is the order of the destinations the environment
+//!    A chat kind lives in `src/dest/chat/` and a batched one in
+//!    `src/dest/batch/` (declared in that folder's `mod.rs`): its sender is
+//!    the family's (`ChatSender` over its `impl Chat`, `BatchSender` over
+//!    its `impl Batched`), so it says only its markup or encoding, its
+//!    limits, its body and how to read an answer.
+//! 2. Add `&<kind>::<Kind>,` (`&chat::<kind>::<Kind>,`, …) to [`KINDS`]
+//!    below (its module is already in scope). The order is the order of the destinations the environment
 //!    alone defines, and of the kinds an unknown `kind` lists.
 
 use std::sync::Arc;
@@ -25,12 +30,12 @@ use super::*;
 
 /// Every kind, in order.
 pub static KINDS: &[&dyn Kind] = &[
-    &slack::SlackKind,
-    &discord::DiscordKind,
-    &teams::TeamsKind,
-    &segment::SegmentKind,
-    &posthog::PostHogKind,
-    &mixpanel::MixpanelKind,
+    &chat::slack::SlackKind,
+    &chat::discord::DiscordKind,
+    &chat::teams::TeamsKind,
+    &batch::segment::SegmentKind,
+    &batch::posthog::PostHogKind,
+    &batch::mixpanel::MixpanelKind,
     &webhook::WebhookKind,
     &pagerduty::PagerDutyKind,
     &email::EmailKind,

@@ -66,8 +66,8 @@ impl Destination for Webhook {
     /// The body, with the headers rendered once too: an event they cannot
     /// be made for fails here, before any request.
     fn prepare(&self, event: &Event) -> Result<String, Unsendable> {
-        self.shape.headers(event).map_err(Unsendable)?;
-        self.shape.body(event).map_err(Unsendable)
+        self.shape.headers(event)?;
+        Ok(self.shape.body(event)?)
     }
 
     fn send(&self, items: &[Item]) -> Answer {
@@ -78,7 +78,7 @@ impl Destination for Webhook {
         let signature = sign(&self.key, &item.event.id, timestamp, &item.body);
         let headers = match self.shape.headers(&item.event) {
             Ok(headers) => headers,
-            Err(e) => return Attempt::Permanent(e).into(),
+            Err(e) => return Attempt::Permanent(e.to_string()).into(),
         };
         let request = headers.into_iter().fold(
             self.agent.post(self.url.expose()),

@@ -19,7 +19,7 @@ use serde_json::{Map, Value};
 use crate::catalog::{Catalog, TemplateOverrideError};
 use crate::event::Event;
 use crate::secret::Secret;
-use crate::template::{Style, Template};
+use crate::template::{RenderError, Style, Template};
 
 /// Headers the webhook sets itself: a configured one would break the
 /// signature, the framing or the routing of the request.
@@ -140,7 +140,7 @@ impl Shape {
     /// The body sent for `event`: the template rendered, or the event JSON
     /// when there is none. The worker's own alert is always the event JSON:
     /// a body written for product events cannot name its fields.
-    pub fn body(&self, event: &Event) -> Result<String, String> {
+    pub fn body(&self, event: &Event) -> Result<String, UnfitEvent> {
         match &self.body {
             Some(node) if event.kind != crate::alert::ALERT_TYPE => {
                 Ok(render(node, &event.payload)?.to_string())
@@ -151,7 +151,7 @@ impl Shape {
 
     /// The configured headers for `event`, in order. A templated header the
     /// worker's alert lacks the fields for is left out of its request.
-    pub fn headers(&self, event: &Event) -> Result<Vec<(&str, String)>, String> {
+    pub fn headers(&self, event: &Event) -> Result<Vec<(&str, String)>, UnfitEvent> {
         let alert = event.kind == crate::alert::ALERT_TYPE;
         let mut out = Vec::with_capacity(self.headers.len());
         for (name, value) in &self.headers {
@@ -163,7 +163,12 @@ impl Shape {
                     match template.render(&event.payload, Style::Plain) {
                         Ok(text) => out.push((name.as_str(), text)),
                         Err(_) if alert => {}
-                        Err(e) => return Err(format!("header {name}: {e}")),
+                        Err(error) => {
+                            return Err(UnfitEvent::Header {
+                                name: name.clone(),
+                                error,
+                            });
+                        }
                     }
                 }
             }
@@ -263,18 +268,26 @@ fn node(
     })
 }
 
-fn render(node: &Node, payload: &Map<String, Value>) -> Result<Value, String> {
+/// Why the body or a header cannot be made for an event: the receiver
+/// can never take it as it is.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum UnfitEvent {
+    #[error("the payload has no field '{0}', which the body uses")]
+    MissingField(String),
+    #[error(transparent)]
+    Body(#[from] RenderError),
+    #[error("header {name}: {error}")]
+    Header { name: String, error: RenderError },
+}
+
+fn render(node: &Node, payload: &Map<String, Value>) -> Result<Value, UnfitEvent> {
     Ok(match node {
         Node::Literal(value) => value.clone(),
         Node::Field(field) => payload
             .get(field)
             .cloned()
-            .ok_or_else(|| format!("the payload has no field '{field}', which the body uses"))?,
-        Node::Text(template) => Value::String(
-            template
-                .render(payload, Style::Plain)
-                .map_err(|e| e.to_string())?,
-        ),
+            .ok_or_else(|| UnfitEvent::MissingField(field.clone()))?,
+        Node::Text(template) => Value::String(template.render(payload, Style::Plain)?),
         Node::Array(items) => Value::Array(
             items
                 .iter()
@@ -285,7 +298,7 @@ fn render(node: &Node, payload: &Map<String, Value>) -> Result<Value, String> {
             entries
                 .iter()
                 .map(|(key, item)| Ok((key.clone(), render(item, payload)?)))
-                .collect::<Result<_, String>>()?,
+                .collect::<Result<_, UnfitEvent>>()?,
         ),
     })
 }
@@ -389,6 +402,27 @@ X-Source = "events""#,
         assert_eq!(
             shape.headers(&alert).unwrap(),
             [("X-Source", "events".to_owned())]
+        );
+    }
+
+    #[test]
+    fn an_event_the_body_or_a_header_cannot_be_made_for_says_which() {
+        let shape = compile(
+            r#"X-Rows = "{row_count}""#,
+            r#"body = { rows = "{row_count}" }"#,
+        )
+        .unwrap();
+        let mut event = import();
+        event.payload.remove("row_count");
+        assert_eq!(
+            shape.headers(&event).unwrap_err().to_string(),
+            "header X-Rows: the payload has no field 'row_count', which the template uses"
+        );
+        let err = shape.body(&event).unwrap_err();
+        assert_eq!(err, UnfitEvent::MissingField("row_count".into()));
+        assert_eq!(
+            err.to_string(),
+            "the payload has no field 'row_count', which the body uses"
         );
     }
 }

@@ -2,59 +2,63 @@
 //! limits, each carrying a `uuid` derived from the event id so PostHog drops
 //! the duplicates of a retry or a replay.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
-use super::kind::Entry;
-use super::{
-    Answer, BatchLimit, Destination, Item, Unsendable, http, join_bodies, split_if_refused,
-};
+use super::{BatchSender, Batched};
 use crate::config::{ConfigError, Env, redact_url};
+use crate::dest::http::Post;
+use crate::dest::kind::{Entry, Kind, Settings};
+use crate::dest::{BatchLimit, Destination, Unsendable};
 use crate::event::Event;
 use crate::secret::Secret;
-use std::sync::Arc;
 
-/// PostHog drops an event over 1 MB.
-const MAX_EVENT_BYTES: usize = 1024 * 1024;
-/// PostHog accepts a batch request up to 20 MB; smaller batches keep one
-/// refused request cheap to split and retry.
-const MAX_BATCH_BYTES: usize = 5 * 1024 * 1024;
-const MAX_BATCH_ITEMS: usize = 1000;
-
+/// PostHog's `/batch/`.
 pub struct PostHog {
-    name: String,
     /// `{"api_key":"…","batch":[`: the project API key travels in the body.
     envelope: Secret,
-    url: String,
-    agent: ureq::Agent,
 }
 
 impl PostHog {
-    pub fn new(name: String, api_key: &Secret, host: &str, timeout: Duration) -> PostHog {
-        let key = serde_json::Value::from(api_key.expose()).to_string();
+    fn new(api_key: &Secret) -> PostHog {
+        let key = Value::from(api_key.expose()).to_string();
         PostHog {
-            name,
             envelope: Secret::new(format!("{{\"api_key\":{key},\"batch\":[")),
-            url: format!("{}/batch/", host.trim_end_matches('/')),
-            agent: http::agent(timeout),
         }
     }
+}
 
-    fn post(&self, items: &[Item]) -> Answer {
-        let body = format!("{}{}]}}", self.envelope.expose(), join_bodies(items));
-        http::classify(
-            self.agent
-                .post(&self.url)
-                .header("Content-Type", "application/json")
-                .send(&body),
-        )
+impl Batched for PostHog {
+    /// PostHog drops an event over 1 MB.
+    const MAX_ITEM_BYTES: usize = 1024 * 1024;
+    const ITEM: &'static str = "a PostHog event";
+    const ITEM_LIMIT: &'static str = "PostHog accepts at most 1 MB";
+    /// PostHog accepts a batch request up to 20 MB; smaller batches keep
+    /// one refused request cheap to split and retry.
+    const LIMIT: BatchLimit = BatchLimit {
+        items: 1000,
+        bytes: 5 * 1024 * 1024,
+    };
+
+    fn encode(&self, event: &Event) -> Result<Value, Unsendable> {
+        Ok(capture(event))
     }
+
+    fn body(&self, joined: &str) -> String {
+        format!("{}{joined}]}}", self.envelope.expose())
+    }
+}
+
+/// `host`'s `/batch/`.
+fn batch_url(host: &str) -> String {
+    format!("{}/batch/", host.trim_end_matches('/'))
 }
 
 /// The capture call for `event`: `distinct_id` is the email when there is
 /// one, otherwise the event id; `uuid` is derived from the event id.
-pub fn capture(event: &Event) -> serde_json::Value {
+pub fn capture(event: &Event) -> Value {
     json!({
         "event": event.kind,
         "distinct_id": event.field_str("email").unwrap_or(&event.id),
@@ -64,38 +68,6 @@ pub fn capture(event: &Event) -> serde_json::Value {
     })
 }
 
-impl Destination for PostHog {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn prepare(&self, event: &Event) -> Result<String, Unsendable> {
-        let call = capture(event).to_string();
-        if call.len() > MAX_EVENT_BYTES {
-            return Err(Unsendable(format!(
-                "the event is {} bytes as a PostHog event; PostHog accepts at most 1 MB",
-                call.len()
-            )));
-        }
-        Ok(call)
-    }
-
-    fn batch_limit(&self) -> BatchLimit {
-        BatchLimit {
-            items: MAX_BATCH_ITEMS,
-            bytes: MAX_BATCH_BYTES,
-        }
-    }
-
-    /// PostHog refuses a whole batch (`400`, `413`) for one bad event: it is
-    /// sent again in halves, down to single events, so only the refused ones
-    /// are dead-lettered and their batch-mates are delivered.
-    fn send(&self, items: &[Item]) -> Answer {
-        let answer = self.post(items);
-        split_if_refused(&self.name, items, answer, |part| self.send(part))
-    }
-}
-
 /// PostHog's US cloud.
 pub const POSTHOG_DEFAULT_HOST: &str = "https://us.i.posthog.com";
 
@@ -103,7 +75,7 @@ pub const POSTHOG_DEFAULT_HOST: &str = "https://us.i.posthog.com";
 /// URL from `host` (`POSTHOG_HOST`, else PostHog's US cloud).
 pub struct PostHogKind;
 
-impl super::Kind for PostHogKind {
+impl Kind for PostHogKind {
     fn name(&self) -> &'static str {
         "posthog"
     }
@@ -112,21 +84,21 @@ impl super::Kind for PostHogKind {
         &["api_key_env", "host"]
     }
 
-    fn parse_table(&self, entry: &Entry<'_>) -> Result<Box<dyn super::Settings>, ConfigError> {
+    fn parse_table(&self, entry: &Entry<'_>) -> Result<Box<dyn Settings>, ConfigError> {
         Ok(Box::new(PostHogSettings {
             api_key: entry.secret("api_key_env", "POSTHOG_API_KEY")?,
             host: entry.setting("host", "POSTHOG_HOST", POSTHOG_DEFAULT_HOST)?,
         }))
     }
 
-    fn parse_env(&self, env: &Env<'_>) -> Result<Option<Box<dyn super::Settings>>, ConfigError> {
+    fn parse_env(&self, env: &Env<'_>) -> Result<Option<Box<dyn Settings>>, ConfigError> {
         Ok(env.get("POSTHOG_API_KEY").map(|secret| {
             Box::new(PostHogSettings {
                 api_key: Secret::new(secret),
                 host: env
                     .get("POSTHOG_HOST")
                     .unwrap_or_else(|| POSTHOG_DEFAULT_HOST.into()),
-            }) as Box<dyn super::Settings>
+            }) as Box<dyn Settings>
         }))
     }
 }
@@ -138,7 +110,7 @@ pub struct PostHogSettings {
     pub host: String,
 }
 
-impl super::Settings for PostHogSettings {
+impl Settings for PostHogSettings {
     fn target(&self) -> String {
         redact_url(&self.host)
     }
@@ -153,7 +125,13 @@ impl super::Settings for PostHogSettings {
         _: &crate::catalog::Catalog,
         timeout: Duration,
     ) -> Arc<dyn Destination> {
-        Arc::new(PostHog::new(name, &self.api_key, &self.host, timeout))
+        let post = Post::json(Secret::new(batch_url(&self.host)));
+        Arc::new(BatchSender::new(
+            name,
+            post,
+            timeout,
+            PostHog::new(&self.api_key),
+        ))
     }
 }
 
@@ -173,12 +151,12 @@ mod tests {
     #[test]
     fn the_api_key_is_escaped_into_the_body_and_never_shown() {
         let key = Secret::new("phc_\"quoted\"");
-        let dest = PostHog::new("posthog".into(), &key, "http://h/", Duration::from_secs(1));
+        let dest = PostHog::new(&key);
         assert_eq!(
             dest.envelope.expose(),
             r#"{"api_key":"phc_\"quoted\"","batch":["#
         );
-        assert_eq!(dest.url, "http://h/batch/");
+        assert_eq!(batch_url("http://h/"), "http://h/batch/");
         assert_eq!(format!("{:?}", dest.envelope), "***");
     }
 }

@@ -5,6 +5,7 @@
 //! dead-lettered.
 
 use std::cell::RefCell;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -12,64 +13,76 @@ use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::kind::Entry;
-use super::{
-    Answer, Attempt, BatchLimit, Destination, Item, Unsendable, http, join_bodies, split_if_refused,
-};
+use super::{BatchSender, Batched};
 use crate::config::{ConfigError, Env, redact_url};
+use crate::dest::http::{self, Post, Sent};
+use crate::dest::kind::{Entry, Kind, Settings};
+use crate::dest::{Answer, Attempt, BatchLimit, Destination, Unsendable};
 use crate::event::Event;
 use crate::secret::Secret;
-use std::sync::Arc;
 
-/// Mixpanel refuses an event over 1 MB.
-const MAX_EVENT_BYTES: usize = 1024 * 1024;
-/// Mixpanel accepts 10 MB per request; room is left for the separators.
-const MAX_BATCH_BYTES: usize = 10_000_000 - 64 * 1024;
-const MAX_BATCH_ITEMS: usize = 2000;
+/// Mixpanel's `/import`, strict.
+pub struct Mixpanel;
 
-pub struct Mixpanel {
-    name: String,
-    authorization: Secret,
-    url: String,
-    agent: ureq::Agent,
+impl Batched for Mixpanel {
+    /// Mixpanel refuses an event over 1 MB.
+    const MAX_ITEM_BYTES: usize = 1024 * 1024;
+    const ITEM: &'static str = "a Mixpanel record";
+    const ITEM_LIMIT: &'static str = "Mixpanel accepts at most 1 MB";
+    /// Mixpanel accepts 10 MB per request; room is left for the separators.
+    const LIMIT: BatchLimit = BatchLimit {
+        items: 2000,
+        bytes: 10_000_000 - 64 * 1024,
+    };
+
+    fn encode(&self, event: &Event) -> Result<Value, Unsendable> {
+        record(event).map_err(|e| Unsendable(e.to_string()))
+    }
+
+    fn body(&self, joined: &str) -> String {
+        format!("[{joined}]")
+    }
+
+    /// A `400` listing failed records is a partial success: Mixpanel kept
+    /// the rest, one outcome per item. A `400` or `413` that lists none
+    /// refused the batch as a whole.
+    fn classify(&self, sent: Sent, count: usize) -> Answer {
+        let failed = RefCell::new(Vec::new());
+        let answer = http::classify_with(sent, |body| {
+            let said: ErrorResponse = serde_json::from_str(body).unwrap_or_default();
+            *failed.borrow_mut() = said.failed_records;
+            http::ErrorBody {
+                retry_after: None,
+                text: said.error,
+            }
+        });
+        let failed = failed.into_inner();
+        if answer.status == Some(400) && !failed.is_empty() {
+            return partial(count, &failed);
+        }
+        answer
+    }
 }
 
-impl Mixpanel {
-    /// `token` is the project token, sent as the basic-auth user name with
-    /// an empty password, as Mixpanel's `/import` documents.
-    pub fn new(name: String, token: &Secret, api_url: &str, timeout: Duration) -> Mixpanel {
-        let authorization = Secret::new(format!(
-            "Basic {}",
-            STANDARD.encode(format!("{}:", token.expose()))
-        ));
-        Mixpanel {
-            name,
-            authorization,
-            url: format!("{}/import?strict=1", api_url.trim_end_matches('/')),
-            agent: http::agent(timeout),
-        }
-    }
+/// The sender importing into `api_url` with the project `token`, sent as
+/// the basic-auth user name with an empty password, as Mixpanel's
+/// `/import` documents.
+fn sender(name: String, token: &Secret, api_url: &str, timeout: Duration) -> BatchSender<Mixpanel> {
+    let url = format!("{}/import?strict=1", api_url.trim_end_matches('/'));
+    let authorization = Secret::new(format!(
+        "Basic {}",
+        STANDARD.encode(format!("{}:", token.expose()))
+    ));
+    let post = Post::json(Secret::new(url)).authorization(authorization);
+    BatchSender::new(name, post, timeout, Mixpanel)
+}
 
-    /// Posts `items`; a `400` naming failed records is one outcome per item.
-    fn post(&self, items: &[Item]) -> (Answer, Vec<FailedRecord>) {
-        let failed = RefCell::new(Vec::new());
-        let answer = http::classify_with(
-            self.agent
-                .post(&self.url)
-                .header("Content-Type", "application/json")
-                .header("Authorization", self.authorization.expose())
-                .send(&format!("[{}]", join_bodies(items))),
-            |body| {
-                let said: ErrorResponse = serde_json::from_str(body).unwrap_or_default();
-                *failed.borrow_mut() = said.failed_records;
-                http::ErrorBody {
-                    retry_after: None,
-                    text: said.error,
-                }
-            },
-        );
-        (answer, failed.into_inner())
-    }
+/// An event Mixpanel cannot take.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    /// Mixpanel needs the time as a number, which an unreadable `ts` is not.
+    #[error("the event's time {0:?} is not RFC 3339")]
+    Time(String),
 }
 
 /// Mixpanel's error body, as far as it matters here.
@@ -93,10 +106,10 @@ struct FailedRecord {
 /// (milliseconds), `distinct_id` (the email, or the event id) and
 /// `$insert_id` (derived from the event id) set over any payload field of
 /// the same name.
-pub fn record(event: &Event) -> Result<Value, String> {
+pub fn record(event: &Event) -> Result<Value, RecordError> {
     let time = event
         .ts_ms()
-        .ok_or_else(|| format!("the event's time {:?} is not RFC 3339", event.ts))?;
+        .ok_or_else(|| RecordError::Time(event.ts.clone()))?;
     let mut properties = event.payload.clone();
     properties.insert("time".into(), json!(time));
     properties.insert(
@@ -128,41 +141,6 @@ fn partial(count: usize, failed: &[FailedRecord]) -> Answer {
     answered(Attempt::Each(answers))
 }
 
-impl Destination for Mixpanel {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn prepare(&self, event: &Event) -> Result<String, Unsendable> {
-        let record = record(event).map_err(Unsendable)?.to_string();
-        if record.len() > MAX_EVENT_BYTES {
-            return Err(Unsendable(format!(
-                "the event is {} bytes as a Mixpanel record; Mixpanel accepts at most 1 MB",
-                record.len()
-            )));
-        }
-        Ok(record)
-    }
-
-    fn batch_limit(&self) -> BatchLimit {
-        BatchLimit {
-            items: MAX_BATCH_ITEMS,
-            bytes: MAX_BATCH_BYTES,
-        }
-    }
-
-    /// A `400` listing failed records is a partial success: Mixpanel kept
-    /// the rest. A `400` or `413` that lists none refused the batch as a
-    /// whole: it is sent again in halves, so only a bad event dies.
-    fn send(&self, items: &[Item]) -> Answer {
-        let (answer, failed) = self.post(items);
-        if answer.status == Some(400) && !failed.is_empty() {
-            return partial(items.len(), &failed);
-        }
-        split_if_refused(&self.name, items, answer, |part| self.send(part))
-    }
-}
-
 /// Mixpanel's ingestion API (US residency).
 pub const MIXPANEL_DEFAULT_API_URL: &str = "https://api.mixpanel.com";
 
@@ -170,7 +148,7 @@ pub const MIXPANEL_DEFAULT_API_URL: &str = "https://api.mixpanel.com";
 /// URL from `api_url` (`MIXPANEL_API_URL`, else Mixpanel's ingestion API (US residency)).
 pub struct MixpanelKind;
 
-impl super::Kind for MixpanelKind {
+impl Kind for MixpanelKind {
     fn name(&self) -> &'static str {
         "mixpanel"
     }
@@ -179,21 +157,21 @@ impl super::Kind for MixpanelKind {
         &["token_env", "api_url"]
     }
 
-    fn parse_table(&self, entry: &Entry<'_>) -> Result<Box<dyn super::Settings>, ConfigError> {
+    fn parse_table(&self, entry: &Entry<'_>) -> Result<Box<dyn Settings>, ConfigError> {
         Ok(Box::new(MixpanelSettings {
             token: entry.secret("token_env", "MIXPANEL_TOKEN")?,
             api_url: entry.setting("api_url", "MIXPANEL_API_URL", MIXPANEL_DEFAULT_API_URL)?,
         }))
     }
 
-    fn parse_env(&self, env: &Env<'_>) -> Result<Option<Box<dyn super::Settings>>, ConfigError> {
+    fn parse_env(&self, env: &Env<'_>) -> Result<Option<Box<dyn Settings>>, ConfigError> {
         Ok(env.get("MIXPANEL_TOKEN").map(|secret| {
             Box::new(MixpanelSettings {
                 token: Secret::new(secret),
                 api_url: env
                     .get("MIXPANEL_API_URL")
                     .unwrap_or_else(|| MIXPANEL_DEFAULT_API_URL.into()),
-            }) as Box<dyn super::Settings>
+            }) as Box<dyn Settings>
         }))
     }
 }
@@ -205,7 +183,7 @@ pub struct MixpanelSettings {
     pub api_url: String,
 }
 
-impl super::Settings for MixpanelSettings {
+impl Settings for MixpanelSettings {
     fn target(&self) -> String {
         redact_url(&self.api_url)
     }
@@ -220,7 +198,7 @@ impl super::Settings for MixpanelSettings {
         _: &crate::catalog::Catalog,
         timeout: Duration,
     ) -> Arc<dyn Destination> {
-        Arc::new(Mixpanel::new(name, &self.token, &self.api_url, timeout))
+        Arc::new(sender(name, &self.token, &self.api_url, timeout))
     }
 }
 
@@ -283,5 +261,14 @@ mod tests {
             properties["$insert_id"],
             "7ae46f92-d630-5e90-9eb7-d4666131cec5"
         );
+    }
+
+    #[test]
+    fn an_event_whose_time_cannot_be_read_is_named() {
+        let mut event = Event::new("user.signup", serde_json::Map::new());
+        event.ts = "noon".into();
+        let err = record(&event).unwrap_err();
+        assert_eq!(err, RecordError::Time("noon".into()));
+        assert_eq!(err.to_string(), "the event's time \"noon\" is not RFC 3339");
     }
 }

@@ -4,72 +4,33 @@
 //! meanwhile are joined into one, one line each and in order, so a burst
 //! arrives in seconds instead of queueing for hours.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
-use super::kind::Entry;
-use super::{Answer, BatchLimit, Destination, Item, Unsendable, http};
+use super::{Chat, ChatSender, join_lines};
 use crate::catalog::Catalog;
 use crate::config::{ConfigError, Env, redact_url};
-use crate::event::Event;
+use crate::dest::http::Post;
+use crate::dest::kind::{Entry, Kind, Settings};
+use crate::dest::{BatchLimit, Destination, Item};
 use crate::secret::Secret;
 use crate::template::Style;
-use std::sync::Arc;
 
-/// Slack truncates long messages on display; stay well under its limit.
-const MAX_MESSAGE_BYTES: usize = 3500;
-const MAX_LINES: usize = 40;
+/// A Slack incoming webhook: `{"text": …}`.
+pub struct Webhook;
 
-pub struct Slack {
-    name: String,
-    url: Secret,
-    catalog: Catalog,
-    agent: ureq::Agent,
-}
+impl Chat for Webhook {
+    const STYLE: Style = Style::Slack;
+    /// Slack truncates long messages on display; stay well under its limit.
+    const LIMIT: BatchLimit = BatchLimit {
+        items: 40,
+        bytes: 3500,
+    };
 
-impl Slack {
-    pub fn new(name: String, url: Secret, catalog: Catalog, timeout: Duration) -> Slack {
-        Slack {
-            name,
-            url,
-            catalog,
-            agent: http::agent(timeout),
-        }
-    }
-}
-
-impl Destination for Slack {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn prepare(&self, event: &Event) -> Result<String, Unsendable> {
-        self.catalog
-            .render(event, self.style())
-            .map_err(Unsendable::from)
-    }
-
-    fn style(&self) -> Style {
-        Style::Slack
-    }
-
-    fn batch_limit(&self) -> BatchLimit {
-        BatchLimit {
-            items: MAX_LINES,
-            bytes: MAX_MESSAGE_BYTES,
-        }
-    }
-
-    fn send(&self, items: &[Item]) -> Answer {
-        let text = super::join_lines(items);
-        let body = json!({ "text": text }).to_string();
-        http::classify(
-            self.agent
-                .post(self.url.expose())
-                .header("Content-Type", "application/json")
-                .send(&body),
-        )
+    fn body(&self, items: &[Item]) -> Value {
+        json!({ "text": join_lines(items) })
     }
 }
 
@@ -81,7 +42,7 @@ pub const SLACK_DEFAULT_API_URL: &str = "https://slack.com/api";
 /// `api_url`).
 pub struct SlackKind;
 
-impl super::Kind for SlackKind {
+impl Kind for SlackKind {
     fn name(&self) -> &'static str {
         "slack"
     }
@@ -99,7 +60,7 @@ impl super::Kind for SlackKind {
         crate::rate::Rate::new(1, Duration::from_secs(1))
     }
 
-    fn parse_table(&self, entry: &Entry<'_>) -> Result<Box<dyn super::Settings>, ConfigError> {
+    fn parse_table(&self, entry: &Entry<'_>) -> Result<Box<dyn Settings>, ConfigError> {
         if let Some(channel) = entry.string("channel")? {
             return bot(entry, &channel);
         }
@@ -112,11 +73,11 @@ impl super::Kind for SlackKind {
         }))
     }
 
-    fn parse_env(&self, env: &Env<'_>) -> Result<Option<Box<dyn super::Settings>>, ConfigError> {
+    fn parse_env(&self, env: &Env<'_>) -> Result<Option<Box<dyn Settings>>, ConfigError> {
         Ok(env.get("SLACK_WEBHOOK_URL").map(|url| {
             Box::new(SlackSettings::Webhook {
                 url: Secret::new(url),
-            }) as Box<dyn super::Settings>
+            }) as Box<dyn Settings>
         }))
     }
 }
@@ -126,7 +87,7 @@ impl super::Kind for SlackKind {
 fn bot(
     entry: &Entry<'_>,
     channel: &toml::Spanned<String>,
-) -> Result<Box<dyn super::Settings>, ConfigError> {
+) -> Result<Box<dyn Settings>, ConfigError> {
     let token = entry.secret("token_env", "SLACK_BOT_TOKEN")?;
     if let Some(url_env) = entry.string("url_env")? {
         return Err(entry.at(
@@ -166,7 +127,7 @@ pub enum SlackSettings {
     },
 }
 
-impl super::Settings for SlackSettings {
+impl Settings for SlackSettings {
     fn target(&self) -> String {
         match self {
             SlackSettings::Webhook { url } => redact_url(url.expose()),
@@ -185,17 +146,21 @@ impl super::Settings for SlackSettings {
 
     fn build(&self, name: String, catalog: &Catalog, timeout: Duration) -> Arc<dyn Destination> {
         match self {
-            SlackSettings::Webhook { url } => {
-                Arc::new(Slack::new(name, url.clone(), catalog.clone(), timeout))
-            }
+            SlackSettings::Webhook { url } => Arc::new(ChatSender::new(
+                name,
+                catalog.clone(),
+                Post::json(url.clone()),
+                timeout,
+                Webhook,
+            )),
             SlackSettings::Bot {
                 token,
                 channel,
                 api_url,
-            } => Arc::new(super::slack_bot::SlackBot::new(
+            } => Arc::new(super::slack_bot::sender(
                 name,
-                token.clone(),
-                channel.clone(),
+                token,
+                channel,
                 api_url,
                 catalog.clone(),
                 timeout,

@@ -4,18 +4,19 @@
 //! joined into one card, in order, well under Teams' 28 KB message limit. Workflows answer `202 Accepted`; any
 //! 2xx is delivered.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::kind::Entry;
-use super::{Answer, BatchLimit, Destination, Item, Unsendable, http};
+use super::{Chat, ChatSender};
 use crate::catalog::Catalog;
 use crate::config::{ConfigError, Env, redact_url};
-use crate::event::Event;
+use crate::dest::http::Post;
+use crate::dest::kind::{Entry, Kind, Settings};
+use crate::dest::{BatchLimit, Destination, Item};
 use crate::secret::Secret;
 use crate::template::Style;
-use std::sync::Arc;
 
 /// The lines' bytes a card may carry: with every byte doubled by JSON
 /// escaping and each line's `TextBlock` around it, the message stays under
@@ -23,54 +24,18 @@ use std::sync::Arc;
 const MAX_TEXT_BYTES: usize = 12_000;
 const MAX_LINES: usize = 50;
 
-pub struct Teams {
-    name: String,
-    url: Secret,
-    catalog: Catalog,
-    agent: ureq::Agent,
-}
+/// A Teams Workflows webhook.
+pub struct Teams;
 
-impl Teams {
-    pub fn new(name: String, url: Secret, catalog: Catalog, timeout: Duration) -> Teams {
-        Teams {
-            name,
-            url,
-            catalog,
-            agent: http::agent(timeout),
-        }
-    }
-}
+impl Chat for Teams {
+    const STYLE: Style = Style::Teams;
+    const LIMIT: BatchLimit = BatchLimit {
+        items: MAX_LINES,
+        bytes: MAX_TEXT_BYTES,
+    };
 
-impl Destination for Teams {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn prepare(&self, event: &Event) -> Result<String, Unsendable> {
-        self.catalog
-            .render(event, self.style())
-            .map_err(Unsendable::from)
-    }
-
-    fn style(&self) -> Style {
-        Style::Teams
-    }
-
-    fn batch_limit(&self) -> BatchLimit {
-        BatchLimit {
-            items: MAX_LINES,
-            bytes: MAX_TEXT_BYTES,
-        }
-    }
-
-    fn send(&self, items: &[Item]) -> Answer {
-        let body = payload(items).to_string();
-        http::classify(
-            self.agent
-                .post(self.url.expose())
-                .header("Content-Type", "application/json")
-                .send(&body),
-        )
+    fn body(&self, items: &[Item]) -> Value {
+        payload(items)
     }
 }
 
@@ -97,7 +62,7 @@ fn payload(items: &[Item]) -> Value {
 /// The `teams` kind: a webhook URL read from `url_env` (`TEAMS_WEBHOOK_URL`).
 pub struct TeamsKind;
 
-impl super::Kind for TeamsKind {
+impl Kind for TeamsKind {
     fn name(&self) -> &'static str {
         "teams"
     }
@@ -115,17 +80,17 @@ impl super::Kind for TeamsKind {
         crate::rate::Rate::new(4, Duration::from_secs(1))
     }
 
-    fn parse_table(&self, entry: &Entry<'_>) -> Result<Box<dyn super::Settings>, ConfigError> {
+    fn parse_table(&self, entry: &Entry<'_>) -> Result<Box<dyn Settings>, ConfigError> {
         Ok(Box::new(TeamsSettings {
             url: entry.secret("url_env", "TEAMS_WEBHOOK_URL")?,
         }))
     }
 
-    fn parse_env(&self, env: &Env<'_>) -> Result<Option<Box<dyn super::Settings>>, ConfigError> {
+    fn parse_env(&self, env: &Env<'_>) -> Result<Option<Box<dyn Settings>>, ConfigError> {
         Ok(env.get("TEAMS_WEBHOOK_URL").map(|url| {
             Box::new(TeamsSettings {
                 url: Secret::new(url),
-            }) as Box<dyn super::Settings>
+            }) as Box<dyn Settings>
         }))
     }
 }
@@ -136,7 +101,7 @@ pub struct TeamsSettings {
     pub url: Secret,
 }
 
-impl super::Settings for TeamsSettings {
+impl Settings for TeamsSettings {
     fn target(&self) -> String {
         redact_url(self.url.expose())
     }
@@ -146,7 +111,13 @@ impl super::Settings for TeamsSettings {
     }
 
     fn build(&self, name: String, catalog: &Catalog, timeout: Duration) -> Arc<dyn Destination> {
-        Arc::new(Teams::new(name, self.url.clone(), catalog.clone(), timeout))
+        Arc::new(ChatSender::new(
+            name,
+            catalog.clone(),
+            Post::json(self.url.clone()),
+            timeout,
+            Teams,
+        ))
     }
 }
 
@@ -156,7 +127,10 @@ mod tests {
 
     #[test]
     fn a_full_batch_of_the_worst_text_fits_teams_limit() {
-        let event = std::sync::Arc::new(Event::new("user.signup", serde_json::Map::new()));
+        let event = std::sync::Arc::new(crate::event::Event::new(
+            "user.signup",
+            serde_json::Map::new(),
+        ));
         let line = "\"\\".repeat(MAX_TEXT_BYTES / MAX_LINES / 2);
         let items: Vec<Item> = (0..MAX_LINES)
             .map(|_| Item {

@@ -6,82 +6,49 @@
 //! error body is read: a `429`'s JSON `retry_after` (seconds, a fraction
 //! allowed) is waited for, and a refusal names its `message` and `code`.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 
-use super::http::{self, ErrorBody};
-use super::kind::Entry;
-use super::{Answer, BatchLimit, Destination, Item, Unsendable};
+use super::{Chat, ChatSender, join_lines};
 use crate::catalog::Catalog;
 use crate::config::{ConfigError, Env, redact_url};
-use crate::event::Event;
+use crate::dest::http::{self, ErrorBody, Post, Sent};
+use crate::dest::kind::{Entry, Kind, Settings};
+use crate::dest::{Answer, BatchLimit, Destination, Item};
 use crate::secret::Secret;
 use crate::template::Style;
-use std::sync::Arc;
 
 /// Discord refuses a message longer than this, in characters.
 const MAX_CONTENT_CHARS: usize = 2000;
 const MAX_LINES: usize = 20;
 
-pub struct Discord {
-    name: String,
-    url: Secret,
-    catalog: Catalog,
-    agent: ureq::Agent,
-}
+/// A Discord channel webhook.
+pub struct Discord;
 
-impl Discord {
-    pub fn new(name: String, url: Secret, catalog: Catalog, timeout: Duration) -> Discord {
-        Discord {
-            name,
-            url,
-            catalog,
-            agent: http::agent(timeout),
-        }
-    }
-}
-
-impl Destination for Discord {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn prepare(&self, event: &Event) -> Result<String, Unsendable> {
-        self.catalog
-            .render(event, self.style())
-            .map_err(Unsendable::from)
-    }
-
-    fn style(&self) -> Style {
-        Style::Discord
-    }
-
+impl Chat for Discord {
+    const STYLE: Style = Style::Discord;
     /// Bytes bound characters from above; with one newline between lines,
     /// a full batch stays under `MAX_CONTENT_CHARS`.
-    fn batch_limit(&self) -> BatchLimit {
-        BatchLimit {
-            items: MAX_LINES,
-            bytes: MAX_CONTENT_CHARS - MAX_LINES,
-        }
+    const LIMIT: BatchLimit = BatchLimit {
+        items: MAX_LINES,
+        bytes: MAX_CONTENT_CHARS - MAX_LINES,
+    };
+
+    fn body(&self, items: &[Item]) -> Value {
+        payload(items)
     }
 
-    fn send(&self, items: &[Item]) -> Answer {
-        let body = payload(items).to_string();
-        http::classify_with(
-            self.agent
-                .post(self.url.expose())
-                .header("Content-Type", "application/json")
-                .send(&body),
-            read_error,
-        )
+    fn classify(&self, sent: Sent) -> Answer {
+        http::classify_with(sent, read_error)
     }
 }
 
 /// The message: the lines joined, cut to Discord's limit (one line can be
 /// longer than it), and no mention allowed to ping.
 fn payload(items: &[Item]) -> Value {
-    let text = super::join_lines(items);
+    let text = join_lines(items);
     let content = if text.chars().count() > MAX_CONTENT_CHARS {
         let mut cut: String = text.chars().take(MAX_CONTENT_CHARS - 1).collect();
         cut.push('…');
@@ -117,7 +84,7 @@ fn read_error(body: &str) -> ErrorBody {
 /// The `discord` kind: a webhook URL read from `url_env` (`DISCORD_WEBHOOK_URL`).
 pub struct DiscordKind;
 
-impl super::Kind for DiscordKind {
+impl Kind for DiscordKind {
     fn name(&self) -> &'static str {
         "discord"
     }
@@ -135,17 +102,17 @@ impl super::Kind for DiscordKind {
         crate::rate::Rate::new(5, Duration::from_secs(2))
     }
 
-    fn parse_table(&self, entry: &Entry<'_>) -> Result<Box<dyn super::Settings>, ConfigError> {
+    fn parse_table(&self, entry: &Entry<'_>) -> Result<Box<dyn Settings>, ConfigError> {
         Ok(Box::new(DiscordSettings {
             url: entry.secret("url_env", "DISCORD_WEBHOOK_URL")?,
         }))
     }
 
-    fn parse_env(&self, env: &Env<'_>) -> Result<Option<Box<dyn super::Settings>>, ConfigError> {
+    fn parse_env(&self, env: &Env<'_>) -> Result<Option<Box<dyn Settings>>, ConfigError> {
         Ok(env.get("DISCORD_WEBHOOK_URL").map(|url| {
             Box::new(DiscordSettings {
                 url: Secret::new(url),
-            }) as Box<dyn super::Settings>
+            }) as Box<dyn Settings>
         }))
     }
 }
@@ -156,7 +123,7 @@ pub struct DiscordSettings {
     pub url: Secret,
 }
 
-impl super::Settings for DiscordSettings {
+impl Settings for DiscordSettings {
     fn target(&self) -> String {
         redact_url(self.url.expose())
     }
@@ -166,11 +133,12 @@ impl super::Settings for DiscordSettings {
     }
 
     fn build(&self, name: String, catalog: &Catalog, timeout: Duration) -> Arc<dyn Destination> {
-        Arc::new(Discord::new(
+        Arc::new(ChatSender::new(
             name,
-            self.url.clone(),
             catalog.clone(),
+            Post::json(self.url.clone()),
             timeout,
+            Discord,
         ))
     }
 }

@@ -8,79 +8,54 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::http::{self, ErrorBody};
-use super::{Answer, Attempt, BatchLimit, Destination, Item, Unsendable};
+use super::{Chat, ChatSender, join_lines};
 use crate::catalog::Catalog;
-use crate::event::Event;
+use crate::dest::http::{self, ErrorBody, Post, Sent};
+use crate::dest::{Answer, Attempt, BatchLimit, Item};
 use crate::secret::Secret;
 use crate::template::Style;
 
-/// As for an incoming webhook: Slack truncates long messages on display.
-const MAX_MESSAGE_BYTES: usize = 3500;
-const MAX_LINES: usize = 40;
-
-pub struct SlackBot {
-    name: String,
-    token: Secret,
+/// `chat.postMessage` to one channel.
+pub struct Bot {
     channel: String,
-    /// `…/chat.postMessage`.
-    endpoint: String,
+}
+
+/// The sender posting to `channel` through Slack's Web API at `api_url`
+/// with `token`.
+pub fn sender(
+    name: String,
+    token: &Secret,
+    channel: &str,
+    api_url: &str,
     catalog: Catalog,
-    agent: ureq::Agent,
+    timeout: Duration,
+) -> ChatSender<Bot> {
+    let endpoint = format!("{}/chat.postMessage", api_url.trim_end_matches('/'));
+    let post = Post::json(Secret::new(endpoint))
+        .content_type("application/json; charset=utf-8")
+        .authorization(Secret::new(format!("Bearer {}", token.expose())));
+    let bot = Bot {
+        channel: channel.to_owned(),
+    };
+    ChatSender::new(name, catalog, post, timeout, bot)
 }
 
-impl SlackBot {
-    pub fn new(
-        name: String,
-        token: Secret,
-        channel: String,
-        api_url: &str,
-        catalog: Catalog,
-        timeout: Duration,
-    ) -> SlackBot {
-        SlackBot {
-            name,
-            token,
-            channel,
-            endpoint: format!("{}/chat.postMessage", api_url.trim_end_matches('/')),
-            catalog,
-            agent: http::agent(timeout),
-        }
-    }
-}
+impl Chat for Bot {
+    const STYLE: Style = Style::Slack;
+    /// As for an incoming webhook: Slack truncates long messages on display.
+    const LIMIT: BatchLimit = BatchLimit {
+        items: 40,
+        bytes: 3500,
+    };
 
-impl Destination for SlackBot {
-    fn name(&self) -> &str {
-        &self.name
+    fn body(&self, items: &[Item]) -> Value {
+        json!({ "channel": self.channel, "text": join_lines(items) })
     }
 
-    fn prepare(&self, event: &Event) -> Result<String, Unsendable> {
-        self.catalog
-            .render(event, self.style())
-            .map_err(Unsendable::from)
-    }
-
-    fn style(&self) -> Style {
-        Style::Slack
-    }
-
-    fn batch_limit(&self) -> BatchLimit {
-        BatchLimit {
-            items: MAX_LINES,
-            bytes: MAX_MESSAGE_BYTES,
-        }
-    }
-
-    fn send(&self, items: &[Item]) -> Answer {
-        let text = super::join_lines(items);
-        let body = json!({ "channel": self.channel, "text": text }).to_string();
-        let result = self
-            .agent
-            .post(&self.endpoint)
-            .header("Content-Type", "application/json; charset=utf-8")
-            .header("Authorization", format!("Bearer {}", self.token.expose()))
-            .send(&body);
-        match result {
+    /// A `2xx` is decided by its JSON `ok` and `error`; any other status
+    /// as for any service, with Slack's `error` as its text.
+    fn classify(&self, sent: Sent) -> Answer {
+        match sent {
             Ok(mut response) if response.status().is_success() => {
                 let wait = http::retry_after_header(&response);
                 let body = http::read_bounded(response.body_mut());
