@@ -321,8 +321,8 @@ impl RedisQueue {
                 &client,
                 &self.cluster_nodes,
                 &self.stream,
-                CONNECT_TIMEOUT,
-                RESPONSE_TIMEOUT + waits,
+                self.connect_timeout(),
+                self.response_timeout() + waits,
             )
             .map_err(|e| self.error(e))?;
             if !conn.nodes().is_empty() {
@@ -332,6 +332,16 @@ impl RedisQueue {
             self.group_ready = false;
         }
         Ok(self.conn.as_mut().expect("connected above"))
+    }
+
+    /// How long connecting may take: [`QueueOptions::timeout`], else 3 s.
+    fn connect_timeout(&self) -> Duration {
+        self.options.timeout.unwrap_or(CONNECT_TIMEOUT)
+    }
+
+    /// How long a reply may take: [`QueueOptions::timeout`], else 5 s.
+    fn response_timeout(&self) -> Duration {
+        self.options.timeout.unwrap_or(RESPONSE_TIMEOUT)
     }
 
     /// Runs `f` on the connection; a connection-level failure drops the
@@ -432,10 +442,10 @@ impl RedisQueue {
         let Some(client) = &self.client else {
             return false;
         };
-        let Ok(mut conn) = client.get_connection_with_timeout(CONNECT_TIMEOUT) else {
+        let Ok(mut conn) = client.get_connection_with_timeout(self.connect_timeout()) else {
             return false;
         };
-        let _ = conn.set_read_timeout(Some(RESPONSE_TIMEOUT));
+        let _ = conn.set_read_timeout(Some(self.response_timeout()));
         matches!(
             redis::cmd("PING").query::<String>(&mut conn),
             Err(e) if classify(&e) == Class::NeedsPassword
@@ -1005,13 +1015,13 @@ impl Consumer for RedisQueue {
         }
         cmd.arg("STREAMS").arg(&self.stream).arg(">");
         // A blocking read must be allowed to outlast its BLOCK time.
-        let timeout = RESPONSE_TIMEOUT + block;
+        let normal = self.response_timeout();
         if let Some(c) = self.conn.as_mut() {
-            let _ = c.set_read_timeout(Some(timeout));
+            let _ = c.set_read_timeout(Some(normal + block));
         }
         let reply = self.group_cmd(&cmd);
         if let Some(c) = self.conn.as_mut() {
-            let _ = c.set_read_timeout(Some(RESPONSE_TIMEOUT));
+            let _ = c.set_read_timeout(Some(normal));
         }
         let claimed = read_reply_entries(reply?);
         self.index_skewed(&claimed)?;
@@ -1384,12 +1394,11 @@ impl Admin for RedisQueue {
         }
         cmd.arg("STREAMS").arg(&self.stream).arg(after);
         // A blocking read must be allowed to outlast its BLOCK time.
-        let _ = self
-            .conn()?
-            .set_read_timeout(Some(RESPONSE_TIMEOUT + block));
+        let normal = self.response_timeout();
+        let _ = self.conn()?.set_read_timeout(Some(normal + block));
         let reply: Result<Value> = self.with(|c| cmd.query(c));
         if let Some(c) = self.conn.as_mut() {
-            let _ = c.set_read_timeout(Some(RESPONSE_TIMEOUT));
+            let _ = c.set_read_timeout(Some(normal));
         }
         Ok(read_reply_entries(reply?))
     }
