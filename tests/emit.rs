@@ -935,7 +935,7 @@ fn a_silent_redis_fails_the_emit_within_events_emit_timeout_ms() {
         .code(1)
         .stdout_is("")
         .stderr_has(&format!(
-            "cannot reach Redis at redis://***@127.0.0.1:{port}"
+            "cannot reach Redis at redis://***@127.0.0.1:{port}: no answer within 150 ms"
         ))
         .stderr_lacks("hunter2");
     let took = started.elapsed();

@@ -294,7 +294,7 @@ fn json(value: &Bound<'_, PyAny>, depth: usize) -> Result<Value, ValidationError
         let number = float.value();
         return Number::from_f64(number).map(Value::Number).ok_or_else(|| {
             invalid(format!(
-                "{number} is not a JSON number (NaN and infinities are not)"
+                "the payload holds {number}, which is not a JSON number"
             ))
         });
     }
@@ -321,7 +321,8 @@ fn json(value: &Bound<'_, PyAny>, depth: usize) -> Result<Value, ValidationError
         return tuple.iter().map(|item| json(&item, depth + 1)).collect();
     }
     Err(invalid(format!(
-        "a {} is not JSON: pass str, int, float, bool, None, list or dict",
+        "the payload holds a value of type {}, which is not JSON: \
+         pass str, int, float, bool, None, list or dict",
         type_of(value)
     )))
 }

@@ -565,6 +565,14 @@ impl Default for QueueOptions {
     }
 }
 
+/// A timeout as messages show it: `5 s`, `100 ms`.
+pub(crate) fn shown_timeout(timeout: Duration) -> String {
+    match timeout.as_millis() {
+        ms if ms % 1000 == 0 => format!("{} s", ms / 1000),
+        ms => format!("{ms} ms"),
+    }
+}
+
 /// Dead letters counted by (destination, error), most first: the shape
 /// `status` shows.
 pub fn count_dead<'a>(letters: impl Iterator<Item = &'a DeadLetter>) -> Vec<(String, String, u64)> {

@@ -344,6 +344,19 @@ impl RedisQueue {
         self.options.timeout.unwrap_or(RESPONSE_TIMEOUT)
     }
 
+    /// What a timeout means: no answer within the timeouts in force.
+    fn no_answer(&self) -> String {
+        let (connect, reply) = (self.connect_timeout(), self.response_timeout());
+        if connect == reply {
+            return format!("no answer within {}", super::shown_timeout(reply));
+        }
+        format!(
+            "no answer within {} to connect or {} for a reply",
+            super::shown_timeout(connect),
+            super::shown_timeout(reply)
+        )
+    }
+
     /// Runs `f` on the connection; a connection-level failure drops the
     /// connection so the next call reconnects.
     fn with<T>(&mut self, f: impl FnOnce(&mut Conn) -> redis::RedisResult<T>) -> Result<T> {
@@ -416,6 +429,11 @@ impl RedisQueue {
                         "Redis at {shown} cannot serve the request right now \
                          (a failover or resharding is under way: {said})"
                     ),
+                    UnavailableReason::Unreachable | UnavailableReason::Locked
+                        if e.is_timeout() =>
+                    {
+                        format!("cannot reach Redis at {shown}: {}", self.no_answer())
+                    }
                     UnavailableReason::Unreachable | UnavailableReason::Locked => {
                         format!("cannot reach Redis at {shown}: {said}")
                     }

@@ -623,10 +623,7 @@ fn classify(path: &Path, e: rusqlite::Error) -> QueueError {
 /// `classify`, for a connection that waits `busy` for a lock.
 fn classify_within(path: &Path, e: rusqlite::Error, busy: Duration) -> QueueError {
     let path = path.display();
-    let waited = match busy.as_millis() {
-        ms if ms % 1000 == 0 => format!("{} s", ms / 1000),
-        ms => format!("{ms} ms"),
-    };
+    let waited = super::shown_timeout(busy);
     match e.sqlite_error_code() {
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => QueueError::unavailable(
             UnavailableReason::Locked,
