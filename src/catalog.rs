@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::{ConfigError, Table};
-use crate::event::{Event, Payload};
+use crate::event::{BadEvent, Event, EventLine, Payload};
 use crate::template::{RenderError, Style, Template, TemplateError};
 
 /// The type of a field's value.
@@ -456,16 +456,11 @@ impl Catalog {
     /// into a validated event; the error says what is wrong with the line.
     /// Control characters in the error (serde echoes unknown keys as they
     /// are) are escaped, so it is safe to print.
-    pub fn parse_line(&self, line: &str) -> Result<Event, String> {
-        let parse = || -> Result<Event, String> {
-            let parsed: crate::event::EventLine =
-                serde_json::from_str(line).map_err(|e| format!("not a valid event: {e}"))?;
-            let event = parsed.into_event()?;
-            self.validate(&event.kind, &event.payload)
-                .map_err(|e| e.to_string())?;
-            Ok(event)
-        };
-        parse().map_err(|e| crate::sanitize::escape(&e).into_owned())
+    pub fn parse_line(&self, line: &str) -> Result<Event, BadLine> {
+        let parsed: EventLine = serde_json::from_str(line).map_err(BadLine::NotEvent)?;
+        let event = parsed.into_event()?;
+        self.validate(&event.kind, &event.payload)?;
+        Ok(event)
     }
 
     /// Checks a complete event: its id and type (see
@@ -479,6 +474,23 @@ impl Catalog {
     pub fn render(&self, event: &Event, style: Style) -> Result<String, ValidationError> {
         self.render_payload(&event.kind, &event.payload, style)
     }
+}
+
+/// Why a line of JSON Lines input is not an event (see
+/// [`Catalog::parse_line`]). The message is safe to print: control
+/// characters (serde echoes unknown keys as they are) are escaped.
+#[derive(Debug, thiserror::Error)]
+pub enum BadLine {
+    #[error("not a valid event: {}", escaped(.0))]
+    NotEvent(serde_json::Error),
+    #[error("{}", escaped(.0))]
+    Event(#[from] BadEvent),
+    #[error("{}", escaped(.0))]
+    Invalid(#[from] ValidationError),
+}
+
+fn escaped(error: &dyn fmt::Display) -> String {
+    crate::sanitize::escape(&error.to_string()).into_owned()
 }
 
 fn render_error(kind: &str, error: RenderError) -> ValidationError {

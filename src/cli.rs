@@ -321,12 +321,21 @@ pub struct DigestArgs {
 }
 
 /// `--max-wait`: a duration up to a day.
-fn max_wait(text: &str) -> Result<std::time::Duration, String> {
+fn max_wait(text: &str) -> Result<std::time::Duration, BadMaxWait> {
     match humantime::parse_duration(text) {
         Ok(wait) if wait.as_secs() <= 86_400 => Ok(wait),
-        Ok(_) => Err("at most a day (1d)".into()),
-        Err(_) => Err("expected a duration such as 30s, 5m or 1h".into()),
+        Ok(_) => Err(BadMaxWait::OverADay),
+        Err(_) => Err(BadMaxWait::NotADuration),
     }
+}
+
+/// Why a `--max-wait` is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+enum BadMaxWait {
+    #[error("at most a day (1d)")]
+    OverADay,
+    #[error("expected a duration such as 30s, 5m or 1h")]
+    NotADuration,
 }
 
 /// Show one event and, per destination, where its delivery stands and
@@ -408,5 +417,28 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn max_wait_is_a_duration_up_to_a_day() {
+        assert_eq!(max_wait("1d"), Ok(std::time::Duration::from_secs(86_400)));
+        assert_eq!(max_wait("25h"), Err(BadMaxWait::OverADay));
+        assert_eq!(max_wait("soon"), Err(BadMaxWait::NotADuration));
+        let digest = |wait: &str| {
+            Cli::try_parse_from(["events", "digest", "--since", "1h", "--max-wait", wait])
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(
+            digest("2d")
+                .contains("invalid value '2d' for '--max-wait <DURATION>': at most a day (1d)"),
+            "{}",
+            digest("2d")
+        );
+        assert!(
+            digest("soon").contains("expected a duration such as 30s, 5m or 1h"),
+            "{}",
+            digest("soon")
+        );
     }
 }

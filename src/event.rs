@@ -124,14 +124,24 @@ impl Event {
     }
 }
 
+/// Why an [`EventLine`] does not make an event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadEvent {
+    #[error("'ts' is not an RFC 3339 time: {0:?}")]
+    Ts(String),
+    #[error(transparent)]
+    Token(#[from] BadToken),
+}
+
 impl EventLine {
     /// Completes the line into an event: a missing id or ts is assigned now;
     /// a given ts must be RFC 3339 and is normalised to UTC milliseconds.
-    pub fn into_event(self) -> Result<Event, String> {
+    pub fn into_event(self) -> Result<Event, BadEvent> {
         let ts = match self.ts {
-            Some(text) => format_ts(
-                parse_ts(&text).ok_or_else(|| format!("'ts' is not an RFC 3339 time: {text:?}"))?,
-            ),
+            Some(text) => match parse_ts(&text) {
+                Some(at) => format_ts(at),
+                None => return Err(BadEvent::Ts(text)),
+            },
             None => format_ts(Utc::now()),
         };
         let id = match self.id {
@@ -144,7 +154,7 @@ impl EventLine {
             ts,
             payload: self.payload,
         };
-        event.check_tokens().map_err(|e| e.to_string())?;
+        event.check_tokens()?;
         Ok(event)
     }
 }
@@ -243,7 +253,12 @@ mod tests {
         let line: EventLine =
             serde_json::from_str(r#"{"type":"user.signup","ts":"yesterday","payload":{}}"#)
                 .unwrap();
-        assert!(line.into_event().unwrap_err().contains("yesterday"));
+        let err = line.into_event().unwrap_err();
+        assert_eq!(err, BadEvent::Ts("yesterday".into()));
+        assert_eq!(
+            err.to_string(),
+            r#"'ts' is not an RFC 3339 time: "yesterday""#
+        );
     }
 
     #[test]
@@ -318,6 +333,7 @@ mod tests {
         assert!(
             line.into_event()
                 .unwrap_err()
+                .to_string()
                 .starts_with("'id' has '\\u{d}'")
         );
         let line: EventLine =
@@ -325,6 +341,7 @@ mod tests {
         assert!(
             line.into_event()
                 .unwrap_err()
+                .to_string()
                 .starts_with("'type' has '\\u{1b}' at byte 5")
         );
     }

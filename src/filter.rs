@@ -19,7 +19,24 @@ use crate::event::Event;
 
 mod depth;
 
-pub use depth::{MAX_DEPTH, MAX_LEN};
+pub use depth::{DepthError, MAX_DEPTH, MAX_LEN, Position};
+
+/// Why a `when` does not compile.
+#[derive(Debug, thiserror::Error)]
+pub enum WhenError {
+    /// Too long, too deep, or a string or bracket the depth scan cannot follow.
+    #[error(transparent)]
+    Depth(#[from] DepthError),
+    /// The CEL parser's first line: `line:column: what`.
+    #[error("CEL expression at {0}")]
+    Syntax(String),
+    /// The thread the parser runs on could not be started.
+    #[error("CEL expression not parsed: {0}")]
+    Thread(std::io::Error),
+    /// The parser panicked.
+    #[error("CEL expression could not be parsed")]
+    Panicked,
+}
 
 /// A compiled `when` expression.
 #[derive(Clone)]
@@ -47,7 +64,7 @@ pub enum Verdict {
 impl When {
     /// Compiles `source`; the error is the parser's first line, with the
     /// line and column within the expression.
-    pub fn compile(source: &str) -> Result<When, String> {
+    pub fn compile(source: &str) -> Result<When, WhenError> {
         depth::check(source)?;
         let program = parse(source)?;
         Ok(When {
@@ -111,13 +128,13 @@ fn value(json: &serde_json::Value) -> Value {
 /// Parses `source` on a thread of its own with a stack sized for the
 /// deepest expression [`depth::check`] lets through, whatever the stack of
 /// the thread loading the config.
-fn parse(source: &str) -> Result<Program, String> {
+fn parse(source: &str) -> Result<Program, WhenError> {
     let parse = || {
         Program::compile(source).map_err(|e| {
             let text = e.to_string();
             let first = text.lines().next().unwrap_or_default();
             let first = first.trim_start_matches("ERROR: <input>:");
-            format!("CEL expression at {}", first.trim())
+            WhenError::Syntax(first.trim().to_owned())
         })
     };
     std::thread::scope(|scope| {
@@ -125,9 +142,9 @@ fn parse(source: &str) -> Result<Program, String> {
             .name("when".into())
             .stack_size(PARSE_STACK)
             .spawn_scoped(scope, parse)
-            .map_err(|e| format!("CEL expression not parsed: {e}"))?
+            .map_err(WhenError::Thread)?
             .join()
-            .map_err(|_| "CEL expression could not be parsed".to_owned())?
+            .map_err(|_| WhenError::Panicked)?
     })
 }
 
@@ -284,11 +301,11 @@ mod tests {
     #[test]
     fn nesting_beyond_the_limit_is_refused_before_parsing() {
         for source in shapes(20_000) {
-            let err = When::compile(&source).unwrap_err();
+            let err = When::compile(&source).unwrap_err().to_string();
             assert!(err.contains("more than the 8192 allowed"), "{err}");
         }
         for source in shapes(1_000).iter().chain(&shapes(MAX_DEPTH + 1)) {
-            let err = When::compile(source).unwrap_err();
+            let err = When::compile(source).unwrap_err().to_string();
             assert!(
                 err.starts_with("CEL expression nests ") && err.contains("the 32 allowed"),
                 "{source}: {err}"
@@ -329,7 +346,7 @@ mod tests {
         // does not support them.
         let err = When::compile(&format!("payload.`a//b` == 1 && type != '{parens}'"));
         assert_eq!(
-            err.unwrap_err(),
+            err.unwrap_err().to_string(),
             "CEL expression at 1:8: unsupported syntax: '`'"
         );
     }
@@ -343,11 +360,22 @@ mod tests {
             format!("payload.note == 'line\n{deep}'"),
             format!("payload.note == '''{deep}"),
         ] {
-            let err = When::compile(&source).unwrap_err();
+            let err = When::compile(&source).unwrap_err().to_string();
             assert!(err.starts_with("CEL expression at 1:"), "{source}: {err}");
         }
         let err = When::compile("(payload.a]").unwrap_err();
-        assert_eq!(err, "CEL expression at 1:11: unbalanced ']'");
+        let at = Position {
+            line: 1,
+            column: 11,
+        };
+        assert!(
+            matches!(
+                err,
+                WhenError::Depth(DepthError::Unbalanced { at: a, bracket: ']' }) if a == at
+            ),
+            "{err:?}"
+        );
+        assert_eq!(err.to_string(), "CEL expression at 1:11: unbalanced ']'");
     }
 
     proptest::proptest! {
@@ -394,7 +422,9 @@ mod tests {
 
     #[test]
     fn a_syntax_error_is_an_error() {
-        let err = When::compile("payload.row_count >=").unwrap_err();
+        let err = When::compile("payload.row_count >=")
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with("CEL expression at 1:21: Syntax error: mismatched input '<EOF>'"),
             "{err}"

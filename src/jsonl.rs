@@ -8,15 +8,25 @@
 
 use std::io::{self, BufRead};
 
-use crate::catalog::Catalog;
+use crate::catalog::{BadLine, Catalog};
 use crate::event::Event;
 
-/// One non-blank input line: its 1-based number, and the event or why it is rejected (a
-/// message safe to print: control characters are escaped).
+/// One non-blank input line: its 1-based number, and the event or why it is rejected.
 #[derive(Debug)]
 pub struct Line {
     pub number: usize,
-    pub event: Result<Event, String>,
+    pub event: Result<Event, LineError>,
+}
+
+/// Why one input line is rejected. The message is safe to print: control characters are
+/// escaped.
+#[derive(Debug, thiserror::Error)]
+pub enum LineError {
+    /// `at` is the 1-based byte of the line where UTF-8 breaks.
+    #[error("not valid UTF-8 (the first bad byte is byte {at} of the line)")]
+    NotUtf8 { at: usize },
+    #[error(transparent)]
+    Invalid(#[from] BadLine),
 }
 
 /// Reads `input` as JSON Lines, each validated against `catalog`. Blank lines (also
@@ -56,11 +66,10 @@ impl<R: BufRead> Iterator for Events<'_, R> {
             bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
             let event = match std::str::from_utf8(bytes) {
                 Ok(text) if text.trim().is_empty() => continue,
-                Ok(text) => self.catalog.parse_line(text),
-                Err(e) => Err(format!(
-                    "not valid UTF-8 (the first bad byte is byte {} of the line)",
-                    e.valid_up_to() + 1
-                )),
+                Ok(text) => self.catalog.parse_line(text).map_err(LineError::from),
+                Err(e) => Err(LineError::NotUtf8 {
+                    at: e.valid_up_to() + 1,
+                }),
             };
             return Some(Ok(Line {
                 number: self.number,
@@ -75,7 +84,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn read(input: &[u8]) -> Vec<(usize, Result<String, String>)> {
+    fn read(input: &[u8]) -> Vec<(usize, Result<String, LineError>)> {
         read_events(input, &Catalog::builtin())
             .map(|line| {
                 let line = line.unwrap();
@@ -95,26 +104,32 @@ mod tests {
         input.extend_from_slice(b"{\"type\":\"user.signup\",\"payload\":{\"email\":\"c@d\"}}\r\n");
         input.extend_from_slice(b"{\"type\":\"user.signup\",\"payload\":{\"email\":\"e@f\"}}");
         let lines = read(&input);
+        let numbers: Vec<usize> = lines.iter().map(|(number, _)| *number).collect();
+        assert_eq!(numbers, [1, 2, 5, 6]);
+        for (_, kind) in lines.iter().filter(|(number, _)| *number != 2) {
+            assert_eq!(kind.as_ref().unwrap(), "user.signup");
+        }
+        let Err(error) = &lines[1].1 else {
+            panic!("{lines:?}")
+        };
+        assert!(matches!(error, LineError::NotUtf8 { at: 43 }), "{error:?}");
         assert_eq!(
-            lines,
-            [
-                (1, Ok("user.signup".to_owned())),
-                (
-                    2,
-                    Err("not valid UTF-8 (the first bad byte is byte 43 of the line)".to_owned())
-                ),
-                (5, Ok("user.signup".to_owned())),
-                (6, Ok("user.signup".to_owned())),
-            ]
+            error.to_string(),
+            "not valid UTF-8 (the first bad byte is byte 43 of the line)"
         );
     }
 
     #[test]
     fn rejections_never_echo_control_characters() {
         let lines = read(b"{\"type\":\"user.signup\",\"payload\":{},\"x\\u001b[2K\":1}\n");
-        let Err(message) = &lines[0].1 else {
+        let Err(error) = &lines[0].1 else {
             panic!("{lines:?}")
         };
+        assert!(
+            matches!(error, LineError::Invalid(BadLine::NotEvent(_))),
+            "{error:?}"
+        );
+        let message = error.to_string();
         assert!(message.contains("x\\u{1b}[2K"), "{message}");
     }
 
@@ -137,7 +152,8 @@ mod tests {
                 .count();
             prop_assert_eq!(got.len(), non_blank);
             for (_, result) in got {
-                if let Err(message) = result {
+                if let Err(error) = result {
+                    let message = error.to_string();
                     prop_assert!(!message.is_empty());
                     prop_assert!(!message.chars().any(crate::sanitize::is_unsafe), "{:?}", message);
                 }

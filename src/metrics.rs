@@ -329,8 +329,8 @@ mod tests {
             Some("3")
         );
         let limited = Attempt::Each(vec![
-            Attempt::Delivered,
-            Attempt::RetryAfter(Duration::from_secs(1), "HTTP 429".into()),
+            Attempt::Delivered.into(),
+            Attempt::RetryAfter(Duration::from_secs(1), "HTTP 429".into()).into(),
         ]);
         hooks.sent(3, &limited, Duration::from_millis(20));
         let count = |name: &str| series(&metrics, &format!("{name}{{destination=\"hooks\"}}"));

@@ -19,15 +19,34 @@ use std::fmt::Display;
 use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
 use wildmatch::WildMatch;
 
 use crate::catalog::Catalog;
-use crate::error::UsageError;
 use crate::event::{Event, parse_ts};
-use crate::queue::{self, Delivery, StoredDeadLetter};
+use crate::queue::{self, Delivery, QueueError, StoredDeadLetter};
 use crate::route::{POISON_DEST, Route, Routes, UnknownDestination};
 use crate::setup::Setup;
+
+/// Why a replay could not be planned or made.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// A flag, or the file it names, is wrong (exit status 2).
+    #[error("{0}")]
+    Usage(String),
+    /// The queue failed.
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    /// An input could not be read.
+    #[error("cannot read {name}")]
+    Read {
+        name: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// What was replayed could not be printed.
+    #[error("cannot write to stdout")]
+    Output(#[source] std::io::Error),
+}
 
 /// Deliveries per chunk: per queue write, and per piece of a dry run's
 /// output.
@@ -57,14 +76,14 @@ impl Source {
         until: Option<&str>,
         file: Option<&Path>,
         now: i64,
-    ) -> Result<Source, UsageError> {
+    ) -> Result<Source, ReplayError> {
         if dead {
             return Ok(Source::Dead);
         }
         if let Some(since) = since {
             let from_ms = parse_when("--since", since, now)?;
             if from_ms > now {
-                return Err(UsageError(format!(
+                return Err(ReplayError::Usage(format!(
                     "--since {since} is in the future: there is no history there yet"
                 )));
             }
@@ -73,7 +92,7 @@ impl Source {
                 None => now,
             };
             if from_ms >= until_ms {
-                return Err(UsageError(format!(
+                return Err(ReplayError::Usage(format!(
                     "--since {since} is not before {}: the window is empty",
                     until.map_or("now".to_owned(), |u| format!("--until {u}"))
                 )));
@@ -83,19 +102,22 @@ impl Source {
         match file {
             Some(path) if path == Path::new("-") => Ok(Source::File(Input::Stdin)),
             Some(path) => Ok(Source::File(Input::Path(path.to_owned()))),
-            None => Err(UsageError(
+            None => Err(ReplayError::Usage(
                 "say what to replay: --dead, --since WHEN or --file PATH".into(),
             )),
         }
     }
 
     /// Reads stdin into memory when it is the input, so it can be fed twice.
-    pub fn make_rereadable(&mut self) -> anyhow::Result<()> {
+    pub fn make_rereadable(&mut self) -> Result<(), ReplayError> {
         if let Source::File(input @ Input::Stdin) = self {
             let mut text = Vec::new();
             std::io::stdin()
                 .read_to_end(&mut text)
-                .context("cannot read stdin")?;
+                .map_err(|source| ReplayError::Read {
+                    name: "stdin".into(),
+                    source,
+                })?;
             *input = Input::Buffered(text);
         }
         Ok(())
@@ -104,14 +126,14 @@ impl Source {
 
 /// `WHEN`: an RFC 3339 time, or a duration ago (`90m`, `2h`, `7d`; `-90m`
 /// reads naturally as "90 minutes back" and means the same).
-pub fn parse_when(flag: &str, text: &str, now: i64) -> Result<i64, UsageError> {
+pub fn parse_when(flag: &str, text: &str, now: i64) -> Result<i64, ReplayError> {
     if let Some(time) = parse_ts(text) {
         return Ok(time.timestamp_millis());
     }
     let ago = text.strip_prefix('-').unwrap_or(text);
     match humantime::parse_duration(ago) {
         Ok(ago) => Ok(now - i64::try_from(ago.as_millis()).unwrap_or(i64::MAX).min(now)),
-        Err(_) => Err(UsageError(format!(
+        Err(_) => Err(ReplayError::Usage(format!(
             "{flag} {text:?} is neither an RFC 3339 time (2026-11-27T09:00:00Z) nor a duration ago (90m, 2h, 7d)"
         ))),
     }
@@ -256,7 +278,7 @@ impl Chunk {
 /// Where chunks go: counted only, printed, or written to the queue.
 pub trait Sink {
     /// Takes one chunk; an error stops the replay.
-    fn take(&mut self, chunk: &Chunk) -> anyhow::Result<()>;
+    fn take(&mut self, chunk: &Chunk) -> Result<(), ReplayError>;
 
     /// A bad input line, by its number: the replay goes on without it.
     fn rejected(&mut self, _line: usize, _error: &dyn Display) {}
@@ -266,7 +288,7 @@ pub trait Sink {
 pub struct Count;
 
 impl Sink for Count {
-    fn take(&mut self, _chunk: &Chunk) -> anyhow::Result<()> {
+    fn take(&mut self, _chunk: &Chunk) -> Result<(), ReplayError> {
         Ok(())
     }
 }
@@ -279,7 +301,7 @@ pub struct Write {
 }
 
 impl Sink for Write {
-    fn take(&mut self, chunk: &Chunk) -> anyhow::Result<()> {
+    fn take(&mut self, chunk: &Chunk) -> Result<(), ReplayError> {
         if !chunk.deliveries.is_empty() {
             self.queue.enqueue(&chunk.deliveries, self.due_ms)?;
         }
@@ -330,12 +352,12 @@ impl<'p, S: Sink> Replay<'p, S> {
 
     /// Replays every event of `source` (reading the queue and catalog
     /// `config` names), then hands on what is left.
-    pub fn run(&mut self, source: &Source, config: &Setup) -> anyhow::Result<()> {
+    pub fn run(&mut self, source: &Source, config: &Setup) -> Result<(), ReplayError> {
         self.feed(source, config)?;
         self.flush()
     }
 
-    fn feed(&mut self, source: &Source, config: &Setup) -> anyhow::Result<()> {
+    fn feed(&mut self, source: &Source, config: &Setup) -> Result<(), ReplayError> {
         match source {
             Source::Dead => {
                 for letter in config.open_queue()?.dead_letters()? {
@@ -364,7 +386,7 @@ impl<'p, S: Sink> Replay<'p, S> {
             }
             Source::File(Input::Path(path)) => {
                 let file = std::fs::File::open(path).map_err(|e| {
-                    UsageError(format!("cannot read --file {}: {e}", path.display()))
+                    ReplayError::Usage(format!("cannot read --file {}: {e}", path.display()))
                 })?;
                 let name = path.display().to_string();
                 self.lines(std::io::BufReader::new(file), &name, &config.catalog)
@@ -381,9 +403,17 @@ impl<'p, S: Sink> Replay<'p, S> {
     /// Replays JSON Lines (`emit --stdin`'s format), each validated against
     /// the catalog; a bad line goes to the sink with its number and the
     /// rest go on.
-    fn lines(&mut self, input: impl BufRead, name: &str, catalog: &Catalog) -> anyhow::Result<()> {
+    fn lines(
+        &mut self,
+        input: impl BufRead,
+        name: &str,
+        catalog: &Catalog,
+    ) -> Result<(), ReplayError> {
         for line in crate::jsonl::read_events(input, catalog) {
-            let line = line.with_context(|| format!("cannot read {name}"))?;
+            let line = line.map_err(|source| ReplayError::Read {
+                name: name.to_owned(),
+                source,
+            })?;
             match line.event {
                 Ok(event) => {
                     if !self.event(event)? {
@@ -402,7 +432,7 @@ impl<'p, S: Sink> Replay<'p, S> {
 
     /// Replays one event of history or a file to every destination that
     /// routes it; false once the limit is reached.
-    pub fn event(&mut self, event: Event) -> anyhow::Result<bool> {
+    pub fn event(&mut self, event: Event) -> Result<bool, ReplayError> {
         if self.plan.reached(self.tally.events) {
             return Ok(false);
         }
@@ -432,7 +462,7 @@ impl<'p, S: Sink> Replay<'p, S> {
     /// Replays one dead letter to the destination that failed (or `--to`),
     /// removing it in the same write. An event with several dead letters
     /// counts, prints and is limited as one event.
-    pub fn letter(&mut self, stored: StoredDeadLetter) -> anyhow::Result<()> {
+    pub fn letter(&mut self, stored: StoredDeadLetter) -> Result<(), ReplayError> {
         let Ok(event) = stored.letter.event else {
             if self.plan.types.is_empty() {
                 self.tally.poison += 1;
@@ -471,7 +501,7 @@ impl<'p, S: Sink> Replay<'p, S> {
         self.flush_full()
     }
 
-    fn flush_full(&mut self) -> anyhow::Result<()> {
+    fn flush_full(&mut self) -> Result<(), ReplayError> {
         if self.chunk.len() >= CHUNK {
             self.flush()?;
         }
@@ -479,7 +509,7 @@ impl<'p, S: Sink> Replay<'p, S> {
     }
 
     /// Hands what is gathered to the sink.
-    pub fn flush(&mut self) -> anyhow::Result<()> {
+    pub fn flush(&mut self) -> Result<(), ReplayError> {
         if self.chunk.is_empty() {
             return Ok(());
         }
@@ -524,7 +554,7 @@ mod tests {
     struct Keep(Vec<Chunk>);
 
     impl Sink for Keep {
-        fn take(&mut self, chunk: &Chunk) -> anyhow::Result<()> {
+        fn take(&mut self, chunk: &Chunk) -> Result<(), ReplayError> {
             self.0.push(Chunk {
                 events: chunk.events.clone(),
                 deliveries: chunk.deliveries.clone(),

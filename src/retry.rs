@@ -97,6 +97,7 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dest::Answer;
 
     const POLICY: RetryPolicy = RetryPolicy {
         max_attempts: 3,
@@ -194,13 +195,13 @@ mod tests {
 
     #[test]
     fn each_item_of_a_send_is_decided_by_its_own_outcome() {
-        let outcome = Attempt::Each(vec![
-            Attempt::Delivered,
-            Attempt::Permanent("bad event".into()),
-        ]);
-        assert_eq!(decide(outcome.of(0), 0), Decision::Delivered);
+        let outcome = Answer::from(Attempt::Each(vec![
+            Attempt::Delivered.into(),
+            Attempt::Permanent("bad event".into()).into(),
+        ]));
+        assert_eq!(decide(outcome.of(0).attempt, 0), Decision::Delivered);
         assert_eq!(
-            decide(outcome.of(1), 0),
+            decide(outcome.of(1).attempt, 0),
             Decision::Dead {
                 attempts: 1,
                 error: "bad event".into()
@@ -208,10 +209,10 @@ mod tests {
         );
         // An item the destination said nothing about is tried again.
         assert!(matches!(
-            decide(outcome.of(2), 0),
+            decide(outcome.of(2).attempt, 0),
             Decision::Retry { spent: true, .. }
         ));
         // A nested `Each` has no outcome for the item: dead, kept for replay.
-        assert!(matches!(decide(outcome, 0), Decision::Dead { .. }));
+        assert!(matches!(decide(outcome.attempt, 0), Decision::Dead { .. }));
     }
 }

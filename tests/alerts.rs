@@ -234,3 +234,114 @@ fn the_embedded_store_keeps_the_alert_window_too() {
     );
     assert_eq!(segment_alerts(&segment), []);
 }
+
+/// An alert window as the test sets it up on Redis before one call: open
+/// for `open_ms` more (none: closed), with `between` dead letters counted.
+#[derive(Debug, Clone, Copy)]
+struct WindowState {
+    open_ms: Option<u64>,
+    between: u64,
+}
+
+/// The alert window is written twice, in Rust (`queue::window`, which
+/// SQLite runs) and in the Redis scripts: from any state, counting dead
+/// letters in or asking what is due answers alike and leaves the same
+/// window behind.
+#[test]
+fn the_redis_alert_scripts_decide_as_the_window_functions_do() {
+    use events::queue::prelude::*;
+    use events::queue::redis::RedisQueue;
+    use events::queue::window::{self, Window};
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+    use std::cell::RefCell;
+
+    let server = RedisServer::start();
+    let cli = RefCell::new(
+        redis::Client::open(server.url())
+            .unwrap()
+            .get_connection()
+            .unwrap(),
+    );
+    let options = events::queue::QueueOptions::default();
+    let queue = RefCell::new(RedisQueue::open(&server.url(), "{events}", options).unwrap());
+    let length = Duration::from_secs(300);
+    let state = (prop::option::of(1_000u64..200_000), 0u64..5);
+    let cases = (state, prop::option::of(1u64..4));
+    let mut runner = TestRunner::new(Config::with_cases(256));
+    let checked = runner.run(&cases, |(before, count)| {
+        let before = WindowState {
+            open_ms: before.0,
+            between: before.1,
+        };
+        let con = &mut *cli.borrow_mut();
+        let _: () = redis::cmd("FLUSHALL").query(con).unwrap();
+        if let Some(ms) = before.open_ms {
+            let _: () = redis::cmd("SET")
+                .arg("{events}:alert:slack")
+                .arg("1")
+                .arg("PX")
+                .arg(ms)
+                .query(con)
+                .unwrap();
+        }
+        if before.between > 0 {
+            let _: () = redis::cmd("HSET")
+                .arg("{events}:alert_between")
+                .arg("slack")
+                .arg(before.between)
+                .query(con)
+                .unwrap();
+        }
+        // The same window in Rust, at an arbitrary now.
+        let now = 1_800_000_000_000i64;
+        let rust = Window {
+            until_ms: Some(before.open_ms.map_or(now - 1, |ms| now + ms as i64)),
+            between: before.between,
+        };
+        let mut q = queue.borrow_mut();
+        let (after, answer, lua) = match count {
+            Some(count) => {
+                let (after, report) = window::count_into(rust, count, now, length);
+                let lua = q
+                    .count_dead_for_alert("slack", count, "HTTP 500", length)
+                    .unwrap();
+                (after, report, lua)
+            }
+            None => {
+                let (after, owed) = window::due(rust, now, length);
+                let due = q.alerts_due(length).unwrap();
+                let lua = due.first().map(|tally| tally.count);
+                prop_assert!(due.len() <= 1);
+                (after, owed, lua)
+            }
+        };
+        let what = format!("{before:?}, counting {count:?}");
+        prop_assert_eq!(lua, answer, "{}", &what);
+        let between: Option<u64> = redis::cmd("HGET")
+            .arg("{events}:alert_between")
+            .arg("slack")
+            .query(con)
+            .unwrap();
+        prop_assert_eq!(between.unwrap_or(0), after.between, "{}", &what);
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg("{events}:alert:slack")
+            .query(con)
+            .unwrap();
+        let open = after.until_ms.is_some_and(|until| now < until);
+        prop_assert_eq!(ttl > 0, open, "{}: ttl {}", &what, ttl);
+        if after.until_ms == Some(now + length.as_millis() as i64) {
+            // A window this call opened runs its whole length.
+            prop_assert!(
+                ttl > length.as_millis() as i64 - 5_000,
+                "{}: ttl {}",
+                &what,
+                ttl
+            );
+        }
+        Ok(())
+    });
+    if let Err(e) = checked {
+        panic!("{e}");
+    }
+}

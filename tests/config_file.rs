@@ -268,8 +268,8 @@ const DESTINATION_MISTAKES: &[(&str, &str)] = &[
         "events.toml:2: name: \"a|b\" is not a valid destination name",
     ),
     (
-        "[[destination]]\nname = \"a\"\nkind = \"pagerduty\"\n",
-        "events.toml:3: kind: unknown destination kind \"pagerduty\" (expected slack, discord, teams, segment, posthog, mixpanel, webhook or console)",
+        "[[destination]]\nname = \"a\"\nkind = \"sms\"\n",
+        "events.toml:3: kind: unknown destination kind \"sms\" (expected slack, discord, teams, segment, posthog, mixpanel, webhook, pagerduty, email or console)",
     ),
     (
         "[[destination]]\nname = \"a\"\nkind = \"discord\"\n",

@@ -13,7 +13,7 @@ use std::time::Duration;
 use ::redis::Value;
 use events::config::Global;
 use events::event::now_ms;
-use events::replay::{Chunk, Plan, Replay, Source, Write};
+use events::replay::{Chunk, Plan, Replay, ReplayError, Source, Write};
 use events::setup::Setup;
 use serde_json::json;
 
@@ -310,7 +310,7 @@ struct Interrupted<'a> {
 }
 
 impl events::replay::Sink for Interrupted<'_> {
-    fn take(&mut self, chunk: &Chunk) -> anyhow::Result<()> {
+    fn take(&mut self, chunk: &Chunk) -> Result<(), ReplayError> {
         if let Some(meanwhile) = self.meanwhile.take() {
             meanwhile();
         }

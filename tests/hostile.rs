@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
+use serde_json::json;
+
 use crate::support::{
     Events, LONG, Misbehaviour, Outcome, RedisServer, Reply, Sink, WEBHOOK_SECRET, signups,
 };
@@ -392,17 +394,47 @@ fn one_event_segment_refuses_does_not_take_its_batch_mates_down() {
     // The lane sends what waits when it is free: holding the first answer
     // back lets the events behind it gather into one batch.
     sink.script(vec![Reply::ok().delay(Duration::from_millis(300))]);
-    emit(&redis, &signups(0..48));
+    let id = |i: usize| format!("01JDX3M7Q7G5N8W4K2B9C1T6{i:02}");
+    let lines: String = (0..48)
+        .map(|i| {
+            format!(
+                "{{\"id\":\"{}\",\"type\":\"user.signup\",\"payload\":{{\"email\":\"user{i}@example.com\"}}}}\n",
+                id(i)
+            )
+        })
+        .collect();
+    emit(&redis, &lines);
     let out = work(Kind::Segment, &redis, &sink);
-    let refused = sink
+    let refused: Vec<String> = sink
         .requests()
         .iter()
         .find(|r| r.body.contains("user13@example.com"))
-        .map(|r| r.json()["batch"].as_array().unwrap().len());
+        .map(|r| r.json()["batch"].as_array().unwrap().clone())
+        .unwrap_or_default()
+        .iter()
+        .map(|call| call["messageId"].as_str().unwrap().to_owned())
+        .collect();
     assert!(
-        refused > Some(1),
-        "the refused batch held {refused:?} events"
+        refused.len() > 1,
+        "the refused batch held {} events",
+        refused.len()
     );
+    // Each item of the split batch records the status of its own answer.
+    let mate = refused.iter().find(|m| **m != id(13)).unwrap();
+    for (id, outcome, status) in [(mate, "delivered", 200), (&id(13), "dead", 400)] {
+        let report = worker(Kind::Segment, &redis, &sink)
+            .args(["inspect", id, "--format", "json"])
+            .run()
+            .success()
+            .stdout_json();
+        let attempts = &report["destinations"][0]["attempts"];
+        let last = attempts.as_array().unwrap().last().unwrap();
+        assert_eq!(
+            (&last["outcome"], &last["status"]),
+            (&json!(outcome), &json!(status)),
+            "{report:#}"
+        );
+    }
     let mut delivered = BTreeMap::new();
     for request in sink.accepted() {
         for call in request.json()["batch"].as_array().unwrap() {

@@ -188,3 +188,34 @@ fn status_shows_the_channel_and_never_the_token() {
             .stdout_lacks(TOKEN);
     }
 }
+
+#[test]
+fn a_delivered_message_records_slacks_status() {
+    let redis = RedisServer::start();
+    let sink = Sink::start();
+    sink.set_default(posted());
+    let home = tempfile::tempdir().unwrap();
+    let run = || events(home.path(), &redis, &sink);
+    let id = run()
+        .args(["emit", "user.signup", "--email", "ada@example.com"])
+        .run()
+        .success()
+        .stdout;
+    run().args(["work", "--burst"]).run().success();
+    let report = run()
+        .args(["inspect", id.trim(), "--format", "json"])
+        .run()
+        .success()
+        .stdout_json();
+    let growth = report["destinations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "growth")
+        .unwrap_or_else(|| panic!("no growth in {report:#}"));
+    assert_eq!(growth["state"], "delivered", "{report:#}");
+    let attempts = growth["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 1, "{report:#}");
+    assert_eq!(attempts[0]["outcome"], "delivered");
+    assert_eq!(attempts[0]["status"], 200, "{report:#}");
+}

@@ -16,7 +16,7 @@ use super::{Context, print};
 use crate::cli::DigestArgs;
 use crate::dest::{self, Attempt, BatchLimit, Destination, Item};
 use crate::digest::Digest;
-use crate::error::UsageError;
+use crate::error::Error;
 use crate::event::{Event, Payload, now_ms};
 use crate::replay::Source;
 use crate::retry::RetryPolicy;
@@ -33,11 +33,12 @@ pub fn run(ctx: &Context, args: DigestArgs) -> anyhow::Result<()> {
         args.until.as_deref(),
         None,
         now_ms(),
-    )?
+    )
+    .map_err(Error::from)?
     else {
-        return Err(UsageError("--since is required".into()).into());
+        return Err(Error::Usage("--since is required".into()).into());
     };
-    let routes = config.routes()?;
+    let routes = config.routes().map_err(Error::from)?;
     let targets = targets(&routes, &args.to, args.dry_run)?;
     let mut digest = Digest::new(from_ms, until_ms);
     config
@@ -82,21 +83,21 @@ fn targets<'r>(routes: &'r Routes, to: &[String], dry_run: bool) -> anyhow::Resu
     if to.is_empty() {
         let chat: Vec<&Route> = routes.iter().filter(|r| r.kind().is_chat()).collect();
         if chat.is_empty() && !dry_run {
-            return Err(UsageError(
+            return Err(Error::Usage(
                 "no chat destination (Slack, Discord, Teams) is configured to send the digest to; pass --dry-run to print it".into(),
             )
             .into());
         }
         return Ok(chat);
     }
-    let ids = routes.resolve("--to", to)?;
+    let ids = routes.resolve("--to", to).map_err(Error::from)?;
     ids.iter()
         .map(|&id| {
             let route = routes.get(id);
             if route.kind().is_chat() {
                 Ok(route)
             } else {
-                Err(UsageError(format!(
+                Err(Error::Usage(format!(
                     "--to {}: a digest goes to chat destinations (Slack, Discord, Teams), and this is a {} destination",
                     route.name(),
                     route.kind().name()
@@ -205,7 +206,7 @@ impl Poster<'_> {
         let mut last: Option<String> = None;
         loop {
             self.take_send(last.as_deref())?;
-            let wait = match self.dest.send(items).of(0) {
+            let wait = match self.dest.send(items).of(0).attempt {
                 Attempt::Delivered => return Ok(()),
                 Attempt::RetryAfter(wait, reason) | Attempt::Deferred(wait, reason) => {
                     last = Some(reason);

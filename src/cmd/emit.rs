@@ -28,9 +28,15 @@ pub fn run(ctx: &Context, args: EmitArgs) -> anyhow::Result<()> {
         .clone()
         .expect("clap requires a type without --stdin");
     let event = Event::new(kind.clone(), payload(&emitter, &kind, &args)?);
-    emitter.catalog().validate(&event.kind, &event.payload)?;
+    emitter
+        .catalog()
+        .validate(&event.kind, &event.payload)
+        .map_err(Error::from)?;
     if args.dry_run {
-        let message = emitter.catalog().render(&event, Style::Plain)?;
+        let message = emitter
+            .catalog()
+            .render(&event, Style::Plain)
+            .map_err(Error::from)?;
         return print(&format!("{}\n{message}\n", event.to_json_line()));
     }
     if config.disabled {
@@ -62,17 +68,21 @@ fn payload(
     args: &EmitArgs,
 ) -> anyhow::Result<crate::event::Payload> {
     let catalog = emitter.catalog();
-    catalog.lookup(kind)?;
+    catalog.lookup(kind).map_err(Error::from)?;
     let mut payload = match &args.json {
         Some(text) => match serde_json::from_str::<Value>(text) {
             Ok(Value::Object(map)) => map,
             Ok(_) => {
-                return Err(ValidationError::Invalid("--json must be a JSON object".into()).into());
+                return Err(Error::from(ValidationError::Invalid(
+                    "--json must be a JSON object".into(),
+                ))
+                .into());
             }
             Err(e) => {
-                return Err(
-                    ValidationError::Invalid(format!("--json is not valid JSON: {e}")).into(),
-                );
+                return Err(Error::from(ValidationError::Invalid(format!(
+                    "--json is not valid JSON: {e}"
+                )))
+                .into());
             }
         },
         None => Default::default(),
@@ -89,7 +99,7 @@ fn payload(
         .filter_map(|(k, v)| v.as_ref().map(|v| ((*k).to_owned(), v.clone())))
         .collect();
     pairs.extend(key_values(&args.fields, "--field")?);
-    payload.extend(typed_fields(catalog, kind, &pairs)?);
+    payload.extend(typed_fields(catalog, kind, &pairs).map_err(Error::from)?);
     Ok(payload)
 }
 
@@ -134,9 +144,9 @@ fn emit_stdin(ctx: &Context, emitter: &mut Emitter, dry_run: bool) -> anyhow::Re
         );
     }
     if bad > 0 {
-        return Err(ValidationError::Invalid(format!(
+        return Err(Error::from(ValidationError::Invalid(format!(
             "{bad} input lines were rejected (see above); the others were written"
-        ))
+        )))
         .into());
     }
     Ok(())

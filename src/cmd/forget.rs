@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::{Context, key_values, print};
 use crate::cli::{ForgetArgs, Format};
-use crate::error::UsageError;
+use crate::error::Error;
 use crate::queue::forget::{Erased, Person};
 
 pub fn run(ctx: &Context, args: ForgetArgs) -> anyhow::Result<()> {
@@ -38,7 +38,7 @@ fn person(args: &ForgetArgs) -> anyhow::Result<Person> {
         fields.push(("email".to_owned(), email.clone()));
     }
     if let Some((key, _)) = fields.iter().find(|(_, value)| value.is_empty()) {
-        return Err(UsageError(format!(
+        return Err(Error::Usage(format!(
             "the value to erase for '{key}' is empty: give the value that identifies the person"
         ))
         .into());

@@ -20,7 +20,7 @@ use anyhow::Context as _;
 
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::config::Global;
-use crate::error::UsageError;
+use crate::error::Error;
 use crate::setup::Setup;
 
 /// What every subcommand may need: the global options and what `setup`
@@ -50,7 +50,7 @@ impl Context {
         if let Some(setup) = self.setup.get() {
             return Ok(setup);
         }
-        let setup = Setup::load(&self.global)?;
+        let setup = Setup::load(&self.global).map_err(Error::from)?;
         Ok(self.setup.get_or_init(|| setup))
     }
 }
@@ -111,15 +111,15 @@ pub fn load_dotenv() -> anyhow::Result<()> {
                     Some(text[..start].matches('\n').count() + 1)
                 })
                 .map_or(String::new(), |n| format!("{n}:"));
-            Err(UsageError(format!(
+            Err(Error::Usage(format!(
                 "{PATH}:{line} syntax error (expected KEY=VALUE, with quotes closed on the same entry)"
             ))
             .into())
         }
         Err(dotenvy::Error::Io(e)) => {
-            Err(UsageError(format!("cannot read {PATH} in the working directory: {e}")).into())
+            Err(Error::Usage(format!("cannot read {PATH} in the working directory: {e}")).into())
         }
-        Err(_) => Err(UsageError(format!("cannot read {PATH} in the working directory")).into()),
+        Err(_) => Err(Error::Usage(format!("cannot read {PATH} in the working directory")).into()),
     }
 }
 
@@ -157,7 +157,7 @@ pub fn key_values(args: &[String], flag: &str) -> anyhow::Result<Vec<(String, St
     args.iter()
         .map(|arg| match arg.split_once('=') {
             Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
-            _ => Err(UsageError(format!("{flag} expects KEY=VALUE, not {arg:?}")).into()),
+            _ => Err(Error::Usage(format!("{flag} expects KEY=VALUE, not {arg:?}")).into()),
         })
         .collect()
 }
@@ -171,7 +171,7 @@ pub fn key_values(args: &[String], flag: &str) -> anyhow::Result<Vec<(String, St
 pub fn confirm(refusal: String, question: &str, declined: &str) -> anyhow::Result<()> {
     use std::io::{BufRead, IsTerminal};
     if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
-        return Err(UsageError(refusal).into());
+        return Err(Error::Usage(refusal).into());
     }
     eprint!("{question} [y/N] ");
     let mut answer = String::new();
@@ -182,7 +182,7 @@ pub fn confirm(refusal: String, question: &str, declined: &str) -> anyhow::Resul
     if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
         Ok(())
     } else {
-        Err(UsageError(declined.to_owned()).into())
+        Err(Error::Usage(declined.to_owned()).into())
     }
 }
 

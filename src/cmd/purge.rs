@@ -8,6 +8,7 @@ use anyhow::Context as _;
 
 use super::Context;
 use crate::cli::PurgeArgs;
+use crate::error::Error;
 use crate::event::now_ms;
 use crate::queue::DeadFilter;
 use crate::replay::parse_when;
@@ -17,7 +18,9 @@ pub fn run(ctx: &Context, args: PurgeArgs) -> anyhow::Result<()> {
     // Never past now: letters dead-lettered while the operator answers were
     // not counted, so they are not removed.
     let before_ms = match args.before.as_deref() {
-        Some(when) => parse_when("--before", when, now)?.min(now),
+        Some(when) => parse_when("--before", when, now)
+            .map_err(Error::from)?
+            .min(now),
         None => now,
     };
     let filter = DeadFilter::new(Some(before_ms), &args.types, &args.dests);

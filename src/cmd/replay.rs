@@ -8,15 +8,16 @@
 //! people have seen. Dead letters were never seen.
 
 use std::fmt::Display;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write as _};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::{Context, print};
+use super::Context;
 use crate::catalog::ValidationError;
 use crate::cli::ReplayArgs;
+use crate::error::Error;
 use crate::event::now_ms;
-use crate::replay::{Chunk, Count, Plan, Replay, Sink, Source, Tally, Write};
+use crate::replay::{Chunk, Count, Plan, Replay, ReplayError, Sink, Source, Tally, Write};
 
 /// Replays longer than this many events show a progress bar (on a terminal).
 const PROGRESS_FROM: u64 = 1000;
@@ -24,11 +25,12 @@ const PROGRESS_FROM: u64 = 1000;
 pub fn run(ctx: &Context, args: ReplayArgs) -> anyhow::Result<()> {
     let config = ctx.setup()?;
     let plan = Plan::new(
-        config.routes()?,
+        config.routes().map_err(Error::from)?,
         args.to.as_deref(),
         &args.types,
         args.limit,
-    )?;
+    )
+    .map_err(Error::from)?;
     let now = now_ms();
     let mut source = Source::new(
         args.dead,
@@ -36,13 +38,14 @@ pub fn run(ctx: &Context, args: ReplayArgs) -> anyhow::Result<()> {
         args.until.as_deref(),
         args.file.as_deref(),
         now,
-    )?;
+    )
+    .map_err(Error::from)?;
     let slack = plan.slack();
     let mut total = None;
     if !matches!(source, Source::Dead) && !slack.is_empty() && !args.yes && !args.dry_run {
-        source.make_rereadable()?;
+        source.make_rereadable().map_err(Error::from)?;
         let mut count = Replay::new(&plan, Count);
-        count.run(&source, config)?;
+        count.run(&source, config).map_err(Error::from)?;
         if count.tally().slack_events > 0 {
             confirm(count.tally(), &slack)?;
         }
@@ -62,14 +65,15 @@ pub fn run(ctx: &Context, args: ReplayArgs) -> anyhow::Result<()> {
     // A summary only for a run that finished: one cut short says in its
     // error exactly what had been scheduled, and nothing more.
     if let Err(err) = finished {
+        let err = anyhow::Error::from(Error::from(err));
         return Err(err.context(stopped(args.dry_run, replay.scheduled())));
     }
     summarize(ctx, &plan, replay.tally(), args.dry_run);
     if replay.tally().bad_lines > 0 {
-        return Err(ValidationError::Invalid(format!(
+        return Err(Error::from(ValidationError::Invalid(format!(
             "{} input lines were rejected (see above); the others were replayed",
             replay.tally().bad_lines
-        ))
+        )))
         .into());
     }
     Ok(())
@@ -104,7 +108,7 @@ impl Shown {
 }
 
 impl Sink for Shown {
-    fn take(&mut self, chunk: &Chunk) -> anyhow::Result<()> {
+    fn take(&mut self, chunk: &Chunk) -> Result<(), ReplayError> {
         match &mut self.target {
             Target::Print => {
                 let mut out = String::new();
@@ -112,7 +116,11 @@ impl Sink for Shown {
                     out.push_str(&event.to_json_line());
                     out.push('\n');
                 }
-                print(&out)?;
+                let mut stdout = std::io::stdout().lock();
+                stdout
+                    .write_all(out.as_bytes())
+                    .and_then(|()| stdout.flush())
+                    .map_err(ReplayError::Output)?;
             }
             Target::Write(write) => write.take(chunk)?,
         }

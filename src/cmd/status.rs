@@ -42,12 +42,12 @@ use super::{Context, print};
 use crate::cli::{Format, StatusArgs};
 use crate::event::{format_ts_ms, now_ms};
 use crate::queue::Backend;
-use crate::queue::{Admin, Stats, Tally};
+use crate::queue::{Health, Stats, Tally};
 use crate::setup::Setup;
 
 pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<()> {
     let config = ctx.setup()?;
-    let mut queue: Box<dyn Admin> = config.open_queue()?;
+    let mut queue: Box<dyn Health> = config.open_queue()?;
     if args.watch {
         return watch::run(queue.as_mut(), config, args.format);
     }

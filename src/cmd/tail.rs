@@ -13,6 +13,7 @@ use wildmatch::WildMatch;
 use super::{Context, print};
 use crate::catalog::Catalog;
 use crate::cli::{TailArgs, TailFormat};
+use crate::error::Error;
 use crate::event::{Event, now_ms};
 use crate::queue::{QueueError, entry};
 use crate::replay::parse_when;
@@ -30,7 +31,8 @@ pub fn run(ctx: &Context, args: TailArgs) -> anyhow::Result<()> {
         .since
         .as_deref()
         .map(|when| parse_when("--since", when, now_ms()))
-        .transpose()?;
+        .transpose()
+        .map_err(Error::from)?;
     let types: Vec<WildMatch> = args.types.iter().map(|g| WildMatch::new(g)).collect();
     let config = ctx.setup()?;
     let stop = Stop::default();

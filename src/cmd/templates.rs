@@ -12,6 +12,7 @@ use crate::catalog::EventSpec;
 use crate::cli::{Format, TemplatesArgs};
 use crate::dest::{self, Destination};
 use crate::emitter::typed_fields;
+use crate::error::Error;
 use crate::event::{Event, Payload};
 use crate::filter::Verdict;
 use crate::route::Route;
@@ -33,18 +34,19 @@ pub fn run(ctx: &Context, args: TemplatesArgs) -> anyhow::Result<()> {
     } else {
         args.types
             .iter()
-            .map(|t| catalog.lookup(t))
+            .map(|t| catalog.lookup(t).map_err(Error::from))
             .collect::<Result<_, _>>()?
     };
     let overrides = key_values(&args.fields, "--field")?;
     let mut rows = Vec::new();
     for spec in specs {
         let message = if args.preview {
-            let typed: Payload = typed_fields(catalog, &spec.name, &overrides)?;
+            let typed: Payload =
+                typed_fields(catalog, &spec.name, &overrides).map_err(Error::from)?;
             let event = Event::new(spec.name.clone(), spec.sample_payload(&typed));
             Some(match &to {
                 Some(receiver) => receiver.preview(&event),
-                None => catalog.render(&event, Style::Plain)?,
+                None => catalog.render(&event, Style::Plain).map_err(Error::from)?,
             })
         } else {
             None
@@ -114,8 +116,10 @@ struct Receiver {
 
 impl Receiver {
     fn new(config: &Setup, name: &str) -> anyhow::Result<Receiver> {
-        let routes = config.routes()?;
-        let id = routes.resolve("--to", &[name.to_owned()])?[0];
+        let routes = config.routes().map_err(Error::from)?;
+        let id = routes
+            .resolve("--to", &[name.to_owned()])
+            .map_err(Error::from)?[0];
         let route = routes.get(id).clone();
         let dest = dest::build(
             route.config(),

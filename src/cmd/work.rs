@@ -8,6 +8,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 
 use super::Context;
 use crate::cli::WorkArgs;
+use crate::error::Error;
 use crate::metrics::{Metrics, serve};
 use crate::worker::{Options, Stop, Worker};
 
@@ -27,7 +28,7 @@ pub fn run(ctx: &Context, args: WorkArgs) -> anyhow::Result<()> {
     // at once (exit 2) instead of a worker running unobserved.
     let worker = match args.metrics_addr.filter(|a| !a.is_empty()) {
         Some(addr) => {
-            let listener = serve::bind(&addr)?;
+            let listener = serve::bind(&addr).map_err(Error::from)?;
             let metrics = Arc::new(Metrics::new(worker.routes()));
             serve::start(listener, Arc::clone(&metrics), config.open_queue()?);
             log::info!("serving /metrics, /healthz and /readyz on {addr}");

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use super::{Attempt, BatchLimit, Destination, Item};
+use super::{Answer, Attempt, BatchLimit, Destination, Item, Unsendable};
 use crate::catalog::Catalog;
 use crate::event::Event;
 use crate::template::Style;
@@ -24,10 +24,10 @@ impl Destination for Console {
         &self.name
     }
 
-    fn prepare(&self, event: &Event) -> Result<String, String> {
+    fn prepare(&self, event: &Event) -> Result<String, Unsendable> {
         self.catalog
             .render(event, Style::Plain)
-            .map_err(|e| e.to_string())
+            .map_err(Unsendable::from)
     }
 
     fn batch_limit(&self) -> BatchLimit {
@@ -37,7 +37,7 @@ impl Destination for Console {
         }
     }
 
-    fn send(&self, items: &[Item]) -> Attempt {
+    fn send(&self, items: &[Item]) -> Answer {
         let mut text = String::new();
         for item in items {
             text.push_str(&item.body);
@@ -45,8 +45,8 @@ impl Destination for Console {
         }
         let mut out = std::io::stdout().lock();
         match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-            Ok(()) => Attempt::Delivered,
-            Err(e) => Attempt::Transient(format!("cannot write to stdout: {e}")),
+            Ok(()) => Attempt::Delivered.into(),
+            Err(e) => Attempt::Transient(format!("cannot write to stdout: {e}")).into(),
         }
     }
 }

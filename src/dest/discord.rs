@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::http::{self, ErrorBody};
 use super::kind::Entry;
-use super::{Attempt, BatchLimit, Destination, Item};
+use super::{Answer, BatchLimit, Destination, Item, Unsendable};
 use crate::catalog::Catalog;
 use crate::config::{ConfigError, Env, redact_url};
 use crate::event::Event;
@@ -47,10 +47,10 @@ impl Destination for Discord {
         &self.name
     }
 
-    fn prepare(&self, event: &Event) -> Result<String, String> {
+    fn prepare(&self, event: &Event) -> Result<String, Unsendable> {
         self.catalog
             .render(event, self.style())
-            .map_err(|e| e.to_string())
+            .map_err(Unsendable::from)
     }
 
     fn style(&self) -> Style {
@@ -66,7 +66,7 @@ impl Destination for Discord {
         }
     }
 
-    fn send(&self, items: &[Item]) -> Attempt {
+    fn send(&self, items: &[Item]) -> Answer {
         let body = payload(items).to_string();
         http::classify_with(
             self.agent
@@ -75,7 +75,6 @@ impl Destination for Discord {
                 .send(&body),
             read_error,
         )
-        .attempt
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use ureq::ResponseExt as _;
 use ureq::http::Uri;
 
-use super::Attempt;
+use super::{Answer, Attempt};
 use crate::sanitize;
 
 /// An agent that returns 3xx/4xx/5xx responses instead of errors, keeps a
@@ -45,27 +45,6 @@ const MIN_RETRY_AFTER: Duration = Duration::from_secs(1);
 /// receiver sending gigabytes cannot grow the worker's memory.
 const MAX_BODY: u64 = 64 * 1024;
 
-/// What a receiver answered: the outcome, and the status when a response
-/// came (a destination may act on it, as Segment splits a batch on `400`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Answer {
-    pub status: Option<u16>,
-    pub attempt: Attempt,
-}
-
-thread_local! {
-    /// The status of the last response read on this thread.
-    static LAST_STATUS: std::cell::Cell<Option<u16>> = const { std::cell::Cell::new(None) };
-}
-
-/// The status of the last response read on this thread since the last
-/// call, if one was: a lane sends on its own thread, so after a send this is
-/// what the receiver answered, for the attempt records, without every
-/// destination handing its statuses up through `Destination::send`.
-pub fn take_status() -> Option<u16> {
-    LAST_STATUS.take()
-}
-
 /// Classifies a response: 2xx delivered (the status is the receiver's word,
 /// whatever the body says); 3xx permanent (a redirect is never followed);
 /// 429 wait for `Retry-After`; 408 and 5xx transient; any other status
@@ -98,7 +77,6 @@ pub fn classify_with(
         Err(e) => return failed(Attempt::Transient(describe_error(&e))),
     };
     let status = response.status().as_u16();
-    LAST_STATUS.set(Some(status));
     let answer = |attempt| Answer {
         status: Some(status),
         attempt,
@@ -145,10 +123,7 @@ pub fn rate_limited(wait: Option<Duration>, error: String) -> Attempt {
 }
 
 fn failed(attempt: Attempt) -> Answer {
-    Answer {
-        status: None,
-        attempt,
-    }
+    Answer::from(attempt)
 }
 
 /// At most `MAX_BODY` bytes of a body; what could not be read is left out.

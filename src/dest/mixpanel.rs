@@ -13,7 +13,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::kind::Entry;
-use super::{Attempt, BatchLimit, Destination, Item, http, join_bodies, split_if_refused};
+use super::{
+    Answer, Attempt, BatchLimit, Destination, Item, Unsendable, http, join_bodies, split_if_refused,
+};
 use crate::config::{ConfigError, Env, redact_url};
 use crate::event::Event;
 use crate::secret::Secret;
@@ -49,7 +51,7 @@ impl Mixpanel {
     }
 
     /// Posts `items`; a `400` naming failed records is one outcome per item.
-    fn post(&self, items: &[Item]) -> (http::Answer, Vec<FailedRecord>) {
+    fn post(&self, items: &[Item]) -> (Answer, Vec<FailedRecord>) {
         let failed = RefCell::new(Vec::new());
         let answer = http::classify_with(
             self.agent
@@ -106,16 +108,24 @@ pub fn record(event: &Event) -> Result<Value, String> {
 }
 
 /// The outcome of each of `count` items when Mixpanel imported all but
-/// `failed`: those are permanent failures with Mixpanel's reason.
-fn partial(count: usize, failed: &[FailedRecord]) -> Attempt {
-    let mut outcomes = vec![Attempt::Delivered; count];
+/// `failed`: those are permanent failures with Mixpanel's reason. Every
+/// item had the one answer's status, `400`.
+fn partial(count: usize, failed: &[FailedRecord]) -> Answer {
+    let answered = |attempt| Answer {
+        attempt,
+        status: Some(400),
+    };
+    let mut answers = vec![answered(Attempt::Delivered); count];
     for record in failed {
-        if let Some(outcome) = outcomes.get_mut(record.index) {
+        if let Some(answer) = answers.get_mut(record.index) {
             let reason = format!("{}: {}", record.field, record.message);
-            *outcome = Attempt::Permanent(http::error_text(400, reason.trim_matches([':', ' '])));
+            *answer = answered(Attempt::Permanent(http::error_text(
+                400,
+                reason.trim_matches([':', ' ']),
+            )));
         }
     }
-    Attempt::Each(outcomes)
+    answered(Attempt::Each(answers))
 }
 
 impl Destination for Mixpanel {
@@ -123,13 +133,13 @@ impl Destination for Mixpanel {
         &self.name
     }
 
-    fn prepare(&self, event: &Event) -> Result<String, String> {
-        let record = record(event)?.to_string();
+    fn prepare(&self, event: &Event) -> Result<String, Unsendable> {
+        let record = record(event).map_err(Unsendable)?.to_string();
         if record.len() > MAX_EVENT_BYTES {
-            return Err(format!(
+            return Err(Unsendable(format!(
                 "the event is {} bytes as a Mixpanel record; Mixpanel accepts at most 1 MB",
                 record.len()
-            ));
+            )));
         }
         Ok(record)
     }
@@ -144,7 +154,7 @@ impl Destination for Mixpanel {
     /// A `400` listing failed records is a partial success: Mixpanel kept
     /// the rest. A `400` or `413` that lists none refused the batch as a
     /// whole: it is sent again in halves, so only a bad event dies.
-    fn send(&self, items: &[Item]) -> Attempt {
+    fn send(&self, items: &[Item]) -> Answer {
         let (answer, failed) = self.post(items);
         if answer.status == Some(400) && !failed.is_empty() {
             return partial(items.len(), &failed);
@@ -225,15 +235,25 @@ mod tests {
             field: "properties.time".into(),
             message: "'properties.time' is invalid\u{1b}[31m".into(),
         }];
+        let outcomes = |answer: Answer| match answer.attempt {
+            Attempt::Each(answers) => answers
+                .into_iter()
+                .map(|a| (a.attempt, a.status))
+                .collect::<Vec<_>>(),
+            other => panic!("one outcome for all: {other:?}"),
+        };
         assert_eq!(
-            partial(3, &failed),
-            Attempt::Each(vec![
-                Attempt::Delivered,
-                Attempt::Permanent(
-                    "HTTP 400 properties.time: 'properties.time' is invalid\\u{1b}[31m".into()
+            outcomes(partial(3, &failed)),
+            [
+                (Attempt::Delivered, Some(400)),
+                (
+                    Attempt::Permanent(
+                        "HTTP 400 properties.time: 'properties.time' is invalid\\u{1b}[31m".into()
+                    ),
+                    Some(400)
                 ),
-                Attempt::Delivered,
-            ])
+                (Attempt::Delivered, Some(400)),
+            ]
         );
         // An index Mixpanel should not have sent changes nothing.
         let stray = vec![FailedRecord {
@@ -241,7 +261,10 @@ mod tests {
             field: String::new(),
             message: "x".into(),
         }];
-        assert_eq!(partial(1, &stray), Attempt::Each(vec![Attempt::Delivered]));
+        assert_eq!(
+            outcomes(partial(1, &stray)),
+            [(Attempt::Delivered, Some(400))]
+        );
     }
 
     #[test]

@@ -1,14 +1,16 @@
-//! Destinations: where a delivered event goes. One trait, eight kinds
+//! Destinations: where a delivered event goes. One trait, ten kinds
 //! (console, Slack, Discord, Teams, Segment, PostHog, Mixpanel, signed
-//! webhooks); the worker drives them all the same way and never knows which
-//! is which.
+//! webhooks, PagerDuty, email); the worker drives them all the same way and
+//! never knows which is which.
 
 pub mod console;
 pub mod declare;
 pub mod discord;
+pub mod email;
 pub mod http;
 pub mod kind;
 pub mod mixpanel;
+pub mod pagerduty;
 pub mod posthog;
 pub mod registry;
 pub mod segment;
@@ -40,8 +42,48 @@ pub enum Attempt {
     /// Will never succeed as sent (other 4xx, a redirect): dead-letter at once.
     Permanent(String),
     /// The items of one send fared differently (Segment refused one event of
-    /// a batch): one outcome per item, in order.
-    Each(Vec<Attempt>),
+    /// a batch): one answer per item, in order.
+    Each(Vec<Answer>),
+}
+
+/// What one send came to: its outcome, and the HTTP status the receiver
+/// answered with when a response came (none for a connection error, or a
+/// destination that speaks no HTTP). When the items fared differently the
+/// outcome is `Attempt::Each`, each item with its own status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub attempt: Attempt,
+    pub status: Option<u16>,
+}
+
+impl From<Attempt> for Answer {
+    /// An outcome without an HTTP status.
+    fn from(attempt: Attempt) -> Answer {
+        Answer {
+            attempt,
+            status: None,
+        }
+    }
+}
+
+impl Answer {
+    /// The answer to item `index` of the send: its own when the items fared
+    /// differently, else the one answer to them all. Never `Each`.
+    pub fn of(&self, index: usize) -> Answer {
+        match &self.attempt {
+            Attempt::Each(answers) => match answers.get(index) {
+                Some(Answer {
+                    attempt: Attempt::Each(_),
+                    ..
+                })
+                | None => Answer::from(Attempt::Transient(
+                    "the destination reported no outcome for this delivery".into(),
+                )),
+                Some(answer) => answer.clone(),
+            },
+            _ => self.clone(),
+        }
+    }
 }
 
 impl Attempt {
@@ -50,22 +92,8 @@ impl Attempt {
     pub fn is_rate_limited(&self) -> bool {
         match self {
             Attempt::RetryAfter(..) => true,
-            Attempt::Each(each) => each.iter().any(Attempt::is_rate_limited),
+            Attempt::Each(each) => each.iter().any(|a| a.attempt.is_rate_limited()),
             _ => false,
-        }
-    }
-
-    /// The outcome of item `index` of the send: its own when the items fared
-    /// differently, else the one outcome of them all. Never `Each`.
-    pub fn of(&self, index: usize) -> Attempt {
-        match self {
-            Attempt::Each(outcomes) => match outcomes.get(index) {
-                Some(Attempt::Each(_)) | None => Attempt::Transient(
-                    "the destination reported no outcome for this delivery".into(),
-                ),
-                Some(outcome) => outcome.clone(),
-            },
-            outcome => outcome.clone(),
         }
     }
 }
@@ -74,15 +102,16 @@ impl Attempt {
 /// refused the whole batch (`400`, `413`) for what may be one bad event:
 /// the batch is sent again in two halves through `send` (which may halve
 /// again), one outcome per item, so only the refused events are
-/// dead-lettered and their batch-mates are delivered.
+/// dead-lettered and their batch-mates are delivered; each item keeps the
+/// status of the last request that carried it.
 pub fn split_if_refused(
     name: &str,
     items: &[Item],
-    answer: http::Answer,
-    send: impl Fn(&[Item]) -> Attempt,
-) -> Attempt {
+    answer: Answer,
+    send: impl Fn(&[Item]) -> Answer,
+) -> Answer {
     if items.len() < 2 || !matches!(answer.status, Some(400 | 413)) {
-        return answer.attempt;
+        return answer;
     }
     log::debug!(
         "{name} refused a batch of {} ({:?}): sending it again in halves",
@@ -90,13 +119,16 @@ pub fn split_if_refused(
         answer.attempt
     );
     let each = |part: &[Item]| match send(part) {
-        Attempt::Each(outcomes) => outcomes,
-        outcome => vec![outcome; part.len()],
+        Answer {
+            attempt: Attempt::Each(answers),
+            ..
+        } => answers,
+        answer => vec![answer; part.len()],
     };
     let (left, right) = items.split_at(items.len() / 2);
-    let mut outcomes = each(left);
-    outcomes.extend(each(right));
-    Attempt::Each(outcomes)
+    let mut answers = each(left);
+    answers.extend(each(right));
+    Attempt::Each(answers).into()
 }
 
 /// The lines of `items` as one chat message, one line each, in order.
@@ -115,6 +147,18 @@ pub fn join_bodies(items: &[Item]) -> String {
         .map(|i| i.body.as_str())
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// Why a destination can never take an event as it is: the event cannot be
+/// rendered, or is too large for the receiver. A permanent failure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Unsendable(pub String);
+
+impl From<crate::catalog::ValidationError> for Unsendable {
+    fn from(err: crate::catalog::ValidationError) -> Unsendable {
+        Unsendable(err.to_string())
+    }
 }
 
 /// One delivery ready to send: the event and the body piece this
@@ -140,7 +184,7 @@ pub trait Destination: Send + Sync {
 
     /// Makes the body piece for `event`, or says why this destination can
     /// never take it (a permanent failure).
-    fn prepare(&self, event: &Event) -> Result<String, String>;
+    fn prepare(&self, event: &Event) -> Result<String, Unsendable>;
 
     /// How values are escaped in what it posts: its markup's
     /// (`Style::Slack`, `Style::Discord`), or none.
@@ -156,8 +200,8 @@ pub trait Destination: Send + Sync {
         }
     }
 
-    /// Sends a batch; one outcome for all of it, or `Attempt::Each`.
-    fn send(&self, items: &[Item]) -> Attempt;
+    /// Sends a batch; one answer for all of it, or `Attempt::Each`.
+    fn send(&self, items: &[Item]) -> Answer;
 }
 
 /// One configured destination: its name and kind, what its kind read for

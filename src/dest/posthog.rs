@@ -7,7 +7,9 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::kind::Entry;
-use super::{Attempt, BatchLimit, Destination, Item, http, join_bodies, split_if_refused};
+use super::{
+    Answer, BatchLimit, Destination, Item, Unsendable, http, join_bodies, split_if_refused,
+};
 use crate::config::{ConfigError, Env, redact_url};
 use crate::event::Event;
 use crate::secret::Secret;
@@ -39,7 +41,7 @@ impl PostHog {
         }
     }
 
-    fn post(&self, items: &[Item]) -> http::Answer {
+    fn post(&self, items: &[Item]) -> Answer {
         let body = format!("{}{}]}}", self.envelope.expose(), join_bodies(items));
         http::classify(
             self.agent
@@ -67,13 +69,13 @@ impl Destination for PostHog {
         &self.name
     }
 
-    fn prepare(&self, event: &Event) -> Result<String, String> {
+    fn prepare(&self, event: &Event) -> Result<String, Unsendable> {
         let call = capture(event).to_string();
         if call.len() > MAX_EVENT_BYTES {
-            return Err(format!(
+            return Err(Unsendable(format!(
                 "the event is {} bytes as a PostHog event; PostHog accepts at most 1 MB",
                 call.len()
-            ));
+            )));
         }
         Ok(call)
     }
@@ -88,7 +90,7 @@ impl Destination for PostHog {
     /// PostHog refuses a whole batch (`400`, `413`) for one bad event: it is
     /// sent again in halves, down to single events, so only the refused ones
     /// are dead-lettered and their batch-mates are delivered.
-    fn send(&self, items: &[Item]) -> Attempt {
+    fn send(&self, items: &[Item]) -> Answer {
         let answer = self.post(items);
         split_if_refused(&self.name, items, answer, |part| self.send(part))
     }

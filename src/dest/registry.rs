@@ -13,14 +13,15 @@
 //!    defaults, `parse_table()` (secrets through `Entry::secret`, errors
 //!    through `Entry::at` so they name `file:line: key`), and `parse_env()`
 //!    for the one destination its variables define without a config file.
-//! 2. Add `&<kind>::<Kind>,` to [`KINDS`] below. The order is the order of
-//!    the destinations the environment alone defines, and of the kinds an
-//!    unknown `kind` lists.
+//! 2. Add `&<kind>::<Kind>,` to [`KINDS`] below (its module is already in
+//!    scope). The order is the order of the destinations the environment
+//!    alone defines, and of the kinds an unknown `kind` lists.
 
 use std::sync::Arc;
 
 use super::kind::{Kind, Settings};
-use super::{console, discord, mixpanel, posthog, segment, slack, teams, webhook};
+// Every kind's module, so that adding a kind is its one line in `KINDS`.
+use super::*;
 
 /// Every kind, in order.
 pub static KINDS: &[&dyn Kind] = &[
@@ -31,6 +32,8 @@ pub static KINDS: &[&dyn Kind] = &[
     &posthog::PostHogKind,
     &mixpanel::MixpanelKind,
     &webhook::WebhookKind,
+    &pagerduty::PagerDutyKind,
+    &email::EmailKind,
     &console::ConsoleKind,
 ];
 

@@ -9,7 +9,9 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
 
 use super::kind::Entry;
-use super::{Attempt, BatchLimit, Destination, Item, http, join_bodies, split_if_refused};
+use super::{
+    Answer, BatchLimit, Destination, Item, Unsendable, http, join_bodies, split_if_refused,
+};
 use crate::config::{ConfigError, Env, redact_url};
 use crate::event::Event;
 use crate::secret::Secret;
@@ -66,13 +68,13 @@ impl Destination for Segment {
         &self.name
     }
 
-    fn prepare(&self, event: &Event) -> Result<String, String> {
+    fn prepare(&self, event: &Event) -> Result<String, Unsendable> {
         let call = track(event).to_string();
         if call.len() > MAX_CALL_BYTES {
-            return Err(format!(
+            return Err(Unsendable(format!(
                 "the event is {} bytes as a Segment call; Segment accepts at most 32 KB",
                 call.len()
-            ));
+            )));
         }
         Ok(call)
     }
@@ -88,14 +90,14 @@ impl Destination for Segment {
     /// event among good ones: it is sent again in halves, down to single
     /// events, so only the refused ones are dead-lettered, with Segment's
     /// error, and their batch-mates are delivered.
-    fn send(&self, items: &[Item]) -> Attempt {
+    fn send(&self, items: &[Item]) -> Answer {
         let answer = self.post(items);
         split_if_refused(&self.name, items, answer, |part| self.send(part))
     }
 }
 
 impl Segment {
-    fn post(&self, items: &[Item]) -> http::Answer {
+    fn post(&self, items: &[Item]) -> Answer {
         let calls = join_bodies(items);
         let body = format!("{{\"batch\":[{calls}]}}");
         http::classify(

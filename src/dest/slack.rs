@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::kind::Entry;
-use super::{Attempt, BatchLimit, Destination, Item, http};
+use super::{Answer, BatchLimit, Destination, Item, Unsendable, http};
 use crate::catalog::Catalog;
 use crate::config::{ConfigError, Env, redact_url};
 use crate::event::Event;
@@ -44,10 +44,10 @@ impl Destination for Slack {
         &self.name
     }
 
-    fn prepare(&self, event: &Event) -> Result<String, String> {
+    fn prepare(&self, event: &Event) -> Result<String, Unsendable> {
         self.catalog
             .render(event, self.style())
-            .map_err(|e| e.to_string())
+            .map_err(Unsendable::from)
     }
 
     fn style(&self) -> Style {
@@ -61,7 +61,7 @@ impl Destination for Slack {
         }
     }
 
-    fn send(&self, items: &[Item]) -> Attempt {
+    fn send(&self, items: &[Item]) -> Answer {
         let text = super::join_lines(items);
         let body = json!({ "text": text }).to_string();
         http::classify(
@@ -70,7 +70,6 @@ impl Destination for Slack {
                 .header("Content-Type", "application/json")
                 .send(&body),
         )
-        .attempt
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::http::{self, ErrorBody};
-use super::{Attempt, BatchLimit, Destination, Item};
+use super::{Answer, Attempt, BatchLimit, Destination, Item, Unsendable};
 use crate::catalog::Catalog;
 use crate::event::Event;
 use crate::secret::Secret;
@@ -54,10 +54,10 @@ impl Destination for SlackBot {
         &self.name
     }
 
-    fn prepare(&self, event: &Event) -> Result<String, String> {
+    fn prepare(&self, event: &Event) -> Result<String, Unsendable> {
         self.catalog
             .render(event, self.style())
-            .map_err(|e| e.to_string())
+            .map_err(Unsendable::from)
     }
 
     fn style(&self) -> Style {
@@ -71,7 +71,7 @@ impl Destination for SlackBot {
         }
     }
 
-    fn send(&self, items: &[Item]) -> Attempt {
+    fn send(&self, items: &[Item]) -> Answer {
         let text = super::join_lines(items);
         let body = json!({ "channel": self.channel, "text": text }).to_string();
         let result = self
@@ -84,15 +84,15 @@ impl Destination for SlackBot {
             Ok(mut response) if response.status().is_success() => {
                 let wait = http::retry_after_header(&response);
                 let body = http::read_bounded(response.body_mut());
-                verdict(&String::from_utf8_lossy(&body), wait)
+                Answer {
+                    attempt: verdict(&String::from_utf8_lossy(&body), wait),
+                    status: Some(response.status().as_u16()),
+                }
             }
-            other => {
-                http::classify_with(other, |body| ErrorBody {
-                    retry_after: None,
-                    text: slack_error(body),
-                })
-                .attempt
-            }
+            other => http::classify_with(other, |body| ErrorBody {
+                retry_after: None,
+                text: slack_error(body),
+            }),
         }
     }
 }

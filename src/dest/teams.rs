@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::kind::Entry;
-use super::{Attempt, BatchLimit, Destination, Item, http};
+use super::{Answer, BatchLimit, Destination, Item, Unsendable, http};
 use crate::catalog::Catalog;
 use crate::config::{ConfigError, Env, redact_url};
 use crate::event::Event;
@@ -46,10 +46,10 @@ impl Destination for Teams {
         &self.name
     }
 
-    fn prepare(&self, event: &Event) -> Result<String, String> {
+    fn prepare(&self, event: &Event) -> Result<String, Unsendable> {
         self.catalog
             .render(event, self.style())
-            .map_err(|e| e.to_string())
+            .map_err(Unsendable::from)
     }
 
     fn style(&self) -> Style {
@@ -63,7 +63,7 @@ impl Destination for Teams {
         }
     }
 
-    fn send(&self, items: &[Item]) -> Attempt {
+    fn send(&self, items: &[Item]) -> Answer {
         let body = payload(items).to_string();
         http::classify(
             self.agent
@@ -71,7 +71,6 @@ impl Destination for Teams {
                 .header("Content-Type", "application/json")
                 .send(&body),
         )
-        .attempt
     }
 }
 

@@ -15,7 +15,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use super::kind::Entry;
-use super::{Attempt, Destination, Item, http};
+use super::{Answer, Attempt, Destination, Item, Unsendable, http};
 use crate::config::{ConfigError, Env, redact_url};
 use crate::event::Event;
 use crate::secret::{Secret, SigningKey};
@@ -65,20 +65,20 @@ impl Destination for Webhook {
 
     /// The body, with the headers rendered once too: an event they cannot
     /// be made for fails here, before any request.
-    fn prepare(&self, event: &Event) -> Result<String, String> {
-        self.shape.headers(event)?;
-        self.shape.body(event)
+    fn prepare(&self, event: &Event) -> Result<String, Unsendable> {
+        self.shape.headers(event).map_err(Unsendable)?;
+        self.shape.body(event).map_err(Unsendable)
     }
 
-    fn send(&self, items: &[Item]) -> Attempt {
+    fn send(&self, items: &[Item]) -> Answer {
         let Some(item) = items.first() else {
-            return Attempt::Delivered;
+            return Attempt::Delivered.into();
         };
         let timestamp = chrono::Utc::now().timestamp();
         let signature = sign(&self.key, &item.event.id, timestamp, &item.body);
         let headers = match self.shape.headers(&item.event) {
             Ok(headers) => headers,
-            Err(e) => return Attempt::Permanent(e),
+            Err(e) => return Attempt::Permanent(e).into(),
         };
         let request = headers.into_iter().fold(
             self.agent.post(self.url.expose()),
@@ -98,7 +98,7 @@ impl Destination for Webhook {
                 self.name
             );
         }
-        answer.attempt
+        answer
     }
 }
 

@@ -15,22 +15,48 @@ pub const MAX_DEPTH: usize = 32;
 /// The longest a `when` may be, in bytes.
 pub const MAX_LEN: usize = 8192;
 
+/// Why [`check`] refuses an expression.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DepthError {
+    #[error("CEL expression is {len} bytes long, more than the {MAX_LEN} allowed")]
+    TooLong { len: usize },
+    #[error(
+        "CEL expression nests {depth} deep, more than the {MAX_DEPTH} allowed \
+         (each bracket, operator and .field counts one level)"
+    )]
+    TooDeep { depth: usize },
+    #[error("CEL expression at {at}: unbalanced '{bracket}'")]
+    Unbalanced { at: Position, bracket: char },
+    #[error("CEL expression at {at}: unterminated string")]
+    Unterminated { at: Position },
+    #[error("CEL expression at {at}: invalid escape in a string")]
+    BadEscape { at: Position },
+}
+
+/// A place in an expression, shown `line:column` as CEL's errors count
+/// them (from 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    pub line: usize,
+    pub column: usize,
+}
+
+impl std::fmt::Display for Position {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.line, self.column)
+    }
+}
+
 /// Refuses `source` when it is longer than [`MAX_LEN`], nests deeper than
 /// [`MAX_DEPTH`], or holds a string or bracket the scan cannot follow (CEL
 /// refuses those too).
-pub fn check(source: &str) -> Result<(), String> {
+pub fn check(source: &str) -> Result<(), DepthError> {
     if source.len() > MAX_LEN {
-        return Err(format!(
-            "CEL expression is {} bytes long, more than the {MAX_LEN} allowed",
-            source.len()
-        ));
+        return Err(DepthError::TooLong { len: source.len() });
     }
     let depth = measure(source.as_bytes())?;
     if depth > MAX_DEPTH {
-        return Err(format!(
-            "CEL expression nests {depth} deep, more than the {MAX_DEPTH} allowed \
-             (each bracket, operator and .field counts one level)"
-        ));
+        return Err(DepthError::TooDeep { depth });
     }
     Ok(())
 }
@@ -69,7 +95,7 @@ impl Level {
 }
 
 /// The bound on the depth of `source`'s tree.
-fn measure(source: &[u8]) -> Result<usize, String> {
+fn measure(source: &[u8]) -> Result<usize, DepthError> {
     let mut scan = Scan {
         source,
         at: 0,
@@ -106,7 +132,7 @@ impl Scan<'_> {
     }
 
     /// Reads the token at `at` and moves past it.
-    fn token(&mut self) -> Result<(), String> {
+    fn token(&mut self) -> Result<(), DepthError> {
         let source = self.source;
         let c = source[self.at];
         let pair = source.get(self.at..self.at + 2).unwrap_or_default();
@@ -144,11 +170,10 @@ impl Scan<'_> {
             }
             b')' | b']' | b'}' => {
                 if self.levels.len() == 1 || self.level().close != c {
-                    return Err(format!(
-                        "CEL expression at {}: unbalanced '{}'",
-                        position(source, self.at),
-                        c as char
-                    ));
+                    return Err(DepthError::Unbalanced {
+                        at: position(source, self.at),
+                        bracket: c as char,
+                    });
                 }
                 let inner = 1 + self.levels.pop().expect("a bracketed level").depth();
                 let outer = self.level();
@@ -172,7 +197,7 @@ impl Scan<'_> {
 
     /// Reads an identifier, the `in` operator, or a string's prefix and the
     /// string: whether it ends an operand, and its length.
-    fn word(&mut self) -> Result<(bool, usize), String> {
+    fn word(&mut self) -> Result<(bool, usize), DepthError> {
         let (source, at) = (self.source, self.at);
         let end = at
             + source[at..]
@@ -241,7 +266,7 @@ fn number(source: &[u8], at: usize) -> usize {
 /// Where the string literal whose quote is at `at` ends (just past its
 /// closing quote). One CEL's lexer would not read whole is refused, so the
 /// scan never mistakes code for a string's text.
-fn string(source: &[u8], at: usize, raw: bool) -> Result<usize, String> {
+fn string(source: &[u8], at: usize, raw: bool) -> Result<usize, DepthError> {
     let quote = source[at];
     let triple = source[at..].starts_with(&[quote; 3]) && {
         // `""` followed by a third quote opens a triple-quoted string only
@@ -254,11 +279,8 @@ fn string(source: &[u8], at: usize, raw: bool) -> Result<usize, String> {
     } else {
         (at + 1, std::slice::from_ref(&source[at]))
     };
-    let unterminated = || {
-        format!(
-            "CEL expression at {}: unterminated string",
-            position(source, at)
-        )
+    let unterminated = || DepthError::Unterminated {
+        at: position(source, at),
     };
     loop {
         let rest = source
@@ -271,11 +293,8 @@ fn string(source: &[u8], at: usize, raw: bool) -> Result<usize, String> {
         match rest[0] {
             b'\n' | b'\r' if !triple => return Err(unterminated()),
             b'\\' if !raw => {
-                i += escape(rest).ok_or_else(|| {
-                    format!(
-                        "CEL expression at {}: invalid escape in a string",
-                        position(source, i)
-                    )
+                i += escape(rest).ok_or_else(|| DepthError::BadEscape {
+                    at: position(source, i),
                 })?;
             }
             _ => i += 1,
@@ -310,8 +329,8 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// `line:column` of byte `at`, counted as CEL's errors count them (from 1).
-fn position(source: &[u8], at: usize) -> String {
+/// The position of byte `at`.
+fn position(source: &[u8], at: usize) -> Position {
     let before = &source[..at];
     let line = 1 + before.iter().filter(|&&b| b == b'\n').count();
     let start = before
@@ -319,5 +338,5 @@ fn position(source: &[u8], at: usize) -> String {
         .rposition(|&b| b == b'\n')
         .map_or(0, |i| i + 1);
     let column = 1 + String::from_utf8_lossy(&before[start..]).chars().count();
-    format!("{line}:{column}")
+    Position { line, column }
 }

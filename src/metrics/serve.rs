@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::Metrics;
 use super::http::{self, Answer};
-use crate::queue::Queue;
+use crate::queue::Health;
 use crate::sanitize::escape;
 
 /// How often the queue's counts are refreshed: `/readyz` turns 503 within
@@ -88,7 +88,7 @@ impl Readiness {
 
 /// Serves `metrics` on `listener` and keeps its backlog fresh from `queue`,
 /// each on threads that live as long as the process.
-pub fn start(listener: TcpListener, metrics: Arc<Metrics>, queue: Box<dyn Queue>) {
+pub fn start(listener: TcpListener, metrics: Arc<Metrics>, queue: Box<dyn Health>) {
     let readiness = Readiness::new(Some("the queue was not asked yet".into()));
     let refresher = Refresher {
         queue,
@@ -104,7 +104,7 @@ pub fn start(listener: TcpListener, metrics: Arc<Metrics>, queue: Box<dyn Queue>
 }
 
 struct Refresher {
-    queue: Box<dyn Queue>,
+    queue: Box<dyn Health>,
     metrics: Arc<Metrics>,
     readiness: Readiness,
 }

@@ -7,7 +7,7 @@
 use serde_json::{Map, Value};
 
 use super::{DeadLetter, Delivery, Poison, StreamEntry, token_dest};
-use crate::event::{Event, EventLine, derived_id, format_ts_ms, parse_ts};
+use crate::event::{BadEvent, Event, EventLine, derived_id, format_ts_ms, parse_ts};
 
 /// A stream entry as stored, before anyone decides what it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,8 +74,8 @@ pub enum PoisonReason {
     #[error("'payload' is not valid JSON: {0}")]
     PayloadNotJson(String),
     /// A bad `ts`, id or type, as [`EventLine::into_event`] words it.
-    #[error("{0}")]
-    Invalid(String),
+    #[error(transparent)]
+    Invalid(#[from] BadEvent),
 }
 
 /// Decides what a stored entry is: its event, with `id` and `ts` derived

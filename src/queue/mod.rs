@@ -15,9 +15,11 @@
 //! - every settlement (acknowledgements, finished retries, new retries, dead
 //!   letters) is written atomically, all or nothing.
 //!
-//! The seam is split by who calls it: [`Producer`] (`emit`), [`Consumer`]
-//! (the worker's claim, settle and renew) and [`Admin`] (`status`, `replay`,
-//! housekeeping); [`Queue`] is all three. Backends store and fetch; what a
+//! The seam is split by who calls it: [`Producer`] (`emit`), the worker's
+//! [`Claims`], [`Settle`], [`Leases`], [`RateLimit`] and [`AlertWindows`]
+//! (together [`Consumer`]), and the operator's [`History`], [`Retries`],
+//! [`DeadLetters`], [`Lifecycle`] and [`Health`] (together [`Admin`]);
+//! [`Queue`] is all of them, for opening. Backends store and fetch; what a
 //! stored entry or retry *is* (event, delivery or poison, and why) is
 //! decided once, in [`entry`].
 
@@ -27,6 +29,7 @@ pub mod forget;
 pub mod redis;
 pub mod settings;
 pub mod sqlite;
+pub mod window;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -216,7 +219,7 @@ pub struct StoredDeadLetter {
     pub letter: DeadLetter,
 }
 
-/// Which dead letters [`Admin::purge_dead`] removes: every one unless
+/// Which dead letters [`DeadLetters::purge_dead`] removes: every one unless
 /// narrowed, and a letter must pass every narrowing given.
 #[derive(Debug, Clone, Default)]
 pub struct DeadFilter {
@@ -368,14 +371,14 @@ pub trait Producer: Describe {
     ) -> Result<Option<String>>;
 }
 
-/// The worker's side: claiming, settling and renewing, the hot path.
-pub trait Consumer: Describe {
+/// The worker's claims: recovering, claiming and renewing, the hot path.
+pub trait Claims: Describe {
     /// Entries claimed earlier by `consumer` and never settled, as stored:
-    /// what [`Consumer::recover`] decodes.
+    /// what [`Claims::recover`] decodes.
     fn recover_raw(&mut self, consumer: &str) -> Result<Vec<RawEntry>>;
 
     /// Claims up to `count` entries for `consumer`, as stored: what
-    /// [`Consumer::claim`] decodes.
+    /// [`Claims::claim`] decodes.
     fn claim_raw(&mut self, consumer: &str, count: usize, block: Duration)
     -> Result<Vec<RawEntry>>;
 
@@ -402,13 +405,23 @@ pub trait Consumer: Describe {
         only: &[String],
     ) -> Result<Vec<RetryClaim>>;
 
-    /// Writes a settlement, all or nothing.
-    fn settle(&mut self, consumer: &str, settlement: &Settlement) -> Result<()>;
-
     /// Extends, by a full claim lease from now, the claims `consumer` still
     /// holds on these entries and retries (a slow delivery keeps them).
     fn renew(&mut self, consumer: &str, entries: &[String], retries: &[String]) -> Result<()>;
 
+    /// What is left to do. When `only` is not empty, retries count only
+    /// those to the named destinations.
+    fn backlog(&mut self, only: &[String]) -> Result<Backlog>;
+}
+
+/// Writing what the worker did: the settler's side.
+pub trait Settle: Describe {
+    /// Writes a settlement, all or nothing.
+    fn settle(&mut self, consumer: &str, settlement: &Settlement) -> Result<()>;
+}
+
+/// The consumer names workers hold, so two never share one.
+pub trait Leases: Describe {
     /// Takes the consumer name `consumer` for `holder` (who is asking:
     /// `host pid N`) for `lease`, or extends it when `holder` already holds
     /// it. Fails with [`ConsumerHeld`] while another holder's lease runs.
@@ -420,19 +433,21 @@ pub trait Consumer: Describe {
     /// Forgets `consumer` (a worker that stopped) if it holds nothing, so
     /// `status` lists only workers that matter.
     fn leave(&mut self, consumer: &str) -> Result<()>;
+}
 
-    /// What is left to do. When `only` is not empty, retries count only
-    /// those to the named destinations.
-    fn backlog(&mut self, only: &[String]) -> Result<Backlog>;
-
+/// The rate limits every worker on the queue shares: a lane's side.
+pub trait RateLimit: Describe {
     /// Takes one send from `dest`'s rate limit, which every worker on this
     /// queue shares (see [`crate::rate::take`]): `None` when taken (send
     /// now), else how long until the next send is free.
     fn take_token(&mut self, dest: &str, rate: Rate) -> Result<Option<Duration>>;
+}
 
+/// The dead-letter alert windows every worker on the queue shares.
+pub trait AlertWindows: Describe {
     /// Counts `count` dead letters to `dest` (the latest failing with
     /// `error`) into its alert window, which
-    /// every worker on this queue shares (see [`crate::alert::count_into`]):
+    /// every worker on this queue shares (see [`window::count_into`]):
     /// how many to report when this call opens a new window, `None` while
     /// one is open.
     fn count_dead_for_alert(
@@ -445,14 +460,25 @@ pub trait Consumer: Describe {
 
     /// The alerts owed by windows that ended with dead letters counted in
     /// them and no later dead letter to carry them (see
-    /// [`crate::alert::due`]): each destination's count and latest error.
+    /// [`window::due`]): each destination's count and latest error.
     /// Each is returned to one caller only, whichever worker asks first, and
     /// opens a new window.
-    fn alerts_due(&mut self, window: Duration) -> Result<Vec<crate::alert::Tally>>;
+    fn alerts_due(&mut self, window: Duration) -> Result<Vec<window::Tally>>;
 }
 
-/// The operator's side: `status`, `replay` and housekeeping.
-pub trait Admin: Describe {
+/// The worker's side: everything it asks of the queue while it runs.
+pub trait Consumer: Claims + Settle + Leases + RateLimit + AlertWindows {}
+
+impl<T: Claims + Settle + Leases + RateLimit + AlertWindows + ?Sized> Consumer for T {}
+
+/// What the settler asks: writing settlements, counting dead letters into
+/// their alert windows and appending the alerts this raises.
+pub trait Settling: Settle + AlertWindows + Producer {}
+
+impl<T: Settle + AlertWindows + Producer + ?Sized> Settling for T {}
+
+/// Reading the history: `replay`, `digest`, `tail`, `inspect`.
+pub trait History: Describe {
     /// Events of the stream with `from_ms <= ts < until_ms`, selected by
     /// `ts` exactly however long before or after it they were written,
     /// passed to `visit` in batches (SQLite in `ts` order, Redis in write
@@ -464,10 +490,37 @@ pub trait Admin: Describe {
         visit: &mut dyn FnMut(Vec<Event>) -> bool,
     ) -> Result<()>;
 
+    /// Where following the stream starts, as a position for
+    /// [`History::follow`]: after the newest entry, or with `from_ms`, before
+    /// the first entry written at or after that time.
+    fn follow_from(&mut self, from_ms: Option<i64>) -> Result<String>;
+
+    /// Up to `count` entries written after the position `after`, as stored,
+    /// waiting up to `block` when there are none. Read without the consumer
+    /// group: nothing is claimed, no worker is kept from anything. The last
+    /// entry's key is the position to follow from next.
+    fn follow(&mut self, after: &str, count: usize, block: Duration) -> Result<Vec<RawEntry>>;
+
+    /// The event `event_id`, if the history still holds it: looked for at
+    /// the stream position `hint` first (an attempt record's `entry`),
+    /// else through the whole stream.
+    fn event(&mut self, event_id: &str, hint: Option<&str>) -> Result<Option<Event>>;
+}
+
+/// The retry set as the operator sees it: `replay` schedules into it,
+/// `inspect` asks when a delivery is due.
+pub trait Retries: Describe {
     /// Adds deliveries to the retry set, due at `due_ms` (replay), except
     /// those of events `forget` erased since they were read.
     fn enqueue(&mut self, deliveries: &[Delivery], due_ms: i64) -> Result<()>;
 
+    /// When the delivery `token` (see [`Delivery::token`]) is next due, if
+    /// it waits in the retry set (or is being retried right now).
+    fn retry_due(&mut self, token: &str) -> Result<Option<i64>>;
+}
+
+/// The dead letters: listed, requeued, counted and purged.
+pub trait DeadLetters: Describe {
     /// Every dead letter, oldest first.
     fn dead_letters(&mut self) -> Result<Vec<StoredDeadLetter>>;
 
@@ -484,21 +537,11 @@ pub trait Admin: Describe {
     /// Removes the dead letters `filter` selects, uncounting each in the
     /// counts `status` shows; returns how many were removed.
     fn purge_dead(&mut self, filter: &DeadFilter) -> Result<u64>;
+}
 
-    /// Where following the stream starts, as a position for
-    /// [`Admin::follow`]: after the newest entry, or with `from_ms`, before
-    /// the first entry written at or after that time.
-    fn follow_from(&mut self, from_ms: Option<i64>) -> Result<String>;
-
-    /// Up to `count` entries written after the position `after`, as stored,
-    /// waiting up to `block` when there are none. Read without the consumer
-    /// group: nothing is claimed, no worker is kept from anything. The last
-    /// entry's key is the position to follow from next.
-    fn follow(&mut self, after: &str, count: usize, block: Duration) -> Result<Vec<RawEntry>>;
-
-    /// The health of the pipeline.
-    fn stats(&mut self) -> Result<Stats>;
-
+/// What is kept and for how long: trimming the history, the attempt
+/// records, and erasing a person.
+pub trait Lifecycle: Describe {
     /// Removes stream history written before `before_ms` (by write time,
     /// not `ts`), never an entry that is unread or pending nor any after it.
     /// Returns how many entries were removed.
@@ -506,15 +549,6 @@ pub trait Admin: Describe {
 
     /// The attempt records of the event `event_id`, oldest first.
     fn attempts(&mut self, event_id: &str) -> Result<Vec<AttemptRecord>>;
-
-    /// The event `event_id`, if the history still holds it: looked for at
-    /// the stream position `hint` first (an attempt record's `entry`),
-    /// else through the whole stream.
-    fn event(&mut self, event_id: &str, hint: Option<&str>) -> Result<Option<Event>>;
-
-    /// When the delivery `token` (see [`Delivery::token`]) is next due, if
-    /// it waits in the retry set (or is being retried right now).
-    fn retry_due(&mut self, token: &str) -> Result<Option<i64>>;
 
     /// Erases every event `person` owns from the history, the retry set
     /// and its bodies, the dead letters, the attempt records and the
@@ -525,10 +559,22 @@ pub trait Admin: Describe {
     fn forget(&mut self, person: &forget::Person, dry_run: bool) -> Result<forget::Erased>;
 }
 
-/// All three sides at once, for callers that need them all (the worker
-/// trims and requeues as well as claims) and for opening a queue whose
-/// caller picks the side it needs.
-pub trait Queue: Producer + Consumer + Admin {}
+/// The health of the pipeline, for `status` and the metrics endpoint.
+pub trait Health: Describe {
+    /// The health of the pipeline.
+    fn stats(&mut self) -> Result<Stats>;
+}
+
+/// The operator's side: `status`, `replay` and housekeeping.
+pub trait Admin: History + Retries + DeadLetters + Lifecycle + Health {}
+
+impl<T: History + Retries + DeadLetters + Lifecycle + Health + ?Sized> Admin for T {}
+
+/// Every side at once, for callers that need them all (the worker trims
+/// and requeues as well as claims) and for opening a queue whose caller
+/// then keeps only the side it needs (`Box<dyn Queue>` becomes a
+/// `Box<dyn Health>`, a `Box<dyn RateLimit>`, a `Box<dyn Settling>`…).
+pub trait Queue: Producer + Consumer + Admin + Settling {}
 
 impl<T: Producer + Consumer + Admin + ?Sized> Queue for T {}
 
@@ -585,4 +631,36 @@ pub fn count_dead<'a>(letters: impl Iterator<Item = &'a DeadLetter>) -> Vec<(Str
     let mut out: Vec<_> = counts.into_iter().map(|((d, e), n)| (d, e, n)).collect();
     out.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| (&a.0, &a.1).cmp(&(&b.0, &b.1))));
     out
+}
+
+/// Every side of the seam, to call any of them on a backend's own type
+/// (`use events::queue::prelude::*`).
+pub mod prelude {
+    pub use super::{
+        Admin, AlertWindows, Claims, Consumer, DeadLetters, Describe, Health, History, Leases,
+        Lifecycle, Producer, Queue, RateLimit, Retries, Settle, Settling,
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Dead letters are stored as this JSON in both backends: letters
+    /// written by earlier versions must still read, poison included.
+    #[test]
+    fn a_stored_dead_letter_keeps_its_json_form() {
+        let stored = [
+            r#"{"event":{"Ok":{"id":"01M8GCM5T79SNA9DY6YG5C54D4","type":"user.signup","ts":"2026-11-27T09:00:00.000Z","payload":{"email":"a@b"}}},"dest":"slack","attempts":3,"error":"HTTP 500","at_ms":1700000000000}"#,
+            r#"{"event":{"Err":"type=x&payload=not json"},"dest":"*","attempts":0,"error":"'payload' is not valid JSON","at_ms":1700000000001}"#,
+        ];
+        for text in stored {
+            let letter: DeadLetter = serde_json::from_str(text).unwrap();
+            assert_eq!(serde_json::to_string(&letter).unwrap(), text);
+        }
+        let poison: DeadLetter = serde_json::from_str(stored[1]).unwrap();
+        assert_eq!(poison.event, Err("type=x&payload=not json".to_owned()));
+        let letter: DeadLetter = serde_json::from_str(stored[0]).unwrap();
+        assert_eq!(letter.event.unwrap().kind, "user.signup");
+    }
 }

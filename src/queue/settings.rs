@@ -8,7 +8,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::redis::sentinel::{SentinelUrl, is_sentinel_url};
+use super::redis::sentinel::{Answered, SentinelUrl, is_sentinel_url};
 use super::{Durability, Queue, QueueOptions, Result, redis, sqlite};
 use crate::secret::{Secret, redact_url};
 
@@ -39,9 +39,12 @@ pub enum Backend {
     },
     /// A primary that Redis Sentinel names (`redis+sentinel://`), checked
     /// when the configuration loads; the sentinels are asked on connecting.
+    /// `answered` is the sentinel that answered last, shared by every
+    /// queue opened from these settings.
     Sentinel {
         url: Secret,
         sentinel: Box<SentinelUrl>,
+        answered: Answered,
     },
 }
 
@@ -132,8 +135,11 @@ pub fn open(settings: &Settings) -> Result<Box<dyn Queue>> {
             options,
         )),
         Backend::Sqlite { path } => Box::new(sqlite::SqliteQueue::open(path, options)?),
-        Backend::Sentinel { sentinel, .. } => Box::new(redis::RedisQueue::with_sentinels(
+        Backend::Sentinel {
+            sentinel, answered, ..
+        } => Box::new(redis::RedisQueue::with_sentinels(
             (**sentinel).clone(),
+            answered.clone(),
             &settings.prefix,
             options,
         )?),
@@ -179,6 +185,7 @@ fn redis_backend(url: &str) -> std::result::Result<Backend, SettingError> {
         return Ok(Backend::Sentinel {
             url: Secret::new(url),
             sentinel: Box::new(sentinel),
+            answered: Answered::default(),
         });
     }
     if !(url.starts_with("redis://")
@@ -194,21 +201,55 @@ fn redis_backend(url: &str) -> std::result::Result<Backend, SettingError> {
             ),
         );
     }
-    let client = ::redis::Client::open(url).map_err(|e| SettingError {
+    let client = ::redis::Client::open(url).map_err(|_| SettingError {
         name: "REDIS_URL",
         message: format!(
             "the Redis URL {} is not valid: {}",
             redact_url(url),
-            e.to_string()
-                .split(" - ")
-                .next()
-                .unwrap_or("it does not parse")
+            why_invalid(url)
         ),
     })?;
     Ok(Backend::Redis {
         url: Secret::new(url),
         client: Box::new(client),
     })
+}
+
+/// Why the redis crate refuses `text`, in its words, read from the URL's
+/// parts (never from the error's text, which may hold the password).
+fn why_invalid(text: &str) -> &'static str {
+    let Some(url) = ::redis::parse_redis_url(text) else {
+        return "Redis URL did not parse";
+    };
+    let bad_db = |db: &str| !db.is_empty() && db.parse::<i64>().is_err();
+    if matches!(url.scheme(), "unix" | "redis+unix") {
+        if url.to_file_path().is_err() {
+            return "Missing path";
+        }
+        if url
+            .query_pairs()
+            .any(|(k, v)| k == "db" && v.parse::<i64>().is_err())
+        {
+            return "Invalid database number";
+        }
+        return "it does not parse";
+    }
+    let decodes = |part: &str| {
+        percent_encoding::percent_decode_str(part)
+            .decode_utf8()
+            .is_ok()
+    };
+    match url.host_str() {
+        None => "Missing hostname",
+        Some("0.0.0.0" | "[::]") => "Cannot connect to a wildcard address (0.0.0.0 or ::)",
+        Some(_) if url.scheme() == "rediss" && url.fragment().is_some_and(|f| f != "insecure") => {
+            "only #insecure is supported as URL fragment"
+        }
+        Some(_) if bad_db(url.path().trim_matches('/')) => "Invalid database number",
+        Some(_) if !decodes(url.username()) => "Username is not valid UTF-8 string",
+        Some(_) if !url.password().is_none_or(decodes) => "Password is not valid UTF-8 string",
+        Some(_) => "it does not parse",
+    }
 }
 
 /// Replicas an emit may wait for: more than a primary ever has is a typo.
@@ -302,6 +343,29 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The reason given is the redis crate's own, for each way a URL fails.
+    #[test]
+    fn an_invalid_url_is_explained_in_the_crates_words_without_reading_its_error() {
+        for url in [
+            "redis://",
+            "redis://:pw@127.0.0.1:6379/x",
+            "redis://0.0.0.0:6379",
+            "rediss://h:6379#other",
+            "redis://%ff@h:6379",
+            "redis://u:%ff@h:6379",
+            "unix:///tmp/r.sock?db=x",
+        ] {
+            let refused = ::redis::Client::open(url).expect_err(url).to_string();
+            let why = why_invalid(url);
+            assert!(refused.starts_with(why), "{url}: {why:?} for {refused:?}");
+        }
+        let refused = redis_backend("redis://:hunter2@127.0.0.1:6379/x").unwrap_err();
+        assert_eq!(
+            refused.message,
+            "the Redis URL redis://***@127.0.0.1:6379/*** is not valid: Invalid database number"
+        );
     }
 
     #[test]

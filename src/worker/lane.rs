@@ -13,9 +13,9 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::stop::Stop;
 use super::{Job, Report};
-use crate::dest::{Attempt, BatchLimit, Destination, Item};
+use crate::dest::{Answer, Attempt, BatchLimit, Destination, Item};
 use crate::metrics::RouteMetrics;
-use crate::queue::Queue;
+use crate::queue::RateLimit;
 use crate::rate::Rate;
 
 /// A `Retry-After` up to this long is waited out in the lane; a longer one
@@ -60,14 +60,14 @@ impl Lag {
 /// A destination's share of its rate limit: the queue every worker asks
 /// for a send before it makes one.
 pub struct Limiter {
-    pub queue: Box<dyn Queue>,
+    pub queue: Box<dyn RateLimit>,
     pub rate: Rate,
     /// Whether the last ask failed, to warn once per outage.
     failing: bool,
 }
 
 impl Limiter {
-    pub fn new(queue: Box<dyn Queue>, rate: Rate) -> Limiter {
+    pub fn new(queue: Box<dyn RateLimit>, rate: Rate) -> Limiter {
         Limiter {
             queue,
             rate,
@@ -190,10 +190,8 @@ impl Lane {
             }
             let items: Vec<Item> = batch.jobs.iter().map(|j| j.item.clone()).collect();
             let started = Instant::now();
-            crate::dest::http::take_status();
-            let attempt = self.send_counted(&items);
-            let status = crate::dest::http::take_status();
-            if let Attempt::RetryAfter(wait, _) = &attempt
+            let answer = self.send_counted(&items);
+            if let Attempt::RetryAfter(wait, _) = &answer.attempt
                 && *wait <= INLINE_WAIT
                 && !self.stopping()
             {
@@ -210,9 +208,8 @@ impl Lane {
             let _ = self.reports.send(Report::Sent {
                 dest: self.index,
                 jobs: std::mem::take(&mut batch.jobs),
-                attempt,
+                answer,
                 elapsed: started.elapsed(),
-                status,
             });
             return;
         }
@@ -254,31 +251,31 @@ impl Lane {
 
     /// Sends; a bug that panics in a destination becomes a failed attempt
     /// (retried, then dead-lettered) instead of a lane that never reports.
-    fn send(&self, items: &[Item]) -> Attempt {
+    fn send(&self, items: &[Item]) -> Answer {
         let Some(metrics) = &self.metrics else {
             return self.send_unmeasured(items);
         };
         metrics.sending(items.len());
         let started = Instant::now();
-        let attempt = self.send_unmeasured(items);
-        metrics.sent(items.len(), &attempt, started.elapsed());
-        attempt
+        let answer = self.send_unmeasured(items);
+        metrics.sent(items.len(), &answer.attempt, started.elapsed());
+        answer
     }
 
     /// Sends, and tells the settler when the receiver said "too many
     /// requests", so `status` counts it for every worker together.
-    fn send_counted(&self, items: &[Item]) -> Attempt {
-        let attempt = self.send(items);
-        if attempt.is_rate_limited() {
+    fn send_counted(&self, items: &[Item]) -> Answer {
+        let answer = self.send(items);
+        if answer.attempt.is_rate_limited() {
             let _ = self.reports.send(Report::RateLimited { dest: self.index });
         }
-        attempt
+        answer
     }
 
-    fn send_unmeasured(&self, items: &[Item]) -> Attempt {
+    fn send_unmeasured(&self, items: &[Item]) -> Answer {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.dest.send(items)))
             .unwrap_or_else(|_| {
-                Attempt::Transient("internal error while sending (see the log)".into())
+                Attempt::Transient("internal error while sending (see the log)".into()).into()
             })
     }
 
@@ -292,9 +289,9 @@ impl Lane {
         let _ = self.reports.send(Report::Sent {
             dest: self.index,
             jobs,
-            attempt: Attempt::Deferred(Duration::ZERO, "the worker stopped before sending".into()),
+            answer: Attempt::Deferred(Duration::ZERO, "the worker stopped before sending".into())
+                .into(),
             elapsed: Duration::ZERO,
-            status: None,
         });
     }
 
@@ -318,7 +315,7 @@ mod tests {
         fn name(&self) -> &str {
             "joining"
         }
-        fn prepare(&self, _: &Event) -> Result<String, String> {
+        fn prepare(&self, _: &Event) -> Result<String, crate::dest::Unsendable> {
             Ok(String::new())
         }
         fn batch_limit(&self) -> BatchLimit {
@@ -327,8 +324,8 @@ mod tests {
                 bytes: usize::MAX,
             }
         }
-        fn send(&self, _: &[Item]) -> Attempt {
-            Attempt::Delivered
+        fn send(&self, _: &[Item]) -> Answer {
+            Attempt::Delivered.into()
         }
     }
 
@@ -383,10 +380,10 @@ mod tests {
         job_tx.send(job("1-0")).unwrap();
         // Only a hang guard: the lane now waits an hour for its next send.
         let guard = Duration::from_secs(60);
-        let Ok(Report::Sent { attempt, jobs, .. }) = report_rx.recv_timeout(guard) else {
+        let Ok(Report::Sent { answer, jobs, .. }) = report_rx.recv_timeout(guard) else {
             panic!("the first job is sent");
         };
-        assert!(matches!(attempt, Attempt::Delivered));
+        assert!(matches!(answer.attempt, Attempt::Delivered));
         assert_eq!(keys(&jobs), ["1-0"]);
         // These arrive while the hour's one send is spent.
         job_tx.send(job("2-0")).unwrap();
@@ -397,12 +394,12 @@ mod tests {
         );
         stop.request();
         drop(job_tx);
-        let Ok(Report::Sent { jobs, attempt, .. }) = report_rx.recv_timeout(guard) else {
+        let Ok(Report::Sent { jobs, answer, .. }) = report_rx.recv_timeout(guard) else {
             panic!("the stop ends the wait");
         };
         assert_eq!(keys(&jobs), ["2-0", "3-0"], "joined while waiting");
         assert!(
-            matches!(&attempt, Attempt::Deferred(wait, _) if wait.is_zero()),
+            matches!(&answer.attempt, Attempt::Deferred(wait, _) if wait.is_zero()),
             "handed back, due now, no attempt spent"
         );
         running.join().unwrap();

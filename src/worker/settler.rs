@@ -24,10 +24,10 @@ use super::wake::Wake;
 
 use super::{Job, Origin, Report};
 use crate::alert;
-use crate::dest::Attempt;
+use crate::dest::{Answer, Attempt};
 use crate::event::now_ms;
 use crate::metrics::Metrics;
-use crate::queue::{AttemptRecord, DeadLetter, Delivery, Outcome, Queue, Settlement, Tally};
+use crate::queue::{AttemptRecord, DeadLetter, Delivery, Outcome, Settlement, Settling, Tally};
 use crate::retry::{Decision, decide};
 use crate::route::{RouteId, Routes};
 use crate::sanitize::escape;
@@ -42,7 +42,7 @@ pub struct EntryState {
 }
 
 pub struct Settler {
-    pub queue: Box<dyn Queue>,
+    pub queue: Box<dyn Settling>,
     pub consumer: String,
     pub reports: Receiver<Report>,
     /// Every configured destination, for its name and retry policy.
@@ -241,25 +241,26 @@ pub fn fold(
         Report::Sent {
             dest,
             jobs,
-            attempt,
+            answer,
             elapsed,
-            status,
-        } => {
-            let status = status_of_each(status, &attempt);
-            jobs.into_iter()
-                .enumerate()
-                .map(|(index, job)| {
-                    let sent = SentJob {
-                        dest,
-                        outcome: attempt.of(index),
-                        job,
-                        status,
-                        elapsed,
-                    };
-                    fold_sent(routes, sent, now_ms, rng, metrics, entries, pending)
-                })
-                .sum()
-        }
+        } => jobs
+            .into_iter()
+            .enumerate()
+            .map(|(index, job)| {
+                let Answer {
+                    attempt: outcome,
+                    status,
+                } = answer.of(index);
+                let sent = SentJob {
+                    dest,
+                    outcome,
+                    job,
+                    status,
+                    elapsed,
+                };
+                fold_sent(routes, sent, now_ms, rng, metrics, entries, pending)
+            })
+            .sum(),
     }
 }
 
@@ -294,13 +295,6 @@ fn fold_poison(
     pending.attempts.extend(unsent_record(&letter));
     pending.dead.push(letter);
     1
-}
-
-/// The HTTP status recorded with each item of a send: the answer's, except
-/// for a batch whose items fared differently, where the last answer is
-/// not each item's.
-fn status_of_each(status: Option<u16>, attempt: &Attempt) -> Option<u16> {
-    status.filter(|_| !matches!(attempt, Attempt::Each(_)))
 }
 
 /// One job of a send, with what came of it.
@@ -547,8 +541,9 @@ mod tests {
     use crate::dest::DestConfig;
     use crate::dest::Item;
     use crate::event::Event;
+    use crate::queue::QueueOptions;
+    use crate::queue::prelude::*;
     use crate::queue::sqlite::SqliteQueue;
-    use crate::queue::{Consumer, Producer, QueueOptions};
 
     const NOW: i64 = 1_800_000_000_000;
 
@@ -585,9 +580,8 @@ mod tests {
         Report::Sent {
             dest,
             jobs,
-            attempt,
+            answer: attempt.into(),
             elapsed: Duration::ZERO,
-            status: None,
         }
     }
 
@@ -711,8 +705,8 @@ mod tests {
                 job(Origin::Entry("2-0".into()), &two, 0),
             ],
             Attempt::Each(vec![
-                Attempt::Delivered,
-                Attempt::RetryAfter(Duration::from_secs(60), "HTTP 429".into()),
+                Attempt::Delivered.into(),
+                Attempt::RetryAfter(Duration::from_secs(60), "HTTP 429".into()).into(),
             ]),
         );
         assert_eq!(s.apply(&routes, report), 2);
@@ -741,9 +735,11 @@ mod tests {
         let report = Report::Sent {
             dest: id(&routes, "a"),
             jobs: vec![job(Origin::Entry("1-0".into()), &event, 0)],
-            attempt: Attempt::Transient("HTTP 503 busy".into()),
+            answer: Answer {
+                attempt: Attempt::Transient("HTTP 503 busy".into()),
+                status: Some(503),
+            },
             elapsed: Duration::from_millis(42),
-            status: Some(503),
         };
         s.apply(&routes, report);
         let deferred = sent(
@@ -765,19 +761,6 @@ mod tests {
                 entry: Some("1-0".into()),
             }]
         );
-    }
-
-    #[test]
-    fn each_item_of_a_send_keeps_its_status_unless_the_items_fared_differently() {
-        let busy = Attempt::Transient("HTTP 503 busy".into());
-        assert_eq!(status_of_each(Some(503), &busy), Some(503));
-        assert_eq!(status_of_each(Some(200), &Attempt::Delivered), Some(200));
-        assert_eq!(status_of_each(None, &busy), None);
-        let split = Attempt::Each(vec![
-            Attempt::Delivered,
-            Attempt::Permanent("HTTP 400 invalid".into()),
-        ]);
-        assert_eq!(status_of_each(Some(200), &split), None);
     }
 
     #[test]

@@ -6,8 +6,9 @@
 use std::time::Duration;
 
 use events::event::{format_ts_ms, now_ms};
+use events::queue::prelude::*;
 use events::queue::redis::RedisQueue;
-use events::queue::{Admin, Consumer, QueueOptions, Settlement};
+use events::queue::{QueueOptions, Settlement};
 
 use crate::support::RedisServer;
 

@@ -10,10 +10,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use events::event::{format_ts_ms, now_ms};
+use events::queue::prelude::*;
 use events::queue::sqlite::SqliteQueue;
-use events::queue::{
-    Admin, Backlog, Consumer, Describe, Producer, Queue, QueueError, QueueOptions,
-};
+use events::queue::{Backlog, QueueError, QueueOptions};
 
 use super::{Backend, LONG, SHORT, acks, delivery, event, event_at, events_of};
 

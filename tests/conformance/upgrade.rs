@@ -8,9 +8,10 @@
 use std::path::Path;
 
 use events::event::now_ms;
+use events::queue::prelude::*;
 use events::queue::redis::RedisQueue;
 use events::queue::sqlite::SqliteQueue;
-use events::queue::{Admin, Consumer, Delivery, Queue, QueueOptions, Settlement};
+use events::queue::{Delivery, QueueOptions, Settlement};
 
 use super::{LONG, delivery, event, letter};
 use crate::support::RedisServer;

@@ -16,6 +16,7 @@ pub mod http;
 pub mod readonly;
 pub mod redis;
 pub mod sentinel;
+pub mod smtp;
 
 // Re-exported so tests can write `support::Events`; like the helpers, not all are used by every
 // build. `self::` because the `redis` crate is in scope too and a bare `redis::` is ambiguous.
@@ -33,4 +34,5 @@ pub use self::{
     hostile::Misbehaviour,
     http::{Gate, Reply, Request, Sink},
     redis::RedisServer,
+    smtp::{Mail, SmtpServer, Step},
 };

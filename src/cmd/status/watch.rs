@@ -19,7 +19,7 @@ use super::Status;
 use crate::cli::Format;
 use crate::cmd::print;
 use crate::event::{format_ts_ms, now_ms};
-use crate::queue::{Admin, Tally};
+use crate::queue::{Health, Tally};
 use crate::sanitize::escape;
 use crate::setup::Setup;
 use crate::worker::Stop;
@@ -35,7 +35,7 @@ const ERASE_LINE: &str = "\x1b[K";
 const ERASE_BELOW: &str = "\x1b[J";
 
 /// Refreshes until SIGINT or SIGTERM, then exits 0.
-pub fn run(queue: &mut dyn Admin, config: &Setup, format: Format) -> anyhow::Result<()> {
+pub fn run(queue: &mut dyn Health, config: &Setup, format: Format) -> anyhow::Result<()> {
     let stop = Stop::default();
     stop.on_signals(&[SIGINT, SIGTERM])
         .context("cannot listen for signals")?;

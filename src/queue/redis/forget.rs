@@ -31,39 +31,7 @@ const ERASE_BATCH: usize = 100;
 /// `retries_of`: every retry of `id` (by its tokens, in every destination's
 /// set and the old single set) and its bodies. `letter_of`: the event id a
 /// dead letter's fields are about, or nil. `dead_remove`: `DEAD_REMOVE`.
-const ERASE_FNS: &str = r"
-local function retries_of(id, deliveries, dests, prefix, legacy)
-  local n = 0
-  for _, dest in ipairs(redis.call('SMEMBERS', dests)) do
-    local token = id .. '|' .. dest
-    n = n + redis.call('ZREM', prefix .. dest, token)
-    redis.call('ZREM', legacy, token)
-    redis.call('HDEL', deliveries, token)
-  end
-  return n
-end
-local function letter_of(fields)
-  local event, poison
-  for i = 1, #fields, 2 do
-    if fields[i] == 'event' then event = fields[i + 1] elseif fields[i] == 'poison' then poison = fields[i + 1] end
-  end
-  if poison == '1' or not event then return nil end
-  local ok, e = pcall(cjson.decode, event)
-  if ok and type(e) == 'table' and type(e.id) == 'string' then return e.id end
-  return nil
-end
-local function dead_remove(dead, counts, counted, key)
-  local entry = redis.call('XRANGE', dead, key, key)
-  if #entry == 0 then return 0 end
-  redis.call('XDEL', dead, key)
-  local state = redis.call('GET', counted)
-  if state == 'all' or (state and before_or_at(key, state)) then
-    local f = field(entry[1][2])
-    if redis.call('HINCRBY', counts, f, -1) <= 0 then redis.call('HDEL', counts, f) end
-  end
-  return 1
-end
-";
+const ERASE_FNS: &str = include_str!("erase_fns.lua");
 
 /// Erases one event. `KEYS`: stream, skewed index, deliveries, retry
 /// destinations, dead, dead counts, dead counted, the event's attempts,
@@ -72,62 +40,14 @@ end
 /// ids, a count and that many dead letter ids, and the idempotency keys.
 /// Returns what it removed: entries, retries, dead letters, attempt
 /// records, idempotency keys.
-const ERASE: &str = r"
-local id = ARGV[1]
-local at = 5
-local entries = 0
-for i = at + 1, at + tonumber(ARGV[at]) do
-  entries = entries + redis.call('XDEL', KEYS[1], ARGV[i])
-  redis.call('ZREM', KEYS[2], ARGV[i])
-end
-at = at + tonumber(ARGV[at]) + 1
-local letters = 0
-for i = at + 1, at + tonumber(ARGV[at]) do
-  letters = letters + dead_remove(KEYS[5], KEYS[6], KEYS[7], ARGV[i])
-end
-for _, entry in ipairs(redis.call('XRANGE', KEYS[5], ARGV[4], '+')) do
-  if letter_of(entry[2]) == id then
-    letters = letters + dead_remove(KEYS[5], KEYS[6], KEYS[7], entry[1])
-  end
-end
-local idem = 0
-for i = at + tonumber(ARGV[at]) + 1, #ARGV do
-  if redis.call('GET', ARGV[i]) == id then idem = idem + redis.call('DEL', ARGV[i]) end
-end
-local retries = retries_of(id, KEYS[3], KEYS[4], ARGV[3], KEYS[10])
-local attempts = 0
-local records = redis.call('GET', KEYS[8])
-if records then
-  attempts = 1
-  for _ in string.gmatch(records, '\n') do attempts = attempts + 1 end
-end
-redis.call('DEL', KEYS[8])
-redis.call('ZADD', KEYS[9], ARGV[2], id)
-return {entries, retries, letters, attempts, idem}
-";
+const ERASE: &str = include_str!("erase.lua");
 
 /// Part of every settle that writes about events: takes back, in the same
 /// transaction, what it wrote about events erased meanwhile. `KEYS`:
 /// forgotten, deliveries, retry destinations, dead, dead counts, dead
 /// counted, the old retry set. `ARGV`: retry key prefix, attempts key
 /// prefix, how many dead letters the settle added, then the event ids.
-const GUARD: &str = r"
-if redis.call('ZCARD', KEYS[1]) == 0 then return 0 end
-local n = tonumber(ARGV[3])
-local tail = {}
-if n > 0 then tail = redis.call('XREVRANGE', KEYS[4], '+', '-', 'COUNT', n) end
-for i = 4, #ARGV do
-  local id = ARGV[i]
-  if redis.call('ZSCORE', KEYS[1], id) then
-    redis.call('DEL', ARGV[2] .. id)
-    retries_of(id, KEYS[2], KEYS[3], ARGV[1], KEYS[7])
-    for _, entry in ipairs(tail) do
-      if letter_of(entry[2]) == id then dead_remove(KEYS[4], KEYS[5], KEYS[6], entry[1]) end
-    end
-  end
-end
-return 0
-";
+const GUARD: &str = include_str!("guard.lua");
 
 /// Moves dead letters back into the retry set, each only if it is still
 /// there: one erased (or purged, or replayed by another) since it was read
@@ -136,29 +56,7 @@ return 0
 /// whether the old set may hold tokens (`1`), then per letter its id, the
 /// number of its deliveries and, for each, token, destination and body.
 /// Returns how many letters it moved.
-const REQUEUE: &str = r"
-local prefix, due, legacy = ARGV[1], ARGV[2], ARGV[3] == '1'
-local i, moved = 4, 0
-while i <= #ARGV do
-  local key, n = ARGV[i], tonumber(ARGV[i + 1])
-  i = i + 2
-  -- Added before the letter is removed: a server out of memory refuses
-  -- the first addition, before anything is written.
-  if #redis.call('XRANGE', KEYS[1], key, key) > 0 then
-    moved = moved + 1
-    for j = i, i + 3 * (n - 1), 3 do
-      local token, dest = ARGV[j], ARGV[j + 1]
-      redis.call('ZADD', prefix .. dest, due, token)
-      redis.call('HSET', KEYS[4], token, ARGV[j + 2])
-      redis.call('SADD', KEYS[5], dest)
-      if legacy then redis.call('ZREM', KEYS[6], token) end
-    end
-    dead_remove(KEYS[1], KEYS[2], KEYS[3], key)
-  end
-  i = i + 3 * n
-end
-return moved
-";
+const REQUEUE: &str = include_str!("requeue.lua");
 
 /// What reading found of one event of the person.
 #[derive(Default)]

@@ -13,29 +13,19 @@ use std::collections::BTreeMap;
 
 use redis::Value;
 
-use super::{RedisQueue, raw_entries, raw_entry};
+use super::reply::id_lt;
+use super::{GROUP, RedisQueue, array, next_id, raw_entries, raw_entry, text};
 use crate::event::Event;
 use crate::queue::entry::RawEntry;
-use crate::queue::{AttemptRecord, Result, token_dest};
+use crate::queue::forget::{Erased, Person};
+use crate::queue::{AttemptRecord, Lifecycle, Result, token_dest};
 
 /// Appends attempt records, grouped by event. `KEYS[1]`: the events
 /// `forget` erased lately, whose records are not written. `ARGV`: the
 /// retention (ms), the key prefix, then per event its id and its records
 /// (one JSON document a line). A first attempt, by far the most common,
 /// is one `SET` that creates the key with its expiry; a later one appends.
-const RECORD: &str = r"
-local erased = redis.call('ZCARD', KEYS[1]) > 0
-for i = 3, #ARGV, 2 do
-  local id = ARGV[i]
-  if not (erased and redis.call('ZSCORE', KEYS[1], id)) then
-    local key = ARGV[2] .. id
-    if not redis.call('SET', key, ARGV[i + 1], 'NX', 'PX', ARGV[1]) then
-      redis.call('APPEND', key, '\n' .. ARGV[i + 1])
-    end
-  end
-end
-return 0
-";
+const RECORD: &str = include_str!("record.lua");
 
 impl RedisQueue {
     pub(super) fn attempts_key(&self, event_id: &str) -> String {
@@ -121,4 +111,55 @@ impl RedisQueue {
 
 fn decoded(raw: RawEntry) -> Option<Event> {
     crate::queue::StreamEntry::from(raw).event.ok()
+}
+
+impl Lifecycle for RedisQueue {
+    fn trim(&mut self, before_ms: i64) -> Result<u64> {
+        let Some(group) = self.group_info()? else {
+            return Ok(0);
+        };
+        let mut floor = format!("{before_ms}-0");
+        let last = group
+            .get("last-delivered-id")
+            .map(text)
+            .unwrap_or_else(|| "0-0".into());
+        if id_lt(&last, &floor) {
+            // Entries after the last delivered one are unread: keep them.
+            floor = next_id(&last);
+        }
+        let stream = self.stream.clone();
+        let pending: Value =
+            self.with(|c| redis::cmd("XPENDING").arg(&stream).arg(GROUP).query(c))?;
+        if let Some(Value::BulkString(first)) = array(pending).get(1) {
+            let first = String::from_utf8_lossy(first).into_owned();
+            if id_lt(&first, &floor) {
+                floor = first;
+            }
+        }
+        let removed = self.with(|c| {
+            redis::cmd("XTRIM")
+                .arg(&stream)
+                .arg("MINID")
+                .arg(&floor)
+                .query(c)
+        })?;
+        // The index of skewed entries goes with them (it is small: only the
+        // exceptional entries are in it).
+        let skewed = self.skewed.clone();
+        let members: Vec<String> =
+            self.with(|c| redis::cmd("ZRANGE").arg(&skewed).arg(0).arg(-1).query(c))?;
+        let gone: Vec<&String> = members.iter().filter(|id| id_lt(id, &floor)).collect();
+        for chunk in gone.chunks(1000) {
+            self.with(|c| redis::cmd("ZREM").arg(&skewed).arg(chunk).exec(c))?;
+        }
+        Ok(removed)
+    }
+
+    fn attempts(&mut self, event_id: &str) -> Result<Vec<AttemptRecord>> {
+        self.attempts_of(event_id)
+    }
+
+    fn forget(&mut self, person: &Person, dry_run: bool) -> Result<Erased> {
+        self.forget_person(person, dry_run)
+    }
 }

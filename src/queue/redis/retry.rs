@@ -24,29 +24,23 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use redis::Value;
 
 use super::{RedisQueue, array, text};
-use crate::queue::{DeadLetter, Result, token_dest};
+use crate::queue::{
+    DeadLetter, Delivery, Result, Retries, RetryClaim, Settle, Settlement, entry, token_dest,
+};
 
 /// Tokens moved out of the old single retry set per script call, and dead
 /// letters counted per script call: each call stays around a millisecond.
 const CHUNK: usize = 1000;
 
+/// `broken(body)`: why a stored delivery cannot be decoded, or nil. The rule
+/// and the words of `entry::decode_retry`, for a claim script to
+/// dead-letter such a retry in the claim itself. Prepended to the claim script.
+const BROKEN_RETRY: &str = include_str!("broken_retry.lua");
+
 /// Moves up to `ARGV[2]` tokens from the old single retry set `KEYS[1]`
 /// into the per-destination sets (key prefix `ARGV[1]`), naming each
 /// destination in `KEYS[2]`. Shared by the scripts below.
-const MIGRATE: &str = r"
-local function migrate(legacy, dests, prefix, chunk)
-  local page = redis.call('ZRANGE', legacy, 0, chunk - 1, 'WITHSCORES')
-  local tokens = {}
-  for i = 1, #page, 2 do
-    local dest = string.match(page[i], '|([^|]*)$') or ''
-    redis.call('ZADD', prefix .. dest, page[i + 1], page[i])
-    redis.call('SADD', dests, dest)
-    tokens[#tokens + 1] = page[i]
-  end
-  if #tokens > 0 then redis.call('ZREM', legacy, unpack(tokens)) end
-  return redis.call('ZCARD', legacy)
-end
-";
+const MIGRATE: &str = include_str!("migrate.lua");
 
 /// `KEYS`: the old retry set, the destinations set. `ARGV`: the
 /// per-destination key prefix, the chunk. Returns how many are left.
@@ -60,122 +54,27 @@ const MIGRATE_CHUNK: &str = "return migrate(KEYS[1], KEYS[2], ARGV[1], tonumber(
 /// (`broken`) is dead-lettered in the same call (`KEYS[4..6]`: the dead
 /// stream and its counts), so it never comes back and no crash can separate
 /// the two writes.
-const CLAIM: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 1 then migrate(KEYS[1], KEYS[3], ARGV[1], 1000) end
-local want = tonumber(ARGV[3])
-local named = #ARGV > 4
-local dests
-if named then
-  dests = {}
-  for i = 5, #ARGV do dests[#dests + 1] = ARGV[i] end
-else
-  dests = redis.call('SMEMBERS', KEYS[3])
-end
-local due = {}
-for _, dest in ipairs(dests) do
-  local key = ARGV[1] .. dest
-  local page = redis.call('ZRANGEBYSCORE', key, '-inf', ARGV[2], 'WITHSCORES', 'LIMIT', 0, want)
-  if #page == 0 and not named and redis.call('EXISTS', key) == 0 then
-    redis.call('SREM', KEYS[3], dest)
-  end
-  for i = 1, #page, 2 do due[#due + 1] = {tonumber(page[i + 1]), page[i], key} end
-end
-table.sort(due, function(a, b) return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2]) end)
-local claimed = {}
-for i = 1, math.min(want, #due) do
-  local d = due[i]
-  local body = redis.call('HGET', KEYS[2], d[2])
-  local why = broken(body)
-  if why then
-    local dest = string.match(d[2], '|([^|]*)$') or ''
-    dead_add(KEYS[4], KEYS[5], KEYS[6], body or '', 1, dest, 0,
-      'the retry ' .. d[2] .. ' ' .. why, ARGV[2])
-    redis.call('ZREM', d[3], d[2])
-    redis.call('HDEL', KEYS[2], d[2])
-  else
-    redis.call('ZADD', d[3], 'XX', ARGV[4], d[2])
-    claimed[#claimed + 1] = d[2]
-    claimed[#claimed + 1] = body
-  end
-end
-return claimed
-";
+const CLAIM: &str = include_str!("claim.lua");
 
 /// Ids `ms-seq` compared as numbers, and the counts' field of an entry.
-pub(super) const DEAD_HELPERS: &str = r"
-local function before_or_at(a, b)
-  local am, as = string.match(a, '^(%d+)-(%d+)$')
-  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
-  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
-  return am < bm or (am == bm and as <= bs)
-end
-local function field(fields)
-  local dest, err = '', ''
-  for i = 1, #fields, 2 do
-    if fields[i] == 'dest' then dest = fields[i + 1] elseif fields[i] == 'error' then err = fields[i + 1] end
-  end
-  return dest .. '\n' .. err
-end
-";
+pub(super) const DEAD_HELPERS: &str = include_str!("dead_helpers.lua");
 
 /// `dead_add(...)`: adds a dead letter to `dead` and counts it in `counts`
 /// when the counts are complete (`counted` is `all`); counting starts
 /// complete on an empty dead stream. Prepended to the scripts that write
 /// dead letters.
-const DEAD_ADD_FN: &str = r"
-local function dead_add(dead, counts, counted, event, poison, dest, attempts, err, at)
-  local state = redis.call('GET', counted)
-  if not state and redis.call('XLEN', dead) == 0 then
-    redis.call('DEL', counts)
-    redis.call('SET', counted, 'all')
-    state = 'all'
-  end
-  redis.call('XADD', dead, '*', 'event', event, 'poison', poison, 'dest', dest,
-    'attempts', attempts, 'error', err, 'at', at)
-  if state == 'all' then redis.call('HINCRBY', counts, dest .. '\n' .. err, 1) end
-end
-";
+const DEAD_ADD_FN: &str = include_str!("dead_add_fn.lua");
 
 /// Adds a dead letter (`ARGV`: event, poison, dest, attempts, error, at) to
 /// `KEYS[1]`, counted in `KEYS[2]` as `dead_add` says.
-const DEAD_ADD: &str = r"
-dead_add(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
-return 1
-";
+const DEAD_ADD: &str = include_str!("dead_add.lua");
 
 /// Removes the dead letter `ARGV[1]`, uncounting it if it was counted.
-const DEAD_REMOVE: &str = r"
-local entry = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
-if #entry == 0 then return 0 end
-redis.call('XDEL', KEYS[1], ARGV[1])
-local state = redis.call('GET', KEYS[3])
-if state == 'all' or (state and before_or_at(ARGV[1], state)) then
-  local f = field(entry[1][2])
-  if redis.call('HINCRBY', KEYS[2], f, -1) <= 0 then redis.call('HDEL', KEYS[2], f) end
-end
-return 1
-";
+const DEAD_REMOVE: &str = include_str!("dead_remove.lua");
 
 /// Counts up to `ARGV[1]` more letters of a dead stream whose counts are
 /// not complete; returns 1 once they are.
-const DEAD_COUNT: &str = r"
-local state = redis.call('GET', KEYS[3])
-if state == 'all' then
-  -- A dead stream deleted by hand takes its counts with it.
-  if redis.call('XLEN', KEYS[1]) == 0 then redis.call('DEL', KEYS[2]) end
-  return 1
-end
-local start = '-'
-if state then start = '(' .. state else redis.call('DEL', KEYS[2]) end
-local page = redis.call('XRANGE', KEYS[1], start, '+', 'COUNT', ARGV[1])
-for _, entry in ipairs(page) do redis.call('HINCRBY', KEYS[2], field(entry[2]), 1) end
-if #page < tonumber(ARGV[1]) then
-  redis.call('SET', KEYS[3], 'all')
-  return 1
-end
-redis.call('SET', KEYS[3], page[#page][1])
-return 0
-";
+const DEAD_COUNT: &str = include_str!("dead_count.lua");
 
 fn script(parts: &[&str]) -> redis::Script {
     redis::Script::new(&parts.concat())
@@ -328,7 +227,7 @@ impl RedisQueue {
         lease_until: i64,
         only: &[String],
     ) -> Result<Vec<Option<String>>> {
-        let script = script(&[MIGRATE, super::BROKEN_RETRY, DEAD_ADD_FN, CLAIM]);
+        let script = script(&[MIGRATE, BROKEN_RETRY, DEAD_ADD_FN, CLAIM]);
         let keys = [
             self.retry.clone(),
             self.deliveries.clone(),
@@ -452,6 +351,82 @@ fn sorted_counts(counts: HashMap<String, i64>) -> Vec<(String, String, u64)> {
         .collect();
     out.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| (&a.0, &a.1).cmp(&(&b.0, &b.1))));
     out
+}
+
+impl RedisQueue {
+    /// Claims up to `count` retries due at `now_ms` (see
+    /// [`Claims::claim_retries`]); one the claim script cannot decode is
+    /// dead-lettered by it, and what only serde refuses is settled dead here.
+    pub(super) fn claim_due(
+        &mut self,
+        now_ms: i64,
+        count: usize,
+        only: &[String],
+    ) -> Result<Vec<RetryClaim>> {
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let lease_until = now_ms + self.options.claim_lease.as_millis() as i64;
+        let flat = self.claim_tokens(now_ms, count, lease_until, only)?;
+        let mut claims = Vec::new();
+        let mut broken = Settlement::default();
+        for pair in flat.chunks(2) {
+            let (Some(token), body) = (pair[0].clone(), pair.get(1).cloned().flatten()) else {
+                continue;
+            };
+            match entry::decode_retry(body.as_deref()) {
+                Ok(delivery) => claims.push(RetryClaim { token, delivery }),
+                // Only what the script's check lets through and serde still
+                // refuses (a fractional attempt count) lands here.
+                Err(why) => {
+                    let letter = entry::broken_retry_letter(&token, body.as_deref(), &why, now_ms);
+                    broken.dead.push(letter);
+                    broken.done_retries.push(token);
+                }
+            }
+        }
+        if !broken.is_empty() {
+            self.settle("", &broken)?;
+        }
+        Ok(claims)
+    }
+
+    /// Adds to `pipe` the writes that schedule each delivery at its due
+    /// time, replacing any delivery of the same event to the same destination.
+    pub(super) fn schedule<'a>(
+        &self,
+        pipe: &mut redis::Pipeline,
+        deliveries: impl IntoIterator<Item = (&'a Delivery, i64)>,
+        legacy: bool,
+    ) {
+        let scheduled: Vec<(String, String, i64)> = deliveries
+            .into_iter()
+            .map(|(delivery, due_ms)| {
+                let body = serde_json::to_string(delivery).expect("a delivery serialises");
+                (delivery.token(), body, due_ms)
+            })
+            .collect();
+        self.schedule_tokens(pipe, &scheduled, legacy);
+    }
+}
+
+impl Retries for RedisQueue {
+    fn enqueue(&mut self, deliveries: &[Delivery], due_ms: i64) -> Result<()> {
+        for chunk in deliveries.chunks(1000) {
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            let legacy = self.legacy_retries()?;
+            self.schedule(&mut pipe, chunk.iter().map(|d| (d, due_ms)), legacy);
+            // A replay read these events before they may have been erased.
+            self.guard_deliveries(&mut pipe, chunk);
+            self.with(|c| pipe.exec(c))?;
+        }
+        Ok(())
+    }
+
+    fn retry_due(&mut self, token: &str) -> Result<Option<i64>> {
+        self.due_of(token)
+    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 //! a sentinel without `requirepass` refuses an `AUTH`.
 
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use percent_encoding::percent_decode_str;
@@ -134,14 +134,6 @@ impl SentinelUrl {
             service,
             db,
         })
-    }
-
-    /// The service and its sentinels in any order: what makes two URLs the
-    /// same sentinels, whatever their order.
-    fn key(&self) -> String {
-        let mut sentinels = self.sentinels.clone();
-        sentinels.sort();
-        format!("{} {sentinels:?}", self.service)
     }
 
     /// The sentinels as `host:port, host:port`, for messages.
@@ -332,34 +324,37 @@ fn address(host: &str, port: u16) -> String {
 pub struct Sentinels {
     url: SentinelUrl,
     primary: Option<String>,
+    answered: Answered,
 }
 
-/// The sentinel that answered last in this process, by the list it was
-/// one of: every connection of a worker (reader, settler, lanes) starts
-/// with it, so one that hangs costs its timeout once per process.
-static ANSWERED: Mutex<Vec<(String, (String, u16))>> = Mutex::new(Vec::new());
+/// The sentinel that answered last, shared by every queue opened from the
+/// same settings: every connection of a worker (reader, settler, lanes)
+/// starts with it, so one that hangs costs its timeout once per worker.
+#[derive(Debug, Clone, Default)]
+pub struct Answered(Arc<Mutex<Option<(String, u16)>>>);
 
 impl Sentinels {
-    pub fn new(mut url: SentinelUrl) -> RedisResult<Sentinels> {
+    pub fn new(mut url: SentinelUrl, answered: Answered) -> RedisResult<Sentinels> {
         for (host, port) in &url.sentinels {
             url.sentinel_info(host, *port)?;
         }
-        let list = url.key();
-        let answered = ANSWERED.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, first)) = answered.iter().find(|(of, _)| *of == list)
-            && let Some(index) = url.sentinels.iter().position(|s| s == first)
+        let first = answered.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(first) = first
+            && let Some(index) = url.sentinels.iter().position(|s| *s == first)
         {
             url.sentinels[..=index].rotate_right(1);
         }
-        drop(answered);
-        Ok(Sentinels { url, primary: None })
+        Ok(Sentinels {
+            url,
+            primary: None,
+            answered,
+        })
     }
 
-    /// Remembers `first` as the sentinel to ask first in this process.
-    fn answered(&self, list: String, first: (String, u16)) {
-        let mut answered = ANSWERED.lock().unwrap_or_else(|e| e.into_inner());
-        answered.retain(|(of, _)| *of != list);
-        answered.push((list, first));
+    /// Remembers `first` as the sentinel to ask first, for every queue
+    /// that shares this memory.
+    fn answered(&self, first: (String, u16)) {
+        *self.answered.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(first);
     }
 
     /// Asks the sentinels, in turn, for the service's primary (checked with
@@ -397,9 +392,8 @@ impl Sentinels {
         // The one that answered is asked first next time (Sentinel's client
         // guidelines): a sentinel that hangs costs its timeout once, not at
         // every reconnection.
-        let list = self.url.key();
         self.url.sentinels[..=index].rotate_right(1);
-        self.answered(list, self.url.sentinels[0].clone());
+        self.answered(self.url.sentinels[0].clone());
         if let Some(before) = self.primary.as_ref().filter(|before| **before != primary) {
             log::info!(
                 "the sentinels name a new primary for {}: {primary} (was {before})",
@@ -587,15 +581,29 @@ mod tests {
             !shown.contains("Zpass") && !shown.contains("Zuser"),
             "{shown}"
         );
-        let sentinels = Sentinels::new(url).unwrap();
+        let sentinels = Sentinels::new(url, Answered::default()).unwrap();
         assert_eq!(sentinels.describe(), "sentinel svc, sentinels h1:1");
         assert_eq!(sentinels.shown(), "svc (sentinels tried: h1:1)");
+    }
+
+    /// Who answered last is remembered by the queues opened from the same
+    /// settings, and by no others (no process-wide memory).
+    #[test]
+    fn the_sentinel_that_answered_is_asked_first_by_queues_sharing_the_settings() {
+        let url = parse("redis+sentinel://h1:1,h2:2,h3:3/svc").unwrap();
+        let shared = Answered::default();
+        let first = Sentinels::new(url.clone(), shared.clone()).unwrap();
+        first.answered(("h3".into(), 3));
+        let again = Sentinels::new(url.clone(), shared).unwrap();
+        assert_eq!(again.url.sentinel_list(), "h3:3, h1:1, h2:2");
+        let other = Sentinels::new(url, Answered::default()).unwrap();
+        assert_eq!(other.url.sentinel_list(), "h1:1, h2:2, h3:3");
     }
 
     #[test]
     fn a_tls_url_builds_a_client_for_sentinels_and_primary() {
         let url = parse("rediss+sentinel://u:p@h1:1,h2:2/svc/3").unwrap();
-        let sentinels = Sentinels::new(url).unwrap();
+        let sentinels = Sentinels::new(url, Answered::default()).unwrap();
         assert_eq!(sentinels.describe(), "sentinel svc, sentinels h1:1, h2:2");
     }
 
@@ -624,11 +632,12 @@ mod tests {
                         let debug = format!("{parsed:?}");
                         let queue = RedisQueue::with_sentinels(
                             parsed.clone(),
+                            Answered::default(),
                             "{events}",
                             QueueOptions::default(),
                         );
                         let queue = queue.map_or_else(|e| e.to_string(), |q| q.describe());
-                        let sentinels = Sentinels::new(parsed);
+                        let sentinels = Sentinels::new(parsed, Answered::default());
                         let described = sentinels.map_or_else(
                             |e| e.to_string(),
                             |s| format!("{} {}", s.describe(), s.shown()),

@@ -7,9 +7,11 @@
 
 use rusqlite::{OptionalExtension, Transaction, params};
 
-use super::Row;
+use super::{Row, SqliteQueue, TRIM_CHUNK};
 use crate::event::Event;
-use crate::queue::{AttemptRecord, Outcome, entry};
+use crate::event::now_ms;
+use crate::queue::forget::{Erased, Person};
+use crate::queue::{AttemptRecord, Lifecycle, Outcome, Result, entry};
 
 /// Whether any event was erased recently enough for a settle to mind.
 pub(super) fn any_forgotten(tx: &Transaction) -> rusqlite::Result<bool> {
@@ -135,3 +137,53 @@ pub(super) fn trim(
 /// How long an erased event's id is remembered: far longer than any
 /// delivery can stay in flight.
 pub(super) const FORGOTTEN_FOR_MS: i64 = 24 * 3600 * 1000;
+
+impl Lifecycle for SqliteQueue {
+    fn trim(&mut self, before_ms: i64) -> Result<u64> {
+        let mut removed = 0;
+        loop {
+            // By write time, as Redis trims by entry id, and never past the
+            // first entry not yet settled. A row without a write time
+            // (inserted by other means) is removed with the old history.
+            let n = self.write(|tx| {
+                tx.prepare_cached(
+                    "DELETE FROM stream WHERE seq IN (
+                         SELECT seq FROM stream
+                         WHERE state = 2 AND (written_ms < ?1 OR written_ms IS NULL)
+                           AND seq < coalesce(
+                               (SELECT min(seq) FROM stream WHERE state < 2), 9223372036854775807)
+                         LIMIT ?2)",
+                )?
+                .execute(params![before_ms, TRIM_CHUNK])
+            })?;
+            removed += n as u64;
+            if (n as i64) < TRIM_CHUNK {
+                break;
+            }
+        }
+        // Attempt records go with the history they are about.
+        let now = now_ms();
+        while self.write(|tx| trim(tx, before_ms, now, TRIM_CHUNK))? as i64 == TRIM_CHUNK {}
+        // Housekeeping nobody else does: expired idempotency keys, and
+        // workers gone since before the window that hold nothing.
+        self.write(|tx| {
+            tx.execute("DELETE FROM idem WHERE expires_ms <= ?1", [now_ms()])?;
+            tx.execute(
+                "DELETE FROM consumers WHERE seen_ms < ?1 AND name NOT IN (
+                     SELECT consumer FROM stream
+                     WHERE state < 2 AND state = 1 AND consumer IS NOT NULL)",
+                [before_ms],
+            )?;
+            Ok(())
+        })?;
+        Ok(removed)
+    }
+
+    fn attempts(&mut self, event_id: &str) -> Result<Vec<AttemptRecord>> {
+        self.read(|tx| attempts_of(tx, event_id))
+    }
+
+    fn forget(&mut self, person: &Person, dry_run: bool) -> Result<Erased> {
+        self.forget_person(person, dry_run)
+    }
+}

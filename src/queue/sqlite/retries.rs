@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 
 use rusqlite::{Transaction, params};
 
-use crate::queue::Tally;
+use super::{SqliteQueue, lifecycle, to_json};
+use crate::queue::{Delivery, Result, Retries, Tally};
 
 /// A due retry as stored: token, destination, delivery JSON.
 pub(super) type DueRow = (String, String, String);
@@ -168,6 +169,48 @@ pub(super) fn tallies(tx: &Transaction) -> rusqlite::Result<BTreeMap<String, Tal
             Ok((r.get(0)?, tally))
         })?
         .collect()
+}
+
+/// Adds or replaces a retry: one delivery (event and destination) is in the
+/// retry set at most once, whoever scheduled it.
+pub(super) fn upsert_retry(
+    tx: &Transaction,
+    delivery: &Delivery,
+    due_ms: i64,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO retry (token, due_ms, dest, delivery) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (token) DO UPDATE SET due_ms = excluded.due_ms, delivery = excluded.delivery",
+    )?
+    .execute(params![
+        delivery.token(),
+        due_ms,
+        delivery.dest,
+        to_json(delivery)?
+    ])?;
+    Ok(())
+}
+
+impl Retries for SqliteQueue {
+    fn enqueue(&mut self, deliveries: &[Delivery], due_ms: i64) -> Result<()> {
+        if deliveries.is_empty() {
+            return Ok(());
+        }
+        self.write(|tx| {
+            // A replay read these events before they may have been erased.
+            let guard = lifecycle::any_forgotten(tx)?;
+            for delivery in deliveries {
+                if !(guard && lifecycle::is_forgotten(tx, &delivery.event.id)?) {
+                    upsert_retry(tx, delivery, due_ms)?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn retry_due(&mut self, token: &str) -> Result<Option<i64>> {
+        self.read(|tx| lifecycle::due_of(tx, token))
+    }
 }
 
 #[cfg(test)]
