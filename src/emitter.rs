@@ -31,13 +31,33 @@ impl Emitter {
     }
 
     /// An emitter for `config`. The queue is opened on the first emit;
-    /// with `EVENTS_DISABLED` it is never opened.
-    pub fn new(config: Setup) -> Result<Emitter, Error> {
+    /// with `EVENTS_DISABLED` it is never opened. With
+    /// `EVENTS_EMIT_TIMEOUT_MS`, connecting and each reply (or the wait for
+    /// a locked file) are bounded by it.
+    pub fn new(mut config: Setup) -> Result<Emitter, Error> {
+        if let Some(timeout) = config.store.emit_timeout {
+            config.store.options.timeout = Some(timeout);
+        }
         Ok(Emitter {
             queue: None,
             catalog: config.catalog.clone(),
             config,
         })
+    }
+
+    /// Bounds connecting to the queue and each of its replies (Redis), or
+    /// the wait for a file another process locked (SQLite), by `timeout`
+    /// from the next time the queue is opened: a caller that must never be
+    /// held up (a web request) sets a short one. `EVENTS_EMIT_TIMEOUT_MS`
+    /// sets it too; without either, the queue's defaults hold (seconds).
+    pub fn set_timeout(&mut self, timeout: std::time::Duration) {
+        self.config.store.options.timeout = Some(timeout);
+        self.queue = None;
+    }
+
+    /// The configuration this emitter was made from.
+    pub fn setup(&self) -> &Setup {
+        &self.config
     }
 
     /// The catalog events are validated against.

@@ -58,6 +58,7 @@ impl Setup {
                 claim_lease: delivery.claim_lease,
                 retention: delivery.retention,
                 durability: None,
+                timeout: None,
             },
         )
         .map_err(|e| ConfigError::variable(e.name, e.message))?;

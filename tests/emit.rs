@@ -918,3 +918,79 @@ fn library_emitter_rejects_an_id_that_is_not_one_printable_word_without_writing(
     }
     assert_eq!(server.cli(&["EXISTS", STREAM]), "0");
 }
+
+/// A Redis that accepts connections and never answers (a hung process, a
+/// black-holed network): `EVENTS_EMIT_TIMEOUT_MS` bounds the emit, where
+/// the connect timeout alone takes 3 s.
+#[test]
+fn a_silent_redis_fails_the_emit_within_events_emit_timeout_ms() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("a port to stay silent on");
+    let port = silent.local_addr().unwrap().port();
+    let started = std::time::Instant::now();
+    let outcome = Events::new()
+        .env("REDIS_URL", format!("redis://:hunter2@127.0.0.1:{port}"))
+        .env("EVENTS_EMIT_TIMEOUT_MS", "150")
+        .args(["emit", "user.signup", "--email", "ada@example.com"])
+        .run()
+        .code(1)
+        .stdout_is("")
+        .stderr_has(&format!(
+            "cannot reach Redis at redis://***@127.0.0.1:{port}: no answer within 150 ms"
+        ))
+        .stderr_lacks("hunter2");
+    let took = started.elapsed();
+    assert!(
+        took < std::time::Duration::from_millis(2500),
+        "took {took:?}: {outcome:?}"
+    );
+    drop(silent);
+}
+
+#[test]
+fn an_emit_timeout_out_of_range_is_invalid_input_naming_the_variable() {
+    Events::new()
+        .env("EVENTS_EMIT_TIMEOUT_MS", "0")
+        .args(["emit", "user.signup", "--email", "ada@example.com"])
+        .run()
+        .code(2)
+        .stderr_has(
+            "EVENTS_EMIT_TIMEOUT_MS must be a whole number of milliseconds from 1 to 60000",
+        );
+}
+
+/// On SQLite the same timeout bounds the wait for a file another process
+/// holds locked, and the message says how long was waited.
+#[test]
+fn library_emitter_waits_its_timeout_for_a_locked_file_and_says_how_long() {
+    use events::config::Global;
+    use events::setup::Setup;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("events.db");
+    let global = Global {
+        db: Some(db.clone()),
+        ..Default::default()
+    };
+    let config = Setup::load_with(&global, &|_| None).expect("a valid configuration");
+    let mut emitter = events::Emitter::new(config).expect("an emitter");
+    emitter.set_timeout(std::time::Duration::from_millis(200));
+    emitter
+        .emit("user.signup", json!({"email": "first@example.com"}))
+        .expect("the file is free");
+    let holder = rusqlite::Connection::open(&db).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let err = emitter
+        .emit("user.signup", json!({"email": "ada@example.com"}))
+        .expect_err("the file is locked");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{} stayed locked by another process for more than 200 ms",
+            db.display()
+        )
+    );
+    holder.execute_batch("ROLLBACK").unwrap();
+    emitter
+        .emit("user.signup", json!({"email": "ada@example.com"}))
+        .expect("free again");
+}

@@ -593,6 +593,11 @@ pub struct QueueOptions {
     pub durability: Option<Durability>,
     /// How long attempt records are kept (`EVENTS_RETENTION`).
     pub retention: Duration,
+    /// How long to wait to connect and for each reply (Redis), or for a
+    /// lock held by another process (SQLite's busy timeout); `None` keeps
+    /// the defaults (3 s to connect and 5 s a reply, 5 s for a lock). An
+    /// emitter sets it from `EVENTS_EMIT_TIMEOUT_MS`.
+    pub timeout: Option<Duration>,
 }
 
 impl Default for QueueOptions {
@@ -601,7 +606,16 @@ impl Default for QueueOptions {
             claim_lease: Duration::from_secs(60),
             durability: None,
             retention: Duration::from_secs(30 * 24 * 3600),
+            timeout: None,
         }
+    }
+}
+
+/// A timeout as messages show it: `5 s`, `100 ms`.
+pub(crate) fn shown_timeout(timeout: Duration) -> String {
+    match timeout.as_millis() {
+        ms if ms % 1000 == 0 => format!("{} s", ms / 1000),
+        ms => format!("{ms} ms"),
     }
 }
 

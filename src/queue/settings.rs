@@ -75,6 +75,10 @@ pub struct Settings {
     pub prefix: String,
     /// Its tuning; `EVENTS_EMIT_REPLICAS` sets its durability.
     pub options: QueueOptions,
+    /// `EVENTS_EMIT_TIMEOUT_MS`: how long an emit may wait to connect and
+    /// for each reply (see [`QueueOptions::timeout`]); the emitter applies
+    /// it, the worker never does.
+    pub emit_timeout: Option<Duration>,
 }
 
 impl Settings {
@@ -109,6 +113,13 @@ impl Settings {
                 Some(prefix) => checked_prefix(prefix)?,
                 None => "{events}".into(),
             },
+            emit_timeout: ranged(
+                env,
+                "EVENTS_EMIT_TIMEOUT_MS",
+                EMIT_TIMEOUT_MS,
+                "milliseconds",
+            )?
+            .map(Duration::from_millis),
         })
     }
 }
@@ -246,6 +257,10 @@ const EMIT_REPLICAS: std::ops::RangeInclusive<u32> = 0..=16;
 /// How long an emit may wait for them: a minute is already far past what a
 /// healthy replica needs (a few ms on one network).
 const EMIT_REPLICAS_TIMEOUT_MS: std::ops::RangeInclusive<u64> = 1..=60_000;
+
+/// How long an emit may wait to connect and for each reply: a minute
+/// is already far past any queue that answers at all.
+const EMIT_TIMEOUT_MS: std::ops::RangeInclusive<u64> = 1..=60_000;
 
 /// `EVENTS_EMIT_REPLICAS` and `EVENTS_EMIT_REPLICAS_TIMEOUT_MS`; `None`
 /// when no replica is asked for (the default).

@@ -213,8 +213,8 @@ impl RedisQueue {
                 &client,
                 &self.cluster_nodes,
                 &self.stream,
-                CONNECT_TIMEOUT,
-                RESPONSE_TIMEOUT + waits,
+                self.connect_timeout(),
+                self.response_timeout() + waits,
             )
             .map_err(|e| self.error(e))?;
             if !conn.nodes().is_empty() {
@@ -224,6 +224,29 @@ impl RedisQueue {
             self.group_ready = false;
         }
         Ok(self.conn.as_mut().expect("connected above"))
+    }
+
+    /// How long connecting may take: [`QueueOptions::timeout`], else 3 s.
+    fn connect_timeout(&self) -> Duration {
+        self.options.timeout.unwrap_or(CONNECT_TIMEOUT)
+    }
+
+    /// How long a reply may take: [`QueueOptions::timeout`], else 5 s.
+    pub(super) fn response_timeout(&self) -> Duration {
+        self.options.timeout.unwrap_or(RESPONSE_TIMEOUT)
+    }
+
+    /// What a timeout means: no answer within the timeouts in force.
+    fn no_answer(&self) -> String {
+        let (connect, reply) = (self.connect_timeout(), self.response_timeout());
+        if connect == reply {
+            return format!("no answer within {}", super::shown_timeout(reply));
+        }
+        format!(
+            "no answer within {} to connect or {} for a reply",
+            super::shown_timeout(connect),
+            super::shown_timeout(reply)
+        )
     }
 
     /// Runs `f` on the connection; a connection-level failure drops the
@@ -298,6 +321,11 @@ impl RedisQueue {
                         "Redis at {shown} cannot serve the request right now \
                          (a failover or resharding is under way: {said})"
                     ),
+                    UnavailableReason::Unreachable | UnavailableReason::Locked
+                        if e.is_timeout() =>
+                    {
+                        format!("cannot reach Redis at {shown}: {}", self.no_answer())
+                    }
                     UnavailableReason::Unreachable | UnavailableReason::Locked => {
                         format!("cannot reach Redis at {shown}: {said}")
                     }
@@ -324,10 +352,10 @@ impl RedisQueue {
         let Some(client) = &self.client else {
             return false;
         };
-        let Ok(mut conn) = client.get_connection_with_timeout(CONNECT_TIMEOUT) else {
+        let Ok(mut conn) = client.get_connection_with_timeout(self.connect_timeout()) else {
             return false;
         };
-        let _ = conn.set_read_timeout(Some(RESPONSE_TIMEOUT));
+        let _ = conn.set_read_timeout(Some(self.response_timeout()));
         matches!(
             redis::cmd("PING").query::<String>(&mut conn),
             Err(e) if classify(&e) == Class::NeedsPassword

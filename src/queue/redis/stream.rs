@@ -7,9 +7,8 @@ use std::time::{Duration, Instant};
 use redis::Value;
 
 use super::{
-    Code, Fields, GROUP, PAGE, RESPONSE_TIMEOUT, RawError, RedisQueue, SKEW_MS, array, code,
-    entries, event_of, int, is_skewed_ms, map, next_id, parse_id, raw_entries, read_reply_entries,
-    text,
+    Code, Fields, GROUP, PAGE, RawError, RedisQueue, SKEW_MS, array, code, entries, event_of, int,
+    is_skewed_ms, map, next_id, parse_id, raw_entries, read_reply_entries, text,
 };
 use crate::event::{Event, now_ms};
 use crate::queue::entry::RawEntry;
@@ -392,13 +391,13 @@ impl Claims for RedisQueue {
         }
         cmd.arg("STREAMS").arg(&self.stream).arg(">");
         // A blocking read must be allowed to outlast its BLOCK time.
-        let timeout = RESPONSE_TIMEOUT + block;
+        let normal = self.response_timeout();
         if let Some(c) = self.conn.as_mut() {
-            let _ = c.set_read_timeout(Some(timeout));
+            let _ = c.set_read_timeout(Some(normal + block));
         }
         let reply = self.group_cmd(&cmd);
         if let Some(c) = self.conn.as_mut() {
-            let _ = c.set_read_timeout(Some(RESPONSE_TIMEOUT));
+            let _ = c.set_read_timeout(Some(normal));
         }
         let claimed = read_reply_entries(reply?);
         self.index_skewed(&claimed)?;
@@ -604,12 +603,11 @@ impl History for RedisQueue {
         }
         cmd.arg("STREAMS").arg(&self.stream).arg(after);
         // A blocking read must be allowed to outlast its BLOCK time.
-        let _ = self
-            .conn()?
-            .set_read_timeout(Some(RESPONSE_TIMEOUT + block));
+        let normal = self.response_timeout();
+        let _ = self.conn()?.set_read_timeout(Some(normal + block));
         let reply: Result<Value> = self.with(|c| cmd.query(c));
         if let Some(c) = self.conn.as_mut() {
-            let _ = c.set_read_timeout(Some(RESPONSE_TIMEOUT));
+            let _ = c.set_read_timeout(Some(normal));
         }
         Ok(read_reply_entries(reply?))
     }

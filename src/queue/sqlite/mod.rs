@@ -60,6 +60,8 @@ pub struct SqliteQueue {
     conn: Connection,
     path: PathBuf,
     lease_ms: i64,
+    /// How long to wait for a lock another process holds.
+    busy: Duration,
 }
 
 impl SqliteQueue {
@@ -79,14 +81,17 @@ impl SqliteQueue {
                 )
             })?;
         }
-        let mut conn = Connection::open(path).map_err(|e| classify(path, e))?;
-        configure(&mut conn).map_err(|e| classify(path, e))?;
+        let busy = options.timeout.unwrap_or(BUSY_TIMEOUT);
+        let fail = |e| classify_within(path, e, busy);
+        let mut conn = Connection::open(path).map_err(fail)?;
+        configure(&mut conn, busy).map_err(fail)?;
         migrate(&mut conn, path)?;
         conn.set_prepared_statement_cache_capacity(32);
         Ok(SqliteQueue {
             conn,
             path: path.to_path_buf(),
             lease_ms: duration_ms(options.claim_lease),
+            busy,
         })
     }
 
@@ -101,7 +106,7 @@ impl SqliteQueue {
             tx.commit()?;
             Ok(value)
         };
-        run().map_err(|e| classify(&self.path, e))
+        run().map_err(|e| classify_within(&self.path, e, self.busy))
     }
 
     /// Runs `f` in a read transaction: one consistent snapshot, no lock on
@@ -113,7 +118,7 @@ impl SqliteQueue {
             tx.commit()?;
             Ok(value)
         };
-        run().map_err(|e| classify(&self.path, e))
+        run().map_err(|e| classify_within(&self.path, e, self.busy))
     }
 
     /// A number that changes whenever another connection commits to the file.
@@ -126,9 +131,9 @@ impl SqliteQueue {
 }
 
 /// Per-connection settings, and WAL once per file (it is stored in the file).
-fn configure(conn: &mut Connection) -> rusqlite::Result<()> {
-    conn.busy_timeout(BUSY_TIMEOUT)?;
-    let deadline = Instant::now() + BUSY_TIMEOUT;
+fn configure(conn: &mut Connection, busy: Duration) -> rusqlite::Result<()> {
+    conn.busy_timeout(busy)?;
+    let deadline = Instant::now() + busy;
     loop {
         // Switching a new file to WAL takes an exclusive lock without
         // consulting the busy handler, so when several processes create the
@@ -242,12 +247,17 @@ fn is_busy(e: &rusqlite::Error) -> bool {
 /// Turns a SQLite error into a sentence naming the file, sorted by whether
 /// trying again later can help.
 fn classify(path: &Path, e: rusqlite::Error) -> QueueError {
+    classify_within(path, e, BUSY_TIMEOUT)
+}
+
+/// `classify`, for a connection that waits `busy` for a lock.
+fn classify_within(path: &Path, e: rusqlite::Error, busy: Duration) -> QueueError {
     let path = path.display();
-    let secs = BUSY_TIMEOUT.as_secs();
+    let waited = super::shown_timeout(busy);
     match e.sqlite_error_code() {
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => QueueError::unavailable(
             UnavailableReason::Locked,
-            format!("{path} stayed locked by another process for more than {secs} s"),
+            format!("{path} stayed locked by another process for more than {waited}"),
         ),
         Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => QueueError::unavailable(
             UnavailableReason::Unreachable,
