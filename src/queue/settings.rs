@@ -436,6 +436,64 @@ mod tests {
         );
     }
 
+    fn parsed(vars: &[(&str, &str)]) -> std::result::Result<Settings, SettingError> {
+        let env = |name: &str| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        };
+        Settings::parse(None, None, None, &env, QueueOptions::default())
+    }
+
+    #[test]
+    fn postgres_wins_over_redis_and_never_shows_its_password() {
+        let settings = parsed(&[
+            ("REDIS_URL", "redis://127.0.0.1:6379"),
+            ("EVENTS_POSTGRES_URL", "postgres://app:Hunter2@db:5432/app"),
+        ])
+        .unwrap();
+        let Backend::Postgres { schema, .. } = &settings.backend else {
+            panic!("{:?}", settings.backend);
+        };
+        assert_eq!(schema, "events");
+        assert_eq!(
+            settings.backend.to_string(),
+            "postgres postgres://***@db:5432/*** schema events"
+        );
+        let custom = parsed(&[
+            ("EVENTS_POSTGRES_URL", "postgresql://db/app"),
+            ("EVENTS_PG_SCHEMA", "queue_2"),
+        ])
+        .unwrap();
+        assert!(
+            matches!(custom.backend, Backend::Postgres { ref schema, .. } if schema == "queue_2")
+        );
+    }
+
+    #[test]
+    fn a_postgres_url_asking_for_tls_or_a_bad_schema_is_refused() {
+        let refused = parsed(&[(
+            "EVENTS_POSTGRES_URL",
+            "postgres://app:Hunter2@db/app?sslmode=require",
+        )])
+        .unwrap_err();
+        assert_eq!(refused.name, "EVENTS_POSTGRES_URL");
+        assert!(refused.message.contains("sslmode=require"), "{refused}");
+        assert!(!refused.message.contains("Hunter2"), "{refused}");
+        for url in ["mysql://db/app", "postgres://app:Hunter2@db:notaport/app"] {
+            let refused = parsed(&[("EVENTS_POSTGRES_URL", url)]).unwrap_err();
+            assert!(!refused.message.contains("Hunter2"), "{refused}");
+        }
+        for schema in ["Events", "a-b", "1x", "x;drop", ""] {
+            let refused = parsed(&[
+                ("EVENTS_POSTGRES_URL", "postgres://db/app"),
+                ("EVENTS_PG_SCHEMA", schema),
+            ])
+            .unwrap_err();
+            assert_eq!(refused.name, "EVENTS_PG_SCHEMA", "{schema:?}");
+        }
+    }
+
     #[test]
     fn a_prefix_needs_the_hash_tag_redis_cluster_reads() {
         assert_eq!(hash_tag("{events}"), Some("events"));

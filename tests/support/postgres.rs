@@ -133,10 +133,9 @@ fn template(bin: &Path) -> PathBuf {
         .and_then(Path::file_name)
         .map_or("pg".into(), |v| v.to_string_lossy().into_owned());
     let root = std::env::temp_dir();
-    let done = root.join(format!(
-        "events-pg-template-{version}-{}",
-        unsafe { libc::geteuid() }
-    ));
+    let done = root.join(format!("events-pg-template-{version}-{}", unsafe {
+        libc::geteuid()
+    }));
     if done.join("PG_VERSION").is_file() {
         return done;
     }

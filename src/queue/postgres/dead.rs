@@ -33,7 +33,8 @@ impl PostgresQueue {
                     let seq: i64 = row.get(0);
                     last = Some(seq);
                     let (dest, at_ms): (String, i64) = (row.get(2), row.get(4));
-                    if !filter.passes_over(&dest, at_ms) && filter.matches(&stored_letter(row).letter)
+                    if !filter.passes_over(&dest, at_ms)
+                        && filter.matches(&stored_letter(row).letter)
                     {
                         seqs.push(seq);
                     }
@@ -85,7 +86,10 @@ impl DeadLetters for PostgresQueue {
     fn dead_letters(&mut self) -> Result<Vec<StoredDeadLetter>> {
         self.read(|tx| {
             Ok(tx
-                .query(&format!("SELECT {DEAD_COLUMNS} FROM dead ORDER BY seq"), &[])?
+                .query(
+                    &format!("SELECT {DEAD_COLUMNS} FROM dead ORDER BY seq"),
+                    &[],
+                )?
                 .iter()
                 .map(stored_letter)
                 .collect())

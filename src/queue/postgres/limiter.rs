@@ -32,9 +32,7 @@ impl RateLimit for PostgresQueue {
             };
             let next_free_ms = match rate::take(stored, now_ms(), rate) {
                 Taken::Wait(wait) => return Ok(Some(wait)),
-                Taken::Granted { next_free_ms } | Taken::Reset { next_free_ms, .. } => {
-                    next_free_ms
-                }
+                Taken::Granted { next_free_ms } | Taken::Reset { next_free_ms, .. } => next_free_ms,
             };
             tx.execute(
                 "UPDATE rate_limits SET next_free_ms = $2 WHERE dest = $1",

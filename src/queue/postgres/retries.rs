@@ -87,17 +87,18 @@ pub(super) fn dead_counts(tx: &mut Transaction) -> PgResult<Vec<(String, String,
 }
 
 /// Adds to each destination's running totals.
-pub(super) fn add_tallies(
-    tx: &mut Transaction,
-    tallies: &BTreeMap<String, Tally>,
-) -> PgResult<()> {
+pub(super) fn add_tallies(tx: &mut Transaction, tallies: &BTreeMap<String, Tally>) -> PgResult<()> {
     for (dest, tally) in tallies {
         tx.execute(
             "INSERT INTO tallies (dest, delivered, rate_limited) VALUES ($1, $2, $3)
              ON CONFLICT (dest) DO UPDATE SET
                  delivered = tallies.delivered + excluded.delivered,
                  rate_limited = tallies.rate_limited + excluded.rate_limited",
-            &[dest, &(tally.delivered as i64), &(tally.rate_limited as i64)],
+            &[
+                dest,
+                &(tally.delivered as i64),
+                &(tally.rate_limited as i64),
+            ],
         )?;
     }
     Ok(())

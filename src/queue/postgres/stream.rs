@@ -256,10 +256,9 @@ impl Settle for PostgresQueue {
             )?;
             // An event erased while it was being delivered stays erased.
             let guard = lifecycle::any_forgotten(tx)?;
-            let gone =
-                |tx: &mut Transaction, id: &str| -> PgResult<bool> {
-                    Ok(guard && lifecycle::is_forgotten(tx, id)?)
-                };
+            let gone = |tx: &mut Transaction, id: &str| -> PgResult<bool> {
+                Ok(guard && lifecycle::is_forgotten(tx, id)?)
+            };
             for (delivery, due_ms) in &settlement.retries {
                 if !gone(tx, &delivery.event.id)? {
                     upsert_retry(tx, delivery, *due_ms)?;
