@@ -101,13 +101,17 @@ _events() {
 
     case "${cmd}" in
         events)
-            opts="-v -q -h -V --verbose --quiet --redis-url --db --config --help --version emit work replay purge tail templates status digest inspect forget completions man help"
+            opts="-v -q -h -V --verbose --quiet --redis-url --postgres-url --db --config --help --version emit work replay purge tail templates status digest inspect forget completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --redis-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --postgres-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -127,13 +131,17 @@ _events() {
             return 0
             ;;
         events__subcmd__completions)
-            opts="-v -q -h -V --verbose --quiet --redis-url --db --config --help --version bash elvish fish powershell zsh"
+            opts="-v -q -h -V --verbose --quiet --redis-url --postgres-url --db --config --help --version bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --redis-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --postgres-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -153,7 +161,7 @@ _events() {
             return 0
             ;;
         events__subcmd__digest)
-            opts="-v -q -h -V --since --until --to --dry-run --max-wait --verbose --quiet --redis-url --db --config --help --version"
+            opts="-v -q -h -V --since --until --to --dry-run --max-wait --verbose --quiet --redis-url --postgres-url --db --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -179,6 +187,10 @@ _events() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --postgres-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --db)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -195,7 +207,7 @@ _events() {
             return 0
             ;;
         events__subcmd__emit)
-            opts="-f -v -q -h -V --email --importer-name --plan --row-count --error --field --json --idempotency-key --dry-run --stdin --verbose --quiet --redis-url --db --config --help --version"
+            opts="-f -v -q -h -V --email --importer-name --plan --row-count --error --field --json --idempotency-key --dry-run --stdin --verbose --quiet --redis-url --postgres-url --db --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -241,6 +253,10 @@ _events() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --postgres-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --db)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -257,7 +273,7 @@ _events() {
             return 0
             ;;
         events__subcmd__forget)
-            opts="-f -y -v -q -h -V --email --field --dry-run --yes --format --verbose --quiet --redis-url --db --config --help --version"
+            opts="-f -y -v -q -h -V --email --field --dry-run --yes --format --verbose --quiet --redis-url --postgres-url --db --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -280,6 +296,10 @@ _events() {
                     return 0
                     ;;
                 --redis-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --postgres-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -495,7 +515,7 @@ _events() {
             return 0
             ;;
         events__subcmd__inspect)
-            opts="-v -q -h -V --format --verbose --quiet --redis-url --db --config --help --version"
+            opts="-v -q -h -V --format --verbose --quiet --redis-url --postgres-url --db --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -506,6 +526,10 @@ _events() {
                     return 0
                     ;;
                 --redis-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --postgres-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -525,7 +549,7 @@ _events() {
             return 0
             ;;
         events__subcmd__man)
-            opts="-v -q -h -V --dir --verbose --quiet --redis-url --db --config --help --version"
+            opts="-v -q -h -V --dir --verbose --quiet --redis-url --postgres-url --db --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -536,6 +560,10 @@ _events() {
                     return 0
                     ;;
                 --redis-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --postgres-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -555,7 +583,7 @@ _events() {
             return 0
             ;;
         events__subcmd__purge)
-            opts="-y -v -q -h -V --dead --type --dest --before --dry-run --yes --verbose --quiet --redis-url --db --config --help --version"
+            opts="-y -v -q -h -V --dead --type --dest --before --dry-run --yes --verbose --quiet --redis-url --postgres-url --db --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -577,6 +605,10 @@ _events() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --postgres-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --db)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -593,7 +625,7 @@ _events() {
             return 0
             ;;
         events__subcmd__replay)
-            opts="-y -v -q -h -V --dead --since --until --file --type --to --limit --dry-run --yes --verbose --quiet --redis-url --db --config --help --version"
+            opts="-y -v -q -h -V --dead --since --until --file --type --to --limit --dry-run --yes --verbose --quiet --redis-url --postgres-url --db --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -627,6 +659,10 @@ _events() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --postgres-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --db)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -643,7 +679,7 @@ _events() {
             return 0
             ;;
         events__subcmd__status)
-            opts="-v -q -h -V --format --watch --verbose --quiet --redis-url --db --config --help --version"
+            opts="-v -q -h -V --format --watch --verbose --quiet --redis-url --postgres-url --db --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -654,6 +690,10 @@ _events() {
                     return 0
                     ;;
                 --redis-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --postgres-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -673,7 +713,7 @@ _events() {
             return 0
             ;;
         events__subcmd__tail)
-            opts="-v -q -h -V --type --format --since --verbose --quiet --redis-url --db --config --help --version"
+            opts="-v -q -h -V --type --format --since --verbose --quiet --redis-url --postgres-url --db --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -695,6 +735,10 @@ _events() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --postgres-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --db)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -711,7 +755,7 @@ _events() {
             return 0
             ;;
         events__subcmd__templates)
-            opts="-f -v -q -h -V --preview --field --format --to --verbose --quiet --redis-url --db --config --help --version"
+            opts="-f -v -q -h -V --preview --field --format --to --verbose --quiet --redis-url --postgres-url --db --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -737,6 +781,10 @@ _events() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --postgres-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --db)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -753,7 +801,7 @@ _events() {
             return 0
             ;;
         events__subcmd__work)
-            opts="-v -q -h -V --burst --concurrency --consumer --only --metrics-addr --verbose --quiet --redis-url --db --config --help --version"
+            opts="-v -q -h -V --burst --concurrency --consumer --only --metrics-addr --verbose --quiet --redis-url --postgres-url --db --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -776,6 +824,10 @@ _events() {
                     return 0
                     ;;
                 --redis-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --postgres-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -19,6 +19,7 @@ set edit:completion:arg-completer[events] = {|@words|
     var completions = [
         &'events'= {
             cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store'
+            cand --postgres-url 'Use the PostgreSQL database at this URL (postgres:// or postgresql://) for the queue, in the schema EVENTS_PG_SCHEMA (default events); wins over --redis-url'
             cand --db 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]'
             cand --config 'A TOML file adding event types and destinations [default: ./events.toml when present]'
             cand -v 'Say more on stderr (every retry and claim)'
@@ -54,6 +55,7 @@ set edit:completion:arg-completer[events] = {|@words|
             cand --json 'Fields as a JSON object'
             cand --idempotency-key 'A re-run with the same key within 24 h writes nothing and prints the first event''s id'
             cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store'
+            cand --postgres-url 'Use the PostgreSQL database at this URL (postgres:// or postgresql://) for the queue, in the schema EVENTS_PG_SCHEMA (default events); wins over --redis-url'
             cand --db 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]'
             cand --config 'A TOML file adding event types and destinations [default: ./events.toml when present]'
             cand --dry-run 'Validate and print the event and its message; write nothing'
@@ -73,6 +75,7 @@ set edit:completion:arg-completer[events] = {|@words|
             cand --only 'Deliver only to these destinations (by name); repeatable'
             cand --metrics-addr 'Serve /metrics (Prometheus), /healthz and /readyz on this address, e.g. 127.0.0.1:9464 [default: off]'
             cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store'
+            cand --postgres-url 'Use the PostgreSQL database at this URL (postgres:// or postgresql://) for the queue, in the schema EVENTS_PG_SCHEMA (default events); wins over --redis-url'
             cand --db 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]'
             cand --config 'A TOML file adding event types and destinations [default: ./events.toml when present]'
             cand --burst 'Exit 0 once nothing is new, pending or due for retry within 5 s'
@@ -93,6 +96,7 @@ set edit:completion:arg-completer[events] = {|@words|
             cand --to 'Only to this destination (by name)'
             cand --limit 'Replay at most N events'
             cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store'
+            cand --postgres-url 'Use the PostgreSQL database at this URL (postgres:// or postgresql://) for the queue, in the schema EVENTS_PG_SCHEMA (default events); wins over --redis-url'
             cand --db 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]'
             cand --config 'A TOML file adding event types and destinations [default: ./events.toml when present]'
             cand --dead 'Dead letters, each to the destination that failed (unless --to)'
@@ -113,6 +117,7 @@ set edit:completion:arg-completer[events] = {|@words|
             cand --dest 'Only letters of deliveries to this destination (by name, configured or not); repeatable'
             cand --before 'Only letters dead-lettered before WHEN: RFC 3339 or a duration ago such as 90m, 2h, 7d (-7d means the same)'
             cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store'
+            cand --postgres-url 'Use the PostgreSQL database at this URL (postgres:// or postgresql://) for the queue, in the schema EVENTS_PG_SCHEMA (default events); wins over --redis-url'
             cand --db 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]'
             cand --config 'A TOML file adding event types and destinations [default: ./events.toml when present]'
             cand --dead 'Dead letters (the only thing purged, and required to say so)'
@@ -133,6 +138,7 @@ set edit:completion:arg-completer[events] = {|@words|
             cand --format '`text`: each event''s message, as the console destination prints it; `json`: each event as a JSON line'
             cand --since 'Start with the events written since WHEN (RFC 3339 or a duration ago such as 90m, 2h, 7d) rather than only new ones'
             cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store'
+            cand --postgres-url 'Use the PostgreSQL database at this URL (postgres:// or postgresql://) for the queue, in the schema EVENTS_PG_SCHEMA (default events); wins over --redis-url'
             cand --db 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]'
             cand --config 'A TOML file adding event types and destinations [default: ./events.toml when present]'
             cand -v 'Say more on stderr (every retry and claim)'
@@ -150,6 +156,7 @@ set edit:completion:arg-completer[events] = {|@words|
             cand --format 'format'
             cand --to 'With --preview: what this destination (by name) would receive — its own template, its escaping, and whether its `when` routes the sample there'
             cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store'
+            cand --postgres-url 'Use the PostgreSQL database at this URL (postgres:// or postgresql://) for the queue, in the schema EVENTS_PG_SCHEMA (default events); wins over --redis-url'
             cand --db 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]'
             cand --config 'A TOML file adding event types and destinations [default: ./events.toml when present]'
             cand --preview 'Render each message with sample values'
@@ -165,6 +172,7 @@ set edit:completion:arg-completer[events] = {|@words|
         &'events;status'= {
             cand --format 'format'
             cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store'
+            cand --postgres-url 'Use the PostgreSQL database at this URL (postgres:// or postgresql://) for the queue, in the schema EVENTS_PG_SCHEMA (default events); wins over --redis-url'
             cand --db 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]'
             cand --config 'A TOML file adding event types and destinations [default: ./events.toml when present]'
             cand --watch 'Refresh every second, with deliveries per second per destination, until Ctrl-C: in place on a terminal; one table (or, with `--format json`, one JSON line) per second otherwise'
@@ -183,6 +191,7 @@ set edit:completion:arg-completer[events] = {|@words|
             cand --to 'Send to this chat destination (by name); repeatable [default: every configured chat destination]'
             cand --max-wait 'Give up on a destination still rate limited or failing once the digest has waited this long in all (exit 1), such as 30s, 5m, 1h (at most a day)'
             cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store'
+            cand --postgres-url 'Use the PostgreSQL database at this URL (postgres:// or postgresql://) for the queue, in the schema EVENTS_PG_SCHEMA (default events); wins over --redis-url'
             cand --db 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]'
             cand --config 'A TOML file adding event types and destinations [default: ./events.toml when present]'
             cand --dry-run 'Print the digest; send nothing'
@@ -198,6 +207,7 @@ set edit:completion:arg-completer[events] = {|@words|
         &'events;inspect'= {
             cand --format 'format'
             cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store'
+            cand --postgres-url 'Use the PostgreSQL database at this URL (postgres:// or postgresql://) for the queue, in the schema EVENTS_PG_SCHEMA (default events); wins over --redis-url'
             cand --db 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]'
             cand --config 'A TOML file adding event types and destinations [default: ./events.toml when present]'
             cand -v 'Say more on stderr (every retry and claim)'
@@ -215,6 +225,7 @@ set edit:completion:arg-completer[events] = {|@words|
             cand --field 'The events whose payload field KEY is VALUE; repeatable'
             cand --format 'format'
             cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store'
+            cand --postgres-url 'Use the PostgreSQL database at this URL (postgres:// or postgresql://) for the queue, in the schema EVENTS_PG_SCHEMA (default events); wins over --redis-url'
             cand --db 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]'
             cand --config 'A TOML file adding event types and destinations [default: ./events.toml when present]'
             cand --dry-run 'Count what would be erased; erase nothing'
@@ -231,6 +242,7 @@ set edit:completion:arg-completer[events] = {|@words|
         }
         &'events;completions'= {
             cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store'
+            cand --postgres-url 'Use the PostgreSQL database at this URL (postgres:// or postgresql://) for the queue, in the schema EVENTS_PG_SCHEMA (default events); wins over --redis-url'
             cand --db 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]'
             cand --config 'A TOML file adding event types and destinations [default: ./events.toml when present]'
             cand -v 'Say more on stderr (every retry and claim)'
@@ -245,6 +257,7 @@ set edit:completion:arg-completer[events] = {|@words|
         &'events;man'= {
             cand --dir 'Write the pages into this directory instead of printing `events(1)`'
             cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store'
+            cand --postgres-url 'Use the PostgreSQL database at this URL (postgres:// or postgresql://) for the queue, in the schema EVENTS_PG_SCHEMA (default events); wins over --redis-url'
             cand --db 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]'
             cand --config 'A TOML file adding event types and destinations [default: ./events.toml when present]'
             cand -v 'Say more on stderr (every retry and claim)'

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_events_global_optspecs
-    string join \n v/verbose q/quiet redis-url= db= config= h/help V/version
+    string join \n v/verbose q/quiet redis-url= postgres-url= db= config= h/help V/version
 end
 
 function __fish_events_needs_command
@@ -25,6 +25,7 @@ function __fish_events_using_subcommand
 end
 
 complete -c events -n "__fish_events_needs_command" -l redis-url -d 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store' -r
+complete -c events -n "__fish_events_needs_command" -l postgres-url -d 'Use the PostgreSQL database at this URL (postgres:// or postgresql://) for the queue, in the schema EVENTS_PG_SCHEMA (default events); wins over --redis-url' -r
 complete -c events -n "__fish_events_needs_command" -l db -d 'The embedded store\'s file [default: $XDG_STATE_HOME/events/events.db]' -r -F
 complete -c events -n "__fish_events_needs_command" -l config -d 'A TOML file adding event types and destinations [default: ./events.toml when present]' -r -F
 complete -c events -n "__fish_events_needs_command" -s v -l verbose -d 'Say more on stderr (every retry and claim)'
@@ -53,6 +54,7 @@ complete -c events -n "__fish_events_using_subcommand emit" -s f -l field -d 'An
 complete -c events -n "__fish_events_using_subcommand emit" -l json -d 'Fields as a JSON object' -r
 complete -c events -n "__fish_events_using_subcommand emit" -l idempotency-key -d 'A re-run with the same key within 24 h writes nothing and prints the first event\'s id' -r
 complete -c events -n "__fish_events_using_subcommand emit" -l redis-url -d 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store' -r
+complete -c events -n "__fish_events_using_subcommand emit" -l postgres-url -d 'Use the PostgreSQL database at this URL (postgres:// or postgresql://) for the queue, in the schema EVENTS_PG_SCHEMA (default events); wins over --redis-url' -r
 complete -c events -n "__fish_events_using_subcommand emit" -l db -d 'The embedded store\'s file [default: $XDG_STATE_HOME/events/events.db]' -r -F
 complete -c events -n "__fish_events_using_subcommand emit" -l config -d 'A TOML file adding event types and destinations [default: ./events.toml when present]' -r -F
 complete -c events -n "__fish_events_using_subcommand emit" -l dry-run -d 'Validate and print the event and its message; write nothing'
@@ -66,6 +68,7 @@ complete -c events -n "__fish_events_using_subcommand work" -l consumer -d 'This
 complete -c events -n "__fish_events_using_subcommand work" -l only -d 'Deliver only to these destinations (by name); repeatable' -r
 complete -c events -n "__fish_events_using_subcommand work" -l metrics-addr -d 'Serve /metrics (Prometheus), /healthz and /readyz on this address, e.g. 127.0.0.1:9464 [default: off]' -r
 complete -c events -n "__fish_events_using_subcommand work" -l redis-url -d 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store' -r
+complete -c events -n "__fish_events_using_subcommand work" -l postgres-url -d 'Use the PostgreSQL database at this URL (postgres:// or postgresql://) for the queue, in the schema EVENTS_PG_SCHEMA (default events); wins over --redis-url' -r
 complete -c events -n "__fish_events_using_subcommand work" -l db -d 'The embedded store\'s file [default: $XDG_STATE_HOME/events/events.db]' -r -F
 complete -c events -n "__fish_events_using_subcommand work" -l config -d 'A TOML file adding event types and destinations [default: ./events.toml when present]' -r -F
 complete -c events -n "__fish_events_using_subcommand work" -l burst -d 'Exit 0 once nothing is new, pending or due for retry within 5 s'
@@ -80,6 +83,7 @@ complete -c events -n "__fish_events_using_subcommand replay" -l type -d 'Only e
 complete -c events -n "__fish_events_using_subcommand replay" -l to -d 'Only to this destination (by name)' -r
 complete -c events -n "__fish_events_using_subcommand replay" -l limit -d 'Replay at most N events' -r
 complete -c events -n "__fish_events_using_subcommand replay" -l redis-url -d 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store' -r
+complete -c events -n "__fish_events_using_subcommand replay" -l postgres-url -d 'Use the PostgreSQL database at this URL (postgres:// or postgresql://) for the queue, in the schema EVENTS_PG_SCHEMA (default events); wins over --redis-url' -r
 complete -c events -n "__fish_events_using_subcommand replay" -l db -d 'The embedded store\'s file [default: $XDG_STATE_HOME/events/events.db]' -r -F
 complete -c events -n "__fish_events_using_subcommand replay" -l config -d 'A TOML file adding event types and destinations [default: ./events.toml when present]' -r -F
 complete -c events -n "__fish_events_using_subcommand replay" -l dead -d 'Dead letters, each to the destination that failed (unless --to)'
@@ -93,6 +97,7 @@ complete -c events -n "__fish_events_using_subcommand purge" -l type -d 'Only le
 complete -c events -n "__fish_events_using_subcommand purge" -l dest -d 'Only letters of deliveries to this destination (by name, configured or not); repeatable' -r
 complete -c events -n "__fish_events_using_subcommand purge" -l before -d 'Only letters dead-lettered before WHEN: RFC 3339 or a duration ago such as 90m, 2h, 7d (-7d means the same)' -r
 complete -c events -n "__fish_events_using_subcommand purge" -l redis-url -d 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store' -r
+complete -c events -n "__fish_events_using_subcommand purge" -l postgres-url -d 'Use the PostgreSQL database at this URL (postgres:// or postgresql://) for the queue, in the schema EVENTS_PG_SCHEMA (default events); wins over --redis-url' -r
 complete -c events -n "__fish_events_using_subcommand purge" -l db -d 'The embedded store\'s file [default: $XDG_STATE_HOME/events/events.db]' -r -F
 complete -c events -n "__fish_events_using_subcommand purge" -l config -d 'A TOML file adding event types and destinations [default: ./events.toml when present]' -r -F
 complete -c events -n "__fish_events_using_subcommand purge" -l dead -d 'Dead letters (the only thing purged, and required to say so)'
@@ -107,6 +112,7 @@ complete -c events -n "__fish_events_using_subcommand tail" -l format -d '`text`
 json\t''"
 complete -c events -n "__fish_events_using_subcommand tail" -l since -d 'Start with the events written since WHEN (RFC 3339 or a duration ago such as 90m, 2h, 7d) rather than only new ones' -r
 complete -c events -n "__fish_events_using_subcommand tail" -l redis-url -d 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store' -r
+complete -c events -n "__fish_events_using_subcommand tail" -l postgres-url -d 'Use the PostgreSQL database at this URL (postgres:// or postgresql://) for the queue, in the schema EVENTS_PG_SCHEMA (default events); wins over --redis-url' -r
 complete -c events -n "__fish_events_using_subcommand tail" -l db -d 'The embedded store\'s file [default: $XDG_STATE_HOME/events/events.db]' -r -F
 complete -c events -n "__fish_events_using_subcommand tail" -l config -d 'A TOML file adding event types and destinations [default: ./events.toml when present]' -r -F
 complete -c events -n "__fish_events_using_subcommand tail" -s v -l verbose -d 'Say more on stderr (every retry and claim)'
@@ -118,6 +124,7 @@ complete -c events -n "__fish_events_using_subcommand templates" -l format -r -f
 json\t''"
 complete -c events -n "__fish_events_using_subcommand templates" -l to -d 'With --preview: what this destination (by name) would receive — its own template, its escaping, and whether its `when` routes the sample there' -r
 complete -c events -n "__fish_events_using_subcommand templates" -l redis-url -d 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store' -r
+complete -c events -n "__fish_events_using_subcommand templates" -l postgres-url -d 'Use the PostgreSQL database at this URL (postgres:// or postgresql://) for the queue, in the schema EVENTS_PG_SCHEMA (default events); wins over --redis-url' -r
 complete -c events -n "__fish_events_using_subcommand templates" -l db -d 'The embedded store\'s file [default: $XDG_STATE_HOME/events/events.db]' -r -F
 complete -c events -n "__fish_events_using_subcommand templates" -l config -d 'A TOML file adding event types and destinations [default: ./events.toml when present]' -r -F
 complete -c events -n "__fish_events_using_subcommand templates" -l preview -d 'Render each message with sample values'
@@ -128,6 +135,7 @@ complete -c events -n "__fish_events_using_subcommand templates" -s V -l version
 complete -c events -n "__fish_events_using_subcommand status" -l format -r -f -a "table\t''
 json\t''"
 complete -c events -n "__fish_events_using_subcommand status" -l redis-url -d 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store' -r
+complete -c events -n "__fish_events_using_subcommand status" -l postgres-url -d 'Use the PostgreSQL database at this URL (postgres:// or postgresql://) for the queue, in the schema EVENTS_PG_SCHEMA (default events); wins over --redis-url' -r
 complete -c events -n "__fish_events_using_subcommand status" -l db -d 'The embedded store\'s file [default: $XDG_STATE_HOME/events/events.db]' -r -F
 complete -c events -n "__fish_events_using_subcommand status" -l config -d 'A TOML file adding event types and destinations [default: ./events.toml when present]' -r -F
 complete -c events -n "__fish_events_using_subcommand status" -l watch -d 'Refresh every second, with deliveries per second per destination, until Ctrl-C: in place on a terminal; one table (or, with `--format json`, one JSON line) per second otherwise'
@@ -140,6 +148,7 @@ complete -c events -n "__fish_events_using_subcommand digest" -l until -d 'The w
 complete -c events -n "__fish_events_using_subcommand digest" -l to -d 'Send to this chat destination (by name); repeatable [default: every configured chat destination]' -r
 complete -c events -n "__fish_events_using_subcommand digest" -l max-wait -d 'Give up on a destination still rate limited or failing once the digest has waited this long in all (exit 1), such as 30s, 5m, 1h (at most a day)' -r
 complete -c events -n "__fish_events_using_subcommand digest" -l redis-url -d 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store' -r
+complete -c events -n "__fish_events_using_subcommand digest" -l postgres-url -d 'Use the PostgreSQL database at this URL (postgres:// or postgresql://) for the queue, in the schema EVENTS_PG_SCHEMA (default events); wins over --redis-url' -r
 complete -c events -n "__fish_events_using_subcommand digest" -l db -d 'The embedded store\'s file [default: $XDG_STATE_HOME/events/events.db]' -r -F
 complete -c events -n "__fish_events_using_subcommand digest" -l config -d 'A TOML file adding event types and destinations [default: ./events.toml when present]' -r -F
 complete -c events -n "__fish_events_using_subcommand digest" -l dry-run -d 'Print the digest; send nothing'
@@ -150,6 +159,7 @@ complete -c events -n "__fish_events_using_subcommand digest" -s V -l version -d
 complete -c events -n "__fish_events_using_subcommand inspect" -l format -r -f -a "table\t''
 json\t''"
 complete -c events -n "__fish_events_using_subcommand inspect" -l redis-url -d 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store' -r
+complete -c events -n "__fish_events_using_subcommand inspect" -l postgres-url -d 'Use the PostgreSQL database at this URL (postgres:// or postgresql://) for the queue, in the schema EVENTS_PG_SCHEMA (default events); wins over --redis-url' -r
 complete -c events -n "__fish_events_using_subcommand inspect" -l db -d 'The embedded store\'s file [default: $XDG_STATE_HOME/events/events.db]' -r -F
 complete -c events -n "__fish_events_using_subcommand inspect" -l config -d 'A TOML file adding event types and destinations [default: ./events.toml when present]' -r -F
 complete -c events -n "__fish_events_using_subcommand inspect" -s v -l verbose -d 'Say more on stderr (every retry and claim)'
@@ -161,6 +171,7 @@ complete -c events -n "__fish_events_using_subcommand forget" -s f -l field -d '
 complete -c events -n "__fish_events_using_subcommand forget" -l format -r -f -a "table\t''
 json\t''"
 complete -c events -n "__fish_events_using_subcommand forget" -l redis-url -d 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store' -r
+complete -c events -n "__fish_events_using_subcommand forget" -l postgres-url -d 'Use the PostgreSQL database at this URL (postgres:// or postgresql://) for the queue, in the schema EVENTS_PG_SCHEMA (default events); wins over --redis-url' -r
 complete -c events -n "__fish_events_using_subcommand forget" -l db -d 'The embedded store\'s file [default: $XDG_STATE_HOME/events/events.db]' -r -F
 complete -c events -n "__fish_events_using_subcommand forget" -l config -d 'A TOML file adding event types and destinations [default: ./events.toml when present]' -r -F
 complete -c events -n "__fish_events_using_subcommand forget" -l dry-run -d 'Count what would be erased; erase nothing'
@@ -170,6 +181,7 @@ complete -c events -n "__fish_events_using_subcommand forget" -s q -l quiet -d '
 complete -c events -n "__fish_events_using_subcommand forget" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c events -n "__fish_events_using_subcommand forget" -s V -l version -d 'Print version'
 complete -c events -n "__fish_events_using_subcommand completions" -l redis-url -d 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store' -r
+complete -c events -n "__fish_events_using_subcommand completions" -l postgres-url -d 'Use the PostgreSQL database at this URL (postgres:// or postgresql://) for the queue, in the schema EVENTS_PG_SCHEMA (default events); wins over --redis-url' -r
 complete -c events -n "__fish_events_using_subcommand completions" -l db -d 'The embedded store\'s file [default: $XDG_STATE_HOME/events/events.db]' -r -F
 complete -c events -n "__fish_events_using_subcommand completions" -l config -d 'A TOML file adding event types and destinations [default: ./events.toml when present]' -r -F
 complete -c events -n "__fish_events_using_subcommand completions" -s v -l verbose -d 'Say more on stderr (every retry and claim)'
@@ -178,6 +190,7 @@ complete -c events -n "__fish_events_using_subcommand completions" -s h -l help 
 complete -c events -n "__fish_events_using_subcommand completions" -s V -l version -d 'Print version'
 complete -c events -n "__fish_events_using_subcommand man" -l dir -d 'Write the pages into this directory instead of printing `events(1)`' -r -F
 complete -c events -n "__fish_events_using_subcommand man" -l redis-url -d 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store' -r
+complete -c events -n "__fish_events_using_subcommand man" -l postgres-url -d 'Use the PostgreSQL database at this URL (postgres:// or postgresql://) for the queue, in the schema EVENTS_PG_SCHEMA (default events); wins over --redis-url' -r
 complete -c events -n "__fish_events_using_subcommand man" -l db -d 'The embedded store\'s file [default: $XDG_STATE_HOME/events/events.db]' -r -F
 complete -c events -n "__fish_events_using_subcommand man" -l config -d 'A TOML file adding event types and destinations [default: ./events.toml when present]' -r -F
 complete -c events -n "__fish_events_using_subcommand man" -s v -l verbose -d 'Say more on stderr (every retry and claim)'

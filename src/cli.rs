@@ -41,6 +41,15 @@ pub struct GlobalArgs {
         hide_env_values = true
     )]
     pub redis_url: Option<String>,
+    /// Use the PostgreSQL database at this URL (postgres:// or postgresql://) for the queue, in the schema EVENTS_PG_SCHEMA (default events); wins over --redis-url.
+    #[arg(
+        long,
+        global = true,
+        env = "EVENTS_POSTGRES_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub postgres_url: Option<String>,
     /// The embedded store's file [default: $XDG_STATE_HOME/events/events.db].
     #[arg(long, global = true, env = "EVENTS_DB", value_name = "PATH")]
     pub db: Option<PathBuf>,

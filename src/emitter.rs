@@ -139,6 +139,14 @@ fn check_durability(config: &Setup) -> Result<(), ConfigError> {
                 durability.replicas
             ),
         )),
+        (Backend::Postgres { .. }, Some(durability)) => Err(ConfigError::variable(
+            "EVENTS_EMIT_REPLICAS",
+            format!(
+                "EVENTS_EMIT_REPLICAS={} needs Redis: on Postgres, what a commit waits for is \
+             the server's synchronous_commit; unset EVENTS_EMIT_REPLICAS",
+                durability.replicas
+            ),
+        )),
         _ => Ok(()),
     }
 }

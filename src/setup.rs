@@ -52,6 +52,7 @@ impl Setup {
         let delivery = Delivery::from_env(env)?;
         let store = queue::Settings::parse(
             config.global.redis_url.as_deref(),
+            config.global.postgres_url.as_deref(),
             config.global.db.as_deref(),
             &|name| env.get(name),
             QueueOptions {

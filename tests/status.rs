@@ -372,3 +372,39 @@ proptest::proptest! {
         }
     }
 }
+
+/// `EVENTS_POSTGRES_URL` wins over `REDIS_URL`: `emit` writes into the
+/// Postgres schema, where a row inserted by plain SQL joins the events, and
+/// `status` names the backend without its password.
+#[test]
+fn status_on_postgres_names_it_and_counts_rows_written_by_sql() {
+    let server = crate::support::PostgresServer::shared();
+    let schema = server.fresh_schema();
+    let url = server.url().replace("postgres@", "postgres:Hunter2secret@");
+    let events = || {
+        Events::new()
+            .env("EVENTS_POSTGRES_URL", &url)
+            .env("EVENTS_PG_SCHEMA", &schema)
+            .env("REDIS_URL", "redis://127.0.0.1:1")
+    };
+    events()
+        .args(["emit", "user.signup", "--email", "a@b.c"])
+        .run()
+        .success();
+    server
+        .client(&schema)
+        .execute(
+            "INSERT INTO stream (type, payload) VALUES ('user.signup', '{\"email\": \"d@e.f\"}')",
+            &[],
+        )
+        .unwrap();
+    let out = events()
+        .args(["status", "--format", "json"])
+        .run()
+        .success();
+    assert!(!out.stdout.contains("Hunter2"), "{}", out.stdout);
+    let v = out.stdout_json();
+    assert_eq!(v["backend"]["kind"], "postgres", "{v}");
+    assert_eq!(v["stream"]["length"], 2, "{v}");
+    assert_eq!(v["stream"]["lag"], 2, "{v}");
+}

@@ -37,6 +37,7 @@ impl Context {
         Context {
             global: Global {
                 redis_url: args.redis_url,
+                postgres_url: args.postgres_url,
                 db: args.db,
                 config: args.config,
             },

@@ -174,6 +174,7 @@ fn backend_kind(backend: &Backend) -> &'static str {
     match backend {
         Backend::Redis { .. } => "redis",
         Backend::Sqlite { .. } => "sqlite",
+        Backend::Postgres { .. } => "postgres",
         Backend::Sentinel { .. } => "redis",
     }
 }

@@ -24,6 +24,7 @@ pub use file::{File, Table};
 #[derive(Debug, Clone, Default)]
 pub struct Global {
     pub redis_url: Option<String>,
+    pub postgres_url: Option<String>,
     pub db: Option<PathBuf>,
     pub config: Option<PathBuf>,
 }

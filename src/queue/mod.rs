@@ -26,6 +26,7 @@
 pub mod attempt;
 pub mod entry;
 pub mod forget;
+pub mod postgres;
 pub mod redis;
 pub mod settings;
 pub mod sqlite;

@@ -1,5 +1,7 @@
-//! The store's own settings: where the queue lives (`--redis-url` /
-//! `REDIS_URL`, else the SQLite file of `--db` / `EVENTS_DB`), the Redis key
+//! The store's own settings: where the queue lives (`--postgres-url` /
+//! `EVENTS_POSTGRES_URL` with its schema `EVENTS_PG_SCHEMA`, else
+//! `--redis-url` / `REDIS_URL`, else the SQLite file of `--db` /
+//! `EVENTS_DB`), the Redis key
 //! prefix (`EVENTS_PREFIX`), and the replicas an emit waits for
 //! (`EVENTS_EMIT_REPLICAS`). Read from plain values, so the store never
 //! sees the whole configuration.
@@ -9,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::redis::sentinel::{Answered, SentinelUrl, is_sentinel_url};
-use super::{Durability, Queue, QueueOptions, Result, redis, sqlite};
+use super::{Durability, Queue, QueueOptions, Result, postgres, redis, sqlite};
 use crate::secret::{Secret, redact_url};
 
 /// A store setting that cannot be used: the variable (or the flag standing
@@ -37,6 +39,11 @@ pub enum Backend {
     Sqlite {
         path: PathBuf,
     },
+    /// A PostgreSQL database, the queue in its own schema.
+    Postgres {
+        url: Secret,
+        schema: String,
+    },
     /// A primary that Redis Sentinel names (`redis+sentinel://`), checked
     /// when the configuration loads; the sentinels are asked on connecting.
     /// `answered` is the sentinel that answered last, shared by every
@@ -60,6 +67,9 @@ impl fmt::Display for Backend {
         match self {
             Backend::Redis { url, .. } => write!(f, "redis {}", redact_url(url.expose())),
             Backend::Sqlite { path } => write!(f, "sqlite {}", path.display()),
+            Backend::Postgres { url, schema } => {
+                write!(f, "postgres {} schema {schema}", redact_url(url.expose()))
+            }
             Backend::Sentinel { url, .. } => write!(f, "redis {}", redact_url(url.expose())),
         }
     }
@@ -82,18 +92,24 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The settings from the flags `redis_url` and `db` and the environment
+    /// The settings from the flags `redis_url`, `postgres_url` and `db` and the environment
     /// `env` (empty values already counted as unset), with `options` tuned
     /// by the delivery settings.
     pub fn parse(
         redis_url: Option<&str>,
+        postgres_url: Option<&str>,
         db: Option<&Path>,
         env: &dyn Fn(&str) -> Option<String>,
         options: QueueOptions,
     ) -> std::result::Result<Settings, SettingError> {
-        let backend = match redis_url.map(str::to_owned).or_else(|| env("REDIS_URL")) {
-            Some(url) => redis_backend(&url)?,
-            None => Backend::Sqlite {
+        let postgres_url = postgres_url
+            .map(str::to_owned)
+            .or_else(|| env("EVENTS_POSTGRES_URL"));
+        let redis_url = redis_url.map(str::to_owned).or_else(|| env("REDIS_URL"));
+        let backend = match (postgres_url, redis_url) {
+            (Some(url), _) => postgres_backend(&url, env("EVENTS_PG_SCHEMA"))?,
+            (None, Some(url)) => redis_backend(&url)?,
+            (None, None) => Backend::Sqlite {
                 path: match db
                     .map(Path::to_owned)
                     .or_else(|| env("EVENTS_DB").map(Into::into))
@@ -135,6 +151,11 @@ pub fn open(settings: &Settings) -> Result<Box<dyn Queue>> {
             options,
         )),
         Backend::Sqlite { path } => Box::new(sqlite::SqliteQueue::open(path, options)?),
+        Backend::Postgres { url, schema } => Box::new(postgres::PostgresQueue::open(
+            url.expose(),
+            schema,
+            options,
+        )?),
         Backend::Sentinel {
             sentinel, answered, ..
         } => Box::new(redis::RedisQueue::with_sentinels(
@@ -252,6 +273,53 @@ fn why_invalid(text: &str) -> &'static str {
     }
 }
 
+/// The Postgres URL and schema, checked: the URL must parse (its password
+/// never shown) and ask for no TLS, which this version cannot speak; the
+/// schema must be a plain lower-case SQL name, as it is written into SQL.
+fn postgres_backend(
+    url: &str,
+    schema: Option<String>,
+) -> std::result::Result<Backend, SettingError> {
+    const NAME: &str = "EVENTS_POSTGRES_URL";
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return refuse(
+            NAME,
+            format!(
+                "the Postgres URL {} must start with postgres:// or postgresql://",
+                redact_url(url)
+            ),
+        );
+    }
+    let config: ::postgres::Config = url.parse().map_err(|_| SettingError {
+        name: NAME,
+        message: format!("the Postgres URL {} is not valid", redact_url(url)),
+    })?;
+    if config.get_ssl_mode() == ::postgres::config::SslMode::Require {
+        return refuse(
+            NAME,
+            format!(
+                "the Postgres URL {} asks for TLS (sslmode=require), which events cannot \
+                 speak to Postgres yet; use sslmode=disable or prefer, on a trusted network",
+                redact_url(url)
+            ),
+        );
+    }
+    let schema = schema.unwrap_or_else(|| "events".to_owned());
+    if !postgres::is_plain_name(&schema) {
+        return refuse(
+            "EVENTS_PG_SCHEMA",
+            format!(
+                "EVENTS_PG_SCHEMA {schema:?} must be a plain SQL name: lower-case letters, \
+                 digits and _, not starting with a digit, at most 63 characters"
+            ),
+        );
+    }
+    Ok(Backend::Postgres {
+        url: Secret::new(url),
+        schema,
+    })
+}
+
 /// Replicas an emit may wait for: more than a primary ever has is a typo.
 const EMIT_REPLICAS: std::ops::RangeInclusive<u32> = 0..=16;
 /// How long an emit may wait for them: a minute is already far past what a
@@ -366,6 +434,64 @@ mod tests {
             refused.message,
             "the Redis URL redis://***@127.0.0.1:6379/*** is not valid: Invalid database number"
         );
+    }
+
+    fn parsed(vars: &[(&str, &str)]) -> std::result::Result<Settings, SettingError> {
+        let env = |name: &str| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        };
+        Settings::parse(None, None, None, &env, QueueOptions::default())
+    }
+
+    #[test]
+    fn postgres_wins_over_redis_and_never_shows_its_password() {
+        let settings = parsed(&[
+            ("REDIS_URL", "redis://127.0.0.1:6379"),
+            ("EVENTS_POSTGRES_URL", "postgres://app:Hunter2@db:5432/app"),
+        ])
+        .unwrap();
+        let Backend::Postgres { schema, .. } = &settings.backend else {
+            panic!("{:?}", settings.backend);
+        };
+        assert_eq!(schema, "events");
+        assert_eq!(
+            settings.backend.to_string(),
+            "postgres postgres://***@db:5432/*** schema events"
+        );
+        let custom = parsed(&[
+            ("EVENTS_POSTGRES_URL", "postgresql://db/app"),
+            ("EVENTS_PG_SCHEMA", "queue_2"),
+        ])
+        .unwrap();
+        assert!(
+            matches!(custom.backend, Backend::Postgres { ref schema, .. } if schema == "queue_2")
+        );
+    }
+
+    #[test]
+    fn a_postgres_url_asking_for_tls_or_a_bad_schema_is_refused() {
+        let refused = parsed(&[(
+            "EVENTS_POSTGRES_URL",
+            "postgres://app:Hunter2@db/app?sslmode=require",
+        )])
+        .unwrap_err();
+        assert_eq!(refused.name, "EVENTS_POSTGRES_URL");
+        assert!(refused.message.contains("sslmode=require"), "{refused}");
+        assert!(!refused.message.contains("Hunter2"), "{refused}");
+        for url in ["mysql://db/app", "postgres://app:Hunter2@db:notaport/app"] {
+            let refused = parsed(&[("EVENTS_POSTGRES_URL", url)]).unwrap_err();
+            assert!(!refused.message.contains("Hunter2"), "{refused}");
+        }
+        for schema in ["Events", "a-b", "1x", "x;drop", ""] {
+            let refused = parsed(&[
+                ("EVENTS_POSTGRES_URL", "postgres://db/app"),
+                ("EVENTS_PG_SCHEMA", schema),
+            ])
+            .unwrap_err();
+            assert_eq!(refused.name, "EVENTS_PG_SCHEMA", "{schema:?}");
+        }
     }
 
     #[test]

@@ -133,6 +133,7 @@ mod limiter;
 mod retries;
 mod stream;
 
+mod postgres;
 mod redis_backend;
 mod redis_history;
 mod sqlite;

@@ -13,6 +13,7 @@ pub mod cmd;
 pub mod deliveries;
 pub mod hostile;
 pub mod http;
+pub mod postgres;
 pub mod readonly;
 pub mod redis;
 pub mod sentinel;
@@ -33,6 +34,7 @@ pub use self::{
     },
     hostile::Misbehaviour,
     http::{Gate, Reply, Request, Sink},
+    postgres::PostgresServer,
     redis::RedisServer,
     smtp::{Mail, SmtpServer, Step},
 };

@@ -1,0 +1,132 @@
+//! The dead letters: listed, requeued, counted and purged.
+
+use postgres::Transaction;
+
+use super::{DEAD_PAGE, PostgresQueue, from_json, parse_key, to_json, upsert_retry};
+use crate::queue::{DeadFilter, DeadLetter, DeadLetters, Delivery, Result, StoredDeadLetter};
+
+type PgResult<T> = std::result::Result<T, postgres::Error>;
+
+/// The columns a dead letter is read with, in [`stored_letter`]'s order.
+pub(super) const DEAD_COLUMNS: &str = "seq, letter, dest, error, at_ms";
+
+impl PostgresQueue {
+    /// Counts, and removes when `remove` is set, the dead letters `filter`
+    /// selects, a page of letters per transaction. Time and destination are
+    /// checked before a letter is decoded.
+    fn dead_pass(&mut self, filter: &DeadFilter, remove: bool) -> Result<u64> {
+        let before = filter.before_ms.unwrap_or(i64::MAX);
+        let mut after = 0_i64;
+        let mut selected = 0;
+        loop {
+            let (last, seqs) = self.read(|tx| {
+                let rows = tx.query(
+                    &format!(
+                        "SELECT {DEAD_COLUMNS} FROM dead
+                         WHERE seq > $1 AND at_ms < $2 ORDER BY seq LIMIT $3"
+                    ),
+                    &[&after, &before, &DEAD_PAGE],
+                )?;
+                let mut last = None;
+                let mut seqs = Vec::new();
+                for row in &rows {
+                    let seq: i64 = row.get(0);
+                    last = Some(seq);
+                    let (dest, at_ms): (String, i64) = (row.get(2), row.get(4));
+                    if !filter.passes_over(&dest, at_ms)
+                        && filter.matches(&stored_letter(row).letter)
+                    {
+                        seqs.push(seq);
+                    }
+                }
+                Ok((last, seqs))
+            })?;
+            selected += seqs.len() as u64;
+            if remove && !seqs.is_empty() {
+                self.write(|tx| {
+                    tx.execute("DELETE FROM dead WHERE seq = ANY($1)", &[&seqs])
+                        .map(drop)
+                })?;
+            }
+            match last {
+                Some(last) => after = last,
+                None => return Ok(selected),
+            }
+        }
+    }
+}
+
+pub(super) fn insert_dead(tx: &mut Transaction, letter: &DeadLetter) -> PgResult<()> {
+    tx.execute(
+        "INSERT INTO dead (letter, dest, error, at_ms) VALUES ($1, $2, $3, $4)",
+        &[&to_json(letter), &letter.dest, &letter.error, &letter.at_ms],
+    )?;
+    Ok(())
+}
+
+/// A dead letter as listed. One that no longer decodes is still listed,
+/// with its text as the event, so it can be inspected and purged.
+pub(super) fn stored_letter(row: &postgres::Row) -> StoredDeadLetter {
+    let seq: i64 = row.get(0);
+    let json: String = row.get(1);
+    let letter = from_json::<DeadLetter>(&json).unwrap_or_else(|_| DeadLetter {
+        event: Err(json.clone()),
+        dest: row.get(2),
+        attempts: 0,
+        error: row.get(3),
+        at_ms: row.get(4),
+    });
+    StoredDeadLetter {
+        key: seq.to_string(),
+        letter,
+    }
+}
+
+impl DeadLetters for PostgresQueue {
+    fn dead_letters(&mut self) -> Result<Vec<StoredDeadLetter>> {
+        self.read(|tx| {
+            Ok(tx
+                .query(
+                    &format!("SELECT {DEAD_COLUMNS} FROM dead ORDER BY seq"),
+                    &[],
+                )?
+                .iter()
+                .map(stored_letter)
+                .collect())
+        })
+    }
+
+    fn requeue_dead(&mut self, letters: &[(String, Delivery)], due_ms: i64) -> Result<()> {
+        let letters = letters
+            .iter()
+            .map(|(key, delivery)| Ok((parse_key(&self.shown, "dead letter", key)?, delivery)))
+            .collect::<Result<Vec<_>>>()?;
+        if letters.is_empty() {
+            return Ok(());
+        }
+        self.write(|tx| {
+            // Only a letter still there goes back: one erased (or purged, or
+            // replayed by another) since it was read stays gone. A letter's
+            // deliveries are side by side.
+            let mut taken = None;
+            for (seq, delivery) in letters {
+                if taken.is_none_or(|(last, _)| last != seq) {
+                    let removed = tx.execute("DELETE FROM dead WHERE seq = $1", &[&seq])?;
+                    taken = Some((seq, removed > 0));
+                }
+                if taken.is_some_and(|(_, there)| there) {
+                    upsert_retry(tx, delivery, due_ms)?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn count_dead(&mut self, filter: &DeadFilter) -> Result<u64> {
+        self.dead_pass(filter, false)
+    }
+
+    fn purge_dead(&mut self, filter: &DeadFilter) -> Result<u64> {
+        self.dead_pass(filter, true)
+    }
+}

@@ -1,0 +1,249 @@
+//! The Postgres backend: the whole queue in one schema (`events` unless
+//! `EVENTS_PG_SCHEMA` says otherwise) of a PostgreSQL database, typically the
+//! application's own. Shaped like the SQLite backend (same tables, same
+//! semantics, every settle one transaction), with what a server adds: many
+//! workers claim side by side with `FOR UPDATE SKIP LOCKED`, and the schema
+//! is created by whichever process comes first, under an advisory lock.
+
+use std::thread;
+use std::time::Duration;
+
+use postgres::error::SqlState;
+use postgres::{Client, NoTls, Transaction};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::entry::RawEntry;
+use super::{Describe, QueueError, QueueOptions, Result, UnavailableReason};
+use crate::secret::redact_url;
+
+mod admin;
+mod dead;
+mod forget;
+mod lifecycle;
+mod limiter;
+mod retries;
+mod schema;
+mod stream;
+
+use dead::{insert_dead, stored_letter};
+use retries::upsert_retry;
+
+/// How long connecting may take unless the options say otherwise.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How often a blocked `claim` or `follow` looks again: the worker polls,
+/// one indexed `EXISTS` a look, so a new event waits 10 ms on average.
+const POLL_STEP: Duration = Duration::from_millis(20);
+
+/// `history` reads in pages, each its own short transaction.
+const HISTORY_BATCH: i64 = 1000;
+
+/// `trim` deletes in chunks, each its own transaction.
+const TRIM_CHUNK: i64 = 5000;
+/// Dead letters looked at per transaction by a purge.
+const DEAD_PAGE: i64 = 1000;
+
+/// The columns a stream row is read with, in [`Row::from_row`]'s order.
+const STREAM_COLUMNS: &str = "seq, id, type, ts, ts_ms, payload, written_ms";
+
+/// Whether `name` is a schema name this backend writes into its SQL as is:
+/// lower-case letters, digits and `_`, not starting with a digit, at most
+/// 63 bytes (Postgres's limit).
+pub fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// The queue in a Postgres schema.
+pub struct PostgresQueue {
+    client: Client,
+    config: postgres::Config,
+    schema: String,
+    /// The URL with its password hidden, for messages.
+    shown: String,
+    lease_ms: i64,
+}
+
+impl PostgresQueue {
+    /// Connects to the database at `url` and creates or upgrades the queue's
+    /// tables in `schema` when they are missing or older.
+    pub fn open(url: &str, schema: &str, options: QueueOptions) -> Result<PostgresQueue> {
+        let shown = format!("postgres {} schema {schema}", redact_url(url));
+        if !is_plain_name(schema) {
+            return Err(QueueError::Backend(format!(
+                "{shown}: the schema name {schema:?} is not a plain SQL name"
+            )));
+        }
+        let mut config: postgres::Config = url.parse().map_err(|_| {
+            QueueError::Backend(format!("the Postgres URL {} is not valid", redact_url(url)))
+        })?;
+        config.connect_timeout(options.timeout.unwrap_or(CONNECT_TIMEOUT));
+        config.application_name("events");
+        let client = connect(&config, schema, &shown)?;
+        let mut queue = PostgresQueue {
+            client,
+            config,
+            schema: schema.to_owned(),
+            shown,
+            lease_ms: duration_ms(options.claim_lease),
+        };
+        let shown = queue.shown.clone();
+        let schema = queue.schema.clone();
+        schema::migrate(&mut queue.client, &schema).map_err(|e| classify(&shown, e))?;
+        Ok(queue)
+    }
+
+    /// The connection, made again when the last one was lost (a restarted
+    /// server, a dropped network): the worker waits and resumes.
+    fn client(&mut self) -> Result<&mut Client> {
+        if self.client.is_closed() {
+            self.client = connect(&self.config, &self.schema, &self.shown)?;
+        }
+        Ok(&mut self.client)
+    }
+
+    /// Runs `f` in one transaction, all or nothing.
+    fn write<T>(
+        &mut self,
+        f: impl FnOnce(&mut Transaction) -> std::result::Result<T, postgres::Error>,
+    ) -> Result<T> {
+        let shown = self.shown.clone();
+        let client = self.client()?;
+        let run = || {
+            let mut tx = client.transaction()?;
+            let value = f(&mut tx)?;
+            tx.commit()?;
+            Ok(value)
+        };
+        run().map_err(|e| classify(&shown, e))
+    }
+
+    /// Runs `f` in a transaction that reads one consistent snapshot.
+    fn read<T>(
+        &mut self,
+        f: impl FnOnce(&mut Transaction) -> std::result::Result<T, postgres::Error>,
+    ) -> Result<T> {
+        let shown = self.shown.clone();
+        let client = self.client()?;
+        let run = || {
+            let mut tx = client
+                .build_transaction()
+                .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()?;
+            let value = f(&mut tx)?;
+            tx.commit()?;
+            Ok(value)
+        };
+        run().map_err(|e| classify(&shown, e))
+    }
+
+    /// Waits one poll step.
+    fn pause(left: Duration) {
+        thread::sleep(left.min(POLL_STEP));
+    }
+}
+
+fn connect(config: &postgres::Config, schema: &str, shown: &str) -> Result<Client> {
+    let mut client = config.connect(NoTls).map_err(|e| classify(shown, e))?;
+    client
+        .batch_execute(&format!("SET search_path TO {schema}"))
+        .map_err(|e| classify(shown, e))?;
+    Ok(client)
+}
+
+/// A stream row as stored: a column left NULL is a field left out, so a row
+/// written by hand decodes into an event or poison like any entry.
+pub(super) struct Row {
+    seq: i64,
+    ts_ms: Option<i64>,
+    raw: RawEntry,
+}
+
+impl Row {
+    /// Reads the columns of [`STREAM_COLUMNS`].
+    pub(super) fn from_row(row: &postgres::Row) -> std::result::Result<Row, postgres::Error> {
+        let seq: i64 = row.try_get(0)?;
+        let ts_ms: Option<i64> = row.try_get(4)?;
+        let written: Option<i64> = row.try_get(6)?;
+        let mut fields = Vec::with_capacity(4);
+        for (name, column) in [("id", 1), ("type", 2), ("ts", 3), ("payload", 5)] {
+            if let Some(text) = row.try_get::<_, Option<String>>(column)? {
+                fields.push((name.to_owned(), text));
+            }
+        }
+        let written_ms = written.or(ts_ms).unwrap_or(0);
+        Ok(Row {
+            seq,
+            ts_ms,
+            raw: RawEntry {
+                key: seq.to_string(),
+                written_ms: written_ms.max(0) as u64,
+                seq: seq.max(0) as u64,
+                fields: Some(fields),
+            },
+        })
+    }
+}
+
+pub(super) fn to_json<T: Serialize + ?Sized>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+pub(super) fn from_json<T: DeserializeOwned>(text: &str) -> serde_json::Result<T> {
+    serde_json::from_str(text)
+}
+
+/// Parses a key this backend handed out (a row number).
+pub(super) fn parse_key(shown: &str, what: &str, key: &str) -> Result<i64> {
+    key.parse()
+        .map_err(|_| QueueError::Backend(format!("{key:?} is not a {what} key of {shown}")))
+}
+
+pub(super) fn duration_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+pub(super) fn clamp(count: usize) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
+}
+
+/// Turns a Postgres error into a sentence naming the database (its password
+/// hidden), sorted by whether trying again later can help.
+fn classify(shown: &str, e: postgres::Error) -> QueueError {
+    let Some(code) = e.code() else {
+        return QueueError::unavailable(
+            UnavailableReason::Unreachable,
+            format!("cannot reach the event store {shown}: {e}"),
+        );
+    };
+    let unavailable = |reason| QueueError::unavailable(reason, format!("{shown}: {e}"));
+    match *code {
+        SqlState::INVALID_PASSWORD | SqlState::INVALID_AUTHORIZATION_SPECIFICATION => {
+            QueueError::Auth(format!("{shown} refused the credentials: {e}"))
+        }
+        SqlState::READ_ONLY_SQL_TRANSACTION => unavailable(UnavailableReason::ReadOnly),
+        SqlState::CANNOT_CONNECT_NOW => unavailable(UnavailableReason::Loading),
+        SqlState::ADMIN_SHUTDOWN
+        | SqlState::CRASH_SHUTDOWN
+        | SqlState::TOO_MANY_CONNECTIONS
+        | SqlState::T_R_SERIALIZATION_FAILURE
+        | SqlState::T_R_DEADLOCK_DETECTED
+        | SqlState::LOCK_NOT_AVAILABLE => unavailable(UnavailableReason::Unreachable),
+        SqlState::INSUFFICIENT_PRIVILEGE => {
+            QueueError::NotWritable(format!("{shown} cannot be written: {e}"))
+        }
+        _ => QueueError::Backend(format!("the event store {shown} failed: {e}")),
+    }
+}
+
+impl Describe for PostgresQueue {
+    fn describe(&self) -> String {
+        self.shown.clone()
+    }
+}
