@@ -18,6 +18,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::fmt::Display;
 use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::Receiver;
 
 use wildmatch::WildMatch;
 
@@ -365,25 +366,7 @@ impl<'p, S: Sink> Replay<'p, S> {
                 }
                 Ok(())
             }
-            Source::History { from_ms, until_ms } => {
-                let mut failure = None;
-                config
-                    .open_queue()?
-                    .history(*from_ms, *until_ms, &mut |events| {
-                        for event in events {
-                            match self.event(event) {
-                                Ok(true) => {}
-                                Ok(false) => return false,
-                                Err(e) => {
-                                    failure = Some(e);
-                                    return false;
-                                }
-                            }
-                        }
-                        true
-                    })?;
-                failure.map_or(Ok(()), Err)
-            }
+            Source::History { from_ms, until_ms } => self.history(config, *from_ms, *until_ms),
             Source::File(Input::Path(path)) => {
                 let file = std::fs::File::open(path).map_err(|e| {
                     ReplayError::Usage(format!("cannot read --file {}: {e}", path.display()))
@@ -398,6 +381,40 @@ impl<'p, S: Sink> Replay<'p, S> {
                 self.lines(text.as_slice(), "stdin", &config.catalog)
             }
         }
+    }
+
+    /// Replays the events of history between `from_ms` and `until_ms`. A
+    /// second thread reads (and decodes) the next page while this one
+    /// schedules the page before, so reading and writing overlap; the
+    /// events arrive in the order one thread would have read them.
+    fn history(&mut self, config: &Setup, from_ms: i64, until_ms: i64) -> Result<(), ReplayError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Event>>(1);
+        std::thread::scope(|scope| {
+            let reader = scope.spawn(move || -> Result<(), ReplayError> {
+                // Nobody takes the pages any more once the replay stopped.
+                let mut take = |events| tx.send(events).is_ok();
+                config.open_queue()?.history(from_ms, until_ms, &mut take)?;
+                Ok(())
+            });
+            let failure = self.take_pages(rx).err();
+            let read = reader
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p));
+            failure.map_or(read, Err)
+        })
+    }
+
+    /// Replays pages of events until they end, the limit is reached or the
+    /// sink fails; dropping `pages` then tells the reader to stop.
+    fn take_pages(&mut self, pages: Receiver<Vec<Event>>) -> Result<(), ReplayError> {
+        for events in pages {
+            for event in events {
+                if !self.event(event)? {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Replays JSON Lines (`emit --stdin`'s format), each validated against
