@@ -224,9 +224,9 @@ fn names<'a>(routes: impl Iterator<Item = &'a Route>) -> Vec<String> {
 }
 
 /// A delivery of `event` to `dest` with a fresh attempt budget.
-fn fresh(event: &Event, dest: String) -> Delivery {
+fn fresh(event: Event, dest: String) -> Delivery {
     Delivery {
-        event: event.clone(),
+        event,
         dest,
         attempts: 0,
         last_error: None,
@@ -258,8 +258,11 @@ pub struct Tally {
 #[derive(Debug, Default)]
 pub struct Chunk {
     /// The events first replayed in this chunk, in order (what a dry run
-    /// prints; an event with several dead letters appears once).
+    /// prints; an event with several dead letters appears once). Empty for
+    /// a sink that does not keep them ([`Sink::keeps_events`]).
     pub events: Vec<Event>,
+    /// How many events were first replayed in this chunk, kept or not.
+    pub first: usize,
     /// New deliveries, from history or a file.
     pub deliveries: Vec<Delivery>,
     /// Deliveries that each replace the dead letter of the key they carry.
@@ -272,7 +275,7 @@ impl Chunk {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0 && self.events.is_empty()
+        self.len() == 0 && self.first == 0
     }
 }
 
@@ -283,6 +286,12 @@ pub trait Sink {
 
     /// A bad input line, by its number: the replay goes on without it.
     fn rejected(&mut self, _line: usize, _error: &dyn Display) {}
+
+    /// Whether the sink reads [`Chunk::events`]. One that does not gets
+    /// each event moved into its (last) delivery instead of copied.
+    fn keeps_events(&self) -> bool {
+        true
+    }
 }
 
 /// Counts only: the chunks go nowhere.
@@ -291,6 +300,10 @@ pub struct Count;
 impl Sink for Count {
     fn take(&mut self, _chunk: &Chunk) -> Result<(), ReplayError> {
         Ok(())
+    }
+
+    fn keeps_events(&self) -> bool {
+        false
     }
 }
 
@@ -310,6 +323,10 @@ impl Sink for Write {
             self.queue.requeue_dead(&chunk.requeued, self.due_ms)?;
         }
         Ok(())
+    }
+
+    fn keeps_events(&self) -> bool {
+        false
     }
 }
 
@@ -467,11 +484,15 @@ impl<'p, S: Sink> Replay<'p, S> {
         if targets.iter().any(|r| r.kind().is_chat()) {
             self.tally.slack_events += 1;
         }
-        for route in targets {
-            let delivery = fresh(&event, route.name().to_owned());
-            self.chunk.deliveries.push(delivery);
+        let mut dests: Vec<String> = targets.iter().map(|r| r.name().to_owned()).collect();
+        let last = dests.pop().expect("at least one target");
+        for dest in dests {
+            self.chunk.deliveries.push(fresh(event.clone(), dest));
         }
-        self.chunk.events.push(event);
+        self.chunk.first += 1;
+        let kept = self.sink.keeps_events().then(|| event.clone());
+        self.chunk.deliveries.push(fresh(event, last));
+        self.chunk.events.extend(kept);
         self.flush_full()?;
         Ok(!self.plan.reached(self.tally.events))
     }
@@ -507,13 +528,16 @@ impl<'p, S: Sink> Replay<'p, S> {
         }
         self.tally.deliveries += targets.len() as u64;
         for dest in targets {
-            let delivery = fresh(&event, dest);
+            let delivery = fresh(event.clone(), dest);
             self.chunk.requeued.push((stored.key.clone(), delivery));
         }
         if first {
             self.seen.insert(event.id.clone());
             self.tally.events += 1;
-            self.chunk.events.push(event);
+            self.chunk.first += 1;
+            if self.sink.keeps_events() {
+                self.chunk.events.push(event);
+            }
         }
         self.flush_full()
     }
@@ -532,7 +556,7 @@ impl<'p, S: Sink> Replay<'p, S> {
         }
         let chunk = std::mem::take(&mut self.chunk);
         self.sink.take(&chunk)?;
-        self.scheduled.0 += chunk.events.len() as u64;
+        self.scheduled.0 += chunk.first as u64;
         self.scheduled.1 += chunk.len() as u64;
         Ok(())
     }
@@ -574,6 +598,7 @@ mod tests {
         fn take(&mut self, chunk: &Chunk) -> Result<(), ReplayError> {
             self.0.push(Chunk {
                 events: chunk.events.clone(),
+                first: chunk.first,
                 deliveries: chunk.deliveries.clone(),
                 requeued: chunk.requeued.clone(),
             });
