@@ -119,6 +119,13 @@ impl Emitter {
         for event in events {
             self.catalog.validate_event(event)?;
         }
+        self.append_checked(events)
+    }
+
+    /// Appends events in one batch without validating them again: for
+    /// events that [`Catalog::parse_line`] of this emitter's catalog made,
+    /// which it validated.
+    pub(crate) fn append_checked(&mut self, events: &[Event]) -> Result<(), Error> {
         if !self.config.disabled && !events.is_empty() {
             self.queue()?.append(events)?;
         }

@@ -18,6 +18,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::fmt::Display;
 use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::Receiver;
 
 use wildmatch::WildMatch;
 
@@ -223,9 +224,9 @@ fn names<'a>(routes: impl Iterator<Item = &'a Route>) -> Vec<String> {
 }
 
 /// A delivery of `event` to `dest` with a fresh attempt budget.
-fn fresh(event: &Event, dest: String) -> Delivery {
+fn fresh(event: Event, dest: String) -> Delivery {
     Delivery {
-        event: event.clone(),
+        event,
         dest,
         attempts: 0,
         last_error: None,
@@ -257,8 +258,11 @@ pub struct Tally {
 #[derive(Debug, Default)]
 pub struct Chunk {
     /// The events first replayed in this chunk, in order (what a dry run
-    /// prints; an event with several dead letters appears once).
+    /// prints; an event with several dead letters appears once). Empty for
+    /// a sink that does not keep them ([`Sink::keeps_events`]).
     pub events: Vec<Event>,
+    /// How many events were first replayed in this chunk, kept or not.
+    pub first: usize,
     /// New deliveries, from history or a file.
     pub deliveries: Vec<Delivery>,
     /// Deliveries that each replace the dead letter of the key they carry.
@@ -271,7 +275,7 @@ impl Chunk {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0 && self.events.is_empty()
+        self.len() == 0 && self.first == 0
     }
 }
 
@@ -282,6 +286,12 @@ pub trait Sink {
 
     /// A bad input line, by its number: the replay goes on without it.
     fn rejected(&mut self, _line: usize, _error: &dyn Display) {}
+
+    /// Whether the sink reads [`Chunk::events`]. One that does not gets
+    /// each event moved into its (last) delivery instead of copied.
+    fn keeps_events(&self) -> bool {
+        true
+    }
 }
 
 /// Counts only: the chunks go nowhere.
@@ -290,6 +300,10 @@ pub struct Count;
 impl Sink for Count {
     fn take(&mut self, _chunk: &Chunk) -> Result<(), ReplayError> {
         Ok(())
+    }
+
+    fn keeps_events(&self) -> bool {
+        false
     }
 }
 
@@ -309,6 +323,10 @@ impl Sink for Write {
             self.queue.requeue_dead(&chunk.requeued, self.due_ms)?;
         }
         Ok(())
+    }
+
+    fn keeps_events(&self) -> bool {
+        false
     }
 }
 
@@ -365,25 +383,7 @@ impl<'p, S: Sink> Replay<'p, S> {
                 }
                 Ok(())
             }
-            Source::History { from_ms, until_ms } => {
-                let mut failure = None;
-                config
-                    .open_queue()?
-                    .history(*from_ms, *until_ms, &mut |events| {
-                        for event in events {
-                            match self.event(event) {
-                                Ok(true) => {}
-                                Ok(false) => return false,
-                                Err(e) => {
-                                    failure = Some(e);
-                                    return false;
-                                }
-                            }
-                        }
-                        true
-                    })?;
-                failure.map_or(Ok(()), Err)
-            }
+            Source::History { from_ms, until_ms } => self.history(config, *from_ms, *until_ms),
             Source::File(Input::Path(path)) => {
                 let file = std::fs::File::open(path).map_err(|e| {
                     ReplayError::Usage(format!("cannot read --file {}: {e}", path.display()))
@@ -398,6 +398,40 @@ impl<'p, S: Sink> Replay<'p, S> {
                 self.lines(text.as_slice(), "stdin", &config.catalog)
             }
         }
+    }
+
+    /// Replays the events of history between `from_ms` and `until_ms`. A
+    /// second thread reads (and decodes) the next page while this one
+    /// schedules the page before, so reading and writing overlap; the
+    /// events arrive in the order one thread would have read them.
+    fn history(&mut self, config: &Setup, from_ms: i64, until_ms: i64) -> Result<(), ReplayError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Event>>(1);
+        std::thread::scope(|scope| {
+            let reader = scope.spawn(move || -> Result<(), ReplayError> {
+                // Nobody takes the pages any more once the replay stopped.
+                let mut take = |events| tx.send(events).is_ok();
+                config.open_queue()?.history(from_ms, until_ms, &mut take)?;
+                Ok(())
+            });
+            let failure = self.take_pages(rx).err();
+            let read = reader
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p));
+            failure.map_or(read, Err)
+        })
+    }
+
+    /// Replays pages of events until they end, the limit is reached or the
+    /// sink fails; dropping `pages` then tells the reader to stop.
+    fn take_pages(&mut self, pages: Receiver<Vec<Event>>) -> Result<(), ReplayError> {
+        for events in pages {
+            for event in events {
+                if !self.event(event)? {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Replays JSON Lines (`emit --stdin`'s format), each validated against
@@ -450,11 +484,15 @@ impl<'p, S: Sink> Replay<'p, S> {
         if targets.iter().any(|r| r.kind().is_chat()) {
             self.tally.slack_events += 1;
         }
-        for route in targets {
-            let delivery = fresh(&event, route.name().to_owned());
-            self.chunk.deliveries.push(delivery);
+        let mut dests: Vec<String> = targets.iter().map(|r| r.name().to_owned()).collect();
+        let last = dests.pop().expect("at least one target");
+        for dest in dests {
+            self.chunk.deliveries.push(fresh(event.clone(), dest));
         }
-        self.chunk.events.push(event);
+        self.chunk.first += 1;
+        let kept = self.sink.keeps_events().then(|| event.clone());
+        self.chunk.deliveries.push(fresh(event, last));
+        self.chunk.events.extend(kept);
         self.flush_full()?;
         Ok(!self.plan.reached(self.tally.events))
     }
@@ -490,13 +528,16 @@ impl<'p, S: Sink> Replay<'p, S> {
         }
         self.tally.deliveries += targets.len() as u64;
         for dest in targets {
-            let delivery = fresh(&event, dest);
+            let delivery = fresh(event.clone(), dest);
             self.chunk.requeued.push((stored.key.clone(), delivery));
         }
         if first {
             self.seen.insert(event.id.clone());
             self.tally.events += 1;
-            self.chunk.events.push(event);
+            self.chunk.first += 1;
+            if self.sink.keeps_events() {
+                self.chunk.events.push(event);
+            }
         }
         self.flush_full()
     }
@@ -515,7 +556,7 @@ impl<'p, S: Sink> Replay<'p, S> {
         }
         let chunk = std::mem::take(&mut self.chunk);
         self.sink.take(&chunk)?;
-        self.scheduled.0 += chunk.events.len() as u64;
+        self.scheduled.0 += chunk.first as u64;
         self.scheduled.1 += chunk.len() as u64;
         Ok(())
     }
@@ -557,6 +598,7 @@ mod tests {
         fn take(&mut self, chunk: &Chunk) -> Result<(), ReplayError> {
             self.0.push(Chunk {
                 events: chunk.events.clone(),
+                first: chunk.first,
                 deliveries: chunk.deliveries.clone(),
                 requeued: chunk.requeued.clone(),
             });

@@ -994,3 +994,56 @@ fn library_emitter_waits_its_timeout_for_a_locked_file_and_says_how_long() {
         .emit("user.signup", json!({"email": "ada@example.com"}))
         .expect("free again");
 }
+
+/// Lines are read on a thread of their own while batches are written: a
+/// write that fails ends `emit --stdin` at once, even while its input is
+/// still open and more may come (it used to, and must not start to wait).
+#[test]
+fn a_failed_write_ends_emit_stdin_without_waiting_for_the_rest_of_the_input() {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    let server = RedisServer::start();
+    // Reads still work; every write is refused.
+    server.cli(&["CONFIG", "SET", "maxmemory", "1"]);
+    let home = tempfile::tempdir().unwrap();
+    let mut child = Command::new(crate::support::cmd::bin())
+        .args(["emit", "--stdin"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home.path())
+        .env("NO_COLOR", "1")
+        .env("EVENTS_ALERTS", "0")
+        .env("REDIS_URL", server.url())
+        .current_dir(home.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let line = "{\"type\":\"user.signup\",\"payload\":{\"email\":\"ada@example.com\"}}\n";
+    // A full batch, so a write is tried; the pipe stays open after it.
+    input.write_all(line.repeat(1500).as_bytes()).unwrap();
+    input.flush().unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("emit --stdin still runs 10 s after its first write failed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    drop(input);
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with("events: error: 0 events were written before this failure"),
+        "{stderr}"
+    );
+}

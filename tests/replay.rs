@@ -560,3 +560,42 @@ fn a_failed_replay_prints_no_summary_only_what_was_scheduled() {
         out.stderr
     );
 }
+
+/// A replay schedules a chunk of deliveries with one `ZADD` per destination
+/// and one `HSET`, not a command per delivery, and every delivery is there.
+#[test]
+fn a_replay_schedules_each_chunk_with_one_write_per_key() {
+    let backend = Backend::redis();
+    let sink = Sink::start();
+    let lines: Vec<String> = (0..2500)
+        .map(|n| line(&format!("evt-{n}"), "user.signup", &ago(10)))
+        .collect();
+    emit_lines(backend.events(), &lines);
+    let Backend::Redis { server, .. } = &backend else {
+        unreachable!()
+    };
+    server.cli(&["CONFIG", "RESETSTAT"]);
+    webhook(backend.events(), &sink)
+        .args(["replay", "--since", "1h"])
+        .run()
+        .success()
+        .stderr_has("replayed 2500 events (2500 deliveries)");
+    let stats = server.cli(&["INFO", "commandstats"]);
+    let calls = |name: &str| -> u64 {
+        stats
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("cmdstat_{name}:calls=")))
+            .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
+    };
+    // Chunks of 1,000 deliveries: three of them.
+    assert_eq!((calls("zadd"), calls("hset")), (3, 3), "{stats}");
+    assert_eq!(
+        server.cli(&["ZCARD", "{events}:retry:webhook"]).trim(),
+        "2500"
+    );
+    assert_eq!(server.cli(&["HLEN", "{events}:deliveries"]).trim(), "2500");
+    let body = server.cli(&["HGET", "{events}:deliveries", "evt-1234|webhook"]);
+    let delivery: Value = serde_json::from_str(body.trim()).expect("a delivery");
+    assert_eq!(delivery["event"]["id"], "evt-1234");
+    assert_eq!(delivery["dest"], "webhook");
+}

@@ -1,11 +1,14 @@
 //! `events emit`: validate, then write one event (or JSON Lines from stdin,
 //! in pipelined batches), then print the id.
 
+use std::sync::mpsc::Receiver;
+use std::thread::JoinHandle;
+
 use anyhow::Context as _;
 use serde_json::Value;
 
 use super::{Context, key_values, print};
-use crate::catalog::ValidationError;
+use crate::catalog::{Catalog, ValidationError};
 use crate::cli::EmitArgs;
 use crate::emitter::{Emitter, typed_fields};
 use crate::error::Error;
@@ -105,33 +108,31 @@ fn payload(
 
 /// Reads JSON Lines; every bad line is reported with its number and the
 /// good ones still go in. Fails (exit 2) when any line was bad.
+///
+/// A second thread reads, parses and validates the lines while this one
+/// writes the batch before, so Redis and the parsing work side by side.
+/// The batches and their order are those of reading on one thread.
 fn emit_stdin(ctx: &Context, emitter: &mut Emitter, dry_run: bool) -> anyhow::Result<()> {
-    let stdin = std::io::stdin().lock();
-    let mut batch = Vec::with_capacity(BATCH);
-    let (mut written, mut bad) = (0usize, 0usize);
+    let (batches, reader) = read_batches(emitter.catalog().clone());
+    let mut written = 0usize;
     let mut out = String::new();
-    let catalog = emitter.catalog().clone();
-    for line in read_events(stdin, &catalog) {
-        let line = line.context("cannot read stdin")?;
-        match line.event {
-            Ok(event) if dry_run => {
+    for mut batch in batches {
+        if dry_run {
+            for event in &batch {
                 out.push_str(&event.to_json_line());
                 out.push('\n');
             }
-            Ok(event) => batch.push(event),
-            Err(e) => {
-                bad += 1;
-                log::error!("line {}: {e}", line.number);
+            if out.len() > 1 << 16 {
+                print(&std::mem::take(&mut out))?;
             }
-        }
-        if batch.len() == BATCH {
+        } else {
             flush(emitter, &mut batch, &mut written)?;
         }
-        if out.len() > 1 << 16 {
-            print(&std::mem::take(&mut out))?;
-        }
     }
-    flush(emitter, &mut batch, &mut written)?;
+    // The reader has sent everything: it is done, or failed to read.
+    let bad = reader
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p))?;
     print(&out)?;
     if !ctx.quiet && !dry_run {
         log::info!(
@@ -152,11 +153,45 @@ fn emit_stdin(ctx: &Context, emitter: &mut Emitter, dry_run: bool) -> anyhow::Re
     Ok(())
 }
 
+/// Reads stdin on a thread of its own into batches of up to `BATCH` valid
+/// events, reporting each bad line as it goes; the thread answers how many
+/// lines were bad. It is not joined on a failed write, so that a failure
+/// never waits for more input: it ends with the process, or at its next
+/// batch once nobody takes it.
+fn read_batches(catalog: Catalog) -> (Receiver<Vec<Event>>, JoinHandle<anyhow::Result<usize>>) {
+    let (tx, rx) = std::sync::mpsc::sync_channel(2);
+    let reader = std::thread::spawn(move || -> anyhow::Result<usize> {
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut bad = 0usize;
+        for line in read_events(std::io::stdin().lock(), &catalog) {
+            let line = line.context("cannot read stdin")?;
+            match line.event {
+                Ok(event) => batch.push(event),
+                Err(e) => {
+                    bad += 1;
+                    log::error!("line {}: {e}", line.number);
+                }
+            }
+            if batch.len() == BATCH {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                if tx.send(full).is_err() {
+                    return Ok(bad);
+                }
+            }
+        }
+        if !batch.is_empty() {
+            let _ = tx.send(batch);
+        }
+        Ok(bad)
+    });
+    (rx, reader)
+}
+
 fn flush(emitter: &mut Emitter, batch: &mut Vec<Event>, written: &mut usize) -> anyhow::Result<()> {
     if batch.is_empty() {
         return Ok(());
     }
-    match emitter.emit_batch(batch) {
+    match emitter.append_checked(batch) {
         Ok(()) => {}
         // The batch is on the primary; stop, since the next would not fare
         // better, and say how much was written and confirmed.

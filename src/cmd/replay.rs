@@ -124,8 +124,12 @@ impl Sink for Shown {
             }
             Target::Write(write) => write.take(chunk)?,
         }
-        self.progress.advance(chunk.events.len() as u64);
+        self.progress.advance(chunk.first as u64);
         Ok(())
+    }
+
+    fn keeps_events(&self) -> bool {
+        matches!(self.target, Target::Print)
     }
 
     fn rejected(&mut self, line: usize, error: &dyn Display) {

@@ -57,6 +57,15 @@ pub(super) fn text(v: &Value) -> String {
     }
 }
 
+/// `text`, taking a bulk string's bytes instead of copying them.
+fn into_text(v: Value) -> String {
+    match v {
+        Value::BulkString(b) => String::from_utf8(b)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        other => text(&other),
+    }
+}
+
 pub(super) fn int(v: &Value) -> u64 {
     match v {
         Value::Int(i) => u64::try_from(*i).unwrap_or(0),
@@ -88,14 +97,14 @@ pub(super) fn raw_entries(v: Value) -> Vec<(String, Option<Fields>)> {
         .into_iter()
         .filter_map(|entry| {
             let mut parts = array(entry).into_iter();
-            let id = text(&parts.next()?);
+            let id = into_text(parts.next()?);
             let fields = match parts.next() {
                 Some(Value::Nil) | None => None,
                 Some(f) => {
                     let mut flat = array(f).into_iter();
                     let mut pairs = Vec::new();
                     while let (Some(k), Some(v)) = (flat.next(), flat.next()) {
-                        pairs.push((text(&k), text(&v)));
+                        pairs.push((into_text(k), into_text(v)));
                     }
                     Some(pairs)
                 }

@@ -19,7 +19,7 @@
 //! of it into the per-destination sets, and a worker moves all of it before
 //! it counts its backlog.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 use redis::Value;
 
@@ -126,21 +126,33 @@ impl RedisQueue {
         if scheduled.is_empty() {
             return;
         }
+        // One ZADD per destination and one HSET for all: a command per
+        // delivery costs Redis several times more (each is queued in the
+        // transaction and answered on its own). Within a command the pairs
+        // apply in order, so a token given twice ends as it would have.
+        let mut by_dest: BTreeMap<&str, redis::Cmd> = BTreeMap::new();
+        let mut bodies = redis::cmd("HSET");
+        bodies.arg(&self.deliveries);
         for (token, body, due_ms) in scheduled {
-            pipe.cmd("ZADD")
-                .arg(self.retry_key(token_dest(token)))
+            let dest = token_dest(token);
+            by_dest
+                .entry(dest)
+                .or_insert_with(|| {
+                    let mut zadd = redis::cmd("ZADD");
+                    zadd.arg(self.retry_key(dest));
+                    zadd
+                })
                 .arg(due_ms)
-                .arg(token)
-                .ignore();
-            pipe.cmd("HSET")
-                .arg(&self.deliveries)
-                .arg(token)
-                .arg(body)
-                .ignore();
+                .arg(token);
+            bodies.arg(token).arg(body);
         }
-        let tokens: Vec<&String> = scheduled.iter().map(|(token, _, _)| token).collect();
-        let dests: BTreeSet<&str> = tokens.iter().map(|t| token_dest(t)).collect();
+        let dests: Vec<&str> = by_dest.keys().copied().collect();
+        for zadd in by_dest.into_values() {
+            pipe.add_command(zadd).ignore();
+        }
+        pipe.add_command(bodies).ignore();
         pipe.cmd("SADD").arg(self.retry_dests()).arg(dests).ignore();
+        let tokens: Vec<&String> = scheduled.iter().map(|(token, _, _)| token).collect();
         if legacy {
             // A delivery still in the old single set is now in its own.
             pipe.cmd("ZREM").arg(&self.retry).arg(tokens).ignore();

@@ -251,21 +251,28 @@ impl Producer for RedisQueue {
         if events.is_empty() {
             return Ok(());
         }
-        let mut pipe = redis::pipe();
+        // Each command sized up front and the payload written through one
+        // buffer: growing them argument by argument cost more than the rest.
+        let mut pipe = redis::Pipeline::with_capacity(events.len() + 1);
+        let mut payload = Vec::new();
         for event in events {
-            let payload = serde_json::to_string(&event.payload).expect("a map serialises");
-            pipe.cmd("XADD")
+            payload.clear();
+            serde_json::to_writer(&mut payload, &event.payload).expect("a map serialises");
+            let size = self.stream.len() + event.kind.len() + payload.len();
+            let mut xadd =
+                redis::Cmd::with_capacity(11, size + event.id.len() + event.ts.len() + 24);
+            xadd.arg("XADD")
                 .arg(&self.stream)
                 .arg("*")
                 .arg("type")
                 .arg(&event.kind)
                 .arg("payload")
-                .arg(payload)
+                .arg(payload.as_slice())
                 .arg("id")
                 .arg(&event.id)
                 .arg("ts")
-                .arg(&event.ts)
-                .ignore();
+                .arg(&event.ts);
+            pipe.add_command(xadd).ignore();
         }
         let Some(durability) = self.options.durability else {
             return self.with(|c| pipe.exec(c));
@@ -534,7 +541,10 @@ impl History for RedisQueue {
                         .into_iter()
                         .filter_map(|(key, fields)| Some((parse_id(&key), event_of(key, fields)?)))
                         .filter(|(id, e)| {
-                            in_window(e) && !e.ts_ms().is_some_and(|t| is_skewed_ms(id.0, t))
+                            let ts = e.ts_ms();
+                            ts.is_some_and(|t| {
+                                from_ms <= t && t < until_ms && !is_skewed_ms(id.0, t)
+                            })
                         })
                         .collect();
                     while let Some((id, _)) = skewed.peek()
