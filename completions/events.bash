@@ -37,6 +37,9 @@ _events() {
             events,man)
                 cmd="events__subcmd__man"
                 ;;
+            events,migrate)
+                cmd="events__subcmd__migrate"
+                ;;
             events,purge)
                 cmd="events__subcmd__purge"
                 ;;
@@ -76,6 +79,9 @@ _events() {
             events__subcmd__help,man)
                 cmd="events__subcmd__help__subcmd__man"
                 ;;
+            events__subcmd__help,migrate)
+                cmd="events__subcmd__help__subcmd__migrate"
+                ;;
             events__subcmd__help,purge)
                 cmd="events__subcmd__help__subcmd__purge"
                 ;;
@@ -101,7 +107,7 @@ _events() {
 
     case "${cmd}" in
         events)
-            opts="-v -q -h -V --verbose --quiet --redis-url --postgres-url --db --config --help --version emit work replay purge tail templates status digest inspect forget completions man help"
+            opts="-v -q -h -V --verbose --quiet --redis-url --postgres-url --db --config --help --version emit work replay purge tail templates status digest inspect forget migrate completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -319,7 +325,7 @@ _events() {
             return 0
             ;;
         events__subcmd__help)
-            opts="emit work replay purge tail templates status digest inspect forget completions man help"
+            opts="emit work replay purge tail templates status digest inspect forget migrate completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -417,6 +423,20 @@ _events() {
             return 0
             ;;
         events__subcmd__help__subcmd__man)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        events__subcmd__help__subcmd__migrate)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -559,6 +579,36 @@ _events() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --redis-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --postgres-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        events__subcmd__migrate)
+            opts="-v -q -h -V --print-sql --verbose --quiet --redis-url --postgres-url --db --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --redis-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -70,8 +70,24 @@ pub enum Command {
     Digest(DigestArgs),
     Inspect(InspectArgs),
     Forget(ForgetArgs),
+    Migrate(MigrateArgs),
     Completions(CompletionsArgs),
     Man(ManArgs),
+}
+
+/// Create or upgrade the Postgres schema (EVENTS_PG_SCHEMA, default events).
+///
+/// Every command does this on first use, under an advisory lock; `migrate`
+/// does it on purpose, e.g. at deploy. Prints the schema's version. Redis
+/// and SQLite need no migration.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  events migrate\n  events migrate --print-sql > events_schema.sql"
+)]
+pub struct MigrateArgs {
+    /// Print the SQL that creates the schema (idempotent, in one transaction), for your own migration tool; connects to nothing.
+    #[arg(long)]
+    pub print_sql: bool,
 }
 
 /// Validate an event and put it on the queue; prints its id.

@@ -19,7 +19,7 @@ const COMPLETIONS: [(&str, &str); 5] = [
     ("powershell", "_events.ps1"),
 ];
 
-const SUBCOMMANDS: [&str; 12] = [
+const SUBCOMMANDS: [&str; 13] = [
     "emit",
     "work",
     "replay",
@@ -29,6 +29,7 @@ const SUBCOMMANDS: [&str; 12] = [
     "status",
     "inspect",
     "forget",
+    "migrate",
     "completions",
     "man",
     "digest",

@@ -6,6 +6,7 @@ mod emit;
 mod forget;
 mod generate;
 mod inspect;
+mod migrate;
 mod purge;
 mod replay;
 mod status;
@@ -71,6 +72,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Digest(args) => digest::run(&ctx, args),
         Command::Inspect(args) => inspect::run(&ctx, args),
         Command::Forget(args) => forget::run(&ctx, args),
+        Command::Migrate(args) => migrate::run(&ctx, args),
         Command::Completions(args) => generate::completions(args),
         Command::Man(args) => generate::man(args),
     }

@@ -28,6 +28,7 @@ mod stream;
 
 use dead::{insert_dead, stored_letter};
 use retries::upsert_retry;
+pub use schema::{Migrated, script as schema_script};
 
 /// How long connecting may take unless the options say otherwise.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -67,6 +68,8 @@ pub struct PostgresQueue {
     /// The URL with its password hidden, for messages.
     shown: String,
     lease_ms: i64,
+    /// What opening did to the schema.
+    migrated: Migrated,
 }
 
 impl PostgresQueue {
@@ -91,11 +94,18 @@ impl PostgresQueue {
             schema: schema.to_owned(),
             shown,
             lease_ms: duration_ms(options.claim_lease),
+            migrated: Migrated { from: 0, to: 0 },
         };
         let shown = queue.shown.clone();
         let schema = queue.schema.clone();
-        schema::migrate(&mut queue.client, &schema).map_err(|e| classify(&shown, e))?;
+        queue.migrated =
+            schema::migrate(&mut queue.client, &schema).map_err(|e| classify(&shown, e))?;
         Ok(queue)
+    }
+
+    /// The schema's version before and after this queue was opened.
+    pub fn migrated(&self) -> Migrated {
+        self.migrated
     }
 
     /// The connection, made again when the last one was lost (a restarted
