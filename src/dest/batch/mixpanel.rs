@@ -13,11 +13,11 @@ use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{BatchSender, Batched};
-use crate::config::{ConfigError, Env, redact_url};
+use super::{BatchSender, Batched, KeyedApi};
+use crate::config::{ConfigError, Env};
 use crate::dest::http::{self, Post, Sent};
 use crate::dest::kind::{Entry, Kind, Settings};
-use crate::dest::{Answer, Attempt, BatchLimit, Destination, Unsendable};
+use crate::dest::{Answer, Attempt, BatchLimit, Unsendable};
 use crate::event::Event;
 use crate::secret::Secret;
 
@@ -158,49 +158,22 @@ impl Kind for MixpanelKind {
     }
 
     fn parse_table(&self, entry: &Entry<'_>) -> Result<Box<dyn Settings>, ConfigError> {
-        Ok(Box::new(MixpanelSettings {
-            token: entry.secret("token_env", "MIXPANEL_TOKEN")?,
-            api_url: entry.setting("api_url", "MIXPANEL_API_URL", MIXPANEL_DEFAULT_API_URL)?,
-        }))
+        API.parse_table(entry)
     }
 
     fn parse_env(&self, env: &Env<'_>) -> Result<Option<Box<dyn Settings>>, ConfigError> {
-        Ok(env.get("MIXPANEL_TOKEN").map(|secret| {
-            Box::new(MixpanelSettings {
-                token: Secret::new(secret),
-                api_url: env
-                    .get("MIXPANEL_API_URL")
-                    .unwrap_or_else(|| MIXPANEL_DEFAULT_API_URL.into()),
-            }) as Box<dyn Settings>
-        }))
+        Ok(API.parse_env(env))
     }
 }
 
-/// What a Mixpanel destination needs to send.
-#[derive(Debug)]
-pub struct MixpanelSettings {
-    pub token: Secret,
-    pub api_url: String,
-}
-
-impl Settings for MixpanelSettings {
-    fn target(&self) -> String {
-        redact_url(&self.api_url)
-    }
-
-    fn url(&self) -> Option<&str> {
-        Some(&self.api_url)
-    }
-
-    fn build(
-        &self,
-        name: String,
-        _: &crate::catalog::Catalog,
-        timeout: Duration,
-    ) -> Arc<dyn Destination> {
-        Arc::new(sender(name, &self.token, &self.api_url, timeout))
-    }
-}
+const API: KeyedApi = KeyedApi {
+    key_setting: "token_env",
+    key_var: "MIXPANEL_TOKEN",
+    url_setting: "api_url",
+    url_var: "MIXPANEL_API_URL",
+    default_url: MIXPANEL_DEFAULT_API_URL,
+    sender: |name, key, url, timeout| Arc::new(sender(name, key, url, timeout)),
+};
 
 #[cfg(test)]
 mod tests {

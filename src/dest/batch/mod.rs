@@ -10,13 +10,17 @@ pub mod mixpanel;
 pub mod posthog;
 pub mod segment;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
 
 use super::http::{self, Post, Sent};
 use super::{Answer, Attempt, BatchLimit, Destination, Item, Unsendable};
+use crate::config::{ConfigError, Env, redact_url};
+use crate::dest::kind::{Entry, Settings};
 use crate::event::Event;
+use crate::secret::Secret;
 
 /// What one batched kind says about its requests.
 pub trait Batched: Send + Sync + 'static {
@@ -141,4 +145,69 @@ fn split_if_refused(
     let mut answers = each(left);
     answers.extend(each(right));
     Attempt::Each(answers).into()
+}
+
+/// How a batched kind is configured, the same for all three: a key read
+/// from the environment variable its table names (`<key>_env`, default
+/// `key_var`), and the API's base URL from its table, else `url_var`, else
+/// the service's own. The kind says only the names and how to build its
+/// sender.
+pub struct KeyedApi {
+    pub key_setting: &'static str,
+    pub key_var: &'static str,
+    pub url_setting: &'static str,
+    pub url_var: &'static str,
+    pub default_url: &'static str,
+    pub sender: fn(String, &Secret, &str, Duration) -> Arc<dyn Destination>,
+}
+
+impl KeyedApi {
+    /// The settings of a `[[destination]]` table of this kind.
+    pub fn parse_table(&self, entry: &Entry<'_>) -> Result<Box<dyn Settings>, ConfigError> {
+        Ok(Box::new(KeyAndUrl {
+            key: entry.secret(self.key_setting, self.key_var)?,
+            url: entry.setting(self.url_setting, self.url_var, self.default_url)?,
+            sender: self.sender,
+        }))
+    }
+
+    /// The destination the environment alone configures, when its key is set.
+    pub fn parse_env(&self, env: &Env<'_>) -> Option<Box<dyn Settings>> {
+        env.get(self.key_var).map(|key| {
+            Box::new(KeyAndUrl {
+                key: Secret::new(key),
+                url: env
+                    .get(self.url_var)
+                    .unwrap_or_else(|| self.default_url.into()),
+                sender: self.sender,
+            }) as Box<dyn Settings>
+        })
+    }
+}
+
+/// What a batched destination needs to send: its key and the API's base URL.
+#[derive(Debug)]
+pub struct KeyAndUrl {
+    pub key: Secret,
+    pub url: String,
+    sender: fn(String, &Secret, &str, Duration) -> Arc<dyn Destination>,
+}
+
+impl Settings for KeyAndUrl {
+    fn target(&self) -> String {
+        redact_url(&self.url)
+    }
+
+    fn url(&self) -> Option<&str> {
+        Some(&self.url)
+    }
+
+    fn build(
+        &self,
+        name: String,
+        _: &crate::catalog::Catalog,
+        timeout: Duration,
+    ) -> Arc<dyn Destination> {
+        (self.sender)(name, &self.key, &self.url, timeout)
+    }
 }

@@ -3,15 +3,14 @@
 //! the duplicates of a retry or a replay.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{BatchSender, Batched};
-use crate::config::{ConfigError, Env, redact_url};
+use super::{BatchSender, Batched, KeyedApi};
+use crate::config::{ConfigError, Env};
 use crate::dest::http::Post;
 use crate::dest::kind::{Entry, Kind, Settings};
-use crate::dest::{BatchLimit, Destination, Unsendable};
+use crate::dest::{BatchLimit, Unsendable};
 use crate::event::Event;
 use crate::secret::Secret;
 
@@ -85,55 +84,29 @@ impl Kind for PostHogKind {
     }
 
     fn parse_table(&self, entry: &Entry<'_>) -> Result<Box<dyn Settings>, ConfigError> {
-        Ok(Box::new(PostHogSettings {
-            api_key: entry.secret("api_key_env", "POSTHOG_API_KEY")?,
-            host: entry.setting("host", "POSTHOG_HOST", POSTHOG_DEFAULT_HOST)?,
-        }))
+        API.parse_table(entry)
     }
 
     fn parse_env(&self, env: &Env<'_>) -> Result<Option<Box<dyn Settings>>, ConfigError> {
-        Ok(env.get("POSTHOG_API_KEY").map(|secret| {
-            Box::new(PostHogSettings {
-                api_key: Secret::new(secret),
-                host: env
-                    .get("POSTHOG_HOST")
-                    .unwrap_or_else(|| POSTHOG_DEFAULT_HOST.into()),
-            }) as Box<dyn Settings>
-        }))
+        Ok(API.parse_env(env))
     }
 }
 
-/// What a PostHog destination needs to send.
-#[derive(Debug)]
-pub struct PostHogSettings {
-    pub api_key: Secret,
-    pub host: String,
-}
-
-impl Settings for PostHogSettings {
-    fn target(&self) -> String {
-        redact_url(&self.host)
-    }
-
-    fn url(&self) -> Option<&str> {
-        Some(&self.host)
-    }
-
-    fn build(
-        &self,
-        name: String,
-        _: &crate::catalog::Catalog,
-        timeout: Duration,
-    ) -> Arc<dyn Destination> {
-        let post = Post::json(Secret::new(batch_url(&self.host)));
+const API: KeyedApi = KeyedApi {
+    key_setting: "api_key_env",
+    key_var: "POSTHOG_API_KEY",
+    url_setting: "host",
+    url_var: "POSTHOG_HOST",
+    default_url: POSTHOG_DEFAULT_HOST,
+    sender: |name, key, url, timeout| {
         Arc::new(BatchSender::new(
             name,
-            post,
+            Post::json(Secret::new(batch_url(url))),
             timeout,
-            PostHog::new(&self.api_key),
+            PostHog::new(key),
         ))
-    }
-}
+    },
+};
 
 #[cfg(test)]
 mod tests {

@@ -9,11 +9,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
-use super::{BatchSender, Batched};
-use crate::config::{ConfigError, Env, redact_url};
+use super::{BatchSender, Batched, KeyedApi};
+use crate::config::{ConfigError, Env};
 use crate::dest::http::Post;
 use crate::dest::kind::{Entry, Kind, Settings};
-use crate::dest::{BatchLimit, Destination, Unsendable};
+use crate::dest::{BatchLimit, Unsendable};
 use crate::event::Event;
 use crate::secret::Secret;
 
@@ -92,46 +92,19 @@ impl Kind for SegmentKind {
     }
 
     fn parse_table(&self, entry: &Entry<'_>) -> Result<Box<dyn Settings>, ConfigError> {
-        Ok(Box::new(SegmentSettings {
-            write_key: entry.secret("write_key_env", "SEGMENT_WRITE_KEY")?,
-            endpoint: entry.setting("endpoint", "SEGMENT_ENDPOINT", SEGMENT_DEFAULT_ENDPOINT)?,
-        }))
+        API.parse_table(entry)
     }
 
     fn parse_env(&self, env: &Env<'_>) -> Result<Option<Box<dyn Settings>>, ConfigError> {
-        Ok(env.get("SEGMENT_WRITE_KEY").map(|secret| {
-            Box::new(SegmentSettings {
-                write_key: Secret::new(secret),
-                endpoint: env
-                    .get("SEGMENT_ENDPOINT")
-                    .unwrap_or_else(|| SEGMENT_DEFAULT_ENDPOINT.into()),
-            }) as Box<dyn Settings>
-        }))
+        Ok(API.parse_env(env))
     }
 }
 
-/// What a Segment destination needs to send.
-#[derive(Debug)]
-pub struct SegmentSettings {
-    pub write_key: Secret,
-    pub endpoint: String,
-}
-
-impl Settings for SegmentSettings {
-    fn target(&self) -> String {
-        redact_url(&self.endpoint)
-    }
-
-    fn url(&self) -> Option<&str> {
-        Some(&self.endpoint)
-    }
-
-    fn build(
-        &self,
-        name: String,
-        _: &crate::catalog::Catalog,
-        timeout: Duration,
-    ) -> Arc<dyn Destination> {
-        Arc::new(sender(name, &self.write_key, &self.endpoint, timeout))
-    }
-}
+const API: KeyedApi = KeyedApi {
+    key_setting: "write_key_env",
+    key_var: "SEGMENT_WRITE_KEY",
+    url_setting: "endpoint",
+    url_var: "SEGMENT_ENDPOINT",
+    default_url: SEGMENT_DEFAULT_ENDPOINT,
+    sender: |name, key, url, timeout| Arc::new(sender(name, key, url, timeout)),
+};
