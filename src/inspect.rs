@@ -52,7 +52,11 @@ pub fn story(queue: &mut dyn Admin, routes: Option<&Routes>, id: &str) -> Result
         let attempts: Vec<AttemptRecord> =
             records.iter().filter(|r| r.dest == name).cloned().collect();
         let due = queue.retry_due(&format!("{id}|{name}"))?;
-        let state = DestState::of(&attempts.iter().collect::<Vec<_>>(), due, routed.contains(&name));
+        let state = DestState::of(
+            &attempts.iter().collect::<Vec<_>>(),
+            due,
+            routed.contains(&name),
+        );
         dests.push(DestReport {
             name,
             state,

@@ -23,14 +23,16 @@ pub fn run(ctx: &Context, args: DashboardArgs) -> anyhow::Result<()> {
         .map(Secret::new);
     let setup = Setup::load(&ctx.global).map_err(Error::from)?;
     let listener = bind(&args.addr).map_err(|e| match e {
-        MetricsError::BadAddress { addr } => {
-            Error::Usage(format!("--addr {addr}: not a host:port address to listen on"))
-        }
+        MetricsError::BadAddress { addr } => Error::Usage(format!(
+            "--addr {addr}: not a host:port address to listen on"
+        )),
         MetricsError::Bind { addr, source } => {
             Error::Usage(format!("--addr {addr}: cannot listen there: {source}"))
         }
     })?;
-    let bound = listener.local_addr().context("cannot tell the address listened on")?;
+    let bound = listener
+        .local_addr()
+        .context("cannot tell the address listened on")?;
     let access = Access::new(token, bound, args.public_url.as_deref())
         .map_err(|e| Error::Usage(e.to_string()))?;
     let read_only = !access.has_token();
@@ -44,7 +46,11 @@ pub fn run(ctx: &Context, args: DashboardArgs) -> anyhow::Result<()> {
         .context("cannot start the dashboard's server")?;
     super::print(&format!("http://{bound}/\n"))?;
     if !ctx.quiet {
-        let mode = if read_only { " (read-only: no EVENTS_DASHBOARD_TOKEN)" } else { "" };
+        let mode = if read_only {
+            " (read-only: no EVENTS_DASHBOARD_TOKEN)"
+        } else {
+            ""
+        };
         log::info!("dashboard on http://{bound}/{mode}");
     }
     while !stop.requested() {

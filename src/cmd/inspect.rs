@@ -42,7 +42,10 @@ pub fn run(ctx: &Context, args: InspectArgs) -> anyhow::Result<()> {
         return Err(UnknownEvent(escape(&args.id).into_owned()).into());
     }
     print(&match args.format {
-        Format::Json => format!("{}\n", json_line(&as_json(story.event.as_ref(), &story.dests))),
+        Format::Json => format!(
+            "{}\n",
+            json_line(&as_json(story.event.as_ref(), &story.dests))
+        ),
         Format::Table => as_text(&args.id, story.event.as_ref(), &story.dests),
     })
 }

@@ -40,7 +40,10 @@ pub fn act(dashboard: &Dashboard, request: &Request, path: &str) -> Answer {
     }
     let form = request::pairs(&request.body);
     if !access.csrf_ok(request::get(&form, "csrf")) {
-        return Answer::plain(403, "the form's csrf field is missing or wrong: reload the page and try again\n");
+        return Answer::plain(
+            403,
+            "the form's csrf field is missing or wrong: reload the page and try again\n",
+        );
     }
     let filter = Filter::from(|name| request::get(&form, name).to_owned());
     let done = match action {
@@ -51,7 +54,10 @@ pub fn act(dashboard: &Dashboard, request: &Request, path: &str) -> Answer {
     match done {
         Ok((what, count)) => {
             let count = count.to_string();
-            layout::see_other(&link("/dead", &[filter.params().as_slice(), &[(what, &count)]].concat()))
+            layout::see_other(&link(
+                "/dead",
+                &[filter.params().as_slice(), &[(what, &count)]].concat(),
+            ))
         }
         Err(e) => Answer::plain(500, format!("{}\n", layout::text(&e))),
     }
@@ -77,7 +83,10 @@ fn purge(dashboard: &Dashboard, filter: &Filter) -> Result<u64, String> {
 /// letters a chunk at a time, newest first, so memory stays bounded.
 fn replay(dashboard: &Dashboard, filter: &Filter) -> Result<u64, String> {
     let routes = dashboard.setup.routes().map_err(|e| e.to_string())?;
-    let types: Vec<String> = Some(filter.kind.clone()).filter(|k| !k.is_empty()).into_iter().collect();
+    let types: Vec<String> = Some(filter.kind.clone())
+        .filter(|k| !k.is_empty())
+        .into_iter()
+        .collect();
     let plan = Plan::new(routes, None, &types, None).map_err(|e| e.to_string())?;
     let sink = Write {
         queue: dashboard.setup.open_queue().map_err(|e| e.to_string())?,

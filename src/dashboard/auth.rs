@@ -69,7 +69,9 @@ impl Access {
         if let Some(text) = public_url.filter(|u| !u.is_empty()) {
             let bad = || AccessError::BadPublicUrl(text.to_owned());
             let url = url::Url::parse(text).map_err(|_| bad())?;
-            let host = url.host_str().filter(|_| matches!(url.scheme(), "http" | "https"));
+            let host = url
+                .host_str()
+                .filter(|_| matches!(url.scheme(), "http" | "https"));
             let host = host.ok_or_else(bad)?;
             secure = url.scheme() == "https";
             match url.port() {
@@ -203,7 +205,10 @@ pub fn login_page(access: &Access, why: Option<&str>) -> Answer {
 /// `POST /login`: the token from the form, for a session cookie.
 pub fn login(access: &Access, request: &Request) -> Answer {
     let Some(token) = &access.token else {
-        return Answer::plain(404, "this dashboard is read-only: it has no token to sign in with\n");
+        return Answer::plain(
+            404,
+            "this dashboard is read-only: it has no token to sign in with\n",
+        );
     };
     let form = request::pairs(&request.body);
     let presented = request::get(&form, "token");

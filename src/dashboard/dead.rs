@@ -42,7 +42,11 @@ impl Filter {
 
     /// The filter as query parameters.
     pub fn params(&self) -> [(&'static str, &str); 3] {
-        [("dest", &self.dest), ("type", &self.kind), ("error", &self.error)]
+        [
+            ("dest", &self.dest),
+            ("type", &self.kind),
+            ("error", &self.error),
+        ]
     }
 
     fn is_empty(&self) -> bool {
@@ -54,7 +58,8 @@ impl Filter {
 /// a Redis entry id).
 fn is_cursor(cursor: &str) -> bool {
     let mut parts = cursor.splitn(2, '-');
-    let digits = |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    let digits =
+        |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
     digits(parts.next()) && parts.next().is_none_or(|p| digits(Some(p)))
 }
 
@@ -137,7 +142,11 @@ fn letters(found: &DeadPage, filter: &Filter, paged: bool) -> Markup {
 }
 
 fn actions(filter: &Filter, csrf: &str) -> Markup {
-    let what = if filter.is_empty() { "every dead letter" } else { "every dead letter this filter selects" };
+    let what = if filter.is_empty() {
+        "every dead letter"
+    } else {
+        "every dead letter this filter selects"
+    };
     html! {
         section.actions {
             h2 { "Act on " (what) }

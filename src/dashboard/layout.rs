@@ -119,7 +119,11 @@ pub fn see_other(location: &str) -> Answer {
 }
 
 pub fn not_found(view: &View, what: &str) -> Answer {
-    let mut answer = page(view, "Not found", html! { h1 { "Not found" } p { (text(what)) } });
+    let mut answer = page(
+        view,
+        "Not found",
+        html! { h1 { "Not found" } p { (text(what)) } },
+    );
     answer.status = 404;
     answer
 }

@@ -21,9 +21,8 @@ const NEWEST: usize = 200;
 const FAILING_WITHIN: Duration = Duration::from_secs(15 * 60);
 
 pub fn page(dashboard: &Dashboard, view: &View) -> Result<Answer, QueueError> {
-    let (stats, location, newest) = dashboard.with_queue(|q| {
-        Ok((q.stats()?, q.describe(), q.dead_before(None, NEWEST)?))
-    })?;
+    let (stats, location, newest) =
+        dashboard.with_queue(|q| Ok((q.stats()?, q.describe(), q.dead_before(None, NEWEST)?)))?;
     let rates = dashboard.rates(&stats.tallies);
     let pending: u64 = stats.consumers.iter().map(|c| c.pending).sum();
     let dead_total: u64 = stats.dead.iter().map(|(_, _, n)| n).sum();
@@ -100,7 +99,10 @@ impl Dashboard {
                 .iter()
                 .map(|(dest, tally)| {
                     let was = before.get(dest).map_or(0, |t| t.delivered);
-                    (dest.clone(), tally.delivered.saturating_sub(was) as f64 / secs)
+                    (
+                        dest.clone(),
+                        tally.delivered.saturating_sub(was) as f64 / secs,
+                    )
                 })
                 .collect()
         });

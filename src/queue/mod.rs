@@ -545,8 +545,7 @@ pub trait DeadLetters: Describe {
     /// than the letter whose key is `before` (from the newest when `None`):
     /// one bounded read, so a paged view walks the letters without reading
     /// the rest (see [`dead_page`]).
-    fn dead_before(&mut self, before: Option<&str>, count: usize)
-    -> Result<Vec<StoredDeadLetter>>;
+    fn dead_before(&mut self, before: Option<&str>, count: usize) -> Result<Vec<StoredDeadLetter>>;
 
     /// Moves dead letters back into the retry set, due at `due_ms`: each
     /// `(key, delivery)` removes the dead letter `key` and adds `delivery`,

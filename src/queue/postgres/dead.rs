@@ -96,11 +96,7 @@ impl DeadLetters for PostgresQueue {
         })
     }
 
-    fn dead_before(
-        &mut self,
-        before: Option<&str>,
-        count: usize,
-    ) -> Result<Vec<StoredDeadLetter>> {
+    fn dead_before(&mut self, before: Option<&str>, count: usize) -> Result<Vec<StoredDeadLetter>> {
         let before = match before {
             Some(key) => parse_key(&self.shown, "dead letter", key)?,
             None => i64::MAX,

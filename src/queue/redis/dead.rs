@@ -75,11 +75,7 @@ impl DeadLetters for RedisQueue {
         Ok(out)
     }
 
-    fn dead_before(
-        &mut self,
-        before: Option<&str>,
-        count: usize,
-    ) -> Result<Vec<StoredDeadLetter>> {
+    fn dead_before(&mut self, before: Option<&str>, count: usize) -> Result<Vec<StoredDeadLetter>> {
         let dead = self.dead.clone();
         let end = before.map_or("+".to_owned(), |key| format!("({key}"));
         let reply: Value = self.with(|c| {

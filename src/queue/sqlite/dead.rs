@@ -91,11 +91,7 @@ impl DeadLetters for SqliteQueue {
         })
     }
 
-    fn dead_before(
-        &mut self,
-        before: Option<&str>,
-        count: usize,
-    ) -> Result<Vec<StoredDeadLetter>> {
+    fn dead_before(&mut self, before: Option<&str>, count: usize) -> Result<Vec<StoredDeadLetter>> {
         let before = match before {
             Some(key) => parse_key(&self.path, "dead letter", key)?,
             None => i64::MAX,
