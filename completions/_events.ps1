@@ -44,6 +44,7 @@ Register-ArgumentCompleter -Native -CommandName 'events' -ScriptBlock {
             [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Show one event and, per destination, where its delivery stands and every attempt made')
             [CompletionResult]::new('forget', 'forget', [CompletionResultType]::ParameterValue, 'Erase one person''s events: from the history, the retry set, the dead letters, the attempt records and the idempotency keys')
             [CompletionResult]::new('migrate', 'migrate', [CompletionResultType]::ParameterValue, 'Create or upgrade the Postgres schema (EVENTS_PG_SCHEMA, default events)')
+            [CompletionResult]::new('dashboard', 'dashboard', [CompletionResultType]::ParameterValue, 'Serve the on-call web view: backlog, destinations, dead letters, events')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Write man pages (one per subcommand)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -271,6 +272,23 @@ Register-ArgumentCompleter -Native -CommandName 'events' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'events;dashboard' {
+            [CompletionResult]::new('--addr', '--addr', [CompletionResultType]::ParameterName, 'Listen on this address (port 0 picks a free one)')
+            [CompletionResult]::new('--public-url', '--public-url', [CompletionResultType]::ParameterName, 'The URL people open it at, behind a proxy: its host is accepted in the Host header besides the address listened on')
+            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store')
+            [CompletionResult]::new('--postgres-url', '--postgres-url', [CompletionResultType]::ParameterName, 'Use the PostgreSQL database at this URL (postgres:// or postgresql://) for the queue, in the schema EVENTS_PG_SCHEMA (default events); wins over --redis-url')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'A TOML file adding event types and destinations [default: ./events.toml when present]')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more on stderr (every retry and claim)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say more on stderr (every retry and claim)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say less on stderr (only failures)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say less on stderr (only failures)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'events;completions' {
             [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store')
             [CompletionResult]::new('--postgres-url', '--postgres-url', [CompletionResultType]::ParameterName, 'Use the PostgreSQL database at this URL (postgres:// or postgresql://) for the queue, in the schema EVENTS_PG_SCHEMA (default events); wins over --redis-url')
@@ -314,6 +332,7 @@ Register-ArgumentCompleter -Native -CommandName 'events' -ScriptBlock {
             [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Show one event and, per destination, where its delivery stands and every attempt made')
             [CompletionResult]::new('forget', 'forget', [CompletionResultType]::ParameterValue, 'Erase one person''s events: from the history, the retry set, the dead letters, the attempt records and the idempotency keys')
             [CompletionResult]::new('migrate', 'migrate', [CompletionResultType]::ParameterValue, 'Create or upgrade the Postgres schema (EVENTS_PG_SCHEMA, default events)')
+            [CompletionResult]::new('dashboard', 'dashboard', [CompletionResultType]::ParameterValue, 'Serve the on-call web view: backlog, destinations, dead letters, events')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Write man pages (one per subcommand)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -350,6 +369,9 @@ Register-ArgumentCompleter -Native -CommandName 'events' -ScriptBlock {
             break
         }
         'events;help;migrate' {
+            break
+        }
+        'events;help;dashboard' {
             break
         }
         'events;help;completions' {

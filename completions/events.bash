@@ -19,6 +19,9 @@ _events() {
             events,completions)
                 cmd="events__subcmd__completions"
                 ;;
+            events,dashboard)
+                cmd="events__subcmd__dashboard"
+                ;;
             events,digest)
                 cmd="events__subcmd__digest"
                 ;;
@@ -60,6 +63,9 @@ _events() {
                 ;;
             events__subcmd__help,completions)
                 cmd="events__subcmd__help__subcmd__completions"
+                ;;
+            events__subcmd__help,dashboard)
+                cmd="events__subcmd__help__subcmd__dashboard"
                 ;;
             events__subcmd__help,digest)
                 cmd="events__subcmd__help__subcmd__digest"
@@ -107,7 +113,7 @@ _events() {
 
     case "${cmd}" in
         events)
-            opts="-v -q -h -V --verbose --quiet --redis-url --postgres-url --db --config --help --version emit work replay purge tail templates status digest inspect forget migrate completions man help"
+            opts="-v -q -h -V --verbose --quiet --redis-url --postgres-url --db --config --help --version emit work replay purge tail templates status digest inspect forget migrate dashboard completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -143,6 +149,44 @@ _events() {
                 return 0
             fi
             case "${prev}" in
+                --redis-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --postgres-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        events__subcmd__dashboard)
+            opts="-v -q -h -V --addr --public-url --verbose --quiet --redis-url --postgres-url --db --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --addr)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --public-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --redis-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -325,7 +369,7 @@ _events() {
             return 0
             ;;
         events__subcmd__help)
-            opts="emit work replay purge tail templates status digest inspect forget migrate completions man help"
+            opts="emit work replay purge tail templates status digest inspect forget migrate dashboard completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -339,6 +383,20 @@ _events() {
             return 0
             ;;
         events__subcmd__help__subcmd__completions)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        events__subcmd__help__subcmd__dashboard)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

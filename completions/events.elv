@@ -41,6 +41,7 @@ set edit:completion:arg-completer[events] = {|@words|
             cand inspect 'Show one event and, per destination, where its delivery stands and every attempt made'
             cand forget 'Erase one person''s events: from the history, the retry set, the dead letters, the attempt records and the idempotency keys'
             cand migrate 'Create or upgrade the Postgres schema (EVENTS_PG_SCHEMA, default events)'
+            cand dashboard 'Serve the on-call web view: backlog, destinations, dead letters, events'
             cand completions 'Print a shell completion script'
             cand man 'Write man pages (one per subcommand)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -256,6 +257,22 @@ set edit:completion:arg-completer[events] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'events;dashboard'= {
+            cand --addr 'Listen on this address (port 0 picks a free one)'
+            cand --public-url 'The URL people open it at, behind a proxy: its host is accepted in the Host header besides the address listened on'
+            cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store'
+            cand --postgres-url 'Use the PostgreSQL database at this URL (postgres:// or postgresql://) for the queue, in the schema EVENTS_PG_SCHEMA (default events); wins over --redis-url'
+            cand --db 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]'
+            cand --config 'A TOML file adding event types and destinations [default: ./events.toml when present]'
+            cand -v 'Say more on stderr (every retry and claim)'
+            cand --verbose 'Say more on stderr (every retry and claim)'
+            cand -q 'Say less on stderr (only failures)'
+            cand --quiet 'Say less on stderr (only failures)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'events;completions'= {
             cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store'
             cand --postgres-url 'Use the PostgreSQL database at this URL (postgres:// or postgresql://) for the queue, in the schema EVENTS_PG_SCHEMA (default events); wins over --redis-url'
@@ -297,6 +314,7 @@ set edit:completion:arg-completer[events] = {|@words|
             cand inspect 'Show one event and, per destination, where its delivery stands and every attempt made'
             cand forget 'Erase one person''s events: from the history, the retry set, the dead letters, the attempt records and the idempotency keys'
             cand migrate 'Create or upgrade the Postgres schema (EVENTS_PG_SCHEMA, default events)'
+            cand dashboard 'Serve the on-call web view: backlog, destinations, dead letters, events'
             cand completions 'Print a shell completion script'
             cand man 'Write man pages (one per subcommand)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -322,6 +340,8 @@ set edit:completion:arg-completer[events] = {|@words|
         &'events;help;forget'= {
         }
         &'events;help;migrate'= {
+        }
+        &'events;help;dashboard'= {
         }
         &'events;help;completions'= {
         }

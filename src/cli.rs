@@ -71,8 +71,34 @@ pub enum Command {
     Inspect(InspectArgs),
     Forget(ForgetArgs),
     Migrate(MigrateArgs),
+    Dashboard(DashboardArgs),
     Completions(CompletionsArgs),
     Man(ManArgs),
+}
+
+/// Serve the on-call web view: backlog, destinations, dead letters, events.
+///
+/// Read-only unless EVENTS_DASHBOARD_TOKEN is set; then every page asks for
+/// the token (a login form, or `Authorization: Bearer`) and dead letters can
+/// be replayed and purged from it. Without a token it listens only on a
+/// loopback address. Prints the address it listens on.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  events dashboard\n  EVENTS_DASHBOARD_TOKEN=$(openssl rand -hex 32) events dashboard --addr 0.0.0.0:9465 --public-url https://events.example.com"
+)]
+pub struct DashboardArgs {
+    /// Listen on this address (port 0 picks a free one).
+    #[arg(
+        long,
+        value_name = "ADDR",
+        env = "EVENTS_DASHBOARD_ADDR",
+        default_value = "127.0.0.1:9465"
+    )]
+    pub addr: String,
+    /// The URL people open it at, behind a proxy: its host is accepted in
+    /// the Host header besides the address listened on.
+    #[arg(long, value_name = "URL", env = "EVENTS_DASHBOARD_PUBLIC_URL")]
+    pub public_url: Option<String>,
 }
 
 /// Create or upgrade the Postgres schema (EVENTS_PG_SCHEMA, default events).

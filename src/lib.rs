@@ -24,12 +24,15 @@ pub mod cli;
 #[doc(hidden)]
 pub mod cmd;
 pub mod config;
+pub mod dashboard;
 pub mod dest;
 pub mod digest;
 pub mod emitter;
 pub mod error;
 pub mod event;
 pub mod filter;
+pub mod http_server;
+pub mod inspect;
 pub mod jsonl;
 pub mod metrics;
 pub mod queue;

@@ -7,7 +7,6 @@
 //! The names are a public interface, documented in the README: change one
 //! and every dashboard and alert built on it breaks.
 
-mod http;
 pub mod serve;
 
 use std::time::Duration;

@@ -19,7 +19,7 @@ const COMPLETIONS: [(&str, &str); 5] = [
     ("powershell", "_events.ps1"),
 ];
 
-const SUBCOMMANDS: [&str; 13] = [
+const SUBCOMMANDS: [&str; 14] = [
     "emit",
     "work",
     "replay",
@@ -30,6 +30,7 @@ const SUBCOMMANDS: [&str; 13] = [
     "inspect",
     "forget",
     "migrate",
+    "dashboard",
     "completions",
     "man",
     "digest",

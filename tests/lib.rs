@@ -8,6 +8,7 @@ mod alerts;
 mod cluster;
 mod config_file;
 mod conformance;
+mod dashboard;
 mod digest;
 mod discord;
 mod durable_emit;

@@ -10,14 +10,12 @@
 //! "duration_ms"}]}]`, `state` one of `delivered`, `retrying`, `dead`,
 //! `waiting`, `not routed`, and `next_due` RFC 3339 or null.
 
-use std::collections::BTreeSet;
-
 use serde_json::{Value, json};
 
 use super::{Context, print};
 use crate::cli::{Format, InspectArgs};
 use crate::event::{Event, format_ts_ms};
-use crate::queue::AttemptRecord;
+use crate::inspect::{DestReport, story};
 use crate::queue::attempt::DestState;
 use crate::sanitize::escape;
 
@@ -29,19 +27,9 @@ use crate::sanitize::escape;
 )]
 pub struct UnknownEvent(String);
 
-/// One destination's part of the story.
-struct DestReport<'a> {
-    name: String,
-    state: DestState,
-    attempts: Vec<&'a AttemptRecord>,
-}
-
 pub fn run(ctx: &Context, args: InspectArgs) -> anyhow::Result<()> {
     let config = ctx.setup()?;
     let mut queue = config.open_queue()?;
-    let records = queue.attempts(&args.id)?;
-    let hint = records.iter().find_map(|r| r.entry.as_deref());
-    let event = queue.event(&args.id, hint)?;
     let routes = match config.routes() {
         Ok(routes) => Some(routes),
         Err(e) => {
@@ -49,32 +37,16 @@ pub fn run(ctx: &Context, args: InspectArgs) -> anyhow::Result<()> {
             None
         }
     };
-    let routed: Vec<String> = match (&event, &routes) {
-        (Some(event), Some(routes)) => routes.of(event).map(|r| r.name().to_owned()).collect(),
-        _ => Vec::new(),
-    };
-    let mut names: BTreeSet<String> = records.iter().map(|r| r.dest.clone()).collect();
-    names.extend(routed.iter().cloned());
-    if let Some(routes) = &routes {
-        names.extend(routes.iter().map(|r| r.name().to_owned()));
-    }
-    if event.is_none() && records.is_empty() {
+    let story = story(queue.as_mut(), routes.as_ref(), &args.id)?;
+    if story.is_unknown() {
         return Err(UnknownEvent(escape(&args.id).into_owned()).into());
     }
-    let mut dests = Vec::new();
-    for name in names {
-        let attempts: Vec<&AttemptRecord> = records.iter().filter(|r| r.dest == name).collect();
-        let due = queue.retry_due(&format!("{}|{name}", args.id))?;
-        let state = DestState::of(&attempts, due, routed.contains(&name));
-        dests.push(DestReport {
-            name,
-            state,
-            attempts,
-        });
-    }
     print(&match args.format {
-        Format::Json => format!("{}\n", json_line(&as_json(event.as_ref(), &dests))),
-        Format::Table => as_text(&args.id, event.as_ref(), &dests),
+        Format::Json => format!(
+            "{}\n",
+            json_line(&as_json(story.event.as_ref(), &story.dests))
+        ),
+        Format::Table => as_text(&args.id, story.event.as_ref(), &story.dests),
     })
 }
 

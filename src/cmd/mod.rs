@@ -1,6 +1,7 @@
 //! The subcommands: one file each, an args struct (in `cli.rs`) plus the
 //! function that runs it, dispatched from `run`.
 
+mod dashboard;
 mod digest;
 mod emit;
 mod forget;
@@ -73,6 +74,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Inspect(args) => inspect::run(&ctx, args),
         Command::Forget(args) => forget::run(&ctx, args),
         Command::Migrate(args) => migrate::run(&ctx, args),
+        Command::Dashboard(args) => dashboard::run(&ctx, args),
         Command::Completions(args) => generate::completions(args),
         Command::Man(args) => generate::man(args),
     }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::Metrics;
-use super::http::{self, Answer};
+use crate::http_server::{self as http, Answer, Request};
 use crate::queue::Health;
 use crate::sanitize::escape;
 
@@ -99,8 +99,9 @@ pub fn start(listener: TcpListener, metrics: Arc<Metrics>, queue: Box<dyn Health
         .name("metrics-refresh".into())
         .spawn(move || refresher.run())
         .expect("threads can be spawned");
-    let handler = move |method: &str, path: &str| answer(method, path, &metrics, &readiness);
-    http::serve(listener, Arc::new(handler)).expect("threads can be spawned");
+    let handler =
+        move |request: &Request| answer(&request.method, &request.path, &metrics, &readiness);
+    http::serve(listener, "metrics", Arc::new(handler)).expect("threads can be spawned");
 }
 
 struct Refresher {

@@ -24,6 +24,7 @@
 //! decided once, in [`entry`].
 
 pub mod attempt;
+pub mod dead_page;
 pub mod entry;
 pub mod forget;
 pub mod postgres;
@@ -41,6 +42,7 @@ use wildmatch::WildMatch;
 use crate::event::Event;
 use crate::rate::Rate;
 pub use attempt::{AttemptRecord, Outcome};
+pub use dead_page::{DeadPage, dead_page};
 pub use entry::RawEntry;
 pub use settings::{Backend, Settings, open};
 
@@ -231,6 +233,8 @@ pub struct DeadFilter {
     types: Vec<WildMatch>,
     /// Only letters of deliveries to these destinations.
     dests: Vec<String>,
+    /// Only letters whose error contains this text.
+    error: Option<String>,
 }
 
 impl DeadFilter {
@@ -239,7 +243,14 @@ impl DeadFilter {
             before_ms,
             types: types.iter().map(|glob| WildMatch::new(glob)).collect(),
             dests: dests.to_vec(),
+            error: None,
         }
+    }
+
+    /// Narrowed to letters whose error contains `error`, if not empty.
+    pub fn with_error(mut self, error: &str) -> DeadFilter {
+        self.error = Some(error.to_owned()).filter(|e| !e.is_empty());
+        self
     }
 
     /// Every letter dead-lettered before `before_ms`: the retention's trim.
@@ -259,7 +270,12 @@ impl DeadFilter {
 
     /// Whether `letter` is one to remove.
     pub fn matches(&self, letter: &DeadLetter) -> bool {
-        if self.passes_over(&letter.dest, letter.at_ms) {
+        if self.passes_over(&letter.dest, letter.at_ms)
+            || self
+                .error
+                .as_ref()
+                .is_some_and(|e| !letter.error.contains(e.as_str()))
+        {
             return false;
         }
         self.types.is_empty()
@@ -524,6 +540,12 @@ pub trait Retries: Describe {
 pub trait DeadLetters: Describe {
     /// Every dead letter, oldest first.
     fn dead_letters(&mut self) -> Result<Vec<StoredDeadLetter>>;
+
+    /// Up to `count` dead letters, newest first, from the one just older
+    /// than the letter whose key is `before` (from the newest when `None`):
+    /// one bounded read, so a paged view walks the letters without reading
+    /// the rest (see [`dead_page`]).
+    fn dead_before(&mut self, before: Option<&str>, count: usize) -> Result<Vec<StoredDeadLetter>>;
 
     /// Moves dead letters back into the retry set, due at `due_ms`: each
     /// `(key, delivery)` removes the dead letter `key` and adds `delivery`,

@@ -212,3 +212,46 @@ pub fn purged_dead_letters_are_the_filtered_ones_and_leave_the_counts_right(b: &
     assert!(left(&mut q).is_empty());
     assert!(q.stats().unwrap().dead.is_empty());
 }
+
+/// The dashboard pages through dead letters by cursor: newest first, each
+/// read bounded, the next starting just past the last key returned.
+pub fn dead_letters_are_read_newest_first_from_a_cursor(b: &dyn Backend) {
+    let mut q = b.open(LONG);
+    let now = now_ms();
+    let letters: Vec<DeadLetter> = (0..5)
+        .map(|n| letter(&event(n), "slack", &format!("HTTP 50{n}"), now + n))
+        .collect();
+    q.settle(
+        "w",
+        &Settlement {
+            dead: letters.clone(),
+            ..Settlement::default()
+        },
+    )
+    .unwrap();
+    let first = q.dead_before(None, 2).unwrap();
+    let errors = |page: &[events::queue::StoredDeadLetter]| -> Vec<String> {
+        page.iter().map(|s| s.letter.error.clone()).collect()
+    };
+    assert_eq!(errors(&first), ["HTTP 504", "HTTP 503"]);
+    let second = q.dead_before(Some(&first[1].key), 2).unwrap();
+    assert_eq!(errors(&second), ["HTTP 502", "HTTP 501"]);
+    let last = q.dead_before(Some(&second[1].key), 2).unwrap();
+    assert_eq!(errors(&last), ["HTTP 500"]);
+    assert!(q.dead_before(Some(&last[0].key), 2).unwrap().is_empty());
+    assert_eq!(last[0].letter, letters[0]);
+
+    let page = events::queue::dead_page(
+        q.as_mut(),
+        &DeadFilter::new(None, &[], &[]).with_error("HTTP 50"),
+        Some(&first[0].key),
+        3,
+    )
+    .unwrap();
+    assert_eq!(errors(&page.letters), ["HTTP 503", "HTTP 502", "HTTP 501"]);
+    assert_eq!(page.next.as_deref(), Some(page.letters[2].key.as_str()));
+    let none = DeadFilter::new(None, &[], &[]).with_error("timeout");
+    let empty = events::queue::dead_page(q.as_mut(), &none, None, 3).unwrap();
+    assert!(empty.letters.is_empty() && empty.next.is_none());
+    assert_eq!(empty.scanned, 5);
+}

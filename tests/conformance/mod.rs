@@ -107,6 +107,7 @@ macro_rules! conformance_tests {
                 requeue_dead_moves_letters_to_retries,
                 dead_letter_counts_follow_the_letters,
                 purged_dead_letters_are_the_filtered_ones_and_leave_the_counts_right,
+                dead_letters_are_read_newest_first_from_a_cursor,
             ],
             lifecycle: [
                 history_returns_the_exact_time_window,

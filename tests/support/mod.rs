@@ -10,6 +10,7 @@
 pub mod backends;
 pub mod cluster;
 pub mod cmd;
+pub mod dashboard;
 pub mod deliveries;
 pub mod hostile;
 pub mod http;

@@ -96,6 +96,26 @@ impl DeadLetters for PostgresQueue {
         })
     }
 
+    fn dead_before(&mut self, before: Option<&str>, count: usize) -> Result<Vec<StoredDeadLetter>> {
+        let before = match before {
+            Some(key) => parse_key(&self.shown, "dead letter", key)?,
+            None => i64::MAX,
+        };
+        let count = i64::try_from(count).unwrap_or(i64::MAX);
+        self.read(|tx| {
+            Ok(tx
+                .query(
+                    &format!(
+                        "SELECT {DEAD_COLUMNS} FROM dead WHERE seq < $1 ORDER BY seq DESC LIMIT $2"
+                    ),
+                    &[&before, &count],
+                )?
+                .iter()
+                .map(stored_letter)
+                .collect())
+        })
+    }
+
     fn requeue_dead(&mut self, letters: &[(String, Delivery)], due_ms: i64) -> Result<()> {
         let letters = letters
             .iter()

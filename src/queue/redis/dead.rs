@@ -75,6 +75,29 @@ impl DeadLetters for RedisQueue {
         Ok(out)
     }
 
+    fn dead_before(&mut self, before: Option<&str>, count: usize) -> Result<Vec<StoredDeadLetter>> {
+        let dead = self.dead.clone();
+        let end = before.map_or("+".to_owned(), |key| format!("({key}"));
+        let reply: Value = self.with(|c| {
+            redis::cmd("XREVRANGE")
+                .arg(&dead)
+                .arg(&end)
+                .arg("-")
+                .arg("COUNT")
+                .arg(count)
+                .query(c)
+        })?;
+        Ok(raw_entries(reply)
+            .into_iter()
+            .filter_map(|(key, fields)| {
+                Some(StoredDeadLetter {
+                    letter: dead_letter(&key, &fields?),
+                    key,
+                })
+            })
+            .collect())
+    }
+
     fn requeue_dead(&mut self, letters: &[(String, Delivery)], due_ms: i64) -> Result<()> {
         // Atomic per chunk of about 500, never splitting one letter's
         // deliveries (a letter for every destination has several).

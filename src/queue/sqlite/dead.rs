@@ -2,7 +2,7 @@
 
 use rusqlite::{Transaction, params};
 
-use super::{DEAD_PAGE, SqliteQueue, from_json, parse_key, to_json, upsert_retry};
+use super::{DEAD_PAGE, SqliteQueue, clamp, from_json, parse_key, to_json, upsert_retry};
 use crate::queue::{DeadFilter, DeadLetter, DeadLetters, Delivery, Result, StoredDeadLetter};
 
 impl SqliteQueue {
@@ -88,6 +88,21 @@ impl DeadLetters for SqliteQueue {
             tx.prepare_cached("SELECT seq, letter, dest, error, at_ms FROM dead ORDER BY seq")?
                 .query_map([], stored_letter)?
                 .collect()
+        })
+    }
+
+    fn dead_before(&mut self, before: Option<&str>, count: usize) -> Result<Vec<StoredDeadLetter>> {
+        let before = match before {
+            Some(key) => parse_key(&self.path, "dead letter", key)?,
+            None => i64::MAX,
+        };
+        self.read(|tx| {
+            tx.prepare_cached(
+                "SELECT seq, letter, dest, error, at_ms FROM dead
+                 WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2",
+            )?
+            .query_map(params![before, clamp(count)], stored_letter)?
+            .collect()
         })
     }
 

@@ -1,14 +1,16 @@
-//! The HTTP server behind `--metrics-addr`, built so that no client can
-//! hold it up for another: one request per connection, each connection on a
-//! thread of its own with [`DEADLINE`] to send its request and take its
-//! answer, a request head of at most [`MAX_HEAD`] bytes, and at most
+//! The small HTTP server behind `--metrics-addr` and `events dashboard`,
+//! built so that no client can hold it up for another: one request per
+//! connection, each connection on a thread of its own with [`DEADLINE`] to
+//! send its request and take its answer, a request head of at most
+//! [`MAX_HEAD`] bytes and a body of at most [`MAX_BODY`], and at most
 //! [`MAX_CONNECTIONS`] open at once, the oldest dropped to admit a new one.
-//! A probe sends its request as it connects and is gone in milliseconds, so
-//! the connection dropped is one that sat idle, trickled or did not read.
+//! A probe or a page load sends its request as it connects and is gone in
+//! milliseconds, so the connection dropped is one that sat idle, trickled or
+//! did not read.
 
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,17 +20,43 @@ pub const MAX_CONNECTIONS: usize = 64;
 pub const DEADLINE: Duration = Duration::from_secs(5);
 /// The largest request head (request line and headers) read, in bytes.
 pub const MAX_HEAD: usize = 8 * 1024;
+/// The largest request body read (a submitted form), in bytes.
+pub const MAX_BODY: usize = 16 * 1024;
 /// How much of what a client sends after its request is read (and
 /// dropped) before the connection closes, so that the answer is not cut
 /// off by a reset.
 const MAX_DRAIN: usize = 64 * 1024;
 const STACK: usize = 256 * 1024;
 
+/// One request as read: its head, and its body when it declared one.
+pub struct Request {
+    pub method: String,
+    /// The request target, query string included.
+    pub path: String,
+    /// The headers, names in lower case, in the order sent.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// The address the client connected to.
+    pub local: Option<SocketAddr>,
+}
+
+impl Request {
+    /// The first header named `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 /// What one request gets.
 pub struct Answer {
     pub status: u16,
     pub content_type: &'static str,
     pub body: String,
+    /// Headers besides the content type and length.
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl Answer {
@@ -37,17 +65,24 @@ impl Answer {
             status,
             content_type: "text/plain; charset=utf-8",
             body: body.into(),
+            headers: Vec::new(),
         }
     }
 
     fn to_bytes(&self, with_body: bool) -> Vec<u8> {
-        let head = format!(
-            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        let mut head = format!(
+            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n",
             self.status,
             reason(self.status),
             self.content_type,
             self.body.len()
         );
+        for (name, value) in &self.headers {
+            // A value never spans lines: a header cannot be smuggled in.
+            let value: String = value.chars().filter(|c| !c.is_control()).collect();
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
         let mut bytes = head.into_bytes();
         if with_body {
             bytes.extend_from_slice(self.body.as_bytes());
@@ -59,30 +94,38 @@ impl Answer {
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        303 => "See Other",
         400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        421 => "Misdirected Request",
         431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
         503 => "Service Unavailable",
         _ => "",
     }
 }
 
-/// Answers `(method, path)`; `path` keeps its query string.
-pub type Handler = dyn Fn(&str, &str) -> Answer + Send + Sync;
+/// Answers one request.
+pub type Handler = dyn Fn(&Request) -> Answer + Send + Sync;
 
-/// Serves `listener` from a thread that lives as long as the process.
-pub fn serve(listener: TcpListener, handler: Arc<Handler>) -> io::Result<()> {
+/// Serves `listener` from a thread that lives as long as the process; its
+/// threads are named after `name`.
+pub fn serve(listener: TcpListener, name: &str, handler: Arc<Handler>) -> io::Result<()> {
     let open = Arc::new(Open::default());
     std::thread::Builder::new()
-        .name("metrics-http".into())
+        .name(format!("{name}-http"))
         .spawn(move || {
             for stream in listener.incoming() {
                 match stream {
                     Ok(stream) => admit(stream, &open, &handler),
                     Err(e) => {
                         // Out of descriptors, say: let connections close.
-                        log::debug!("cannot accept a metrics connection: {e}");
+                        log::debug!("cannot accept a connection: {e}");
                         std::thread::sleep(Duration::from_millis(50));
                     }
                 }
@@ -97,14 +140,14 @@ fn admit(stream: TcpStream, open: &Arc<Open>, handler: &Arc<Handler>) {
     };
     let (open, handler) = (Arc::clone(open), Arc::clone(handler));
     let spawned = std::thread::Builder::new()
-        .name("metrics-conn".into())
+        .name("http-conn".into())
         .stack_size(STACK)
         .spawn(move || {
             answer(stream, &*handler);
             open.leave(id);
         });
     if let Err(e) = spawned {
-        log::debug!("cannot serve a metrics connection: {e}");
+        log::debug!("cannot serve a connection: {e}");
     }
 }
 
@@ -143,16 +186,16 @@ impl Open {
 /// [`DEADLINE`].
 fn answer(mut stream: TcpStream, handler: &Handler) {
     let deadline = Instant::now() + DEADLINE;
-    let (answer, with_body) = match read_head(&mut stream, deadline) {
-        Ok(Head::Request { method, path }) => (handler(&method, &path), method != "HEAD"),
+    let (answer, with_body) = match read_request(&mut stream, deadline) {
+        Ok(Head::Request(request)) => (handler(&request), request.method != "HEAD"),
         Ok(Head::Refused(status, why)) => (Answer::plain(status, why), true),
         Err(e) => {
-            log::debug!("metrics connection dropped before its request: {e}");
+            log::debug!("connection dropped before its request: {e}");
             return;
         }
     };
     if let Err(e) = write_within(&mut stream, &answer.to_bytes(with_body), deadline) {
-        log::debug!("metrics connection dropped before its answer: {e}");
+        log::debug!("connection dropped before its answer: {e}");
         return;
     }
     let _ = stream.shutdown(Shutdown::Write);
@@ -160,17 +203,53 @@ fn answer(mut stream: TcpStream, handler: &Handler) {
 }
 
 enum Head {
-    Request { method: String, path: String },
+    Request(Request),
     Refused(u16, &'static str),
 }
 
-fn read_head(stream: &mut TcpStream, deadline: Instant) -> io::Result<Head> {
+/// Reads the head, then the body it declares.
+fn read_request(stream: &mut TcpStream, deadline: Instant) -> io::Result<Head> {
+    let (mut request, mut body) = match read_head(stream, deadline)? {
+        Parsed::Head(request, rest) => (request, rest),
+        Parsed::Refused(status, why) => return Ok(Head::Refused(status, why)),
+    };
+    if request.header("transfer-encoding").is_some() {
+        return Ok(Head::Refused(411, "send the body with a Content-Length\n"));
+    }
+    let length = match request.header("content-length").map(str::parse::<usize>) {
+        None => 0,
+        Some(Ok(n)) if n <= MAX_BODY => n,
+        Some(Ok(_)) => return Ok(Head::Refused(413, "request body too large\n")),
+        Some(Err(_)) => return Ok(Head::Refused(400, "bad Content-Length\n")),
+    };
+    let mut chunk = [0; 1024];
+    while body.len() < length {
+        stream.set_read_timeout(Some(left(deadline)?))?;
+        let n = stream.read(&mut chunk[..(length - body.len()).min(1024)])?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    body.truncate(length);
+    request.body = body;
+    request.local = stream.local_addr().ok();
+    Ok(Head::Request(request))
+}
+
+/// A request head, and what was read after it; or why it is refused.
+enum Parsed {
+    Head(Request, Vec<u8>),
+    Refused(u16, &'static str),
+}
+
+fn read_head(stream: &mut TcpStream, deadline: Instant) -> io::Result<Parsed> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0; 1024];
     loop {
         let room = (MAX_HEAD - buf.len()).min(chunk.len());
         if room == 0 {
-            return Ok(Head::Refused(431, "request head too large\n"));
+            return Ok(Parsed::Refused(431, "request head too large\n"));
         }
         stream.set_read_timeout(Some(left(deadline)?))?;
         let n = stream.read(&mut chunk[..room])?;
@@ -181,17 +260,29 @@ fn read_head(stream: &mut TcpStream, deadline: Instant) -> io::Result<Head> {
         let mut headers = [httparse::EMPTY_HEADER; 32];
         let mut request = httparse::Request::new(&mut headers);
         match request.parse(&buf) {
-            Ok(httparse::Status::Complete(_)) => {
-                return Ok(Head::Request {
+            Ok(httparse::Status::Complete(end)) => {
+                let headers = request
+                    .headers
+                    .iter()
+                    .map(|h| {
+                        let value = String::from_utf8_lossy(h.value).into_owned();
+                        (h.name.to_ascii_lowercase(), value)
+                    })
+                    .collect();
+                let request = Request {
                     method: request.method.unwrap_or_default().into(),
                     path: request.path.unwrap_or_default().into(),
-                });
+                    headers,
+                    body: Vec::new(),
+                    local: None,
+                };
+                return Ok(Parsed::Head(request, buf[end..].to_vec()));
             }
             Ok(httparse::Status::Partial) => {}
             Err(httparse::Error::TooManyHeaders) => {
-                return Ok(Head::Refused(431, "too many request headers\n"));
+                return Ok(Parsed::Refused(431, "too many request headers\n"));
             }
-            Err(_) => return Ok(Head::Refused(400, "not an HTTP request\n")),
+            Err(_) => return Ok(Parsed::Refused(400, "not an HTTP request\n")),
         }
     }
 }
