@@ -25,6 +25,7 @@ mod posthog;
 mod purge;
 mod rate_limit;
 mod readme;
+mod reload;
 mod replay;
 mod segment;
 mod sentinel;
