@@ -210,16 +210,18 @@ fn a_removed_destinations_retries_are_held_until_it_is_back(b: Backend) {
     // Past when the retry fell due (2 s at most): it is not claimed.
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(ops.request_count(), tried, "not attempted while removed");
-    let status = b
-        .events()
-        .home(home.path())
+    let status = events(&b, home.path(), &team, &ops)
         .args(["status", "--format", "json"])
         .run()
         .success()
         .stdout_json();
     assert_eq!(status["dead"]["total"], 0, "not dead-lettered");
     assert_eq!(status["retries"]["scheduled"], 1, "still in the queue");
-    let table = b.events().home(home.path()).arg("status").run().success();
+    assert_eq!(status["retries"]["held"], 1, "held: not in config");
+    let table = events(&b, home.path(), &team, &ops)
+        .arg("status")
+        .run()
+        .success();
     assert!(
         table.stdout.contains("held: destination not in config"),
         "{}",
