@@ -9,6 +9,7 @@
 
 pub mod serve;
 
+use std::sync::{PoisonError, RwLock};
 use std::time::Duration;
 
 use prometheus_client::encoding::text::encode;
@@ -120,11 +121,48 @@ impl QueueGauges {
 
 pub struct Metrics {
     registry: Registry,
-    routes: PerRoute<RouteMetrics>,
+    routes: RwLock<PerRoute<RouteMetrics>>,
     /// For dead letters of no configured destination (poison, a
     /// destination removed from the config): rare, so looked up.
     deliveries: Family<Labels, Counter>,
+    families: RouteFamilies,
     queue: QueueGauges,
+}
+
+/// The families every destination has a series in.
+struct RouteFamilies {
+    duration: Family<Labels, Histogram>,
+    lag: Family<Labels, Histogram>,
+    inflight: Family<Labels, Gauge>,
+    rate_limited: Family<Labels, Counter>,
+}
+
+impl RouteFamilies {
+    /// The series of each of `routes`: created at 0, or those it has.
+    fn series(
+        &self,
+        deliveries: &Family<Labels, Counter>,
+        routes: &Routes,
+    ) -> PerRoute<RouteMetrics> {
+        let dest = |name: &str| vec![("destination", name.to_owned())];
+        let outcome = |name: &str, outcome: &str| {
+            let mut labels = dest(name);
+            labels.push(("outcome", outcome.to_owned()));
+            deliveries.get_or_create(&labels).clone()
+        };
+        routes.each(|route| {
+            let name = route.name();
+            RouteMetrics {
+                delivered: outcome(name, "delivered"),
+                retried: outcome(name, "retried"),
+                dead: outcome(name, "dead"),
+                duration: self.duration.get_or_create(&dest(name)).clone(),
+                lag: self.lag.get_or_create(&dest(name)).clone(),
+                inflight: self.inflight.get_or_create(&dest(name)).clone(),
+                rate_limited: self.rate_limited.get_or_create(&dest(name)).clone(),
+            }
+        })
+    }
 }
 
 impl Metrics {
@@ -132,31 +170,12 @@ impl Metrics {
     pub fn new(routes: &Routes) -> Metrics {
         let mut registry = Registry::default();
         let deliveries = Family::<Labels, Counter>::default();
-        let duration = Family::<Labels, Histogram>::new_with_constructor(
-            duration_histogram as fn() -> Histogram,
-        );
-        let lag =
-            Family::<Labels, Histogram>::new_with_constructor(lag_histogram as fn() -> Histogram);
-        let inflight = Family::<Labels, Gauge>::default();
-        let rate_limited = Family::<Labels, Counter>::default();
-        let dest = |name: &str| vec![("destination", name.to_owned())];
-        let outcome = |name: &str, outcome: &str| {
-            let mut labels = dest(name);
-            labels.push(("outcome", outcome.to_owned()));
-            deliveries.get_or_create(&labels).clone()
+        let families = RouteFamilies {
+            duration: Family::new_with_constructor(duration_histogram as fn() -> Histogram),
+            lag: Family::new_with_constructor(lag_histogram as fn() -> Histogram),
+            inflight: Family::default(),
+            rate_limited: Family::default(),
         };
-        let per_route = routes.each(|route| {
-            let name = route.name();
-            RouteMetrics {
-                delivered: outcome(name, "delivered"),
-                retried: outcome(name, "retried"),
-                dead: outcome(name, "dead"),
-                duration: duration.get_or_create(&dest(name)).clone(),
-                lag: lag.get_or_create(&dest(name)).clone(),
-                inflight: inflight.get_or_create(&dest(name)).clone(),
-                rate_limited: rate_limited.get_or_create(&dest(name)).clone(),
-            }
-        });
         registry.register(
             "events_deliveries",
             "Deliveries settled, by destination and outcome",
@@ -165,35 +184,43 @@ impl Metrics {
         registry.register(
             "events_delivery_duration_seconds",
             "Seconds one request to a destination took",
-            duration,
+            families.duration.clone(),
         );
         registry.register(
             "events_delivery_lag_seconds",
             "Seconds from an event's ts to its delivery",
-            lag,
+            families.lag.clone(),
         );
         registry.register(
             "events_inflight",
             "Deliveries in a request right now",
-            inflight,
+            families.inflight.clone(),
         );
         registry.register(
             "events_rate_limited",
             "Requests a destination answered 429",
-            rate_limited,
+            families.rate_limited.clone(),
         );
         let queue = QueueGauges::register(&mut registry);
         Metrics {
             registry,
-            routes: per_route,
+            routes: RwLock::new(families.series(&deliveries, routes)),
             deliveries,
+            families,
             queue,
         }
     }
 
+    /// Every series of `routes` (the worker's, after a reload), a new
+    /// destination's registered at 0; the others keep their counts.
+    pub fn set_routes(&self, routes: &Routes) {
+        let per_route = self.families.series(&self.deliveries, routes);
+        *self.routes.write().unwrap_or_else(PoisonError::into_inner) = per_route;
+    }
+
     /// The handles of route `id`'s series.
-    pub fn route(&self, id: RouteId) -> &RouteMetrics {
-        &self.routes[id]
+    pub fn route(&self, id: RouteId) -> RouteMetrics {
+        self.routes.read().unwrap_or_else(PoisonError::into_inner)[id].clone()
     }
 
     /// Counts the settler's `decision` for one delivery to route `id` whose
@@ -206,7 +233,8 @@ impl Metrics {
         event: &Event,
         now_ms: i64,
     ) {
-        let route = &self.routes[id];
+        let routes = self.routes.read().unwrap_or_else(PoisonError::into_inner);
+        let route = &routes[id];
         match decision {
             Decision::Delivered => {
                 route.delivered.inc();

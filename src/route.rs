@@ -33,6 +33,9 @@ pub struct Route {
     globs: Vec<WildMatch>,
     policy: RetryPolicy,
     rate: Option<Rate>,
+    /// Removed from the configuration by a reload: nothing is routed to it
+    /// any more, and its id still names it for what was under way.
+    retired: bool,
 }
 
 impl Route {
@@ -55,6 +58,11 @@ impl Route {
         &self.config
     }
 
+    /// Whether a reload removed it from the configuration.
+    pub fn is_retired(&self) -> bool {
+        self.retired
+    }
+
     pub fn policy(&self) -> &RetryPolicy {
         &self.policy
     }
@@ -68,7 +76,7 @@ impl Route {
     /// Whether events of type `event_type` go to this destination, as far
     /// as its globs say.
     pub fn takes(&self, event_type: &str) -> bool {
-        self.globs.iter().any(|glob| glob.matches(event_type))
+        !self.retired && self.globs.iter().any(|glob| glob.matches(event_type))
     }
 
     /// Whether `event` goes to this destination: its globs match the type
@@ -118,28 +126,70 @@ impl Routes {
                     },
                     rate: dest.rate_limit(),
                     config: dest.clone(),
+                    retired: false,
                 })
                 .collect(),
         )
     }
 
+    /// These routes after a reload to `dests`: a destination keeps its id
+    /// by name (with its new settings), a new one takes the next id, and a
+    /// removed one stays retired, so that every id handed out still names
+    /// the route it was handed out for.
+    pub fn reloaded(
+        &self,
+        dests: &[DestConfig],
+        max_attempts: Option<u32>,
+        retry_base: Duration,
+    ) -> Routes {
+        let fresh = Routes::new(dests, max_attempts, retry_base);
+        let mut routes: Vec<Route> = self
+            .0
+            .iter()
+            .map(|old| match fresh.named(old.name()) {
+                Some(new) => Route {
+                    id: old.id,
+                    ..new.clone()
+                },
+                None => Route {
+                    retired: true,
+                    ..old.clone()
+                },
+            })
+            .collect();
+        for new in fresh.0 {
+            if self.named_any(new.name()).is_none() {
+                let id = RouteId(routes.len());
+                routes.push(Route { id, ..new });
+            }
+        }
+        Routes(routes)
+    }
+
+    /// The configured routes (none a reload retired).
     pub fn iter(&self) -> impl Iterator<Item = &Route> {
-        self.0.iter()
+        self.0.iter().filter(|r| !r.retired)
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.iter().count()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.len() == 0
     }
 
     pub fn get(&self, id: RouteId) -> &Route {
         &self.0[id.0]
     }
 
+    /// The configured route named `name`.
     pub fn named(&self, name: &str) -> Option<&Route> {
+        self.iter().find(|r| r.name() == name)
+    }
+
+    /// The route named `name`, configured or retired.
+    fn named_any(&self, name: &str) -> Option<&Route> {
         self.0.iter().find(|r| r.name() == name)
     }
 
@@ -187,19 +237,14 @@ impl Routes {
                     .ok_or_else(|| UnknownDestination {
                         flag,
                         name: name.clone(),
-                        configured: self
-                            .0
-                            .iter()
-                            .map(Route::name)
-                            .collect::<Vec<_>>()
-                            .join(", "),
+                        configured: self.iter().map(Route::name).collect::<Vec<_>>().join(", "),
                     })
             })
             .collect()
     }
 
-    /// A value for each route (a worker's sender, lane and lag), looked up
-    /// by the route's id.
+    /// A value for each route, retired ones included (a worker's sender,
+    /// lane and lag), looked up by the route's id.
     pub fn each<T>(&self, f: impl FnMut(&Route) -> T) -> PerRoute<T> {
         PerRoute(self.0.iter().map(f).collect())
     }
@@ -207,7 +252,7 @@ impl Routes {
     /// Only the routes `ids` names, renumbered: what `replay --to` narrows
     /// routing to.
     pub fn only(&self, ids: &[RouteId]) -> Routes {
-        let dests: Vec<&Route> = self.0.iter().filter(|r| ids.contains(&r.id)).collect();
+        let dests: Vec<&Route> = self.iter().filter(|r| ids.contains(&r.id)).collect();
         Routes(
             dests
                 .into_iter()
@@ -433,6 +478,47 @@ mod tests {
             Some(Rate::parse("30/m").unwrap())
         );
         assert_eq!(routes.named("free").unwrap().rate(), None);
+    }
+
+    #[test]
+    fn a_reload_keeps_ids_by_name_and_retires_what_it_removed() {
+        let before = routes();
+        let slack_id = before.named("slack").unwrap().id();
+        let audit_id = before.named("audit").unwrap().id();
+        let after = before.reloaded(
+            &[
+                dest("new", DestConfig::console(""), &["*"]),
+                dest("slack", DestConfig::console(""), &["billing.*"]),
+                dest("console", DestConfig::console(""), &["*"]),
+            ],
+            Some(3),
+            Duration::from_secs(1),
+        );
+        let slack = after.named("slack").unwrap();
+        assert_eq!(slack.id(), slack_id, "kept by name");
+        assert_eq!(
+            (slack.kind().name(), slack.policy().max_attempts),
+            ("console", 3)
+        );
+        assert_eq!(names(after.iter()), ["slack", "console", "new"]);
+        assert!(after.named("audit").is_none(), "retired");
+        assert_eq!(after.get(audit_id).name(), "audit", "its id still names it");
+        assert_eq!(
+            names(after.of(&event("import.completed"))),
+            ["console", "new"]
+        );
+        assert_eq!(
+            names(after.of(&event("billing.failed"))),
+            ["slack", "console", "new"]
+        );
+        // Put back, it takes its old id again.
+        let back = after.reloaded(
+            &[dest("audit", DestConfig::console(""), &["*"])],
+            None,
+            Duration::from_secs(1),
+        );
+        assert_eq!(back.named("audit").unwrap().id(), audit_id);
+        assert_eq!(names(back.iter()), ["audit"]);
     }
 
     #[test]

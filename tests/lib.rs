@@ -26,6 +26,7 @@ mod posthog;
 mod purge;
 mod rate_limit;
 mod readme;
+mod reload;
 mod replay;
 mod segment;
 mod sentinel;

@@ -104,12 +104,57 @@ pub fn install_panic_hook() {
 /// error carries the rest of the line (or of the file, after an unclosed
 /// quote), which holds passwords, webhook URLs and signing secrets.
 pub fn load_dotenv() -> anyhow::Result<()> {
-    const PATH: &str = ".env";
-    match dotenvy::from_path(PATH) {
+    let _ = PROCESS_ENV.set(std::env::vars_os().map(|(name, _)| name).collect());
+    match dotenvy::from_path(DOTENV) {
         Ok(()) => Ok(()),
-        Err(dotenvy::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(dotenvy::Error::LineParse(entry, _)) => {
-            let line = std::fs::read_to_string(PATH)
+        Err(e) => Ok(dotenv_error(e)?),
+    }
+}
+
+const DOTENV: &str = ".env";
+
+/// The names the process environment had before `.env` was loaded: those
+/// `.env` never overrides, at start or on a reload.
+static PROCESS_ENV: std::sync::OnceLock<std::collections::HashSet<std::ffi::OsString>> =
+    std::sync::OnceLock::new();
+
+/// The environment as it would be if the process started now: its own
+/// variables, then `.env` as it reads now (a variable since removed from
+/// `.env` is unset). For a worker's reload.
+pub fn reread_env() -> Result<impl Fn(&str) -> Option<String>, Error> {
+    let mut dotenv = std::collections::HashMap::new();
+    match dotenvy::from_path_iter(DOTENV) {
+        Ok(entries) => {
+            for entry in entries {
+                match entry {
+                    Ok((name, value)) => {
+                        dotenv.insert(name, value);
+                    }
+                    Err(e) => dotenv_error(e)?,
+                }
+            }
+        }
+        Err(e) => dotenv_error(e)?,
+    }
+    Ok(move |name: &str| {
+        let own = PROCESS_ENV
+            .get()
+            .is_none_or(|names| names.contains(std::ffi::OsStr::new(name)));
+        if own {
+            std::env::var(name).ok()
+        } else {
+            dotenv.get(name).cloned()
+        }
+    })
+}
+
+/// A `.env` that cannot be read: missing is fine; otherwise an error naming
+/// the file (and line), never its content.
+fn dotenv_error(e: dotenvy::Error) -> Result<(), Error> {
+    match e {
+        dotenvy::Error::Io(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        dotenvy::Error::LineParse(entry, _) => {
+            let line = std::fs::read_to_string(DOTENV)
                 .ok()
                 .and_then(|text| {
                     let start = text.find(entry.trim_end())?;
@@ -117,14 +162,15 @@ pub fn load_dotenv() -> anyhow::Result<()> {
                 })
                 .map_or(String::new(), |n| format!("{n}:"));
             Err(Error::Usage(format!(
-                "{PATH}:{line} syntax error (expected KEY=VALUE, with quotes closed on the same entry)"
-            ))
-            .into())
+                "{DOTENV}:{line} syntax error (expected KEY=VALUE, with quotes closed on the same entry)"
+            )))
         }
-        Err(dotenvy::Error::Io(e)) => {
-            Err(Error::Usage(format!("cannot read {PATH} in the working directory: {e}")).into())
-        }
-        Err(_) => Err(Error::Usage(format!("cannot read {PATH} in the working directory")).into()),
+        dotenvy::Error::Io(e) => Err(Error::Usage(format!(
+            "cannot read {DOTENV} in the working directory: {e}"
+        ))),
+        _ => Err(Error::Usage(format!(
+            "cannot read {DOTENV} in the working directory"
+        ))),
     }
 }
 

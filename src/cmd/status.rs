@@ -16,7 +16,9 @@
 //! - `pending`: entries claimed but not yet settled, all consumers together;
 //! - `retries`: `{"scheduled", "next_due", "next_due_in_ms"}`: deliveries
 //!   waiting for a retry, and when the earliest is due (RFC 3339, and ms from
-//!   now, negative when overdue; both null when none);
+//!   now, negative when overdue; both null when none), and `held`: how
+//!   many of them are for a destination not in the config, which no
+//!   worker with this config claims (null under `--watch`);
 //! - `dead`: `{"total", "by_destination": [{"destination", "error",
 //!   "count"}]}`, most first (`destination` is `*` for an event that could
 //!   not be delivered anywhere);
@@ -42,16 +44,19 @@ use super::{Context, print};
 use crate::cli::{Format, StatusArgs};
 use crate::event::{format_ts_ms, now_ms};
 use crate::queue::Backend;
-use crate::queue::{Health, Stats, Tally};
+use crate::queue::{Queue, Stats, Tally};
 use crate::setup::Setup;
 
 pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<()> {
     let config = ctx.setup()?;
-    let mut queue: Box<dyn Health> = config.open_queue()?;
+    let mut queue = config.open_queue()?;
     if args.watch {
         return watch::run(queue.as_mut(), config, args.format);
     }
-    let status = Status::new(queue.stats()?, queue.describe(), config, None);
+    let stats = queue.stats()?;
+    let held = held(queue.as_mut(), config, stats.retries)?;
+    let mut status = Status::new(stats, queue.describe(), config, None);
+    status.held = held;
     match args.format {
         Format::Json => print(&format!(
             "{}\n",
@@ -70,6 +75,23 @@ struct Status<'a> {
     /// Deliveries a second by destination since the previous reading, under
     /// `--watch`.
     rates: Option<BTreeMap<String, f64>>,
+    /// Retries for destinations not in the config, when counted.
+    held: Option<u64>,
+}
+
+/// How many of the `retries` scheduled are for a destination not in the
+/// config: a worker claims none of them (they wait, held, for a worker
+/// configured with it, or a reload that puts it back).
+fn held(queue: &mut dyn Queue, config: &Setup, retries: u64) -> anyhow::Result<Option<u64>> {
+    let Ok(dests) = config.destinations() else {
+        return Ok(None);
+    };
+    let names: Vec<String> = dests.iter().map(|d| d.name.clone()).collect();
+    if names.is_empty() {
+        return Ok(None);
+    }
+    let configured = queue.backlog(&names)?.retries;
+    Ok(Some(retries.saturating_sub(configured)))
 }
 
 impl<'a> Status<'a> {
@@ -86,6 +108,7 @@ impl<'a> Status<'a> {
             now_ms: now_ms(),
             config,
             rates,
+            held: None,
         }
     }
 }
@@ -145,6 +168,7 @@ impl Status<'_> {
                 "scheduled": s.retries,
                 "next_due": s.next_retry_ms.map(format_ts_ms),
                 "next_due_in_ms": s.next_retry_ms.map(|due| due - self.now_ms),
+                "held": self.held,
             },
             "dead": {
                 "total": self.dead_total(),

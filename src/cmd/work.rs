@@ -1,16 +1,17 @@
 //! `events work`: run a worker until SIGINT/SIGTERM (or, with `--burst`,
 //! until nothing is left). The first signal stops it cleanly; a second one
-//! exits 130 at once.
+//! exits 130 at once. SIGHUP reloads the config file and `.env`.
 
 use std::sync::Arc;
 
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 use super::Context;
 use crate::cli::WorkArgs;
 use crate::error::Error;
 use crate::metrics::{Metrics, serve};
-use crate::worker::{Options, Stop, Worker};
+use crate::setup::Setup;
+use crate::worker::{Options, Reload, Stop, Worker};
 
 pub fn run(ctx: &Context, args: WorkArgs) -> anyhow::Result<()> {
     let config = ctx.setup()?;
@@ -41,6 +42,15 @@ pub fn run(ctx: &Context, args: WorkArgs) -> anyhow::Result<()> {
             "no destination is configured (SLACK_WEBHOOK_URL, DISCORD_WEBHOOK_URL, TEAMS_WEBHOOK_URL, SEGMENT_WRITE_KEY, POSTHOG_API_KEY, MIXPANEL_TOKEN, EVENTS_WEBHOOK_URL or a config file): messages go to stdout"
         );
     }
+    let global = ctx.global.clone();
+    let reload = Reload::on_signal(
+        SIGHUP,
+        Box::new(move || {
+            let env = super::reread_env()?;
+            Ok(Setup::load_with(&global, &env)?)
+        }),
+    )?;
+    let worker = worker.with_reload(reload);
     let stop = Stop::default();
     stop.on_signals(&[SIGINT, SIGTERM])?;
     log::debug!("worker {consumer} on {}", config.backend());

@@ -17,7 +17,7 @@ impl Reader<'_> {
     /// retry due within [`BURST_SOON`]. Waits a little for one due sooner;
     /// says what it leaves scheduled for later.
     pub(super) fn finished(&mut self) -> Result<bool, crate::Error> {
-        let only = self.worker.options.only.clone();
+        let only = self.current.claims.clone();
         let Some(backlog) = self.until_available(|q| q.backlog(&only))? else {
             return Ok(false);
         };

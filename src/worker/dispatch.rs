@@ -40,14 +40,14 @@ impl Reader<'_> {
                     continue;
                 }
             };
-            if let Err(e) = self.worker.catalog.render(&event, Style::Plain) {
+            if let Err(e) = self.current.catalog.render(&event, Style::Plain) {
                 self.report(Report::Poison {
                     origin: Origin::Entry(key),
                     letter: unrenderable_letter(event, e.to_string()),
                 });
                 continue;
             }
-            let targets: Vec<RouteId> = self.worker.routes.of(&event).map(Route::id).collect();
+            let targets: Vec<RouteId> = self.current.routes.of(&event).map(Route::id).collect();
             self.report(Report::Entry {
                 key: key.clone(),
                 deliveries: targets.len(),
@@ -60,26 +60,18 @@ impl Reader<'_> {
     }
 
     pub(super) fn dispatch_retries(&mut self, claims: Vec<RetryClaim>) {
-        self.inflight.fetch_add(claims.len(), Ordering::SeqCst);
         for RetryClaim { token, delivery } in claims {
+            let Some(route) = self.current.routes.named(&delivery.dest).map(Route::id) else {
+                // Only retries to configured destinations are claimed; one
+                // that is not stays unsettled, held in the queue, and
+                // falls due again when its claim runs out.
+                log::debug!("{}: not configured, left in the queue", delivery.dest);
+                continue;
+            };
+            self.inflight.fetch_add(1, Ordering::SeqCst);
             self.held.claim_retry(&token);
-            let origin = Origin::Retry(token);
             let event = Arc::new(delivery.event);
-            match self.worker.routes.named(&delivery.dest).map(Route::id) {
-                Some(route) => self.send_job(route, origin, event, delivery.attempts),
-                None => {
-                    // Claimed without --only, so no destination of this
-                    // name is configured any more.
-                    let letter = DeadLetter {
-                        event: Ok((*event).clone()),
-                        dest: delivery.dest.clone(),
-                        attempts: delivery.attempts,
-                        error: format!("destination '{}' is not configured", delivery.dest),
-                        at_ms: now_ms(),
-                    };
-                    self.report(Report::Poison { origin, letter });
-                }
-            }
+            self.send_job(route, Origin::Retry(token), event, delivery.attempts);
         }
     }
 

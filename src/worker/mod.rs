@@ -11,6 +11,10 @@
 //! - the **settler** writes acknowledgements, retries and dead letters
 //!   atomically ([`settler`]).
 //!
+//! Reloading (SIGHUP) is the reader's: between reads it loads the
+//! configuration again and starts new lanes for what it claims from then on
+//! ([`reload`]).
+//!
 //! Stopping (SIGINT/SIGTERM) stops the reader; lanes finish what they are
 //! sending and hand back what they had not started; the settler writes it
 //! all; then `run` returns.
@@ -27,6 +31,7 @@ pub mod held;
 mod housekeeping;
 pub mod lane;
 mod reader;
+pub mod reload;
 pub mod settings;
 pub mod settler;
 pub mod stop;
@@ -34,6 +39,7 @@ pub mod wake;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
@@ -46,6 +52,7 @@ use crate::route::{PerRoute, Route, RouteId, Routes};
 use crate::setup::Setup;
 use housekeeping::holder;
 use reader::Reader;
+pub use reload::Reload;
 use settler::Settler;
 pub use stop::Stop;
 use wake::Wake;
@@ -119,6 +126,8 @@ pub struct Worker {
     only: Vec<RouteId>,
     /// Where outcomes, durations and lag are counted (`--metrics-addr`).
     metrics: Option<Arc<Metrics>>,
+    /// How to reload the configuration when asked (`SIGHUP`), if at all.
+    reload: Option<Reload>,
 }
 
 /// A route as this worker serves it: its sender, the channel to its lanes
@@ -143,6 +152,7 @@ impl Worker {
             routes: Arc::new(routes),
             only,
             metrics: None,
+            reload: None,
         })
     }
 
@@ -157,9 +167,27 @@ impl Worker {
         self
     }
 
+    /// Reloads the configuration when `reload` is asked for.
+    pub fn with_reload(mut self, reload: Reload) -> Worker {
+        self.reload = Some(reload);
+        self
+    }
+
     /// Whether this worker delivers to `route`.
     fn serves(&self, route: &Route) -> bool {
-        self.only.is_empty() || self.only.contains(&route.id())
+        !route.is_retired() && (self.only.is_empty() || self.only.contains(&route.id()))
+    }
+
+    /// The destinations whose retries this worker claims: those `--only`
+    /// names, else every one configured. Retries for a destination no
+    /// longer configured stay in the queue, held, for a worker configured
+    /// with it.
+    fn claims_for(&self, routes: &Routes) -> Vec<String> {
+        if self.options.only.is_empty() {
+            routes.iter().map(|r| r.name().to_owned()).collect()
+        } else {
+            self.options.only.clone()
+        }
     }
 
     /// Runs until a stop is requested (or, with `burst`, until there is
@@ -171,12 +199,14 @@ impl Worker {
         let held = Arc::new(held::Held::default());
         let wake = Arc::new(Wake::new(&self.options.only));
         let (report_tx, report_rx) = crossbeam_channel::unbounded();
-        let (served, lanes) = self.start_lanes(&report_tx, &stop)?;
+        let (served, mut lanes) =
+            self.start_lanes(&self.routes, &self.catalog, &report_tx, &stop)?;
+        let routes = reload::Shared::new(Arc::clone(&self.routes));
         let settler = Settler {
             queue: settler_queue,
             consumer: self.options.consumer.clone(),
             reports: report_rx,
-            routes: Arc::clone(&self.routes),
+            routes: routes.clone(),
             inflight: Arc::clone(&inflight),
             held: Arc::clone(&held),
             give_up_after: settler::give_up_after(self.config.delivery.claim_lease),
@@ -200,6 +230,15 @@ impl Worker {
             wake,
             unavailable_since: None,
             holder: holder(),
+            current: reader::Current {
+                claims: self.claims_for(&self.routes),
+                routes: Arc::clone(&self.routes),
+                catalog: self.catalog.clone(),
+                setup: self.config.clone(),
+                shared: routes,
+                lanes: &mut lanes,
+                restart_noted: Vec::new(),
+            },
         };
         let result = reader_loop.run();
         let consumer = self.options.consumer.clone();
@@ -229,22 +268,24 @@ impl Worker {
         Ok(())
     }
 
-    /// Builds the sender of each route this worker serves and starts its
-    /// lanes.
+    /// Builds the sender of each of `routes` this worker serves, with the
+    /// messages of `catalog`, and starts its lanes.
     fn start_lanes(
         &self,
+        routes: &Routes,
+        catalog: &Catalog,
         reports: &Sender<Report>,
         stop: &Stop,
-    ) -> Result<(PerRoute<Served>, Vec<std::thread::JoinHandle<()>>), crate::Error> {
+    ) -> Result<(PerRoute<Served>, Vec<JoinHandle<()>>), crate::Error> {
         let mut handles = Vec::new();
         let mut failed = None;
-        let served = self.routes.each(|route| {
+        let served = routes.each(|route| {
             let (jobs, rx) = crossbeam_channel::unbounded();
             let served = Served {
                 route: route.clone(),
                 sender: self.serves(route).then(|| {
                     let delivery = &self.config.delivery;
-                    dest::build(route.config(), &self.catalog, delivery.http_timeout)
+                    dest::build(route.config(), catalog, delivery.http_timeout)
                 }),
                 jobs,
                 lag: Arc::new(lane::Lag::default()),
@@ -282,7 +323,7 @@ impl Worker {
                     reports: reports.clone(),
                     stop: stop.clone(),
                     limiter: limiter.take(),
-                    metrics: self.metrics.as_ref().map(|m| m.route(route.id()).clone()),
+                    metrics: self.metrics.as_ref().map(|m| m.route(route.id())),
                 };
                 handles.push(
                     std::thread::Builder::new()

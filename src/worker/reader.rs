@@ -9,10 +9,12 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 
 use super::wake::Wake;
-use super::{Report, Served, Stop, Worker, held};
+use super::{Report, Served, Stop, Worker, held, reload};
+use crate::catalog::Catalog;
 use crate::event::now_ms;
 use crate::queue::{Queue, QueueError, UnavailableReason};
-use crate::route::PerRoute;
+use crate::route::{PerRoute, Routes};
+use crate::setup::Setup;
 
 /// Claimed entries and retries in flight at most.
 const WINDOW: usize = 2000;
@@ -42,6 +44,24 @@ pub(super) struct Reader<'a> {
     pub(super) unavailable_since: Option<Instant>,
     /// This process's name on the consumer name's lease.
     pub(super) holder: String,
+    /// The configuration in force, which a reload replaces.
+    pub(super) current: Current<'a>,
+}
+
+/// The configuration the reader claims and routes by: the one the worker
+/// started with, or the last that reloaded.
+pub(super) struct Current<'a> {
+    pub(super) setup: Setup,
+    pub(super) routes: Arc<Routes>,
+    pub(super) catalog: Catalog,
+    /// The destinations whose retries the reader claims.
+    pub(super) claims: Vec<String>,
+    /// `routes`, shared with the settler.
+    pub(super) shared: reload::Shared,
+    /// Every lane started, to be joined when the worker stops.
+    pub(super) lanes: &'a mut Vec<std::thread::JoinHandle<()>>,
+    /// The settings last said to need a restart, to say so once.
+    pub(super) restart_noted: Vec<&'static str>,
 }
 
 impl Reader<'_> {
@@ -71,9 +91,9 @@ impl Reader<'_> {
             retries: now,
             alerts: now + self.alerts_every(),
         };
-        let only = self.worker.options.only.clone();
         let burst = self.worker.options.burst;
         while !self.stopping() {
+            self.reload_if_asked();
             self.chores(&mut timers, &consumer, &holder)?;
             let now = Instant::now();
             if let Some(due) = self.wake.take_next_due() {
@@ -81,8 +101,9 @@ impl Reader<'_> {
             }
             let mut got_retries = 0;
             let room = self.room();
-            if room > 0 && Instant::now() >= timers.retries {
+            if room > 0 && Instant::now() >= timers.retries && !self.current.claims.is_empty() {
                 let asked = room.min(CLAIM_BATCH);
+                let only = self.current.claims.clone();
                 let claimed = self.until_available(|q| q.claim_retries(now_ms(), asked, &only))?;
                 let Some(claims) = claimed else { continue };
                 got_retries = claims.len();

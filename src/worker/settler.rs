@@ -45,8 +45,9 @@ pub struct Settler {
     pub queue: Box<dyn Settling>,
     pub consumer: String,
     pub reports: Receiver<Report>,
-    /// Every configured destination, for its name and retry policy.
-    pub routes: Arc<Routes>,
+    /// Every configured destination, for its name and retry policy: those
+    /// in force, which a reload replaces.
+    pub routes: super::reload::Shared,
     /// Entries and retries claimed but not yet settled; the reader stops
     /// claiming when it is full.
     pub inflight: Arc<AtomicUsize>,
@@ -193,7 +194,7 @@ impl Settler {
         pending: &mut Settlement,
     ) -> usize {
         fold(
-            &self.routes,
+            &self.routes.get(),
             report,
             entries,
             pending,
@@ -802,7 +803,7 @@ mod tests {
             queue: Box::new(queue),
             consumer: "w".into(),
             reports: report_rx,
-            routes: Arc::clone(&routes),
+            routes: crate::worker::reload::Shared::new(Arc::clone(&routes)),
             inflight: Arc::new(AtomicUsize::new(1)),
             held: Arc::default(),
             give_up_after: GIVE_UP_AFTER,
@@ -867,7 +868,7 @@ mod tests {
             queue: Box::new(queue),
             consumer: "w".into(),
             reports: report_rx,
-            routes: Arc::new(routes()),
+            routes: crate::worker::reload::Shared::new(Arc::new(routes())),
             inflight: Arc::clone(&inflight),
             held: Arc::default(),
             give_up_after: GIVE_UP_AFTER,

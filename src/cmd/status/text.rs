@@ -17,7 +17,10 @@ impl Status<'_> {
         self.stream_section(&mut out);
         self.consumers_section(&mut out);
         let s = &self.stats;
-        let retries = retries_heading(s.retries, s.next_retry_ms, self.now_ms);
+        let mut retries = retries_heading(s.retries, s.next_retry_ms, self.now_ms);
+        if let Some(held) = self.held.filter(|&n| n > 0) {
+            retries.push_str(&format!(" ({held} held: destination not in config)"));
+        }
         table::section(&mut out, retries, &[], Vec::new());
         self.dead_section(&mut out);
         self.destinations_section(&mut out);
