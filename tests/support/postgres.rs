@@ -68,6 +68,25 @@ impl PostgresServer {
             .unwrap();
         client
     }
+
+    /// Runs `sql` with `psql`, as a team's own tooling would, stopping at
+    /// the first error.
+    pub fn psql(&self, sql: &str) {
+        let mut child = Command::new(bindir().join("psql"))
+            .args([&self.url(), "-q", "-v", "ON_ERROR_STOP=1"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run psql: {e}; {MISSING}"));
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), sql.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "psql failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 fn bindir() -> PathBuf {
