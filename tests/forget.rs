@@ -1,10 +1,11 @@
 //! Tests of `forget`: one person's events erased from every place a real
 //! `work --burst` left them (history, retry set and bodies, dead letters,
 //! attempt records, idempotency keys), read back as raw bytes: every key
-//! under the prefix on Redis, the database files on SQLite. Other people's
-//! events stay; `--dry-run` and a refusal change nothing; a delivery in
-//! flight while its event is erased writes nothing back. Every test runs on
-//! both backends.
+//! under the prefix on Redis, the database files on SQLite, every row of
+//! every table of the schema (all columns, as text) on Postgres. Other
+//! people's events stay; `--dry-run` and a refusal change nothing; a
+//! delivery in flight while its event is erased writes nothing back. Every
+//! test runs on every backend.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,7 +19,7 @@ use events::setup::Setup;
 use serde_json::json;
 
 use crate::replay::WEBHOOK_SECRET;
-use crate::support::{Backend, Events, Gate, Reply, Sink, on_both_backends};
+use crate::support::{Backend, Events, Gate, PostgresServer, Reply, Sink, on_both_backends};
 
 on_both_backends!(
     forget_leaves_nothing_of_the_value_and_spares_the_others,
@@ -85,7 +86,8 @@ fn every_place_filled(backend: &Backend, hook: &Sink) {
 
 /// Everything the queue stores, as text: on Redis every key under the
 /// prefix read by its type (stream entries included); on SQLite the
-/// database, its write-ahead log and its shared-memory file as raw bytes.
+/// database, its write-ahead log and its shared-memory file as raw bytes;
+/// on Postgres every row of every table of the schema.
 fn stored(backend: &Backend) -> String {
     match backend {
         Backend::Redis { url, .. } => redis_dump(url),
@@ -100,7 +102,32 @@ fn stored(backend: &Backend) -> String {
             }
             String::from_utf8_lossy(&bytes).into_owned()
         }
+        Backend::Postgres { server, schema } => postgres_dump(server, schema),
     }
+}
+
+/// Every row of every table of the queue's schema, all columns as text.
+fn postgres_dump(server: &PostgresServer, schema: &str) -> String {
+    let mut client = server.client(schema);
+    let tables = client
+        .query(
+            "SELECT table_name::text FROM information_schema.tables
+             WHERE table_schema = $1 ORDER BY 1",
+            &[&schema],
+        )
+        .unwrap();
+    assert!(tables.len() > 5, "the queue's tables are there: {tables:?}");
+    let mut out = String::new();
+    for table in tables {
+        let table: String = table.get(0);
+        for row in client
+            .query(&format!("SELECT t::text FROM {schema}.{table} t"), &[])
+            .unwrap()
+        {
+            out.push_str(&format!("{table} {}\n", row.get::<_, String>(0)));
+        }
+    }
+    out
 }
 
 fn redis_dump(url: &str) -> String {
@@ -293,6 +320,10 @@ fn library_config(backend: &Backend, hook: &Sink) -> Setup {
             "EVENTS_DB",
             backend.db_path().unwrap().display().to_string(),
         )),
+        Backend::Postgres { server, schema } => {
+            vars.push(("EVENTS_POSTGRES_URL", server.url()));
+            vars.push(("EVENTS_PG_SCHEMA", schema.clone()));
+        }
     }
     let env = |name: &str| {
         vars.iter()

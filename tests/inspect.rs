@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use events::event::{Event, now_ms};
+use events::queue::postgres::PostgresQueue;
 use events::queue::redis::RedisQueue;
 use events::queue::sqlite::SqliteQueue;
 use events::queue::{AttemptRecord, Outcome, Queue, QueueOptions, Settlement};
@@ -204,6 +205,9 @@ fn attempt_records_are_kept_as_long_as_the_history(backend: Backend) {
         Backend::Sqlite { .. } => {
             Box::new(SqliteQueue::open(&backend.db_path().unwrap(), options).unwrap())
         }
+        Backend::Postgres { server, schema } => {
+            Box::new(PostgresQueue::open(&server.url(), schema, options).unwrap())
+        }
     };
     let event = Event::new("user.signup", Default::default());
     let record = AttemptRecord {
@@ -231,7 +235,7 @@ fn attempt_records_are_kept_as_long_as_the_history(backend: Backend) {
                 .unwrap();
             assert!(0 < ttl && ttl <= 3_600_000, "{ttl}");
         }
-        Backend::Sqlite { .. } => {
+        Backend::Sqlite { .. } | Backend::Postgres { .. } => {
             queue.trim(now_ms() - 60_000).unwrap();
             assert_eq!(queue.attempts(&event.id).unwrap().len(), 1, "newer: kept");
             queue.trim(now_ms() + 1).unwrap();

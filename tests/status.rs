@@ -125,9 +125,19 @@ impl Pipeline {
 
     /// The location the backend should show.
     fn assert_location(&self, shown: &str) {
-        match self.backend.db_path() {
-            None => assert!(shown.starts_with("redis://***@127.0.0.1:"), "{shown}"),
-            Some(path) => assert!(shown.contains(&path.display().to_string()), "{shown}"),
+        match &self.backend {
+            Backend::Redis { .. } => {
+                assert!(shown.starts_with("redis://***@127.0.0.1:"), "{shown}")
+            }
+            Backend::Sqlite { .. } => {
+                let path = self.backend.db_path().unwrap();
+                assert!(shown.contains(&path.display().to_string()), "{shown}")
+            }
+            Backend::Postgres { schema, .. } => assert!(
+                shown.starts_with("postgres postgres://***@127.0.0.1:")
+                    && shown.ends_with(&format!("/*** schema {schema}")),
+                "{shown}"
+            ),
         }
     }
 }
@@ -235,12 +245,7 @@ fn status_shows_a_queue_with_known_contents(backend: Backend) {
         due_in > 60_000,
         "the retry is due in about 10 minutes, not {due_in} ms"
     );
-    let kind = if p.backend.db_path().is_some() {
-        "sqlite"
-    } else {
-        "redis"
-    };
-    assert_eq!(v["backend"]["kind"], kind);
+    assert_eq!(v["backend"]["kind"], p.backend.kind());
     p.assert_location(v["backend"]["where"].as_str().unwrap());
     v["backend"] = json!("[backend]");
     for consumer in v["consumers"].as_array_mut().unwrap() {

@@ -4,13 +4,22 @@
 
 use std::path::PathBuf;
 
-use super::{Events, RedisServer};
+use super::{Events, PostgresServer, RedisServer};
 
-/// The queue of one test: a throw-away Redis, or an SQLite file in a
-/// temporary directory.
+/// The queue of one test: a throw-away Redis, an SQLite file in a
+/// temporary directory, or a fresh schema of the process's Postgres.
 pub enum Backend {
-    Redis { server: RedisServer, url: String },
-    Sqlite { dir: tempfile::TempDir },
+    Redis {
+        server: RedisServer,
+        url: String,
+    },
+    Sqlite {
+        dir: tempfile::TempDir,
+    },
+    Postgres {
+        server: &'static PostgresServer,
+        schema: String,
+    },
 }
 
 impl Backend {
@@ -28,6 +37,21 @@ impl Backend {
         Backend::Sqlite { dir }
     }
 
+    pub fn postgres() -> Backend {
+        let server = PostgresServer::shared();
+        let schema = server.fresh_schema();
+        Backend::Postgres { server, schema }
+    }
+
+    /// `redis`, `sqlite` or `postgres`, as `status` names the backend.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Backend::Redis { .. } => "redis",
+            Backend::Sqlite { .. } => "sqlite",
+            Backend::Postgres { .. } => "postgres",
+        }
+    }
+
     /// The Redis server requires this password from now on (Redis only).
     pub fn require_password(&mut self, password: &str) {
         if let Backend::Redis { server, url } = self {
@@ -38,7 +62,7 @@ impl Backend {
 
     pub fn db_path(&self) -> Option<PathBuf> {
         match self {
-            Backend::Redis { .. } => None,
+            Backend::Redis { .. } | Backend::Postgres { .. } => None,
             Backend::Sqlite { dir } => Some(dir.path().join("events.db")),
         }
     }
@@ -52,17 +76,21 @@ impl Backend {
         match self {
             Backend::Redis { url, .. } => events.env("REDIS_URL", url),
             Backend::Sqlite { dir } => events.env("EVENTS_DB", dir.path().join("events.db")),
+            Backend::Postgres { server, schema } => events
+                .env("EVENTS_POSTGRES_URL", server.url())
+                .env("EVENTS_PG_SCHEMA", schema),
         }
     }
 }
 
 /// Instantiates each named test body (a `fn(Backend)`) once per backend, as
-/// `redis::NAME` and `sqlite::NAME`. A backend joins with one `@on` line
+/// `redis::NAME`, `sqlite::NAME` and `postgres::NAME`. A backend joins with one `@on` line
 /// here, naming the module of its tests and its `Backend` constructor.
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         $crate::support::on_both_backends!(@on redis [$($name),*]);
         $crate::support::on_both_backends!(@on sqlite [$($name),*]);
+        $crate::support::on_both_backends!(@on postgres [$($name),*]);
     };
     (@on $backend:ident [$($name:ident),*]) => {
         mod $backend {

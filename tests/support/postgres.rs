@@ -6,6 +6,7 @@
 //! `initdb` once per machine into a template that each server starts from
 //! a copy of, since `initdb` takes a second or two and copying a few ms.
 //! As root, the server runs as the `postgres` user, which owns its files.
+//! A test that stops and restarts its server starts a [`PrivatePostgres`].
 
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
@@ -66,6 +67,25 @@ impl PostgresServer {
             .batch_execute(&format!("SET search_path TO {schema}"))
             .unwrap();
         client
+    }
+
+    /// Runs `sql` with `psql`, as a team's own tooling would, stopping at
+    /// the first error.
+    pub fn psql(&self, sql: &str) {
+        let mut child = Command::new(bindir().join("psql"))
+            .args([&self.url(), "-q", "-v", "ON_ERROR_STOP=1"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run psql: {e}; {MISSING}"));
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), sql.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "psql failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
@@ -178,7 +198,29 @@ fn free_port() -> u16 {
 
 fn start() -> PostgresServer {
     let bin = bindir();
-    let template = template(&bin);
+    let dir = data_dir(&bin);
+    let port = free_port();
+    // Fast and unsafe: nothing here outlives the process.
+    let child = spawn(&bin, &dir, port, &["-c", "synchronous_commit=off"]);
+    *RUNNING.lock().unwrap() = Some(Running {
+        child,
+        dir: dir.clone(),
+    });
+    unsafe { libc::atexit(stop_at_exit) };
+    let server = PostgresServer { port };
+    wait_ready(&server.url(), &dir, || {
+        RUNNING
+            .lock()
+            .unwrap()
+            .as_mut()
+            .is_some_and(|r| r.child.try_wait().ok().flatten().is_some())
+    });
+    server
+}
+
+/// A new directory holding a copy of the template cluster in `data`.
+fn data_dir(bin: &Path) -> PathBuf {
+    let template = template(bin);
     let dir = tempfile::Builder::new()
         .prefix("events-pg-")
         .tempdir()
@@ -186,50 +228,123 @@ fn start() -> PostgresServer {
         .keep();
     std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     chown(&dir);
-    let data = dir.join("data");
     let copied = Command::new("cp")
         .arg("-a")
         .arg(&template)
-        .arg(&data)
+        .arg(dir.join("data"))
         .status()
         .unwrap();
     assert!(copied.success(), "cannot copy {}", template.display());
-    let port = free_port();
-    let log = std::fs::File::create(dir.join("postgres.log")).unwrap();
+    dir
+}
+
+/// Starts the server of `dir/data` on `port`, logging to `dir/postgres.log`.
+fn spawn(bin: &Path, dir: &Path, port: u16, extra: &[&str]) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("postgres.log"))
+        .unwrap();
     chown(&dir.join("postgres.log"));
-    let child = as_server_user(&mut Command::new(bin.join("postgres")))
+    as_server_user(&mut Command::new(bin.join("postgres")))
         .arg("-D")
-        .arg(&data)
+        .arg(dir.join("data"))
         .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
         .arg("-c")
         .arg(format!("unix_socket_directories={}", dir.display()))
-        .args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
-        .args(["-c", "full_page_writes=off", "-c", "max_connections=50"])
+        .args(["-c", "fsync=off", "-c", "full_page_writes=off"])
+        .args(["-c", "max_connections=50"])
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot start postgres: {e}; {MISSING}"));
-    *RUNNING.lock().unwrap() = Some(Running {
-        child,
-        dir: dir.clone(),
-    });
-    unsafe { libc::atexit(stop_at_exit) };
-    let server = PostgresServer { port };
+        .unwrap_or_else(|e| panic!("cannot start postgres: {e}; {MISSING}"))
+}
+
+/// Waits until `url` accepts connections, or panics with the server's log
+/// once `exited` says it stopped or it took too long.
+fn wait_ready(url: &str, dir: &Path, mut exited: impl FnMut() -> bool) {
     let deadline = Instant::now() + READY_TIMEOUT;
-    while postgres::Client::connect(&server.url(), postgres::NoTls).is_err() {
-        let exited = RUNNING
-            .lock()
-            .unwrap()
-            .as_mut()
-            .is_some_and(|r| r.child.try_wait().ok().flatten().is_some());
-        if exited || Instant::now() > deadline {
+    while postgres::Client::connect(url, postgres::NoTls).is_err() {
+        if exited() || Instant::now() > deadline {
             let log = std::fs::read_to_string(dir.join("postgres.log")).unwrap_or_default();
-            panic!("the test postgres on port {port} did not start:\n{log}");
+            panic!("the test postgres at {url} did not start:\n{log}");
         }
         thread::sleep(Duration::from_millis(20));
     }
-    server
+}
+
+/// A server of one test's own, which it may stop at once (`pg_ctl stop -m
+/// immediate`, as a crash would) and start again on the same port and
+/// data. Every commit waits for its WAL write (`synchronous_commit=on`), so
+/// a commit that returned survives the stop; `fsync` stays off, since the
+/// machine itself does not crash. Removed when dropped.
+pub struct PrivatePostgres {
+    bin: PathBuf,
+    dir: PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl PrivatePostgres {
+    pub fn start() -> PrivatePostgres {
+        let bin = bindir();
+        let dir = data_dir(&bin);
+        let mut server = PrivatePostgres {
+            bin,
+            dir,
+            port: free_port(),
+            child: None,
+        };
+        server.restart();
+        server
+    }
+
+    /// `postgres://postgres@127.0.0.1:PORT/postgres`
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Stops the server the way `pg_ctl stop -m immediate` does: every
+    /// process quits without a checkpoint; the next start recovers from
+    /// the WAL.
+    pub fn stop_immediate(&mut self) {
+        let out = as_server_user(&mut Command::new(self.bin.join("pg_ctl")))
+            .args(["stop", "-m", "immediate", "-D"])
+            .arg(self.dir.join("data"))
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run pg_ctl: {e}; {MISSING}"));
+        assert!(
+            out.status.success(),
+            "pg_ctl stop failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if let Some(mut child) = self.child.take() {
+            child.wait().unwrap();
+        }
+    }
+
+    /// Starts the server (again) on its port and data directory.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "the server is running");
+        let url = self.url();
+        let child = spawn(&self.bin, &self.dir, self.port, &[]);
+        let child = self.child.insert(child);
+        wait_ready(&url, &self.dir, || {
+            child.try_wait().ok().flatten().is_some()
+        });
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            unsafe { libc::kill(child.id() as i32, libc::SIGQUIT) };
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// Stops the server at once (SIGQUIT: immediate shutdown, its backends

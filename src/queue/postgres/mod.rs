@@ -70,6 +70,8 @@ pub struct PostgresQueue {
     lease_ms: i64,
     /// What opening did to the schema.
     migrated: Migrated,
+    /// Where `follow` is, beyond the position its caller holds.
+    following: Option<stream::Following>,
 }
 
 impl PostgresQueue {
@@ -95,6 +97,7 @@ impl PostgresQueue {
             shown,
             lease_ms: duration_ms(options.claim_lease),
             migrated: Migrated { from: 0, to: 0 },
+            following: None,
         };
         let shown = queue.shown.clone();
         let schema = queue.schema.clone();

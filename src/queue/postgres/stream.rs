@@ -2,6 +2,7 @@
 //! `FOR UPDATE SKIP LOCKED` (workers never wait on each other's rows),
 //! settling what the worker did, and reading the history.
 
+use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use postgres::Transaction;
@@ -341,27 +342,28 @@ impl History for PostgresQueue {
     }
 
     fn follow(&mut self, after: &str, count: usize, block: Duration) -> Result<Vec<RawEntry>> {
-        let after = parse_key(&self.shown, "stream position", after)?;
+        let from = parse_key(&self.shown, "stream position", after)?;
+        let mut following = match self.following.take() {
+            Some(f) if f.cursor == after => f,
+            _ => Following::at(from),
+        };
         let deadline = Instant::now() + block;
         loop {
-            let entries = self.read(|tx| {
-                tx.query(
-                    &format!(
-                        "SELECT {STREAM_COLUMNS} FROM stream
-                         WHERE seq > $1 ORDER BY seq LIMIT $2"
-                    ),
-                    &[&after, &clamp(count)],
-                )?
-                .iter()
-                .map(|row| Ok(Row::from_row(row)?.raw))
-                .collect::<PgResult<Vec<_>>>()
-            })?;
-            if !entries.is_empty() {
-                return Ok(entries);
+            let (entries, snapshot) = match self.read(|tx| following.look(tx, count)) {
+                Ok(read) => read,
+                Err(e) => {
+                    self.following = Some(following);
+                    return Err(e);
+                }
+            };
+            following.advance(&entries, snapshot, entries.len() < count);
+            if let Some(last) = entries.last() {
+                following.cursor = last.key.clone();
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(Vec::new());
+            if !entries.is_empty() || left.is_zero() {
+                self.following = Some(following);
+                return Ok(entries);
             }
             PostgresQueue::pause(left);
         }
@@ -369,5 +371,107 @@ impl History for PostgresQueue {
 
     fn event(&mut self, event_id: &str, hint: Option<&str>) -> Result<Option<Event>> {
         self.read(|tx| lifecycle::find_event(tx, event_id, hint))
+    }
+}
+
+/// How long a look at the stream is kept in mind before the rows it could
+/// not see are taken as settled: beyond the transactions it saw running, a
+/// row's transaction may have drawn its `seq` a moment before it got a
+/// transaction id.
+const FOLLOW_GRACE: Duration = Duration::from_secs(1);
+
+/// Where `follow` is. A row's `seq` is drawn when it is inserted, not when
+/// its transaction commits, so a row may appear below one already seen.
+/// Every row above `low` is looked at again, skipping those `seen`, until
+/// each transaction running when a higher row was seen has ended (its
+/// snapshot's `xmin` passed that look's `xmax`).
+pub(super) struct Following {
+    /// The position the caller passes back for this state to apply.
+    cursor: String,
+    /// No row at or below it can still appear.
+    low: i64,
+    /// Rows above `low` already returned.
+    seen: BTreeSet<i64>,
+    /// Earlier looks: the `xmax` of their snapshot, the highest `seq` they
+    /// saw, and when.
+    looks: VecDeque<Look>,
+}
+
+struct Look {
+    xmax: i64,
+    top: i64,
+    at: Instant,
+}
+
+/// What one look's snapshot says: the oldest transaction still running
+/// (`xmin`), the first not yet started (`xmax`), the highest visible `seq`.
+pub(super) struct Snapshot {
+    xmin: i64,
+    xmax: i64,
+    top: i64,
+}
+
+impl Following {
+    fn at(low: i64) -> Following {
+        Following {
+            cursor: low.to_string(),
+            low,
+            seen: BTreeSet::new(),
+            looks: VecDeque::new(),
+        }
+    }
+
+    /// Up to `count` rows above `low` not yet returned, in `seq` order, and
+    /// what the snapshot they were read in says.
+    fn look(&self, tx: &mut Transaction, count: usize) -> PgResult<(Vec<RawEntry>, Snapshot)> {
+        let row = tx.query_one(
+            "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint,
+                    pg_snapshot_xmax(pg_current_snapshot())::text::bigint,
+                    coalesce((SELECT max(seq) FROM stream), 0)",
+            &[],
+        )?;
+        let snapshot = Snapshot {
+            xmin: row.get(0),
+            xmax: row.get(1),
+            top: row.get(2),
+        };
+        let seen: Vec<i64> = self.seen.iter().copied().collect();
+        let entries = tx
+            .query(
+                &format!(
+                    "SELECT {STREAM_COLUMNS} FROM stream
+                     WHERE seq > $1 AND NOT (seq = ANY($2)) ORDER BY seq LIMIT $3"
+                ),
+                &[&self.low, &seen, &clamp(count)],
+            )?
+            .iter()
+            .map(|row| Ok(Row::from_row(row)?.raw))
+            .collect::<PgResult<Vec<_>>>()?;
+        Ok((entries, snapshot))
+    }
+
+    /// Notes what a look returned. When it returned every row it could see
+    /// (`complete`), the rows up to an earlier look's highest are all seen
+    /// once every transaction running at that look has ended.
+    fn advance(&mut self, entries: &[RawEntry], snapshot: Snapshot, complete: bool) {
+        self.seen.extend(entries.iter().map(|raw| raw.seq as i64));
+        let last_top = self.looks.back().map_or(self.low, |look| look.top);
+        if snapshot.top > last_top {
+            self.looks.push_back(Look {
+                xmax: snapshot.xmax,
+                top: snapshot.top,
+                at: Instant::now(),
+            });
+        }
+        while complete
+            && let Some(look) = self.looks.front()
+            && snapshot.xmin >= look.xmax
+            && look.at.elapsed() >= FOLLOW_GRACE
+        {
+            self.low = self.low.max(look.top);
+            self.looks.pop_front();
+        }
+        let low = self.low;
+        self.seen.retain(|seq| *seq > low);
     }
 }
