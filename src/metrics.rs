@@ -56,6 +56,8 @@ pub struct RouteMetrics {
     lag: Histogram,
     inflight: Gauge,
     rate_limited: Counter,
+    paused: Gauge,
+    held: Gauge,
 }
 
 impl RouteMetrics {
@@ -140,6 +142,8 @@ impl Metrics {
             Family::<Labels, Histogram>::new_with_constructor(lag_histogram as fn() -> Histogram);
         let inflight = Family::<Labels, Gauge>::default();
         let rate_limited = Family::<Labels, Counter>::default();
+        let paused = Family::<Labels, Gauge>::default();
+        let held = Family::<Labels, Gauge>::default();
         let dest = |name: &str| vec![("destination", name.to_owned())];
         let outcome = |name: &str, outcome: &str| {
             let mut labels = dest(name);
@@ -156,6 +160,8 @@ impl Metrics {
                 lag: lag.get_or_create(&dest(name)).clone(),
                 inflight: inflight.get_or_create(&dest(name)).clone(),
                 rate_limited: rate_limited.get_or_create(&dest(name)).clone(),
+                paused: paused.get_or_create(&dest(name)).clone(),
+                held: held.get_or_create(&dest(name)).clone(),
             }
         });
         registry.register(
@@ -182,6 +188,16 @@ impl Metrics {
             "events_rate_limited",
             "Requests a destination answered 429",
             rate_limited,
+        );
+        registry.register(
+            "events_paused",
+            "Whether the destination is paused (1) or not (0)",
+            paused,
+        );
+        registry.register(
+            "events_held",
+            "Deliveries waiting for a held destination",
+            held,
         );
         let queue = QueueGauges::register(&mut registry);
         Metrics {
@@ -225,6 +241,14 @@ impl Metrics {
                 route.dead.inc();
             }
         }
+    }
+
+    /// Records whether route `id` is paused and how many of its deliveries
+    /// wait while it is held.
+    pub fn set_held(&self, id: RouteId, paused: bool, waiting: u64) {
+        let route = &self.routes[id];
+        route.paused.set(i64::from(paused));
+        route.held.set(i64::try_from(waiting).unwrap_or(i64::MAX));
     }
 
     /// Counts a dead letter that no send decided (poison, a destination

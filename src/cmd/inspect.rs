@@ -7,8 +7,10 @@
 //! `--format json` prints one object: `event` (the event, or null once
 //! trimmed from the history) and `destinations`: `[{"name", "state",
 //! "next_due", "attempts": [{"at", "outcome", "status", "error",
-//! "duration_ms"}]}]`, `state` one of `delivered`, `retrying`, `dead`,
-//! `waiting`, `not routed`, and `next_due` RFC 3339 or null.
+//! "duration_ms"}]}]`, `state` one of `delivered`, `retrying`, `held`,
+//! `dead`, `waiting`, `not routed`, and `next_due` RFC 3339 or null. A
+//! delivery waiting for a held (paused) destination is `held`, with
+//! `held`: `{"why", "since", "until"}` (null otherwise).
 
 use std::collections::BTreeSet;
 
@@ -17,6 +19,7 @@ use serde_json::{Value, json};
 use super::{Context, print};
 use crate::cli::{Format, InspectArgs};
 use crate::event::{Event, format_ts_ms};
+use crate::queue::hold::{self, Hold};
 use crate::queue::AttemptRecord;
 use crate::queue::attempt::DestState;
 use crate::sanitize::escape;
@@ -34,6 +37,8 @@ struct DestReport<'a> {
     name: String,
     state: DestState,
     attempts: Vec<&'a AttemptRecord>,
+    /// The hold its delivery waits for, when it waits for one.
+    held: Option<Hold>,
 }
 
 pub fn run(ctx: &Context, args: InspectArgs) -> anyhow::Result<()> {
@@ -61,15 +66,22 @@ pub fn run(ctx: &Context, args: InspectArgs) -> anyhow::Result<()> {
     if event.is_none() && records.is_empty() {
         return Err(UnknownEvent(escape(&args.id).into_owned()).into());
     }
+    let mut holds = hold::in_force(queue.holds()?, crate::event::now_ms());
     let mut dests = Vec::new();
     for name in names {
         let attempts: Vec<&AttemptRecord> = records.iter().filter(|r| r.dest == name).collect();
         let due = queue.retry_due(&format!("{}|{name}", args.id))?;
         let state = DestState::of(&attempts, due, routed.contains(&name));
+        let waits = matches!(state, DestState::Retrying(Some(_)) | DestState::Waiting);
+        let held = holds
+            .remove(&name)
+            .filter(|_| waits)
+            .and_then(|h| h.into_iter().next());
         dests.push(DestReport {
             name,
             state,
             attempts,
+            held,
         });
     }
     print(&match args.format {
@@ -94,11 +106,15 @@ fn as_text(id: &str, event: Option<&Event>, dests: &[DestReport]) -> String {
             DestState::Retrying(Some(due)) => format!(", next due {}", format_ts_ms(due)),
             _ => String::new(),
         };
-        out.push_str(&format!(
-            "\n{}: {}{due}\n",
-            escape(&dest.name),
-            dest.state.as_str()
-        ));
+        let line = match &dest.held {
+            Some(hold) => format!(
+                "held ({} since {}): waiting, no attempt spent",
+                hold.why(),
+                format_ts_ms(hold.since_ms)
+            ),
+            None => format!("{}{due}", dest.state.as_str()),
+        };
+        out.push_str(&format!("\n{}: {}\n", escape(&dest.name), escape(&line)));
         for attempt in &dest.attempts {
             let status = attempt
                 .status
@@ -157,10 +173,22 @@ fn as_json(event: Option<&Event>, dests: &[DestReport]) -> Value {
                     })
                 })
                 .collect();
+            let held = dest.held.as_ref().map(|hold| {
+                json!({
+                    "why": hold.why(),
+                    "since": format_ts_ms(hold.since_ms),
+                    "until": hold.until_ms.map(format_ts_ms),
+                })
+            });
+            let state = match held {
+                Some(_) => "held",
+                None => dest.state.as_str(),
+            };
             json!({
                 "name": dest.name,
-                "state": dest.state.as_str(),
+                "state": state,
                 "next_due": next_due,
+                "held": held,
                 "attempts": attempts,
             })
         })

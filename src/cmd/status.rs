@@ -22,7 +22,10 @@
 //!   not be delivered anywhere);
 //! - `destinations`: `[{"name", "kind", "target", "events"}]`, with `target`
 //!   redacted and `events` the routing globs;
-//! - `destinations_error`: why the destinations cannot be used, or null.
+//! - `destinations_error`: why the destinations cannot be used, or null;
+//! - `held`: `[{"destination", "reason", "by", "since", "until",
+//!   "waiting"}]`, the destinations held now (`reason` is `paused`; `until`
+//!   null until resumed) and how many deliveries wait for each;
 //! - with `--watch`, the same object once a second, one per line (JSON
 //!   Lines), each destination's `per_second` filled in from the second on.
 //!
@@ -41,17 +44,19 @@ use serde_json::{Value, json};
 use super::{Context, print};
 use crate::cli::{Format, StatusArgs};
 use crate::event::{format_ts_ms, now_ms};
-use crate::queue::Backend;
-use crate::queue::{Health, Stats, Tally};
+use crate::queue::hold::{self, HoldReason};
+use crate::queue::{Backend, Hold, Queue};
+use crate::queue::{Stats, Tally};
 use crate::setup::Setup;
 
 pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<()> {
     let config = ctx.setup()?;
-    let mut queue: Box<dyn Health> = config.open_queue()?;
+    let mut queue = config.open_queue()?;
     if args.watch {
         return watch::run(queue.as_mut(), config, args.format);
     }
-    let status = Status::new(queue.stats()?, queue.describe(), config, None);
+    let held = read_held(queue.as_mut())?;
+    let status = Status::new(queue.stats()?, queue.describe(), config, None).with_held(held);
     match args.format {
         Format::Json => print(&format!(
             "{}\n",
@@ -59,6 +64,29 @@ pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<()> {
         )),
         Format::Table => print(&status.table()),
     }
+}
+
+/// A hold in force on a destination, with how many deliveries wait for it.
+struct Held {
+    dest: String,
+    hold: Hold,
+    waiting: u64,
+}
+
+/// The holds in force now, each with what waits for its destination.
+fn read_held(queue: &mut dyn Queue) -> Result<Vec<Held>, crate::queue::QueueError> {
+    let mut rows = Vec::new();
+    for (dest, holds) in hold::in_force(queue.holds()?, now_ms()) {
+        let waiting = queue.waiting(&dest)?;
+        for hold in holds {
+            rows.push(Held {
+                dest: dest.clone(),
+                hold,
+                waiting,
+            });
+        }
+    }
+    Ok(rows)
 }
 
 /// Everything `status` shows, read once.
@@ -70,6 +98,7 @@ struct Status<'a> {
     /// Deliveries a second by destination since the previous reading, under
     /// `--watch`.
     rates: Option<BTreeMap<String, f64>>,
+    held: Vec<Held>,
 }
 
 impl<'a> Status<'a> {
@@ -86,7 +115,13 @@ impl<'a> Status<'a> {
             now_ms: now_ms(),
             config,
             rates,
+            held: Vec::new(),
         }
+    }
+
+    fn with_held(mut self, held: Vec<Held>) -> Status<'a> {
+        self.held = held;
+        self
     }
 }
 
@@ -156,6 +191,7 @@ impl Status<'_> {
             },
             "destinations": destinations,
             "destinations_error": destinations_error,
+            "held": self.held.iter().map(held_json).collect::<Vec<_>>(),
         })
     }
 
@@ -168,6 +204,18 @@ impl Status<'_> {
     fn per_second(&self, dest: &str) -> Option<f64> {
         self.rates.as_ref()?.get(dest).copied()
     }
+}
+
+fn held_json(held: &Held) -> Value {
+    let HoldReason::Paused { by } = &held.hold.reason;
+    json!({
+        "destination": held.dest,
+        "reason": "paused",
+        "by": by,
+        "since": format_ts_ms(held.hold.since_ms),
+        "until": held.hold.until_ms.map(format_ts_ms),
+        "waiting": held.waiting,
+    })
 }
 
 fn backend_kind(backend: &Backend) -> &'static str {

@@ -5,7 +5,8 @@
 //! - the **reader** ([`reader`]) claims stream entries and due retries,
 //!   dead-letters poison, and dispatches deliveries ([`dispatch`]), keeping
 //!   at most a window of claimed work in flight; between reads it renews
-//!   its claims, raises alerts owed and trims history ([`housekeeping`]),
+//!   its claims, raises alerts owed, trims history and reads which
+//!   destinations are held ([`housekeeping`], [`gate`]),
 //!   and a `--burst` worker decides when it is done ([`burst`]);
 //! - one or more **lanes** per destination send ([`lane`]);
 //! - the **settler** writes acknowledgements, retries and dead letters
@@ -23,6 +24,7 @@
 
 mod burst;
 mod dispatch;
+pub mod gate;
 pub mod held;
 mod housekeeping;
 pub mod lane;
@@ -88,6 +90,13 @@ pub enum Report {
     /// A lane's request was answered "too many requests" (and, when the
     /// wait was short, is being sent again): counted in the queue.
     RateLimited { dest: RouteId },
+    /// Jobs not sent because their destination is held: parked in the
+    /// retry set, due at the hold's start, no attempt spent.
+    Held {
+        dest: RouteId,
+        jobs: Vec<Job>,
+        closed: gate::Closed,
+    },
 }
 
 /// How a worker runs.
@@ -170,8 +179,9 @@ impl Worker {
         let inflight = Arc::new(AtomicUsize::new(0));
         let held = Arc::new(held::Held::default());
         let wake = Arc::new(Wake::new(&self.options.only));
+        let gate = Arc::new(gate::Gate::default());
         let (report_tx, report_rx) = crossbeam_channel::unbounded();
-        let (served, lanes) = self.start_lanes(&report_tx, &stop)?;
+        let (served, lanes) = self.start_lanes(&report_tx, &stop, &gate)?;
         let settler = Settler {
             queue: settler_queue,
             consumer: self.options.consumer.clone(),
@@ -196,6 +206,7 @@ impl Worker {
             routes: served,
             inflight,
             held,
+            gate,
             stop: stop.clone(),
             wake,
             unavailable_since: None,
@@ -235,6 +246,7 @@ impl Worker {
         &self,
         reports: &Sender<Report>,
         stop: &Stop,
+        gate: &Arc<gate::Gate>,
     ) -> Result<(PerRoute<Served>, Vec<std::thread::JoinHandle<()>>), crate::Error> {
         let mut handles = Vec::new();
         let mut failed = None;
@@ -281,6 +293,7 @@ impl Worker {
                     lag: Arc::clone(&served.lag),
                     reports: reports.clone(),
                     stop: stop.clone(),
+                    gate: Arc::clone(gate),
                     limiter: limiter.take(),
                     metrics: self.metrics.as_ref().map(|m| m.route(route.id()).clone()),
                 };
