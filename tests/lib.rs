@@ -20,6 +20,7 @@ mod inspect;
 mod metrics;
 mod mixpanel;
 mod pagerduty;
+mod pause;
 mod postgres_migrate;
 mod posthog;
 mod purge;
