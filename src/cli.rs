@@ -454,7 +454,9 @@ fn pause_for(text: &str) -> Result<std::time::Duration, BadPauseFor> {
 enum BadPauseFor {
     #[error("a pause cannot last a negative time; give a duration such as 15m")]
     Negative,
-    #[error("a pause of 0 would end at once; give a duration such as 15m, or leave --for out to pause until resumed")]
+    #[error(
+        "a pause of 0 would end at once; give a duration such as 15m, or leave --for out to pause until resumed"
+    )]
     Zero,
     #[error("at most a year (365d); leave --for out to pause until resumed")]
     OverAYear,

@@ -91,7 +91,10 @@ fn a_paused_webhook_gets_nothing_from_any_worker_then_everything_once_in_order(b
             out.success().stdout.trim().to_owned()
         })
         .collect();
-    assert!(wait_until(|| slack_lines(&chat).len() == 6), "Slack gets every event");
+    assert!(
+        wait_until(|| slack_lines(&chat).len() == 6),
+        "Slack gets every event"
+    );
     assert!(
         wait_until(|| status(env())["held"][0]["waiting"] == 6),
         "{:#}",
@@ -116,10 +119,22 @@ fn a_paused_webhook_gets_nothing_from_any_worker_then_everything_once_in_order(b
         .stdout_json();
     let webhook = delivery_to(&inspected, "webhook");
     assert_eq!(webhook["state"], "held", "{inspected:#}");
-    assert_eq!(webhook["attempts"], Value::Array(vec![]), "no attempt spent");
+    assert_eq!(
+        webhook["attempts"],
+        Value::Array(vec![]),
+        "no attempt spent"
+    );
     let (_, scrape) = get(&addr, "/metrics");
-    assert_eq!(of_dest(&scrape, "events_paused", "webhook"), Some(1.0), "{scrape}");
-    assert_eq!(of_dest(&scrape, "events_paused", "slack"), Some(0.0), "{scrape}");
+    assert_eq!(
+        of_dest(&scrape, "events_paused", "webhook"),
+        Some(1.0),
+        "{scrape}"
+    );
+    assert_eq!(
+        of_dest(&scrape, "events_paused", "slack"),
+        Some(0.0),
+        "{scrape}"
+    );
 
     env()
         .args(["resume", "webhook"])
@@ -196,7 +211,11 @@ fn a_burst_worker_leaves_what_a_pause_holds_and_says_so(backend: Backend) {
     assert_eq!(slack_lines(&chat).len(), 3);
     assert_eq!(hook.request_count(), 0);
     env().args(["resume", "webhook"]).run().success();
-    env().args(["work", "--burst"]).timeout(LONG).run().success();
+    env()
+        .args(["work", "--burst"])
+        .timeout(LONG)
+        .run()
+        .success();
     assert_eq!(hook.accepted_count(), 3);
 }
 

@@ -19,9 +19,9 @@ use serde_json::{Value, json};
 use super::{Context, print};
 use crate::cli::{Format, InspectArgs};
 use crate::event::{Event, format_ts_ms};
-use crate::queue::hold::{self, Hold};
 use crate::queue::AttemptRecord;
 use crate::queue::attempt::DestState;
+use crate::queue::hold::{self, Hold};
 use crate::sanitize::escape;
 
 /// An id no event, retry or attempt record carries.

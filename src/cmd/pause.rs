@@ -45,7 +45,11 @@ pub fn run(ctx: &Context, args: PauseArgs) -> anyhow::Result<()> {
     log::info!(
         "{} {name} {until}: workers stop sending to it within a second; {waiting} {} waiting",
         if again { "still pausing" } else { "paused" },
-        if waiting == 1 { "delivery" } else { "deliveries" },
+        if waiting == 1 {
+            "delivery"
+        } else {
+            "deliveries"
+        },
     );
     if route.takes(ALERT_TYPE) {
         log::info!("{name} also receives {ALERT_TYPE} alerts: they wait too");

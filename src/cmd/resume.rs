@@ -34,7 +34,11 @@ pub fn run(ctx: &Context, args: ResumeArgs) -> anyhow::Result<()> {
         "resumed {name} (paused since {}, {}): workers send its {waiting} waiting {} within a second",
         format_ts_ms(hold.since_ms),
         crate::sanitize::escape(&hold.why()),
-        if waiting == 1 { "delivery" } else { "deliveries" },
+        if waiting == 1 {
+            "delivery"
+        } else {
+            "deliveries"
+        },
     );
     Ok(())
 }

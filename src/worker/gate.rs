@@ -113,7 +113,9 @@ mod tests {
 
     fn pause(since_ms: i64) -> Hold {
         Hold {
-            reason: HoldReason::Paused { by: "h u pid 1".into() },
+            reason: HoldReason::Paused {
+                by: "h u pid 1".into(),
+            },
             since_ms,
             until_ms: None,
         }

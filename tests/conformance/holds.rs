@@ -3,8 +3,8 @@
 //! parks, all due at its start, claimed back in event order.
 
 use events::event::now_ms;
-use events::queue::{Hold, HoldKind, Settlement};
 use events::queue::hold::HoldReason;
+use events::queue::{Hold, HoldKind, Settlement};
 
 use super::{Backend, LONG, deliveries_of, delivery, event};
 
@@ -24,7 +24,11 @@ pub fn holds_are_kept_per_destination_replaced_and_removed(b: &dyn Backend) {
     q.put_hold("webhook", &first).unwrap();
     assert_eq!(other.holds().unwrap(), [("webhook".to_owned(), first)]);
     // Pausing again replaces the hold of that kind: one per destination.
-    let extended = pause("web-2 bob pid 9", 1_700_000_000_000, Some(1_800_000_000_000));
+    let extended = pause(
+        "web-2 bob pid 9",
+        1_700_000_000_000,
+        Some(1_800_000_000_000),
+    );
     other.put_hold("webhook", &extended).unwrap();
     let slack = pause("web-1 ada pid 7", 1_700_000_000_500, None);
     other.put_hold("slack", &slack).unwrap();
@@ -38,7 +42,10 @@ pub fn holds_are_kept_per_destination_replaced_and_removed(b: &dyn Backend) {
         ]
     );
     assert!(q.remove_hold("webhook", HoldKind::Pause).unwrap());
-    assert!(!other.remove_hold("webhook", HoldKind::Pause).unwrap(), "gone");
+    assert!(
+        !other.remove_hold("webhook", HoldKind::Pause).unwrap(),
+        "gone"
+    );
     assert_eq!(other.holds().unwrap(), [("slack".to_owned(), slack)]);
 }
 
@@ -74,5 +81,8 @@ pub fn deliveries_parked_together_come_back_in_event_order(b: &dyn Backend) {
     }
     let ids: Vec<&str> = claimed.iter().map(|d| d.event.id.as_str()).collect();
     let expected: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
-    assert_eq!(ids, expected, "claimed in event order, with --only or without");
+    assert_eq!(
+        ids, expected,
+        "claimed in event order, with --only or without"
+    );
 }

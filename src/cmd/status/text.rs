@@ -18,7 +18,12 @@ impl Status<'_> {
         self.stream_section(&mut out);
         self.consumers_section(&mut out);
         let s = &self.stats;
-        let retries = retries_heading(s.retries, s.next_retry_ms, self.now_ms);
+        let held: u64 = self.held_deliveries();
+        let retries = match held {
+            // Held deliveries are due since their hold began: not overdue.
+            0 => retries_heading(s.retries, s.next_retry_ms, self.now_ms),
+            held => format!("Retries: {} scheduled, {held} of them held", s.retries),
+        };
         table::section(&mut out, retries, &[], Vec::new());
         self.held_section(&mut out);
         self.dead_section(&mut out);
@@ -59,6 +64,16 @@ impl Status<'_> {
         table::section(out, consumers, &["NAME", "PENDING", "IDLE"], rows.collect());
     }
 
+    /// Deliveries waiting for held destinations, each destination once.
+    fn held_deliveries(&self) -> u64 {
+        let mut seen = std::collections::BTreeSet::new();
+        self.held
+            .iter()
+            .filter(|h| seen.insert(&h.dest))
+            .map(|h| h.waiting)
+            .sum()
+    }
+
     /// The destinations held, when any is: since and until when, by whom,
     /// and how many deliveries wait.
     fn held_section(&self, out: &mut String) {
@@ -68,12 +83,20 @@ impl Status<'_> {
         let rows = self.held.iter().map(|held| {
             let hold = &held.hold;
             let until = hold.until_ms.map_or("resumed".to_owned(), |until| {
-                format!("{} (in {})", format_ts_ms(until), human((until - self.now_ms).max(0) as u64))
+                format!(
+                    "{} (in {})",
+                    format_ts_ms(until),
+                    human((until - self.now_ms).max(0) as u64)
+                )
             });
             vec![
                 escape(&held.dest).into_owned(),
                 escape(&hold.why()).into_owned(),
-                format!("{} ({} ago)", format_ts_ms(hold.since_ms), human((self.now_ms - hold.since_ms).max(0) as u64)),
+                format!(
+                    "{} ({} ago)",
+                    format_ts_ms(hold.since_ms),
+                    human((self.now_ms - hold.since_ms).max(0) as u64)
+                ),
                 until,
                 held.waiting.to_string(),
             ]

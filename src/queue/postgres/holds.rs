@@ -30,7 +30,10 @@ impl Holds for PostgresQueue {
     fn holds_raw(&mut self) -> Result<Vec<RawHold>> {
         self.read(|tx| {
             Ok(tx
-                .query("SELECT dest, kind, hold FROM holds ORDER BY dest, kind", &[])?
+                .query(
+                    "SELECT dest, kind, hold FROM holds ORDER BY dest, kind",
+                    &[],
+                )?
                 .into_iter()
                 .map(|row| RawHold {
                     dest: row.get(0),
