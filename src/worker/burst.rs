@@ -71,6 +71,7 @@ impl Reader<'_> {
             .collect();
         for name in held {
             let why = self.gate.closed(&name).map(|c| c.why).unwrap_or_default();
+            let why = crate::sanitize::escape(&why);
             match self.queue.waiting(&name) {
                 Ok(n) => log::info!(
                     "leaving {n} {} for {name} ({why})",
