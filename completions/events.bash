@@ -43,11 +43,17 @@ _events() {
             events,migrate)
                 cmd="events__subcmd__migrate"
                 ;;
+            events,pause)
+                cmd="events__subcmd__pause"
+                ;;
             events,purge)
                 cmd="events__subcmd__purge"
                 ;;
             events,replay)
                 cmd="events__subcmd__replay"
+                ;;
+            events,resume)
+                cmd="events__subcmd__resume"
                 ;;
             events,status)
                 cmd="events__subcmd__status"
@@ -88,11 +94,17 @@ _events() {
             events__subcmd__help,migrate)
                 cmd="events__subcmd__help__subcmd__migrate"
                 ;;
+            events__subcmd__help,pause)
+                cmd="events__subcmd__help__subcmd__pause"
+                ;;
             events__subcmd__help,purge)
                 cmd="events__subcmd__help__subcmd__purge"
                 ;;
             events__subcmd__help,replay)
                 cmd="events__subcmd__help__subcmd__replay"
+                ;;
+            events__subcmd__help,resume)
+                cmd="events__subcmd__help__subcmd__resume"
                 ;;
             events__subcmd__help,status)
                 cmd="events__subcmd__help__subcmd__status"
@@ -113,7 +125,7 @@ _events() {
 
     case "${cmd}" in
         events)
-            opts="-v -q -h -V --verbose --quiet --redis-url --postgres-url --db --config --help --version emit work replay purge tail templates status digest inspect forget migrate dashboard completions man help"
+            opts="-v -q -h -V --verbose --quiet --redis-url --postgres-url --db --config --help --version emit work replay purge tail templates status digest inspect forget pause resume migrate dashboard completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -369,7 +381,7 @@ _events() {
             return 0
             ;;
         events__subcmd__help)
-            opts="emit work replay purge tail templates status digest inspect forget migrate dashboard completions man help"
+            opts="emit work replay purge tail templates status digest inspect forget pause resume migrate dashboard completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -508,6 +520,20 @@ _events() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        events__subcmd__help__subcmd__pause)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         events__subcmd__help__subcmd__purge)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -523,6 +549,20 @@ _events() {
             return 0
             ;;
         events__subcmd__help__subcmd__replay)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        events__subcmd__help__subcmd__resume)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -690,6 +730,40 @@ _events() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        events__subcmd__pause)
+            opts="-v -q -h -V --for --verbose --quiet --redis-url --postgres-url --db --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --for)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --redis-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --postgres-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         events__subcmd__purge)
             opts="-y -v -q -h -V --dead --type --dest --before --dry-run --yes --verbose --quiet --redis-url --postgres-url --db --config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -763,6 +837,36 @@ _events() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --redis-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --postgres-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        events__subcmd__resume)
+            opts="-v -q -h -V --verbose --quiet --redis-url --postgres-url --db --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --redis-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

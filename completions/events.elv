@@ -40,6 +40,8 @@ set edit:completion:arg-completer[events] = {|@words|
             cand digest 'Send one message summarising a window of history, per event type'
             cand inspect 'Show one event and, per destination, where its delivery stands and every attempt made'
             cand forget 'Erase one person''s events: from the history, the retry set, the dead letters, the attempt records and the idempotency keys'
+            cand pause 'Stop every worker sending to a destination until `resume` (or for a while)'
+            cand resume 'Let workers send to a paused destination again: what it held is sent, in order, once each'
             cand migrate 'Create or upgrade the Postgres schema (EVENTS_PG_SCHEMA, default events)'
             cand dashboard 'Serve the on-call web view: backlog, destinations, dead letters, events'
             cand completions 'Print a shell completion script'
@@ -242,6 +244,35 @@ set edit:completion:arg-completer[events] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'events;pause'= {
+            cand --for 'End the pause by itself after this long, such as 30s, 15m, 2h, 1d (at most a year) [default: until `events resume`]'
+            cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store'
+            cand --postgres-url 'Use the PostgreSQL database at this URL (postgres:// or postgresql://) for the queue, in the schema EVENTS_PG_SCHEMA (default events); wins over --redis-url'
+            cand --db 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]'
+            cand --config 'A TOML file adding event types and destinations [default: ./events.toml when present]'
+            cand -v 'Say more on stderr (every retry and claim)'
+            cand --verbose 'Say more on stderr (every retry and claim)'
+            cand -q 'Say less on stderr (only failures)'
+            cand --quiet 'Say less on stderr (only failures)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'events;resume'= {
+            cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store'
+            cand --postgres-url 'Use the PostgreSQL database at this URL (postgres:// or postgresql://) for the queue, in the schema EVENTS_PG_SCHEMA (default events); wins over --redis-url'
+            cand --db 'The embedded store''s file [default: $XDG_STATE_HOME/events/events.db]'
+            cand --config 'A TOML file adding event types and destinations [default: ./events.toml when present]'
+            cand -v 'Say more on stderr (every retry and claim)'
+            cand --verbose 'Say more on stderr (every retry and claim)'
+            cand -q 'Say less on stderr (only failures)'
+            cand --quiet 'Say less on stderr (only failures)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'events;migrate'= {
             cand --redis-url 'Use the Redis at this URL (redis:// or rediss://, with password; redis+sentinel://HOST:PORT,…/SERVICE for the primary that Redis Sentinel names) instead of the embedded store'
             cand --postgres-url 'Use the PostgreSQL database at this URL (postgres:// or postgresql://) for the queue, in the schema EVENTS_PG_SCHEMA (default events); wins over --redis-url'
@@ -313,6 +344,8 @@ set edit:completion:arg-completer[events] = {|@words|
             cand digest 'Send one message summarising a window of history, per event type'
             cand inspect 'Show one event and, per destination, where its delivery stands and every attempt made'
             cand forget 'Erase one person''s events: from the history, the retry set, the dead letters, the attempt records and the idempotency keys'
+            cand pause 'Stop every worker sending to a destination until `resume` (or for a while)'
+            cand resume 'Let workers send to a paused destination again: what it held is sent, in order, once each'
             cand migrate 'Create or upgrade the Postgres schema (EVENTS_PG_SCHEMA, default events)'
             cand dashboard 'Serve the on-call web view: backlog, destinations, dead letters, events'
             cand completions 'Print a shell completion script'
@@ -338,6 +371,10 @@ set edit:completion:arg-completer[events] = {|@words|
         &'events;help;inspect'= {
         }
         &'events;help;forget'= {
+        }
+        &'events;help;pause'= {
+        }
+        &'events;help;resume'= {
         }
         &'events;help;migrate'= {
         }

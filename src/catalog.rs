@@ -402,12 +402,7 @@ impl Catalog {
     }
 
     fn nearest(&self, name: &str) -> Option<String> {
-        self.specs
-            .iter()
-            .map(|s| (strsim::damerau_levenshtein(name, &s.name), &s.name))
-            .filter(|(d, n)| *d <= 3.max(n.len() / 4))
-            .min_by_key(|(d, _)| *d)
-            .map(|(_, n)| n.clone())
+        nearest(name, self.specs.iter().map(|s| s.name.as_str())).map(str::to_owned)
     }
 
     /// Checks that `payload` has every field `kind` requires, each of the
@@ -574,6 +569,16 @@ fn valid_type_name(name: &str) -> bool {
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// The name among `names` nearest to `name` (a typo's distance away), for
+/// a "did you mean" in an error.
+pub fn nearest<'a>(name: &str, names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    names
+        .map(|n| (strsim::damerau_levenshtein(name, n), n))
+        .filter(|(d, n)| *d <= 3.max(n.len() / 4))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, n)| n)
 }
 
 #[cfg(test)]

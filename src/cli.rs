@@ -70,6 +70,8 @@ pub enum Command {
     Digest(DigestArgs),
     Inspect(InspectArgs),
     Forget(ForgetArgs),
+    Pause(PauseArgs),
+    Resume(ResumeArgs),
     Migrate(MigrateArgs),
     Dashboard(DashboardArgs),
     Completions(CompletionsArgs),
@@ -436,6 +438,69 @@ pub struct ForgetArgs {
     pub yes: bool,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+}
+
+/// Stop every worker sending to a destination until `resume` (or for a
+/// while).
+///
+/// Recorded in the queue: every worker stops sending to DEST within about a
+/// second. Its deliveries are held, not attempted: no attempt is spent,
+/// nothing is dropped or dead-lettered; `status` shows since when, by whom
+/// and how many wait. Pausing again keeps when the pause began and takes
+/// the new `--for`. Exits 2 when no destination has this name.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  events pause webhook\n  events pause slack --for 30m\n  events resume webhook"
+)]
+pub struct PauseArgs {
+    /// The destination, by name.
+    #[arg(value_name = "DEST")]
+    pub dest: String,
+    /// End the pause by itself after this long, such as 30s, 15m, 2h, 1d
+    /// (at most a year) [default: until `events resume`].
+    #[arg(long = "for", value_name = "DURATION", allow_hyphen_values = true, value_parser = pause_for)]
+    pub duration: Option<std::time::Duration>,
+}
+
+/// `--for`: a duration longer than nothing and up to a year.
+fn pause_for(text: &str) -> Result<std::time::Duration, BadPauseFor> {
+    if text.trim_start().starts_with('-') {
+        return Err(BadPauseFor::Negative);
+    }
+    match humantime::parse_duration(text) {
+        Ok(d) if d.is_zero() => Err(BadPauseFor::Zero),
+        Ok(d) if d.as_secs() > 365 * 86_400 => Err(BadPauseFor::OverAYear),
+        Ok(d) => Ok(d),
+        Err(_) => Err(BadPauseFor::NotADuration),
+    }
+}
+
+/// Why a `--for` is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+enum BadPauseFor {
+    #[error("a pause cannot last a negative time; give a duration such as 15m")]
+    Negative,
+    #[error(
+        "a pause of 0 would end at once; give a duration such as 15m, or leave --for out to pause until resumed"
+    )]
+    Zero,
+    #[error("at most a year (365d); leave --for out to pause until resumed")]
+    OverAYear,
+    #[error("expected a duration such as 30s, 15m, 2h or 1d")]
+    NotADuration,
+}
+
+/// Let workers send to a paused destination again: what it held is sent,
+/// in order, once each.
+///
+/// Exits 0 saying so when the destination was not paused, and 2 when no
+/// destination has this name.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  events resume webhook")]
+pub struct ResumeArgs {
+    /// The destination, by name.
+    #[arg(value_name = "DEST")]
+    pub dest: String,
 }
 
 /// Print a shell completion script.

@@ -6,7 +6,8 @@ use std::collections::BTreeSet;
 
 use crate::event::Event;
 use crate::queue::attempt::DestState;
-use crate::queue::{Admin, AttemptRecord, Result};
+use crate::queue::hold::{self, Hold};
+use crate::queue::{AttemptRecord, Queue, Result};
 use crate::route::Routes;
 
 /// What is known of one event.
@@ -29,12 +30,14 @@ pub struct DestReport {
     pub state: DestState,
     /// Its attempts, oldest first.
     pub attempts: Vec<AttemptRecord>,
+    /// The hold its delivery waits for, when it waits for one.
+    pub held: Option<Hold>,
 }
 
 /// Reads the story of `id`: every destination that has attempts, that
 /// `routes` sends the event to, or that `routes` configures (`None` when
 /// the routing cannot be told: no destination is then shown as routed).
-pub fn story(queue: &mut dyn Admin, routes: Option<&Routes>, id: &str) -> Result<Story> {
+pub fn story(queue: &mut dyn Queue, routes: Option<&Routes>, id: &str) -> Result<Story> {
     let records = queue.attempts(id)?;
     let hint = records.iter().find_map(|r| r.entry.as_deref());
     let event = queue.event(id, hint)?;
@@ -47,6 +50,7 @@ pub fn story(queue: &mut dyn Admin, routes: Option<&Routes>, id: &str) -> Result
     if let Some(routes) = routes {
         names.extend(routes.iter().map(|r| r.name().to_owned()));
     }
+    let mut holds = hold::in_force(queue.holds()?, crate::event::now_ms());
     let mut dests = Vec::new();
     for name in names {
         let attempts: Vec<AttemptRecord> =
@@ -57,10 +61,16 @@ pub fn story(queue: &mut dyn Admin, routes: Option<&Routes>, id: &str) -> Result
             due,
             routed.contains(&name),
         );
+        let waits = matches!(state, DestState::Retrying(Some(_)) | DestState::Waiting);
+        let held = holds
+            .remove(&name)
+            .filter(|_| waits)
+            .and_then(|h| h.into_iter().next());
         dests.push(DestReport {
             name,
             state,
             attempts,
+            held,
         });
     }
     Ok(Story { event, dests })

@@ -56,6 +56,8 @@ pub struct RouteMetrics {
     lag: Histogram,
     inflight: Gauge,
     rate_limited: Counter,
+    paused: Gauge,
+    held: Gauge,
 }
 
 impl RouteMetrics {
@@ -135,6 +137,8 @@ struct RouteFamilies {
     lag: Family<Labels, Histogram>,
     inflight: Family<Labels, Gauge>,
     rate_limited: Family<Labels, Counter>,
+    paused: Family<Labels, Gauge>,
+    held: Family<Labels, Gauge>,
 }
 
 impl RouteFamilies {
@@ -160,6 +164,8 @@ impl RouteFamilies {
                 lag: self.lag.get_or_create(&dest(name)).clone(),
                 inflight: self.inflight.get_or_create(&dest(name)).clone(),
                 rate_limited: self.rate_limited.get_or_create(&dest(name)).clone(),
+                paused: self.paused.get_or_create(&dest(name)).clone(),
+                held: self.held.get_or_create(&dest(name)).clone(),
             }
         })
     }
@@ -175,6 +181,8 @@ impl Metrics {
             lag: Family::new_with_constructor(lag_histogram as fn() -> Histogram),
             inflight: Family::default(),
             rate_limited: Family::default(),
+            paused: Family::default(),
+            held: Family::default(),
         };
         registry.register(
             "events_deliveries",
@@ -200,6 +208,16 @@ impl Metrics {
             "events_rate_limited",
             "Requests a destination answered 429",
             families.rate_limited.clone(),
+        );
+        registry.register(
+            "events_paused",
+            "Whether the destination is paused (1) or not (0)",
+            families.paused.clone(),
+        );
+        registry.register(
+            "events_held",
+            "Deliveries waiting for a held destination",
+            families.held.clone(),
         );
         let queue = QueueGauges::register(&mut registry);
         Metrics {
@@ -252,6 +270,15 @@ impl Metrics {
                 route.dead.inc();
             }
         }
+    }
+
+    /// Records whether route `id` is paused and how many of its deliveries
+    /// wait while it is held.
+    pub fn set_held(&self, id: RouteId, paused: bool, waiting: u64) {
+        let routes = self.routes.read().unwrap_or_else(PoisonError::into_inner);
+        let route = &routes[id];
+        route.paused.set(i64::from(paused));
+        route.held.set(i64::try_from(waiting).unwrap_or(i64::MAX));
     }
 
     /// Counts a dead letter that no send decided (poison, a destination

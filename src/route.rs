@@ -94,14 +94,19 @@ impl Route {
     }
 }
 
-/// A name given to `--only` or `--to` that no destination has.
+/// A name given to `--only`, `--to` or `pause` that no destination has.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{flag} {name}: no such destination (configured: {configured})")]
+#[error(
+    "{flag} {name}: no such destination (configured: {configured}){}",
+    suggestion.as_ref().map(|s| format!("; did you mean '{s}'?")).unwrap_or_default()
+)]
 pub struct UnknownDestination {
     pub flag: &'static str,
     pub name: String,
     /// The configured names, comma-separated.
     pub configured: String,
+    /// The configured name nearest to `name`, when one is near.
+    pub suggestion: Option<String>,
 }
 
 /// Every configured destination, in configuration order.
@@ -234,13 +239,24 @@ impl Routes {
             .map(|name| {
                 self.named(name)
                     .map(Route::id)
-                    .ok_or_else(|| UnknownDestination {
-                        flag,
-                        name: name.clone(),
-                        configured: self.iter().map(Route::name).collect::<Vec<_>>().join(", "),
-                    })
+                    .ok_or_else(|| self.unknown(flag, name))
             })
             .collect()
+    }
+
+    /// The route named `name`, or an error suggesting the nearest name.
+    pub fn lookup(&self, flag: &'static str, name: &str) -> Result<&Route, UnknownDestination> {
+        self.named(name).ok_or_else(|| self.unknown(flag, name))
+    }
+
+    fn unknown(&self, flag: &'static str, name: &str) -> UnknownDestination {
+        let names: Vec<&str> = self.iter().map(Route::name).collect();
+        UnknownDestination {
+            flag,
+            name: crate::sanitize::escape(name).into_owned(),
+            configured: names.join(", "),
+            suggestion: crate::catalog::nearest(name, names.iter().copied()).map(str::to_owned),
+        }
     }
 
     /// A value for each route, retired ones included (a worker's sender,

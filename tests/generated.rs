@@ -19,7 +19,7 @@ const COMPLETIONS: [(&str, &str); 5] = [
     ("powershell", "_events.ps1"),
 ];
 
-const SUBCOMMANDS: [&str; 14] = [
+const SUBCOMMANDS: [&str; 16] = [
     "emit",
     "work",
     "replay",
@@ -29,6 +29,8 @@ const SUBCOMMANDS: [&str; 14] = [
     "status",
     "inspect",
     "forget",
+    "pause",
+    "resume",
     "migrate",
     "dashboard",
     "completions",

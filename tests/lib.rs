@@ -21,6 +21,7 @@ mod inspect;
 mod metrics;
 mod mixpanel;
 mod pagerduty;
+mod pause;
 mod postgres_failures;
 mod postgres_migrate;
 mod posthog;

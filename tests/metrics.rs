@@ -32,13 +32,13 @@ secret_env = "HOOK_SECRET"
 "#;
 
 /// A free local port, for the metrics server to listen on.
-fn free_addr() -> String {
+pub(crate) fn free_addr() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().to_string()
 }
 
 /// `GET http://addr/path`: the status (0 when nothing answers) and body.
-fn get(addr: &str, path: &str) -> (u16, String) {
+pub(crate) fn get(addr: &str, path: &str) -> (u16, String) {
     get_within(addr, path, Duration::from_secs(10))
 }
 
@@ -93,7 +93,7 @@ fn deliveries(scrape: &str, dest: &str, outcome: &str) -> Option<f64> {
     value(scrape, &series)
 }
 
-fn of_dest(scrape: &str, metric: &str, dest: &str) -> Option<f64> {
+pub(crate) fn of_dest(scrape: &str, metric: &str, dest: &str) -> Option<f64> {
     value(scrape, &format!("{metric}{{destination=\"{dest}\"}}"))
 }
 

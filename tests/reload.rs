@@ -217,7 +217,10 @@ fn a_removed_destinations_retries_are_held_until_it_is_back(b: Backend) {
         .stdout_json();
     assert_eq!(status["dead"]["total"], 0, "not dead-lettered");
     assert_eq!(status["retries"]["scheduled"], 1, "still in the queue");
-    assert_eq!(status["retries"]["held"], 1, "held: not in config");
+    assert_eq!(
+        status["retries"]["not_configured"], 1,
+        "held: not in config"
+    );
     let table = events(&b, home.path(), &team, &ops)
         .arg("status")
         .run()

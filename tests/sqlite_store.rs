@@ -254,6 +254,7 @@ fn a_file_from_before_consumer_leases_is_migrated_in_place() {
          DROP TABLE tallies;
          DROP TABLE attempts;
          DROP TABLE forgotten;
+         DROP TABLE holds;
          DROP INDEX stream_written;
          ALTER TABLE stream DROP COLUMN written_ms;
          PRAGMA user_version = 1;",

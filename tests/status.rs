@@ -301,7 +301,7 @@ fn status_shows_why_destinations_cannot_be_used(backend: Backend) {
     assert_eq!(v["stream"]["oldest"], Value::Null);
     assert_eq!(
         v["retries"],
-        json!({"scheduled": 0, "next_due": null, "next_due_in_ms": null, "held": null})
+        json!({"scheduled": 0, "next_due": null, "next_due_in_ms": null, "not_configured": null})
     );
     assert_eq!(v["dead"], json!({"total": 0, "by_destination": []}));
 }

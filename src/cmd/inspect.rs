@@ -7,8 +7,10 @@
 //! `--format json` prints one object: `event` (the event, or null once
 //! trimmed from the history) and `destinations`: `[{"name", "state",
 //! "next_due", "attempts": [{"at", "outcome", "status", "error",
-//! "duration_ms"}]}]`, `state` one of `delivered`, `retrying`, `dead`,
-//! `waiting`, `not routed`, and `next_due` RFC 3339 or null.
+//! "duration_ms"}]}]`, `state` one of `delivered`, `retrying`, `held`,
+//! `dead`, `waiting`, `not routed`, and `next_due` RFC 3339 or null. A
+//! delivery waiting for a held (paused) destination is `held`, with
+//! `held`: `{"why", "since", "until"}` (null otherwise).
 
 use serde_json::{Value, json};
 
@@ -17,6 +19,7 @@ use crate::cli::{Format, InspectArgs};
 use crate::event::{Event, format_ts_ms};
 use crate::inspect::{DestReport, story};
 use crate::queue::attempt::DestState;
+
 use crate::sanitize::escape;
 
 /// An id no event, retry or attempt record carries.
@@ -66,11 +69,15 @@ fn as_text(id: &str, event: Option<&Event>, dests: &[DestReport]) -> String {
             DestState::Retrying(Some(due)) => format!(", next due {}", format_ts_ms(due)),
             _ => String::new(),
         };
-        out.push_str(&format!(
-            "\n{}: {}{due}\n",
-            escape(&dest.name),
-            dest.state.as_str()
-        ));
+        let line = match &dest.held {
+            Some(hold) => format!(
+                "held ({} since {}): waiting, no attempt spent",
+                hold.why(),
+                format_ts_ms(hold.since_ms)
+            ),
+            None => format!("{}{due}", dest.state.as_str()),
+        };
+        out.push_str(&format!("\n{}: {}\n", escape(&dest.name), escape(&line)));
         for attempt in &dest.attempts {
             let status = attempt
                 .status
@@ -129,10 +136,22 @@ fn as_json(event: Option<&Event>, dests: &[DestReport]) -> Value {
                     })
                 })
                 .collect();
+            let held = dest.held.as_ref().map(|hold| {
+                json!({
+                    "why": hold.why(),
+                    "since": format_ts_ms(hold.since_ms),
+                    "until": hold.until_ms.map(format_ts_ms),
+                })
+            });
+            let state = match held {
+                Some(_) => "held",
+                None => dest.state.as_str(),
+            };
             json!({
                 "name": dest.name,
-                "state": dest.state.as_str(),
+                "state": state,
                 "next_due": next_due,
+                "held": held,
                 "attempts": attempts,
             })
         })

@@ -8,8 +8,10 @@ mod forget;
 mod generate;
 mod inspect;
 mod migrate;
+mod pause;
 mod purge;
 mod replay;
+mod resume;
 mod status;
 mod table;
 mod tail;
@@ -73,6 +75,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Digest(args) => digest::run(&ctx, args),
         Command::Inspect(args) => inspect::run(&ctx, args),
         Command::Forget(args) => forget::run(&ctx, args),
+        Command::Pause(args) => pause::run(&ctx, args),
+        Command::Resume(args) => resume::run(&ctx, args),
         Command::Migrate(args) => migrate::run(&ctx, args),
         Command::Dashboard(args) => dashboard::run(&ctx, args),
         Command::Completions(args) => generate::completions(args),

@@ -24,7 +24,10 @@
 //!   not be delivered anywhere);
 //! - `destinations`: `[{"name", "kind", "target", "events"}]`, with `target`
 //!   redacted and `events` the routing globs;
-//! - `destinations_error`: why the destinations cannot be used, or null.
+//! - `destinations_error`: why the destinations cannot be used, or null;
+//! - `held`: `[{"destination", "reason", "by", "since", "until",
+//!   "waiting"}]`, the destinations held now (`reason` is `paused`; `until`
+//!   null until resumed) and how many deliveries wait for each;
 //! - with `--watch`, the same object once a second, one per line (JSON
 //!   Lines), each destination's `per_second` filled in from the second on.
 //!
@@ -43,8 +46,9 @@ use serde_json::{Value, json};
 use super::{Context, print};
 use crate::cli::{Format, StatusArgs};
 use crate::event::{format_ts_ms, now_ms};
-use crate::queue::Backend;
-use crate::queue::{Queue, Stats, Tally};
+use crate::queue::hold::{self, HoldReason};
+use crate::queue::{Backend, Hold, Queue};
+use crate::queue::{Stats, Tally};
 use crate::setup::Setup;
 
 pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<()> {
@@ -54,9 +58,10 @@ pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<()> {
         return watch::run(queue.as_mut(), config, args.format);
     }
     let stats = queue.stats()?;
-    let held = held(queue.as_mut(), config, stats.retries)?;
-    let mut status = Status::new(stats, queue.describe(), config, None);
-    status.held = held;
+    let unconfigured = unconfigured(queue.as_mut(), config, stats.retries)?;
+    let held = read_held(queue.as_mut())?;
+    let mut status = Status::new(stats, queue.describe(), config, None).with_held(held);
+    status.unconfigured = unconfigured;
     match args.format {
         Format::Json => print(&format!(
             "{}\n",
@@ -64,6 +69,29 @@ pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<()> {
         )),
         Format::Table => print(&status.table()),
     }
+}
+
+/// A hold in force on a destination, with how many deliveries wait for it.
+struct Held {
+    dest: String,
+    hold: Hold,
+    waiting: u64,
+}
+
+/// The holds in force now, each with what waits for its destination.
+fn read_held(queue: &mut dyn Queue) -> Result<Vec<Held>, crate::queue::QueueError> {
+    let mut rows = Vec::new();
+    for (dest, holds) in hold::in_force(queue.holds()?, now_ms()) {
+        let waiting = queue.waiting(&dest)?;
+        for hold in holds {
+            rows.push(Held {
+                dest: dest.clone(),
+                hold,
+                waiting,
+            });
+        }
+    }
+    Ok(rows)
 }
 
 /// Everything `status` shows, read once.
@@ -76,13 +104,19 @@ struct Status<'a> {
     /// `--watch`.
     rates: Option<BTreeMap<String, f64>>,
     /// Retries for destinations not in the config, when counted.
-    held: Option<u64>,
+    unconfigured: Option<u64>,
+    /// The holds in force (a paused destination).
+    held: Vec<Held>,
 }
 
 /// How many of the `retries` scheduled are for a destination not in the
 /// config: a worker claims none of them (they wait, held, for a worker
 /// configured with it, or a reload that puts it back).
-fn held(queue: &mut dyn Queue, config: &Setup, retries: u64) -> anyhow::Result<Option<u64>> {
+fn unconfigured(
+    queue: &mut dyn Queue,
+    config: &Setup,
+    retries: u64,
+) -> anyhow::Result<Option<u64>> {
     let Ok(dests) = config.destinations() else {
         return Ok(None);
     };
@@ -108,8 +142,14 @@ impl<'a> Status<'a> {
             now_ms: now_ms(),
             config,
             rates,
-            held: None,
+            unconfigured: None,
+            held: Vec::new(),
         }
+    }
+
+    fn with_held(mut self, held: Vec<Held>) -> Status<'a> {
+        self.held = held;
+        self
     }
 }
 
@@ -168,7 +208,7 @@ impl Status<'_> {
                 "scheduled": s.retries,
                 "next_due": s.next_retry_ms.map(format_ts_ms),
                 "next_due_in_ms": s.next_retry_ms.map(|due| due - self.now_ms),
-                "held": self.held,
+                "not_configured": self.unconfigured,
             },
             "dead": {
                 "total": self.dead_total(),
@@ -180,6 +220,7 @@ impl Status<'_> {
             },
             "destinations": destinations,
             "destinations_error": destinations_error,
+            "held": self.held.iter().map(held_json).collect::<Vec<_>>(),
         })
     }
 
@@ -192,6 +233,18 @@ impl Status<'_> {
     fn per_second(&self, dest: &str) -> Option<f64> {
         self.rates.as_ref()?.get(dest).copied()
     }
+}
+
+fn held_json(held: &Held) -> Value {
+    let HoldReason::Paused { by } = &held.hold.reason;
+    json!({
+        "destination": held.dest,
+        "reason": "paused",
+        "by": by,
+        "since": format_ts_ms(held.hold.since_ms),
+        "until": held.hold.until_ms.map(format_ts_ms),
+        "waiting": held.waiting,
+    })
 }
 
 fn backend_kind(backend: &Backend) -> &'static str {

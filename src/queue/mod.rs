@@ -18,8 +18,9 @@
 //! The seam is split by who calls it: [`Producer`] (`emit`), the worker's
 //! [`Claims`], [`Settle`], [`Leases`], [`RateLimit`] and [`AlertWindows`]
 //! (together [`Consumer`]), and the operator's [`History`], [`Retries`],
-//! [`DeadLetters`], [`Lifecycle`] and [`Health`] (together [`Admin`]);
-//! [`Queue`] is all of them, for opening. Backends store and fetch; what a
+//! [`DeadLetters`], [`Lifecycle`] and [`Health`] (together [`Admin`]), and
+//! [`Holds`], which both sides use (the operator pauses a destination, every
+//! worker reads what is held); [`Queue`] is all of them, for opening. Backends store and fetch; what a
 //! stored entry or retry *is* (event, delivery or poison, and why) is
 //! decided once, in [`entry`].
 
@@ -27,6 +28,7 @@ pub mod attempt;
 pub mod dead_page;
 pub mod entry;
 pub mod forget;
+pub mod hold;
 pub mod postgres;
 pub mod redis;
 pub mod settings;
@@ -44,6 +46,7 @@ use crate::rate::Rate;
 pub use attempt::{AttemptRecord, Outcome};
 pub use dead_page::{DeadPage, dead_page};
 pub use entry::RawEntry;
+pub use hold::{Hold, HoldKind, RawHold};
 pub use settings::{Backend, Settings, open};
 
 /// Why a queue operation failed.
@@ -588,6 +591,37 @@ pub trait Health: Describe {
     fn stats(&mut self) -> Result<Stats>;
 }
 
+/// Destinations held (see [`hold`]): `pause` and `resume` write them,
+/// every worker reads them about once a second, `status` shows them.
+pub trait Holds: Describe {
+    /// Stores `hold` on `dest`, replacing its hold of the same kind.
+    fn put_hold(&mut self, dest: &str, hold: &Hold) -> Result<()>;
+
+    /// Removes `dest`'s hold of `kind`; whether there was one.
+    fn remove_hold(&mut self, dest: &str, kind: HoldKind) -> Result<bool>;
+
+    /// Every hold stored, ended ones included, as stored: one small read.
+    fn holds_raw(&mut self) -> Result<Vec<RawHold>>;
+
+    /// How many deliveries to `dest` wait in the retry set (while `dest`
+    /// is held, every one of them is held).
+    fn waiting(&mut self, dest: &str) -> Result<u64>;
+
+    /// Every hold stored, decoded; one that cannot be read is logged and
+    /// left out (the destination is not held by it).
+    fn holds(&mut self) -> Result<Vec<(String, Hold)>> {
+        Ok(self
+            .holds_raw()?
+            .iter()
+            .filter_map(|raw| {
+                Hold::decode(raw)
+                    .map_err(|why| log::warn!("{}", crate::sanitize::escape(&why)))
+                    .ok()
+            })
+            .collect())
+    }
+}
+
 /// The operator's side: `status`, `replay` and housekeeping.
 pub trait Admin: History + Retries + DeadLetters + Lifecycle + Health {}
 
@@ -597,9 +631,9 @@ impl<T: History + Retries + DeadLetters + Lifecycle + Health + ?Sized> Admin for
 /// and requeues as well as claims) and for opening a queue whose caller
 /// then keeps only the side it needs (`Box<dyn Queue>` becomes a
 /// `Box<dyn Health>`, a `Box<dyn RateLimit>`, a `Box<dyn Settling>`…).
-pub trait Queue: Producer + Consumer + Admin + Settling {}
+pub trait Queue: Producer + Consumer + Admin + Settling + Holds {}
 
-impl<T: Producer + Consumer + Admin + ?Sized> Queue for T {}
+impl<T: Producer + Consumer + Admin + Holds + ?Sized> Queue for T {}
 
 /// Decides, above the backends, what each claimed entry is.
 fn decode_all(raw: Vec<RawEntry>) -> Vec<StreamEntry> {
@@ -660,8 +694,8 @@ pub fn count_dead<'a>(letters: impl Iterator<Item = &'a DeadLetter>) -> Vec<(Str
 /// (`use events::queue::prelude::*`).
 pub mod prelude {
     pub use super::{
-        Admin, AlertWindows, Claims, Consumer, DeadLetters, Describe, Health, History, Leases,
-        Lifecycle, Producer, Queue, RateLimit, Retries, Settle, Settling,
+        Admin, AlertWindows, Claims, Consumer, DeadLetters, Describe, Health, History, Holds,
+        Leases, Lifecycle, Producer, Queue, RateLimit, Retries, Settle, Settling,
     };
 }
 

@@ -1,5 +1,6 @@
 //! When a `--burst` worker is done: nothing unread, nothing pending
-//! anywhere, and no retry due within [`BURST_SOON`].
+//! anywhere, and no retry due within [`BURST_SOON`]. Deliveries waiting for
+//! a held destination are not waited for: the worker says what it leaves.
 
 use std::time::{Duration, Instant};
 
@@ -17,11 +18,24 @@ impl Reader<'_> {
     /// retry due within [`BURST_SOON`]. Waits a little for one due sooner;
     /// says what it leaves scheduled for later.
     pub(super) fn finished(&mut self) -> Result<bool, crate::Error> {
-        let only = self.current.claims.clone();
-        let Some(backlog) = self.until_available(|q| q.backlog(&only))? else {
+        let filter = self.retry_filter();
+        let asked = filter.clone().unwrap_or_default();
+        let Some(mut backlog) = self.until_available(|q| q.backlog(&asked))? else {
             return Ok(false);
         };
-        match burst_verdict(&backlog, now_ms()) {
+        if filter.is_none() {
+            // Every destination it serves is held: no retry is for it.
+            backlog.retries = 0;
+            backlog.next_retry_ms = None;
+        }
+        let verdict = burst_verdict(&backlog, now_ms());
+        if matches!(
+            verdict,
+            BurstVerdict::Done | BurstVerdict::DoneLeaving { .. }
+        ) {
+            self.say_held();
+        }
+        match verdict {
             BurstVerdict::Busy => {
                 // Another worker holds entries, or some came in just now.
                 self.stop.wait_until(Instant::now() + BURST_LOOK);
@@ -39,6 +53,31 @@ impl Reader<'_> {
                     rounded(next_in)
                 );
                 Ok(true)
+            }
+        }
+    }
+}
+
+impl Reader<'_> {
+    /// Says how many deliveries wait for each held destination this worker
+    /// serves, as a `--burst` worker leaves them.
+    fn say_held(&mut self) {
+        let only = &self.worker.options.only;
+        let held: Vec<String> = self
+            .gate
+            .names()
+            .into_iter()
+            .filter(|name| only.is_empty() || only.contains(name))
+            .collect();
+        for name in held {
+            let why = self.gate.closed(&name).map(|c| c.why).unwrap_or_default();
+            let why = crate::sanitize::escape(&why);
+            match self.queue.waiting(&name) {
+                Ok(n) => log::info!(
+                    "leaving {n} {} for {name} ({why})",
+                    if n == 1 { "delivery" } else { "deliveries" }
+                ),
+                Err(e) => log::info!("leaving the deliveries for {name} ({why}): {e}"),
             }
         }
     }

@@ -1,8 +1,8 @@
 //! Dispatching what the reader claimed: each entry's deliveries to the
 //! lanes of the destinations it is routed to, each retry to its own; poison
 //! and undeliverable events to the settler as dead letters, and deliveries
-//! for a destination that is far behind (or served by another worker) back
-//! to the retry set.
+//! for a destination that is held, far behind (or served by another worker)
+//! back to the retry set.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -83,6 +83,23 @@ impl Reader<'_> {
         attempts: u32,
     ) {
         let served = &self.routes[route];
+        if let Some(closed) = self.gate.closed(served.route.name()) {
+            let item = Item {
+                event,
+                body: String::new(),
+            };
+            let job = Job {
+                origin,
+                item,
+                attempts,
+                queued_at: Instant::now(),
+            };
+            return self.report(Report::Held {
+                dest: route,
+                jobs: vec![job],
+                closed,
+            });
+        }
         let Some(dest) = &served.sender else {
             // Another worker delivers there: leave it in the retry set, due now.
             let reason = "left for a worker that delivers there (--only)".into();

@@ -1,14 +1,16 @@
 //! The reader's chores between reads: holding the consumer name (and
 //! taking it over from a holder of this host that died), renewing the claims
-//! in flight, raising the dead-letter alerts windows ended owing, and
-//! trimming history and dead letters to their retentions.
+//! in flight, raising the dead-letter alerts windows ended owing, trimming
+//! history and dead letters to their retentions, and reading which
+//! destinations are held ([`super::gate`]).
 
 use std::time::{Duration, Instant};
 
+use super::gate;
 use super::reader::{Reader, Timers};
 use crate::alert;
 use crate::event::now_ms;
-use crate::queue::{DeadFilter, QueueError};
+use crate::queue::{DeadFilter, HoldKind, QueueError, hold};
 use crate::sanitize::escape;
 
 /// How often history and dead letters are trimmed to their retentions.
@@ -39,7 +41,50 @@ impl Reader<'_> {
             self.raise_owed_alerts();
             timers.alerts = now + self.alerts_every();
         }
+        if now >= timers.holds {
+            if self.look_at_holds() {
+                // Released: claim its held deliveries now.
+                timers.retries = now;
+            }
+            timers.holds = now + gate::LOOK;
+        }
         Ok(())
+    }
+
+    /// Reads which destinations are held into the gate (the last reading
+    /// stands when the queue does not answer); true when one was released.
+    pub(super) fn look_at_holds(&mut self) -> bool {
+        let holds = match self.queue.holds() {
+            Ok(holds) => holds,
+            Err(e) => {
+                log::debug!("cannot read which destinations are held: {e}");
+                return false;
+            }
+        };
+        let held = hold::in_force(holds, now_ms());
+        let changes = self.gate.set(&held);
+        for (name, why) in &changes.closed {
+            log::info!(
+                "{}: {}; its deliveries wait, no attempt spent",
+                escape(name),
+                escape(why)
+            );
+        }
+        for name in &changes.opened {
+            log::info!("{} is no longer held: sending what waited", escape(name));
+        }
+        if let Some(metrics) = &self.worker.metrics {
+            for route in self.current.routes.iter() {
+                let holds = held.get(route.name());
+                let paused = holds.is_some_and(|h| h.iter().any(|h| h.kind() == HoldKind::Pause));
+                let waiting = match holds {
+                    Some(_) => self.queue.waiting(route.name()).unwrap_or(0),
+                    None => 0,
+                };
+                metrics.set_held(route.id(), paused, waiting);
+            }
+        }
+        !changes.opened.is_empty()
     }
 
     /// Takes the consumer name: it is ours alone while we run, as two

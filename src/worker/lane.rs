@@ -142,6 +142,8 @@ pub struct Lane {
     pub lag: Arc<Lag>,
     pub reports: Sender<Report>,
     pub stop: Stop,
+    /// The destinations held: a batch for one goes back unsent.
+    pub gate: Arc<super::gate::Gate>,
     /// The destination's shared rate limit, if it has one.
     pub limiter: Option<Limiter>,
     /// This destination's series, when metrics are served.
@@ -187,6 +189,16 @@ impl Lane {
         loop {
             if !self.wait_for_send(batch) {
                 return self.defer(std::mem::take(&mut batch.jobs));
+            }
+            if let Some(closed) = self.gate.closed(self.dest.name()) {
+                // Held since the reader dispatched it: parked, not sent.
+                let jobs = std::mem::take(&mut batch.jobs);
+                let _ = self.reports.send(Report::Held {
+                    dest: self.index,
+                    jobs,
+                    closed,
+                });
+                return;
             }
             let items: Vec<Item> = batch.jobs.iter().map(|j| j.item.clone()).collect();
             let started = Instant::now();
@@ -373,6 +385,7 @@ mod tests {
             lag: Arc::new(Lag::default()),
             reports,
             stop: stop.clone(),
+            gate: Arc::default(),
             limiter: Some(limiter),
             metrics: None,
         };

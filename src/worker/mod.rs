@@ -5,7 +5,8 @@
 //! - the **reader** ([`reader`]) claims stream entries and due retries,
 //!   dead-letters poison, and dispatches deliveries ([`dispatch`]), keeping
 //!   at most a window of claimed work in flight; between reads it renews
-//!   its claims, raises alerts owed and trims history ([`housekeeping`]),
+//!   its claims, raises alerts owed, trims history and reads which
+//!   destinations are held ([`housekeeping`], [`gate`]),
 //!   and a `--burst` worker decides when it is done ([`burst`]);
 //! - one or more **lanes** per destination send ([`lane`]);
 //! - the **settler** writes acknowledgements, retries and dead letters
@@ -27,6 +28,7 @@
 
 mod burst;
 mod dispatch;
+pub mod gate;
 pub mod held;
 mod housekeeping;
 pub mod lane;
@@ -95,6 +97,13 @@ pub enum Report {
     /// A lane's request was answered "too many requests" (and, when the
     /// wait was short, is being sent again): counted in the queue.
     RateLimited { dest: RouteId },
+    /// Jobs not sent because their destination is held: parked in the
+    /// retry set, due at the hold's start, no attempt spent.
+    Held {
+        dest: RouteId,
+        jobs: Vec<Job>,
+        closed: gate::Closed,
+    },
 }
 
 /// How a worker runs.
@@ -198,9 +207,10 @@ impl Worker {
         let inflight = Arc::new(AtomicUsize::new(0));
         let held = Arc::new(held::Held::default());
         let wake = Arc::new(Wake::new(&self.options.only));
+        let gate = Arc::new(gate::Gate::default());
         let (report_tx, report_rx) = crossbeam_channel::unbounded();
         let (served, mut lanes) =
-            self.start_lanes(&self.routes, &self.catalog, &report_tx, &stop)?;
+            self.start_lanes(&self.routes, &self.catalog, &report_tx, &stop, &gate)?;
         let routes = reload::Shared::new(Arc::clone(&self.routes));
         let settler = Settler {
             queue: settler_queue,
@@ -226,6 +236,7 @@ impl Worker {
             routes: served,
             inflight,
             held,
+            gate,
             stop: stop.clone(),
             wake,
             unavailable_since: None,
@@ -276,6 +287,7 @@ impl Worker {
         catalog: &Catalog,
         reports: &Sender<Report>,
         stop: &Stop,
+        gate: &Arc<gate::Gate>,
     ) -> Result<(PerRoute<Served>, Vec<JoinHandle<()>>), crate::Error> {
         let mut handles = Vec::new();
         let mut failed = None;
@@ -322,6 +334,7 @@ impl Worker {
                     lag: Arc::clone(&served.lag),
                     reports: reports.clone(),
                     stop: stop.clone(),
+                    gate: Arc::clone(gate),
                     limiter: limiter.take(),
                     metrics: self.metrics.as_ref().map(|m| m.route(route.id())),
                 };

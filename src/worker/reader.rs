@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 
 use super::wake::Wake;
-use super::{Report, Served, Stop, Worker, held, reload};
+use super::{Report, Served, Stop, Worker, gate, held, reload};
 use crate::catalog::Catalog;
 use crate::event::now_ms;
 use crate::queue::{Queue, QueueError, UnavailableReason};
@@ -38,6 +38,8 @@ pub(super) struct Reader<'a> {
     pub(super) inflight: Arc<AtomicUsize>,
     /// What this worker holds, to renew and never dispatch twice.
     pub(super) held: Arc<held::Held>,
+    /// The destinations held, as last read from the queue.
+    pub(super) gate: Arc<gate::Gate>,
     pub(super) stop: Stop,
     /// What the settler tells the reader (freed slots, retries scheduled).
     pub(super) wake: Arc<Wake>,
@@ -71,6 +73,8 @@ impl Reader<'_> {
         if !self.take_name(&consumer, &holder)? {
             return Ok(());
         }
+        // Nothing is sent to a held destination, from the first delivery.
+        self.look_at_holds();
         // A restarted worker first finishes what it had claimed.
         while !self.stopping() {
             if let Some(entries) = self.until_available(|q| q.recover(&consumer))? {
@@ -90,6 +94,7 @@ impl Reader<'_> {
             trim: now,
             retries: now,
             alerts: now + self.alerts_every(),
+            holds: now + gate::LOOK,
         };
         let burst = self.worker.options.burst;
         while !self.stopping() {
@@ -103,8 +108,12 @@ impl Reader<'_> {
             let room = self.room();
             if room > 0 && Instant::now() >= timers.retries && !self.current.claims.is_empty() {
                 let asked = room.min(CLAIM_BATCH);
-                let only = self.current.claims.clone();
-                let claimed = self.until_available(|q| q.claim_retries(now_ms(), asked, &only))?;
+                let claimed = match self.retry_filter() {
+                    Some(only) => {
+                        self.until_available(|q| q.claim_retries(now_ms(), asked, &only))?
+                    }
+                    None => Some(Vec::new()),
+                };
                 let Some(claims) = claimed else { continue };
                 got_retries = claims.len();
                 self.dispatch_retries(claims);
@@ -138,6 +147,12 @@ impl Reader<'_> {
 
     pub(super) fn stopping(&self) -> bool {
         self.stop.requested()
+    }
+
+    /// The destinations to claim retries for (all when empty): this
+    /// worker's, less those held; `None` when every one it serves is held.
+    pub(super) fn retry_filter(&self) -> Option<Vec<String>> {
+        gate::claimable(&self.current.claims, &self.gate.names())
     }
 
     pub(super) fn room(&self) -> usize {
@@ -206,13 +221,15 @@ pub(super) struct Timers {
     pub(super) retries: Instant,
     /// Look for dead-letter alerts owed by windows that ended.
     pub(super) alerts: Instant,
+    /// Read which destinations are held.
+    pub(super) holds: Instant,
 }
 
 impl Timers {
     /// The next chore; due retries count only with `room` to claim them
     /// (otherwise a full window would spin on a retry look it cannot make).
     fn next(&self, room: bool) -> Instant {
-        let next = self.renewal.min(self.trim).min(self.alerts);
+        let next = self.renewal.min(self.trim).min(self.alerts).min(self.holds);
         if room { next.min(self.retries) } else { next }
     }
 }
@@ -281,8 +298,9 @@ mod tests {
             trim: now + Duration::from_secs(600),
             retries: now + Duration::from_millis(300),
             alerts: now + Duration::from_secs(30),
+            holds: now + Duration::from_secs(1),
         };
         assert_eq!(timers.next(true), now + Duration::from_millis(300));
-        assert_eq!(timers.next(false), now + Duration::from_secs(20));
+        assert_eq!(timers.next(false), now + Duration::from_secs(1));
     }
 }

@@ -201,9 +201,13 @@ impl Reader<'_> {
             delivery.max_attempts,
             delivery.retry_base,
         ));
-        let (served, lanes) =
-            self.worker
-                .start_lanes(&routes, &new.catalog, &self.reports, &self.stop)?;
+        let (served, lanes) = self.worker.start_lanes(
+            &routes,
+            &new.catalog,
+            &self.reports,
+            &self.stop,
+            &self.gate,
+        )?;
         if let Some(metrics) = &self.worker.metrics {
             metrics.set_routes(&routes);
         }

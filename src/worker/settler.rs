@@ -239,6 +239,10 @@ pub fn fold(
             tally(pending, routes, dest).rate_limited += 1;
             0
         }
+        Report::Held { dest, jobs, closed } => jobs
+            .into_iter()
+            .map(|job| fold_held(routes, dest, job, &closed, entries, pending))
+            .sum(),
         Report::Sent {
             dest,
             jobs,
@@ -296,6 +300,39 @@ fn fold_poison(
     pending.attempts.extend(unsent_record(&letter));
     pending.dead.push(letter);
     1
+}
+
+/// Parks a job for a held destination: back in the retry set, due at the
+/// hold's start (so held deliveries come back in event order), with no
+/// attempt spent and none recorded. Returns how many claims it finished.
+fn fold_held(
+    routes: &Routes,
+    dest: RouteId,
+    job: Job,
+    closed: &super::gate::Closed,
+    entries: &mut HashMap<String, EntryState>,
+    pending: &mut Settlement,
+) -> usize {
+    let name = routes.get(dest).name();
+    let event = &job.item.event;
+    log::debug!(
+        "{} {} to {name} waits: {}",
+        escape(&event.kind),
+        escape(&event.id),
+        escape(&closed.why)
+    );
+    let delivery = Delivery {
+        event: (**event).clone(),
+        dest: name.to_owned(),
+        attempts: job.attempts,
+        last_error: Some(closed.why.clone()),
+    };
+    let outcomes = Outcomes {
+        retry: Some((delivery, closed.due_ms)),
+        letter: None,
+        record: None,
+    };
+    settle_job(job.origin, outcomes, entries, pending)
 }
 
 /// One job of a send, with what came of it.

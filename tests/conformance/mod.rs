@@ -5,7 +5,7 @@
 //! drifting apart.
 //!
 //! The checks live in one file per concern (`stream`, `retries`,
-//! `dead_letters`, `lifecycle`, `limiter`); each backend has its own file
+//! `dead_letters`, `lifecycle`, `limiter`, `holds`); each backend has its own file
 //! with its [`Backend`] and the tests only it can run. A backend joins by
 //! implementing [`Backend`] in its file and invoking
 //! `conformance_tests!(BackendValue)` there once, which generates one
@@ -124,11 +124,16 @@ macro_rules! conformance_tests {
             limiter: [
                 a_rate_limit_is_shared_by_every_connection,
             ],
+            holds: [
+                holds_are_kept_per_destination_replaced_and_removed,
+                deliveries_parked_together_come_back_in_event_order,
+            ],
         );
     };
 }
 
 mod dead_letters;
+mod holds;
 mod lifecycle;
 mod limiter;
 mod retries;

@@ -4,6 +4,7 @@
 use super::Status;
 use crate::cmd::table;
 use crate::dest::DestConfig;
+use crate::event::format_ts_ms;
 use crate::sanitize::escape;
 
 /// A retry overdue by less than this is simply "due now".
@@ -17,11 +18,19 @@ impl Status<'_> {
         self.stream_section(&mut out);
         self.consumers_section(&mut out);
         let s = &self.stats;
-        let mut retries = retries_heading(s.retries, s.next_retry_ms, self.now_ms);
-        if let Some(held) = self.held.filter(|&n| n > 0) {
-            retries.push_str(&format!(" ({held} held: destination not in config)"));
+        let held: u64 = self.held_deliveries();
+        let mut retries = match held {
+            // Held deliveries are due since their hold began: not overdue.
+            0 => retries_heading(s.retries, s.next_retry_ms, self.now_ms),
+            held => format!("Retries: {} scheduled, {held} of them held", s.retries),
+        };
+        if let Some(unconfigured) = self.unconfigured.filter(|&n| n > 0) {
+            retries.push_str(&format!(
+                " ({unconfigured} held: destination not in config)"
+            ));
         }
         table::section(&mut out, retries, &[], Vec::new());
+        self.held_section(&mut out);
         self.dead_section(&mut out);
         self.destinations_section(&mut out);
         out
@@ -58,6 +67,48 @@ impl Status<'_> {
             vec![name, c.pending.to_string(), human(c.idle_ms)]
         });
         table::section(out, consumers, &["NAME", "PENDING", "IDLE"], rows.collect());
+    }
+
+    /// Deliveries waiting for held destinations, each destination once.
+    fn held_deliveries(&self) -> u64 {
+        let mut seen = std::collections::BTreeSet::new();
+        self.held
+            .iter()
+            .filter(|h| seen.insert(&h.dest))
+            .map(|h| h.waiting)
+            .sum()
+    }
+
+    /// The destinations held, when any is: since and until when, by whom,
+    /// and how many deliveries wait.
+    fn held_section(&self, out: &mut String) {
+        if self.held.is_empty() {
+            return;
+        }
+        let rows = self.held.iter().map(|held| {
+            let hold = &held.hold;
+            let until = hold.until_ms.map_or("resumed".to_owned(), |until| {
+                format!(
+                    "{} (in {})",
+                    format_ts_ms(until),
+                    human((until - self.now_ms).max(0) as u64)
+                )
+            });
+            vec![
+                escape(&held.dest).into_owned(),
+                escape(&hold.why()).into_owned(),
+                format!(
+                    "{} ({} ago)",
+                    format_ts_ms(hold.since_ms),
+                    human((self.now_ms - hold.since_ms).max(0) as u64)
+                ),
+                until,
+                held.waiting.to_string(),
+            ]
+        });
+        let heading = format!("Held: {}", self.held.len());
+        let header = ["DESTINATION", "WHY", "SINCE", "UNTIL", "WAITING"];
+        table::section(out, heading, &header, rows.collect());
     }
 
     /// The dead letters, counted by destination and error.

@@ -15,11 +15,11 @@ use anyhow::Context as _;
 use libc::{SIGINT, SIGTERM};
 use serde_json::json;
 
-use super::Status;
+use super::{Status, read_held};
 use crate::cli::Format;
 use crate::cmd::print;
 use crate::event::{format_ts_ms, now_ms};
-use crate::queue::{Health, Tally};
+use crate::queue::{Queue, Tally};
 use crate::sanitize::escape;
 use crate::setup::Setup;
 use crate::worker::Stop;
@@ -35,7 +35,7 @@ const ERASE_LINE: &str = "\x1b[K";
 const ERASE_BELOW: &str = "\x1b[J";
 
 /// Refreshes until SIGINT or SIGTERM, then exits 0.
-pub fn run(queue: &mut dyn Health, config: &Setup, format: Format) -> anyhow::Result<()> {
+pub fn run(queue: &mut dyn Queue, config: &Setup, format: Format) -> anyhow::Result<()> {
     let stop = Stop::default();
     stop.on_signals(&[SIGINT, SIGTERM])
         .context("cannot listen for signals")?;
@@ -43,13 +43,14 @@ pub fn run(queue: &mut dyn Health, config: &Setup, format: Format) -> anyhow::Re
     let mut previous: Option<(Instant, BTreeMap<String, Tally>)> = None;
     while !stop.requested() {
         let started = Instant::now();
-        let frame = match queue.stats() {
-            Ok(stats) => {
+        let read = read_held(queue).and_then(|held| Ok((queue.stats()?, held)));
+        let frame = match read {
+            Ok((stats, held)) => {
                 let rates = previous
                     .as_ref()
                     .map(|(at, before)| per_second(before, &stats.tallies, started - *at));
                 previous = Some((started, stats.tallies.clone()));
-                let status = Status::new(stats, queue.describe(), config, rates);
+                let status = Status::new(stats, queue.describe(), config, rates).with_held(held);
                 match format {
                     Format::Json => format!("{}\n", status.json()),
                     Format::Table => status.table(),

@@ -20,6 +20,7 @@ use crate::secret::redact_url;
 mod admin;
 mod dead;
 mod forget;
+mod holds;
 mod lifecycle;
 mod limiter;
 mod retries;

@@ -114,6 +114,16 @@ pub(super) const MIGRATIONS: &[&str] = &[
         event_id TEXT PRIMARY KEY,
         at_ms BIGINT NOT NULL
     );",
+    // Destinations held (`events pause`), one row per hold; and due retries
+    // read in (due, token) order from an index, so the deliveries a hold
+    // parked together are released in event order.
+    "CREATE TABLE IF NOT EXISTS holds (
+        dest TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        hold TEXT NOT NULL,
+        PRIMARY KEY (dest, kind)
+    );
+    CREATE INDEX IF NOT EXISTS retry_dest_due_token ON retry (dest, due_ms, token);",
 ];
 
 /// What [`migrate`] found and left: the version before (0 when the schema

@@ -18,7 +18,9 @@
 //! - `{events}:consumer:<name>`: the worker holding a consumer name, with
 //!   the lease's expiry;
 //! - `{events}:rate:<dest>`: when a rate-limited destination's next send is
-//!   free (ms, on the server's clock), shared by every worker.
+//!   free (ms, on the server's clock), shared by every worker;
+//! - `{events}:holds`: the destinations held (paused), one field each
+//!   (see `holds.rs`).
 //!
 //! Every key shares the `{events}` hash tag, so the MULTI/EXEC blocks and
 //! scripts below also run on a Redis Cluster, where `cluster.rs` sends all
@@ -37,6 +39,7 @@ mod cluster;
 mod dead;
 mod errors;
 mod forget;
+mod holds;
 mod lifecycle;
 mod limiter;
 mod reply;

@@ -21,6 +21,7 @@ use super::{Describe, QueueError, QueueOptions, Result, UnavailableReason};
 mod admin;
 mod dead;
 mod forget;
+mod holds;
 mod lifecycle;
 mod limiter;
 mod retries;
@@ -375,14 +376,15 @@ mod tests {
         assert!(!claim.contains("TEMP B-TREE"), "{claim}");
         let lag = plan("SELECT count(*) FROM stream WHERE state < 2 AND state = 0");
         assert!(lag.contains("stream_unsettled"), "{lag}");
-        let retries = plan("SELECT token FROM retry WHERE due_ms <= 5 ORDER BY due_ms LIMIT 10");
+        let retries =
+            plan("SELECT token FROM retry WHERE due_ms <= 5 ORDER BY due_ms, token LIMIT 10");
         assert!(retries.contains("retry_due"), "{retries}");
         assert!(!retries.contains("TEMP B-TREE"), "{retries}");
         // With --only: one range of the (dest, due_ms) index per destination,
         // never a walk over the deliveries parked for the others.
         let only = plan(
             "SELECT due_ms, token, dest, delivery FROM retry
-             WHERE dest = 'slack' AND due_ms <= 5 ORDER BY due_ms LIMIT 10",
+             WHERE dest = 'slack' AND due_ms <= 5 ORDER BY due_ms, token LIMIT 10",
         );
         assert!(
             only.contains("retry_dest_due (dest=? AND due_ms<?)"),

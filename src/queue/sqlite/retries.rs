@@ -15,7 +15,8 @@ use crate::queue::{Delivery, Result, Retries, Tally};
 /// A due retry as stored: token, destination, delivery JSON.
 pub(super) type DueRow = (String, String, String);
 
-/// Up to `count` retries due at `now_ms`, earliest first; only those to
+/// Up to `count` retries due at `now_ms`, earliest first (then by token,
+/// so deliveries parked together come back in event order); only those to
 /// the destinations in `only` when it is not empty.
 pub(super) fn due(
     tx: &Transaction,
@@ -27,7 +28,7 @@ pub(super) fn due(
         let rows = tx
             .prepare_cached(
                 "SELECT due_ms, token, dest, delivery FROM retry WHERE due_ms <= ?1
-                 ORDER BY due_ms LIMIT ?2",
+                 ORDER BY due_ms, token LIMIT ?2",
             )?
             .query_map(params![now_ms, count], row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -39,7 +40,7 @@ pub(super) fn due(
         rows.extend(
             tx.prepare_cached(
                 "SELECT due_ms, token, dest, delivery FROM retry
-                 WHERE dest = ?1 AND due_ms <= ?2 ORDER BY due_ms LIMIT ?3",
+                 WHERE dest = ?1 AND due_ms <= ?2 ORDER BY due_ms, token LIMIT ?3",
             )?
             .query_map(params![dest, now_ms, count], row)?
             .collect::<rusqlite::Result<Vec<_>>>()?,

@@ -155,6 +155,19 @@ pub(super) const MIGRATIONS: &[&str] = &[
         event_id TEXT PRIMARY KEY,
         at_ms INTEGER NOT NULL
     ) WITHOUT ROWID;",
+    // 10: destinations held (`events pause`), one row per hold; and due
+    // retries read in (due, token) order from the indexes alone, so the
+    // deliveries a hold parked together are released in event order.
+    "CREATE TABLE holds (
+        dest TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        hold TEXT NOT NULL,
+        PRIMARY KEY (dest, kind)
+    ) WITHOUT ROWID;
+    DROP INDEX retry_due;
+    CREATE INDEX retry_due ON retry (due_ms, token);
+    DROP INDEX retry_dest_due;
+    CREATE INDEX retry_dest_due ON retry (dest, due_ms, token);",
 ];
 
 /// Brings the schema up to date. When it already is, this is a single read of

@@ -1,0 +1,55 @@
+//! Where the Postgres backend keeps destinations' holds: the table `holds`,
+//! one row per destination and kind. Every worker reads all of it about
+//! once a second.
+
+use super::PostgresQueue;
+use crate::queue::{Hold, HoldKind, Holds, RawHold, Result};
+
+impl Holds for PostgresQueue {
+    fn put_hold(&mut self, dest: &str, hold: &Hold) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO holds (dest, kind, hold) VALUES ($1, $2, $3)
+                 ON CONFLICT (dest, kind) DO UPDATE SET hold = excluded.hold",
+                &[&dest, &hold.kind().as_str(), &hold.encode()],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn remove_hold(&mut self, dest: &str, kind: HoldKind) -> Result<bool> {
+        self.write(|tx| {
+            let removed = tx.execute(
+                "DELETE FROM holds WHERE dest = $1 AND kind = $2",
+                &[&dest, &kind.as_str()],
+            )?;
+            Ok(removed > 0)
+        })
+    }
+
+    fn holds_raw(&mut self) -> Result<Vec<RawHold>> {
+        self.read(|tx| {
+            Ok(tx
+                .query(
+                    "SELECT dest, kind, hold FROM holds ORDER BY dest, kind",
+                    &[],
+                )?
+                .into_iter()
+                .map(|row| RawHold {
+                    dest: row.get(0),
+                    kind: row.get(1),
+                    json: row.get(2),
+                })
+                .collect())
+        })
+    }
+
+    fn waiting(&mut self, dest: &str) -> Result<u64> {
+        self.read(|tx| {
+            let n: i64 = tx
+                .query_one("SELECT count(*) FROM retry WHERE dest = $1", &[&dest])?
+                .get(0);
+            Ok(n.max(0) as u64)
+        })
+    }
+}
