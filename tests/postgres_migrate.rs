@@ -57,7 +57,7 @@ fn migrate_printed_sql_makes_a_schema_status_uses() {
     let out = events().args(["migrate"]).run().success();
     assert!(
         out.stdout.contains(&format!(
-            "schema {schema} is at version 1 (already up to date)"
+            "schema {schema} is at version 2 (already up to date)"
         )),
         "{}",
         out.stdout
@@ -83,12 +83,12 @@ fn migrate_twice_creates_then_finds_it_done() {
     let first = events().args(["migrate"]).run().success();
     assert_eq!(
         first.stdout.trim(),
-        format!("schema {schema} is at version 1 (created)")
+        format!("schema {schema} is at version 2 (created)")
     );
     let second = events().args(["migrate"]).run().success();
     assert_eq!(
         second.stdout.trim(),
-        format!("schema {schema} is at version 1 (already up to date)")
+        format!("schema {schema} is at version 2 (already up to date)")
     );
     let v = events()
         .args(["status", "--format", "json"])

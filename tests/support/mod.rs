@@ -34,7 +34,7 @@ pub use self::{
     },
     hostile::Misbehaviour,
     http::{Gate, Reply, Request, Sink},
-    postgres::PostgresServer,
+    postgres::{OwnPostgres, PostgresServer},
     redis::RedisServer,
     smtp::{Mail, SmtpServer, Step},
 };

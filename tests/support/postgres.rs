@@ -177,39 +177,9 @@ fn free_port() -> u16 {
 }
 
 fn start() -> PostgresServer {
-    let bin = bindir();
-    let template = template(&bin);
-    let dir = tempfile::Builder::new()
-        .prefix("events-pg-")
-        .tempdir()
-        .unwrap()
-        .keep();
-    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    chown(&dir);
-    let data = dir.join("data");
-    let copied = Command::new("cp")
-        .arg("-a")
-        .arg(&template)
-        .arg(&data)
-        .status()
-        .unwrap();
-    assert!(copied.success(), "cannot copy {}", template.display());
+    let (dir, data) = new_data_dir();
     let port = free_port();
-    let log = std::fs::File::create(dir.join("postgres.log")).unwrap();
-    chown(&dir.join("postgres.log"));
-    let child = as_server_user(&mut Command::new(bin.join("postgres")))
-        .arg("-D")
-        .arg(&data)
-        .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
-        .arg("-c")
-        .arg(format!("unix_socket_directories={}", dir.display()))
-        .args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
-        .args(["-c", "full_page_writes=off", "-c", "max_connections=50"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start postgres: {e}; {MISSING}"));
+    let child = spawn(&dir, &data, port, &[]);
     *RUNNING.lock().unwrap() = Some(Running {
         child,
         dir: dir.clone(),
@@ -230,6 +200,143 @@ fn start() -> PostgresServer {
         thread::sleep(Duration::from_millis(20));
     }
     server
+}
+
+/// A new directory holding a copy of the template cluster in `data/`.
+fn new_data_dir() -> (PathBuf, PathBuf) {
+    let template = template(&bindir());
+    let dir = tempfile::Builder::new()
+        .prefix("events-pg-")
+        .tempdir()
+        .unwrap()
+        .keep();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    chown(&dir);
+    let data = dir.join("data");
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(&template)
+        .arg(&data)
+        .status()
+        .unwrap();
+    assert!(copied.success(), "cannot copy {}", template.display());
+    (dir, data)
+}
+
+/// Starts the server on `data`, logging into `dir/postgres.log`, with
+/// `settings` (`name=value`) on top of the test ones.
+fn spawn(dir: &Path, data: &Path, port: u16, settings: &[String]) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("postgres.log"))
+        .unwrap();
+    chown(&dir.join("postgres.log"));
+    let mut command = Command::new(bindir().join("postgres"));
+    as_server_user(&mut command)
+        .arg("-D")
+        .arg(data)
+        .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
+        .arg("-c")
+        .arg(format!("unix_socket_directories={}", dir.display()))
+        .args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
+        .args(["-c", "full_page_writes=off", "-c", "max_connections=50"]);
+    for setting in settings {
+        command.arg("-c").arg(setting);
+    }
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start postgres: {e}; {MISSING}"))
+}
+
+/// A server of one test's own, for what the shared one must not do: be
+/// restarted, or speak only TLS. Stopped and removed when dropped.
+pub struct OwnPostgres {
+    port: u16,
+    dir: PathBuf,
+    settings: Vec<String>,
+    child: Option<Child>,
+}
+
+impl OwnPostgres {
+    /// A new server; `setup` may write into its data directory first
+    /// (certificates, `pg_hba.conf`), and `settings` are `name=value`.
+    pub fn start(setup: impl FnOnce(&Path), settings: &[&str]) -> OwnPostgres {
+        let (dir, data) = new_data_dir();
+        setup(&data);
+        if server_user().is_some() {
+            let owned = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&data)
+                .status()
+                .unwrap();
+            assert!(owned.success(), "cannot chown {}", data.display());
+        }
+        let mut server = OwnPostgres {
+            port: free_port(),
+            dir,
+            settings: settings.iter().map(|s| s.to_string()).collect(),
+            child: None,
+        };
+        server.start_again();
+        server
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `postgres://postgres@127.0.0.1:PORT/postgres`
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// What the server has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("postgres.log")).unwrap_or_default()
+    }
+
+    /// Starts the stopped server again, on the same port and data, and
+    /// waits until it accepts connections (TLS or not).
+    pub fn start_again(&mut self) {
+        let data = self.dir.join("data");
+        let _ = std::fs::remove_file(data.join("postmaster.pid"));
+        let mut child = spawn(&self.dir, &data, self.port, &self.settings);
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            let pid = std::fs::read_to_string(data.join("postmaster.pid")).unwrap_or_default();
+            if pid.lines().any(|line| line.trim() == "ready") {
+                break;
+            }
+            if child.try_wait().ok().flatten().is_some() || Instant::now() > deadline {
+                let log = std::fs::read_to_string(self.dir.join("postgres.log"));
+                panic!(
+                    "the test postgres did not start:\n{}",
+                    log.unwrap_or_default()
+                );
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        self.child = Some(child);
+    }
+
+    /// Stops the server at once (SIGQUIT), cutting every connection.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            unsafe { libc::kill(child.id() as i32, libc::SIGQUIT) };
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// Stops the server at once (SIGQUIT: immediate shutdown, its backends

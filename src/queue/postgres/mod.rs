@@ -5,7 +5,6 @@
 //! workers claim side by side with `FOR UPDATE SKIP LOCKED`, and the schema
 //! is created by whichever process comes first, under an advisory lock.
 
-use std::thread;
 use std::time::Duration;
 
 use postgres::error::SqlState;
@@ -22,6 +21,7 @@ mod dead;
 mod forget;
 mod lifecycle;
 mod limiter;
+mod listen;
 mod retries;
 mod schema;
 mod stream;
@@ -32,10 +32,6 @@ pub use schema::{Migrated, script as schema_script};
 
 /// How long connecting may take unless the options say otherwise.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// How often a blocked `claim` or `follow` looks again: the worker polls,
-/// one indexed `EXISTS` a look, so a new event waits 10 ms on average.
-const POLL_STEP: Duration = Duration::from_millis(20);
 
 /// `history` reads in pages, each its own short transaction.
 const HISTORY_BATCH: i64 = 1000;
@@ -70,6 +66,9 @@ pub struct PostgresQueue {
     lease_ms: i64,
     /// What opening did to the schema.
     migrated: Migrated,
+    /// The connection a blocked read waits on for commits, made on first
+    /// use.
+    listener: listen::Listener,
 }
 
 impl PostgresQueue {
@@ -95,6 +94,7 @@ impl PostgresQueue {
             shown,
             lease_ms: duration_ms(options.claim_lease),
             migrated: Migrated { from: 0, to: 0 },
+            listener: listen::Listener::default(),
         };
         let shown = queue.shown.clone();
         let schema = queue.schema.clone();
@@ -151,11 +151,6 @@ impl PostgresQueue {
             Ok(value)
         };
         run().map_err(|e| classify(&shown, e))
-    }
-
-    /// Waits one poll step.
-    fn pause(left: Duration) {
-        thread::sleep(left.min(POLL_STEP));
     }
 }
 

@@ -114,6 +114,18 @@ pub(super) const MIGRATIONS: &[&str] = &[
         event_id TEXT PRIMARY KEY,
         at_ms BIGINT NOT NULL
     );",
+    // 2: wake the workers at commit. One notification per statement (a
+    // 10,000-row insert sends one), on the channel `<schema>_stream`;
+    // Postgres delivers it when the transaction commits, so a rolled-back
+    // insert wakes nobody. Retries need none: the worker knows their times.
+    "CREATE OR REPLACE FUNCTION stream_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM pg_notify(left(TG_TABLE_SCHEMA || '_stream', 63), '');
+        RETURN NULL;
+    END $$;
+    DROP TRIGGER IF EXISTS stream_notify ON stream;
+    CREATE TRIGGER stream_notify AFTER INSERT ON stream
+        FOR EACH STATEMENT EXECUTE FUNCTION stream_notify();",
 ];
 
 /// What [`migrate`] found and left: the version before (0 when the schema

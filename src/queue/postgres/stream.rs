@@ -149,17 +149,27 @@ impl Claims for PostgresQueue {
         }
         let deadline = Instant::now() + block;
         loop {
+            if !block.is_zero() {
+                self.listen();
+            }
             let entries = self.take(consumer, count, false)?;
             if !entries.is_empty() {
                 return Ok(entries);
             }
-            // Polls only read: an idle worker writes nothing.
+            // Woken by a commit, or looking after the fallback wait (a lost
+            // notification, another worker's lease ending); looks only read.
             loop {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     return Ok(Vec::new());
                 }
-                PostgresQueue::pause(left);
+                if self.wait_for_insert(left) {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    // The caller claims again at once: no look needed.
+                    return Ok(Vec::new());
+                }
                 if self.claimable()? {
                     break;
                 }
@@ -344,6 +354,9 @@ impl History for PostgresQueue {
         let after = parse_key(&self.shown, "stream position", after)?;
         let deadline = Instant::now() + block;
         loop {
+            if !block.is_zero() {
+                self.listen();
+            }
             let entries = self.read(|tx| {
                 tx.query(
                     &format!(
@@ -363,7 +376,7 @@ impl History for PostgresQueue {
             if left.is_zero() {
                 return Ok(Vec::new());
             }
-            PostgresQueue::pause(left);
+            self.wait_for_insert(left);
         }
     }
 
