@@ -21,6 +21,7 @@ mod metrics;
 mod mixpanel;
 mod pagerduty;
 mod postgres_migrate;
+mod postgres_tls;
 mod postgres_wake;
 mod posthog;
 mod purge;

@@ -58,7 +58,7 @@ impl PostgresQueue {
             return;
         }
         let sql = format!("LISTEN {}", channel(&self.schema));
-        let made = connect(&self.config, &self.schema, &self.shown).and_then(|mut c| {
+        let made = connect(&self.config, &self.tls, &self.schema, &self.shown).and_then(|mut c| {
             c.batch_execute(&sql)
                 .map(|()| c)
                 .map_err(|e| super::classify(&self.shown, e))
