@@ -13,6 +13,8 @@
 //! cargo run --release --example pace -- --post http://127.0.0.1:8099/hook --rate 1000 --seconds 20
 //! # the embedded store: append to the SQLite file a worker reads
 //! cargo run --release --example pace -- --sqlite /tmp/events.db --rate 1000 --seconds 20
+//! # Postgres: one plain INSERT per transaction, as an application commits
+//! cargo run --release --example pace -- --postgres postgres://127.0.0.1/app --schema events --rate 500 --seconds 20
 //! ```
 //!
 //! The first `--warmup` seconds (default 1) send events without a stamp:
@@ -30,6 +32,11 @@ enum Target {
     Post { agent: ureq::Agent, url: String },
     /// Append to the SQLite store, as `events emit` does.
     Sqlite(Box<dyn events::queue::Queue>),
+    /// `INSERT` one row into the schema's stream, committed on its own.
+    Postgres {
+        client: Box<postgres::Client>,
+        insert: String,
+    },
 }
 
 struct Args {
@@ -92,6 +99,11 @@ fn send(target: &mut Target, i: u64, stamp: Option<u64>) {
                 .append(&[events::Event::new("user.signup", payload)])
                 .unwrap_or_else(|e| fail(&format!("append failed: {e}")));
         }
+        Target::Postgres { client, insert } => {
+            client
+                .execute(insert.as_str(), &[&payload.to_string()])
+                .unwrap_or_else(|e| fail(&format!("INSERT failed: {e}")));
+        }
         Target::Post { agent, url } => {
             let body = serde_json::json!({
                 "id": format!("01M8E5ZRP75JG2727K{i:08}"),
@@ -117,7 +129,7 @@ fn now_us() -> u64 {
 
 fn parse_args() -> Args {
     let (mut redis_url, mut post, mut stream) = (None, None, "{events}:stream".to_owned());
-    let mut sqlite = None;
+    let (mut sqlite, mut pg, mut schema) = (None, None, "events".to_owned());
     let (mut rate, mut seconds, mut warmup) = (1000.0, 10.0, 1.0);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -135,6 +147,8 @@ fn parse_args() -> Args {
             "--redis" => redis_url = Some(value),
             "--post" => post = Some(value),
             "--sqlite" => sqlite = Some(std::path::PathBuf::from(value)),
+            "--postgres" => pg = Some(value),
+            "--schema" => schema = value,
             "--stream" => stream = value,
             "--rate" => rate = number(),
             "--seconds" => seconds = number(),
@@ -144,6 +158,21 @@ fn parse_args() -> Args {
     }
     if rate <= 0.0 {
         fail("--rate must be above 0");
+    }
+    if let Some(url) = pg {
+        let client = postgres::Client::connect(&url, postgres::NoTls)
+            .unwrap_or_else(|e| fail(&format!("cannot connect to --postgres: {e}")));
+        let insert =
+            format!("INSERT INTO {schema}.stream (type, payload) VALUES ('user.signup', $1)");
+        return Args {
+            target: Target::Postgres {
+                client: Box::new(client),
+                insert,
+            },
+            rate,
+            seconds,
+            warmup,
+        };
     }
     let target = match (redis_url, post, sqlite) {
         (Some(url), None, None) => {
@@ -163,7 +192,7 @@ fn parse_args() -> Args {
                 .unwrap_or_else(|e| fail(&format!("--sqlite {}: {e}", path.display()))),
         )),
         _ => fail(
-            "usage: pace (--redis URL [--stream KEY] | --post URL | --sqlite PATH) [--rate N] [--seconds S] [--warmup S]",
+            "usage: pace (--redis URL [--stream KEY] | --post URL | --sqlite PATH | --postgres URL [--schema NAME]) [--rate N] [--seconds S] [--warmup S]",
         ),
     };
     Args {

@@ -24,6 +24,8 @@ mod pagerduty;
 mod pause;
 mod postgres_failures;
 mod postgres_migrate;
+mod postgres_tls;
+mod postgres_wake;
 mod posthog;
 mod purge;
 mod rate_limit;

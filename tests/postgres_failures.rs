@@ -15,8 +15,7 @@ use events::queue::postgres::PostgresQueue;
 use events::queue::{Producer, QueueOptions};
 
 use crate::support::{
-    Backend, Events, LONG, PrivatePostgres, Reply, Running, Sink, WEBHOOK_SECRET, signups,
-    webhook_ids,
+    Backend, Events, LONG, OwnPostgres, Reply, Running, Sink, WEBHOOK_SECRET, signups, webhook_ids,
 };
 
 /// Events emitted by the load tests.
@@ -217,7 +216,9 @@ fn wait_emitted(ok: &Mutex<Vec<String>>, n: usize) {
 
 #[test]
 fn an_immediate_stop_of_the_server_loses_no_committed_event() {
-    let mut server = PrivatePostgres::start();
+    // Every commit waits for its WAL write, so a commit that returned
+    // survives the immediate stop (the shared server runs without).
+    let mut server = OwnPostgres::start(|_| {}, &["synchronous_commit=on"]);
     let sink = Sink::start();
     let events = || webhook(Events::new(), &sink).env("EVENTS_POSTGRES_URL", server.url());
     events().arg("migrate").run().success();
@@ -231,7 +232,7 @@ fn an_immediate_stop_of_the_server_loses_no_committed_event() {
     };
     wait_emitted(&ok, 100);
     wait_accepted(&sink, 50);
-    server.stop_immediate();
+    server.stop();
     assert!(
         worker.wait_for_stderr("waiting for it and retrying", LONG),
         "{}",
@@ -239,7 +240,7 @@ fn an_immediate_stop_of_the_server_loses_no_committed_event() {
     );
     let before = ok.lock().unwrap().len();
     thread::sleep(Duration::from_millis(500));
-    server.restart();
+    server.start_again();
     wait_emitted(&ok, before + 100);
     done.store(true, Ordering::SeqCst);
     let failed = producing.join().unwrap();

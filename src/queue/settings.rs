@@ -274,8 +274,7 @@ fn why_invalid(text: &str) -> &'static str {
 }
 
 /// The Postgres URL and schema, checked: the URL must parse (its password
-/// never shown) and ask for no TLS, which this version cannot speak; the
-/// schema must be a plain lower-case SQL name, as it is written into SQL.
+/// never shown), with an `sslmode` this version knows; the schema must be a plain lower-case SQL name, as it is written into SQL.
 fn postgres_backend(
     url: &str,
     schema: Option<String>,
@@ -290,20 +289,15 @@ fn postgres_backend(
             ),
         );
     }
-    let config: ::postgres::Config = url.parse().map_err(|_| SettingError {
+    let (rest, _) = postgres::tls::split_url(url).map_err(|why| SettingError {
         name: NAME,
-        message: format!("the Postgres URL {} is not valid", redact_url(url)),
+        message: format!("the Postgres URL {}: {why}", redact_url(url)),
     })?;
-    if config.get_ssl_mode() == ::postgres::config::SslMode::Require {
-        return refuse(
-            NAME,
-            format!(
-                "the Postgres URL {} asks for TLS (sslmode=require), which events cannot \
-                 speak to Postgres yet; use sslmode=disable or prefer, on a trusted network",
-                redact_url(url)
-            ),
-        );
-    }
+    rest.parse::<::postgres::Config>()
+        .map_err(|_| SettingError {
+            name: NAME,
+            message: format!("the Postgres URL {} is not valid", redact_url(url)),
+        })?;
     let schema = schema.unwrap_or_else(|| "events".to_owned());
     if !postgres::is_plain_name(&schema) {
         return refuse(
@@ -471,14 +465,14 @@ mod tests {
     }
 
     #[test]
-    fn a_postgres_url_asking_for_tls_or_a_bad_schema_is_refused() {
+    fn a_postgres_url_with_an_unknown_sslmode_or_a_bad_schema_is_refused() {
         let refused = parsed(&[(
             "EVENTS_POSTGRES_URL",
-            "postgres://app:Hunter2@db/app?sslmode=require",
+            "postgres://app:Hunter2@db/app?sslmode=allow",
         )])
         .unwrap_err();
         assert_eq!(refused.name, "EVENTS_POSTGRES_URL");
-        assert!(refused.message.contains("sslmode=require"), "{refused}");
+        assert!(refused.message.contains("sslmode=allow"), "{refused}");
         assert!(!refused.message.contains("Hunter2"), "{refused}");
         for url in ["mysql://db/app", "postgres://app:Hunter2@db:notaport/app"] {
             let refused = parsed(&[("EVENTS_POSTGRES_URL", url)]).unwrap_err();

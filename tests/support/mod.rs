@@ -35,7 +35,7 @@ pub use self::{
     },
     hostile::Misbehaviour,
     http::{Gate, Reply, Request, Sink},
-    postgres::{PostgresServer, PrivatePostgres},
+    postgres::{OwnPostgres, PostgresServer},
     redis::RedisServer,
     smtp::{Mail, SmtpServer, Step},
 };

@@ -6,7 +6,6 @@
 //! `initdb` once per machine into a template that each server starts from
 //! a copy of, since `initdb` takes a second or two and copying a few ms.
 //! As root, the server runs as the `postgres` user, which owns its files.
-//! A test that stops and restarts its server starts a [`PrivatePostgres`].
 
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
@@ -60,15 +59,6 @@ impl PostgresServer {
     }
 
     /// A plain connection, for writing rows as another program would.
-    pub fn client(&self, schema: &str) -> postgres::Client {
-        let mut client = postgres::Client::connect(&self.url(), postgres::NoTls)
-            .expect("connect to the test Postgres");
-        client
-            .batch_execute(&format!("SET search_path TO {schema}"))
-            .unwrap();
-        client
-    }
-
     /// Runs `sql` with `psql`, as a team's own tooling would, stopping at
     /// the first error.
     pub fn psql(&self, sql: &str) {
@@ -86,6 +76,15 @@ impl PostgresServer {
             "psql failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    pub fn client(&self, schema: &str) -> postgres::Client {
+        let mut client = postgres::Client::connect(&self.url(), postgres::NoTls)
+            .expect("connect to the test Postgres");
+        client
+            .batch_execute(&format!("SET search_path TO {schema}"))
+            .unwrap();
+        client
     }
 }
 
@@ -197,30 +196,34 @@ fn free_port() -> u16 {
 }
 
 fn start() -> PostgresServer {
-    let bin = bindir();
-    let dir = data_dir(&bin);
+    let (dir, data) = new_data_dir();
     let port = free_port();
-    // Fast and unsafe: nothing here outlives the process.
-    let child = spawn(&bin, &dir, port, &["-c", "synchronous_commit=off"]);
+    let child = spawn(&dir, &data, port, &[]);
     *RUNNING.lock().unwrap() = Some(Running {
         child,
         dir: dir.clone(),
     });
     unsafe { libc::atexit(stop_at_exit) };
     let server = PostgresServer { port };
-    wait_ready(&server.url(), &dir, || {
-        RUNNING
+    let deadline = Instant::now() + READY_TIMEOUT;
+    while postgres::Client::connect(&server.url(), postgres::NoTls).is_err() {
+        let exited = RUNNING
             .lock()
             .unwrap()
             .as_mut()
-            .is_some_and(|r| r.child.try_wait().ok().flatten().is_some())
-    });
+            .is_some_and(|r| r.child.try_wait().ok().flatten().is_some());
+        if exited || Instant::now() > deadline {
+            let log = std::fs::read_to_string(dir.join("postgres.log")).unwrap_or_default();
+            panic!("the test postgres on port {port} did not start:\n{log}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
     server
 }
 
-/// A new directory holding a copy of the template cluster in `data`.
-fn data_dir(bin: &Path) -> PathBuf {
-    let template = template(bin);
+/// A new directory holding a copy of the template cluster in `data/`.
+fn new_data_dir() -> (PathBuf, PathBuf) {
+    let template = template(&bindir());
     let dir = tempfile::Builder::new()
         .prefix("events-pg-")
         .tempdir()
@@ -228,33 +231,39 @@ fn data_dir(bin: &Path) -> PathBuf {
         .keep();
     std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     chown(&dir);
+    let data = dir.join("data");
     let copied = Command::new("cp")
         .arg("-a")
         .arg(&template)
-        .arg(dir.join("data"))
+        .arg(&data)
         .status()
         .unwrap();
     assert!(copied.success(), "cannot copy {}", template.display());
-    dir
+    (dir, data)
 }
 
-/// Starts the server of `dir/data` on `port`, logging to `dir/postgres.log`.
-fn spawn(bin: &Path, dir: &Path, port: u16, extra: &[&str]) -> Child {
+/// Starts the server on `data`, logging into `dir/postgres.log`, with
+/// `settings` (`name=value`) on top of the test ones.
+fn spawn(dir: &Path, data: &Path, port: u16, settings: &[String]) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.join("postgres.log"))
         .unwrap();
     chown(&dir.join("postgres.log"));
-    as_server_user(&mut Command::new(bin.join("postgres")))
+    let mut command = Command::new(bindir().join("postgres"));
+    as_server_user(&mut command)
         .arg("-D")
-        .arg(dir.join("data"))
+        .arg(data)
         .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
         .arg("-c")
         .arg(format!("unix_socket_directories={}", dir.display()))
-        .args(["-c", "fsync=off", "-c", "full_page_writes=off"])
-        .args(["-c", "max_connections=50"])
-        .args(extra)
+        .args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
+        .args(["-c", "full_page_writes=off", "-c", "max_connections=50"]);
+    for setting in settings {
+        command.arg("-c").arg(setting);
+    }
+    command
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)
@@ -262,43 +271,41 @@ fn spawn(bin: &Path, dir: &Path, port: u16, extra: &[&str]) -> Child {
         .unwrap_or_else(|e| panic!("cannot start postgres: {e}; {MISSING}"))
 }
 
-/// Waits until `url` accepts connections, or panics with the server's log
-/// once `exited` says it stopped or it took too long.
-fn wait_ready(url: &str, dir: &Path, mut exited: impl FnMut() -> bool) {
-    let deadline = Instant::now() + READY_TIMEOUT;
-    while postgres::Client::connect(url, postgres::NoTls).is_err() {
-        if exited() || Instant::now() > deadline {
-            let log = std::fs::read_to_string(dir.join("postgres.log")).unwrap_or_default();
-            panic!("the test postgres at {url} did not start:\n{log}");
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A server of one test's own, which it may stop at once (`pg_ctl stop -m
-/// immediate`, as a crash would) and start again on the same port and
-/// data. Every commit waits for its WAL write (`synchronous_commit=on`), so
-/// a commit that returned survives the stop; `fsync` stays off, since the
-/// machine itself does not crash. Removed when dropped.
-pub struct PrivatePostgres {
-    bin: PathBuf,
-    dir: PathBuf,
+/// A server of one test's own, for what the shared one must not do: be
+/// restarted, or speak only TLS. Stopped and removed when dropped.
+pub struct OwnPostgres {
     port: u16,
+    dir: PathBuf,
+    settings: Vec<String>,
     child: Option<Child>,
 }
 
-impl PrivatePostgres {
-    pub fn start() -> PrivatePostgres {
-        let bin = bindir();
-        let dir = data_dir(&bin);
-        let mut server = PrivatePostgres {
-            bin,
-            dir,
+impl OwnPostgres {
+    /// A new server; `setup` may write into its data directory first
+    /// (certificates, `pg_hba.conf`), and `settings` are `name=value`.
+    pub fn start(setup: impl FnOnce(&Path), settings: &[&str]) -> OwnPostgres {
+        let (dir, data) = new_data_dir();
+        setup(&data);
+        if server_user().is_some() {
+            let owned = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&data)
+                .status()
+                .unwrap();
+            assert!(owned.success(), "cannot chown {}", data.display());
+        }
+        let mut server = OwnPostgres {
             port: free_port(),
+            dir,
+            settings: settings.iter().map(|s| s.to_string()).collect(),
             child: None,
         };
-        server.restart();
+        server.start_again();
         server
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// `postgres://postgres@127.0.0.1:PORT/postgres`
@@ -306,43 +313,47 @@ impl PrivatePostgres {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 
-    /// Stops the server the way `pg_ctl stop -m immediate` does: every
-    /// process quits without a checkpoint; the next start recovers from
-    /// the WAL.
-    pub fn stop_immediate(&mut self) {
-        let out = as_server_user(&mut Command::new(self.bin.join("pg_ctl")))
-            .args(["stop", "-m", "immediate", "-D"])
-            .arg(self.dir.join("data"))
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run pg_ctl: {e}; {MISSING}"));
-        assert!(
-            out.status.success(),
-            "pg_ctl stop failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        if let Some(mut child) = self.child.take() {
-            child.wait().unwrap();
+    /// What the server has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("postgres.log")).unwrap_or_default()
+    }
+
+    /// Starts the stopped server again, on the same port and data, and
+    /// waits until it accepts connections (TLS or not).
+    pub fn start_again(&mut self) {
+        let data = self.dir.join("data");
+        let _ = std::fs::remove_file(data.join("postmaster.pid"));
+        let mut child = spawn(&self.dir, &data, self.port, &self.settings);
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            let pid = std::fs::read_to_string(data.join("postmaster.pid")).unwrap_or_default();
+            if pid.lines().any(|line| line.trim() == "ready") {
+                break;
+            }
+            if child.try_wait().ok().flatten().is_some() || Instant::now() > deadline {
+                let log = std::fs::read_to_string(self.dir.join("postgres.log"));
+                panic!(
+                    "the test postgres did not start:\n{}",
+                    log.unwrap_or_default()
+                );
+            }
+            thread::sleep(Duration::from_millis(20));
         }
+        self.child = Some(child);
     }
 
-    /// Starts the server (again) on its port and data directory.
-    pub fn restart(&mut self) {
-        assert!(self.child.is_none(), "the server is running");
-        let url = self.url();
-        let child = spawn(&self.bin, &self.dir, self.port, &[]);
-        let child = self.child.insert(child);
-        wait_ready(&url, &self.dir, || {
-            child.try_wait().ok().flatten().is_some()
-        });
-    }
-}
-
-impl Drop for PrivatePostgres {
-    fn drop(&mut self) {
+    /// Stops the server at once (SIGQUIT), cutting every connection.
+    pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             unsafe { libc::kill(child.id() as i32, libc::SIGQUIT) };
             let _ = child.wait();
         }
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -5,13 +5,13 @@
 //! workers claim side by side with `FOR UPDATE SKIP LOCKED`, and the schema
 //! is created by whichever process comes first, under an advisory lock.
 
-use std::thread;
 use std::time::Duration;
 
 use postgres::error::SqlState;
 use postgres::{Client, NoTls, Transaction};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::entry::RawEntry;
 use super::{Describe, QueueError, QueueOptions, Result, UnavailableReason};
@@ -23,9 +23,11 @@ mod forget;
 mod holds;
 mod lifecycle;
 mod limiter;
+mod listen;
 mod retries;
 mod schema;
 mod stream;
+pub mod tls;
 
 use dead::{insert_dead, stored_letter};
 use retries::upsert_retry;
@@ -33,10 +35,6 @@ pub use schema::{Migrated, script as schema_script};
 
 /// How long connecting may take unless the options say otherwise.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// How often a blocked `claim` or `follow` looks again: the worker polls,
-/// one indexed `EXISTS` a look, so a new event waits 10 ms on average.
-const POLL_STEP: Duration = Duration::from_millis(20);
 
 /// `history` reads in pages, each its own short transaction.
 const HISTORY_BATCH: i64 = 1000;
@@ -65,6 +63,8 @@ pub fn is_plain_name(name: &str) -> bool {
 pub struct PostgresQueue {
     client: Client,
     config: postgres::Config,
+    /// The TLS session's settings; `None` speaks plain.
+    tls: Option<MakeRustlsConnect>,
     schema: String,
     /// The URL with its password hidden, for messages.
     shown: String,
@@ -73,6 +73,9 @@ pub struct PostgresQueue {
     migrated: Migrated,
     /// Where `follow` is, beyond the position its caller holds.
     following: Option<stream::Following>,
+    /// The connection a blocked read waits on for commits, made on first
+    /// use.
+    listener: listen::Listener,
 }
 
 impl PostgresQueue {
@@ -85,20 +88,27 @@ impl PostgresQueue {
                 "{shown}: the schema name {schema:?} is not a plain SQL name"
             )));
         }
-        let mut config: postgres::Config = url.parse().map_err(|_| {
-            QueueError::Backend(format!("the Postgres URL {} is not valid", redact_url(url)))
-        })?;
+        let invalid =
+            || QueueError::Backend(format!("the Postgres URL {} is not valid", redact_url(url)));
+        let (rest, settings) = tls::split_url(url).map_err(|_| invalid())?;
+        let mut config: postgres::Config = rest.parse().map_err(|_| invalid())?;
         config.connect_timeout(options.timeout.unwrap_or(CONNECT_TIMEOUT));
         config.application_name("events");
-        let client = connect(&config, schema, &shown)?;
+        config.ssl_mode(settings.ssl_mode());
+        let tls = settings
+            .connector()
+            .map_err(|e| QueueError::Backend(format!("{shown}: {e}")))?;
+        let client = connect(&config, &tls, schema, &shown)?;
         let mut queue = PostgresQueue {
             client,
             config,
+            tls,
             schema: schema.to_owned(),
             shown,
             lease_ms: duration_ms(options.claim_lease),
             migrated: Migrated { from: 0, to: 0 },
             following: None,
+            listener: listen::Listener::default(),
         };
         let shown = queue.shown.clone();
         let schema = queue.schema.clone();
@@ -116,7 +126,7 @@ impl PostgresQueue {
     /// server, a dropped network): the worker waits and resumes.
     fn client(&mut self) -> Result<&mut Client> {
         if self.client.is_closed() {
-            self.client = connect(&self.config, &self.schema, &self.shown)?;
+            self.client = connect(&self.config, &self.tls, &self.schema, &self.shown)?;
         }
         Ok(&mut self.client)
     }
@@ -156,15 +166,19 @@ impl PostgresQueue {
         };
         run().map_err(|e| classify(&shown, e))
     }
-
-    /// Waits one poll step.
-    fn pause(left: Duration) {
-        thread::sleep(left.min(POLL_STEP));
-    }
 }
 
-fn connect(config: &postgres::Config, schema: &str, shown: &str) -> Result<Client> {
-    let mut client = config.connect(NoTls).map_err(|e| classify(shown, e))?;
+fn connect(
+    config: &postgres::Config,
+    tls: &Option<MakeRustlsConnect>,
+    schema: &str,
+    shown: &str,
+) -> Result<Client> {
+    let connected = match tls {
+        Some(tls) => config.connect(tls.clone()),
+        None => config.connect(NoTls),
+    };
+    let mut client = connected.map_err(|e| classify(shown, e))?;
     client
         .batch_execute(&format!("SET search_path TO {schema}"))
         .map_err(|e| classify(shown, e))?;
@@ -230,6 +244,10 @@ pub(super) fn clamp(count: usize) -> i64 {
 /// Turns a Postgres error into a sentence naming the database (its password
 /// hidden), sorted by whether trying again later can help.
 fn classify(shown: &str, e: postgres::Error) -> QueueError {
+    if let Some(why) = tls_refusal(&e) {
+        // A certificate that does not verify will not verify next time.
+        return QueueError::Backend(format!("TLS with the event store {shown} failed: {why}"));
+    }
     let Some(code) = e.code() else {
         return QueueError::unavailable(
             UnavailableReason::Unreachable,
@@ -238,6 +256,12 @@ fn classify(shown: &str, e: postgres::Error) -> QueueError {
     };
     let unavailable = |reason| QueueError::unavailable(reason, format!("{shown}: {e}"));
     match *code {
+        SqlState::INVALID_AUTHORIZATION_SPECIFICATION if refused_plain(&e) => {
+            QueueError::Auth(format!(
+                "{shown} refused a connection without TLS (no pg_hba.conf entry for one): \
+                 set sslmode=require or verify-full"
+            ))
+        }
         SqlState::INVALID_PASSWORD | SqlState::INVALID_AUTHORIZATION_SPECIFICATION => {
             QueueError::Auth(format!("{shown} refused the credentials: {e}"))
         }
@@ -254,6 +278,29 @@ fn classify(shown: &str, e: postgres::Error) -> QueueError {
         }
         _ => QueueError::Backend(format!("the event store {shown} failed: {e}")),
     }
+}
+
+/// Whether the server refused a connection for being without TLS.
+fn refused_plain(e: &postgres::Error) -> bool {
+    e.as_db_error()
+        .is_some_and(|db| db.message().ends_with("no encryption"))
+}
+
+/// What rustls refused, when the TLS handshake failed on the server's
+/// certificate or protocol (not a dropped connection, which may pass).
+fn tls_refusal(e: &postgres::Error) -> Option<String> {
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let inner = cause
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map_or(cause, |inner| inner as &(dyn std::error::Error + 'static));
+        if let Some(refused) = inner.downcast_ref::<rustls::Error>() {
+            return Some(refused.to_string());
+        }
+        source = cause.source();
+    }
+    None
 }
 
 impl Describe for PostgresQueue {

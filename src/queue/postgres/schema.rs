@@ -114,7 +114,19 @@ pub(super) const MIGRATIONS: &[&str] = &[
         event_id TEXT PRIMARY KEY,
         at_ms BIGINT NOT NULL
     );",
-    // Destinations held (`events pause`), one row per hold; and due retries
+    // 2: wake the workers at commit. One notification per statement (a
+    // 10,000-row insert sends one), on the channel `<schema>_stream`;
+    // Postgres delivers it when the transaction commits, so a rolled-back
+    // insert wakes nobody. Retries need none: the worker knows their times.
+    "CREATE OR REPLACE FUNCTION stream_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM pg_notify(left(TG_TABLE_SCHEMA || '_stream', 63), '');
+        RETURN NULL;
+    END $$;
+    DROP TRIGGER IF EXISTS stream_notify ON stream;
+    CREATE TRIGGER stream_notify AFTER INSERT ON stream
+        FOR EACH STATEMENT EXECUTE FUNCTION stream_notify();",
+    // 3: destinations held (`events pause`), one row per hold; and due retries
     // read in (due, token) order from an index, so the deliveries a hold
     // parked together are released in event order.
     "CREATE TABLE IF NOT EXISTS holds (

@@ -34,33 +34,21 @@ impl PostgresQueue {
     /// Claims up to `count` claimable entries for `consumer`, or with
     /// `recovering` re-leases every entry it already holds; oldest first.
     fn take(&mut self, consumer: &str, count: usize, recovering: bool) -> Result<Vec<RawEntry>> {
+        if !recovering {
+            return self.claim_new(consumer, count);
+        }
         let lease_ms = self.lease_ms;
         self.write(|tx| {
             let now = now_ms();
             let until = now.saturating_add(lease_ms);
-            let rows = if recovering {
-                tx.query(
-                    &format!(
-                        "UPDATE stream SET lease_until = $2
-                         WHERE state < 2 AND state = 1 AND consumer = $1
-                         RETURNING {STREAM_COLUMNS}"
-                    ),
-                    &[&consumer, &until],
-                )?
-            } else {
-                tx.query(
-                    &format!(
-                        "UPDATE stream SET state = 1, consumer = $1, lease_until = $2
-                         WHERE seq IN (
-                             SELECT seq FROM stream
-                             WHERE state < 2 AND (state = 0 OR lease_until < $3)
-                             ORDER BY seq LIMIT $4
-                             FOR UPDATE SKIP LOCKED)
-                         RETURNING {STREAM_COLUMNS}"
-                    ),
-                    &[&consumer, &until, &now, &clamp(count)],
-                )?
-            };
+            let rows = tx.query(
+                &format!(
+                    "UPDATE stream SET lease_until = $2
+                     WHERE state < 2 AND state = 1 AND consumer = $1
+                     RETURNING {STREAM_COLUMNS}"
+                ),
+                &[&consumer, &until],
+            )?;
             let mut taken = rows
                 .iter()
                 .map(Row::from_row)
@@ -69,6 +57,44 @@ impl PostgresQueue {
             taken.sort_by_key(|row| row.seq);
             Ok(taken.into_iter().map(|row| row.raw).collect())
         })
+    }
+}
+
+impl PostgresQueue {
+    /// Claims up to `count` unread or abandoned entries for `consumer` in
+    /// ONE statement (atomic on its own, no `BEGIN`/`COMMIT` around it): on
+    /// the path from a commit to its delivery, every round trip counts.
+    fn claim_new(&mut self, consumer: &str, count: usize) -> Result<Vec<RawEntry>> {
+        let now = now_ms();
+        let until = now.saturating_add(self.lease_ms);
+        let shown = self.shown.clone();
+        let rows = self
+            .client()?
+            .query(
+                &format!(
+                    "WITH taken AS (
+                         UPDATE stream SET state = 1, consumer = $1, lease_until = $2
+                         WHERE seq IN (
+                             SELECT seq FROM stream
+                             WHERE state < 2 AND (state = 0 OR lease_until < $3)
+                             ORDER BY seq LIMIT $4
+                             FOR UPDATE SKIP LOCKED)
+                         RETURNING {STREAM_COLUMNS}),
+                     seen AS (
+                         INSERT INTO consumers (name, seen_ms) VALUES ($1, $3)
+                         ON CONFLICT (name) DO UPDATE SET seen_ms = excluded.seen_ms)
+                     SELECT * FROM taken"
+                ),
+                &[&consumer, &until, &now, &clamp(count)],
+            )
+            .map_err(|e| super::classify(&shown, e))?;
+        let mut taken = rows
+            .iter()
+            .map(Row::from_row)
+            .collect::<PgResult<Vec<_>>>()
+            .map_err(|e| super::classify(&shown, e))?;
+        taken.sort_by_key(|row| row.seq);
+        Ok(taken.into_iter().map(|row| row.raw).collect())
     }
 }
 
@@ -150,17 +176,27 @@ impl Claims for PostgresQueue {
         }
         let deadline = Instant::now() + block;
         loop {
+            if !block.is_zero() {
+                self.listen();
+            }
             let entries = self.take(consumer, count, false)?;
             if !entries.is_empty() {
                 return Ok(entries);
             }
-            // Polls only read: an idle worker writes nothing.
+            // Woken by a commit, or looking after the fallback wait (a lost
+            // notification, another worker's lease ending); looks only read.
             loop {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     return Ok(Vec::new());
                 }
-                PostgresQueue::pause(left);
+                if self.wait_for_insert(left) {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    // The caller claims again at once: no look needed.
+                    return Ok(Vec::new());
+                }
                 if self.claimable()? {
                     break;
                 }
@@ -349,6 +385,9 @@ impl History for PostgresQueue {
         };
         let deadline = Instant::now() + block;
         loop {
+            if !block.is_zero() {
+                self.listen();
+            }
             let (entries, snapshot) = match self.read(|tx| following.look(tx, count)) {
                 Ok(read) => read,
                 Err(e) => {
@@ -365,7 +404,7 @@ impl History for PostgresQueue {
                 self.following = Some(following);
                 return Ok(entries);
             }
-            PostgresQueue::pause(left);
+            self.wait_for_insert(left);
         }
     }
 
