@@ -19,6 +19,7 @@ mod hostile;
 mod inspect;
 mod metrics;
 mod mixpanel;
+mod outbox;
 mod pagerduty;
 mod postgres_migrate;
 mod posthog;

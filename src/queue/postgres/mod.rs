@@ -22,6 +22,7 @@ mod dead;
 mod forget;
 mod lifecycle;
 mod limiter;
+pub mod outbox;
 mod retries;
 mod schema;
 mod stream;
