@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use postgres::Transaction;
-use postgres::types::ToSql;
+use postgres::types::{ToSql, Type};
 
 use super::{duration_ms, to_json};
 use crate::event::Event;
@@ -149,20 +149,21 @@ impl<'a> EventRow<'a> {
         params
     }
 
-    /// The same values for rust-postgres, in the statement's order.
-    fn values(&self) -> Vec<&(dyn ToSql + Sync)> {
+    /// The same values for rust-postgres, in the statement's order, each
+    /// with its type: the statement then takes one round trip, unprepared.
+    fn values(&self) -> Vec<(&(dyn ToSql + Sync), Type)> {
         let event = self.event;
-        let mut values: Vec<&(dyn ToSql + Sync)> = vec![
-            &event.id,
-            &event.kind,
-            &event.ts,
-            &self.ts_ms,
-            &self.payload,
-            &self.written_ms,
+        let mut values: Vec<(&(dyn ToSql + Sync), Type)> = vec![
+            (&event.id, Type::TEXT),
+            (&event.kind, Type::TEXT),
+            (&event.ts, Type::TEXT),
+            (&self.ts_ms, Type::INT8),
+            (&self.payload, Type::TEXT),
+            (&self.written_ms, Type::INT8),
         ];
         if let Some((key, expires_ms)) = &self.key {
-            values.push(key);
-            values.push(expires_ms);
+            values.push((key, Type::TEXT));
+            values.push((expires_ms, Type::INT8));
         }
         values
     }
@@ -175,10 +176,11 @@ pub fn write(
     schema: &str,
     row: &EventRow<'_>,
 ) -> Result<Option<String>, postgres::Error> {
-    let written = tx.execute(&row.statement().numbered(schema), &row.values())?;
+    let written = tx.execute_typed(&row.statement().numbered(schema), &row.values())?;
     match row.key {
         Some((key, _)) if written == 0 => {
-            let first = tx.query_one(&FIND_KEY.numbered(schema), &[&key])?;
+            let find = FIND_KEY.numbered(schema);
+            let first = tx.query_typed_one(&find, &[(&key, Type::TEXT)])?;
             Ok(Some(first.get(0)))
         }
         _ => Ok(None),
@@ -187,7 +189,7 @@ pub fn write(
 
 /// Whether `schema` holds the queue's stream.
 pub fn ready(tx: &mut Transaction<'_>, schema: &str) -> Result<bool, postgres::Error> {
-    Ok(tx.query_one(&READY.numbered(schema), &[])?.get(0))
+    Ok(tx.query_typed_one(&READY.numbered(schema), &[])?.get(0))
 }
 
 #[cfg(test)]
