@@ -9,8 +9,8 @@ use crate::catalog::{Catalog, ValidationError};
 use crate::config::{ConfigError, Global};
 use crate::error::Error;
 use crate::event::{Event, Payload};
-use crate::queue::Backend;
-use crate::queue::Producer;
+use crate::queue::postgres::outbox::{self, EventRow};
+use crate::queue::{Backend, Producer, QueueError};
 use crate::setup::Setup;
 
 /// How long an idempotency key is remembered.
@@ -21,6 +21,8 @@ pub struct Emitter {
     queue: Option<Box<dyn Producer>>,
     catalog: Catalog,
     config: Setup,
+    /// Whether an `emit_in` found the schema's tables.
+    outbox_ready: bool,
 }
 
 impl Emitter {
@@ -42,6 +44,7 @@ impl Emitter {
             queue: None,
             catalog: config.catalog.clone(),
             config,
+            outbox_ready: false,
         })
     }
 
@@ -111,6 +114,129 @@ impl Emitter {
         let first = self
             .queue()?
             .append_idempotent(key, &event, IDEMPOTENCY_TTL)?;
+        Ok(first.unwrap_or(event.id))
+    }
+
+    /// Validates an event of type `kind` with `payload` exactly as
+    /// [`emit`](Self::emit) does, then writes it with `tx`, the caller's own
+    /// transaction on the application's database: the event commits with
+    /// the data, or rolls back with it and is never delivered (the outbox).
+    /// Returns its id.
+    ///
+    /// The emitter must be configured for that database
+    /// (`EVENTS_POSTGRES_URL`, where `events work` reads), else this fails
+    /// with [`Error::Config`]. The row goes into the schema
+    /// `EVENTS_PG_SCHEMA` (`events` by default), named in full: the
+    /// connection's `search_path` does not matter. The schema is never
+    /// created here (that would hold its locks until the caller's
+    /// transaction ends): run `events migrate`, or any `events` command,
+    /// first. The first `emit_in` of an emitter checks it exists and fails
+    /// with an error saying so when it does not. An invalid event, a missing
+    /// schema or a wrong setting fail before anything is written, and leave
+    /// `tx` usable; an error of the database itself (say, a missing
+    /// privilege) is [`Error::Queue`], and Postgres has then aborted `tx`.
+    /// With `EVENTS_DISABLED`, the event is validated and nothing written.
+    ///
+    /// ```no_run
+    /// use events::{Emitter, EventType};
+    /// use serde_json::json;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut emitter = Emitter::from_env()?; // EVENTS_POSTGRES_URL=postgres://…/app
+    /// let mut db = events::postgres::Client::connect("postgres://app@localhost/app", events::postgres::NoTls)?;
+    /// let mut tx = db.transaction()?;
+    /// tx.execute("INSERT INTO users (email) VALUES ($1)", &[&"ada@example.com"])?;
+    /// emitter.emit_in(&mut tx, EventType::UserSignup, json!({"email": "ada@example.com"}))?;
+    /// tx.commit()?; // the user and the event, or neither
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn emit_in(
+        &mut self,
+        tx: &mut postgres::Transaction<'_>,
+        kind: impl AsRef<str>,
+        payload: Value,
+    ) -> Result<String, Error> {
+        let Value::Object(payload) = payload else {
+            return Err(
+                ValidationError::Invalid("the payload must be a JSON object".into()).into(),
+            );
+        };
+        self.write_in(tx, None, Event::new(kind.as_ref(), payload))
+    }
+
+    /// Like [`emit_in`](Self::emit_in), for a complete event and an
+    /// idempotency key: when a transaction that committed within the last
+    /// 24 h emitted with the same `key`, this writes nothing and returns
+    /// that first event's id. The key is taken in `tx`: should it roll
+    /// back, the key is free again; while it is open, another transaction
+    /// emitting with the same key waits for it to end.
+    pub fn emit_idempotent_in(
+        &mut self,
+        tx: &mut postgres::Transaction<'_>,
+        key: &str,
+        event: Event,
+    ) -> Result<String, Error> {
+        self.write_in(tx, Some(key), event)
+    }
+
+    /// Checks `event` and its `key` as [`emit_in`](Self::emit_in) does,
+    /// and returns the schema its row goes into, or `None` with
+    /// `EVENTS_DISABLED`: for a caller that writes the row with a driver of
+    /// its own ([`outbox`](crate::queue::postgres::outbox) has the SQL).
+    pub fn outbox_schema(&self, key: Option<&str>, event: &Event) -> Result<Option<&str>, Error> {
+        self.catalog.validate_event(event)?;
+        if key.is_some_and(str::is_empty) {
+            return Err(ValidationError::Invalid("the idempotency key is empty".into()).into());
+        }
+        if self.config.disabled {
+            return Ok(None);
+        }
+        check_durability(&self.config)?;
+        match self.config.backend() {
+            Backend::Postgres { schema, .. } => Ok(Some(schema)),
+            other => Err(ConfigError::variable(
+                "EVENTS_POSTGRES_URL",
+                format!(
+                    "emitting in a Postgres transaction needs the Postgres backend: set \
+                     EVENTS_POSTGRES_URL to that database, where the worker reads (events \
+                     now go to {other})"
+                ),
+            )
+            .into()),
+        }
+    }
+
+    fn write_in(
+        &mut self,
+        tx: &mut postgres::Transaction<'_>,
+        key: Option<&str>,
+        event: Event,
+    ) -> Result<String, Error> {
+        let Some(schema) = self.outbox_schema(key, &event)?.map(str::to_owned) else {
+            return Ok(event.id);
+        };
+        let failed = |e: postgres::Error| {
+            QueueError::Backend(format!(
+                "writing the event into schema {schema} in the transaction failed: {e}"
+            ))
+        };
+        if !self.outbox_ready {
+            if !outbox::ready(tx, &schema).map_err(failed)? {
+                return Err(ConfigError::variable(
+                    "EVENTS_PG_SCHEMA",
+                    format!(
+                        "the schema {schema} has no events tables in this database: run \
+                         `events migrate` (with the same EVENTS_POSTGRES_URL and \
+                         EVENTS_PG_SCHEMA) first"
+                    ),
+                )
+                .into());
+            }
+            self.outbox_ready = true;
+        }
+        let row = EventRow::new(&event, key, IDEMPOTENCY_TTL, crate::event::now_ms());
+        let first = outbox::write(tx, &schema, &row).map_err(failed)?;
         Ok(first.unwrap_or(event.id))
     }
 

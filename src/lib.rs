@@ -46,6 +46,8 @@ pub mod setup;
 pub mod template;
 pub mod worker;
 
+/// The Postgres client whose transactions [`Emitter::emit_in`] writes in.
+pub use ::postgres;
 pub use catalog::{Catalog, EventType};
 pub use emitter::Emitter;
 pub use error::Error;

@@ -20,6 +20,7 @@ mod hostile;
 mod inspect;
 mod metrics;
 mod mixpanel;
+mod outbox;
 mod pagerduty;
 mod pause;
 mod postgres_failures;

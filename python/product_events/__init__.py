@@ -30,7 +30,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterable, Mapping, Optional, Tuple, Union
 
-from . import _core
+from . import _core, _outbox
 from ._errors import EventsError, InvalidEvent, QueueUnavailable
 
 __all__ = [
@@ -76,7 +76,7 @@ class Emitter:
     Make one per process with :meth:`from_env` and share it.
     """
 
-    __slots__ = ("_core", "_strict", "_broken", "_executor", "_lock")
+    __slots__ = ("_core", "_strict", "_broken", "_executor", "_lock", "_outbox_ready")
 
     def __init__(self, core: Optional[_core.Emitter], strict: bool, broken: str = "") -> None:
         self._core = core
@@ -84,6 +84,7 @@ class Emitter:
         self._broken = broken
         self._executor: Optional[ThreadPoolExecutor] = None
         self._lock = threading.Lock()
+        self._outbox_ready = False
 
     @classmethod
     def from_env(cls, strict: bool = False) -> "Emitter":
@@ -131,7 +132,12 @@ class Emitter:
         return self._core.types if self._core is not None else []
 
     def emit(
-        self, type: TypeLike, payload: Payload, *, idempotency_key: Optional[str] = None
+        self,
+        type: TypeLike,
+        payload: Payload,
+        *,
+        idempotency_key: Optional[str] = None,
+        connection: Any = None,
     ) -> Optional[str]:
         """Validates and writes one event; returns its id.
 
@@ -141,16 +147,41 @@ class Emitter:
         (from Python or ``events emit --idempotency-key``) writes nothing and
         returns the first event's id. Not strict, a failure is a warning on
         the ``product_events`` logger and ``None``.
+
+        With ``connection`` (Postgres, ``EVENTS_POSTGRES_URL``): a psycopg 3
+        or psycopg2 connection, or an SQLAlchemy ``Connection`` or
+        ``Session``, whose open transaction writes the event, so it commits
+        or rolls back with the caller's data; it is never committed here.
+        A key is taken by that transaction: should it roll back, the key is
+        free again. An invalid event, a wrong setting or a missing schema
+        (run ``events migrate``) fail as above before anything is executed;
+        an error the connection itself raises is raised as is, strict or
+        not, since Postgres has aborted the caller's transaction.
         """
         core = self._core
         try:
             if core is None:
                 raise EventsError(self._broken)
-            return core.emit(type, payload, idempotency_key)
+            if connection is None:
+                return core.emit(type, payload, idempotency_key)
+            id, sql, params, find, ready = core.outbox(type, payload, idempotency_key)
+            if sql is None:
+                return id
+            run = _outbox.runner(connection)
         except Exception as e:
             if self._strict:
                 raise
             return _dropped(type, e)
+        if not self._outbox_ready and ready is not None:
+            if not run(ready, {})[1]:
+                return self._refused(type, _outbox.missing_schema(ready))
+            self._outbox_ready = True
+        return _outbox.write(run, sql, params, find) or id
+
+    def _refused(self, type: TypeLike, error: EventsError) -> Optional[str]:
+        if self._strict:
+            raise error
+        return _dropped(type, error)
 
     async def emit_async(
         self, type: TypeLike, payload: Payload, *, idempotency_key: Optional[str] = None

@@ -7,6 +7,9 @@ class Emitter:
     def emit(
         self, kind: str, payload: Mapping[str, Any], idempotency_key: Optional[str] = None
     ) -> str: ...
+    def outbox(
+        self, kind: str, payload: Mapping[str, Any], idempotency_key: Optional[str] = None
+    ) -> tuple[str, Optional[str], dict[str, Any], Optional[str], Optional[str]]: ...
     def emit_many(
         self, items: Iterable[tuple[str, Mapping[str, Any]]], strict: bool
     ) -> tuple[list[Optional[str]], list[tuple[int, str]]]: ...

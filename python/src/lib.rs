@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use events::catalog::ValidationError;
 use events::config::Global;
+use events::emitter::IDEMPOTENCY_TTL;
 use events::queue::QueueError;
+use events::queue::postgres::outbox::{self, EventRow, Param};
 use events::setup::Setup;
 use events::{Catalog, Error, Event, Style};
 use pyo3::prelude::*;
@@ -27,6 +29,16 @@ const BATCH: usize = 1000;
 /// How deep a payload may nest: deeper is refused rather than overflowing
 /// the stack.
 const MAX_DEPTH: usize = 128;
+
+/// An event's row for `emit(…, connection=)`: id, SQL, parameters, the SQL
+/// that finds a key's first event, the SQL that checks the schema.
+type OutboxRow<'py> = (
+    String,
+    Option<String>,
+    Bound<'py, PyDict>,
+    Option<String>,
+    Option<String>,
+);
 
 /// One emitter shared by every thread. The library's emitter holds one
 /// queue connection and needs `&mut` for each call (a Redis connection
@@ -77,6 +89,42 @@ impl Emitter {
             })
         })
         .map_err(|e| raise(py, e))
+    }
+
+    /// What `emit(…, connection=)` runs on the caller's connection: the
+    /// event validated as `emit` does and its row, as `(id, sql, params,
+    /// find_sql, ready_sql)` with `%(name)s` placeholders. `find_sql`
+    /// (with a key) reads the first event's id when `sql` wrote nothing;
+    /// `ready_sql` tells whether the schema exists. With `EVENTS_DISABLED`,
+    /// `sql` is `None`: nothing is to be written.
+    #[pyo3(signature = (kind, payload, idempotency_key=None))]
+    fn outbox<'py>(
+        &self,
+        py: Python<'py>,
+        kind: &Bound<'py, PyAny>,
+        payload: &Bound<'py, PyAny>,
+        idempotency_key: Option<String>,
+    ) -> PyResult<OutboxRow<'py>> {
+        let event = event(kind, payload).map_err(|e| raise(py, e.into()))?;
+        let key = idempotency_key.as_deref();
+        let schema = self
+            .with_emitter(|emitter| Ok(emitter.outbox_schema(key, &event)?.map(str::to_owned)))
+            .map_err(|e| raise(py, e))?;
+        let params = PyDict::new(py);
+        let Some(schema) = schema else {
+            return Ok((event.id, None, params, None, None));
+        };
+        let row = EventRow::new(&event, key, IDEMPOTENCY_TTL, events::event::now_ms());
+        for (name, value) in row.params() {
+            match value {
+                Param::Text(text) => params.set_item(name, text)?,
+                Param::Int(number) => params.set_item(name, number)?,
+            }
+        }
+        let find = key.map(|_| outbox::FIND_KEY.named(&schema));
+        let sql = row.statement().named(&schema);
+        let ready = outbox::READY.named(&schema);
+        Ok((event.id.clone(), Some(sql), params, find, Some(ready)))
     }
 
     /// Validates `(type, payload)` pairs and writes the valid ones in

@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -96,6 +97,107 @@ def redis_server(tmp_path: Path) -> Iterator[Redis]:
     finally:
         process.kill()
         process.wait()
+
+
+POSTGRES_MISSING = (
+    "initdb and postgres were not found (on PATH, by pg_config --bindir, or in "
+    "/usr/lib/postgresql/*/bin): the tests need a real PostgreSQL "
+    "(Debian/Ubuntu: sudo apt-get install postgresql; macOS: brew install postgresql)"
+)
+
+
+def postgres_bindir() -> Path:
+    def has(d: Path) -> bool:
+        return (d / "initdb").is_file() and (d / "postgres").is_file()
+
+    if shutil.which("pg_config"):
+        out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True)
+        if has(Path(out.stdout.strip())):
+            return Path(out.stdout.strip())
+    found = sorted(d for d in Path("/usr/lib/postgresql").glob("*/bin") if has(d))
+    if found:
+        return found[-1]
+    initdb = shutil.which("initdb")
+    if initdb and has(Path(initdb).parent):
+        return Path(initdb).parent
+    pytest.fail(POSTGRES_MISSING)
+
+
+@dataclass
+class Postgres:
+    """One throw-away server for the session; each test takes a schema."""
+
+    port: int
+    bindir: Path
+    schemas: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def fresh_schema(self) -> str:
+        self.schemas += 1
+        return f"py{os.getpid()}_{self.schemas}"
+
+    def psql(self, sql: str) -> str:
+        out = subprocess.run(
+            [str(self.bindir / "psql"), self.url, "-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql],
+            capture_output=True, text=True, timeout=30,
+        )
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Postgres]:
+    """A PostgreSQL server on a free port, run as the ``postgres`` user when
+    the tests run as root (the server refuses root), killed at the end."""
+    bindir = postgres_bindir()
+    # Under /tmp itself: pytest's own directories are closed to other users.
+    root = Path(tempfile.mkdtemp(prefix="events-py-pg-"))
+    data = root / "data"
+    user: dict = {}
+    if os.geteuid() == 0:
+        import pwd
+
+        try:
+            pw = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.fail("running as root but there is no postgres user; " + POSTGRES_MISSING)
+        user = {"user": pw.pw_uid, "group": pw.pw_gid}
+        os.chmod(root, 0o755)
+        os.chown(root, pw.pw_uid, pw.pw_gid)
+    initdb = subprocess.run(
+        [str(bindir / "initdb"), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync",
+         "-D", str(data)],
+        capture_output=True, text=True, **user,
+    )
+    assert initdb.returncode == 0, initdb.stderr
+    port = free_port()
+    process = subprocess.Popen(
+        [str(bindir / "postgres"), "-D", str(data), "-p", str(port),
+         "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={root}",
+         "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **user,
+    )
+    server = Postgres(port, bindir)
+    deadline = time.monotonic() + 20
+    while True:
+        ping = subprocess.run(
+            [str(bindir / "psql"), server.url, "-qAt", "-c", "SELECT 1"], capture_output=True
+        )
+        if ping.returncode == 0:
+            break
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"postgres did not start on port {port}")
+        time.sleep(0.05)
+    try:
+        yield server
+    finally:
+        process.kill()
+        process.wait()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

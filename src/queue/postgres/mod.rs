@@ -24,6 +24,7 @@ mod holds;
 mod lifecycle;
 mod limiter;
 mod listen;
+pub mod outbox;
 mod retries;
 mod schema;
 mod stream;

@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 
 use postgres::Transaction;
 
+use super::outbox::{self, EventRow};
 use super::{
-    HISTORY_BATCH, PostgresQueue, Row, STREAM_COLUMNS, clamp, duration_ms, insert_dead, lifecycle,
-    parse_key, retries, to_json, upsert_retry,
+    HISTORY_BATCH, PostgresQueue, Row, STREAM_COLUMNS, clamp, insert_dead, lifecycle, parse_key,
+    retries, upsert_retry,
 };
 use crate::event::{Event, now_ms};
 use crate::queue::entry::{self, RawEntry};
@@ -108,28 +109,18 @@ pub(super) fn touch(tx: &mut Transaction, consumer: &str, now: i64) -> PgResult<
     Ok(())
 }
 
-pub(super) fn insert_event(tx: &mut Transaction, event: &Event) -> PgResult<()> {
-    tx.execute(
-        "INSERT INTO stream (id, type, ts, ts_ms, payload, written_ms)
-         VALUES ($1, $2, $3, $4, $5, $6)",
-        &[
-            &event.id,
-            &event.kind,
-            &event.ts,
-            &event.ts_ms(),
-            &to_json(&event.payload),
-            &now_ms(),
-        ],
-    )?;
-    Ok(())
-}
-
 impl Producer for PostgresQueue {
     fn append(&mut self, events: &[Event]) -> Result<()> {
         if events.is_empty() {
             return Ok(());
         }
-        self.write(|tx| events.iter().try_for_each(|event| insert_event(tx, event)))
+        let schema = self.schema.clone();
+        self.write(|tx| {
+            events.iter().try_for_each(|event| {
+                let row = EventRow::new(event, None, Duration::ZERO, now_ms());
+                outbox::write(tx, &schema, &row).map(drop)
+            })
+        })
     }
 
     fn append_idempotent(
@@ -138,25 +129,8 @@ impl Producer for PostgresQueue {
         event: &Event,
         ttl: Duration,
     ) -> Result<Option<String>> {
-        self.write(|tx| {
-            let now = now_ms();
-            let expires = now.saturating_add(duration_ms(ttl));
-            // Taken when free or expired; a concurrent emit with the same
-            // key waits here for this transaction and then finds it taken.
-            let taken = tx.execute(
-                "INSERT INTO idem (key, event_id, expires_ms) VALUES ($1, $2, $3)
-                 ON CONFLICT (key) DO UPDATE
-                 SET event_id = excluded.event_id, expires_ms = excluded.expires_ms
-                 WHERE idem.expires_ms <= $4",
-                &[&key, &event.id, &expires, &now],
-            )?;
-            if taken == 0 {
-                let row = tx.query_one("SELECT event_id FROM idem WHERE key = $1", &[&key])?;
-                return Ok(Some(row.get(0)));
-            }
-            insert_event(tx, event)?;
-            Ok(None)
-        })
+        let schema = self.schema.clone();
+        self.write(|tx| outbox::write(tx, &schema, &EventRow::new(event, Some(key), ttl, now_ms())))
     }
 }
 
