@@ -186,18 +186,12 @@ impl Lane {
     /// it waits (for a send, or out a short `Retry-After`), and reports the
     /// outcome; hands it back unsent when the worker stops first.
     fn send_batch(&mut self, batch: &mut Batch) {
+        let mut probing = false;
         loop {
             if !self.wait_for_send(batch) {
                 return self.defer(std::mem::take(&mut batch.jobs));
             }
-            if let Some(closed) = self.gate.closed(self.dest.name()) {
-                // Held since the reader dispatched it: parked, not sent.
-                let jobs = std::mem::take(&mut batch.jobs);
-                let _ = self.reports.send(Report::Held {
-                    dest: self.index,
-                    jobs,
-                    closed,
-                });
+            if !probing && !self.pass_gate(batch, &mut probing) {
                 return;
             }
             let items: Vec<Item> = batch.jobs.iter().map(|j| j.item.clone()).collect();
@@ -225,6 +219,28 @@ impl Lane {
             });
             return;
         }
+    }
+
+    /// Whether `batch` may be sent: when its destination is held, it goes
+    /// back unsent — but for its first job, sent alone, when it is the
+    /// breaker's probe this worker holds (`probing` then says so).
+    fn pass_gate(&self, batch: &mut Batch, probing: &mut bool) -> bool {
+        let name = self.dest.name();
+        let Some(closed) = self.gate.closed(name) else {
+            return true;
+        };
+        *probing = self.gate.take_probe(name, super::gate::Step::Send);
+        let keep = usize::from(*probing).min(batch.jobs.len());
+        let jobs = batch.jobs.split_off(keep);
+        if !jobs.is_empty() {
+            // Held since the reader dispatched them: parked, not sent.
+            let _ = self.reports.send(Report::Held {
+                dest: self.index,
+                jobs,
+                closed,
+            });
+        }
+        !batch.jobs.is_empty()
     }
 
     /// Takes a send from the shared rate limit, if any, joining the jobs
