@@ -71,6 +71,9 @@ pub struct Gate {
     counting: RwLock<BTreeSet<String>>,
     /// The probe round each step last let through, by destination.
     probes: Mutex<BTreeMap<(String, Step), i64>>,
+    /// Consecutive transient failures this worker's lanes saw, and the
+    /// `after` they were counted against, by destination.
+    failures: Mutex<BTreeMap<String, (u32, u32)>>,
 }
 
 /// What changed when the gate was set.
@@ -103,8 +106,38 @@ impl Gate {
                 .cloned()
                 .collect(),
         };
+        let held: BTreeSet<String> = next.keys().cloned().collect();
         *gate = next;
+        drop(gate);
+        // Held, or past `after` (the queue now decides): counted afresh.
+        let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        failures.retain(|dest, (n, after)| !held.contains(dest) && n < after);
         changes
+    }
+
+    /// Counts a transient failure of a send to `dest`: at `after` in a row
+    /// this worker stops sending there at once, without waiting for its
+    /// settler to tell the queue and the queue to say the breaker is open
+    /// (a receiver failing fast would otherwise get hundreds of requests
+    /// meanwhile).
+    pub fn failed(&self, dest: &str, after: u32, error: &str) {
+        let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        let (n, _) = failures.entry(dest.to_owned()).or_insert((0, after));
+        *n += 1;
+        let tripped = *n == after;
+        drop(failures);
+        if tripped {
+            let why = format!("held: breaker opening after {after} consecutive failures: {error}");
+            let due_ms = crate::event::now_ms();
+            let probe = None;
+            self.close_now(dest, Closed { due_ms, why, probe });
+        }
+    }
+
+    /// A send to `dest` was delivered: its failures are counted afresh.
+    pub fn delivered(&self, dest: &str) {
+        let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        failures.remove(dest);
     }
 
     /// Whether `dest` is held, and how.
@@ -228,6 +261,25 @@ mod tests {
             "w1",
         );
         assert!(!gate.take_probe("webhook", Step::Send));
+    }
+
+    #[test]
+    fn a_lane_seeing_after_failures_in_a_row_holds_its_destination_at_once() {
+        let gate = Gate::default();
+        gate.failed("hook", 3, "HTTP 503");
+        gate.failed("hook", 3, "HTTP 503");
+        gate.delivered("hook");
+        gate.failed("hook", 3, "HTTP 503");
+        gate.failed("hook", 3, "HTTP 503");
+        assert_eq!(gate.closed("hook"), None, "not in a row");
+        gate.failed("hook", 3, "HTTP 503");
+        let closed = gate.closed("hook").expect("held");
+        assert!(closed.why.contains("3 consecutive failures: HTTP 503"), "{}", closed.why);
+        // The queue decides from then on.
+        gate.set(&BTreeMap::new(), "w1");
+        assert_eq!(gate.closed("hook"), None);
+        gate.failed("hook", 3, "HTTP 503");
+        assert_eq!(gate.closed("hook"), None, "counted afresh");
     }
 
     #[test]

@@ -13,6 +13,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::stop::Stop;
 use super::{Job, Report};
+use crate::breaker::Verdict;
 use crate::dest::{Answer, Attempt, BatchLimit, Destination, Item};
 use crate::metrics::RouteMetrics;
 use crate::queue::RateLimit;
@@ -144,6 +145,9 @@ pub struct Lane {
     pub stop: Stop,
     /// The destinations held: a batch for one goes back unsent.
     pub gate: Arc<super::gate::Gate>,
+    /// The destination's breaker, unless off: after this many transient
+    /// failures in a row the lane stops sending (see [`super::gate::Gate::failed`]).
+    pub breaker: Option<crate::breaker::Settings>,
     /// The destination's shared rate limit, if it has one.
     pub limiter: Option<Limiter>,
     /// This destination's series, when metrics are served.
@@ -297,6 +301,14 @@ impl Lane {
         if answer.attempt.is_rate_limited() {
             let _ = self.reports.send(Report::RateLimited { dest: self.index });
         }
+        if let Some(breaker) = &self.breaker {
+            let name = self.dest.name();
+            match crate::breaker::verdict(&answer) {
+                Verdict::Failed(error) => self.gate.failed(name, breaker.after, &error),
+                Verdict::Delivered => self.gate.delivered(name),
+                Verdict::Answered | Verdict::Unsent => {}
+            }
+        }
         answer
     }
 
@@ -402,6 +414,7 @@ mod tests {
             reports,
             stop: stop.clone(),
             gate: Arc::default(),
+            breaker: None,
             limiter: Some(limiter),
             metrics: None,
         };

@@ -344,6 +344,7 @@ impl Worker {
                     reports: reports.clone(),
                     stop: stop.clone(),
                     gate: Arc::clone(gate),
+                    breaker: route.breaker(),
                     limiter: limiter.take(),
                     metrics: self.metrics.as_ref().map(|m| m.route(route.id())),
                 };
