@@ -350,7 +350,8 @@ fn closed_after(failures: u32, seen: &Seen, settings: Settings, now_ms: i64) -> 
 /// holder let its lease run out (it died, or its probe was never sent).
 pub fn take_probe(current: &Hold, me: &str, now_ms: i64, lease: Duration) -> Option<Hold> {
     let breaker = current.breaker()?;
-    let due = matches!(breaker.state, State::Open | State::Probing) && now_ms >= breaker.probe_at_ms;
+    let due =
+        matches!(breaker.state, State::Open | State::Probing) && now_ms >= breaker.probe_at_ms;
     due.then(|| {
         let probing = Breaker {
             state: State::Probing,
@@ -401,7 +402,11 @@ mod tests {
         let b = open.breaker().unwrap();
         assert_eq!((b.failures, b.probe_at_ms), (3, 1200));
         assert!(b.why().starts_with("breaker open until "), "{}", b.why());
-        assert!(b.why().ends_with("after 3 failures: HTTP 503"), "{}", b.why());
+        assert!(
+            b.why().ends_with("after 3 failures: HTTP 503"),
+            "{}",
+            b.why()
+        );
         assert_eq!(after_sends(Some(&open), &failures(5), S, "w1", 300), None);
         assert_eq!(after_sends(None, &delivered(), S, "w1", 300), None);
     }
@@ -416,13 +421,22 @@ mod tests {
         assert_eq!(take_probe(&open, "w2", 999, lease), None, "cooling down");
         let probing = take_probe(&open, "w2", 1000, lease).unwrap();
         assert_eq!(take_probe(&probing, "w1", 1001, lease), None, "taken");
-        assert!(take_probe(&probing, "w1", 31_000, lease).is_some(), "lease ran out");
+        assert!(
+            take_probe(&probing, "w1", 31_000, lease).is_some(),
+            "lease ran out"
+        );
         // Only the probe's holder decides.
-        assert_eq!(after_sends(Some(&probing), &delivered(), S, "w1", 1100), None);
+        assert_eq!(
+            after_sends(Some(&probing), &delivered(), S, "w1", 1100),
+            None
+        );
         let reopened = after_sends(Some(&probing), &failures(1), S, "w2", 1100).unwrap();
         assert_eq!(reopened.change, Some(Change::Reopened));
         let reopened = reopened.hold.unwrap();
-        assert_eq!(reopened.since_ms, 0, "deliveries stay parked where they were");
+        assert_eq!(
+            reopened.since_ms, 0,
+            "deliveries stay parked where they were"
+        );
         let b = reopened.breaker().unwrap();
         assert_eq!((b.cooldown_ms, b.probe_at_ms), (2000, 3100), "doubled");
         let probing = take_probe(&reopened, "w1", 3100, lease).unwrap();
@@ -460,7 +474,10 @@ mod tests {
     #[test]
     fn permanent_refusals_and_429s_neither_count_nor_reset() {
         let answer = |attempt: Attempt| verdict(&attempt.into());
-        assert_eq!(answer(Attempt::Permanent("HTTP 400".into())), Verdict::Answered);
+        assert_eq!(
+            answer(Attempt::Permanent("HTTP 400".into())),
+            Verdict::Answered
+        );
         assert_eq!(
             answer(Attempt::RetryAfter(Duration::ZERO, "HTTP 429".into())),
             Verdict::Answered

@@ -386,8 +386,7 @@ impl Catalog {
             globs.iter().map(|g| wildmatch::WildMatch::new(g)).collect();
         let mut catalog = self.clone();
         for spec in &mut catalog.specs {
-            if crate::alert::is_alert(&spec.name) || !globs.iter().any(|g| g.matches(&spec.name))
-            {
+            if crate::alert::is_alert(&spec.name) || !globs.iter().any(|g| g.matches(&spec.name)) {
                 continue;
             }
             let custom = spec.custom;

@@ -135,15 +135,21 @@ fn two_workers_send_a_failing_webhook_a_few_requests_and_probes_then_everything_
     );
     let probes = said(&workers, "sending one probe");
     let during = hook.request_count();
-    // Before it opens: `after` failures, and what each worker's lanes had
-    // on their way (or sent before its settler heard the breaker opened).
-    let bound = AFTER + 2 * 2 * CONCURRENCY + probes;
+    // Each worker stops at `after` failures in a row, with what its lanes
+    // had on their way (18 in all here, with the probes); a worker that
+    // reads the queue before the opening is written may send a few more.
+    let bound = 2 * AFTER + 2 * 2 * CONCURRENCY + probes;
     assert!(
         during <= bound,
         "{during} requests during the outage (at most {bound} expected): {}",
         logs(&workers)
     );
-    assert_eq!(said(&workers, "breaker open until"), 1, "{}", logs(&workers));
+    assert_eq!(
+        said(&workers, "breaker open until"),
+        1,
+        "{}",
+        logs(&workers)
+    );
     let now = status(env());
     assert_eq!(now["dead"]["total"], 0, "nothing dead-lettered: {now:#}");
     let breaker = &now["breakers"][0];
@@ -152,7 +158,10 @@ fn two_workers_send_a_failing_webhook_a_few_requests_and_probes_then_everything_
         breaker["state"] == "open" || breaker["state"] == "probing",
         "{now:#}"
     );
-    assert!(breaker["failures"].as_u64().unwrap() >= AFTER as u64, "{now:#}");
+    assert!(
+        breaker["failures"].as_u64().unwrap() >= AFTER as u64,
+        "{now:#}"
+    );
     assert!(breaker["waiting"].as_u64().unwrap() > 0, "{now:#}");
     assert_eq!(now["held"][0]["reason"], "breaker", "{now:#}");
     env()
@@ -162,8 +171,16 @@ fn two_workers_send_a_failing_webhook_a_few_requests_and_probes_then_everything_
         .stdout_has("Breakers: 1")
         .stdout_has("breaker ");
     let (_, scrape) = get(&addr, "/metrics");
-    assert_eq!(of_dest(&scrape, "events_breaker_open", "hook"), Some(1.0), "{scrape}");
-    assert_eq!(of_dest(&scrape, "events_breaker_open", "ops"), Some(0.0), "{scrape}");
+    assert_eq!(
+        of_dest(&scrape, "events_breaker_open", "hook"),
+        Some(1.0),
+        "{scrape}"
+    );
+    assert_eq!(
+        of_dest(&scrape, "events_breaker_open", "ops"),
+        Some(0.0),
+        "{scrape}"
+    );
 
     // The alert: one, to ops, never to the webhook it is about.
     let alerts = |ops: &Sink| {
@@ -172,9 +189,15 @@ fn two_workers_send_a_failing_webhook_a_few_requests_and_probes_then_everything_
             .filter(|l| l.starts_with("Destination down: hook"))
             .count()
     };
-    assert!(wait_until(|| alerts(&ops) >= 1), "{:?} {}", slack_lines(&ops), logs(&workers));
     assert!(
-        slack_lines(&ops)[0].contains("HTTP 503") && slack_lines(&ops)[0].ends_with("holding deliveries"),
+        wait_until(|| alerts(&ops) >= 1),
+        "{:?} {}",
+        slack_lines(&ops),
+        logs(&workers)
+    );
+    assert!(
+        slack_lines(&ops)[0].contains("HTTP 503")
+            && slack_lines(&ops)[0].ends_with("holding deliveries"),
         "{:?}",
         slack_lines(&ops)
     );
@@ -192,7 +215,12 @@ fn two_workers_send_a_failing_webhook_a_few_requests_and_probes_then_everything_
     thread::sleep(Duration::from_millis(1500));
     let ids = webhook_ids(&hook);
     assert!(ids.values().all(|&n| n == 1), "each once: {ids:?}");
-    assert_eq!(alerts(&ops), 1, "one alert per opening: {:?}", slack_lines(&ops));
+    assert_eq!(
+        alerts(&ops),
+        1,
+        "one alert per opening: {:?}",
+        slack_lines(&ops)
+    );
     assert_eq!(said(&workers, "breaker closed"), 1, "{}", logs(&workers));
     let after = status(env());
     assert_eq!(after["dead"]["total"], 0, "{after:#}");
@@ -225,7 +253,11 @@ fn refusals_never_open_the_breaker(backend: Backend) {
         .run()
         .success();
     assert!(!out.stderr.contains("breaker"), "{}", out.stderr);
-    assert_eq!(hook.request_count(), 12, "every delivery tried once, then dead");
+    assert_eq!(
+        hook.request_count(),
+        12,
+        "every delivery tried once, then dead"
+    );
     let now = status(env());
     assert_eq!(now["dead"]["total"], 12, "{now:#}");
     assert_eq!(now["breakers"], Value::Array(vec![]), "{now:#}");
@@ -234,7 +266,7 @@ fn refusals_never_open_the_breaker(backend: Backend) {
 fn a_429_is_the_rate_limiters_never_the_breakers(backend: Backend) {
     let (home, hook, ops) = setup("{ after = 3, cooldown = \"1s\" }");
     let busy = Reply::status(429, "slow down").header("Retry-After", "0");
-    hook.script(vec![busy; 10]);
+    hook.script(vec![busy; 4]);
     let env = || events(&backend, home.path(), &hook, &ops);
     env()
         .args(["emit", "--stdin"])
@@ -246,18 +278,20 @@ fn a_429_is_the_rate_limiters_never_the_breakers(backend: Backend) {
         .run()
         .success();
     assert!(!out.stderr.contains("breaker"), "{}", out.stderr);
-    assert_eq!(hook.request_count(), 14, "ten 429s, then each once");
+    assert_eq!(hook.request_count(), 8, "four 429s, then each once");
     assert_eq!(webhook_ids(&hook).len(), 4);
-    assert!(slack_lines(&ops).is_empty(), "no alert: {:?}", slack_lines(&ops));
+    assert!(
+        slack_lines(&ops).is_empty(),
+        "no alert: {:?}",
+        slack_lines(&ops)
+    );
     assert_eq!(status(env())["breakers"], Value::Array(vec![]));
 }
 
 fn a_breaker_turned_off_retries_and_dead_letters_as_before(backend: Backend) {
     let (home, hook, ops) = setup("\"off\"");
     hook.set_default(Reply::status(503, "down"));
-    let env = || {
-        events(&backend, home.path(), &hook, &ops).env("EVENTS_MAX_ATTEMPTS", "2")
-    };
+    let env = || events(&backend, home.path(), &hook, &ops).env("EVENTS_MAX_ATTEMPTS", "2");
     env()
         .args(["emit", "--stdin"])
         .stdin(signups(0..10))
@@ -273,7 +307,9 @@ fn a_breaker_turned_off_retries_and_dead_letters_as_before(backend: Backend) {
     assert_eq!(now["dead"]["total"], 10, "{now:#}");
     assert_eq!(now["breakers"], Value::Array(vec![]), "{now:#}");
     assert!(
-        slack_lines(&ops).iter().all(|l| !l.starts_with("Destination down")),
+        slack_lines(&ops)
+            .iter()
+            .all(|l| !l.starts_with("Destination down")),
         "{:?}",
         slack_lines(&ops)
     );
@@ -283,11 +319,26 @@ fn a_breaker_turned_off_retries_and_dead_letters_as_before(backend: Backend) {
 fn absurd_breaker_settings_are_exit_2_naming_file_and_line() {
     let redis = crate::support::RedisServer::start();
     for (breaker, expected) in [
-        ("\"on\"", "events.toml:5: breaker: expected \"off\" or a table"),
-        ("{ after = 0 }", "events.toml:5: breaker: after must be a whole number of failures from 1 to 10000"),
-        ("{ cooldown = \"2h\" }", "events.toml:5: breaker: cooldown \"2h\" must be from 1s to 10m"),
-        ("{ cooldown = \"soon\" }", "events.toml:5: breaker: cooldown \"soon\" is not a duration"),
-        ("{ afer = 3 }", "events.toml:5: breaker: unknown breaker setting `afer`"),
+        (
+            "\"on\"",
+            "events.toml:5: breaker: expected \"off\" or a table",
+        ),
+        (
+            "{ after = 0 }",
+            "events.toml:5: breaker: after must be a whole number of failures from 1 to 10000",
+        ),
+        (
+            "{ cooldown = \"2h\" }",
+            "events.toml:5: breaker: cooldown \"2h\" must be from 1s to 10m",
+        ),
+        (
+            "{ cooldown = \"soon\" }",
+            "events.toml:5: breaker: cooldown \"soon\" is not a duration",
+        ),
+        (
+            "{ afer = 3 }",
+            "events.toml:5: breaker: unknown breaker setting `afer`",
+        ),
     ] {
         let home = tempfile::tempdir().unwrap();
         std::fs::write(home.path().join("events.toml"), config(breaker)).unwrap();

@@ -70,7 +70,9 @@ impl Breakers {
                 continue;
             };
             // A delivered send changes nothing where nothing is counted.
-            if !seen.has_failures() && !self.gate.counting(&dest) && self.gate.closed(&dest).is_none()
+            if !seen.has_failures()
+                && !self.gate.counting(&dest)
+                && self.gate.closed(&dest).is_none()
             {
                 continue;
             }
@@ -104,7 +106,8 @@ impl Breakers {
                 };
                 Hold::decode(&raw).ok().map(|(_, hold)| hold)
             });
-            let Some(next) = breaker::after_sends(current.as_ref(), seen, settings, &self.me, now_ms())
+            let Some(next) =
+                breaker::after_sends(current.as_ref(), seen, settings, &self.me, now_ms())
             else {
                 return Ok((current, None));
             };
@@ -156,10 +159,7 @@ impl Breakers {
                 if alerts {
                     let down = alert::down(dest, &breaker.error, hold.since_ms);
                     if let Err(e) = queue.append(&[down]) {
-                        log::warn!(
-                            "cannot raise the alert that {} is down: {e}",
-                            escape(dest)
-                        );
+                        log::warn!("cannot raise the alert that {} is down: {e}", escape(dest));
                     }
                 }
             }

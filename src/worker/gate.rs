@@ -161,7 +161,10 @@ impl Gate {
 
     /// Takes the destinations whose breaker the queue stores.
     pub fn set_counting(&self, names: BTreeSet<String>) {
-        *self.counting.write().unwrap_or_else(PoisonError::into_inner) = names;
+        *self
+            .counting
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = names;
     }
 
     /// Whether `dest`'s breaker is stored (so a delivered send resets it).
@@ -274,7 +277,11 @@ mod tests {
         assert_eq!(gate.closed("hook"), None, "not in a row");
         gate.failed("hook", 3, "HTTP 503");
         let closed = gate.closed("hook").expect("held");
-        assert!(closed.why.contains("3 consecutive failures: HTTP 503"), "{}", closed.why);
+        assert!(
+            closed.why.contains("3 consecutive failures: HTTP 503"),
+            "{}",
+            closed.why
+        );
         // The queue decides from then on.
         gate.set(&BTreeMap::new(), "w1");
         assert_eq!(gate.closed("hook"), None);

@@ -107,9 +107,15 @@ impl Reader<'_> {
         let Some(route) = self.current.routes.named(dest) else {
             return Step::Keep(hold);
         };
-        let (off, serves) = (route.breaker().is_none(), self.routes[route.id()].sender.is_some());
+        let (off, serves) = (
+            route.breaker().is_none(),
+            self.routes[route.id()].sender.is_some(),
+        );
         if off {
-            return match self.queue.swap_hold(dest, HoldKind::Breaker, Some(&raw.json), None) {
+            return match self
+                .queue
+                .swap_hold(dest, HoldKind::Breaker, Some(&raw.json), None)
+            {
                 Ok(true) => {
                     log::info!("{}: breaker off; its deliveries are released", escape(dest));
                     Step::Drop
@@ -124,12 +130,12 @@ impl Reader<'_> {
         else {
             return Step::Keep(hold);
         };
-        match self.queue.swap_hold(dest, HoldKind::Breaker, Some(&raw.json), Some(&probing)) {
+        match self
+            .queue
+            .swap_hold(dest, HoldKind::Breaker, Some(&raw.json), Some(&probing))
+        {
             Ok(true) => {
-                log::info!(
-                    "{}: breaker cooldown over, sending one probe",
-                    escape(dest)
-                );
+                log::info!("{}: breaker cooldown over, sending one probe", escape(dest));
                 Step::Probe(probing)
             }
             Ok(false) => Step::Keep(hold),

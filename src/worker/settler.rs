@@ -583,13 +583,13 @@ mod tests {
     use std::time::Instant;
 
     use super::*;
-    use crate::worker::breakers::Breakers;
     use crate::dest::DestConfig;
     use crate::dest::Item;
     use crate::event::Event;
     use crate::queue::QueueOptions;
     use crate::queue::prelude::*;
     use crate::queue::sqlite::SqliteQueue;
+    use crate::worker::breakers::Breakers;
 
     const NOW: i64 = 1_800_000_000_000;
 

@@ -81,7 +81,9 @@ impl Holds for SqliteQueue {
                     )?
                     .execute(params![dest, kind, old, new])?,
                 (Some(old), None) => tx
-                    .prepare_cached("DELETE FROM holds WHERE dest = ?1 AND kind = ?2 AND hold = ?3")?
+                    .prepare_cached(
+                        "DELETE FROM holds WHERE dest = ?1 AND kind = ?2 AND hold = ?3",
+                    )?
                     .execute(params![dest, kind, old])?,
             };
             Ok(changed == 1)
