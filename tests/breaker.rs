@@ -124,9 +124,16 @@ fn two_workers_send_a_failing_webhook_a_few_requests_and_probes_then_everything_
         .collect();
     env()
         .args(["emit", "--stdin"])
-        .stdin(signups(0..200))
+        .stdin(signups(0..199))
         .run()
         .success();
+    let last = env()
+        .args(["emit", "user.signup", "--email", "last@example.com"])
+        .run()
+        .success()
+        .stdout
+        .trim()
+        .to_owned();
     // Two probes fail: the breaker opened, cooled down, opened again twice.
     assert!(
         wait_until(|| said(&workers, "the probe failed") >= 2),
@@ -164,6 +171,18 @@ fn two_workers_send_a_failing_webhook_a_few_requests_and_probes_then_everything_
     );
     assert!(breaker["waiting"].as_u64().unwrap() > 0, "{now:#}");
     assert_eq!(now["held"][0]["reason"], "breaker", "{now:#}");
+    let inspected = env()
+        .args(["inspect", &last, "--format", "json"])
+        .run()
+        .success()
+        .stdout_json();
+    let to_hook = inspected["destinations"]
+        .as_array()
+        .and_then(|dests| dests.iter().find(|d| d["name"] == "hook"))
+        .unwrap_or_else(|| panic!("no hook in {inspected:#}"));
+    assert_eq!(to_hook["state"], "held", "{inspected:#}");
+    let why = to_hook["held"]["why"].as_str().unwrap_or_default();
+    assert!(why.starts_with("breaker "), "{inspected:#}");
     env()
         .args(["status"])
         .run()
