@@ -164,6 +164,7 @@ impl EventSpec {
                 "error" => "row 12: invalid date".into(),
                 "dest" => "segment".into(),
                 "count" => 3.into(),
+                "since" => "2026-11-27T09:00:00.000Z".into(),
                 _ => kind.sample(),
             };
             payload.insert(name.clone(), value);
@@ -216,10 +217,12 @@ pub enum EventType {
     ImportFailed,
     /// Raised by the worker itself when deliveries are dead-lettered.
     DeadLetters,
+    /// Raised by the worker itself when a destination's breaker opens.
+    DestinationDown,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 9] = [
+    pub const ALL: [EventType; 10] = [
         EventType::UserSignup,
         EventType::UserFirstImport,
         EventType::SubscriptionStarted,
@@ -229,6 +232,7 @@ impl EventType {
         EventType::ImportCompleted,
         EventType::ImportFailed,
         EventType::DeadLetters,
+        EventType::DestinationDown,
     ];
 
     /// The type's name on the wire, e.g. `user.signup`.
@@ -286,6 +290,11 @@ impl EventType {
                 crate::alert::ALERT_TYPE,
                 &[("dest", S), ("count", N), ("error", S)],
                 "Dead letters: {count:,} deliveries to {dest} failed: {error}",
+            ),
+            EventType::DestinationDown => (
+                crate::alert::DOWN_TYPE,
+                &[("dest", S), ("error", S), ("since", S)],
+                "Destination down: {dest} ({error}); holding deliveries",
             ),
         }
     }
@@ -377,8 +386,7 @@ impl Catalog {
             globs.iter().map(|g| wildmatch::WildMatch::new(g)).collect();
         let mut catalog = self.clone();
         for spec in &mut catalog.specs {
-            if spec.name == crate::alert::ALERT_TYPE || !globs.iter().any(|g| g.matches(&spec.name))
-            {
+            if crate::alert::is_alert(&spec.name) || !globs.iter().any(|g| g.matches(&spec.name)) {
                 continue;
             }
             let custom = spec.custom;

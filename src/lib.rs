@@ -18,6 +18,7 @@
 //! ```
 
 pub mod alert;
+pub mod breaker;
 pub mod catalog;
 #[doc(hidden)]
 pub mod cli;

@@ -58,6 +58,7 @@ pub struct RouteMetrics {
     rate_limited: Counter,
     paused: Gauge,
     held: Gauge,
+    breaker_open: Gauge,
 }
 
 impl RouteMetrics {
@@ -139,6 +140,7 @@ struct RouteFamilies {
     rate_limited: Family<Labels, Counter>,
     paused: Family<Labels, Gauge>,
     held: Family<Labels, Gauge>,
+    breaker_open: Family<Labels, Gauge>,
 }
 
 impl RouteFamilies {
@@ -166,6 +168,7 @@ impl RouteFamilies {
                 rate_limited: self.rate_limited.get_or_create(&dest(name)).clone(),
                 paused: self.paused.get_or_create(&dest(name)).clone(),
                 held: self.held.get_or_create(&dest(name)).clone(),
+                breaker_open: self.breaker_open.get_or_create(&dest(name)).clone(),
             }
         })
     }
@@ -183,6 +186,7 @@ impl Metrics {
             rate_limited: Family::default(),
             paused: Family::default(),
             held: Family::default(),
+            breaker_open: Family::default(),
         };
         registry.register(
             "events_deliveries",
@@ -218,6 +222,11 @@ impl Metrics {
             "events_held",
             "Deliveries waiting for a held destination",
             families.held.clone(),
+        );
+        registry.register(
+            "events_breaker_open",
+            "Whether the destination's circuit breaker holds it, open or probing (1), or not (0)",
+            families.breaker_open.clone(),
         );
         let queue = QueueGauges::register(&mut registry);
         Metrics {
@@ -279,6 +288,11 @@ impl Metrics {
         let route = &routes[id];
         route.paused.set(i64::from(paused));
         route.held.set(i64::try_from(waiting).unwrap_or(i64::MAX));
+    }
+
+    /// Records whether route `id`'s breaker holds it (open or probing).
+    pub fn set_breaker_open(&self, id: RouteId, open: bool) {
+        self.route(id).breaker_open.set(i64::from(open));
     }
 
     /// Counts a dead letter that no send decided (poison, a destination

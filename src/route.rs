@@ -73,6 +73,11 @@ impl Route {
         self.rate
     }
 
+    /// Its circuit breaker's settings; `None` when `breaker = "off"`.
+    pub fn breaker(&self) -> Option<crate::breaker::Settings> {
+        self.config.breaker
+    }
+
     /// Whether events of type `event_type` go to this destination, as far
     /// as its globs say.
     pub fn takes(&self, event_type: &str) -> bool {

@@ -43,7 +43,7 @@ fn table_lists_every_builtin_type_with_fields_and_template() {
 fn json_format_lists_every_builtin_type_with_typed_fields() {
     let outcome = templates(&["--format", "json"]).success();
     let items = outcome.stdout_json();
-    assert_eq!(items.as_array().map(Vec::len), Some(9), "{items}");
+    assert_eq!(items.as_array().map(Vec::len), Some(10), "{items}");
     insta::assert_snapshot!(outcome.stdout);
 }
 
@@ -74,9 +74,10 @@ fn preview_renders_every_message_with_sample_values() {
         .stdout_has("First import: ada@example.com via CRM contacts")
         .stdout_has("Import: 1,234,567 rows by ada@example.com")
         .stdout_has("Import failed: ada@example.com - row 12: invalid date")
-        .stdout_has("Dead letters: 3 deliveries to segment failed: ");
+        .stdout_has("Dead letters: 3 deliveries to segment failed: ")
+        .stdout_has("Destination down: segment (row 12: invalid date); holding deliveries");
     // One header and one row per built-in type.
-    assert_eq!(outcome.stdout.lines().count(), 10, "{outcome:?}");
+    assert_eq!(outcome.stdout.lines().count(), 11, "{outcome:?}");
     insta::assert_snapshot!(outcome.stdout);
 }
 

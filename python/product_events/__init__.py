@@ -58,6 +58,8 @@ class EventType(str, enum.Enum):
     IMPORT_FAILED = "import.failed"
     #: Raised by the worker itself when deliveries die.
     DEAD_LETTERS = "events.dead_letters"
+    #: Raised by the worker itself when a destination's breaker opens.
+    DESTINATION_DOWN = "events.destination_down"
 
     def __str__(self) -> str:
         return self.value

@@ -26,8 +26,13 @@
 //!   redacted and `events` the routing globs;
 //! - `destinations_error`: why the destinations cannot be used, or null;
 //! - `held`: `[{"destination", "reason", "by", "since", "until",
-//!   "waiting"}]`, the destinations held now (`reason` is `paused`; `until`
-//!   null until resumed) and how many deliveries wait for each;
+//!   "waiting"}]`, the destinations held now (`reason` is `paused` or
+//!   `breaker`; `until` null until resumed; `by` null for a breaker) and
+//!   how many deliveries wait for each;
+//! - `breakers`: `[{"destination", "state", "since", "until", "failures",
+//!   "error", "waiting"}]`, every breaker not closed with a clean count:
+//!   `state` is `open` (until `until`, then a probe), `probing` or `closed`
+//!   (with `failures` consecutive failures counted so far);
 //! - with `--watch`, the same object once a second, one per line (JSON
 //!   Lines), each destination's `per_second` filled in from the second on.
 //!
@@ -71,27 +76,52 @@ pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<()> {
     }
 }
 
-/// A hold in force on a destination, with how many deliveries wait for it.
+/// A hold on a destination, with how many deliveries wait for it.
 struct Held {
     dest: String,
     hold: Hold,
     waiting: u64,
 }
 
-/// The holds in force now, each with what waits for its destination.
-fn read_held(queue: &mut dyn Queue) -> Result<Vec<Held>, crate::queue::QueueError> {
-    let mut rows = Vec::new();
-    for (dest, holds) in hold::in_force(queue.holds()?, now_ms()) {
+/// The holds in force now, and every breaker that counted failures.
+#[derive(Default)]
+struct Holding {
+    held: Vec<Held>,
+    /// Breakers stored (open, probing, or closed with failures counted),
+    /// each with what waits while it holds its destination.
+    breakers: Vec<Held>,
+}
+
+/// The holds in force now, each with what waits for its destination, and
+/// the breakers stored.
+fn read_held(queue: &mut dyn Queue) -> Result<Holding, crate::queue::QueueError> {
+    let now = now_ms();
+    let stored = queue.holds()?;
+    let mut holding = Holding::default();
+    for (dest, hold) in &stored {
+        if hold.breaker().is_some() {
+            let waiting = match hold.in_force(now) {
+                true => queue.waiting(dest)?,
+                false => 0,
+            };
+            holding.breakers.push(Held {
+                dest: dest.clone(),
+                hold: hold.clone(),
+                waiting,
+            });
+        }
+    }
+    for (dest, holds) in hold::in_force(stored, now) {
         let waiting = queue.waiting(&dest)?;
         for hold in holds {
-            rows.push(Held {
+            holding.held.push(Held {
                 dest: dest.clone(),
                 hold,
                 waiting,
             });
         }
     }
-    Ok(rows)
+    Ok(holding)
 }
 
 /// Everything `status` shows, read once.
@@ -105,8 +135,10 @@ struct Status<'a> {
     rates: Option<BTreeMap<String, f64>>,
     /// Retries for destinations not in the config, when counted.
     unconfigured: Option<u64>,
-    /// The holds in force (a paused destination).
+    /// The holds in force (a paused destination, an open breaker).
     held: Vec<Held>,
+    /// The breakers stored (see [`Holding`]).
+    breakers: Vec<Held>,
 }
 
 /// How many of the `retries` scheduled are for a destination not in the
@@ -144,11 +176,13 @@ impl<'a> Status<'a> {
             rates,
             unconfigured: None,
             held: Vec::new(),
+            breakers: Vec::new(),
         }
     }
 
-    fn with_held(mut self, held: Vec<Held>) -> Status<'a> {
-        self.held = held;
+    fn with_held(mut self, holding: Holding) -> Status<'a> {
+        self.held = holding.held;
+        self.breakers = holding.breakers;
         self
     }
 }
@@ -221,6 +255,7 @@ impl Status<'_> {
             "destinations": destinations,
             "destinations_error": destinations_error,
             "held": self.held.iter().map(held_json).collect::<Vec<_>>(),
+            "breakers": self.breakers.iter().filter_map(breaker_json).collect::<Vec<_>>(),
         })
     }
 
@@ -236,15 +271,35 @@ impl Status<'_> {
 }
 
 fn held_json(held: &Held) -> Value {
-    let HoldReason::Paused { by } = &held.hold.reason;
+    let (reason, by) = match &held.hold.reason {
+        HoldReason::Paused { by } => ("paused", Some(by)),
+        HoldReason::Breaker(_) => ("breaker", None),
+    };
     json!({
         "destination": held.dest,
-        "reason": "paused",
+        "reason": reason,
         "by": by,
         "since": format_ts_ms(held.hold.since_ms),
         "until": held.hold.until_ms.map(format_ts_ms),
         "waiting": held.waiting,
     })
+}
+
+/// A breaker as `status --format json` shows it: its state, until when it
+/// is open (before its probe), the consecutive failures and the latest
+/// error, and how many deliveries it holds.
+fn breaker_json(held: &Held) -> Option<Value> {
+    let breaker = held.hold.breaker()?;
+    let open = breaker.state == crate::breaker::State::Open;
+    Some(json!({
+        "destination": held.dest,
+        "state": breaker.state_name(),
+        "since": breaker.holds().then(|| format_ts_ms(held.hold.since_ms)),
+        "until": open.then(|| format_ts_ms(breaker.probe_at_ms)),
+        "failures": breaker.failures,
+        "error": breaker.error,
+        "waiting": held.waiting,
+    }))
 }
 
 fn backend_kind(backend: &Backend) -> &'static str {

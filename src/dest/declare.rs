@@ -1,7 +1,8 @@
 //! The configured destinations, from the config file's `[[destination]]`
 //! tables or, when it declares none, from the environment alone. The keys
 //! every destination shares (`name`, `kind`, `events`, `rate`, `when`,
-//! `template`) are read here, once; the rest of a table is its kind's.
+//! `template`, `breaker`) are read here, once; the rest of a table is its
+//! kind's.
 
 use std::sync::Arc;
 
@@ -13,7 +14,9 @@ use crate::filter::When;
 use crate::rate::RateSetting;
 
 /// The keys every destination's table takes.
-const COMMON: [&str; 6] = ["name", "kind", "events", "rate", "when", "template"];
+const COMMON: [&str; 7] = [
+    "name", "kind", "events", "rate", "when", "template", "breaker",
+];
 
 /// The destinations the file's `tables` declare, in order.
 pub fn from_file(
@@ -95,6 +98,11 @@ fn from_table(table: &Table, catalog: &Catalog, env: &Env<'_>) -> Result<DestCon
         ),
         None => None,
     };
+    let breaker = match table.get::<toml::Value>("breaker")? {
+        Some(value) => crate::breaker::parse(value.get_ref())
+            .map_err(|e| table.at(value.span(), "breaker", e))?,
+        None => Some(crate::breaker::Settings::default()),
+    };
     Ok(DestConfig {
         name: name.into_inner(),
         kind,
@@ -103,6 +111,7 @@ fn from_table(table: &Table, catalog: &Catalog, env: &Env<'_>) -> Result<DestCon
         rate,
         when,
         messages,
+        breaker,
     })
 }
 

@@ -172,6 +172,8 @@ pub struct DestConfig {
     /// Its messages: the catalog with its `template` in place of each
     /// routed type's, or `None` for the shared catalog's.
     pub messages: Option<Catalog>,
+    /// Its `breaker` in the config file: `None` when `"off"`.
+    pub breaker: Option<crate::breaker::Settings>,
 }
 
 impl DestConfig {
@@ -186,6 +188,7 @@ impl DestConfig {
             rate: RateSetting::KindDefault,
             when: None,
             messages: None,
+            breaker: Some(crate::breaker::Settings::default()),
         }
     }
 

@@ -16,6 +16,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::breaker::Breaker;
+
 /// Why a destination is held, and since and until when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hold {
@@ -34,12 +36,17 @@ pub struct Hold {
 pub enum HoldReason {
     /// `events pause`: by whom (`host user pid N`).
     Paused { by: String },
+    /// The destination's circuit breaker (see [`crate::breaker`]): held
+    /// while open or probing; stored while closed too, to count the
+    /// consecutive failures every worker sees.
+    Breaker(Breaker),
 }
 
 /// The kind of a hold: a destination has at most one hold of each kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum HoldKind {
     Pause,
+    Breaker,
 }
 
 impl HoldKind {
@@ -47,6 +54,7 @@ impl HoldKind {
     pub fn as_str(self) -> &'static str {
         match self {
             HoldKind::Pause => "pause",
+            HoldKind::Breaker => "breaker",
         }
     }
 }
@@ -77,18 +85,34 @@ impl Hold {
     pub fn kind(&self) -> HoldKind {
         match self.reason {
             HoldReason::Paused { .. } => HoldKind::Pause,
+            HoldReason::Breaker(_) => HoldKind::Breaker,
         }
     }
 
-    /// Whether the hold keeps its destination from being sent to at `now_ms`.
+    /// Whether the hold keeps its destination from being sent to at `now_ms`
+    /// (a breaker only while open or probing).
     pub fn in_force(&self, now_ms: i64) -> bool {
-        self.until_ms.is_none_or(|until| now_ms < until)
+        let held = match &self.reason {
+            HoldReason::Paused { .. } => true,
+            HoldReason::Breaker(breaker) => breaker.holds(),
+        };
+        held && self.until_ms.is_none_or(|until| now_ms < until)
     }
 
-    /// Why, in a few words: `paused by host user pid 7`.
+    /// Why, in a few words: `paused by host user pid 7`, `breaker open
+    /// until … after 10 failures: HTTP 503`.
     pub fn why(&self) -> String {
         match &self.reason {
             HoldReason::Paused { by } => format!("paused by {by}"),
+            HoldReason::Breaker(breaker) => breaker.why(),
+        }
+    }
+
+    /// The breaker, when this is one.
+    pub fn breaker(&self) -> Option<&Breaker> {
+        match &self.reason {
+            HoldReason::Breaker(breaker) => Some(breaker),
+            HoldReason::Paused { .. } => None,
         }
     }
 

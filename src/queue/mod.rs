@@ -492,10 +492,11 @@ pub trait Consumer: Claims + Settle + Leases + RateLimit + AlertWindows {}
 impl<T: Claims + Settle + Leases + RateLimit + AlertWindows + ?Sized> Consumer for T {}
 
 /// What the settler asks: writing settlements, counting dead letters into
-/// their alert windows and appending the alerts this raises.
-pub trait Settling: Settle + AlertWindows + Producer {}
+/// their alert windows and appending the alerts this raises, and telling
+/// the destinations' breakers what its sends came to.
+pub trait Settling: Settle + AlertWindows + Producer + Holds {}
 
-impl<T: Settle + AlertWindows + Producer + ?Sized> Settling for T {}
+impl<T: Settle + AlertWindows + Producer + Holds + ?Sized> Settling for T {}
 
 /// Reading the history: `replay`, `digest`, `tail`, `inspect`.
 pub trait History: Describe {
@@ -602,6 +603,22 @@ pub trait Holds: Describe {
 
     /// Every hold stored, ended ones included, as stored: one small read.
     fn holds_raw(&mut self) -> Result<Vec<RawHold>>;
+
+    /// `dest`'s hold of `kind` as stored (its JSON), if any.
+    fn hold_raw(&mut self, dest: &str, kind: HoldKind) -> Result<Option<String>>;
+
+    /// Replaces `dest`'s hold of `kind` with `new` (removes it when `None`)
+    /// in one atomic step, only if it is still stored as `expected` (its
+    /// JSON as read; `None`: no such hold). False, changing nothing, when
+    /// another connection changed it first: the breaker's transitions are
+    /// each made by one worker alone.
+    fn swap_hold(
+        &mut self,
+        dest: &str,
+        kind: HoldKind,
+        expected: Option<&str>,
+        new: Option<&Hold>,
+    ) -> Result<bool>;
 
     /// How many deliveries to `dest` wait in the retry set (while `dest`
     /// is held, every one of them is held).

@@ -1,13 +1,14 @@
 //! Dispatching what the reader claimed: each entry's deliveries to the
 //! lanes of the destinations it is routed to, each retry to its own; poison
 //! and undeliverable events to the settler as dead letters, and deliveries
-//! for a destination that is held, far behind (or served by another worker)
-//! back to the retry set.
+//! for a destination that is held (but for its breaker's one probe), far
+//! behind (or served by another worker) back to the retry set.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use super::gate::Step;
 use super::reader::Reader;
 use super::{Job, Origin, Report};
 use crate::dest::{Attempt, Item};
@@ -83,7 +84,10 @@ impl Reader<'_> {
         attempts: u32,
     ) {
         let served = &self.routes[route];
-        if let Some(closed) = self.gate.closed(served.route.name()) {
+        let name = served.route.name();
+        if let Some(closed) = self.gate.closed(name)
+            && !(served.sender.is_some() && self.gate.take_probe(name, Step::Dispatch))
+        {
             let item = Item {
                 event,
                 body: String::new(),

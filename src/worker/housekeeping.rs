@@ -6,11 +6,14 @@
 
 use std::time::{Duration, Instant};
 
+use std::collections::BTreeMap;
+
 use super::gate;
 use super::reader::{Reader, Timers};
 use crate::alert;
+use crate::breaker;
 use crate::event::now_ms;
-use crate::queue::{DeadFilter, HoldKind, QueueError, hold};
+use crate::queue::{DeadFilter, Hold, HoldKind, QueueError, RawHold, hold};
 use crate::sanitize::escape;
 
 /// How often history and dead letters are trimmed to their retentions.
@@ -52,17 +55,113 @@ impl Reader<'_> {
     }
 
     /// Reads which destinations are held into the gate (the last reading
-    /// stands when the queue does not answer); true when one was released.
+    /// stands when the queue does not answer), taking the probe of a
+    /// breaker whose cooldown ended; true when one was released.
     pub(super) fn look_at_holds(&mut self) -> bool {
-        let holds = match self.queue.holds() {
-            Ok(holds) => holds,
+        let raw = match self.queue.holds_raw() {
+            Ok(raw) => raw,
             Err(e) => {
                 log::debug!("cannot read which destinations are held: {e}");
                 return false;
             }
         };
+        let mut holds = Vec::new();
+        let mut probes = Vec::new();
+        for raw in &raw {
+            match Hold::decode(raw) {
+                Ok((dest, hold)) => match self.breaker_step(&dest, raw, hold) {
+                    Step::Keep(hold) => holds.push((dest, hold)),
+                    Step::Probe(hold) => {
+                        probes.push(dest.clone());
+                        holds.push((dest, hold));
+                    }
+                    Step::Drop => {}
+                },
+                Err(why) => log::warn!("{}", escape(&why)),
+            }
+        }
+        let counting = holds
+            .iter()
+            .filter(|(_, h)| h.breaker().is_some())
+            .map(|(dest, _)| dest.clone())
+            .collect();
+        self.gate.set_counting(counting);
         let held = hold::in_force(holds, now_ms());
-        let changes = self.gate.set(&held);
+        let changes = self.gate.set(&held, &self.worker.me());
+        self.say_changes(&changes);
+        self.set_held_metrics(&held);
+        for dest in probes {
+            self.claim_probe(&dest);
+        }
+        !changes.opened.is_empty()
+    }
+
+    /// What this worker does with `dest`'s stored `hold`: a breaker turned
+    /// off by the config is removed; one whose cooldown ended, on a
+    /// destination this worker sends to, is probed (if it takes the probe
+    /// before any other worker does).
+    fn breaker_step(&mut self, dest: &str, raw: &RawHold, hold: Hold) -> Step {
+        if hold.breaker().is_none() {
+            return Step::Keep(hold);
+        }
+        let Some(route) = self.current.routes.named(dest) else {
+            return Step::Keep(hold);
+        };
+        let (off, serves) = (
+            route.breaker().is_none(),
+            self.routes[route.id()].sender.is_some(),
+        );
+        if off {
+            return match self
+                .queue
+                .swap_hold(dest, HoldKind::Breaker, Some(&raw.json), None)
+            {
+                Ok(true) => {
+                    log::info!("{}: breaker off; its deliveries are released", escape(dest));
+                    Step::Drop
+                }
+                _ => Step::Keep(hold),
+            };
+        }
+        let lease = self.worker.config.delivery.claim_lease;
+        let Some(probing) = serves
+            .then(|| breaker::take_probe(&hold, &self.worker.me(), now_ms(), lease))
+            .flatten()
+        else {
+            return Step::Keep(hold);
+        };
+        match self
+            .queue
+            .swap_hold(dest, HoldKind::Breaker, Some(&raw.json), Some(&probing))
+        {
+            Ok(true) => {
+                log::info!("{}: breaker cooldown over, sending one probe", escape(dest));
+                Step::Probe(probing)
+            }
+            Ok(false) => Step::Keep(hold),
+            Err(e) => {
+                log::debug!("cannot take the probe of {}: {e}", escape(dest));
+                Step::Keep(hold)
+            }
+        }
+    }
+
+    /// Claims one delivery waiting for `dest` to send as its breaker's
+    /// probe; when none waits, the next new one is the probe.
+    fn claim_probe(&mut self, dest: &str) {
+        if self.room() == 0 {
+            return;
+        }
+        match self
+            .queue
+            .claim_retries(now_ms(), 1, std::slice::from_ref(&dest.to_owned()))
+        {
+            Ok(claims) => self.dispatch_retries(claims),
+            Err(e) => log::debug!("cannot claim a probe for {}: {e}", escape(dest)),
+        }
+    }
+
+    fn say_changes(&self, changes: &gate::Changes) {
         for (name, why) in &changes.closed {
             log::info!(
                 "{}: {}; its deliveries wait, no attempt spent",
@@ -73,18 +172,22 @@ impl Reader<'_> {
         for name in &changes.opened {
             log::info!("{} is no longer held: sending what waited", escape(name));
         }
-        if let Some(metrics) = &self.worker.metrics {
-            for route in self.current.routes.iter() {
-                let holds = held.get(route.name());
-                let paused = holds.is_some_and(|h| h.iter().any(|h| h.kind() == HoldKind::Pause));
-                let waiting = match holds {
-                    Some(_) => self.queue.waiting(route.name()).unwrap_or(0),
-                    None => 0,
-                };
-                metrics.set_held(route.id(), paused, waiting);
-            }
+    }
+
+    fn set_held_metrics(&mut self, held: &BTreeMap<String, Vec<Hold>>) {
+        let Some(metrics) = &self.worker.metrics else {
+            return;
+        };
+        for route in self.current.routes.iter() {
+            let holds = held.get(route.name());
+            let has = |kind| holds.is_some_and(|h| h.iter().any(|h| h.kind() == kind));
+            let waiting = match holds {
+                Some(_) => self.queue.waiting(route.name()).unwrap_or(0),
+                None => 0,
+            };
+            metrics.set_held(route.id(), has(HoldKind::Pause), waiting);
+            metrics.set_breaker_open(route.id(), has(HoldKind::Breaker));
         }
-        !changes.opened.is_empty()
     }
 
     /// Takes the consumer name: it is ours alone while we run, as two
@@ -195,6 +298,15 @@ impl Reader<'_> {
             Err(e) => log::warn!("cannot remove old dead letters: {e}"),
         }
     }
+}
+
+/// What the reader does with a stored hold.
+enum Step {
+    Keep(Hold),
+    /// This worker took the breaker's probe: the hold as it now stands.
+    Probe(Hold),
+    /// Removed from the queue.
+    Drop,
 }
 
 /// The stable name of this process, for the consumer name's lease.

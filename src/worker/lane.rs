@@ -13,6 +13,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::stop::Stop;
 use super::{Job, Report};
+use crate::breaker::Verdict;
 use crate::dest::{Answer, Attempt, BatchLimit, Destination, Item};
 use crate::metrics::RouteMetrics;
 use crate::queue::RateLimit;
@@ -144,6 +145,9 @@ pub struct Lane {
     pub stop: Stop,
     /// The destinations held: a batch for one goes back unsent.
     pub gate: Arc<super::gate::Gate>,
+    /// The destination's breaker, unless off: after this many transient
+    /// failures in a row the lane stops sending (see [`super::gate::Gate::failed`]).
+    pub breaker: Option<crate::breaker::Settings>,
     /// The destination's shared rate limit, if it has one.
     pub limiter: Option<Limiter>,
     /// This destination's series, when metrics are served.
@@ -186,18 +190,12 @@ impl Lane {
     /// it waits (for a send, or out a short `Retry-After`), and reports the
     /// outcome; hands it back unsent when the worker stops first.
     fn send_batch(&mut self, batch: &mut Batch) {
+        let mut probing = false;
         loop {
             if !self.wait_for_send(batch) {
                 return self.defer(std::mem::take(&mut batch.jobs));
             }
-            if let Some(closed) = self.gate.closed(self.dest.name()) {
-                // Held since the reader dispatched it: parked, not sent.
-                let jobs = std::mem::take(&mut batch.jobs);
-                let _ = self.reports.send(Report::Held {
-                    dest: self.index,
-                    jobs,
-                    closed,
-                });
+            if !probing && !self.pass_gate(batch, &mut probing) {
                 return;
             }
             let items: Vec<Item> = batch.jobs.iter().map(|j| j.item.clone()).collect();
@@ -225,6 +223,28 @@ impl Lane {
             });
             return;
         }
+    }
+
+    /// Whether `batch` may be sent: when its destination is held, it goes
+    /// back unsent — but for its first job, sent alone, when it is the
+    /// breaker's probe this worker holds (`probing` then says so).
+    fn pass_gate(&self, batch: &mut Batch, probing: &mut bool) -> bool {
+        let name = self.dest.name();
+        let Some(closed) = self.gate.closed(name) else {
+            return true;
+        };
+        *probing = self.gate.take_probe(name, super::gate::Step::Send);
+        let keep = usize::from(*probing).min(batch.jobs.len());
+        let jobs = batch.jobs.split_off(keep);
+        if !jobs.is_empty() {
+            // Held since the reader dispatched them: parked, not sent.
+            let _ = self.reports.send(Report::Held {
+                dest: self.index,
+                jobs,
+                closed,
+            });
+        }
+        !batch.jobs.is_empty()
     }
 
     /// Takes a send from the shared rate limit, if any, joining the jobs
@@ -280,6 +300,14 @@ impl Lane {
         let answer = self.send(items);
         if answer.attempt.is_rate_limited() {
             let _ = self.reports.send(Report::RateLimited { dest: self.index });
+        }
+        if let Some(breaker) = &self.breaker {
+            let name = self.dest.name();
+            match crate::breaker::verdict(&answer) {
+                Verdict::Failed(error) => self.gate.failed(name, breaker.after, &error),
+                Verdict::Delivered => self.gate.delivered(name),
+                Verdict::Answered | Verdict::Unsent => {}
+            }
         }
         answer
     }
@@ -386,6 +414,7 @@ mod tests {
             reports,
             stop: stop.clone(),
             gate: Arc::default(),
+            breaker: None,
             limiter: Some(limiter),
             metrics: None,
         };

@@ -10,7 +10,8 @@
 //!   and a `--burst` worker decides when it is done ([`burst`]);
 //! - one or more **lanes** per destination send ([`lane`]);
 //! - the **settler** writes acknowledgements, retries and dead letters
-//!   atomically ([`settler`]).
+//!   atomically ([`settler`]), and tells the destinations' breakers what
+//!   the sends came to ([`breakers`]).
 //!
 //! Reloading (SIGHUP) is the reader's: between reads it loads the
 //! configuration again and starts new lanes for what it claims from then on
@@ -26,6 +27,7 @@
 //! settler to free slots ([`wake`]); lanes and the settler wait on their
 //! channels; a stop request wakes every one of them ([`stop`]).
 
+pub mod breakers;
 mod burst;
 mod dispatch;
 pub mod gate;
@@ -182,6 +184,12 @@ impl Worker {
         self
     }
 
+    /// This worker, as a breaker's probe names it: its consumer name and
+    /// process.
+    fn me(&self) -> String {
+        format!("{} on {}", self.options.consumer, holder())
+    }
+
     /// Whether this worker delivers to `route`.
     fn serves(&self, route: &Route) -> bool {
         !route.is_retired() && (self.only.is_empty() || self.only.contains(&route.id()))
@@ -224,6 +232,7 @@ impl Worker {
             metrics: self.metrics.clone(),
             alerts: self.config.delivery.alerts,
             alert_window: self.config.delivery.alert_window,
+            breakers: breakers::Breakers::new(Arc::clone(&gate), self.me()),
         };
         let settler = std::thread::Builder::new()
             .name("settler".into())
@@ -335,6 +344,7 @@ impl Worker {
                     reports: reports.clone(),
                     stop: stop.clone(),
                     gate: Arc::clone(gate),
+                    breaker: route.breaker(),
                     limiter: limiter.take(),
                     metrics: self.metrics.as_ref().map(|m| m.route(route.id())),
                 };

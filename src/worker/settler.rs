@@ -63,6 +63,8 @@ pub struct Settler {
     pub alerts: bool,
     /// At most one alert per destination in this long.
     pub alert_window: Duration,
+    /// What the sends came to, for the destinations' breakers.
+    pub breakers: super::breakers::Breakers,
 }
 
 /// `GIVE_UP_AFTER`, or the claim lease when that is shorter.
@@ -128,6 +130,9 @@ impl Settler {
                     if self.alerts {
                         self.raise_alerts(&pending.dead);
                     }
+                    let routes = self.routes.get();
+                    self.breakers
+                        .flush(self.queue.as_mut(), &routes, self.alerts);
                     self.held.release(&pending);
                     for (delivery, due) in &pending.retries {
                         self.wake.scheduled(&delivery.dest, *due);
@@ -188,13 +193,15 @@ impl Settler {
     /// Folds one report into the pending settlement; returns how many claimed
     /// units (entries or retries) it finished.
     fn apply(
-        &self,
+        &mut self,
         report: Report,
         entries: &mut HashMap<String, EntryState>,
         pending: &mut Settlement,
     ) -> usize {
+        let routes = self.routes.get();
+        self.breakers.note(&routes, &report);
         fold(
-            &self.routes.get(),
+            &routes,
             report,
             entries,
             pending,
@@ -582,6 +589,7 @@ mod tests {
     use crate::queue::QueueOptions;
     use crate::queue::prelude::*;
     use crate::queue::sqlite::SqliteQueue;
+    use crate::worker::breakers::Breakers;
 
     const NOW: i64 = 1_800_000_000_000;
 
@@ -848,6 +856,7 @@ mod tests {
             metrics: None,
             alerts,
             alert_window: alert::WINDOW,
+            breakers: Breakers::new(Arc::default(), "w".into()),
         };
         let running = std::thread::spawn(move || settler.run());
         reports
@@ -913,6 +922,7 @@ mod tests {
             metrics: None,
             alerts: true,
             alert_window: alert::WINDOW,
+            breakers: Breakers::new(Arc::default(), "w".into()),
         };
         let running = std::thread::spawn(move || settler.run());
         // An entry no destination is routed to is acknowledged at once.

@@ -5,7 +5,7 @@
 //! drifting apart.
 //!
 //! The checks live in one file per concern (`stream`, `retries`,
-//! `dead_letters`, `lifecycle`, `limiter`, `holds`); each backend has its own file
+//! `dead_letters`, `lifecycle`, `limiter`, `holds`, `breaker`); each backend has its own file
 //! with its [`Backend`] and the tests only it can run. A backend joins by
 //! implementing [`Backend`] in its file and invoking
 //! `conformance_tests!(BackendValue)` there once, which generates one
@@ -128,10 +128,15 @@ macro_rules! conformance_tests {
                 holds_are_kept_per_destination_replaced_and_removed,
                 deliveries_parked_together_come_back_in_event_order,
             ],
+            breaker: [
+                a_breakers_state_changes_only_from_what_was_read,
+                of_workers_racing_to_open_a_breaker_exactly_one_does,
+            ],
         );
     };
 }
 
+mod breaker;
 mod dead_letters;
 mod holds;
 mod lifecycle;

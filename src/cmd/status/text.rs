@@ -31,6 +31,7 @@ impl Status<'_> {
         }
         table::section(&mut out, retries, &[], Vec::new());
         self.held_section(&mut out);
+        self.breakers_section(&mut out);
         self.dead_section(&mut out);
         self.destinations_section(&mut out);
         out
@@ -109,6 +110,39 @@ impl Status<'_> {
         let heading = format!("Held: {}", self.held.len());
         let header = ["DESTINATION", "WHY", "SINCE", "UNTIL", "WAITING"];
         table::section(out, heading, &header, rows.collect());
+    }
+
+    /// The breakers not closed with a clean count, when any is: open until
+    /// when, probing, or the consecutive failures counted so far.
+    fn breakers_section(&self, out: &mut String) {
+        let rows: Vec<Vec<String>> = self
+            .breakers
+            .iter()
+            .filter_map(|held| {
+                let breaker = held.hold.breaker()?;
+                let state = match breaker.state {
+                    crate::breaker::State::Open => format!(
+                        "open until {} (in {})",
+                        format_ts_ms(breaker.probe_at_ms),
+                        human((breaker.probe_at_ms - self.now_ms).max(0) as u64)
+                    ),
+                    _ => breaker.state_name().to_owned(),
+                };
+                Some(vec![
+                    escape(&held.dest).into_owned(),
+                    state,
+                    breaker.failures.to_string(),
+                    held.waiting.to_string(),
+                    escape(&breaker.error).into_owned(),
+                ])
+            })
+            .collect();
+        if rows.is_empty() {
+            return;
+        }
+        let heading = format!("Breakers: {}", rows.len());
+        let header = ["DESTINATION", "STATE", "FAILURES", "HELD", "LAST ERROR"];
+        table::section(out, heading, &header, rows);
     }
 
     /// The dead letters, counted by destination and error.

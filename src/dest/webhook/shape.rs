@@ -142,7 +142,7 @@ impl Shape {
     /// a body written for product events cannot name its fields.
     pub fn body(&self, event: &Event) -> Result<String, UnfitEvent> {
         match &self.body {
-            Some(node) if event.kind != crate::alert::ALERT_TYPE => {
+            Some(node) if !crate::alert::is_alert(&event.kind) => {
                 Ok(render(node, &event.payload)?.to_string())
             }
             _ => Ok(event.to_json_line()),
@@ -152,7 +152,7 @@ impl Shape {
     /// The configured headers for `event`, in order. A templated header the
     /// worker's alert lacks the fields for is left out of its request.
     pub fn headers(&self, event: &Event) -> Result<Vec<(&str, String)>, UnfitEvent> {
-        let alert = event.kind == crate::alert::ALERT_TYPE;
+        let alert = crate::alert::is_alert(&event.kind);
         let mut out = Vec::with_capacity(self.headers.len());
         for (name, value) in &self.headers {
             match value {

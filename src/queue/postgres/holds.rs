@@ -44,6 +44,57 @@ impl Holds for PostgresQueue {
         })
     }
 
+    fn hold_raw(&mut self, dest: &str, kind: HoldKind) -> Result<Option<String>> {
+        self.read(|tx| {
+            Ok(tx
+                .query_opt(
+                    "SELECT hold FROM holds WHERE dest = $1 AND kind = $2",
+                    &[&dest, &kind.as_str()],
+                )?
+                .map(|row| row.get(0)))
+        })
+    }
+
+    fn swap_hold(
+        &mut self,
+        dest: &str,
+        kind: HoldKind,
+        expected: Option<&str>,
+        new: Option<&Hold>,
+    ) -> Result<bool> {
+        let kind = kind.as_str();
+        let new = new.map(Hold::encode);
+        // Each statement decides on the row as it stands once locked, so of
+        // two workers swapping from the same value one changes it.
+        self.write(|tx| {
+            let changed = match (expected, &new) {
+                (None, Some(new)) => tx.execute(
+                    "INSERT INTO holds (dest, kind, hold) VALUES ($1, $2, $3)
+                     ON CONFLICT (dest, kind) DO NOTHING",
+                    &[&dest, &kind, new],
+                )?,
+                (None, None) => {
+                    let absent: bool = tx
+                        .query_one(
+                            "SELECT NOT EXISTS (SELECT 1 FROM holds WHERE dest = $1 AND kind = $2)",
+                            &[&dest, &kind],
+                        )?
+                        .get(0);
+                    u64::from(absent)
+                }
+                (Some(old), Some(new)) => tx.execute(
+                    "UPDATE holds SET hold = $4 WHERE dest = $1 AND kind = $2 AND hold = $3",
+                    &[&dest, &kind, &old, new],
+                )?,
+                (Some(old), None) => tx.execute(
+                    "DELETE FROM holds WHERE dest = $1 AND kind = $2 AND hold = $3",
+                    &[&dest, &kind, &old],
+                )?,
+            };
+            Ok(changed == 1)
+        })
+    }
+
     fn waiting(&mut self, dest: &str) -> Result<u64> {
         self.read(|tx| {
             let n: i64 = tx

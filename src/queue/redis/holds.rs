@@ -12,6 +12,9 @@ impl RedisQueue {
     }
 }
 
+/// Compare-and-swap of one field of the holds hash: see the script.
+const SWAP_HOLD: &str = include_str!("swap_hold.lua");
+
 impl Holds for RedisQueue {
     fn put_hold(&mut self, dest: &str, hold: &Hold) -> Result<()> {
         let key = self.holds_key();
@@ -47,6 +50,34 @@ impl Holds for RedisQueue {
                 }
             })
             .collect())
+    }
+
+    fn hold_raw(&mut self, dest: &str, kind: HoldKind) -> Result<Option<String>> {
+        let key = self.holds_key();
+        let field = format!("{dest}|{}", kind.as_str());
+        self.with(|c| redis::cmd("HGET").arg(&key).arg(&field).query(c))
+    }
+
+    fn swap_hold(
+        &mut self,
+        dest: &str,
+        kind: HoldKind,
+        expected: Option<&str>,
+        new: Option<&Hold>,
+    ) -> Result<bool> {
+        let key = self.holds_key();
+        let field = format!("{dest}|{}", kind.as_str());
+        let new = new.map(Hold::encode).unwrap_or_default();
+        let script = redis::Script::new(SWAP_HOLD);
+        let swapped: i64 = self.with(|c| {
+            script
+                .key(&key)
+                .arg(&field)
+                .arg(expected.unwrap_or_default())
+                .arg(&new)
+                .invoke(c)
+        })?;
+        Ok(swapped == 1)
     }
 
     fn waiting(&mut self, dest: &str) -> Result<u64> {

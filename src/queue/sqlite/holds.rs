@@ -2,7 +2,7 @@
 //! (migration 10), one row per destination and kind. Every worker reads
 //! all of it about once a second.
 
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 use super::SqliteQueue;
 use crate::queue::{Hold, HoldKind, Holds, RawHold, Result};
@@ -39,6 +39,54 @@ impl Holds for SqliteQueue {
                     })
                 })?
                 .collect()
+        })
+    }
+
+    fn hold_raw(&mut self, dest: &str, kind: HoldKind) -> Result<Option<String>> {
+        self.read(|tx| {
+            tx.prepare_cached("SELECT hold FROM holds WHERE dest = ?1 AND kind = ?2")?
+                .query_row(params![dest, kind.as_str()], |row| row.get(0))
+                .optional()
+        })
+    }
+
+    fn swap_hold(
+        &mut self,
+        dest: &str,
+        kind: HoldKind,
+        expected: Option<&str>,
+        new: Option<&Hold>,
+    ) -> Result<bool> {
+        let kind = kind.as_str();
+        let new = new.map(Hold::encode);
+        self.write(|tx| {
+            let changed = match (expected, &new) {
+                (None, Some(new)) => tx
+                    .prepare_cached(
+                        "INSERT INTO holds (dest, kind, hold) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (dest, kind) DO NOTHING",
+                    )?
+                    .execute(params![dest, kind, new])?,
+                (None, None) => {
+                    let absent: bool = tx
+                        .prepare_cached(
+                            "SELECT NOT EXISTS (SELECT 1 FROM holds WHERE dest = ?1 AND kind = ?2)",
+                        )?
+                        .query_row(params![dest, kind], |row| row.get(0))?;
+                    usize::from(absent)
+                }
+                (Some(old), Some(new)) => tx
+                    .prepare_cached(
+                        "UPDATE holds SET hold = ?4 WHERE dest = ?1 AND kind = ?2 AND hold = ?3",
+                    )?
+                    .execute(params![dest, kind, old, new])?,
+                (Some(old), None) => tx
+                    .prepare_cached(
+                        "DELETE FROM holds WHERE dest = ?1 AND kind = ?2 AND hold = ?3",
+                    )?
+                    .execute(params![dest, kind, old])?,
+            };
+            Ok(changed == 1)
         })
     }
 
