@@ -310,3 +310,104 @@ fn outbox_plain_sql_inserts_commit_or_roll_back_with_the_transaction() {
     assert_eq!(emails, [json!("kept@example.com")]);
     assert_eq!(app.stream_rows(), 1);
 }
+
+/// The README's "Give `events` its own role" block, for `schema`, with the
+/// roles `worker` and `app` in place of `events_worker` and `app`.
+fn readme_grants(schema: &str, worker: &str, app: &str) -> String {
+    let readme = include_str!("../README.md");
+    let section = readme
+        .split_once("### Give `events` its own role")
+        .expect("the README has the roles section")
+        .1;
+    let block = section
+        .split_once("```sql\n")
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .expect("the roles section has an SQL block")
+        .0;
+    block
+        .replace("events_worker", "<worker>")
+        .replace(" app;", " <app>;")
+        .replace("SCHEMA events ", &format!("SCHEMA {schema} "))
+        .replace("events.", &format!("{schema}."))
+        .replace("<worker>", worker)
+        .replace("<app>", app)
+}
+
+/// A role with only the README's grants runs the worker and the operators'
+/// commands; the application's role emits (with `emit_in`, a key, or plain
+/// SQL) and cannot read the stream.
+#[test]
+fn outbox_the_readmes_roles_emit_and_deliver_with_nothing_more() {
+    let mut app = App::new();
+    let (worker, app_role) = (
+        format!("{}_worker", app.schema),
+        format!("{}_app", app.schema),
+    );
+    let grants = readme_grants(&app.schema, &worker, &app_role);
+    assert!(grants.contains(&format!(
+        "GRANT INSERT ON {}.stream TO {app_role};",
+        app.schema
+    )));
+    app.client
+        .batch_execute(&format!("CREATE ROLE {app_role} LOGIN;\n{grants}"))
+        .unwrap();
+    let as_role = |role: &str| {
+        app.server
+            .url()
+            .replacen("postgres@", &format!("{role}@"), 1)
+    };
+
+    let mut db = postgres::Client::connect(&as_role(&app_role), postgres::NoTls).unwrap();
+    let mut emitter = app.emitter(&[("EVENTS_POSTGRES_URL", &as_role(&app_role))]);
+    let mut tx = db.transaction().unwrap();
+    let first = emitter
+        .emit_in(&mut tx, "user.signup", signup("ada@example.com"))
+        .unwrap();
+    let keyed = emitter
+        .emit_idempotent_in(&mut tx, "evt_1", signup_event("grace@example.com"))
+        .unwrap();
+    tx.execute(
+        &format!(
+            "INSERT INTO {}.stream (type, payload) VALUES ('user.signup', '{{\"email\": \"linus@example.com\"}}')",
+            app.schema
+        ),
+        &[],
+    )
+    .unwrap();
+    tx.commit().unwrap();
+    let read = db.query(&format!("SELECT payload FROM {}.stream", app.schema), &[]);
+    let refused = read.expect_err("the application's role reads nothing back");
+    assert_eq!(
+        refused.code(),
+        Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE)
+    );
+
+    let sink = Sink::start();
+    let as_worker = || {
+        Events::new()
+            .env("EVENTS_POSTGRES_URL", as_role(&worker))
+            .env("EVENTS_PG_SCHEMA", &app.schema)
+            .env("EVENTS_WEBHOOK_URL", sink.url())
+            .env("EVENTS_WEBHOOK_SECRET", WEBHOOK_SECRET)
+    };
+    as_worker().args(["work", "--burst"]).run().success();
+    let ids = webhook_ids(&sink);
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    assert!(ids.values().all(|&n| n == 1), "{ids:?}");
+    assert!(
+        ids.contains_key(&first) && ids.contains_key(&keyed),
+        "{ids:?}"
+    );
+    as_worker()
+        .args(["status", "--format", "json"])
+        .run()
+        .success();
+    as_worker()
+        .args(["forget", "--email", "ada@example.com", "--yes"])
+        .run()
+        .success();
+    as_worker()
+        .args(["purge", "--dead", "--yes"])
+        .run()
+        .success();
+}
