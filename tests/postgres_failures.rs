@@ -119,6 +119,7 @@ fn workers_killed_under_load_lose_nothing_and_resend_only_what_they_held() {
     let mut workers = [worker(&backend, &sink, "w1"), worker(&backend, &sink, "w2")];
     // What a killed worker had sent but not settled: all it may resend.
     let mut unsettled = BTreeSet::new();
+    let mut killed_holding = 0;
     // One killed, then both, then the other: each restarted at once.
     for (at, killed) in [(300, &[0][..]), (800, &[0, 1]), (1300, &[1])] {
         wait_accepted(&sink, at);
@@ -129,12 +130,16 @@ fn workers_killed_under_load_lose_nothing_and_resend_only_what_they_held() {
         thread::sleep(Duration::from_millis(200));
         let sent = webhook_ids(&sink);
         for &i in killed {
+            // A worker restarted just before may hold nothing yet (the
+            // other one claims a whole window at once): the run as a whole
+            // must have killed workers holding events.
             let held = held_by(&backend, &format!("w{}", i + 1));
-            assert!(!held.is_empty(), "w{} was killed holding events", i + 1);
+            killed_holding += held.len();
             unsettled.extend(held.into_iter().filter(|id| sent.contains_key(id)));
             workers[i] = worker(&backend, &sink, &format!("w{}", i + 1));
         }
     }
+    assert!(killed_holding > 0, "no worker was killed holding events");
     wait_delivered(&sink, &ids, &workers);
     for w in workers {
         w.signal("TERM");
