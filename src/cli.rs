@@ -176,6 +176,7 @@ pub struct EmitArgs {
 /// One stderr line per outcome: delivered, retry in …, dead.
 /// Dead letters also raise an `events.dead_letters` event, at most one per
 /// destination per 5 minutes, never sent to that destination (EVENTS_ALERTS=0: none).
+/// SIGHUP reloads the config file and .env for what is claimed next.
 #[derive(Debug, Args)]
 pub struct WorkArgs {
     /// Exit 0 once nothing is new, pending or due for retry within 5 s.
