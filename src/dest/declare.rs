@@ -99,7 +99,7 @@ fn from_table(table: &Table, catalog: &Catalog, env: &Env<'_>) -> Result<DestCon
         None => None,
     };
     let breaker = match table.get::<toml::Value>("breaker")? {
-        Some(value) => crate::breaker::parse(value.get_ref())
+        Some(value) => crate::breaker::settings::parse(value.get_ref())
             .map_err(|e| table.at(value.span(), "breaker", e))?,
         None => Some(crate::breaker::Settings::default()),
     };

@@ -173,7 +173,7 @@ pub struct DestConfig {
     /// routed type's, or `None` for the shared catalog's.
     pub messages: Option<Catalog>,
     /// Its `breaker` in the config file: `None` when `"off"`.
-    pub breaker: Option<crate::breaker::Settings>,
+    pub breaker: Option<crate::breaker::settings::Settings>,
 }
 
 impl DestConfig {
@@ -188,7 +188,7 @@ impl DestConfig {
             rate: RateSetting::KindDefault,
             when: None,
             messages: None,
-            breaker: Some(crate::breaker::Settings::default()),
+            breaker: Some(crate::breaker::settings::Settings::default()),
         }
     }
 

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::breaker::Breaker;
+use crate::breaker::state::Breaker;
 
 /// Why a destination is held, and since and until when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -36,6 +36,7 @@ mod housekeeping;
 pub mod lane;
 mod reader;
 pub mod reload;
+pub mod routes;
 pub mod settings;
 pub mod settler;
 pub mod stop;
@@ -219,7 +220,7 @@ impl Worker {
         let (report_tx, report_rx) = crossbeam_channel::unbounded();
         let (served, mut lanes) =
             self.start_lanes(&self.routes, &self.catalog, &report_tx, &stop, &gate)?;
-        let routes = reload::Shared::new(Arc::clone(&self.routes));
+        let routes = routes::Shared::new(Arc::clone(&self.routes));
         let settler = Settler {
             queue: settler_queue,
             consumer: self.options.consumer.clone(),

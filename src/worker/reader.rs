@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 
 use super::wake::Wake;
-use super::{Report, Served, Stop, Worker, gate, held, reload};
+use super::{Report, Served, Stop, Worker, gate, held, routes};
 use crate::catalog::Catalog;
 use crate::event::now_ms;
 use crate::queue::{Queue, QueueError, UnavailableReason};
@@ -59,7 +59,7 @@ pub(super) struct Current<'a> {
     /// The destinations whose retries the reader claims.
     pub(super) claims: Vec<String>,
     /// `routes`, shared with the settler.
-    pub(super) shared: reload::Shared,
+    pub(super) shared: routes::Shared,
     /// Every lane started, to be joined when the worker stops.
     pub(super) lanes: &'a mut Vec<std::thread::JoinHandle<()>>,
     /// The settings last said to need a restart, to say so once.

@@ -9,11 +9,10 @@
 //! restart and otherwise ignored; a configuration that does not load is
 //! said once, with its `file:line`, and the last good one stays in force.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
 
 use super::reader::Reader;
-use crate::route::Routes;
 use crate::setup::Setup;
 
 /// Loads the configuration again, as `events work` read it at start.
@@ -40,25 +39,6 @@ impl Reload {
 
     pub(super) fn load(&self) -> Result<Setup, crate::Error> {
         (self.load)()
-    }
-}
-
-/// The routes in force, shared by the reader (which replaces them on a
-/// reload) and the settler (which reads each route's name and policy).
-#[derive(Clone)]
-pub struct Shared(Arc<RwLock<Arc<Routes>>>);
-
-impl Shared {
-    pub fn new(routes: Arc<Routes>) -> Shared {
-        Shared(Arc::new(RwLock::new(routes)))
-    }
-
-    pub fn get(&self) -> Arc<Routes> {
-        Arc::clone(&self.0.read().unwrap_or_else(PoisonError::into_inner))
-    }
-
-    pub fn set(&self, routes: Arc<Routes>) {
-        *self.0.write().unwrap_or_else(PoisonError::into_inner) = routes;
     }
 }
 

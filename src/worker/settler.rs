@@ -47,7 +47,7 @@ pub struct Settler {
     pub reports: Receiver<Report>,
     /// Every configured destination, for its name and retry policy: those
     /// in force, which a reload replaces.
-    pub routes: super::reload::Shared,
+    pub routes: super::routes::Shared,
     /// Entries and retries claimed but not yet settled; the reader stops
     /// claiming when it is full.
     pub inflight: Arc<AtomicUsize>,
@@ -127,16 +127,7 @@ impl Settler {
                     }
                     backoff = Duration::from_millis(100);
                     again_at = None;
-                    if self.alerts {
-                        self.raise_alerts(&pending.dead);
-                    }
-                    let routes = self.routes.get();
-                    self.breakers
-                        .flush(self.queue.as_mut(), &routes, self.alerts);
-                    self.held.release(&pending);
-                    for (delivery, due) in &pending.retries {
-                        self.wake.scheduled(&delivery.dest, *due);
-                    }
+                    self.recorded(&pending);
                     pending = Settlement::default();
                     self.inflight.fetch_sub(settled_units, Ordering::SeqCst);
                     settled_units = 0;
@@ -162,6 +153,21 @@ impl Settler {
             }
         }
         true
+    }
+
+    /// What follows a settle that was written: its alerts, the breakers'
+    /// counts, the claims it releases and the retries it scheduled.
+    fn recorded(&mut self, pending: &Settlement) {
+        if self.alerts {
+            self.raise_alerts(&pending.dead);
+        }
+        let routes = self.routes.get();
+        self.breakers
+            .flush(self.queue.as_mut(), &routes, self.alerts);
+        self.held.release(pending);
+        for (delivery, due) in &pending.retries {
+            self.wake.scheduled(&delivery.dest, *due);
+        }
     }
 
     /// Counts the dead letters just written into their destinations' shared
@@ -848,7 +854,7 @@ mod tests {
             queue: Box::new(queue),
             consumer: "w".into(),
             reports: report_rx,
-            routes: crate::worker::reload::Shared::new(Arc::clone(&routes)),
+            routes: crate::worker::routes::Shared::new(Arc::clone(&routes)),
             inflight: Arc::new(AtomicUsize::new(1)),
             held: Arc::default(),
             give_up_after: GIVE_UP_AFTER,
@@ -914,7 +920,7 @@ mod tests {
             queue: Box::new(queue),
             consumer: "w".into(),
             reports: report_rx,
-            routes: crate::worker::reload::Shared::new(Arc::new(routes())),
+            routes: crate::worker::routes::Shared::new(Arc::new(routes())),
             inflight: Arc::clone(&inflight),
             held: Arc::default(),
             give_up_after: GIVE_UP_AFTER,

@@ -22,151 +22,17 @@
 //! failures one opens it (and raises the one alert), one takes the probe,
 //! one closes it. Every transition is decided here, above the backends.
 
+pub mod settings;
+pub mod state;
+
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use crate::dest::{Answer, Attempt};
-use crate::event::format_ts_ms;
 use crate::queue::Hold;
 use crate::queue::hold::HoldReason;
 
-/// Consecutive transient failures that open a breaker by default.
-pub const DEFAULT_AFTER: u32 = 10;
-/// How long a breaker stays open by default before its probe.
-pub const DEFAULT_COOLDOWN: Duration = Duration::from_secs(30);
-/// The longest cooldown: failed probes double it up to this.
-pub const MAX_COOLDOWN: Duration = Duration::from_secs(600);
-/// The most consecutive failures `after` may ask for.
-const MAX_AFTER: i64 = 10_000;
-
-/// A destination's breaker: `breaker = { after = 10, cooldown = "30s" }`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Settings {
-    pub after: u32,
-    pub cooldown: Duration,
-}
-
-impl Default for Settings {
-    fn default() -> Settings {
-        Settings {
-            after: DEFAULT_AFTER,
-            cooldown: DEFAULT_COOLDOWN,
-        }
-    }
-}
-
-/// The config file's `breaker` value: `"off"` (`None`), or a table with
-/// `after` (1 to 10000) and `cooldown` (1s to 10m), each defaulted.
-pub fn parse(value: &toml::Value) -> Result<Option<Settings>, String> {
-    const EXPECTED: &str = "expected \"off\" or a table such as { after = 10, cooldown = \"30s\" }";
-    let table = match value {
-        toml::Value::String(s) if s == "off" => return Ok(None),
-        toml::Value::Table(table) => table,
-        _ => return Err(EXPECTED.to_owned()),
-    };
-    let mut settings = Settings::default();
-    for (key, value) in table {
-        match (key.as_str(), value) {
-            ("after", toml::Value::Integer(n)) if (1..=MAX_AFTER).contains(n) => {
-                settings.after = *n as u32;
-            }
-            ("after", _) => {
-                return Err(format!(
-                    "after must be a whole number of failures from 1 to {MAX_AFTER}"
-                ));
-            }
-            ("cooldown", toml::Value::String(text)) => settings.cooldown = cooldown(text)?,
-            ("cooldown", _) => return Err("cooldown must be a duration such as \"30s\"".into()),
-            (other, _) => {
-                return Err(format!(
-                    "unknown breaker setting `{other}`, expected `after` or `cooldown`"
-                ));
-            }
-        }
-    }
-    Ok(Some(settings))
-}
-
-fn cooldown(text: &str) -> Result<Duration, String> {
-    let cooldown = humantime::parse_duration(text)
-        .map_err(|e| format!("cooldown {text:?} is not a duration such as \"30s\": {e}"))?;
-    if cooldown < Duration::from_secs(1) || cooldown > MAX_COOLDOWN {
-        return Err(format!("cooldown {text:?} must be from 1s to 10m"));
-    }
-    Ok(cooldown)
-}
-
-/// Where a breaker stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum State {
-    /// Sending; `failures` counts the consecutive transient failures.
-    Closed,
-    /// Held until `probe_at_ms`, then one probe.
-    Open,
-    /// Held while `probe_by` sends the one probe (its lease ends at
-    /// `probe_at_ms`: past that, another worker takes the probe over).
-    Probing,
-}
-
-/// A destination's breaker as stored in the queue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Breaker {
-    pub state: State,
-    /// Consecutive transient failures.
-    pub failures: u32,
-    /// The latest failure's error.
-    #[serde(default)]
-    pub error: String,
-    /// The cooldown in force: a failed probe doubles it.
-    #[serde(default)]
-    pub cooldown_ms: i64,
-    /// Open: when the cooldown ends. Probing: when the probe's lease ends.
-    #[serde(default)]
-    pub probe_at_ms: i64,
-    /// Probing: the worker sending the probe.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub probe_by: Option<String>,
-}
-
-impl Breaker {
-    /// Whether it holds its destination's deliveries.
-    pub fn holds(&self) -> bool {
-        self.state != State::Closed
-    }
-
-    /// In a few words, for `status`, `inspect` and the log.
-    pub fn why(&self) -> String {
-        let after = format!(
-            "after {} {}: {}",
-            self.failures,
-            if self.failures == 1 {
-                "failure"
-            } else {
-                "failures"
-            },
-            self.error
-        );
-        match self.state {
-            State::Closed => format!("breaker closed, {} consecutive failures", self.failures),
-            State::Open => format!(
-                "breaker open until {} {after}",
-                format_ts_ms(self.probe_at_ms)
-            ),
-            State::Probing => format!("breaker probing {after}"),
-        }
-    }
-
-    /// The state's name: `closed`, `open` or `probing`.
-    pub fn state_name(&self) -> &'static str {
-        match self.state {
-            State::Closed => "closed",
-            State::Open => "open",
-            State::Probing => "probing",
-        }
-    }
-}
+pub use settings::{DEFAULT_AFTER, DEFAULT_COOLDOWN, MAX_COOLDOWN, Settings, parse};
+pub use state::{Breaker, State};
 
 /// What one send says of its destination's health.
 #[derive(Debug, Clone, PartialEq, Eq)]
