@@ -87,7 +87,8 @@ fn migrate_printed_sql_makes_a_schema_status_uses() {
         .unwrap();
     let out = events().args(["migrate"]).run().success();
     assert!(
-        out.stdout.starts_with(&format!("schema {schema} is at version "))
+        out.stdout
+            .starts_with(&format!("schema {schema} is at version "))
             && out.stdout.contains("(already up to date)"),
         "{}",
         out.stdout
