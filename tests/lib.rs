@@ -5,6 +5,7 @@
 mod support;
 
 mod alerts;
+mod browser;
 mod cluster;
 mod config_file;
 mod conformance;
