@@ -22,6 +22,7 @@ on_both_backends!(
     hostile_values_are_shown_as_text,
     no_secret_reaches_any_page,
     an_idle_or_slow_client_does_not_stall_the_others,
+    a_destination_is_paused_and_resumed_from_the_overview,
 );
 
 const TOKEN: &str = "dashboard-token-3f9a1c";
@@ -204,11 +205,7 @@ fn actions_need_the_token_then_the_csrf_field(backend: Backend) {
         assert_eq!(dash.request("POST", path, &[BEARER], &forged).status, 403);
     }
     assert_eq!(status(env())["dead"]["total"], 4, "nothing was done");
-    let paused = dash.request("POST", "/destinations/slack/pause", &[BEARER], &body);
-    assert_eq!(
-        (paused.status, paused.body.as_str()),
-        (404, "pause is not available\n")
-    );
+    assert_eq!(status(env())["held"], serde_json::json!([]), "none paused");
 
     let replayed = dash.request("POST", "/dead/replay", &[BEARER], &body);
     assert_eq!(replayed.status, 303, "{replayed:?}");
@@ -480,4 +477,80 @@ fn an_idle_or_slow_client_does_not_stall_the_others(backend: Backend) {
         "answered within 4 s while others idle, where a serial server would wait 5 s each"
     );
     drop((idle, half));
+}
+
+fn a_destination_is_paused_and_resumed_from_the_overview(backend: Backend) {
+    let (hook, chat) = (Sink::start(), Sink::start());
+    let env = env(&backend, &hook, &chat);
+    dead_letters(&env, 0);
+    let dash = Dashboard::start(with_token(env()));
+    let overview = dash.request("GET", "/", &[BEARER], "").body;
+    assert!(
+        overview.contains("action=\"/destinations/slack/pause\""),
+        "a pause button: {overview}"
+    );
+    let csrf = form(&[("csrf", &csrf_of(&overview))]);
+    let paused = dash.request("POST", "/destinations/slack/pause", &[BEARER], &csrf);
+    assert_eq!(paused.status, 303, "{paused:?}");
+    assert_eq!(paused.header("Location"), Some("/?paused=slack"));
+    let held = &status(env())["held"];
+    assert_eq!(held.as_array().map(Vec::len), Some(1), "{held}");
+    assert_eq!(held[0]["destination"], "slack");
+    assert_eq!(held[0]["until"], serde_json::Value::Null, "until resumed");
+    assert!(
+        held[0]["by"]
+            .as_str()
+            .unwrap()
+            .starts_with("the dashboard on "),
+        "{held}"
+    );
+    env()
+        .args(["emit", "user.signup", "--email", "p@example.com"])
+        .run()
+        .success();
+    env().args(["work", "--burst"]).run().success();
+    let page = dash.request("GET", "/?paused=slack", &[BEARER], "").body;
+    assert!(page.contains("Paused slack: workers stop"), "{page}");
+    let row = &page[page.find("data-destination=\"slack\"").unwrap()..];
+    let row = &row[..row.find("</tr>").unwrap()];
+    assert!(row.contains(">paused</span>"), "{row}");
+    assert!(
+        row.contains("1 waiting · paused by the dashboard on "),
+        "{row}"
+    );
+    assert!(
+        row.contains("action=\"/destinations/slack/resume\""),
+        "{row}"
+    );
+
+    let timed = form(&[("csrf", &csrf_of(&overview)), ("for", "2h")]);
+    let again = dash.request("POST", "/destinations/webhook/pause", &[BEARER], &timed);
+    assert_eq!(again.status, 303, "{again:?}");
+    let until = status(env())["held"][1]["until"].clone();
+    assert!(
+        until.as_str().is_some_and(|u| u.starts_with("20")),
+        "{until}"
+    );
+    let bad = form(&[("csrf", &csrf_of(&overview)), ("for", "soon")]);
+    let refused = dash.request("POST", "/destinations/webhook/pause", &[BEARER], &bad);
+    assert_eq!(refused.status, 400, "{refused:?}");
+    let unknown = dash.request("POST", "/destinations/slak/pause", &[BEARER], &csrf);
+    assert_eq!(unknown.status, 404);
+    assert!(
+        unknown.body.contains("did you mean 'slack'?"),
+        "{unknown:?}"
+    );
+
+    for name in ["slack", "webhook"] {
+        let path = format!("/destinations/{name}/resume");
+        let resumed = dash.request("POST", &path, &[BEARER], &csrf);
+        assert_eq!(resumed.status, 303, "{resumed:?}");
+        assert_eq!(
+            resumed.header("Location"),
+            Some(&*format!("/?resumed={name}"))
+        );
+    }
+    assert_eq!(status(env())["held"], serde_json::json!([]));
+    let page = dash.request("GET", "/", &[BEARER], "").body;
+    assert!(!page.contains(">paused</span>"), "{page}");
 }

@@ -6,6 +6,7 @@ mod support;
 
 mod alerts;
 mod breaker;
+mod browser;
 mod cluster;
 mod config_file;
 mod conformance;

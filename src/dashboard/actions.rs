@@ -7,6 +7,7 @@
 use super::Dashboard;
 use super::dead::Filter;
 use super::layout;
+use super::pause::{self, Refused};
 use super::request::{self, link};
 use crate::event::now_ms;
 use crate::http_server::{Answer, Request};
@@ -24,7 +25,8 @@ pub fn act(dashboard: &Dashboard, request: &Request, path: &str) -> Answer {
             .strip_prefix("/destinations/")
             .and_then(|rest| rest.rsplit_once('/'))
         {
-            Some((_, "pause" | "resume")) => Action::Pause,
+            Some((name, "pause")) => Action::Pause(request::decode(name)),
+            Some((name, "resume")) => Action::Resume(request::decode(name)),
             _ => return Answer::plain(404, "no such action\n"),
         },
     };
@@ -47,7 +49,11 @@ pub fn act(dashboard: &Dashboard, request: &Request, path: &str) -> Answer {
     }
     let filter = Filter::from(|name| request::get(&form, name).to_owned());
     let done = match action {
-        Action::Pause => return Answer::plain(404, "pause is not available\n"),
+        Action::Pause(name) => {
+            let done = pause::pause(dashboard, &name, request::get(&form, "for"));
+            return held(done, &name, "paused");
+        }
+        Action::Resume(name) => return held(pause::resume(dashboard, &name), &name, "resumed"),
         Action::Replay => replay(dashboard, &filter).map(|n| ("replayed", n)),
         Action::Purge => purge(dashboard, &filter).map(|n| ("purged", n)),
     };
@@ -66,7 +72,18 @@ pub fn act(dashboard: &Dashboard, request: &Request, path: &str) -> Answer {
 enum Action {
     Replay,
     Purge,
-    Pause,
+    Pause(String),
+    Resume(String),
+}
+
+/// The answer to a pause or resume: back to the overview, saying which.
+fn held(done: Result<(), Refused>, name: &str, what: &str) -> Answer {
+    match done {
+        Ok(()) => layout::see_other(&link("/", &[(what, name)])),
+        Err(Refused::Unknown(why)) => Answer::plain(404, format!("{}\n", layout::text(&why))),
+        Err(Refused::Duration(why)) => Answer::plain(400, format!("{}\n", layout::text(&why))),
+        Err(Refused::Queue(e)) => Answer::plain(500, format!("{}\n", layout::text(&e.to_string()))),
+    }
 }
 
 /// Removes the letters `filter` selects that were dead-lettered before

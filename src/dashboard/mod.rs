@@ -22,6 +22,7 @@ mod dead;
 mod event;
 mod layout;
 mod overview;
+mod pause;
 mod request;
 mod tail;
 
@@ -125,7 +126,7 @@ impl Dashboard {
         }
         let view = layout::View::new(&self.access, &self.setup);
         let page = match path {
-            "/" => overview::page(self, &view),
+            "/" => overview::page(self, &view, target),
             "/dead" => dead::page(self, &view, target),
             "/tail" => tail::page(self, &view),
             _ => match path.strip_prefix("/events/") {

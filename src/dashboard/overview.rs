@@ -6,13 +6,14 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use maud::html;
+use maud::{Markup, html};
 
 use super::Dashboard;
 use super::layout::{self, View, text};
-use super::request::link;
+use super::request::{Target, link, segment};
 use crate::event::now_ms;
 use crate::http_server::Answer;
+use crate::queue::hold::{self, Hold};
 use crate::queue::{QueueError, Stats, StoredDeadLetter, Tally};
 
 /// The newest dead letters read for each destination's latest error.
@@ -20,14 +21,35 @@ const NEWEST: usize = 200;
 /// A destination with a dead letter this recent is shown failing.
 const FAILING_WITHIN: Duration = Duration::from_secs(15 * 60);
 
-pub fn page(dashboard: &Dashboard, view: &View) -> Result<Answer, QueueError> {
-    let (stats, location, newest) =
-        dashboard.with_queue(|q| Ok((q.stats()?, q.describe(), q.dead_before(None, NEWEST)?)))?;
+/// A destination held now: why, until when, and how many deliveries wait.
+struct Held {
+    hold: Hold,
+    waiting: u64,
+}
+
+pub fn page(dashboard: &Dashboard, view: &View, target: &Target) -> Result<Answer, QueueError> {
+    let (stats, location, newest, held) = dashboard.with_queue(|q| {
+        let held = hold::in_force(q.holds()?, now_ms())
+            .into_iter()
+            .filter_map(|(dest, holds)| holds.into_iter().next().map(|hold| (dest, hold)))
+            .map(|(dest, hold)| {
+                Ok((
+                    dest.clone(),
+                    Held {
+                        hold,
+                        waiting: q.waiting(&dest)?,
+                    },
+                ))
+            })
+            .collect::<Result<BTreeMap<_, _>, QueueError>>()?;
+        Ok((q.stats()?, q.describe(), q.dead_before(None, NEWEST)?, held))
+    })?;
     let rates = dashboard.rates(&stats.tallies);
     let pending: u64 = stats.consumers.iter().map(|c| c.pending).sum();
     let dead_total: u64 = stats.dead.iter().map(|(_, _, n)| n).sum();
     let body = html! {
         h1 { "Overview" }
+        (notice(target))
         p.where { "Queue: " (view.backend) " at " code { (text(&location)) } }
         section data-live="backlog" {
             h2 { "Backlog" }
@@ -42,18 +64,36 @@ pub fn page(dashboard: &Dashboard, view: &View) -> Result<Answer, QueueError> {
         }
         section data-live="destinations" {
             h2 { "Destinations" }
-            (destinations(dashboard, &stats, &newest, rates.as_ref()))
+            (destinations(dashboard, view, &Shown { stats: &stats, newest: &newest, held: &held, rates: rates.as_ref() }))
         }
     };
     Ok(layout::page(view, "Overview", body))
 }
 
-fn destinations(
-    dashboard: &Dashboard,
-    stats: &Stats,
-    newest: &[StoredDeadLetter],
-    rates: Option<&BTreeMap<String, f64>>,
-) -> maud::Markup {
+/// What the overview pause or resume came back from did.
+fn notice(target: &Target) -> Markup {
+    let named = |what| Some(target.get(what)).filter(|n| !n.is_empty());
+    html! {
+        @if let Some(name) = named("paused") { p.notice.good { "Paused " (text(name)) ": workers stop sending to it within a second." } }
+        @if let Some(name) = named("resumed") { p.notice.good { "Resumed " (text(name)) ": workers send what waited within a second." } }
+    }
+}
+
+/// What the destinations' table is read from.
+struct Shown<'a> {
+    stats: &'a Stats,
+    newest: &'a [StoredDeadLetter],
+    held: &'a BTreeMap<String, Held>,
+    rates: Option<&'a BTreeMap<String, f64>>,
+}
+
+fn destinations(dashboard: &Dashboard, view: &View, shown: &Shown<'_>) -> Markup {
+    let Shown {
+        stats,
+        newest,
+        held,
+        rates,
+    } = shown;
     let dests = match dashboard.setup.destinations() {
         Ok(dests) => dests,
         Err(e) => return html! { p.bad { (text(&e.to_string())) } },
@@ -64,6 +104,7 @@ fn destinations(
             thead { tr {
                 th { "Destination" } th { "Kind" } th { "State" } th.num { "Rate" }
                 th.num { "Deliveries/s" } th.num { "Delivered" } th.num { "Dead" } th { "Latest error" }
+                @if view.csrf.is_some() { th { "Action" } }
             } }
             tbody { @for dest in dests {
                 @let name = dest.name.as_str();
@@ -73,7 +114,7 @@ fn destinations(
                 tr data-destination=(name) {
                     td { (text(name)) }
                     td { (dest.kind().name()) }
-                    td { @if failing { span.state.bad { "failing" } } @else { span.state.good { "ok" } } }
+                    (state(held.get(name), failing))
                     td.num { (dest.rate_limit().map_or("unlimited".to_owned(), |r| r.to_string())) }
                     td.num { (rates.and_then(|r| r.get(name)).map_or("–".to_owned(), |r| format!("{r:.1}"))) }
                     td.num { (stats.tallies.get(name).map_or(0, |t| t.delivered)) }
@@ -81,8 +122,38 @@ fn destinations(
                     td.error { @if let Some(l) = latest {
                         (text(&l.letter.error)) " " small { "(" (layout::time(l.letter.at_ms)) ")" }
                     } }
+                    @if let Some(csrf) = &view.csrf { td { (hold_form(name, held.contains_key(name), csrf)) } }
                 }
             } }
+        }
+    }
+}
+
+/// A destination's state: paused (by whom, until when, how many wait),
+/// else failing or ok.
+fn state(held: Option<&Held>, failing: bool) -> Markup {
+    html! { td {
+        @if let Some(held) = held {
+            span.state.warn { "paused" } " "
+            small.held {
+                (held.waiting) " waiting · " (text(&held.hold.why()))
+                @if let Some(until) = held.hold.until_ms { " · until " (layout::time(until)) }
+            }
+        } @else if failing { span.state.bad { "failing" } } @else { span.state.good { "ok" } }
+    } }
+}
+
+/// The pause or resume button of a destination.
+fn hold_form(name: &str, paused: bool, csrf: &str) -> Markup {
+    let (action, label) = if paused {
+        ("resume", "Resume")
+    } else {
+        ("pause", "Pause")
+    };
+    html! {
+        form.hold method="post" action={ "/destinations/" (segment(name)) "/" (action) } {
+            input type="hidden" name="csrf" value=(csrf);
+            button type="submit" { (label) }
         }
     }
 }

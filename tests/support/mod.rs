@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod backends;
+pub mod browser;
 pub mod cluster;
 pub mod cmd;
 pub mod dashboard;
