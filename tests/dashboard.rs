@@ -23,6 +23,7 @@ on_both_backends!(
     no_secret_reaches_any_page,
     an_idle_or_slow_client_does_not_stall_the_others,
     a_destination_is_paused_and_resumed_from_the_overview,
+    an_open_breaker_is_shown_on_the_overview,
 );
 
 const TOKEN: &str = "dashboard-token-3f9a1c";
@@ -553,4 +554,39 @@ fn a_destination_is_paused_and_resumed_from_the_overview(backend: Backend) {
     assert_eq!(status(env())["held"], serde_json::json!([]));
     let page = dash.request("GET", "/", &[BEARER], "").body;
     assert!(!page.contains(">paused</span>"), "{page}");
+}
+
+/// A destination whose breaker opened shows it on the overview, beside
+/// what waits, and keeps its pause button (a pause is another hold).
+fn an_open_breaker_is_shown_on_the_overview(backend: Backend) {
+    let (hook, chat) = (Sink::start(), Sink::start());
+    let env = env(&backend, &hook, &chat);
+    hook.set_default(Reply::status(503, "down for maintenance"));
+    chat.set_default(Reply::ok());
+    for n in 0..12 {
+        env()
+            .args([
+                "emit",
+                "user.signup",
+                "--email",
+                &format!("b{n}@example.com"),
+            ])
+            .run()
+            .success();
+    }
+    env().args(["work", "--burst"]).run().success();
+    let dash = Dashboard::start(with_token(env()));
+    let page = dash.request("GET", "/", &[BEARER], "").body;
+    let row = &page[page.find("data-destination=\"webhook\"").unwrap()..];
+    let row = &row[..row.find("</tr>").unwrap()];
+    assert!(row.contains(">breaker open</span>"), "{row}");
+    assert!(row.contains(" waiting · breaker open until "), "{row}");
+    assert!(row.contains("HTTP 503"), "{row}");
+    assert!(
+        row.contains("action=\"/destinations/webhook/pause\""),
+        "{row}"
+    );
+    let slack = &page[page.find("data-destination=\"slack\"").unwrap()..];
+    let slack = &slack[..slack.find("</tr>").unwrap()];
+    assert!(slack.contains(">ok</span>"), "{slack}");
 }

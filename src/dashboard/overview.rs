@@ -13,7 +13,7 @@ use super::layout::{self, View, text};
 use super::request::{Target, link, segment};
 use crate::event::now_ms;
 use crate::http_server::Answer;
-use crate::queue::hold::{self, Hold};
+use crate::queue::hold::{self, Hold, HoldKind};
 use crate::queue::{QueueError, Stats, StoredDeadLetter, Tally};
 
 /// The newest dead letters read for each destination's latest error.
@@ -21,22 +21,28 @@ const NEWEST: usize = 200;
 /// A destination with a dead letter this recent is shown failing.
 const FAILING_WITHIN: Duration = Duration::from_secs(15 * 60);
 
-/// A destination held now: why, until when, and how many deliveries wait.
+/// A destination held now: why (a pause, its breaker, or both), until
+/// when, and how many deliveries wait.
 struct Held {
-    hold: Hold,
+    holds: Vec<Hold>,
     waiting: u64,
+}
+
+impl Held {
+    fn paused(&self) -> bool {
+        self.holds.iter().any(|h| h.kind() == HoldKind::Pause)
+    }
 }
 
 pub fn page(dashboard: &Dashboard, view: &View, target: &Target) -> Result<Answer, QueueError> {
     let (stats, location, newest, held) = dashboard.with_queue(|q| {
         let held = hold::in_force(q.holds()?, now_ms())
             .into_iter()
-            .filter_map(|(dest, holds)| holds.into_iter().next().map(|hold| (dest, hold)))
-            .map(|(dest, hold)| {
+            .map(|(dest, holds)| {
                 Ok((
                     dest.clone(),
                     Held {
-                        hold,
+                        holds,
                         waiting: q.waiting(&dest)?,
                     },
                 ))
@@ -122,22 +128,30 @@ fn destinations(dashboard: &Dashboard, view: &View, shown: &Shown<'_>) -> Markup
                     td.error { @if let Some(l) = latest {
                         (text(&l.letter.error)) " " small { "(" (layout::time(l.letter.at_ms)) ")" }
                     } }
-                    @if let Some(csrf) = &view.csrf { td { (hold_form(name, held.contains_key(name), csrf)) } }
+                    @if let Some(csrf) = &view.csrf { td { (hold_form(name, held.get(name).is_some_and(Held::paused), csrf)) } }
                 }
             } }
         }
     }
 }
 
-/// A destination's state: paused (by whom, until when, how many wait),
-/// else failing or ok.
+/// A destination's state: paused (by whom, until when) or its breaker open
+/// or probing (why), with how many deliveries wait; else failing or ok.
 fn state(held: Option<&Held>, failing: bool) -> Markup {
     html! { td {
         @if let Some(held) = held {
-            span.state.warn { "paused" } " "
+            @for hold in &held.holds {
+                @match hold.breaker() {
+                    Some(breaker) => { span.state.bad { "breaker " (breaker.state_name()) } " " }
+                    None => { span.state.warn { "paused" } " " }
+                }
+            }
             small.held {
-                (held.waiting) " waiting · " (text(&held.hold.why()))
-                @if let Some(until) = held.hold.until_ms { " · until " (layout::time(until)) }
+                (held.waiting) " waiting"
+                @for hold in &held.holds {
+                    " · " (text(&hold.why()))
+                    @if let Some(until) = hold.until_ms { " · until " (layout::time(until)) }
+                }
             }
         } @else if failing { span.state.bad { "failing" } } @else { span.state.good { "ok" } }
     } }
