@@ -5,7 +5,6 @@
 
 use maud::{DOCTYPE, Markup, html};
 
-use super::auth::Access;
 use crate::http_server::Answer;
 use crate::queue::{Backend, QueueError};
 use crate::sanitize;
@@ -38,11 +37,13 @@ pub struct View {
 }
 
 impl View {
-    pub fn new(access: &Access, setup: &Setup) -> View {
+    /// For a request that may act with `csrf` (`None`: read-only), on a
+    /// dashboard with a token or not (`signed_in`), over `setup`'s queue.
+    pub fn new(csrf: Option<String>, signed_in: bool, setup: &Setup) -> View {
         View {
-            csrf: access.csrf(),
+            csrf,
             backend: backend_kind(setup.backend()),
-            signed_in: access.has_token(),
+            signed_in,
         }
     }
 }

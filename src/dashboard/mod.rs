@@ -124,7 +124,7 @@ impl Dashboard {
         if !self.access.may_read(request) {
             return auth::login_page(&self.access, Some("Sign in with the dashboard token."));
         }
-        let view = layout::View::new(&self.access, &self.setup);
+        let view = layout::View::new(self.access.csrf(), self.access.has_token(), &self.setup);
         let page = match path {
             "/" => overview::page(self, &view, target),
             "/dead" => dead::page(self, &view, target),
