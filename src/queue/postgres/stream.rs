@@ -18,6 +18,10 @@ use crate::queue::{Backlog, Claims, History, Producer, Result, RetryClaim, Settl
 
 type PgResult<T> = std::result::Result<T, postgres::Error>;
 
+/// Events written by one statement at most: a batch of any size is one
+/// round trip a chunk, in one transaction.
+const APPEND_CHUNK: usize = 5000;
+
 impl PostgresQueue {
     /// Whether `claim` would find anything now.
     fn claimable(&mut self) -> Result<bool> {
@@ -115,11 +119,14 @@ impl Producer for PostgresQueue {
             return Ok(());
         }
         let schema = self.schema.clone();
+        let now = now_ms();
+        let rows: Vec<EventRow> = events
+            .iter()
+            .map(|event| EventRow::new(event, None, Duration::ZERO, now))
+            .collect();
         self.write(|tx| {
-            events.iter().try_for_each(|event| {
-                let row = EventRow::new(event, None, Duration::ZERO, now_ms());
-                outbox::write(tx, &schema, &row).map(drop)
-            })
+            rows.chunks(APPEND_CHUNK)
+                .try_for_each(|chunk| outbox::write_many(tx, &schema, chunk).map(drop))
         })
     }
 
