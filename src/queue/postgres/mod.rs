@@ -27,11 +27,11 @@ mod listen;
 pub mod outbox;
 mod retries;
 mod schema;
+mod settle;
 mod stream;
 pub mod tls;
 
 use dead::{insert_dead, stored_letter};
-use retries::upsert_retry;
 pub use schema::{Migrated, script as schema_script};
 
 /// How long connecting may take unless the options say otherwise.

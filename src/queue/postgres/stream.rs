@@ -6,11 +6,12 @@ use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use postgres::Transaction;
+use postgres::types::Type;
 
 use super::outbox::{self, EventRow};
 use super::{
     HISTORY_BATCH, PostgresQueue, Row, STREAM_COLUMNS, clamp, insert_dead, lifecycle, parse_key,
-    retries, upsert_retry,
+    retries,
 };
 use crate::event::{Event, now_ms};
 use crate::queue::entry::{self, RawEntry};
@@ -26,14 +27,16 @@ impl PostgresQueue {
     /// Whether `claim` would find anything now.
     fn claimable(&mut self) -> Result<bool> {
         let now = now_ms();
-        self.read(|tx| {
-            tx.query_one(
+        let shown = self.shown.clone();
+        // One statement reads one snapshot: no transaction around it.
+        self.client()?
+            .query_typed_one(
                 "SELECT EXISTS (SELECT 1 FROM stream
                  WHERE state < 2 AND (state = 0 OR lease_until < $1))",
-                &[&now],
+                &[(&now, Type::INT8)],
             )
             .map(|row| row.get(0))
-        })
+            .map_err(|e| super::classify(&shown, e))
     }
 
     /// Claims up to `count` claimable entries for `consumer`, or with
@@ -67,15 +70,16 @@ impl PostgresQueue {
 
 impl PostgresQueue {
     /// Claims up to `count` unread or abandoned entries for `consumer` in
-    /// ONE statement (atomic on its own, no `BEGIN`/`COMMIT` around it): on
-    /// the path from a commit to its delivery, every round trip counts.
+    /// ONE statement (atomic on its own, no `BEGIN`/`COMMIT` around it, its
+    /// parameters typed so it is not prepared first): on the path from a
+    /// commit to its delivery, every round trip counts.
     fn claim_new(&mut self, consumer: &str, count: usize) -> Result<Vec<RawEntry>> {
         let now = now_ms();
         let until = now.saturating_add(self.lease_ms);
         let shown = self.shown.clone();
         let rows = self
             .client()?
-            .query(
+            .query_typed(
                 &format!(
                     "WITH taken AS (
                          UPDATE stream SET state = 1, consumer = $1, lease_until = $2
@@ -90,7 +94,12 @@ impl PostgresQueue {
                          ON CONFLICT (name) DO UPDATE SET seen_ms = excluded.seen_ms)
                      SELECT * FROM taken"
                 ),
-                &[&consumer, &until, &now, &clamp(count)],
+                &[
+                    (&consumer, Type::TEXT),
+                    (&until, Type::INT8),
+                    (&now, Type::INT8),
+                    (&clamp(count), Type::INT8),
+                ],
             )
             .map_err(|e| super::classify(&shown, e))?;
         let mut taken = rows
@@ -194,30 +203,32 @@ impl Claims for PostgresQueue {
         if count == 0 {
             return Ok(Vec::new());
         }
-        let lease_ms = self.lease_ms;
-        self.write(|tx| {
-            let due = retries::due(tx, now_ms, clamp(count), only)?;
-            let mut claims = Vec::with_capacity(due.len());
-            for (token, _dest, json) in due {
-                match entry::decode_retry(Some(&json)) {
-                    Ok(delivery) => {
-                        // The lease is the due time: if this claim is never
-                        // settled the retry simply falls due again.
-                        tx.execute(
-                            "UPDATE retry SET due_ms = $2 WHERE token = $1",
-                            &[&token, &now_ms.saturating_add(lease_ms)],
-                        )?;
-                        claims.push(RetryClaim { token, delivery });
-                    }
-                    Err(why) => {
-                        let letter = entry::broken_retry_letter(&token, Some(&json), &why, now_ms);
-                        insert_dead(tx, &letter)?;
-                        tx.execute("DELETE FROM retry WHERE token = $1", &[&token])?;
-                    }
+        let until = now_ms.saturating_add(self.lease_ms);
+        let shown = self.shown.clone();
+        let due = retries::claim_due(self.client()?, now_ms, until, clamp(count), only)
+            .map_err(|e| super::classify(&shown, e))?;
+        let mut claims = Vec::with_capacity(due.len());
+        let mut broken = Vec::new();
+        for (token, _dest, json) in due {
+            match entry::decode_retry(Some(&json)) {
+                Ok(delivery) => claims.push(RetryClaim { token, delivery }),
+                Err(why) => {
+                    let letter = entry::broken_retry_letter(&token, Some(&json), &why, now_ms);
+                    broken.push((token, letter));
                 }
             }
-            Ok(claims)
-        })
+        }
+        if !broken.is_empty() {
+            // Leased above: should this fail, they fall due again.
+            self.write(|tx| {
+                broken.iter().try_for_each(|(token, letter)| {
+                    insert_dead(tx, letter)?;
+                    tx.execute("DELETE FROM retry WHERE token = $1", &[token])
+                        .map(drop)
+                })
+            })?;
+        }
+        Ok(claims)
     }
 
     fn renew(&mut self, consumer: &str, entries: &[String], retries: &[String]) -> Result<()> {
@@ -226,18 +237,25 @@ impl Claims for PostgresQueue {
             .map(|key| parse_key(&self.shown, "stream entry", key))
             .collect::<Result<Vec<_>>>()?;
         let lease_until = now_ms() + self.lease_ms;
-        self.write(|tx| {
-            tx.execute(
-                "UPDATE stream SET lease_until = $1
-                 WHERE seq = ANY($2) AND state = 1 AND consumer = $3",
-                &[&lease_until, &seqs, &consumer],
-            )?;
-            tx.execute(
-                "UPDATE retry SET due_ms = $1 WHERE token = ANY($2)",
-                &[&lease_until, &retries],
-            )?;
-            touch(tx, consumer, now_ms())
-        })
+        let shown = self.shown.clone();
+        self.client()?
+            .execute_typed(
+                "WITH held AS (
+                     UPDATE stream SET lease_until = $1
+                     WHERE seq = ANY($2) AND state = 1 AND consumer = $3),
+                 retried AS (UPDATE retry SET due_ms = $1 WHERE token = ANY($4))
+                 INSERT INTO consumers (name, seen_ms) VALUES ($3, $5)
+                 ON CONFLICT (name) DO UPDATE SET seen_ms = excluded.seen_ms",
+                &[
+                    (&lease_until, Type::INT8),
+                    (&seqs, Type::INT8_ARRAY),
+                    (&consumer, Type::TEXT),
+                    (&retries, Type::TEXT_ARRAY),
+                    (&now_ms(), Type::INT8),
+                ],
+            )
+            .map(drop)
+            .map_err(|e| super::classify(&shown, e))
     }
 
     fn backlog(&mut self, only: &[String]) -> Result<Backlog> {
@@ -261,44 +279,11 @@ impl Settle for PostgresQueue {
             .iter()
             .map(|key| parse_key(&self.shown, "stream entry", key))
             .collect::<Result<Vec<_>>>()?;
-        self.write(|tx| {
-            tx.execute(
-                "UPDATE stream SET state = 2, lease_until = NULL WHERE seq = ANY($1)",
-                &[&acks],
-            )?;
-            // Removed before the new retries go in: a rescheduled retry has
-            // the same token as the claim it replaces.
-            tx.execute(
-                "DELETE FROM retry WHERE token = ANY($1)",
-                &[&settlement.done_retries],
-            )?;
-            // An event erased while it was being delivered stays erased.
-            let guard = lifecycle::any_forgotten(tx)?;
-            let gone = |tx: &mut Transaction, id: &str| -> PgResult<bool> {
-                Ok(guard && lifecycle::is_forgotten(tx, id)?)
-            };
-            for (delivery, due_ms) in &settlement.retries {
-                if !gone(tx, &delivery.event.id)? {
-                    upsert_retry(tx, delivery, *due_ms)?;
-                }
-            }
-            for letter in &settlement.dead {
-                let erased = match &letter.event {
-                    Ok(event) => gone(tx, &event.id)?,
-                    Err(_) => false,
-                };
-                if !erased {
-                    insert_dead(tx, letter)?;
-                }
-            }
-            for record in &settlement.attempts {
-                if !gone(tx, &record.event_id)? {
-                    lifecycle::insert_attempt(tx, record)?;
-                }
-            }
-            retries::add_tallies(tx, &settlement.tallies)?;
-            touch(tx, consumer, now_ms())
-        })
+        let shown = self.shown.clone();
+        let client = self.client()?;
+        super::settle::settle(client, consumer, &acks, settlement, now_ms())
+            .map(drop)
+            .map_err(|e| super::classify(&shown, e))
     }
 }
 
