@@ -78,8 +78,10 @@ fn wait_for_log(server: &OwnPostgres, needle: &str, count: usize) {
 }
 
 /// An idle worker sends no look for new rows every 20 ms (the server logs
-/// every statement it gets), a commit is delivered at once, and after the
-/// server restarts the worker listens again and delivers.
+/// every statement it gets), and what it does send (its claim, its retry
+/// look, its read of the holds) is one statement each, neither prepared
+/// first nor wrapped in a transaction; a commit is delivered at once, and
+/// after the server restarts the worker listens again and delivers.
 #[test]
 fn an_idle_worker_waits_for_commits_and_listens_again_after_a_restart() {
     let mut server = OwnPostgres::start(|_| {}, &["log_statement=all"]);
@@ -94,6 +96,10 @@ fn an_idle_worker_waits_for_commits_and_listens_again_after_a_restart() {
     let looks = idle.matches("SELECT EXISTS (SELECT 1 FROM stream").count();
     let statements = idle.matches("LOG:  ").count();
     assert!(looks <= 3, "{looks} looks in 3 s idle:\n{idle}");
+    assert!(!idle.contains("START TRANSACTION"), "{idle}");
+    // A prepared statement runs by its name (`execute s3`), an unprepared
+    // one as `execute <unnamed>`.
+    assert!(!idle.contains("execute s"), "{idle}");
     eprintln!("an idle worker sent {statements} statements in 3 s");
 
     insert(&server, schema, "a@b.c");

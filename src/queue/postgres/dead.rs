@@ -142,30 +142,30 @@ impl DeadLetters for PostgresQueue {
                 bodies.push(to_json(delivery));
             }
         }
-        let shown = self.shown.clone();
         // Only a letter still there goes back: one erased (or purged, or
         // replayed by another) since it was read stays gone.
-        self.client()?
-            .execute_typed(
-                "WITH gone AS (DELETE FROM dead WHERE seq = ANY($1) RETURNING seq)
-                 INSERT INTO retry (token, due_ms, dest, delivery)
-                 SELECT r.token, $4, r.dest, r.delivery
-                 FROM unnest($2::bigint[], $3::text[], $5::text[], $6::text[])
-                     AS r (seq, token, dest, delivery)
-                 WHERE r.seq IN (SELECT seq FROM gone)
-                 ON CONFLICT (token) DO UPDATE
-                 SET due_ms = excluded.due_ms, delivery = excluded.delivery",
-                &[
-                    (&seqs, Type::INT8_ARRAY),
-                    (&of_token, Type::INT8_ARRAY),
-                    (&tokens, Type::TEXT_ARRAY),
-                    (&due_ms, Type::INT8),
-                    (&dests, Type::TEXT_ARRAY),
-                    (&bodies, Type::TEXT_ARRAY),
-                ],
-            )
-            .map(drop)
-            .map_err(|e| super::classify(&shown, e))
+        self.single(|client| {
+            client
+                .execute_typed(
+                    "WITH gone AS (DELETE FROM dead WHERE seq = ANY($1) RETURNING seq)
+                     INSERT INTO retry (token, due_ms, dest, delivery)
+                     SELECT r.token, $4, r.dest, r.delivery
+                     FROM unnest($2::bigint[], $3::text[], $5::text[], $6::text[])
+                         AS r (seq, token, dest, delivery)
+                     WHERE r.seq IN (SELECT seq FROM gone)
+                     ON CONFLICT (token) DO UPDATE
+                     SET due_ms = excluded.due_ms, delivery = excluded.delivery",
+                    &[
+                        (&seqs, Type::INT8_ARRAY),
+                        (&of_token, Type::INT8_ARRAY),
+                        (&tokens, Type::TEXT_ARRAY),
+                        (&due_ms, Type::INT8),
+                        (&dests, Type::TEXT_ARRAY),
+                        (&bodies, Type::TEXT_ARRAY),
+                    ],
+                )
+                .map(drop)
+        })
     }
 
     fn count_dead(&mut self, filter: &DeadFilter) -> Result<u64> {

@@ -132,6 +132,16 @@ impl PostgresQueue {
         Ok(&mut self.client)
     }
 
+    /// Runs `f`: ONE statement, atomic on its own, with no `BEGIN` or
+    /// `COMMIT` around it (two round trips more).
+    fn single<T>(
+        &mut self,
+        f: impl FnOnce(&mut Client) -> std::result::Result<T, postgres::Error>,
+    ) -> Result<T> {
+        let shown = self.shown.clone();
+        f(self.client()?).map_err(|e| classify(&shown, e))
+    }
+
     /// Runs `f` in one transaction, all or nothing.
     fn write<T>(
         &mut self,

@@ -147,27 +147,27 @@ impl Retries for PostgresQueue {
         }
         let (tokens, due, dests, bodies, ids) =
             retry_columns(deliveries.iter().map(|delivery| (delivery, due_ms)));
-        let shown = self.shown.clone();
         // A replay read these events before they may have been erased.
-        self.client()?
-            .execute_typed(
-                "INSERT INTO retry (token, due_ms, dest, delivery)
-                 SELECT r.token, r.due_ms, r.dest, r.delivery
-                 FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[])
-                     AS r (token, due_ms, dest, delivery, event_id)
-                 WHERE NOT EXISTS (SELECT 1 FROM forgotten f WHERE f.event_id = r.event_id)
-                 ON CONFLICT (token) DO UPDATE
-                 SET due_ms = excluded.due_ms, delivery = excluded.delivery",
-                &[
-                    (&tokens, Type::TEXT_ARRAY),
-                    (&due, Type::INT8_ARRAY),
-                    (&dests, Type::TEXT_ARRAY),
-                    (&bodies, Type::TEXT_ARRAY),
-                    (&ids, Type::TEXT_ARRAY),
-                ],
-            )
-            .map(drop)
-            .map_err(|e| super::classify(&shown, e))
+        self.single(|client| {
+            client
+                .execute_typed(
+                    "INSERT INTO retry (token, due_ms, dest, delivery)
+                     SELECT r.token, r.due_ms, r.dest, r.delivery
+                     FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[])
+                         AS r (token, due_ms, dest, delivery, event_id)
+                     WHERE NOT EXISTS (SELECT 1 FROM forgotten f WHERE f.event_id = r.event_id)
+                     ON CONFLICT (token) DO UPDATE
+                     SET due_ms = excluded.due_ms, delivery = excluded.delivery",
+                    &[
+                        (&tokens, Type::TEXT_ARRAY),
+                        (&due, Type::INT8_ARRAY),
+                        (&dests, Type::TEXT_ARRAY),
+                        (&bodies, Type::TEXT_ARRAY),
+                        (&ids, Type::TEXT_ARRAY),
+                    ],
+                )
+                .map(drop)
+        })
     }
 
     fn retry_due(&mut self, token: &str) -> Result<Option<i64>> {

@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use postgres::Transaction;
-use postgres::types::Type;
+use postgres::types::{ToSql, Type};
 
 use super::outbox::{self, EventRow};
 use super::{
@@ -27,16 +27,16 @@ impl PostgresQueue {
     /// Whether `claim` would find anything now.
     fn claimable(&mut self) -> Result<bool> {
         let now = now_ms();
-        let shown = self.shown.clone();
         // One statement reads one snapshot: no transaction around it.
-        self.client()?
-            .query_typed_one(
-                "SELECT EXISTS (SELECT 1 FROM stream
-                 WHERE state < 2 AND (state = 0 OR lease_until < $1))",
-                &[(&now, Type::INT8)],
-            )
-            .map(|row| row.get(0))
-            .map_err(|e| super::classify(&shown, e))
+        self.single(|client| {
+            client
+                .query_typed_one(
+                    "SELECT EXISTS (SELECT 1 FROM stream
+                     WHERE state < 2 AND (state = 0 OR lease_until < $1))",
+                    &[(&now, Type::INT8)],
+                )
+                .map(|row| row.get(0))
+        })
     }
 
     /// Claims up to `count` claimable entries for `consumer`, or with
@@ -76,37 +76,30 @@ impl PostgresQueue {
     fn claim_new(&mut self, consumer: &str, count: usize) -> Result<Vec<RawEntry>> {
         let now = now_ms();
         let until = now.saturating_add(self.lease_ms);
-        let shown = self.shown.clone();
-        let rows = self
-            .client()?
-            .query_typed(
-                &format!(
-                    "WITH taken AS (
-                         UPDATE stream SET state = 1, consumer = $1, lease_until = $2
-                         WHERE seq IN (
-                             SELECT seq FROM stream
-                             WHERE state < 2 AND (state = 0 OR lease_until < $3)
-                             ORDER BY seq LIMIT $4
-                             FOR UPDATE SKIP LOCKED)
-                         RETURNING {STREAM_COLUMNS}),
-                     seen AS (
-                         INSERT INTO consumers (name, seen_ms) VALUES ($1, $3)
-                         ON CONFLICT (name) DO UPDATE SET seen_ms = excluded.seen_ms)
-                     SELECT * FROM taken"
-                ),
-                &[
-                    (&consumer, Type::TEXT),
-                    (&until, Type::INT8),
-                    (&now, Type::INT8),
-                    (&clamp(count), Type::INT8),
-                ],
-            )
-            .map_err(|e| super::classify(&shown, e))?;
-        let mut taken = rows
-            .iter()
-            .map(Row::from_row)
-            .collect::<PgResult<Vec<_>>>()
-            .map_err(|e| super::classify(&shown, e))?;
+        let sql = format!(
+            "WITH taken AS (
+                 UPDATE stream SET state = 1, consumer = $1, lease_until = $2
+                 WHERE seq IN (
+                     SELECT seq FROM stream
+                     WHERE state < 2 AND (state = 0 OR lease_until < $3)
+                     ORDER BY seq LIMIT $4
+                     FOR UPDATE SKIP LOCKED)
+                 RETURNING {STREAM_COLUMNS}),
+             seen AS (
+                 INSERT INTO consumers (name, seen_ms) VALUES ($1, $3)
+                 ON CONFLICT (name) DO UPDATE SET seen_ms = excluded.seen_ms)
+             SELECT * FROM taken"
+        );
+        let params: [(&(dyn ToSql + Sync), Type); 4] = [
+            (&consumer, Type::TEXT),
+            (&until, Type::INT8),
+            (&now, Type::INT8),
+            (&clamp(count), Type::INT8),
+        ];
+        let mut taken = self.single(|client| {
+            let rows = client.query_typed(&sql, &params)?;
+            rows.iter().map(Row::from_row).collect::<PgResult<Vec<_>>>()
+        })?;
         taken.sort_by_key(|row| row.seq);
         Ok(taken.into_iter().map(|row| row.raw).collect())
     }
@@ -116,7 +109,7 @@ impl PostgresQueue {
 pub(super) fn touch(tx: &mut Transaction, consumer: &str, now: i64) -> PgResult<()> {
     tx.execute(
         "INSERT INTO consumers (name, seen_ms) VALUES ($1, $2)
-         ON CONFLICT (name) DO UPDATE SET seen_ms = excluded.seen_ms",
+             ON CONFLICT (name) DO UPDATE SET seen_ms = excluded.seen_ms",
         &[&consumer, &now],
     )?;
     Ok(())
@@ -204,9 +197,8 @@ impl Claims for PostgresQueue {
             return Ok(Vec::new());
         }
         let until = now_ms.saturating_add(self.lease_ms);
-        let shown = self.shown.clone();
-        let due = retries::claim_due(self.client()?, now_ms, until, clamp(count), only)
-            .map_err(|e| super::classify(&shown, e))?;
+        let count = clamp(count);
+        let due = self.single(|client| retries::claim_due(client, now_ms, until, count, only))?;
         let mut claims = Vec::with_capacity(due.len());
         let mut broken = Vec::new();
         for (token, _dest, json) in due {
@@ -237,25 +229,25 @@ impl Claims for PostgresQueue {
             .map(|key| parse_key(&self.shown, "stream entry", key))
             .collect::<Result<Vec<_>>>()?;
         let lease_until = now_ms() + self.lease_ms;
-        let shown = self.shown.clone();
-        self.client()?
-            .execute_typed(
-                "WITH held AS (
-                     UPDATE stream SET lease_until = $1
-                     WHERE seq = ANY($2) AND state = 1 AND consumer = $3),
-                 retried AS (UPDATE retry SET due_ms = $1 WHERE token = ANY($4))
-                 INSERT INTO consumers (name, seen_ms) VALUES ($3, $5)
-                 ON CONFLICT (name) DO UPDATE SET seen_ms = excluded.seen_ms",
-                &[
-                    (&lease_until, Type::INT8),
-                    (&seqs, Type::INT8_ARRAY),
-                    (&consumer, Type::TEXT),
-                    (&retries, Type::TEXT_ARRAY),
-                    (&now_ms(), Type::INT8),
-                ],
-            )
-            .map(drop)
-            .map_err(|e| super::classify(&shown, e))
+        self.single(|client| {
+            client
+                .execute_typed(
+                    "WITH held AS (
+                         UPDATE stream SET lease_until = $1
+                         WHERE seq = ANY($2) AND state = 1 AND consumer = $3),
+                     retried AS (UPDATE retry SET due_ms = $1 WHERE token = ANY($4))
+                     INSERT INTO consumers (name, seen_ms) VALUES ($3, $5)
+                     ON CONFLICT (name) DO UPDATE SET seen_ms = excluded.seen_ms",
+                    &[
+                        (&lease_until, Type::INT8),
+                        (&seqs, Type::INT8_ARRAY),
+                        (&consumer, Type::TEXT),
+                        (&retries, Type::TEXT_ARRAY),
+                        (&now_ms(), Type::INT8),
+                    ],
+                )
+                .map(drop)
+        })
     }
 
     fn backlog(&mut self, only: &[String]) -> Result<Backlog> {
@@ -279,11 +271,9 @@ impl Settle for PostgresQueue {
             .iter()
             .map(|key| parse_key(&self.shown, "stream entry", key))
             .collect::<Result<Vec<_>>>()?;
-        let shown = self.shown.clone();
-        let client = self.client()?;
-        super::settle::settle(client, consumer, &acks, settlement, now_ms())
-            .map(drop)
-            .map_err(|e| super::classify(&shown, e))
+        self.single(|client| {
+            super::settle::settle(client, consumer, &acks, settlement, now_ms()).map(drop)
+        })
     }
 }
 
@@ -300,8 +290,8 @@ impl History for PostgresQueue {
                 tx.query(
                     &format!(
                         "SELECT {STREAM_COLUMNS} FROM stream
-                         WHERE ts_ms >= $1 AND ts_ms < $2 AND (ts_ms, seq) > ($3, $4)
-                         ORDER BY ts_ms, seq LIMIT $5"
+                             WHERE ts_ms >= $1 AND ts_ms < $2 AND (ts_ms, seq) > ($3, $4)
+                             ORDER BY ts_ms, seq LIMIT $5"
                     ),
                     &[&from_ms, &until_ms, &after.0, &after.1, &HISTORY_BATCH],
                 )?
@@ -333,8 +323,8 @@ impl History for PostgresQueue {
                 None => tx.query_one("SELECT coalesce(max(seq), 0) FROM stream", &[])?,
                 Some(from_ms) => tx.query_one(
                     "SELECT coalesce(
-                         (SELECT min(seq) FROM stream WHERE written_ms >= $1) - 1,
-                         (SELECT max(seq) FROM stream), 0)",
+                             (SELECT min(seq) FROM stream WHERE written_ms >= $1) - 1,
+                             (SELECT max(seq) FROM stream), 0)",
                     &[&from_ms],
                 )?,
             };
