@@ -162,9 +162,16 @@ impl Claims for PostgresQueue {
             if !block.is_zero() {
                 self.listen();
             }
-            let entries = self.take(consumer, count, false)?;
-            if !entries.is_empty() {
-                return Ok(entries);
+            // After a look that took all it could see, the next waits for a
+            // commit to be notified (or for the fallback) before looking.
+            if block.is_zero() || !self.caught_up() {
+                let entries = self.take(consumer, count, false)?;
+                if !block.is_zero() {
+                    self.note_look(entries.len() < count);
+                }
+                if !entries.is_empty() {
+                    return Ok(entries);
+                }
             }
             // Woken by a commit, or looking after the fallback wait (a lost
             // notification, another worker's lease ending); looks only read.
@@ -181,6 +188,7 @@ impl Claims for PostgresQueue {
                     return Ok(Vec::new());
                 }
                 if self.claimable()? {
+                    self.note_look(false);
                     break;
                 }
             }
