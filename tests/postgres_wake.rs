@@ -78,8 +78,10 @@ fn wait_for_log(server: &OwnPostgres, needle: &str, count: usize) {
 }
 
 /// An idle worker sends no look for new rows every 20 ms (the server logs
-/// every statement it gets), a commit is delivered at once, and after the
-/// server restarts the worker listens again and delivers.
+/// every statement it gets), and what it does send (its claim, its retry
+/// look, its read of the holds) is one statement each, neither prepared
+/// first nor wrapped in a transaction; a commit is delivered at once, and
+/// after the server restarts the worker listens again and delivers.
 #[test]
 fn an_idle_worker_waits_for_commits_and_listens_again_after_a_restart() {
     let mut server = OwnPostgres::start(|_| {}, &["log_statement=all"]);
@@ -94,6 +96,10 @@ fn an_idle_worker_waits_for_commits_and_listens_again_after_a_restart() {
     let looks = idle.matches("SELECT EXISTS (SELECT 1 FROM stream").count();
     let statements = idle.matches("LOG:  ").count();
     assert!(looks <= 3, "{looks} looks in 3 s idle:\n{idle}");
+    assert!(!idle.contains("START TRANSACTION"), "{idle}");
+    // A prepared statement runs by its name (`execute s3`), an unprepared
+    // one as `execute <unnamed>`.
+    assert!(!idle.contains("execute s"), "{idle}");
     eprintln!("an idle worker sent {statements} statements in 3 s");
 
     insert(&server, schema, "a@b.c");
@@ -107,4 +113,27 @@ fn an_idle_worker_waits_for_commits_and_listens_again_after_a_restart() {
     insert(&server, schema, "d@e.f");
     let got = sink.wait_accepted(2, Duration::from_secs(20));
     assert_eq!(got[1].json()["payload"]["email"], "d@e.f");
+}
+
+/// Events committed one at a time to a running worker cost one claim each:
+/// after a claim that took every row it could see, the next waits for a
+/// commit to be notified rather than asking the server again first.
+#[test]
+fn a_worker_claims_once_per_commit_it_is_woken_by() {
+    let server = OwnPostgres::start(|_| {}, &["log_statement=all"]);
+    let schema = "trickle";
+    let sink = Sink::start();
+    let _worker = worker(&server, schema, &sink).spawn();
+    wait_for_log(&server, &format!("LISTEN {schema}_stream"), 1);
+    let before = server.log().len();
+    let n = 10;
+    for i in 0..n {
+        insert(&server, schema, &format!("u{i}@example.com"));
+        sink.wait_accepted(i + 1, Duration::from_secs(5));
+    }
+    let log = server.log()[before..].to_owned();
+    let claims = log.matches("WITH taken AS").count();
+    // Every event took one claim; looking again at once after each took two.
+    assert!(claims < 2 * n, "{claims} claims for {n} events:\n{log}");
+    assert!(claims >= n, "{claims} claims for {n} events:\n{log}");
 }

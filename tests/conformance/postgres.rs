@@ -182,3 +182,119 @@ fn the_password_is_never_shown() {
     assert!(!err.contains("Hunter2"), "{err}");
     assert!(err.contains("127.0.0.1"), "{err}");
 }
+
+/// From now on, counts the statements that write each of `tables`, by
+/// kind (`INSERT`, `UPDATE`, `DELETE`), with a statement-level trigger:
+/// what the server was asked, however the client batched it.
+fn count_statements(backend: &PostgresBackend, tables: &[&str]) {
+    let schema = backend.schema.borrow().clone();
+    let mut sql = format!(
+        "CREATE TABLE {schema}.statements (tbl text, op text, n int NOT NULL,
+             PRIMARY KEY (tbl, op));
+         CREATE FUNCTION {schema}.count_statement() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             INSERT INTO {schema}.statements VALUES (TG_TABLE_NAME, TG_OP, 1)
+             ON CONFLICT (tbl, op) DO UPDATE SET n = statements.n + 1;
+             RETURN NULL;
+         END $$;"
+    );
+    for table in tables {
+        sql.push_str(&format!(
+            "CREATE TRIGGER count_statements AFTER INSERT OR UPDATE OR DELETE
+             ON {schema}.{table} FOR EACH STATEMENT EXECUTE FUNCTION {schema}.count_statement();"
+        ));
+    }
+    backend.server.psql(&sql);
+}
+
+/// How many statements of kind `op` wrote `table` since [`count_statements`].
+fn statements(backend: &PostgresBackend, table: &str, op: &str) -> i32 {
+    let mut client = backend.server.client(&backend.schema.borrow());
+    client
+        .query_opt(
+            "SELECT n FROM statements WHERE tbl = $1 AND op = $2",
+            &[&table, &op],
+        )
+        .unwrap()
+        .map_or(0, |row| row.get(0))
+}
+
+/// A batch of events (`emit --stdin`) is written by one `INSERT`, not one
+/// a row, and keeps its order.
+#[test]
+fn a_batch_of_events_is_one_insert_in_order() {
+    let backend = PostgresBackend::new();
+    let mut q = backend.open(LONG);
+    count_statements(&backend, &["stream"]);
+    let events: Vec<_> = (0..300).map(super::event).collect();
+    q.append(&events).unwrap();
+    assert_eq!(statements(&backend, "stream", "INSERT"), 1);
+    assert_eq!(
+        events_of(&q.claim("w", 1000, Duration::ZERO).unwrap()),
+        events
+    );
+}
+
+/// A settle writes each table once, whatever the batch holds: the acks,
+/// the attempt records, the retries and the dead letters of 40 entries.
+#[test]
+fn a_settle_writes_each_table_with_one_statement() {
+    use events::queue::{AttemptRecord, Outcome, Settlement};
+    let backend = PostgresBackend::new();
+    let mut q = backend.open(LONG);
+    let events: Vec<_> = (0..40).map(super::event).collect();
+    q.append(&events).unwrap();
+    let claimed = q.claim("w", 100, Duration::ZERO).unwrap();
+    count_statements(&backend, &["stream", "attempts", "retry", "dead"]);
+    let at_ms = now_ms();
+    let record = |event: &events::event::Event| AttemptRecord {
+        event_id: event.id.clone(),
+        dest: "hook".into(),
+        at_ms,
+        outcome: Outcome::Delivered,
+        status: Some(204),
+        error: None,
+        duration_ms: 3,
+        entry: None,
+    };
+    let settlement = Settlement {
+        attempts: events.iter().map(record).collect(),
+        retries: events[..5]
+            .iter()
+            .map(|e| (super::delivery(e, "hook", 1), now_ms() + 60_000))
+            .collect(),
+        dead: events[5..8]
+            .iter()
+            .map(|e| super::letter(e, "hook", "HTTP 410", now_ms()))
+            .collect(),
+        ..super::acks(&claimed)
+    };
+    q.settle("w", &settlement).unwrap();
+    for (table, op) in [
+        ("stream", "UPDATE"),
+        ("attempts", "INSERT"),
+        ("retry", "INSERT"),
+        ("dead", "INSERT"),
+    ] {
+        assert_eq!(statements(&backend, table, op), 1, "{op} {table}");
+    }
+    assert_eq!(q.attempts(&events[39].id).unwrap(), [record(&events[39])]);
+    assert_eq!(q.dead_letters().unwrap().len(), 3);
+    assert_eq!(q.backlog(&[]).unwrap().retries, 5);
+    assert!(q.claim("w", 100, Duration::ZERO).unwrap().is_empty());
+}
+
+/// Deliveries put back for retry (`replay`) are written by one statement.
+#[test]
+fn deliveries_enqueued_for_retry_are_one_statement() {
+    let backend = PostgresBackend::new();
+    let mut q = backend.open(LONG);
+    count_statements(&backend, &["retry"]);
+    let deliveries: Vec<_> = (0..100)
+        .map(|n| super::delivery(&super::event(n), "hook", 0))
+        .collect();
+    q.enqueue(&deliveries, now_ms()).unwrap();
+    assert_eq!(statements(&backend, "retry", "INSERT"), 1);
+    let claimed = q.claim_retries(now_ms(), 1000, &[]).unwrap();
+    assert_eq!(super::deliveries_of(&claimed).len(), 100);
+}

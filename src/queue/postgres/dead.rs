@@ -1,8 +1,11 @@
 //! The dead letters: listed, requeued, counted and purged.
 
-use postgres::Transaction;
+use std::collections::HashSet;
 
-use super::{DEAD_PAGE, PostgresQueue, from_json, parse_key, to_json, upsert_retry};
+use postgres::Transaction;
+use postgres::types::Type;
+
+use super::{DEAD_PAGE, PostgresQueue, from_json, parse_key, to_json};
 use crate::queue::{DeadFilter, DeadLetter, DeadLetters, Delivery, Result, StoredDeadLetter};
 
 type PgResult<T> = std::result::Result<T, postgres::Error>;
@@ -124,21 +127,44 @@ impl DeadLetters for PostgresQueue {
         if letters.is_empty() {
             return Ok(());
         }
-        self.write(|tx| {
-            // Only a letter still there goes back: one erased (or purged, or
-            // replayed by another) since it was read stays gone. A letter's
-            // deliveries are side by side.
-            let mut taken = None;
-            for (seq, delivery) in letters {
-                if taken.is_none_or(|(last, _)| last != seq) {
-                    let removed = tx.execute("DELETE FROM dead WHERE seq = $1", &[&seq])?;
-                    taken = Some((seq, removed > 0));
-                }
-                if taken.is_some_and(|(_, there)| there) {
-                    upsert_retry(tx, delivery, due_ms)?;
-                }
+        let seqs: Vec<i64> = letters.iter().map(|(seq, _)| *seq).collect();
+        // One row per token, the last given winning: one statement may
+        // write a row only once.
+        let mut seen = HashSet::new();
+        let (mut of_token, mut tokens, mut dests, mut bodies) =
+            (Vec::new(), Vec::new(), Vec::<&str>::new(), Vec::new());
+        for (seq, delivery) in letters.iter().rev() {
+            let token = delivery.token();
+            if seen.insert(token.clone()) {
+                of_token.push(*seq);
+                tokens.push(token);
+                dests.push(&delivery.dest);
+                bodies.push(to_json(delivery));
             }
-            Ok(())
+        }
+        // Only a letter still there goes back: one erased (or purged, or
+        // replayed by another) since it was read stays gone.
+        self.single(|client| {
+            client
+                .execute_typed(
+                    "WITH gone AS (DELETE FROM dead WHERE seq = ANY($1) RETURNING seq)
+                     INSERT INTO retry (token, due_ms, dest, delivery)
+                     SELECT r.token, $4, r.dest, r.delivery
+                     FROM unnest($2::bigint[], $3::text[], $5::text[], $6::text[])
+                         AS r (seq, token, dest, delivery)
+                     WHERE r.seq IN (SELECT seq FROM gone)
+                     ON CONFLICT (token) DO UPDATE
+                     SET due_ms = excluded.due_ms, delivery = excluded.delivery",
+                    &[
+                        (&seqs, Type::INT8_ARRAY),
+                        (&of_token, Type::INT8_ARRAY),
+                        (&tokens, Type::TEXT_ARRAY),
+                        (&due_ms, Type::INT8),
+                        (&dests, Type::TEXT_ARRAY),
+                        (&bodies, Type::TEXT_ARRAY),
+                    ],
+                )
+                .map(drop)
         })
     }
 

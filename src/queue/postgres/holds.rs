@@ -28,20 +28,21 @@ impl Holds for PostgresQueue {
     }
 
     fn holds_raw(&mut self) -> Result<Vec<RawHold>> {
-        self.read(|tx| {
-            Ok(tx
-                .query(
-                    "SELECT dest, kind, hold FROM holds ORDER BY dest, kind",
-                    &[],
-                )?
-                .into_iter()
-                .map(|row| RawHold {
-                    dest: row.get(0),
-                    kind: row.get(1),
-                    json: row.get(2),
-                })
-                .collect())
-        })
+        // Every worker asks each second: one statement, one round trip.
+        let rows = self.single(|client| {
+            client.query_typed(
+                "SELECT dest, kind, hold FROM holds ORDER BY dest, kind",
+                &[],
+            )
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|row| RawHold {
+                dest: row.get(0),
+                kind: row.get(1),
+                json: row.get(2),
+            })
+            .collect())
     }
 
     fn hold_raw(&mut self, dest: &str, kind: HoldKind) -> Result<Option<String>> {

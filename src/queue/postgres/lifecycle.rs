@@ -17,41 +17,6 @@ type PgResult<T> = std::result::Result<T, postgres::Error>;
 /// delivery can stay in flight.
 pub(super) const FORGOTTEN_FOR_MS: i64 = 24 * 3600 * 1000;
 
-/// Whether any event was erased recently enough for a settle to mind.
-pub(super) fn any_forgotten(tx: &mut Transaction) -> PgResult<bool> {
-    Ok(tx
-        .query_one("SELECT EXISTS (SELECT 1 FROM forgotten)", &[])?
-        .get(0))
-}
-
-/// Whether `event_id` was erased by `forget`.
-pub(super) fn is_forgotten(tx: &mut Transaction, event_id: &str) -> PgResult<bool> {
-    Ok(tx
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM forgotten WHERE event_id = $1)",
-            &[&event_id],
-        )?
-        .get(0))
-}
-
-pub(super) fn insert_attempt(tx: &mut Transaction, record: &AttemptRecord) -> PgResult<()> {
-    tx.execute(
-        "INSERT INTO attempts (event_id, dest, at_ms, outcome, status, error, duration_ms, entry)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        &[
-            &record.event_id,
-            &record.dest,
-            &record.at_ms,
-            &record.outcome.as_str(),
-            &record.status.map(i32::from),
-            &record.error,
-            &(record.duration_ms as i64),
-            &record.entry,
-        ],
-    )?;
-    Ok(())
-}
-
 /// The attempt records of `event_id`, oldest first.
 fn attempts_of(tx: &mut Transaction, event_id: &str) -> PgResult<Vec<AttemptRecord>> {
     let rows = tx.query(

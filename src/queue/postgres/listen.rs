@@ -38,6 +38,11 @@ pub(super) struct Listener {
     client: Option<Client>,
     /// No new attempt before this, after one failed.
     retry_at: Option<Instant>,
+    /// Until when a claim need not look for rows: the last look took all
+    /// it could see, and no commit was notified since. At most
+    /// [`FALLBACK`] after that look, so a lease ending elsewhere or a lost
+    /// notification is still found.
+    caught_up: Option<Instant>,
 }
 
 impl PostgresQueue {
@@ -49,7 +54,9 @@ impl PostgresQueue {
             if !client.is_closed() {
                 let mut pending = client.notifications();
                 let mut pending = pending.iter();
-                while let Ok(Some(_)) = pending.next() {}
+                while let Ok(Some(_)) = pending.next() {
+                    self.listener.caught_up = None;
+                }
                 return;
             }
             self.listener.client = None;
@@ -68,6 +75,7 @@ impl PostgresQueue {
                 self.listener = Listener {
                     client: Some(client),
                     retry_at: None,
+                    caught_up: None,
                 }
             }
             Err(e) => {
@@ -75,6 +83,22 @@ impl PostgresQueue {
                 self.listener.retry_at = Some(Instant::now() + RETRY_LISTEN);
             }
         }
+    }
+
+    /// Whether a claim may skip looking for rows: see [`Listener::caught_up`].
+    pub(super) fn caught_up(&self) -> bool {
+        self.listener.client.is_some()
+            && self
+                .listener
+                .caught_up
+                .is_some_and(|until| Instant::now() < until)
+    }
+
+    /// Notes a claim's look, made after [`listen`](Self::listen): whether
+    /// it took all the rows it could see (fewer than it asked for).
+    pub(super) fn note_look(&mut self, took_all: bool) {
+        self.listener.caught_up =
+            (took_all && self.listener.client.is_some()).then(|| Instant::now() + FALLBACK);
     }
 
     /// Waits for a commit to the stream, at most `left` and [`FALLBACK`];
@@ -90,7 +114,10 @@ impl PostgresQueue {
             .timeout_iter(left.min(FALLBACK))
             .next();
         match woken {
-            Ok(Some(_)) => true,
+            Ok(Some(_)) => {
+                self.listener.caught_up = None;
+                true
+            }
             Ok(None) if !client.is_closed() => false,
             // The server went away (a restart): listen again next time.
             _ => {

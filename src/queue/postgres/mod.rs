@@ -27,11 +27,11 @@ mod listen;
 pub mod outbox;
 mod retries;
 mod schema;
+mod settle;
 mod stream;
 pub mod tls;
 
 use dead::{insert_dead, stored_letter};
-use retries::upsert_retry;
 pub use schema::{Migrated, script as schema_script};
 
 /// How long connecting may take unless the options say otherwise.
@@ -130,6 +130,16 @@ impl PostgresQueue {
             self.client = connect(&self.config, &self.tls, &self.schema, &self.shown)?;
         }
         Ok(&mut self.client)
+    }
+
+    /// Runs `f`: ONE statement, atomic on its own, with no `BEGIN` or
+    /// `COMMIT` around it (two round trips more).
+    fn single<T>(
+        &mut self,
+        f: impl FnOnce(&mut Client) -> std::result::Result<T, postgres::Error>,
+    ) -> Result<T> {
+        let shown = self.shown.clone();
+        f(self.client()?).map_err(|e| classify(&shown, e))
     }
 
     /// Runs `f` in one transaction, all or nothing.

@@ -53,6 +53,20 @@ pub const INSERT: Statement = Statement {
     params: &["id", "type", "ts", "ts_ms", "payload", "written_ms"],
 };
 
+/// Writes many events, in the order given, in one statement: the rows
+/// [`INSERT`] writes, one for each element of the arrays (`emit --stdin`,
+/// a batch of `emit_batch`).
+pub const INSERT_MANY: Statement = Statement {
+    text: "INSERT INTO {schema}.stream (id, type, ts, ts_ms, payload, written_ms)
+        SELECT id, type, ts, ts_ms, payload, written_ms
+        FROM unnest(CAST({id} AS text[]), CAST({type} AS text[]), CAST({ts} AS text[]),
+                    CAST({ts_ms} AS bigint[]), CAST({payload} AS text[]),
+                    CAST({written_ms} AS bigint[]))
+            WITH ORDINALITY AS row (id, type, ts, ts_ms, payload, written_ms, n)
+        ORDER BY n",
+    params: &["id", "type", "ts", "ts_ms", "payload", "written_ms"],
+};
+
 /// Takes the idempotency key when it is free or expired and then writes
 /// the event, in one statement: one row written, or none when the key was
 /// taken. A concurrent emit with the same key waits here for the other
@@ -187,6 +201,33 @@ pub fn write(
     }
 }
 
+/// Writes `rows` (none with a key) into `schema` with `tx`, in their
+/// order, in one statement: one round trip however many.
+pub fn write_many(
+    tx: &mut Transaction<'_>,
+    schema: &str,
+    rows: &[EventRow<'_>],
+) -> Result<u64, postgres::Error> {
+    debug_assert!(rows.iter().all(|row| row.key.is_none()));
+    let ids: Vec<&str> = rows.iter().map(|row| row.event.id.as_str()).collect();
+    let kinds: Vec<&str> = rows.iter().map(|row| row.event.kind.as_str()).collect();
+    let ts: Vec<&str> = rows.iter().map(|row| row.event.ts.as_str()).collect();
+    let ts_ms: Vec<Option<i64>> = rows.iter().map(|row| row.ts_ms).collect();
+    let payloads: Vec<&str> = rows.iter().map(|row| row.payload.as_str()).collect();
+    let written: Vec<i64> = rows.iter().map(|row| row.written_ms).collect();
+    tx.execute_typed(
+        &INSERT_MANY.numbered(schema),
+        &[
+            (&ids, Type::TEXT_ARRAY),
+            (&kinds, Type::TEXT_ARRAY),
+            (&ts, Type::TEXT_ARRAY),
+            (&ts_ms, Type::INT8_ARRAY),
+            (&payloads, Type::TEXT_ARRAY),
+            (&written, Type::INT8_ARRAY),
+        ],
+    )
+}
+
 /// Whether `schema` holds the queue's stream.
 pub fn ready(tx: &mut Transaction<'_>, schema: &str) -> Result<bool, postgres::Error> {
     Ok(tx.query_typed_one(&READY.numbered(schema), &[])?.get(0))
@@ -200,7 +241,7 @@ mod tests {
     /// a row gives is one the statement names, in its order.
     #[test]
     fn statements_render_every_parameter() {
-        for statement in [&INSERT, &INSERT_ONCE, &FIND_KEY, &READY] {
+        for statement in [&INSERT, &INSERT_MANY, &INSERT_ONCE, &FIND_KEY, &READY] {
             let numbered = statement.numbered("queue_2");
             let named = statement.named("queue_2");
             for sql in [&numbered, &named] {

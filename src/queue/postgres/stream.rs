@@ -6,11 +6,12 @@ use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use postgres::Transaction;
+use postgres::types::{ToSql, Type};
 
 use super::outbox::{self, EventRow};
 use super::{
     HISTORY_BATCH, PostgresQueue, Row, STREAM_COLUMNS, clamp, insert_dead, lifecycle, parse_key,
-    retries, upsert_retry,
+    retries,
 };
 use crate::event::{Event, now_ms};
 use crate::queue::entry::{self, RawEntry};
@@ -18,17 +19,23 @@ use crate::queue::{Backlog, Claims, History, Producer, Result, RetryClaim, Settl
 
 type PgResult<T> = std::result::Result<T, postgres::Error>;
 
+/// Events written by one statement at most: a batch of any size is one
+/// round trip a chunk, in one transaction.
+const APPEND_CHUNK: usize = 5000;
+
 impl PostgresQueue {
     /// Whether `claim` would find anything now.
     fn claimable(&mut self) -> Result<bool> {
         let now = now_ms();
-        self.read(|tx| {
-            tx.query_one(
-                "SELECT EXISTS (SELECT 1 FROM stream
-                 WHERE state < 2 AND (state = 0 OR lease_until < $1))",
-                &[&now],
-            )
-            .map(|row| row.get(0))
+        // One statement reads one snapshot: no transaction around it.
+        self.single(|client| {
+            client
+                .query_typed_one(
+                    "SELECT EXISTS (SELECT 1 FROM stream
+                     WHERE state < 2 AND (state = 0 OR lease_until < $1))",
+                    &[(&now, Type::INT8)],
+                )
+                .map(|row| row.get(0))
         })
     }
 
@@ -63,37 +70,36 @@ impl PostgresQueue {
 
 impl PostgresQueue {
     /// Claims up to `count` unread or abandoned entries for `consumer` in
-    /// ONE statement (atomic on its own, no `BEGIN`/`COMMIT` around it): on
-    /// the path from a commit to its delivery, every round trip counts.
+    /// ONE statement (atomic on its own, no `BEGIN`/`COMMIT` around it, its
+    /// parameters typed so it is not prepared first): on the path from a
+    /// commit to its delivery, every round trip counts.
     fn claim_new(&mut self, consumer: &str, count: usize) -> Result<Vec<RawEntry>> {
         let now = now_ms();
         let until = now.saturating_add(self.lease_ms);
-        let shown = self.shown.clone();
-        let rows = self
-            .client()?
-            .query(
-                &format!(
-                    "WITH taken AS (
-                         UPDATE stream SET state = 1, consumer = $1, lease_until = $2
-                         WHERE seq IN (
-                             SELECT seq FROM stream
-                             WHERE state < 2 AND (state = 0 OR lease_until < $3)
-                             ORDER BY seq LIMIT $4
-                             FOR UPDATE SKIP LOCKED)
-                         RETURNING {STREAM_COLUMNS}),
-                     seen AS (
-                         INSERT INTO consumers (name, seen_ms) VALUES ($1, $3)
-                         ON CONFLICT (name) DO UPDATE SET seen_ms = excluded.seen_ms)
-                     SELECT * FROM taken"
-                ),
-                &[&consumer, &until, &now, &clamp(count)],
-            )
-            .map_err(|e| super::classify(&shown, e))?;
-        let mut taken = rows
-            .iter()
-            .map(Row::from_row)
-            .collect::<PgResult<Vec<_>>>()
-            .map_err(|e| super::classify(&shown, e))?;
+        let sql = format!(
+            "WITH taken AS (
+                 UPDATE stream SET state = 1, consumer = $1, lease_until = $2
+                 WHERE seq IN (
+                     SELECT seq FROM stream
+                     WHERE state < 2 AND (state = 0 OR lease_until < $3)
+                     ORDER BY seq LIMIT $4
+                     FOR UPDATE SKIP LOCKED)
+                 RETURNING {STREAM_COLUMNS}),
+             seen AS (
+                 INSERT INTO consumers (name, seen_ms) VALUES ($1, $3)
+                 ON CONFLICT (name) DO UPDATE SET seen_ms = excluded.seen_ms)
+             SELECT * FROM taken"
+        );
+        let params: [(&(dyn ToSql + Sync), Type); 4] = [
+            (&consumer, Type::TEXT),
+            (&until, Type::INT8),
+            (&now, Type::INT8),
+            (&clamp(count), Type::INT8),
+        ];
+        let mut taken = self.single(|client| {
+            let rows = client.query_typed(&sql, &params)?;
+            rows.iter().map(Row::from_row).collect::<PgResult<Vec<_>>>()
+        })?;
         taken.sort_by_key(|row| row.seq);
         Ok(taken.into_iter().map(|row| row.raw).collect())
     }
@@ -103,7 +109,7 @@ impl PostgresQueue {
 pub(super) fn touch(tx: &mut Transaction, consumer: &str, now: i64) -> PgResult<()> {
     tx.execute(
         "INSERT INTO consumers (name, seen_ms) VALUES ($1, $2)
-         ON CONFLICT (name) DO UPDATE SET seen_ms = excluded.seen_ms",
+             ON CONFLICT (name) DO UPDATE SET seen_ms = excluded.seen_ms",
         &[&consumer, &now],
     )?;
     Ok(())
@@ -115,11 +121,14 @@ impl Producer for PostgresQueue {
             return Ok(());
         }
         let schema = self.schema.clone();
+        let now = now_ms();
+        let rows: Vec<EventRow> = events
+            .iter()
+            .map(|event| EventRow::new(event, None, Duration::ZERO, now))
+            .collect();
         self.write(|tx| {
-            events.iter().try_for_each(|event| {
-                let row = EventRow::new(event, None, Duration::ZERO, now_ms());
-                outbox::write(tx, &schema, &row).map(drop)
-            })
+            rows.chunks(APPEND_CHUNK)
+                .try_for_each(|chunk| outbox::write_many(tx, &schema, chunk).map(drop))
         })
     }
 
@@ -153,9 +162,16 @@ impl Claims for PostgresQueue {
             if !block.is_zero() {
                 self.listen();
             }
-            let entries = self.take(consumer, count, false)?;
-            if !entries.is_empty() {
-                return Ok(entries);
+            // After a look that took all it could see, the next waits for a
+            // commit to be notified (or for the fallback) before looking.
+            if block.is_zero() || !self.caught_up() {
+                let entries = self.take(consumer, count, false)?;
+                if !block.is_zero() {
+                    self.note_look(entries.len() < count);
+                }
+                if !entries.is_empty() {
+                    return Ok(entries);
+                }
             }
             // Woken by a commit, or looking after the fallback wait (a lost
             // notification, another worker's lease ending); looks only read.
@@ -172,6 +188,7 @@ impl Claims for PostgresQueue {
                     return Ok(Vec::new());
                 }
                 if self.claimable()? {
+                    self.note_look(false);
                     break;
                 }
             }
@@ -187,30 +204,31 @@ impl Claims for PostgresQueue {
         if count == 0 {
             return Ok(Vec::new());
         }
-        let lease_ms = self.lease_ms;
-        self.write(|tx| {
-            let due = retries::due(tx, now_ms, clamp(count), only)?;
-            let mut claims = Vec::with_capacity(due.len());
-            for (token, _dest, json) in due {
-                match entry::decode_retry(Some(&json)) {
-                    Ok(delivery) => {
-                        // The lease is the due time: if this claim is never
-                        // settled the retry simply falls due again.
-                        tx.execute(
-                            "UPDATE retry SET due_ms = $2 WHERE token = $1",
-                            &[&token, &now_ms.saturating_add(lease_ms)],
-                        )?;
-                        claims.push(RetryClaim { token, delivery });
-                    }
-                    Err(why) => {
-                        let letter = entry::broken_retry_letter(&token, Some(&json), &why, now_ms);
-                        insert_dead(tx, &letter)?;
-                        tx.execute("DELETE FROM retry WHERE token = $1", &[&token])?;
-                    }
+        let until = now_ms.saturating_add(self.lease_ms);
+        let count = clamp(count);
+        let due = self.single(|client| retries::claim_due(client, now_ms, until, count, only))?;
+        let mut claims = Vec::with_capacity(due.len());
+        let mut broken = Vec::new();
+        for (token, _dest, json) in due {
+            match entry::decode_retry(Some(&json)) {
+                Ok(delivery) => claims.push(RetryClaim { token, delivery }),
+                Err(why) => {
+                    let letter = entry::broken_retry_letter(&token, Some(&json), &why, now_ms);
+                    broken.push((token, letter));
                 }
             }
-            Ok(claims)
-        })
+        }
+        if !broken.is_empty() {
+            // Leased above: should this fail, they fall due again.
+            self.write(|tx| {
+                broken.iter().try_for_each(|(token, letter)| {
+                    insert_dead(tx, letter)?;
+                    tx.execute("DELETE FROM retry WHERE token = $1", &[token])
+                        .map(drop)
+                })
+            })?;
+        }
+        Ok(claims)
     }
 
     fn renew(&mut self, consumer: &str, entries: &[String], retries: &[String]) -> Result<()> {
@@ -219,17 +237,24 @@ impl Claims for PostgresQueue {
             .map(|key| parse_key(&self.shown, "stream entry", key))
             .collect::<Result<Vec<_>>>()?;
         let lease_until = now_ms() + self.lease_ms;
-        self.write(|tx| {
-            tx.execute(
-                "UPDATE stream SET lease_until = $1
-                 WHERE seq = ANY($2) AND state = 1 AND consumer = $3",
-                &[&lease_until, &seqs, &consumer],
-            )?;
-            tx.execute(
-                "UPDATE retry SET due_ms = $1 WHERE token = ANY($2)",
-                &[&lease_until, &retries],
-            )?;
-            touch(tx, consumer, now_ms())
+        self.single(|client| {
+            client
+                .execute_typed(
+                    "WITH held AS (
+                         UPDATE stream SET lease_until = $1
+                         WHERE seq = ANY($2) AND state = 1 AND consumer = $3),
+                     retried AS (UPDATE retry SET due_ms = $1 WHERE token = ANY($4))
+                     INSERT INTO consumers (name, seen_ms) VALUES ($3, $5)
+                     ON CONFLICT (name) DO UPDATE SET seen_ms = excluded.seen_ms",
+                    &[
+                        (&lease_until, Type::INT8),
+                        (&seqs, Type::INT8_ARRAY),
+                        (&consumer, Type::TEXT),
+                        (&retries, Type::TEXT_ARRAY),
+                        (&now_ms(), Type::INT8),
+                    ],
+                )
+                .map(drop)
         })
     }
 
@@ -254,43 +279,8 @@ impl Settle for PostgresQueue {
             .iter()
             .map(|key| parse_key(&self.shown, "stream entry", key))
             .collect::<Result<Vec<_>>>()?;
-        self.write(|tx| {
-            tx.execute(
-                "UPDATE stream SET state = 2, lease_until = NULL WHERE seq = ANY($1)",
-                &[&acks],
-            )?;
-            // Removed before the new retries go in: a rescheduled retry has
-            // the same token as the claim it replaces.
-            tx.execute(
-                "DELETE FROM retry WHERE token = ANY($1)",
-                &[&settlement.done_retries],
-            )?;
-            // An event erased while it was being delivered stays erased.
-            let guard = lifecycle::any_forgotten(tx)?;
-            let gone = |tx: &mut Transaction, id: &str| -> PgResult<bool> {
-                Ok(guard && lifecycle::is_forgotten(tx, id)?)
-            };
-            for (delivery, due_ms) in &settlement.retries {
-                if !gone(tx, &delivery.event.id)? {
-                    upsert_retry(tx, delivery, *due_ms)?;
-                }
-            }
-            for letter in &settlement.dead {
-                let erased = match &letter.event {
-                    Ok(event) => gone(tx, &event.id)?,
-                    Err(_) => false,
-                };
-                if !erased {
-                    insert_dead(tx, letter)?;
-                }
-            }
-            for record in &settlement.attempts {
-                if !gone(tx, &record.event_id)? {
-                    lifecycle::insert_attempt(tx, record)?;
-                }
-            }
-            retries::add_tallies(tx, &settlement.tallies)?;
-            touch(tx, consumer, now_ms())
+        self.single(|client| {
+            super::settle::settle(client, consumer, &acks, settlement, now_ms()).map(drop)
         })
     }
 }
@@ -308,8 +298,8 @@ impl History for PostgresQueue {
                 tx.query(
                     &format!(
                         "SELECT {STREAM_COLUMNS} FROM stream
-                         WHERE ts_ms >= $1 AND ts_ms < $2 AND (ts_ms, seq) > ($3, $4)
-                         ORDER BY ts_ms, seq LIMIT $5"
+                             WHERE ts_ms >= $1 AND ts_ms < $2 AND (ts_ms, seq) > ($3, $4)
+                             ORDER BY ts_ms, seq LIMIT $5"
                     ),
                     &[&from_ms, &until_ms, &after.0, &after.1, &HISTORY_BATCH],
                 )?
@@ -341,8 +331,8 @@ impl History for PostgresQueue {
                 None => tx.query_one("SELECT coalesce(max(seq), 0) FROM stream", &[])?,
                 Some(from_ms) => tx.query_one(
                     "SELECT coalesce(
-                         (SELECT min(seq) FROM stream WHERE written_ms >= $1) - 1,
-                         (SELECT max(seq) FROM stream), 0)",
+                             (SELECT min(seq) FROM stream WHERE written_ms >= $1) - 1,
+                             (SELECT max(seq) FROM stream), 0)",
                     &[&from_ms],
                 )?,
             };
