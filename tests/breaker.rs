@@ -24,6 +24,7 @@ on_both_backends!(
     refusals_never_open_the_breaker,
     a_429_is_the_rate_limiters_never_the_breakers,
     a_breaker_turned_off_retries_and_dead_letters_as_before,
+    a_reload_that_turns_the_breaker_off_sends_what_it_held,
 );
 
 /// Consecutive failures that open the webhook's breaker in these tests.
@@ -377,4 +378,43 @@ fn absurd_breaker_settings_are_exit_2_naming_file_and_line() {
         );
         assert!(out.stderr.starts_with("events: error: "), "{}", out.stderr);
     }
+}
+
+/// A breaker open for ten minutes, turned off by a reload (`SIGHUP`): what it
+/// held is sent at once, each event once, without waiting out the cooldown.
+fn a_reload_that_turns_the_breaker_off_sends_what_it_held(backend: Backend) {
+    let (home, hook, ops) = setup("{ after = 3, cooldown = \"10m\" }");
+    hook.set_default(Reply::status(503, "down for maintenance"));
+    let env = || events(&backend, home.path(), &hook, &ops);
+    let worker = env().args(["work", "--consumer", "w1"]).spawn();
+    env()
+        .args(["emit", "--stdin"])
+        .stdin(signups(0..20))
+        .run()
+        .success();
+    assert!(
+        wait_until(|| status(env())["breakers"][0]["state"] == "open"),
+        "{}",
+        worker.stderr_so_far()
+    );
+    hook.set_default(Reply::ok());
+    std::fs::write(home.path().join("events.toml"), config("\"off\"")).unwrap();
+    worker.signal("HUP");
+    assert!(
+        wait_until(|| webhook_ids(&hook).len() == 20),
+        "{:?}\n{}",
+        webhook_ids(&hook),
+        worker.stderr_so_far()
+    );
+    assert!(webhook_ids(&hook).values().all(|&n| n == 1));
+    assert!(
+        worker
+            .stderr_so_far()
+            .contains("reloaded the configuration"),
+        "{}",
+        worker.stderr_so_far()
+    );
+    worker.signal("TERM");
+    worker.wait(LONG).success();
+    assert_eq!(status(env())["dead"]["total"], 0);
 }
