@@ -52,7 +52,7 @@ use super::{Context, print};
 use crate::cli::{Format, StatusArgs};
 use crate::event::{format_ts_ms, now_ms};
 use crate::queue::hold::{self, HoldReason};
-use crate::queue::{Backend, Hold, Queue};
+use crate::queue::{Hold, Queue};
 use crate::queue::{Stats, Tally};
 use crate::setup::Setup;
 
@@ -225,7 +225,7 @@ impl Status<'_> {
             Err(e) => (Vec::new(), json!(e.to_string())),
         };
         json!({
-            "backend": {"kind": backend_kind(self.config.backend()), "where": self.location},
+            "backend": {"kind": self.config.backend().kind_name(), "where": self.location},
             "stream": {
                 "length": s.length,
                 "lag": s.lag,
@@ -300,13 +300,4 @@ fn breaker_json(held: &Held) -> Option<Value> {
         "error": breaker.error,
         "waiting": held.waiting,
     }))
-}
-
-fn backend_kind(backend: &Backend) -> &'static str {
-    match backend {
-        Backend::Redis { .. } => "redis",
-        Backend::Sqlite { .. } => "sqlite",
-        Backend::Postgres { .. } => "postgres",
-        Backend::Sentinel { .. } => "redis",
-    }
 }

@@ -6,7 +6,7 @@
 use maud::{DOCTYPE, Markup, html};
 
 use crate::http_server::Answer;
-use crate::queue::{Backend, QueueError};
+use crate::queue::QueueError;
 use crate::sanitize;
 use crate::setup::Setup;
 
@@ -42,17 +42,9 @@ impl View {
     pub fn new(csrf: Option<String>, signed_in: bool, setup: &Setup) -> View {
         View {
             csrf,
-            backend: backend_kind(setup.backend()),
+            backend: setup.backend().kind_name(),
             signed_in,
         }
-    }
-}
-
-pub fn backend_kind(backend: &Backend) -> &'static str {
-    match backend {
-        Backend::Redis { .. } | Backend::Sentinel { .. } => "redis",
-        Backend::Sqlite { .. } => "sqlite",
-        Backend::Postgres { .. } => "postgres",
     }
 }
 

@@ -55,6 +55,18 @@ pub enum Backend {
     },
 }
 
+impl Backend {
+    /// The backend's name, as `status` and the dashboard show it: `redis`
+    /// (Sentinel too), `sqlite` or `postgres`.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Backend::Redis { .. } | Backend::Sentinel { .. } => "redis",
+            Backend::Sqlite { .. } => "sqlite",
+            Backend::Postgres { .. } => "postgres",
+        }
+    }
+}
+
 /// As `Display`: a client's own `Debug` would show the password.
 impl fmt::Debug for Backend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
